@@ -1,0 +1,225 @@
+/* core.h: errors, logging, aligned memory, random numbers, timers and content hashing.
+ *
+ * Everything in safecl that can fail returns an scl_err (0 = OK). The first function to see a
+ * failure calls SCL_ERROR(code, fmt, ...), which records one message naming the file, key or
+ * tensor at fault; every caller above it wraps the call in SCL_CALL(...), which appends one
+ * "at file:line func" frame and returns the code upward, so a failure prints a short traceback
+ * (PETSc's PetscCall pattern). Nothing below main() exits or aborts.
+ *
+ * Randomness: SCL's training randomness is counter-based (Philox4x32-10), keyed by (seed,
+ * stream) with counters (epoch, sample index, draw), so a draw never depends on which rank or
+ * batch handles a sample. MT19937 exists only to reproduce NumPy's legacy permutation for the
+ * class orders of the reference toolboxes. */
+#ifndef SAFECL_CORE_H
+#define SAFECL_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors                                                                                    */
+
+typedef int scl_err;
+enum {
+  SCL_OK = 0,
+  SCL_ERR_NOMEM,    /* allocation failed */
+  SCL_ERR_IO,       /* a file could not be opened, read or written */
+  SCL_ERR_FORMAT,   /* a file's contents are malformed (weights, images, datasets, HDF5) */
+  SCL_ERR_ARG,      /* bad argument or configuration value */
+  SCL_ERR_MPI,      /* an MPI call failed */
+  SCL_ERR_HDF5,     /* an HDF5 call failed */
+  SCL_ERR_LAPACK,   /* LAPACK/ScaLAPACK reported info != 0 */
+  SCL_ERR_NUMERIC,  /* NaN/Inf where a finite value is required */
+  SCL_ERR_STOP,     /* a stop was requested (signal); not a failure of the work itself */
+  SCL_ERR_INTERNAL, /* a broken invariant: a bug in safecl */
+  SCL_ERR_COUNT
+};
+
+#if defined(__GNUC__)
+#define SCL_NODISCARD __attribute__((warn_unused_result))
+#define SCL_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define SCL_NODISCARD
+#define SCL_PRINTF(f, a)
+#endif
+
+/* Records the root-cause message (the first since scl_error_clear) and returns code. */
+scl_err scl_error_raise(scl_err code, const char *file, int line, const char *func,
+                        const char *fmt, ...) SCL_PRINTF(5, 6);
+/* Appends a traceback frame; returns code unchanged. */
+scl_err scl_error_trace(scl_err code, const char *file, int line, const char *func);
+/* The root-cause message of the current error ("" if none); owned by core. */
+const char *scl_error_message(void);
+/* The message plus traceback frames, one per line; owned by core. */
+const char *scl_error_traceback(void);
+void scl_error_clear(void);
+const char *scl_error_name(scl_err code);
+
+#define SCL_ERROR(code, ...) scl_error_raise((code), __FILE__, __LINE__, __func__, __VA_ARGS__)
+
+/* Call a function returning scl_err; on failure add a frame and return the code. */
+#define SCL_CALL(expr)                                                        \
+  do {                                                                        \
+    scl_err scl_call_err_ = (expr);                                           \
+    if (scl_call_err_ != SCL_OK)                                              \
+      return scl_error_trace(scl_call_err_, __FILE__, __LINE__, __func__);    \
+  } while (0)
+
+/* Same, but store the code in `err` and jump to `label` for cleanup. */
+#define SCL_CALL_GOTO(err, expr, label)                                       \
+  do {                                                                        \
+    (err) = (expr);                                                           \
+    if ((err) != SCL_OK) {                                                    \
+      scl_error_trace((err), __FILE__, __LINE__, __func__);                   \
+      goto label;                                                             \
+    }                                                                         \
+  } while (0)
+
+/* Raise an error into `err` and jump to `label`. */
+#define SCL_ERROR_GOTO(err, label, code, ...)                                 \
+  do {                                                                        \
+    (err) = SCL_ERROR((code), __VA_ARGS__);                                   \
+    goto label;                                                               \
+  } while (0)
+
+/* Overflow-checked size arithmetic for element counts taken from files. Return 0 on overflow. */
+int scl_mul_overflows(size_t a, size_t b, size_t *out);
+int scl_add_overflows(size_t a, size_t b, size_t *out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Logging: "[safecl r<rank> <trial>] level: message" on stderr.                            */
+
+typedef enum { SCL_LOG_DEBUG = 0, SCL_LOG_INFO, SCL_LOG_WARN, SCL_LOG_ERROR, SCL_LOG_QUIET } scl_log_level;
+
+void scl_log_set_rank(int rank);              /* -1: no rank shown (default) */
+void scl_log_set_trial(const char *trial_id); /* NULL clears; copied */
+void scl_log_set_level(scl_log_level level);  /* default INFO; env SAFECL_LOG=debug|info|warn|error */
+scl_log_level scl_log_get_level(void);
+void scl_log(scl_log_level level, const char *fmt, ...) SCL_PRINTF(2, 3);
+/* Print the current error with its traceback at ERROR level. */
+void scl_log_error_traceback(void);
+
+#define SCL_DEBUG(...) scl_log(SCL_LOG_DEBUG, __VA_ARGS__)
+#define SCL_INFO(...) scl_log(SCL_LOG_INFO, __VA_ARGS__)
+#define SCL_WARN(...) scl_log(SCL_LOG_WARN, __VA_ARGS__)
+
+/* ---------------------------------------------------------------------------------------- */
+/* Memory                                                                                    */
+
+#define SCL_ALIGN 64
+
+/* 64-byte aligned allocation; `what` names the buffer in the out-of-memory message. */
+SCL_NODISCARD scl_err scl_alloc(size_t bytes, const char *what, void **out);
+/* Same, zero-filled. */
+SCL_NODISCARD scl_err scl_calloc(size_t bytes, const char *what, void **out);
+void scl_free(void *p);
+
+/* A bump allocator over one aligned block, sized once at setup (STYLE.md 7). */
+typedef struct scl_arena {
+  char *base;
+  size_t capacity;
+  size_t used;
+  size_t high_water;
+} scl_arena;
+
+SCL_NODISCARD scl_err scl_arena_create(size_t capacity, const char *what, scl_arena **out);
+void scl_arena_destroy(scl_arena **arena);
+/* 64-byte aligned sub-allocation; fails with a message when capacity would be exceeded. */
+SCL_NODISCARD scl_err scl_arena_alloc(scl_arena *arena, size_t bytes, void **out);
+void scl_arena_reset(scl_arena *arena);
+/* Bytes an arena needs for a sequence of allocations of these sizes (alignment included). */
+size_t scl_arena_round(size_t bytes);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Counter-based RNG: Philox4x32-10 (Salmon et al., SC'11).                                  */
+
+void scl_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
+
+/* A draw stream identified by (seed, stream, epoch, index). Draw k of the stream is a pure
+ * function of those four numbers and k, so it does not depend on batch or rank. */
+typedef struct scl_rng {
+  uint32_t key[2];
+  uint32_t counter[4]; /* [0] block number, [1] index, [2] epoch, [3] stream */
+  uint32_t block[4];
+  int pos;             /* next unused word of block (4 = exhausted) */
+} scl_rng;
+
+/* Well-known stream numbers, so that no two uses share draws. */
+enum {
+  SCL_STREAM_INIT = 1,     /* initial values of new parameters */
+  SCL_STREAM_SHUFFLE = 2,  /* epoch shuffles */
+  SCL_STREAM_AUGMENT = 3,  /* training transforms of one sample */
+  SCL_STREAM_DROPOUT = 4,  /* dropout masks of one sample */
+  SCL_STREAM_PROJECT = 5,  /* random-projection matrices */
+  SCL_STREAM_SPLIT = 6,    /* validation splits */
+  SCL_STREAM_SYNTHETIC = 7 /* the synthetic dataset */
+};
+
+void scl_rng_init(scl_rng *rng, uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t index);
+uint32_t scl_rng_u32(scl_rng *rng);
+double scl_rng_uniform(scl_rng *rng);  /* [0, 1), 53 bits */
+float scl_rng_uniformf(scl_rng *rng);  /* [0, 1), 24 bits */
+double scl_rng_normal(scl_rng *rng);   /* N(0, 1), Box-Muller */
+
+/* ---------------------------------------------------------------------------------------- */
+/* MT19937 and NumPy's legacy RandomState.permutation (METHOD.md a.2).                       */
+
+typedef struct scl_mt19937 {
+  uint32_t mt[624];
+  int mti;
+} scl_mt19937;
+
+void scl_mt19937_seed(scl_mt19937 *mt, uint32_t seed); /* init_genrand */
+uint32_t scl_mt19937_u32(scl_mt19937 *mt);
+/* order[k] = original label that becomes label k; identical to
+ * np.random.seed(seed); np.random.permutation(n). */
+SCL_NODISCARD scl_err scl_np_permutation(uint32_t seed, int64_t n, int64_t *order);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Timers (STYLE.md 16)                                                                      */
+
+#define SCL_TIMER_LIST(X) X(setup) X(data) X(forward) X(backward) X(sync) X(optim) X(solve) X(io)
+typedef enum {
+#define SCL_TIMER_ENUM(name) SCL_TIMER_##name,
+  SCL_TIMER_LIST(SCL_TIMER_ENUM)
+#undef SCL_TIMER_ENUM
+  SCL_TIMER_COUNT
+} scl_timer_id;
+
+typedef struct scl_timers {
+  double total[SCL_TIMER_COUNT];
+  double started[SCL_TIMER_COUNT];
+} scl_timers;
+
+double scl_now(void); /* monotonic seconds */
+void scl_timers_reset(scl_timers *t);
+void scl_timer_start(scl_timers *t, scl_timer_id id);
+void scl_timer_stop(scl_timers *t, scl_timer_id id);
+const char *scl_timer_name(scl_timer_id id);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Content hashing: XXH3-128                                                                 */
+
+typedef struct scl_hash {
+  uint64_t hi, lo;
+} scl_hash;
+
+typedef struct scl_hasher scl_hasher;
+
+scl_hash scl_hash_bytes(const void *data, size_t len);
+SCL_NODISCARD scl_err scl_hasher_create(scl_hasher **out);
+void scl_hasher_update(scl_hasher *h, const void *data, size_t len);
+scl_hash scl_hasher_digest(const scl_hasher *h);
+void scl_hasher_destroy(scl_hasher **h);
+/* 32 lowercase hex digits plus NUL. */
+void scl_hash_hex(scl_hash h, char out[33]);
+/* Hash of a whole file (streamed). */
+SCL_NODISCARD scl_err scl_hash_file(const char *path, scl_hash *out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Small helpers                                                                             */
+
+/* Code version and build information for provenance records; static strings. */
+const char *scl_version(void);     /* e.g. "0.1.0 (git abc123)" */
+
+#endif /* SAFECL_CORE_H */

@@ -1,0 +1,129 @@
+/* test_core.c: core module checks: class orders against NumPy's legacy permutation (METHOD.md
+ * a.2 test vectors), Philox4x32-10 known-answer vectors (Random123 kat_vectors), RNG stream
+ * independence from call order, error traceback, arena bounds, hashing. Exits non-zero on any
+ * failure. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/class_orders.h"
+#include "safecl/core.h"
+
+static int failures;
+#define CHECK(cond, ...)                                  \
+  do {                                                    \
+    if (!(cond)) {                                        \
+      failures++;                                         \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                       \
+      fputc('\n', stderr);                                \
+    }                                                     \
+  } while (0)
+
+static void test_class_orders(void) {
+  const int64_t *want[3] = {order_100, order_200, order_300};
+  const int64_t ns[3] = {100, 200, 300};
+  for (int k = 0; k < 3; k++) {
+    int64_t got[300];
+    CHECK(scl_np_permutation(1993, ns[k], got) == SCL_OK, "permutation failed");
+    int bad = 0;
+    for (int64_t i = 0; i < ns[k]; i++) bad += got[i] != want[k][i];
+    CHECK(bad == 0, "n=%lld: %d positions differ from METHOD.md a.2", (long long)ns[k], bad);
+    printf("class order n=%lld: %s\n", (long long)ns[k], bad ? "MISMATCH" : "identical");
+  }
+}
+
+static void test_philox(void) {
+  /* Random123 kat_vectors, philox4x32 with 10 rounds. */
+  const uint32_t ctr[3][4] = {{0, 0, 0, 0},
+                              {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+                              {0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}};
+  const uint32_t key[3][2] = {{0, 0}, {0xffffffffu, 0xffffffffu}, {0xa4093822u, 0x299f31d0u}};
+  const uint32_t want[3][4] = {{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u},
+                               {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu},
+                               {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}};
+  for (int k = 0; k < 3; k++) {
+    uint32_t out[4];
+    scl_philox4x32_10(ctr[k], key[k], out);
+    CHECK(memcmp(out, want[k], sizeof out) == 0, "philox vector %d: got %08x %08x %08x %08x", k,
+          out[0], out[1], out[2], out[3]);
+  }
+  /* A stream is a pure function of its identity: interleaving other streams changes nothing. */
+  scl_rng a, b, c;
+  scl_rng_init(&a, 42, SCL_STREAM_AUGMENT, 3, 17);
+  double first[9];
+  for (int i = 0; i < 9; i++) first[i] = scl_rng_uniform(&a);
+  scl_rng_init(&b, 42, SCL_STREAM_AUGMENT, 3, 17);
+  scl_rng_init(&c, 42, SCL_STREAM_AUGMENT, 3, 18);
+  for (int i = 0; i < 9; i++) {
+    (void)scl_rng_u32(&c);
+    CHECK(scl_rng_uniform(&b) == first[i], "stream not reproducible at draw %d", i);
+  }
+  /* Moments of the normal and uniform draws. */
+  double s = 0, s2 = 0, u = 0;
+  scl_rng_init(&a, 7, SCL_STREAM_INIT, 0, 0);
+  const int n = 200000;
+  for (int i = 0; i < n; i++) {
+    double z = scl_rng_normal(&a);
+    s += z;
+    s2 += z * z;
+    u += scl_rng_uniformf(&a);
+  }
+  CHECK(fabs(s / n) < 0.01 && fabs(s2 / n - 1.0) < 0.02, "normal moments %g %g", s / n, s2 / n);
+  CHECK(fabs(u / n - 0.5) < 0.005, "uniform mean %g", u / n);
+}
+
+static scl_err inner(void) { return SCL_ERROR(SCL_ERR_FORMAT, "weights.safetensors: tensor x"); }
+static scl_err outer(void) {
+  SCL_CALL(inner());
+  return SCL_OK;
+}
+
+static void test_errors_and_memory(void) {
+  scl_error_clear();
+  CHECK(outer() == SCL_ERR_FORMAT, "error code not propagated");
+  CHECK(strstr(scl_error_message(), "tensor x") != NULL, "message lost");
+  CHECK(strstr(scl_error_traceback(), "inner") && strstr(scl_error_traceback(), "outer"),
+        "traceback lacks frames: %s", scl_error_traceback());
+  scl_error_clear();
+  scl_arena *a = NULL;
+  void *p = NULL, *q = NULL;
+  CHECK(scl_arena_create(1000, "test arena", &a) == SCL_OK, "arena create");
+  CHECK(scl_arena_alloc(a, 10, &p) == SCL_OK && ((uintptr_t)p % SCL_ALIGN) == 0, "alignment");
+  CHECK(scl_arena_alloc(a, 5000, &q) == SCL_ERR_INTERNAL, "overflowing arena not refused");
+  scl_error_clear();
+  scl_arena_destroy(&a);
+  CHECK(a == NULL, "destroy must clear the pointer");
+  scl_arena_destroy(&a);
+  size_t r;
+  CHECK(scl_mul_overflows(SIZE_MAX / 2, 3, &r), "overflow not detected");
+}
+
+static void test_hash(void) {
+  scl_hash h1 = scl_hash_bytes("abc", 3), h2;
+  scl_hasher *h = NULL;
+  CHECK(scl_hasher_create(&h) == SCL_OK, "hasher");
+  scl_hasher_update(h, "a", 1);
+  scl_hasher_update(h, "bc", 2);
+  h2 = scl_hasher_digest(h);
+  scl_hasher_destroy(&h);
+  CHECK(h1.hi == h2.hi && h1.lo == h2.lo, "streaming hash differs from one-shot");
+  /* XXH3-128("abc"), seed 0: the value Debian's `xxh128sum` prints for the bytes "abc". */
+  char hex[33];
+  scl_hash_hex(h1, hex);
+  printf("xxh3-128(abc) = %s\n", hex);
+  CHECK(strcmp(hex, "06b05ab6733a618578af5f94892f3950") == 0, "xxh3-128(abc) = %s", hex);
+}
+
+int main(void) {
+  test_class_orders();
+  test_philox();
+  test_errors_and_memory();
+  test_hash();
+  if (failures) {
+    fprintf(stderr, "test_core: %d failure(s)\n", failures);
+    return 1;
+  }
+  printf("test_core: all checks passed\n");
+  return 0;
+}
