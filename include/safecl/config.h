@@ -1,0 +1,57 @@
+/* config.h: libconfig files and key=value overrides parsed into typed structs.
+ *
+ * Each command describes its configuration as one table of keys (STYLE.md 15): dotted name,
+ * type, bounds, default, help and, for strings, the allowed choices. The same table drives
+ * parsing, validation, `--help` and the canonical effective-config dump that provenance records
+ * and trial identity hash. Unknown keys are errors naming the file and line (or the override). */
+#ifndef SAFECL_CONFIG_H
+#define SAFECL_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "safecl/core.h"
+
+typedef enum { CFG_INT, CFG_FLOAT, CFG_BOOL, CFG_STRING, CFG_FLOATS } cfg_type;
+
+#define CFG_FLOATS_MAX 16
+/* Storage of a CFG_FLOATS key. */
+typedef struct cfg_floats {
+  int n;
+  double v[CFG_FLOATS_MAX];
+} cfg_floats;
+
+/* One key. Storage at `offset` in the config struct: int64_t (INT), double (FLOAT),
+ * int (BOOL), char * (STRING; malloc'ed, freed by cfg_free), cfg_floats (FLOATS). */
+typedef struct cfg_key {
+  const char *name;    /* dotted path, e.g. "data.resize" */
+  cfg_type type;
+  size_t offset;
+  double min, max;     /* inclusive bounds for numbers and for each FLOATS element */
+  const char *def;     /* default, written as it would be on the command line */
+  const char *choices; /* STRING only: "a|b|c", or NULL for free text */
+  const char *help;
+} cfg_key;
+
+typedef struct cfg_schema {
+  const char *command; /* for messages and --help */
+  const cfg_key *keys;
+  int n_keys;
+} cfg_schema;
+
+/* Fills `out` from defaults, then the file at `path` (may be NULL; @include is resolved
+ * relative to the file's directory), then each "key=value" override in order; validates every
+ * value against its bounds. On error nothing needs freeing beyond cfg_free(out). */
+SCL_NODISCARD scl_err cfg_load(const cfg_schema *schema, const char *path, int n_overrides,
+                               char *const *overrides, void *out);
+/* Frees the strings of a struct filled by cfg_load. */
+void cfg_free(const cfg_schema *schema, void *cfg);
+/* The canonical effective config (keys in table order, one `name = value;` per line, strings
+ * quoted): stable text for provenance and hashing. Caller frees with free(). */
+SCL_NODISCARD scl_err cfg_dump(const cfg_schema *schema, const void *cfg, char **text);
+/* The key table as help text. */
+void cfg_print_help(const cfg_schema *schema, FILE *f);
+/* True if `arg` looks like an override (contains '=' before any '/'). */
+int cfg_is_override(const char *arg);
+
+#endif /* SAFECL_CONFIG_H */

@@ -1,0 +1,280 @@
+/* config.c: parse libconfig files and key=value overrides into a struct described by a key table.
+ *
+ * A file is walked setting by setting; every leaf must name a key of the table (unknown keys are
+ * errors with file:line), and its libconfig type must fit the key's type. Overrides are parsed
+ * from text with the same rules. What this does not do: merge several schemas or keep lists of
+ * groups; commands with richer structure (sweeps) layer those on top of one table each. */
+#include "safecl/config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cfg_key *find_key(const cfg_schema *s, const char *name) {
+  for (int i = 0; i < s->n_keys; i++)
+    if (!strcmp(s->keys[i].name, name)) return &s->keys[i];
+  return NULL;
+}
+
+static void *field(void *cfg, const cfg_key *k) { return (char *)cfg + k->offset; }
+
+static const char *type_name(cfg_type t) {
+  static const char *const names[] = {"integer", "number", "boolean", "string", "list of numbers"};
+  return names[t];
+}
+
+static scl_err check_bounds(const cfg_key *k, double v, const char *where) {
+  if (!isfinite(v) || v < k->min || v > k->max)
+    return SCL_ERROR(SCL_ERR_ARG, "%s: %s = %g is out of range [%g, %g]", where, k->name, v, k->min,
+                     k->max);
+  return SCL_OK;
+}
+
+static scl_err check_choice(const cfg_key *k, const char *v, const char *where) {
+  if (!k->choices) return SCL_OK;
+  size_t len = strlen(v);
+  for (const char *c = k->choices; *c;) {
+    const char *bar = strchr(c, '|');
+    size_t n = bar ? (size_t)(bar - c) : strlen(c);
+    if (n == len && !strncmp(c, v, n)) return SCL_OK;
+    c += n + (bar ? 1 : 0);
+  }
+  return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not one of %s", where, k->name, v, k->choices);
+}
+
+static scl_err set_string(const cfg_key *k, void *cfg, const char *v, const char *where) {
+  SCL_CALL(check_choice(k, v, where));
+  char **slot = field(cfg, k);
+  char *copy = strdup(v);
+  if (!copy) return SCL_ERROR(SCL_ERR_NOMEM, "copying %s", k->name);
+  free(*slot);
+  *slot = copy;
+  return SCL_OK;
+}
+
+/* Parses one value from text (defaults and overrides). */
+static scl_err set_from_text(const cfg_key *k, void *cfg, const char *text, const char *where) {
+  char *end = NULL;
+  errno = 0;
+  switch (k->type) {
+    case CFG_INT: {
+      long long v = strtoll(text, &end, 10);
+      if (errno || end == text || *end)
+        return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not an integer", where, k->name, text);
+      SCL_CALL(check_bounds(k, (double)v, where));
+      *(int64_t *)field(cfg, k) = v;
+      return SCL_OK;
+    }
+    case CFG_FLOAT: {
+      double v = strtod(text, &end);
+      if (errno || end == text || *end)
+        return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not a number", where, k->name, text);
+      SCL_CALL(check_bounds(k, v, where));
+      *(double *)field(cfg, k) = v;
+      return SCL_OK;
+    }
+    case CFG_BOOL: {
+      int v;
+      if (!strcmp(text, "true") || !strcmp(text, "1")) v = 1;
+      else if (!strcmp(text, "false") || !strcmp(text, "0")) v = 0;
+      else return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not true/false", where, k->name, text);
+      *(int *)field(cfg, k) = v;
+      return SCL_OK;
+    }
+    case CFG_STRING: {
+      size_t n = strlen(text);
+      if (n >= 2 && text[0] == '"' && text[n - 1] == '"') {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%.*s", (int)(n - 2), text + 1);
+        return set_string(k, cfg, buf, where);
+      }
+      return set_string(k, cfg, text, where);
+    }
+    case CFG_FLOATS: {
+      cfg_floats f = {0};
+      const char *p = text;
+      while (*p == '[' || *p == '(' || *p == ' ') p++;
+      while (*p && *p != ']' && *p != ')') {
+        if (f.n == CFG_FLOATS_MAX)
+          return SCL_ERROR(SCL_ERR_ARG, "%s: %s has more than %d values", where, k->name,
+                           CFG_FLOATS_MAX);
+        double v = strtod(p, &end);
+        if (end == p)
+          return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not a list of numbers", where,
+                           k->name, text);
+        SCL_CALL(check_bounds(k, v, where));
+        f.v[f.n++] = v;
+        p = end;
+        while (*p == ',' || *p == ' ') p++;
+      }
+      *(cfg_floats *)field(cfg, k) = f;
+      return SCL_OK;
+    }
+  }
+  return SCL_ERROR(SCL_ERR_INTERNAL, "key %s has no type", k->name);
+}
+
+/* Copies one libconfig leaf into the struct, checking its type. */
+static scl_err set_from_setting(const cfg_key *k, void *cfg, config_setting_t *s,
+                                const char *where) {
+  int t = config_setting_type(s);
+  switch (k->type) {
+    case CFG_INT:
+      if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) break;
+      SCL_CALL(check_bounds(k, (double)config_setting_get_int64(s), where));
+      *(int64_t *)field(cfg, k) = config_setting_get_int64(s);
+      return SCL_OK;
+    case CFG_FLOAT: {
+      if (t != CONFIG_TYPE_FLOAT && t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) break;
+      double v = t == CONFIG_TYPE_FLOAT ? config_setting_get_float(s)
+                                        : (double)config_setting_get_int64(s);
+      SCL_CALL(check_bounds(k, v, where));
+      *(double *)field(cfg, k) = v;
+      return SCL_OK;
+    }
+    case CFG_BOOL:
+      if (t != CONFIG_TYPE_BOOL) break;
+      *(int *)field(cfg, k) = config_setting_get_bool(s);
+      return SCL_OK;
+    case CFG_STRING:
+      if (t != CONFIG_TYPE_STRING) break;
+      return set_string(k, cfg, config_setting_get_string(s), where);
+    case CFG_FLOATS: {
+      if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) break;
+      int n = config_setting_length(s);
+      if (n > CFG_FLOATS_MAX)
+        return SCL_ERROR(SCL_ERR_ARG, "%s: %s has %d values, at most %d allowed", where, k->name,
+                         n, CFG_FLOATS_MAX);
+      cfg_floats f = {.n = n};
+      for (int i = 0; i < n; i++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        int et = config_setting_type(e);
+        if (et != CONFIG_TYPE_FLOAT && et != CONFIG_TYPE_INT && et != CONFIG_TYPE_INT64)
+          return SCL_ERROR(SCL_ERR_ARG, "%s: %s[%d] is not a number", where, k->name, i);
+        f.v[i] = et == CONFIG_TYPE_FLOAT ? config_setting_get_float(e)
+                                         : (double)config_setting_get_int64(e);
+        SCL_CALL(check_bounds(k, f.v[i], where));
+      }
+      *(cfg_floats *)field(cfg, k) = f;
+      return SCL_OK;
+    }
+  }
+  return SCL_ERROR(SCL_ERR_ARG, "%s: %s must be of type %s", where, k->name, type_name(k->type));
+}
+
+/* Walks a group recursively, building dotted names. */
+static scl_err walk_group(const cfg_schema *schema, config_setting_t *group, const char *prefix,
+                          void *cfg) {
+  int n = config_setting_length(group);
+  for (int i = 0; i < n; i++) {
+    config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+    char name[256], where[1100];
+    snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? "." : "", config_setting_name(s));
+    const char *file = config_setting_source_file(s);
+    snprintf(where, sizeof where, "%s:%d", file ? file : "?", config_setting_source_line(s));
+    if (!prefix[0] && !strcmp(name, "include")) continue; /* layered files: see load_file */
+    if (config_setting_type(s) == CONFIG_TYPE_GROUP) {
+      SCL_CALL(walk_group(schema, s, name, cfg));
+      continue;
+    }
+    const cfg_key *k = find_key(schema, name);
+    if (!k)
+      return SCL_ERROR(SCL_ERR_ARG, "%s: unknown key '%s' for '%s' (see safecl %s --help)", where,
+                       name, schema->command, schema->command);
+    SCL_CALL(set_from_setting(k, cfg, s, where));
+  }
+  return SCL_OK;
+}
+
+static scl_err load_file(const cfg_schema *schema, const char *path, void *cfg, int depth);
+
+/* `include = "a.cfg";` or `include = ["a.cfg", "b.cfg"];` at top level loads those files first
+ * (relative to this file's directory), so that this file's keys override theirs. libconfig's
+ * own @include is textual and cannot override, which is why layering is done here. */
+static scl_err load_includes(const cfg_schema *schema, config_t *lc, const char *dir, void *cfg,
+                             int depth) {
+  config_setting_t *inc = config_lookup(lc, "include");
+  if (!inc) return SCL_OK;
+  int is_str = config_setting_type(inc) == CONFIG_TYPE_STRING;
+  int n = is_str ? 1 : config_setting_length(inc);
+  for (int i = 0; i < n; i++) {
+    config_setting_t *e = is_str ? inc : config_setting_get_elem(inc, (unsigned)i);
+    const char *rel = e ? config_setting_get_string(e) : NULL;
+    if (!rel)
+      return SCL_ERROR(SCL_ERR_ARG, "%s:%d: include must be a string or a list of strings",
+                       config_setting_source_file(inc), config_setting_source_line(inc));
+    char path[4096];
+    if (rel[0] == '/' || !dir[0]) snprintf(path, sizeof path, "%s", rel);
+    else snprintf(path, sizeof path, "%s/%s", dir, rel);
+    SCL_CALL(load_file(schema, path, cfg, depth + 1));
+  }
+  return SCL_OK;
+}
+
+static scl_err load_file(const cfg_schema *schema, const char *path, void *cfg, int depth) {
+  if (depth > 16)
+    return SCL_ERROR(SCL_ERR_ARG, "%s: includes nested more than 16 deep (a cycle?)", path);
+  config_t lc;
+  config_init(&lc);
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash) {
+    *slash = '\0';
+    config_set_include_dir(&lc, dir);
+  } else {
+    dir[0] = '\0';
+  }
+  scl_err err = SCL_OK;
+  if (!config_read_file(&lc, path)) {
+    const char *f = config_error_file(&lc);
+    if (config_error_type(&lc) == CONFIG_ERR_FILE_IO && !f)
+      err = SCL_ERROR(SCL_ERR_IO, "%s: cannot read config file: %s", path, strerror(errno));
+    else
+      err = SCL_ERROR(SCL_ERR_ARG, "%s:%d: %s", f ? f : path, config_error_line(&lc),
+                      config_error_text(&lc));
+  } else {
+    err = load_includes(schema, &lc, dir, cfg, depth);
+    if (!err) err = walk_group(schema, config_root_setting(&lc), "", cfg);
+    if (err) scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  config_destroy(&lc);
+  return err;
+}
+
+int cfg_is_override(const char *arg) {
+  const char *eq = strchr(arg, '=');
+  const char *sl = strchr(arg, '/');
+  return eq && (!sl || eq < sl) && eq != arg;
+}
+
+scl_err cfg_load(const cfg_schema *schema, const char *path, int n_overrides,
+                 char *const *overrides, void *out) {
+  for (int i = 0; i < schema->n_keys; i++)
+    SCL_CALL(set_from_text(&schema->keys[i], out, schema->keys[i].def, "default"));
+  if (path) SCL_CALL(load_file(schema, path, out, 0));
+  for (int i = 0; i < n_overrides; i++) {
+    const char *eq = strchr(overrides[i], '=');
+    if (!eq)
+      return SCL_ERROR(SCL_ERR_ARG, "override '%s' is not of the form key=value", overrides[i]);
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)(eq - overrides[i]), overrides[i]);
+    const cfg_key *k = find_key(schema, name);
+    if (!k)
+      return SCL_ERROR(SCL_ERR_ARG, "command line: unknown key '%s' (see safecl %s --help)", name,
+                       schema->command);
+    SCL_CALL(set_from_text(k, out, eq + 1, "command line"));
+  }
+  return SCL_OK;
+}
+
+void cfg_free(const cfg_schema *schema, void *cfg) {
+  for (int i = 0; i < schema->n_keys; i++) {
+    if (schema->keys[i].type != CFG_STRING) continue;
+    char **slot = field(cfg, &schema->keys[i]);
+    free(*slot);
+    *slot = NULL;
+  }
+}

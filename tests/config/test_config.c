@@ -1,0 +1,115 @@
+/* test_config.c: the table-driven config parser: defaults, files with @include, overrides,
+ * unknown keys with file:line, type, bound and choice errors, and the canonical dump. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "safecl/config.h"
+
+typedef struct demo_cfg {
+  int64_t batch;
+  double lr;
+  int flip;
+  char *format;
+  cfg_floats mean;
+} demo_cfg;
+
+static const cfg_key demo_keys[] = {
+    {"train.batch", CFG_INT, offsetof(demo_cfg, batch), 1, 4096, "48", NULL, "batch size"},
+    {"train.lr", CFG_FLOAT, offsetof(demo_cfg, lr), 0, 10, "0.01", NULL, "learning rate"},
+    {"data.flip", CFG_BOOL, offsetof(demo_cfg, flip), 0, 1, "true", NULL, "flip"},
+    {"data.format", CFG_STRING, offsetof(demo_cfg, format), 0, 0, "synthetic",
+     "folder|cifar100|synthetic", "reader"},
+    {"data.mean", CFG_FLOATS, offsetof(demo_cfg, mean), -10, 10, "[]", NULL, "mean"},
+};
+static const cfg_schema demo = {"demo", demo_keys, 5};
+
+static int failures;
+#define CHECK(c, ...)                                                             \
+  do {                                                                            \
+    if (!(c)) {                                                                   \
+      failures++;                                                                 \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                        \
+      fprintf(stderr, __VA_ARGS__);                                               \
+      fputc('\n', stderr);                                                        \
+    }                                                                             \
+  } while (0)
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  fputs(text, f);
+  fclose(f);
+}
+
+/* Loads and expects failure with a message containing `needle`. */
+static void expect_error(const char *path, int n, char **ov, const char *needle) {
+  demo_cfg c = {0};
+  scl_error_clear();
+  scl_err err = cfg_load(&demo, path, n, ov, &c);
+  CHECK(err == SCL_ERR_ARG, "expected SCL_ERR_ARG for %s, got %d", needle, err);
+  CHECK(strstr(scl_error_message(), needle) != NULL, "message '%s' lacks '%s'",
+        scl_error_message(), needle);
+  printf("refused as expected: %s\n", scl_error_message());
+  cfg_free(&demo, &c);
+  scl_error_clear();
+}
+
+int main(void) {
+  char dir[] = "/tmp/safecl_cfg_XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  char base[512], main_cfg[512], bad[512];
+  snprintf(base, sizeof base, "%s/base.cfg", dir);
+  snprintf(main_cfg, sizeof main_cfg, "%s/main.cfg", dir);
+  snprintf(bad, sizeof bad, "%s/bad.cfg", dir);
+  write_file(base, "train = { lr = 0.5; batch = 99; };\n");
+  write_file(main_cfg, "include = \"base.cfg\";\ntrain: { batch = 16; };\ndata = { mean = [0.5, 0.25, 1.0]; };\n");
+
+  demo_cfg c = {0};
+  char *ov[] = {"data.format=folder", "data.flip=false"};
+  CHECK(cfg_load(&demo, main_cfg, 2, ov, &c) == SCL_OK, "load: %s", scl_error_message());
+  CHECK(c.batch == 16 && c.lr == 0.5 && c.flip == 0, "values %lld %g %d", (long long)c.batch, c.lr,
+        c.flip);
+  CHECK(!strcmp(c.format, "folder") && c.mean.n == 3 && c.mean.v[1] == 0.25, "string/floats");
+  char *text = NULL;
+  CHECK(cfg_dump(&demo, &c, &text) == SCL_OK, "dump");
+  const char *want =
+      "train.batch = 16;\ntrain.lr = 0.5;\ndata.flip = false;\ndata.format = \"folder\";\n"
+      "data.mean = [0.5, 0.25, 1];\n";
+  CHECK(text && !strcmp(text, want), "dump:\n%s", text);
+  free(text);
+  cfg_free(&demo, &c);
+
+  write_file(bad, "train = {\n  batch = 8;\n  momentum = 0.9;\n};\n");
+  expect_error(bad, 0, NULL, "bad.cfg:3: unknown key 'train.momentum'");
+  write_file(bad, "train = { batch = 0; };\n");
+  expect_error(bad, 0, NULL, "out of range");
+  write_file(bad, "train = { batch = \"x\"; };\n");
+  expect_error(bad, 0, NULL, "must be of type integer");
+  write_file(bad, "train = { batch = 8;\n");
+  expect_error(bad, 0, NULL, "bad.cfg:2:");
+  char *ov_bad[] = {"data.format=jpeg"};
+  expect_error(NULL, 1, ov_bad, "not one of folder|cifar100|synthetic");
+  char *ov_unknown[] = {"train.epochs=3"};
+  expect_error(NULL, 1, ov_unknown, "unknown key 'train.epochs'");
+  char *ov_num[] = {"train.lr=fast"};
+  expect_error(NULL, 1, ov_num, "is not a number");
+  {
+    demo_cfg d = {0};
+    scl_error_clear();
+    CHECK(cfg_load(&demo, "/nonexistent/x.cfg", 0, NULL, &d) == SCL_ERR_IO, "missing file");
+    printf("refused as expected: %s\n", scl_error_message());
+    cfg_free(&demo, &d);
+  }
+  unlink(base);
+  unlink(main_cfg);
+  unlink(bad);
+  rmdir(dir);
+  if (failures) {
+    fprintf(stderr, "test_config: %d failure(s)\n", failures);
+    return 1;
+  }
+  printf("test_config: all checks passed\n");
+  return 0;
+}
