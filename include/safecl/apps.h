@@ -1,0 +1,10 @@
+/* apps.h: the subcommands of the `safecl` executable. Each takes argv with argv[0] = its own
+ * name, parses only its arguments, and returns the process exit status (0 ok, 1 failure,
+ * 2 usage error). */
+#ifndef SAFECL_APPS_H
+#define SAFECL_APPS_H
+
+int cmd_features(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif /* SAFECL_APPS_H */
