@@ -24,7 +24,7 @@ typedef struct cfg_floats {
 /* One key. Storage at `offset` in the config struct: int64_t (INT), double (FLOAT),
  * int (BOOL), char * (STRING; malloc'ed, freed by cfg_free), cfg_floats (FLOATS). */
 typedef struct cfg_key {
-  const char *name;    /* dotted path, e.g. "data.resize" */
+  const char *name; /* dotted path, e.g. "data.resize" */
   cfg_type type;
   size_t offset;
   double min, max;     /* inclusive bounds for numbers and for each FLOATS element */

@@ -44,8 +44,8 @@ enum {
 #endif
 
 /* Records the root-cause message (the first since scl_error_clear) and returns code. */
-scl_err scl_error_raise(scl_err code, const char *file, int line, const char *func,
-                        const char *fmt, ...) SCL_PRINTF(5, 6);
+scl_err scl_error_raise(scl_err code, const char *file, int line, const char *func, const char *fmt,
+                        ...) SCL_PRINTF(5, 6);
 /* Appends a traceback frame; returns code unchanged. */
 scl_err scl_error_trace(scl_err code, const char *file, int line, const char *func);
 /* The root-cause message of the current error ("" if none); owned by core. */
@@ -58,28 +58,28 @@ const char *scl_error_name(scl_err code);
 #define SCL_ERROR(code, ...) scl_error_raise((code), __FILE__, __LINE__, __func__, __VA_ARGS__)
 
 /* Call a function returning scl_err; on failure add a frame and return the code. */
-#define SCL_CALL(expr)                                                        \
-  do {                                                                        \
-    scl_err scl_call_err_ = (expr);                                           \
-    if (scl_call_err_ != SCL_OK)                                              \
-      return scl_error_trace(scl_call_err_, __FILE__, __LINE__, __func__);    \
+#define SCL_CALL(expr)                                                     \
+  do {                                                                     \
+    scl_err scl_call_err_ = (expr);                                        \
+    if (scl_call_err_ != SCL_OK)                                           \
+      return scl_error_trace(scl_call_err_, __FILE__, __LINE__, __func__); \
   } while (0)
 
 /* Same, but store the code in `err` and jump to `label` for cleanup. */
-#define SCL_CALL_GOTO(err, expr, label)                                       \
-  do {                                                                        \
-    (err) = (expr);                                                           \
-    if ((err) != SCL_OK) {                                                    \
-      scl_error_trace((err), __FILE__, __LINE__, __func__);                   \
-      goto label;                                                             \
-    }                                                                         \
+#define SCL_CALL_GOTO(err, expr, label)                     \
+  do {                                                      \
+    (err) = (expr);                                         \
+    if ((err) != SCL_OK) {                                  \
+      scl_error_trace((err), __FILE__, __LINE__, __func__); \
+      goto label;                                           \
+    }                                                       \
   } while (0)
 
 /* Raise an error into `err` and jump to `label`. */
-#define SCL_ERROR_GOTO(err, label, code, ...)                                 \
-  do {                                                                        \
-    (err) = SCL_ERROR((code), __VA_ARGS__);                                   \
-    goto label;                                                               \
+#define SCL_ERROR_GOTO(err, label, code, ...) \
+  do {                                        \
+    (err) = SCL_ERROR((code), __VA_ARGS__);   \
+    goto label;                               \
   } while (0)
 
 /* Overflow-checked size arithmetic for element counts taken from files. Return 0 on overflow. */
@@ -89,11 +89,18 @@ int scl_add_overflows(size_t a, size_t b, size_t *out);
 /* ---------------------------------------------------------------------------------------- */
 /* Logging: "[safecl r<rank> <trial>] level: message" on stderr.                            */
 
-typedef enum { SCL_LOG_DEBUG = 0, SCL_LOG_INFO, SCL_LOG_WARN, SCL_LOG_ERROR, SCL_LOG_QUIET } scl_log_level;
+typedef enum {
+  SCL_LOG_DEBUG = 0,
+  SCL_LOG_INFO,
+  SCL_LOG_WARN,
+  SCL_LOG_ERROR,
+  SCL_LOG_QUIET
+} scl_log_level;
 
 void scl_log_set_rank(int rank);              /* -1: no rank shown (default) */
 void scl_log_set_trial(const char *trial_id); /* NULL clears; copied */
-void scl_log_set_level(scl_log_level level);  /* default INFO; env SAFECL_LOG=debug|info|warn|error */
+void scl_log_set_level(
+    scl_log_level level); /* default INFO; env SAFECL_LOG=debug|info|warn|error */
 scl_log_level scl_log_get_level(void);
 void scl_log(scl_log_level level, const char *fmt, ...) SCL_PRINTF(2, 3);
 /* Print the current error with its traceback at ERROR level. */
@@ -141,7 +148,7 @@ typedef struct scl_rng {
   uint32_t key[2];
   uint32_t counter[4]; /* [0] block number, [1] index, [2] epoch, [3] stream */
   uint32_t block[4];
-  int pos;             /* next unused word of block (4 = exhausted) */
+  int pos; /* next unused word of block (4 = exhausted) */
 } scl_rng;
 
 /* Well-known stream numbers, so that no two uses share draws. */
@@ -157,9 +164,9 @@ enum {
 
 void scl_rng_init(scl_rng *rng, uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t index);
 uint32_t scl_rng_u32(scl_rng *rng);
-double scl_rng_uniform(scl_rng *rng);  /* [0, 1), 53 bits */
-float scl_rng_uniformf(scl_rng *rng);  /* [0, 1), 24 bits */
-double scl_rng_normal(scl_rng *rng);   /* N(0, 1), Box-Muller */
+double scl_rng_uniform(scl_rng *rng); /* [0, 1), 53 bits */
+float scl_rng_uniformf(scl_rng *rng); /* [0, 1), 24 bits */
+double scl_rng_normal(scl_rng *rng);  /* N(0, 1), Box-Muller */
 
 /* ---------------------------------------------------------------------------------------- */
 /* MT19937 and NumPy's legacy RandomState.permutation (METHOD.md a.2).                       */
@@ -183,7 +190,7 @@ typedef enum {
 #define SCL_TIMER_ENUM(name) SCL_TIMER_##name,
   SCL_TIMER_LIST(SCL_TIMER_ENUM)
 #undef SCL_TIMER_ENUM
-  SCL_TIMER_COUNT
+      SCL_TIMER_COUNT
 } scl_timer_id;
 
 typedef struct scl_timers {
@@ -220,6 +227,6 @@ SCL_NODISCARD scl_err scl_hash_file(const char *path, scl_hash *out);
 /* Small helpers                                                                             */
 
 /* Code version and build information for provenance records; static strings. */
-const char *scl_version(void);     /* e.g. "0.1.0 (git abc123)" */
+const char *scl_version(void); /* e.g. "0.1.0 (git abc123)" */
 
 #endif /* SAFECL_CORE_H */

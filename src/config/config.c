@@ -77,9 +77,12 @@ static scl_err set_from_text(const cfg_key *k, void *cfg, const char *text, cons
     }
     case CFG_BOOL: {
       int v;
-      if (!strcmp(text, "true") || !strcmp(text, "1")) v = 1;
-      else if (!strcmp(text, "false") || !strcmp(text, "0")) v = 0;
-      else return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not true/false", where, k->name, text);
+      if (!strcmp(text, "true") || !strcmp(text, "1"))
+        v = 1;
+      else if (!strcmp(text, "false") || !strcmp(text, "0"))
+        v = 0;
+      else
+        return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not true/false", where, k->name, text);
       *(int *)field(cfg, k) = v;
       return SCL_OK;
     }
@@ -102,8 +105,8 @@ static scl_err set_from_text(const cfg_key *k, void *cfg, const char *text, cons
                            CFG_FLOATS_MAX);
         double v = strtod(p, &end);
         if (end == p)
-          return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not a list of numbers", where,
-                           k->name, text);
+          return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not a list of numbers", where, k->name,
+                           text);
         SCL_CALL(check_bounds(k, v, where));
         f.v[f.n++] = v;
         p = end;
@@ -145,8 +148,8 @@ static scl_err set_from_setting(const cfg_key *k, void *cfg, config_setting_t *s
       if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) break;
       int n = config_setting_length(s);
       if (n > CFG_FLOATS_MAX)
-        return SCL_ERROR(SCL_ERR_ARG, "%s: %s has %d values, at most %d allowed", where, k->name,
-                         n, CFG_FLOATS_MAX);
+        return SCL_ERROR(SCL_ERR_ARG, "%s: %s has %d values, at most %d allowed", where, k->name, n,
+                         CFG_FLOATS_MAX);
       cfg_floats f = {.n = n};
       for (int i = 0; i < n; i++) {
         config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
@@ -206,8 +209,10 @@ static scl_err load_includes(const cfg_schema *schema, config_t *lc, const char 
       return SCL_ERROR(SCL_ERR_ARG, "%s:%d: include must be a string or a list of strings",
                        config_setting_source_file(inc), config_setting_source_line(inc));
     char path[4096];
-    if (rel[0] == '/' || !dir[0]) snprintf(path, sizeof path, "%s", rel);
-    else snprintf(path, sizeof path, "%s/%s", dir, rel);
+    if (rel[0] == '/' || !dir[0])
+      snprintf(path, sizeof path, "%s", rel);
+    else
+      snprintf(path, sizeof path, "%s/%s", dir, rel);
     SCL_CALL(load_file(schema, path, cfg, depth + 1));
   }
   return SCL_OK;

@@ -38,8 +38,8 @@ static const char *file_base(const char *file) {
   return s ? s : file;
 }
 
-scl_err scl_error_raise(scl_err code, const char *file, int line, const char *func,
-                        const char *fmt, ...) {
+scl_err scl_error_raise(scl_err code, const char *file, int line, const char *func, const char *fmt,
+                        ...) {
   char msg[SCL_ERR_MSG_MAX];
   va_list ap;
   va_start(ap, fmt);
@@ -78,18 +78,21 @@ void scl_error_clear(void) {
 }
 
 const char *scl_error_name(scl_err code) {
-  static const char *const names[SCL_ERR_COUNT] = {
-      "ok",           "out of memory",   "I/O error",       "malformed input",
-      "bad argument", "MPI error",       "HDF5 error",      "LAPACK error",
-      "non-finite value", "stop requested", "internal error"};
+  static const char *const names[SCL_ERR_COUNT] = {"ok",
+                                                   "out of memory",
+                                                   "I/O error",
+                                                   "malformed input",
+                                                   "bad argument",
+                                                   "MPI error",
+                                                   "HDF5 error",
+                                                   "LAPACK error",
+                                                   "non-finite value",
+                                                   "stop requested",
+                                                   "internal error"};
   if (code < 0 || code >= SCL_ERR_COUNT) return "unknown error";
   return names[code];
 }
 
-int scl_mul_overflows(size_t a, size_t b, size_t *out) {
-  return __builtin_mul_overflow(a, b, out);
-}
+int scl_mul_overflows(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
 
-int scl_add_overflows(size_t a, size_t b, size_t *out) {
-  return __builtin_add_overflow(a, b, out);
-}
+int scl_add_overflows(size_t a, size_t b, size_t *out) { return __builtin_add_overflow(a, b, out); }

@@ -32,10 +32,14 @@ scl_log_level scl_log_get_level(void) {
     const char *env = getenv("SAFECL_LOG");
     log_level = SCL_LOG_INFO;
     if (env) {
-      if (!strcasecmp(env, "debug")) log_level = SCL_LOG_DEBUG;
-      else if (!strcasecmp(env, "warn")) log_level = SCL_LOG_WARN;
-      else if (!strcasecmp(env, "error")) log_level = SCL_LOG_ERROR;
-      else if (!strcasecmp(env, "quiet")) log_level = SCL_LOG_QUIET;
+      if (!strcasecmp(env, "debug"))
+        log_level = SCL_LOG_DEBUG;
+      else if (!strcasecmp(env, "warn"))
+        log_level = SCL_LOG_WARN;
+      else if (!strcasecmp(env, "error"))
+        log_level = SCL_LOG_ERROR;
+      else if (!strcasecmp(env, "quiet"))
+        log_level = SCL_LOG_QUIET;
     }
   }
   return (scl_log_level)log_level;

@@ -58,7 +58,9 @@ double scl_rng_uniform(scl_rng *rng) {
   return ((double)a * 67108864.0 + (double)b) * (1.0 / 9007199254740992.0);
 }
 
-float scl_rng_uniformf(scl_rng *rng) { return (float)(scl_rng_u32(rng) >> 8) * (1.0f / 16777216.0f); }
+float scl_rng_uniformf(scl_rng *rng) {
+  return (float)(scl_rng_u32(rng) >> 8) * (1.0f / 16777216.0f);
+}
 
 double scl_rng_normal(scl_rng *rng) {
   /* Box-Muller with u1 in (0, 1] so that log never sees 0; one normal per call keeps the draw

@@ -16,7 +16,7 @@
 #include "safecl/vit.h"
 
 #define K(name, type, field, lo, hi, def, choices, help) \
-  {name, type, offsetof(run_features_cfg, field), lo, hi, def, choices, help}
+  { name, type, offsetof(run_features_cfg, field), lo, hi, def, choices, help }
 
 static const cfg_key features_keys[] = {
     K("backbone.arch", CFG_STRING, arch, 0, 0, "vit_tiny_patch16_224",
@@ -39,7 +39,8 @@ static const cfg_key features_keys[] = {
     K("data.mean", CFG_FLOATS, mean, -10, 10, "[]", NULL,
       "per-channel mean to subtract after ToTensor; [] = none (the SAFE default)"),
     K("data.std", CFG_FLOATS, std, 1e-6, 100, "[]", NULL, "per-channel std; [] = none"),
-    K("data.limit", CFG_INT, limit, 0, 1e12, "0", NULL, "extract only the first N samples; 0 = all"),
+    K("data.limit", CFG_INT, limit, 0, 1e12, "0", NULL,
+      "extract only the first N samples; 0 = all"),
     K("data.synthetic.classes", CFG_INT, syn_classes, 1, 100000, "10", NULL,
       "synthetic: number of classes"),
     K("data.synthetic.per_class", CFG_INT, syn_per_class, 1, 1000000, "8", NULL,
@@ -64,7 +65,7 @@ typedef struct features_job {
   int64_t n, dim;
   float *features; /* n x dim */
   int32_t *labels;
-  float *images;   /* batch x 3 x crop x crop */
+  float *images; /* batch x 3 x crop x crop */
   void *scratch;
   size_t scratch_bytes;
   float mean[3], std[3];
@@ -85,9 +86,13 @@ static scl_err check_norm(const run_features_cfg *cfg, features_job *job) {
 }
 
 static scl_err open_inputs(const run_features_cfg *cfg, features_job *job) {
-  data_source src = {.format = cfg->format, .root = cfg->root, .split = cfg->split,
-                     .n_classes = cfg->syn_classes, .per_class = cfg->syn_per_class,
-                     .image_size = (int)cfg->syn_size, .seed = (uint64_t)cfg->syn_seed};
+  data_source src = {.format = cfg->format,
+                     .root = cfg->root,
+                     .split = cfg->split,
+                     .n_classes = cfg->syn_classes,
+                     .per_class = cfg->syn_per_class,
+                     .image_size = (int)cfg->syn_size,
+                     .seed = (uint64_t)cfg->syn_seed};
   if (strcmp(cfg->format, "synthetic") && !cfg->root[0])
     return SCL_ERROR(SCL_ERR_ARG, "data.root is empty; data.format = \"%s\" needs it", cfg->format);
   SCL_CALL(data_dataset_open(&src, &job->ds));
@@ -124,8 +129,8 @@ static scl_err alloc_buffers(const run_features_cfg *cfg, features_job *job) {
 
 /* Grows the transform scratch to fit an image of this size. */
 static scl_err ensure_scratch(features_job *job, const data_image *img) {
-  size_t need = data_test_transform_scratch_bytes(img->w, img->h, (int)job->cfg->resize,
-                                                  (int)job->cfg->crop);
+  size_t need =
+      data_test_transform_scratch_bytes(img->w, img->h, (int)job->cfg->resize, (int)job->cfg->crop);
   if (need <= job->scratch_bytes) return SCL_OK;
   scl_free(job->scratch);
   job->scratch = NULL;
@@ -147,21 +152,22 @@ static scl_err extract(features_job *job) {
     for (int64_t i = 0; i < b; i++) {
       SCL_CALL_GOTO(err, data_dataset_read(job->ds, start + i, &img), done);
       SCL_CALL_GOTO(err, ensure_scratch(job, &img), done);
-      SCL_CALL_GOTO(err, data_test_transform(&img, (int)cfg->resize, (int)cfg->crop,
-                                             job->normalise ? job->mean : NULL,
-                                             job->normalise ? job->std : NULL,
-                                             job->images + i * per_image, job->scratch,
-                                             job->scratch_bytes), done);
+      SCL_CALL_GOTO(
+          err,
+          data_test_transform(&img, (int)cfg->resize, (int)cfg->crop,
+                              job->normalise ? job->mean : NULL, job->normalise ? job->std : NULL,
+                              job->images + i * per_image, job->scratch, job->scratch_bytes),
+          done);
       job->labels[start + i] = (int32_t)data_dataset_label(job->ds, start + i);
     }
     double t1 = scl_now();
-    SCL_CALL_GOTO(err, vit_model_forward(job->model, job->images, b,
-                                         job->features + start * job->dim), done);
+    SCL_CALL_GOTO(
+        err, vit_model_forward(job->model, job->images, b, job->features + start * job->dim), done);
     job->t_data += t1 - t0;
     job->t_forward += scl_now() - t1;
     if (scl_now() - t_log > 10.0 || start + b == job->n) {
-      SCL_INFO("features: %lld/%lld images, %.2f img/s", (long long)(start + b),
-               (long long)job->n, (double)(start + b) / (job->t_data + job->t_forward));
+      SCL_INFO("features: %lld/%lld images, %.2f img/s", (long long)(start + b), (long long)job->n,
+               (double)(start + b) / (job->t_data + job->t_forward));
       t_log = scl_now();
     }
   }

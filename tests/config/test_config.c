@@ -27,14 +27,14 @@ static const cfg_key demo_keys[] = {
 static const cfg_schema demo = {"demo", demo_keys, 5};
 
 static int failures;
-#define CHECK(c, ...)                                                             \
-  do {                                                                            \
-    if (!(c)) {                                                                   \
-      failures++;                                                                 \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                        \
-      fprintf(stderr, __VA_ARGS__);                                               \
-      fputc('\n', stderr);                                                        \
-    }                                                                             \
+#define CHECK(c, ...)                                      \
+  do {                                                     \
+    if (!(c)) {                                            \
+      failures++;                                          \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                        \
+      fputc('\n', stderr);                                 \
+    }                                                      \
   } while (0)
 
 static void write_file(const char *path, const char *text) {
@@ -49,8 +49,8 @@ static void expect_error(const char *path, int n, char **ov, const char *needle)
   scl_error_clear();
   scl_err err = cfg_load(&demo, path, n, ov, &c);
   CHECK(err == SCL_ERR_ARG, "expected SCL_ERR_ARG for %s, got %d", needle, err);
-  CHECK(strstr(scl_error_message(), needle) != NULL, "message '%s' lacks '%s'",
-        scl_error_message(), needle);
+  CHECK(strstr(scl_error_message(), needle) != NULL, "message '%s' lacks '%s'", scl_error_message(),
+        needle);
   printf("refused as expected: %s\n", scl_error_message());
   cfg_free(&demo, &c);
   scl_error_clear();
@@ -64,7 +64,9 @@ int main(void) {
   snprintf(main_cfg, sizeof main_cfg, "%s/main.cfg", dir);
   snprintf(bad, sizeof bad, "%s/bad.cfg", dir);
   write_file(base, "train = { lr = 0.5; batch = 99; };\n");
-  write_file(main_cfg, "include = \"base.cfg\";\ntrain: { batch = 16; };\ndata = { mean = [0.5, 0.25, 1.0]; };\n");
+  write_file(
+      main_cfg,
+      "include = \"base.cfg\";\ntrain: { batch = 16; };\ndata = { mean = [0.5, 0.25, 1.0]; };\n");
 
   demo_cfg c = {0};
   char *ov[] = {"data.format=folder", "data.flip=false"};
