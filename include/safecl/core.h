@@ -82,7 +82,8 @@ const char *scl_error_name(scl_err code);
     goto label;                               \
   } while (0)
 
-/* Overflow-checked size arithmetic for element counts taken from files. Return 0 on overflow. */
+/* Overflow-checked size arithmetic for element counts taken from files: return non-zero on
+ * overflow (and *out is then unspecified), 0 when *out holds the exact result. */
 int scl_mul_overflows(size_t a, size_t b, size_t *out);
 int scl_add_overflows(size_t a, size_t b, size_t *out);
 

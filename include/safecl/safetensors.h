@@ -17,12 +17,12 @@
 typedef enum { IO_DTYPE_F32 = 0, IO_DTYPE_F16, IO_DTYPE_BF16 } io_dtype;
 
 typedef struct io_tensor_info {
-  const char *name;             /* owned by the io_safetensors object */
+  const char *name; /* owned by the io_safetensors object */
   io_dtype dtype;
   int ndim;
   int64_t shape[IO_ST_MAX_DIMS];
   int64_t numel;
-  const void *data;             /* points into the mapping; valid until close */
+  const void *data; /* points into the mapping; valid until close */
   size_t nbytes;
 } io_tensor_info;
 
@@ -37,10 +37,20 @@ const io_tensor_info *io_safetensors_at(const io_safetensors *st, int i); /* in 
 const io_tensor_info *io_safetensors_find(const io_safetensors *st, const char *name); /* or NULL */
 /* The value of a "__metadata__" key, or NULL. */
 const char *io_safetensors_metadata(const io_safetensors *st, const char *key);
+/* Number of "__metadata__" entries, and entry i (0 <= i < count) in header order: returns 1 and
+ * sets *key and *value (owned by st, valid until close), or 0 when i is out of range. */
+int io_safetensors_metadata_count(const io_safetensors *st);
+int io_safetensors_metadata_at(const io_safetensors *st, int i, const char **key,
+                               const char **value);
 /* Converts tensor t to fp32 into dst, which holds exactly `count` floats (count must equal
  * t->numel, else SCL_ERR_ARG naming the tensor). */
 SCL_NODISCARD scl_err io_safetensors_read_f32(const io_safetensors *st, const io_tensor_info *t,
                                               float *dst, int64_t count);
+
+/* Exact conversions of one little-endian-decoded IEEE half / bfloat16 to fp32 (subnormals,
+ * infinities and NaNs included). */
+float io_f16_to_f32(uint16_t h);
+float io_bf16_to_f32(uint16_t b);
 
 /* One tensor to write. */
 typedef struct io_st_entry {
@@ -51,7 +61,8 @@ typedef struct io_st_entry {
 } io_st_entry;
 
 /* Writes the entries as F32 (sorted by name, as the Python library does) with optional string
- * metadata (n_meta key/value pairs, may be 0), to path.tmp then renames to path. */
+ * metadata (n_meta key/value pairs, may be 0), to path.tmp.<pid> then renames it to path
+ * (publish.h): an existing file at path survives any failure. */
 SCL_NODISCARD scl_err io_safetensors_write(const char *path, const io_st_entry *entries, int n,
                                            const char *const *meta_keys,
                                            const char *const *meta_values, int n_meta);

@@ -1,0 +1,282 @@
+/* h5_file.c: HDF5 files (create via a temporary name and publish, open, close), groups, link
+ * lookup, and the translation of HDF5's error stack into one safecl error message.
+ *
+ * HDF5 reports a failure as a stack of records from the API function down to the routine that
+ * first noticed it; the innermost record usually says what is actually wrong ("file signature
+ * not found", "No such file or directory"), the outer ones only that something failed. We keep
+ * the innermost one and name the file and object ourselves, instead of letting HDF5 print its
+ * whole stack to stderr. Files are opened with file locking that is skipped where the
+ * filesystem does not support it (Lustre and NFS mounts often do not), since a failed lock would
+ * otherwise make every open fail. The parallel create (MPI-IO, collective) will live in its own
+ * file and fill in the same struct h5_file. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h5_internal.h"
+#include "safecl/publish.h"
+
+void h5_quiet(void) {
+  static int done;
+  if (!done) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    done = 1;
+  }
+}
+
+/* The innermost record: the first one of an upward walk. */
+typedef struct h5_err_info {
+  char desc[512];
+  char minor[128];
+  char func[96];
+  int found;
+} h5_err_info;
+
+static herr_t h5_err_walk(unsigned n, const H5E_error2_t *e, void *data) {
+  h5_err_info *info = data;
+  if (n != 0 || info->found) return 0;
+  info->found = 1;
+  snprintf(info->desc, sizeof info->desc, "%s", e->desc ? e->desc : "");
+  snprintf(info->func, sizeof info->func, "%s", e->func_name ? e->func_name : "?");
+  if (H5Eget_msg(e->min_num, NULL, info->minor, sizeof info->minor) < 0) info->minor[0] = '\0';
+  return 0;
+}
+
+const char *h5_obj_name(const char *obj) { return obj && obj[0] ? obj : "/"; }
+
+scl_err h5_fail_at(const h5_file *f, const char *obj, const char *call, const char *file, int line,
+                   const char *func) {
+  h5_err_info info;
+  memset(&info, 0, sizeof info);
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_err_walk, &info);
+  H5Eclear2(H5E_DEFAULT);
+  const char *path = f ? f->path : "?";
+  char where[1024];
+  if (obj)
+    snprintf(where, sizeof where, "HDF5 file '%s', object '%s'", path, h5_obj_name(obj));
+  else
+    snprintf(where, sizeof where, "HDF5 file '%s'", path);
+  if (!info.found)
+    return scl_error_raise(SCL_ERR_HDF5, file, line, func, "%s: %s failed", where, call);
+  return scl_error_raise(SCL_ERR_HDF5, file, line, func, "%s: %s failed: %s%s%s%s (in %s)", where,
+                         call, info.desc, info.minor[0] ? " [" : "", info.minor,
+                         info.minor[0] ? "]" : "", info.func);
+}
+
+scl_err h5_require_writable(const h5_file *f, const char *obj) {
+  if (!f) return SCL_ERROR(SCL_ERR_ARG, "h5: NULL file writing '%s'", h5_obj_name(obj));
+  if (!f->writable)
+    return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s' is open read-only; cannot write '%s'", f->path,
+                     h5_obj_name(obj));
+  return SCL_OK;
+}
+
+hid_t h5_vlen_utf8_type(void) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t < 0) return t;
+  if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+    H5Tclose(t);
+    return -1;
+  }
+  return t;
+}
+
+/* 1 if prefix `name` names a group, 0 if it names something else, <0 on failure. */
+static int h5_is_group(hid_t loc, const char *name) {
+  hid_t o = H5Oopen(loc, name, H5P_DEFAULT);
+  if (o < 0) return -1;
+  int group = H5Iget_type(o) == H5I_GROUP;
+  H5Oclose(o);
+  return group;
+}
+
+/* Checks each prefix of `path` in turn: H5Lexists on "a/b" fails outright when "a" is missing
+ * or is a dataset, so every intermediate prefix must exist and be a group. */
+int h5_link_exists(hid_t loc, const char *path) {
+  size_t len = strlen(path);
+  char *buf = malloc(len + 1);
+  if (!buf) return -1;
+  memcpy(buf, path, len + 1);
+  int result = 1;
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    char saved = buf[i];
+    buf[i] = '\0';
+    htri_t e = H5Lexists(loc, buf, H5P_DEFAULT);
+    buf[i] = saved;
+    if (e > 0 && saved == '/') {
+      buf[i] = '\0';
+      e = h5_is_group(loc, buf);
+      buf[i] = saved;
+    }
+    if (e <= 0) {
+      result = (int)e;
+      break;
+    }
+    if (saved == '/' && buf[i + 1] == '\0') break; /* trailing slash */
+  }
+  free(buf);
+  return result;
+}
+
+static scl_err h5_file_alloc(const char *path, h5_file **out) {
+  *out = NULL;
+  if (!path || !path[0]) return SCL_ERROR(SCL_ERR_ARG, "h5: empty file path");
+  h5_quiet();
+  h5_file *f = NULL;
+  SCL_CALL(scl_calloc(sizeof *f, "HDF5 file handle", (void **)&f));
+  f->id = -1;
+  size_t len = strlen(path) + 1;
+  scl_err err = scl_alloc(len, "HDF5 file path", (void **)&f->path);
+  if (err) {
+    scl_free(f);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  memcpy(f->path, path, len);
+  *out = f;
+  return SCL_OK;
+}
+
+static void h5_file_free(h5_file *f) {
+  scl_free(f->tmp_path);
+  scl_free(f->path);
+  scl_free(f);
+}
+
+/* File access: close every object with the file, lock where the filesystem allows. */
+static hid_t h5_fapl(void) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl < 0) return fapl;
+  if (H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+    H5Pclose(fapl);
+    return -1;
+  }
+#if H5_VERSION_GE(1, 10, 7)
+  if (H5Pset_file_locking(fapl, 1, 1) < 0) {
+    H5Pclose(fapl);
+    return -1;
+  }
+#endif
+  return fapl;
+}
+
+scl_err h5_file_create_atomic(const char *path, h5_file **out) {
+  h5_file *f = NULL;
+  SCL_CALL(h5_file_alloc(path, &f));
+  scl_err err = io_publish_begin(path, &f->tmp_path, NULL);
+  if (err) {
+    h5_file_free(f);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  hid_t fapl = h5_fapl();
+  if (fapl < 0) {
+    err = H5_FAIL(f, NULL, "H5Pcreate(file access)");
+  } else {
+    f->id = H5Fcreate(f->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (f->id < 0) err = H5_FAIL(f, NULL, "H5Fcreate (temporary file)");
+    H5Pclose(fapl);
+  }
+  if (err) {
+    io_publish_abort(f->tmp_path);
+    h5_file_free(f);
+    return err;
+  }
+  f->writable = 1;
+  *out = f;
+  return SCL_OK;
+}
+
+scl_err h5_file_open_read(const char *path, h5_file **out) {
+  h5_file *f = NULL;
+  SCL_CALL(h5_file_alloc(path, &f));
+  scl_err err = SCL_OK;
+  hid_t fapl = h5_fapl();
+  if (fapl < 0) {
+    err = H5_FAIL(f, NULL, "H5Pcreate(file access)");
+  } else {
+    f->id = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f->id < 0) err = H5_FAIL(f, NULL, "H5Fopen (read-only)");
+    H5Pclose(fapl);
+  }
+  if (err) {
+    h5_file_free(f);
+    return err;
+  }
+  *out = f;
+  return SCL_OK;
+}
+
+scl_err h5_file_commit(h5_file **pf) {
+  if (!pf || !*pf) return SCL_ERROR(SCL_ERR_ARG, "h5_file_commit: NULL file");
+  h5_file *f = *pf;
+  *pf = NULL;
+  scl_err err = SCL_OK;
+  if (H5Fclose(f->id) < 0) err = H5_FAIL(f, NULL, "H5Fclose");
+  if (f->tmp_path) {
+    if (err)
+      io_publish_abort(f->tmp_path);
+    else
+      err = io_publish_commit(f->tmp_path, f->path);
+  }
+  h5_file_free(f);
+  SCL_CALL(err);
+  return SCL_OK;
+}
+
+void h5_file_abort(h5_file **pf) {
+  if (!pf || !*pf) return;
+  h5_file *f = *pf;
+  *pf = NULL;
+  if (f->id >= 0 && H5Fclose(f->id) < 0) H5Eclear2(H5E_DEFAULT);
+  io_publish_abort(f->tmp_path);
+  h5_file_free(f);
+}
+
+scl_err h5_file_close(h5_file **pf) {
+  if (!pf || !*pf) return SCL_OK;
+  if ((*pf)->tmp_path) {
+    scl_err err = SCL_ERROR(SCL_ERR_ARG,
+                            "HDF5 file '%s' is being created: h5_file_close would lose it; call "
+                            "h5_file_commit or h5_file_abort (discarded)",
+                            (*pf)->path);
+    h5_file_abort(pf);
+    return err;
+  }
+  SCL_CALL(h5_file_commit(pf));
+  return SCL_OK;
+}
+
+const char *h5_file_path(const h5_file *f) { return f->path; }
+
+int64_t h5_file_hid(const h5_file *f) { return (int64_t)f->id; }
+
+scl_err h5_group_create(h5_file *f, const char *name) {
+  SCL_CALL(h5_require_writable(f, name));
+  int e = h5_link_exists(f->id, name);
+  if (e < 0) return H5_FAIL(f, name, "H5Lexists");
+  if (e > 0) return SCL_OK;
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  if (lcpl < 0) return H5_FAIL(f, name, "H5Pcreate(link create)");
+  scl_err err = SCL_OK;
+  hid_t g = -1;
+  if (H5Pset_create_intermediate_group(lcpl, 1) < 0)
+    err = H5_FAIL(f, name, "H5Pset_create_intermediate_group");
+  else if ((g = H5Gcreate2(f->id, name, lcpl, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+    err = H5_FAIL(f, name, "H5Gcreate2");
+  if (g >= 0) H5Gclose(g);
+  H5Pclose(lcpl);
+  return err;
+}
+
+scl_err h5_exists(h5_file *f, const char *name, int *exists) {
+  *exists = 0;
+  if (!name || !name[0] || strcmp(name, "/") == 0) {
+    *exists = 1;
+    return SCL_OK;
+  }
+  int e = h5_link_exists(f->id, name);
+  if (e < 0) return H5_FAIL(f, name, "H5Lexists");
+  *exists = e;
+  return SCL_OK;
+}

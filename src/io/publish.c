@@ -1,0 +1,130 @@
+/* publish.c: write-then-rename publication of files.
+ *
+ * The temporary file lives in the destination's directory so that rename(2) is atomic (same
+ * filesystem) and its name carries the pid so that two processes publishing the same path do not
+ * write into each other's temporary file. We fsync the file before the rename and the directory
+ * after it: without the first a crash could publish an empty or partial file under the final
+ * name; without the second the rename itself could be lost. What this deliberately does not do is
+ * clean up temporary files left by processes that died: on a shared filesystem the pid in the
+ * name may belong to a live process on another node, so only the owner may remove it. */
+#include "safecl/publish.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Directory part of `path` ("." when there is none); *out is freed with scl_free. */
+static scl_err dir_of(const char *path, char **out) {
+  const char *slash = strrchr(path, '/');
+  size_t n = slash ? (size_t)(slash - path) : 1;
+  if (slash && n == 0) n = 1; /* "/file": the root directory */
+  char *dir = NULL;
+  SCL_CALL(scl_alloc(n + 1, "directory name", (void **)&dir));
+  if (slash)
+    memcpy(dir, path, n);
+  else
+    dir[0] = '.';
+  dir[n] = '\0';
+  *out = dir;
+  return SCL_OK;
+}
+
+static scl_err fsync_path(const char *path, int directory, const char *what) {
+  int flags = O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0);
+  int fd = open(path, flags);
+  if (fd < 0)
+    return SCL_ERROR(SCL_ERR_IO, "cannot open %s '%s' to sync it: %s", what, path, strerror(errno));
+  int rc = fsync(fd);
+  int saved = errno;
+  close(fd);
+  /* Some filesystems cannot sync a directory and say so with EINVAL; nothing more can be done. */
+  if (rc != 0 && !(directory && saved == EINVAL))
+    return SCL_ERROR(SCL_ERR_IO, "cannot fsync %s '%s': %s", what, path, strerror(saved));
+  return SCL_OK;
+}
+
+scl_err io_publish_begin(const char *path, char **tmp_path, int *fd) {
+  *tmp_path = NULL;
+  if (fd) *fd = -1;
+  if (!path || !path[0]) return SCL_ERROR(SCL_ERR_ARG, "io_publish_begin: empty path");
+  size_t len = strlen(path) + 32;
+  char *tmp = NULL;
+  SCL_CALL(scl_alloc(len, "temporary file name", (void **)&tmp));
+  snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+  if (fd) {
+    *fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (*fd < 0) {
+      scl_err err = SCL_ERROR(SCL_ERR_IO, "cannot create '%s' (to publish '%s'): %s", tmp, path,
+                              strerror(errno));
+      scl_free(tmp);
+      return err;
+    }
+  } else if (unlink(tmp) != 0 && errno != ENOENT) {
+    scl_err err =
+        SCL_ERROR(SCL_ERR_IO, "cannot remove stale temporary file '%s': %s", tmp, strerror(errno));
+    scl_free(tmp);
+    return err;
+  }
+  *tmp_path = tmp;
+  return SCL_OK;
+}
+
+scl_err io_publish_commit(const char *tmp_path, const char *path) {
+  scl_err err = fsync_path(tmp_path, 0, "temporary file");
+  if (err) {
+    io_publish_abort(tmp_path);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  if (rename(tmp_path, path) != 0) {
+    err = SCL_ERROR(SCL_ERR_IO, "cannot rename '%s' to '%s': %s", tmp_path, path, strerror(errno));
+    io_publish_abort(tmp_path);
+    return err;
+  }
+  char *dir = NULL;
+  SCL_CALL(dir_of(path, &dir));
+  err = fsync_path(dir, 1, "directory");
+  scl_free(dir);
+  SCL_CALL(err);
+  return SCL_OK;
+}
+
+void io_publish_abort(const char *tmp_path) {
+  if (!tmp_path) return;
+  if (unlink(tmp_path) != 0 && errno != ENOENT)
+    SCL_WARN("cannot remove temporary file '%s': %s", tmp_path, strerror(errno));
+}
+
+scl_err io_write_all(int fd, const void *data, size_t len, const char *what) {
+  const char *p = data;
+  while (len > 0) {
+    size_t chunk = len < ((size_t)1 << 30) ? len : ((size_t)1 << 30);
+    ssize_t n = write(fd, p, chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      return SCL_ERROR(SCL_ERR_IO, "cannot write '%s': %s", what,
+                       n < 0 ? strerror(errno) : "no progress");
+    p += n;
+    len -= (size_t)n;
+  }
+  return SCL_OK;
+}
+
+scl_err io_write_file_atomic(const char *path, const void *data, size_t len) {
+  char *tmp = NULL;
+  int fd = -1;
+  SCL_CALL(io_publish_begin(path, &tmp, &fd));
+  scl_err err = io_write_all(fd, data, len, tmp);
+  if (close(fd) != 0 && !err)
+    err = SCL_ERROR(SCL_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
+  if (err) {
+    io_publish_abort(tmp);
+    scl_free(tmp);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  err = io_publish_commit(tmp, path);
+  scl_free(tmp);
+  SCL_CALL(err);
+  return SCL_OK;
+}
