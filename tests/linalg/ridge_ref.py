@@ -1,0 +1,101 @@
+"""ridge_ref.py: linalg's ridge search and solve against NumPy (METHOD.md c.6).
+
+Generates random-projection features of class-structured data (H = ReLU(X W_rand), like the RP
+head), runs tests/linalg/ridge_driver, and checks against the reference algorithm written with
+NumPy in float64 the way the released code does it: for each candidate lambda, solve
+(Ha^T Ha + lambda I) W^T = Ha^T Ya, score mse = mean((Hb W^T - Yb)^2), take the argmin; then
+W = ((G + lambda I)^-1 Q)^T on the accumulated statistics. Exits non-zero on any failure.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+failures = []
+
+
+def check(cond, msg):
+    print(("ok   " if cond else "FAIL ") + msg)
+    if not cond:
+        failures.append(msg)
+
+
+def make_features(rng, n, d, m, c):
+    centers = rng.normal(size=(c, d))
+    y = rng.integers(0, c - 2, size=n).astype(np.int32)  # two classes never seen, as future ones
+    x = centers[y] + 0.8 * rng.normal(size=(n, d))
+    w_rand = rng.normal(size=(d, m))
+    return np.maximum(x @ w_rand, 0).astype(np.float32), y
+
+
+def reference(H, y, c, n_fit, lambdas):
+    H = H.astype(np.float64)
+    Y = np.eye(c)[y]
+    Ha, Hb, Ya, Yb = H[:n_fit], H[n_fit:], Y[:n_fit], Y[n_fit:]
+    mse = []
+    for lam in lambdas:
+        Wt = np.linalg.solve(Ha.T @ Ha + lam * np.eye(H.shape[1]), Ha.T @ Ya)
+        mse.append(np.mean((Hb @ Wt - Yb) ** 2))
+    return np.array(mse), H.T @ H, H.T @ Y
+
+
+def run_case(driver, tmp, name, n, d, m, c, lo, hi, sessions, seed, mse_rtol):
+    rng = np.random.default_rng(seed)
+    H, y = make_features(rng, n, d, m, c)
+    n_fit = int(0.8 * n)
+    H.tofile(os.path.join(tmp, "H.f32"))
+    y.tofile(os.path.join(tmp, "labels.i32"))
+    p = subprocess.run([driver, tmp, str(n), str(m), str(c), str(n_fit), str(sessions), str(lo),
+                        str(hi)], capture_output=True, text=True)
+    check(p.returncode == 0, "%s: driver runs (%s)" % (name, p.stderr.strip()))
+    if p.returncode:
+        return
+    lambdas = [10.0 ** e for e in range(lo, hi + 1)]
+    ref_mse, ref_G, ref_Q = reference(H, y, c, n_fit, lambdas)
+    mse = np.fromfile(os.path.join(tmp, "mse.f64"))
+    best = int(open(os.path.join(tmp, "best.txt")).read().split()[0])
+    rel = np.abs(mse - ref_mse) / np.abs(ref_mse)
+    print("     %s: mse per lambda %s" % (name, " ".join("%.4g" % v for v in mse)))
+    print("     %s: worst relative mse error %.3g at lambda %g" % (name, rel.max(),
+                                                                   lambdas[int(rel.argmax())]))
+    check(rel.max() <= mse_rtol, "%s: every candidate's mse within %g of NumPy" % (name, mse_rtol))
+    check(best == int(np.argmin(ref_mse)), "%s: chosen lambda %g == NumPy's %g" % (
+        name, lambdas[best], lambdas[int(np.argmin(ref_mse))]))
+    G = np.fromfile(os.path.join(tmp, "G.f64")).reshape(m, m)
+    Q = np.fromfile(os.path.join(tmp, "Q.f64")).reshape(m, c)
+    iu = np.triu_indices(m)
+    g_err = np.abs(G[iu] - ref_G[iu]).max() / np.abs(ref_G).max()
+    check(g_err <= 1e-12, "%s: G (upper) over %d sessions equals H^T H (rel %.3g)" % (name, sessions, g_err))
+    check(np.array_equal(Q, ref_Q), "%s: Q equals H^T Y exactly" % name)
+    lam = lambdas[best]
+    ref_W = np.linalg.solve(ref_G + lam * np.eye(m), ref_Q).T
+    W = np.fromfile(os.path.join(tmp, "W.f32"), dtype=np.float32).reshape(c, m)
+    w_err = np.abs(W - ref_W).max() / np.abs(ref_W).max()
+    print("     %s: ridge solve max error %.3g relative to the largest weight" % (name, w_err))
+    check(w_err <= 1e-6, "%s: Cholesky solve matches numpy.linalg.solve (float32 output)" % name)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--safecl", required=True)  # unused: the driver sits beside this script's build
+    ap.add_argument("--driver", required=True)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        # SAFE's grid 1e3..1e8 (well conditioned): tight agreement.
+        run_case(a.driver, tmp, "safe-grid", n=600, d=32, m=256, c=12, lo=3, hi=8, sessions=3,
+                 seed=1, mse_rtol=1e-9)
+        # RanPAC's grid 1e-8..1e8 with M > N_fit (rank-deficient Ha^T Ha): tiny lambdas are ill
+        # conditioned in any method, so compare at the looser tolerance they allow.
+        run_case(a.driver, tmp, "ranpac-grid", n=400, d=24, m=384, c=10, lo=-8, hi=8, sessions=2,
+                 seed=2, mse_rtol=1e-4)
+    if failures:
+        print("ridge_ref: %d failure(s)" % len(failures))
+        sys.exit(1)
+    print("ridge_ref: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
