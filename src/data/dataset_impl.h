@@ -1,0 +1,61 @@
+/* dataset_impl.h: the data_dataset object shared by dataset.c and the format readers
+ * (folder.c, cifar.c, synthetic.c). Private to src/data. */
+#ifndef SAFECL_DATASET_IMPL_H
+#define SAFECL_DATASET_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "safecl/data.h"
+
+/* Append-only string storage: one buffer, offsets per string, built at open time. */
+typedef struct strpool {
+  char *buf;
+  size_t len, cap;
+  size_t *off;
+  int64_t n, n_cap;
+} strpool;
+
+SCL_NODISCARD scl_err strpool_add(strpool *p, const char *s, size_t len);
+SCL_NODISCARD scl_err strpool_addf(strpool *p, const char *fmt, ...) SCL_PRINTF(2, 3);
+const char *strpool_get(const strpool *p, int64_t i);
+void strpool_free(strpool *p);
+
+typedef enum { DS_FOLDER, DS_CIFAR, DS_SYNTHETIC } ds_kind;
+
+struct data_dataset {
+  ds_kind kind;
+  int64_t count, n_classes;
+  int32_t *labels; /* count entries */
+  strpool paths;   /* count entries: the stable sample names */
+  strpool classes; /* n_classes entries */
+  scl_hash manifest;
+  char *root; /* folder: ROOT (sample paths are relative to it); cifar: the .bin path */
+  /* cifar */
+  const uint8_t *map; /* the mmapped .bin file */
+  size_t map_len;
+  /* synthetic */
+  int64_t per_class;
+  int image_size, split_id; /* split_id: 0 train, 1 test */
+  uint64_t seed;
+};
+
+/* Manifest records: "safecl-manifest-v1", format, split, then per sample (path, label, size),
+ * integers little-endian, so the hash is the same on every host. */
+void ds_manifest_begin(scl_hasher *h, const char *format, const char *split);
+void ds_manifest_record(scl_hasher *h, const char *path, int64_t label, uint64_t size);
+void ds_manifest_u64(scl_hasher *h, uint64_t v);
+
+/* Grows ds->labels to at least n entries. */
+SCL_NODISCARD scl_err ds_labels_reserve(data_dataset *ds, int64_t n, int64_t *cap);
+
+/* Format readers: fill ds (kind already set, zeroed otherwise) or fail naming the path. */
+SCL_NODISCARD scl_err ds_folder_open(data_dataset *ds, const data_source *src);
+SCL_NODISCARD scl_err ds_folder_read(const data_dataset *ds, int64_t i, data_image *img);
+SCL_NODISCARD scl_err ds_cifar_open(data_dataset *ds, const data_source *src);
+SCL_NODISCARD scl_err ds_cifar_read(const data_dataset *ds, int64_t i, data_image *img);
+void ds_cifar_close(data_dataset *ds);
+SCL_NODISCARD scl_err ds_synthetic_open(data_dataset *ds, const data_source *src);
+SCL_NODISCARD scl_err ds_synthetic_read(const data_dataset *ds, int64_t i, data_image *img);
+
+#endif /* SAFECL_DATASET_IMPL_H */

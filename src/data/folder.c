@@ -1,0 +1,222 @@
+/* folder.c: class-folder datasets, ROOT/{train,test}/<class>/<image>, in torchvision
+ * ImageFolder's order.
+ *
+ * Classes are the subdirectories of the split directory in byte order (Python's sorted); a
+ * class's images are found recursively and ordered as ImageFolder orders them: directories by
+ * their path string (sorted(os.walk(...))), files by name within a directory. Files count as
+ * images by ImageFolder's extension list, case-insensitively (.jpg .jpeg .png .ppm .bmp .pgm
+ * .tif .tiff .webp), so the sample list matches torchvision's; the decoder then goes by content,
+ * and a BMP/TIFF/WebP fails at read with a message saying so. Deliberate difference: hidden
+ * entries (name starting with '.') are skipped, directories included, where ImageFolder would
+ * take ".ipynb_checkpoints" as a class. Open does one stat per file (sizes go into the
+ * manifest) and no image decoding. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "dataset_impl.h"
+
+#define FOLDER_MAX_DEPTH 16
+
+typedef struct file_rec {
+  int64_t dir;     /* index into the walk's directory pool */
+  size_t name_off; /* into the walk's name pool */
+  uint64_t size;
+  const char *dir_s, *name_s; /* set once the pools stop growing, for sorting */
+} file_rec;
+
+typedef struct walk {
+  strpool dirs;  /* relative to the class directory; "" is the class directory itself */
+  strpool names; /* file names */
+  file_rec *files;
+  int64_t n_files, cap_files, skipped;
+} walk;
+
+static int has_image_ext(const char *name) {
+  static const char *const ext[] = {".jpg", ".jpeg", ".png",  ".ppm", ".bmp",
+                                    ".pgm", ".tif",  ".tiff", ".webp"};
+  size_t n = strlen(name);
+  for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++) {
+    size_t e = strlen(ext[k]);
+    if (n > e && strcasecmp(name + n - e, ext[k]) == 0) return 1;
+  }
+  return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int cmp_file(const void *a, const void *b) {
+  const file_rec *x = a, *y = b;
+  int c = strcmp(x->dir_s, y->dir_s);
+  return c ? c : strcmp(x->name_s, y->name_s);
+}
+
+static scl_err walk_add_file(walk *w, int64_t dir, const char *name, uint64_t size) {
+  if (w->n_files == w->cap_files) {
+    int64_t cap = w->cap_files ? 2 * w->cap_files : 256;
+    file_rec *f = realloc(w->files, (size_t)cap * sizeof *f);
+    if (!f) return SCL_ERROR(SCL_ERR_NOMEM, "cannot list %lld files", (long long)cap);
+    w->files = f;
+    w->cap_files = cap;
+  }
+  SCL_CALL(strpool_add(&w->names, name, strlen(name)));
+  w->files[w->n_files++] = (file_rec){dir, w->names.off[w->names.n - 1], size, NULL, NULL};
+  return SCL_OK;
+}
+
+static int depth_of(const char *rel) {
+  int d = *rel ? 1 : 0;
+  for (; *rel; rel++) d += *rel == '/';
+  return d;
+}
+
+/* Lists one directory of the class (dirs entry d): subdirectories join the walk, images the
+ * file list. Symlinks are followed, as ImageFolder's os.walk(followlinks=True) does. */
+static scl_err walk_dir(walk *w, const char *class_path, int64_t d) {
+  char path[PATH_MAX], rel[PATH_MAX];
+  snprintf(rel, sizeof rel, "%s", strpool_get(&w->dirs, d));
+  if (snprintf(path, sizeof path, "%s%s%s", class_path, *rel ? "/" : "", rel) >= PATH_MAX)
+    return SCL_ERROR(SCL_ERR_IO, "%s/%s: path too long", class_path, rel);
+  DIR *dir = opendir(path);
+  if (!dir) return SCL_ERROR(SCL_ERR_IO, "%s: cannot list directory: %s", path, strerror(errno));
+  scl_err err = SCL_OK;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    struct stat st;
+    if (fstatat(dirfd(dir), e->d_name, &st, 0) != 0)
+      SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s/%s: cannot stat: %s", path, e->d_name,
+                     strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+      if (depth_of(rel) >= FOLDER_MAX_DEPTH)
+        SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s/%s: nested deeper than %d (symlink loop?)",
+                       path, e->d_name, FOLDER_MAX_DEPTH);
+      SCL_CALL_GOTO(err, strpool_addf(&w->dirs, "%s%s%s", rel, *rel ? "/" : "", e->d_name), done);
+    } else if (S_ISREG(st.st_mode) && has_image_ext(e->d_name)) {
+      SCL_CALL_GOTO(err, walk_add_file(w, d, e->d_name, (uint64_t)st.st_size), done);
+    } else {
+      w->skipped++;
+    }
+  }
+done:
+  closedir(dir);
+  return err;
+}
+
+typedef struct folder_ctx {
+  const char *split_path, *split;
+  scl_hasher *manifest;
+  int64_t label_cap, skipped;
+} folder_ctx;
+
+/* Appends class `label`'s images, in ImageFolder order, to ds and to the manifest. */
+static scl_err add_class(data_dataset *ds, folder_ctx *ctx, const char *cls, int64_t label) {
+  const char *split_path = ctx->split_path;
+  char class_path[PATH_MAX];
+  if (snprintf(class_path, sizeof class_path, "%s/%s", split_path, cls) >= PATH_MAX)
+    return SCL_ERROR(SCL_ERR_IO, "%s/%s: path too long", split_path, cls);
+  walk w = {0};
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, strpool_add(&w.dirs, "", 0), done);
+  for (int64_t d = 0; d < w.dirs.n; d++) SCL_CALL_GOTO(err, walk_dir(&w, class_path, d), done);
+  if (w.n_files == 0)
+    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT,
+                   "%s: class directory has no images (.jpg .jpeg .png .ppm .bmp .pgm .tif .webp)",
+                   class_path);
+  for (int64_t k = 0; k < w.n_files; k++) {
+    w.files[k].dir_s = strpool_get(&w.dirs, w.files[k].dir);
+    w.files[k].name_s = w.names.buf + w.files[k].name_off;
+  }
+  qsort(w.files, (size_t)w.n_files, sizeof *w.files, cmp_file);
+  SCL_CALL_GOTO(err, ds_labels_reserve(ds, ds->count + w.n_files, &ctx->label_cap), done);
+  for (int64_t k = 0; k < w.n_files; k++) {
+    const file_rec *f = &w.files[k];
+    SCL_CALL_GOTO(err,
+                  strpool_addf(&ds->paths, "%s/%s/%s%s%s", ctx->split, cls, f->dir_s,
+                               *f->dir_s ? "/" : "", f->name_s),
+                  done);
+    ds_manifest_record(ctx->manifest, strpool_get(&ds->paths, ds->count), label, f->size);
+    ds->labels[ds->count++] = (int32_t)label;
+  }
+  ctx->skipped += w.skipped;
+done:
+  strpool_free(&w.dirs);
+  strpool_free(&w.names);
+  free(w.files);
+  return err;
+}
+
+/* The sorted, non-hidden subdirectories of split_path into ds->classes. */
+static scl_err list_classes(data_dataset *ds, const char *split_path) {
+  DIR *dir = opendir(split_path);
+  if (!dir)
+    return SCL_ERROR(SCL_ERR_IO, "%s: cannot open the split directory: %s", split_path,
+                     strerror(errno));
+  strpool names = {0};
+  const char **sorted = NULL;
+  scl_err err = SCL_OK;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    struct stat st;
+    if (e->d_name[0] == '.') continue;
+    if (fstatat(dirfd(dir), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode))
+      SCL_CALL_GOTO(err, strpool_add(&names, e->d_name, strlen(e->d_name)), done);
+  }
+  if (names.n == 0)
+    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: no class directories", split_path);
+  sorted = malloc((size_t)names.n * sizeof *sorted);
+  if (!sorted)
+    SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "cannot sort %lld classes", (long long)names.n);
+  for (int64_t c = 0; c < names.n; c++) sorted[c] = strpool_get(&names, c);
+  qsort(sorted, (size_t)names.n, sizeof *sorted, cmp_str);
+  for (int64_t c = 0; c < names.n; c++)
+    SCL_CALL_GOTO(err, strpool_add(&ds->classes, sorted[c], strlen(sorted[c])), done);
+  ds->n_classes = names.n;
+done:
+  closedir(dir);
+  free(sorted);
+  strpool_free(&names);
+  return err;
+}
+
+scl_err ds_folder_open(data_dataset *ds, const data_source *src) {
+  if (!src->root || !*src->root) return SCL_ERROR(SCL_ERR_ARG, "folder dataset: no root given");
+  struct stat st;
+  if (stat(src->root, &st) != 0)
+    return SCL_ERROR(SCL_ERR_IO, "%s: dataset root not found: %s", src->root, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return SCL_ERROR(SCL_ERR_IO, "%s: dataset root is not a directory", src->root);
+  char split_path[PATH_MAX];
+  if (snprintf(split_path, sizeof split_path, "%s/%s", src->root, src->split) >= PATH_MAX)
+    return SCL_ERROR(SCL_ERR_IO, "%s/%s: path too long", src->root, src->split);
+  if (!(ds->root = strdup(src->root))) return SCL_ERROR(SCL_ERR_NOMEM, "cannot copy root path");
+  SCL_CALL(list_classes(ds, split_path));
+  folder_ctx ctx = {.split_path = split_path, .split = src->split};
+  SCL_CALL(scl_hasher_create(&ctx.manifest));
+  ds_manifest_begin(ctx.manifest, "folder", src->split);
+  scl_err err = SCL_OK;
+  for (int64_t c = 0; c < ds->n_classes && !err; c++)
+    err = add_class(ds, &ctx, strpool_get(&ds->classes, c), c);
+  ds->manifest = scl_hasher_digest(ctx.manifest);
+  scl_hasher_destroy(&ctx.manifest);
+  SCL_CALL(err);
+  if (ctx.skipped)
+    SCL_WARN("%s: skipped %lld non-image files (no image extension)", split_path,
+             (long long)ctx.skipped);
+  return SCL_OK;
+}
+
+scl_err ds_folder_read(const data_dataset *ds, int64_t i, data_image *img) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/%s", ds->root, strpool_get(&ds->paths, i)) >= PATH_MAX)
+    return SCL_ERROR(SCL_ERR_IO, "%s/%s: path too long", ds->root, strpool_get(&ds->paths, i));
+  SCL_CALL(io_image_read(path, img));
+  return SCL_OK;
+}
