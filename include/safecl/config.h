@@ -31,6 +31,8 @@ typedef struct cfg_key {
   const char *def;     /* default, written as it would be on the command line */
   const char *choices; /* STRING only: "a|b|c", or NULL for free text */
   const char *help;
+  int no_identity;     /* 1: the key does not change results (paths, threads, batch of a pure
+                          inference pass), so trial identity leaves it out */
 } cfg_key;
 
 typedef struct cfg_schema {
@@ -49,6 +51,8 @@ void cfg_free(const cfg_schema *schema, void *cfg);
 /* The canonical effective config (keys in table order, one `name = value;` per line, strings
  * quoted): stable text for provenance and hashing. Caller frees with free(). */
 SCL_NODISCARD scl_err cfg_dump(const cfg_schema *schema, const void *cfg, char **text);
+/* The same text without the keys marked no_identity: what trial identity hashes. */
+SCL_NODISCARD scl_err cfg_dump_identity(const cfg_schema *schema, const void *cfg, char **text);
 /* The key table as help text. */
 void cfg_print_help(const cfg_schema *schema, FILE *f);
 /* True if `arg` looks like an override (contains '=' before any '/'). */

@@ -64,6 +64,9 @@ SCL_NODISCARD scl_err h5_exists(h5_file *f, const char *name, int *exists);
  * 1..9 stores it in chunks of whole rows with deflate. */
 SCL_NODISCARD scl_err h5_write_f32_2d(h5_file *f, const char *name, const float *data, int64_t rows,
                                       int64_t cols, int gzip_level);
+/* A rows x cols float64 matrix, contiguous (metrics, accuracy matrices). */
+SCL_NODISCARD scl_err h5_write_f64_2d(h5_file *f, const char *name, const double *data,
+                                      int64_t rows, int64_t cols);
 SCL_NODISCARD scl_err h5_write_i32_1d(h5_file *f, const char *name, const int32_t *data, int64_t n);
 SCL_NODISCARD scl_err h5_write_i64_1d(h5_file *f, const char *name, const int64_t *data, int64_t n);
 SCL_NODISCARD scl_err h5_write_f64_1d(h5_file *f, const char *name, const double *data, int64_t n);
@@ -81,6 +84,8 @@ SCL_NODISCARD scl_err h5_dataset_shape(h5_file *f, const char *name, int *ndim,
  * shape or of a non-numeric type is SCL_ERR_FORMAT naming both shapes. Values are converted
  * from the stored numeric type by HDF5 (e.g. a float64 dataset reads into float32). */
 SCL_NODISCARD scl_err h5_read_f32_2d(h5_file *f, const char *name, float *dst, int64_t rows,
+                                     int64_t cols);
+SCL_NODISCARD scl_err h5_read_f64_2d(h5_file *f, const char *name, double *dst, int64_t rows,
                                      int64_t cols);
 SCL_NODISCARD scl_err h5_read_i32_1d(h5_file *f, const char *name, int32_t *dst, int64_t n);
 SCL_NODISCARD scl_err h5_read_i64_1d(h5_file *f, const char *name, int64_t *dst, int64_t n);

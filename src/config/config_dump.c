@@ -48,12 +48,13 @@ static void value_text(const cfg_key *k, const void *cfg, char *buf, size_t cap)
   }
 }
 
-scl_err cfg_dump(const cfg_schema *schema, const void *cfg, char **text) {
+static scl_err dump(const cfg_schema *schema, const void *cfg, int identity_only, char **text) {
   size_t cap = 256 * (size_t)schema->n_keys + 1024, len = 0;
   char *out = malloc(cap);
   if (!out) return SCL_ERROR(SCL_ERR_NOMEM, "config dump");
   out[0] = '\0';
   for (int i = 0; i < schema->n_keys; i++) {
+    if (identity_only && schema->keys[i].no_identity) continue;
     char val[4200];
     value_text(&schema->keys[i], cfg, val, sizeof val);
     size_t need = strlen(schema->keys[i].name) + strlen(val) + 8;
@@ -69,6 +70,16 @@ scl_err cfg_dump(const cfg_schema *schema, const void *cfg, char **text) {
     len += (size_t)snprintf(out + len, cap - len, "%s = %s;\n", schema->keys[i].name, val);
   }
   *text = out;
+  return SCL_OK;
+}
+
+scl_err cfg_dump(const cfg_schema *schema, const void *cfg, char **text) {
+  SCL_CALL(dump(schema, cfg, 0, text));
+  return SCL_OK;
+}
+
+scl_err cfg_dump_identity(const cfg_schema *schema, const void *cfg, char **text) {
+  SCL_CALL(dump(schema, cfg, 1, text));
   return SCL_OK;
 }
 

@@ -103,6 +103,15 @@ scl_err h5_write_f32_2d(h5_file *f, const char *name, const float *data, int64_t
   return SCL_OK;
 }
 
+scl_err h5_write_f64_2d(h5_file *f, const char *name, const double *data, int64_t rows,
+                        int64_t cols) {
+  hsize_t dims[2];
+  const int64_t in[2] = {rows, cols};
+  SCL_CALL(h5_dims_from(f, name, 2, in, dims));
+  SCL_CALL(h5_write_dataset(f, name, H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, 2, dims, data, 0));
+  return SCL_OK;
+}
+
 scl_err h5_write_i32_1d(h5_file *f, const char *name, const int32_t *data, int64_t n) {
   hsize_t dims[1];
   SCL_CALL(h5_dims_from(f, name, 1, &n, dims));
@@ -234,6 +243,12 @@ done:
 scl_err h5_read_f32_2d(h5_file *f, const char *name, float *dst, int64_t rows, int64_t cols) {
   const int64_t want[2] = {rows, cols};
   SCL_CALL(h5_read_dataset(f, name, H5T_NATIVE_FLOAT, H5T_FLOAT, 2, want, dst));
+  return SCL_OK;
+}
+
+scl_err h5_read_f64_2d(h5_file *f, const char *name, double *dst, int64_t rows, int64_t cols) {
+  const int64_t want[2] = {rows, cols};
+  SCL_CALL(h5_read_dataset(f, name, H5T_NATIVE_DOUBLE, H5T_FLOAT, 2, want, dst));
   return SCL_OK;
 }
 

@@ -1,10 +1,9 @@
 /* features.c: the `features` job: dataset -> test transform -> frozen ViT -> HDF5.
  *
- * One process, batches in dataset order; decoding and the transform run on the calling thread
- * between forwards (for ViT-B they are under 2% of the time, so no loader thread yet). All
- * features stay in memory until the end (100k x 768 floats = 300 MB) and are written in one
- * call, then the file is published by rename, so an interrupted run leaves nothing half-written.
- * What this does not do: distribute over ranks (the data-parallel issue shards it). */
+ * One process, batches in dataset order through run_extract (extract.c). All features stay in
+ * memory until the end (100k x 768 floats = 300 MB) and are written in one call, then the file is
+ * published by rename, so an interrupted run leaves nothing half-written. What this does not do:
+ * distribute over ranks (the data-parallel issue shards it). */
 #include "safecl/features.h"
 
 #include <stddef.h>
@@ -12,11 +11,12 @@
 #include <string.h>
 
 #include "safecl/data.h"
+#include "safecl/extract.h"
 #include "safecl/h5.h"
 #include "safecl/vit.h"
 
 #define K(name, type, field, lo, hi, def, choices, help) \
-  { name, type, offsetof(run_features_cfg, field), lo, hi, def, choices, help }
+  { name, type, offsetof(run_features_cfg, field), lo, hi, def, choices, help, 0 }
 
 static const cfg_key features_keys[] = {
     K("backbone.arch", CFG_STRING, arch, 0, 0, "vit_tiny_patch16_224",
@@ -65,9 +65,6 @@ typedef struct features_job {
   int64_t n, dim;
   float *features; /* n x dim */
   int32_t *labels;
-  float *images; /* batch x 3 x crop x crop */
-  void *scratch;
-  size_t scratch_bytes;
   float mean[3], std[3];
   int normalise;
   double t_data, t_forward;
@@ -116,64 +113,31 @@ static scl_err open_inputs(const run_features_cfg *cfg, features_job *job) {
   return SCL_OK;
 }
 
-static scl_err alloc_buffers(const run_features_cfg *cfg, features_job *job) {
-  size_t nd = (size_t)(job->n > 0 ? job->n : 1) * (size_t)job->dim;
-  SCL_CALL(scl_alloc(nd * sizeof(float), "features", (void **)&job->features));
-  SCL_CALL(scl_alloc((size_t)(job->n > 0 ? job->n : 1) * sizeof(int32_t), "labels",
-                     (void **)&job->labels));
-  size_t per_image = 3 * (size_t)cfg->crop * (size_t)cfg->crop;
-  SCL_CALL(scl_alloc((size_t)job->model->max_batch * per_image * sizeof(float), "image batch",
-                     (void **)&job->images));
-  return SCL_OK;
-}
-
-/* Grows the transform scratch to fit an image of this size. */
-static scl_err ensure_scratch(features_job *job, const data_image *img) {
-  size_t need =
-      data_test_transform_scratch_bytes(img->w, img->h, (int)job->cfg->resize, (int)job->cfg->crop);
-  if (need <= job->scratch_bytes) return SCL_OK;
-  scl_free(job->scratch);
-  job->scratch = NULL;
-  job->scratch_bytes = 0;
-  SCL_CALL(scl_alloc(need, "transform scratch", &job->scratch));
-  job->scratch_bytes = need;
-  return SCL_OK;
+static scl_err vit_network_forward(void *ctx, const float *images, int64_t B, float *out) {
+  return vit_model_forward((vit_model *)ctx, images, B, out);
 }
 
 static scl_err extract(features_job *job) {
   const run_features_cfg *cfg = job->cfg;
-  const int64_t per_image = 3 * cfg->crop * cfg->crop, B = job->model->max_batch;
-  data_image img = {0};
-  scl_err err = SCL_OK;
-  double t_log = scl_now();
-  for (int64_t start = 0; start < job->n; start += B) {
-    int64_t b = job->n - start < B ? job->n - start : B;
-    double t0 = scl_now();
-    for (int64_t i = 0; i < b; i++) {
-      SCL_CALL_GOTO(err, data_dataset_read(job->ds, start + i, &img), done);
-      SCL_CALL_GOTO(err, ensure_scratch(job, &img), done);
-      SCL_CALL_GOTO(
-          err,
-          data_test_transform(&img, (int)cfg->resize, (int)cfg->crop,
-                              job->normalise ? job->mean : NULL, job->normalise ? job->std : NULL,
-                              job->images + i * per_image, job->scratch, job->scratch_bytes),
-          done);
-      job->labels[start + i] = (int32_t)data_dataset_label(job->ds, start + i);
-    }
-    double t1 = scl_now();
-    SCL_CALL_GOTO(
-        err, vit_model_forward(job->model, job->images, b, job->features + start * job->dim), done);
-    job->t_data += t1 - t0;
-    job->t_forward += scl_now() - t1;
-    if (scl_now() - t_log > 10.0 || start + b == job->n) {
-      SCL_INFO("features: %lld/%lld images, %.2f img/s", (long long)(start + b), (long long)job->n,
-               (double)(start + b) / (job->t_data + job->t_forward));
-      t_log = scl_now();
-    }
-  }
-done:
-  io_image_free(&img);
-  return err;
+  int64_t n = job->n > 0 ? job->n : 1;
+  SCL_CALL(
+      scl_alloc((size_t)n * (size_t)job->dim * sizeof(float), "features", (void **)&job->features));
+  SCL_CALL(scl_alloc((size_t)n * sizeof(int32_t), "labels", (void **)&job->labels));
+  for (int64_t i = 0; i < job->n; i++) job->labels[i] = (int32_t)data_dataset_label(job->ds, i);
+  learn_network net = {.name = cfg->arch,
+                       .dim = job->dim,
+                       .frozen = 1,
+                       .forward = vit_network_forward,
+                       .ctx = job->model};
+  run_extract_opts opts = {.resize = (int)cfg->resize,
+                           .crop = (int)cfg->crop,
+                           .mean = job->normalise ? job->mean : NULL,
+                           .std = job->normalise ? job->std : NULL,
+                           .batch = job->model->max_batch,
+                           .what = "features"};
+  SCL_CALL(run_extract(&net, job->ds, NULL, job->n, &opts, job->features, &job->t_data,
+                       &job->t_forward));
+  return SCL_OK;
 }
 
 /* Writes the results and provenance under a temporary name, then publishes. */
@@ -225,7 +189,6 @@ scl_err run_features(const run_features_cfg *cfg, const char *config_text) {
   double t0 = scl_now();
   SCL_CALL_GOTO(err, check_norm(cfg, &job), done);
   SCL_CALL_GOTO(err, open_inputs(cfg, &job), done);
-  SCL_CALL_GOTO(err, alloc_buffers(cfg, &job), done);
   SCL_CALL_GOTO(err, extract(&job), done);
   SCL_CALL_GOTO(err, write_output(&job, config_text), done);
   SCL_INFO("features: wrote %lld x %lld to %s in %.1f s (data %.1f s, forward %.1f s)",
@@ -234,8 +197,6 @@ scl_err run_features(const run_features_cfg *cfg, const char *config_text) {
 done:
   scl_free(job.features);
   scl_free(job.labels);
-  scl_free(job.images);
-  scl_free(job.scratch);
   vit_model_destroy(&job.model);
   data_dataset_close(&job.ds);
   return err;

@@ -1,0 +1,78 @@
+/* method.h: the interface every continual-learning method implements, and the method registry.
+ *
+ * The trial runner (run/) owns data, sessions, feature extraction and metrics; a method owns
+ * its networks, training and classifier. Per session the runner calls, in order:
+ *   train(session)            - tune the method's trainable parts (a no-op for SimpleCIL)
+ *   networks(...)             - which feature extractors the classifier and predictions need
+ *   fit(session, features)    - update the classifier from features of the session's training
+ *                               images (test transforms), one matrix per network
+ *   predict(features)         - predicted mapped labels of a batch of test images, for each of
+ *                               the method's predictors (index 0 is THE prediction; others, such
+ *                               as SAFE's slow and fast learners, are stored as diagnostics)
+ * Predictions never see test labels (DESIGN.md section 4). */
+#ifndef SAFECL_METHOD_H
+#define SAFECL_METHOD_H
+
+#include <stdint.h>
+
+#include "safecl/core.h"
+#include "safecl/vit.h"
+
+#define LEARN_MAX_NETWORKS 4
+#define LEARN_MAX_PREDICTORS 4
+
+/* A feature extractor: images (B, 3, S, S) in [0, 1] -> features (B, dim). */
+typedef struct learn_network {
+  const char *name; /* "ptm", "adapted", "slow", "fast" */
+  int64_t dim;
+  int frozen; /* 1: its features never change during the trial (the runner caches them) */
+  scl_err (*forward)(void *ctx, const float *images, int64_t B, float *out);
+  void *ctx;
+} learn_network;
+
+/* What a session consists of, in mapped label space. */
+typedef struct learn_session {
+  int t; /* 0-based session index */
+  int n_sessions;
+  int64_t class_lo, class_hi; /* the session's new classes [lo, hi) */
+  int64_t n_classes;          /* classes of the whole benchmark */
+  int64_t n_train;
+  const int32_t *train_labels;
+} learn_session;
+
+/* Everything a method may need from the trial at creation. */
+typedef struct learn_context {
+  vit_model *backbone; /* the frozen pre-trained ViT, shared (not owned) */
+  int64_t n_classes;
+  uint64_t seed;   /* the trial seed (counter-based RNG key) */
+  const void *cfg; /* the trial config (run_trial_cfg), read-only */
+} learn_context;
+
+typedef struct learn_method learn_method;
+
+typedef struct learn_method_ops {
+  const char *name;
+  const char *category; /* "prompt", "representation", "safe" (report grouping) */
+  SCL_NODISCARD scl_err (*create)(const learn_context *ctx, learn_method **out);
+  SCL_NODISCARD scl_err (*train)(learn_method *m, const learn_session *s);
+  int (*networks)(learn_method *m, const learn_session *s, learn_network *out);
+  SCL_NODISCARD scl_err (*fit)(learn_method *m, const learn_session *s,
+                               const float *const *features, const int32_t *labels, int64_t n);
+  /* pred[p * n + i]: predictor p's mapped label for image i. */
+  SCL_NODISCARD scl_err (*predict)(learn_method *m, const learn_session *s,
+                                   const float *const *features, int64_t n, int32_t *pred);
+  int (*predictors)(const learn_method *m, const char **names); /* count; names[0] primary */
+  void (*destroy)(learn_method **m);
+} learn_method_ops;
+
+/* Every method starts with this header so that the runner can reach its ops. */
+struct learn_method {
+  const learn_method_ops *ops;
+};
+
+/* The registered method called `name`, or NULL. */
+const learn_method_ops *learn_method_find(const char *name);
+/* "simplecil|..." for config validation and messages (static string). */
+const char *learn_method_names(void);
+
+#endif /* SAFECL_METHOD_H */

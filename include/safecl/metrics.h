@@ -1,0 +1,41 @@
+/* metrics.h: the accuracy matrix of a trial and what is derived from it (METHOD.md d.1).
+ *
+ * After session t every test image of the classes seen so far is predicted; acc[t][s] is the
+ * top-1 accuracy (percent) on the test images of session s's classes, A_t the accuracy on all
+ * of them (100 * correct / images, the reference's "top1_total"). Derived: final = A_{T-1},
+ * average incremental = mean_t A_t, forgetting = mean over s < T-1 of
+ * (max_{s <= t < T-1} acc[t][s]) - acc[T-1][s]. One matrix per predictor of the method. */
+#ifndef SAFECL_METRICS_H
+#define SAFECL_METRICS_H
+
+#include <stdint.h>
+
+#include "safecl/core.h"
+#include "safecl/method.h"
+
+enum { RUN_PHASE_TRAIN = 0, RUN_PHASE_FIT, RUN_PHASE_EVAL, RUN_PHASE_COUNT };
+
+typedef struct run_metrics {
+  int n_sessions, n_predictors;
+  char names[LEARN_MAX_PREDICTORS][32];
+  double *acc;       /* [p][t][s], NaN where s > t */
+  double *acc_total; /* [p][t] */
+  int64_t *correct;  /* [p][t] */
+  int64_t *n_test;   /* [t] */
+  double *seconds;   /* [t][phase] */
+  int sessions_done;
+  int64_t *group_scratch; /* 2 * n_sessions counters used while recording */
+} run_metrics;
+
+SCL_NODISCARD scl_err run_metrics_create(int n_sessions, int n_predictors, const char *const *names,
+                                         run_metrics **out);
+void run_metrics_destroy(run_metrics **m);
+/* Records session t from pred[p * n + i] (predictor p, image i) against labels (mapped), with
+ * session_start (n_sessions + 1 class boundaries) to group images by session. */
+void run_metrics_record(run_metrics *m, int t, const int32_t *pred, const int32_t *labels,
+                        int64_t n, const int64_t *session_start);
+double run_metrics_final(const run_metrics *m, int p);
+double run_metrics_average(const run_metrics *m, int p);
+double run_metrics_forgetting(const run_metrics *m, int p);
+
+#endif /* SAFECL_METRICS_H */

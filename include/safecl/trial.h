@@ -1,0 +1,46 @@
+/* trial.h: one continual-learning trial in one process: data, sessions, method, evaluation,
+ * metrics and the trial.h5 results file (DESIGN.md sections 3, 4, 6).
+ *
+ * Identity: a trial is named by the XXH3-128 of its canonical effective config (keys that do
+ * not change results left out) plus the hashes of the backbone file and both dataset manifests.
+ * `run.dir` holds trial.h5; rerunning a finished trial with the same identity does nothing, and
+ * a run.dir holding a different trial is refused rather than overwritten. */
+#ifndef SAFECL_TRIAL_H
+#define SAFECL_TRIAL_H
+
+#include "safecl/config.h"
+#include "safecl/core.h"
+
+#define RUN_TRIAL_SCHEMA_VERSION 1
+
+typedef struct run_trial_cfg {
+  char *dataset_name;
+  char *format;
+  char *root;
+  int64_t init_cls;
+  int64_t increment;
+  int shuffle;
+  int64_t order_seed;
+  int64_t resize;
+  int64_t crop;
+  int64_t syn_classes;
+  int64_t syn_train_per_class;
+  int64_t syn_test_per_class;
+  int64_t syn_size;
+  int64_t syn_seed;
+  char *arch;
+  char *weights;
+  int64_t backbone_seed;
+  char *method;
+  int64_t eval_batch;
+  int64_t threads;
+  int64_t seed;
+  char *run_dir;
+} run_trial_cfg;
+
+extern const cfg_schema run_trial_schema;
+
+/* Runs (or, if run.dir already holds this finished trial, skips) the trial. */
+SCL_NODISCARD scl_err run_trial(const run_trial_cfg *cfg);
+
+#endif /* SAFECL_TRIAL_H */

@@ -1,0 +1,91 @@
+/* simplecil.c: SimpleCIL (Zhou et al.; PILOT models/simplecil.py): no training; each new class's
+ * row of a cosine classifier is the mean frozen-PTM feature of its training images, and a test
+ * image goes to the most cosine-similar prototype among the classes seen so far. */
+#include <stdlib.h>
+
+#include "safecl/method.h"
+#include "safecl/prototypes.h"
+
+typedef struct simplecil {
+  learn_method base;
+  vit_model *ptm;
+  learn_prototypes *protos;
+} simplecil;
+
+static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out) {
+  return vit_model_forward((vit_model *)ctx, images, B, out);
+}
+
+static scl_err simplecil_train(learn_method *m, const learn_session *s) {
+  (void)m;
+  (void)s;
+  return SCL_OK; /* SimpleCIL never trains */
+}
+
+static int simplecil_networks(learn_method *m, const learn_session *s, learn_network *out) {
+  simplecil *sc = (simplecil *)m;
+  (void)s;
+  out[0] = (learn_network){.name = "ptm",
+                           .dim = sc->ptm->cfg.width,
+                           .frozen = 1,
+                           .forward = ptm_forward,
+                           .ctx = sc->ptm};
+  return 1;
+}
+
+static scl_err simplecil_fit(learn_method *m, const learn_session *s, const float *const *features,
+                             const int32_t *labels, int64_t n) {
+  simplecil *sc = (simplecil *)m;
+  SCL_CALL(learn_prototypes_add(sc->protos, features[0], labels, n));
+  SCL_CALL(learn_prototypes_finalize(sc->protos, s->class_lo, s->class_hi));
+  return SCL_OK;
+}
+
+static scl_err simplecil_predict(learn_method *m, const learn_session *s,
+                                 const float *const *features, int64_t n, int32_t *pred) {
+  simplecil *sc = (simplecil *)m;
+  SCL_CALL(learn_prototypes_predict(sc->protos, features[0], n, s->class_hi, pred));
+  return SCL_OK;
+}
+
+static int simplecil_predictors(const learn_method *m, const char **names) {
+  (void)m;
+  names[0] = "simplecil";
+  return 1;
+}
+
+static void simplecil_destroy(learn_method **m) {
+  if (!m || !*m) return;
+  simplecil *sc = (simplecil *)*m;
+  learn_prototypes_destroy(&sc->protos);
+  free(sc);
+  *m = NULL;
+}
+
+static scl_err simplecil_create(const learn_context *ctx, learn_method **out);
+
+const learn_method_ops learn_simplecil_ops = {
+    .name = "simplecil",
+    .category = "representation",
+    .create = simplecil_create,
+    .train = simplecil_train,
+    .networks = simplecil_networks,
+    .fit = simplecil_fit,
+    .predict = simplecil_predict,
+    .predictors = simplecil_predictors,
+    .destroy = simplecil_destroy,
+};
+
+static scl_err simplecil_create(const learn_context *ctx, learn_method **out) {
+  simplecil *sc = calloc(1, sizeof *sc);
+  if (!sc) return SCL_ERROR(SCL_ERR_NOMEM, "simplecil");
+  sc->base.ops = &learn_simplecil_ops;
+  sc->ptm = ctx->backbone;
+  scl_err err = learn_prototypes_create(ctx->n_classes, ctx->backbone->cfg.width, &sc->protos);
+  if (err) {
+    free(sc);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  *out = &sc->base;
+  return SCL_OK;
+}

@@ -1,0 +1,246 @@
+/* trial.c: one continual-learning trial: open the benchmark, plan the sessions, and for each
+ * session train the method, fit its classifier on the session's training features and evaluate
+ * every predictor on all test images of the classes seen so far (DESIGN.md section 4).
+ *
+ * Features of frozen networks (the pre-trained model) never change, so their test features are
+ * cached across sessions: each test image goes through a frozen network once per trial. What
+ * this file does not do: sharding over ranks (data-parallel issue) or mid-session checkpoints. */
+#include "safecl/trial.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "safecl/extract.h"
+#include "safecl/metrics.h"
+#include "safecl/sessions.h"
+#include "trial_internal.h"
+
+static scl_err open_split(const run_trial_cfg *cfg, const char *split, data_dataset **out) {
+  int train = !strcmp(split, "train");
+  data_source src = {.format = cfg->format,
+                     .root = cfg->root,
+                     .split = split,
+                     .n_classes = cfg->syn_classes,
+                     .per_class = train ? cfg->syn_train_per_class : cfg->syn_test_per_class,
+                     .image_size = (int)cfg->syn_size,
+                     .seed = (uint64_t)cfg->syn_seed};
+  if (strcmp(cfg->format, "synthetic") && !cfg->root[0])
+    return SCL_ERROR(SCL_ERR_ARG, "dataset.root is empty; dataset.format = \"%s\" needs it",
+                     cfg->format);
+  SCL_CALL(data_dataset_open(&src, out));
+  return SCL_OK;
+}
+
+static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
+  SCL_CALL(open_split(cfg, "train", &st->train));
+  SCL_CALL(open_split(cfg, "test", &st->test));
+  int64_t nc = data_dataset_num_classes(st->train);
+  if (data_dataset_num_classes(st->test) != nc)
+    return SCL_ERROR(SCL_ERR_FORMAT, "%s: train split has %lld classes but test split has %lld",
+                     cfg->root, (long long)nc, (long long)data_dataset_num_classes(st->test));
+  SCL_CALL(data_sessions_create(nc, cfg->init_cls, cfg->increment, cfg->shuffle,
+                                (uint32_t)cfg->order_seed, &st->plan));
+  return SCL_OK;
+}
+
+static scl_err open_backbone(const run_trial_cfg *cfg, trial_state *st) {
+  vit_config vc;
+  SCL_CALL(vit_config_preset(cfg->arch, &vc));
+  if (cfg->crop != vc.img_size)
+    return SCL_ERROR(SCL_ERR_ARG, "dataset.crop = %lld but %s takes %lldx%lld images",
+                     (long long)cfg->crop, cfg->arch, (long long)vc.img_size,
+                     (long long)vc.img_size);
+  SCL_CALL(vit_model_create(&vc, cfg->eval_batch, (int)cfg->threads, &st->backbone));
+  if (cfg->weights[0])
+    SCL_CALL(vit_model_load(st->backbone, cfg->weights, 0));
+  else
+    vit_model_init_random(st->backbone, (uint64_t)cfg->backbone_seed);
+  return SCL_OK;
+}
+
+static scl_err open_method(const run_trial_cfg *cfg, trial_state *st) {
+  const learn_method_ops *ops = learn_method_find(cfg->method);
+  if (!ops)
+    return SCL_ERROR(SCL_ERR_ARG, "method.name = \"%s\" is not one of %s", cfg->method,
+                     learn_method_names());
+  learn_context ctx = {.backbone = st->backbone,
+                       .n_classes = st->plan->n_classes,
+                       .seed = (uint64_t)cfg->seed,
+                       .cfg = cfg};
+  SCL_CALL(ops->create(&ctx, &st->method));
+  const char *names[LEARN_MAX_PREDICTORS] = {0};
+  int np = ops->predictors(st->method, names);
+  SCL_CALL(run_metrics_create(st->plan->n_sessions, np, names, &st->metrics));
+  return SCL_OK;
+}
+
+/* Features of `n` test samples through network k, through the trial's cache if frozen. */
+static scl_err test_features(trial_state *st, int k, const learn_network *net, const int64_t *idx,
+                             int64_t n, float *out) {
+  run_extract_opts o = {
+      (int)st->cfg->resize, (int)st->cfg->crop, NULL, NULL, st->cfg->eval_batch, "test"};
+  if (!net->frozen) return run_extract(net, st->test, idx, n, &o, out, NULL, NULL);
+  trial_cache *c = &st->cache[k];
+  int64_t total = data_dataset_count(st->test), missing = 0;
+  if (!c->features) {
+    SCL_CALL(scl_alloc((size_t)(total * net->dim) * sizeof(float), "test feature cache",
+                       (void **)&c->features));
+    SCL_CALL(scl_calloc((size_t)total, "test feature cache flags", (void **)&c->have));
+  }
+  int64_t *todo = NULL;
+  SCL_CALL(scl_alloc((size_t)(n ? n : 1) * sizeof(int64_t), "uncached samples", (void **)&todo));
+  for (int64_t i = 0; i < n; i++)
+    if (!c->have[idx[i]]) todo[missing++] = idx[i];
+  float *fresh = NULL;
+  scl_err err = scl_alloc((size_t)((missing ? missing : 1) * net->dim) * sizeof(float),
+                          "uncached features", (void **)&fresh);
+  if (!err) err = run_extract(net, st->test, todo, missing, &o, fresh, NULL, NULL);
+  for (int64_t j = 0; !err && j < missing; j++) {
+    memcpy(c->features + todo[j] * net->dim, fresh + j * net->dim, (size_t)net->dim * 4);
+    c->have[todo[j]] = 1;
+  }
+  for (int64_t i = 0; !err && i < n; i++)
+    memcpy(out + i * net->dim, c->features + idx[i] * net->dim, (size_t)net->dim * 4);
+  scl_free(todo);
+  scl_free(fresh);
+  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  return SCL_OK;
+}
+
+/* Features of the session's samples through every network the method names. */
+static scl_err session_features(trial_state *st, const learn_session *s, int train,
+                                const int64_t *idx, int64_t n, float **feats, int *n_nets) {
+  learn_network nets[LEARN_MAX_NETWORKS];
+  *n_nets = st->method->ops->networks(st->method, s, nets);
+  run_extract_opts o = {
+      (int)st->cfg->resize,           (int)st->cfg->crop, NULL, NULL, st->cfg->eval_batch,
+      "train (classifier statistics)"};
+  for (int k = 0; k < *n_nets; k++) {
+    SCL_CALL(scl_alloc((size_t)((n ? n : 1) * nets[k].dim) * sizeof(float), "session features",
+                       (void **)&feats[k]));
+    if (train)
+      SCL_CALL(run_extract(&nets[k], st->train, idx, n, &o, feats[k], NULL, NULL));
+    else
+      SCL_CALL(test_features(st, k, &nets[k], idx, n, feats[k]));
+  }
+  return SCL_OK;
+}
+
+static void free_features(float **feats) {
+  for (int k = 0; k < LEARN_MAX_NETWORKS; k++) {
+    scl_free(feats[k]);
+    feats[k] = NULL;
+  }
+}
+
+static scl_err run_session(trial_state *st, int t) {
+  const data_sessions *plan = st->plan;
+  learn_session s = {.t = t,
+                     .n_sessions = plan->n_sessions,
+                     .class_lo = plan->start[t],
+                     .class_hi = plan->start[t + 1],
+                     .n_classes = plan->n_classes};
+  int64_t *idx = NULL, *tidx = NULL, n = 0, nt = 0;
+  int32_t *labels = NULL, *tlabels = NULL, *pred = NULL;
+  float *feats[LEARN_MAX_NETWORKS] = {0};
+  int n_nets = 0;
+  double *sec = st->metrics->seconds + t * RUN_PHASE_COUNT, t0 = scl_now();
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(
+      err, data_sessions_select(plan, st->train, s.class_lo, s.class_hi, &idx, &labels, &n), done);
+  s.n_train = n;
+  s.train_labels = labels;
+  SCL_CALL_GOTO(err, st->method->ops->train(st->method, &s), done);
+  sec[RUN_PHASE_TRAIN] = scl_now() - t0;
+  t0 = scl_now();
+  SCL_CALL_GOTO(err, session_features(st, &s, 1, idx, n, feats, &n_nets), done);
+  SCL_CALL_GOTO(err, st->method->ops->fit(st->method, &s, (const float *const *)feats, labels, n),
+                done);
+  free_features(feats);
+  sec[RUN_PHASE_FIT] = scl_now() - t0;
+  t0 = scl_now();
+  SCL_CALL_GOTO(err, data_sessions_select(plan, st->test, 0, s.class_hi, &tidx, &tlabels, &nt),
+                done);
+  SCL_CALL_GOTO(err, session_features(st, &s, 0, tidx, nt, feats, &n_nets), done);
+  SCL_CALL_GOTO(err,
+                scl_alloc((size_t)(st->metrics->n_predictors * (nt ? nt : 1)) * 4, "predictions",
+                          (void **)&pred),
+                done);
+  SCL_CALL_GOTO(
+      err, st->method->ops->predict(st->method, &s, (const float *const *)feats, nt, pred), done);
+  run_metrics_record(st->metrics, t, pred, tlabels, nt, plan->start);
+  sec[RUN_PHASE_EVAL] = scl_now() - t0;
+  SCL_INFO("session %d/%d: classes [%lld, %lld), %lld train / %lld test images, accuracy %.2f%%",
+           t + 1, plan->n_sessions, (long long)s.class_lo, (long long)s.class_hi, (long long)n,
+           (long long)nt, st->metrics->acc_total[t]);
+done:
+  free_features(feats);
+  scl_free(idx);
+  scl_free(labels);
+  scl_free(tidx);
+  scl_free(tlabels);
+  scl_free(pred);
+  return err;
+}
+
+static void close_trial(trial_state *st) {
+  for (int k = 0; k < LEARN_MAX_NETWORKS; k++) {
+    scl_free(st->cache[k].features);
+    scl_free(st->cache[k].have);
+  }
+  if (st->method) st->method->ops->destroy(&st->method);
+  run_metrics_destroy(&st->metrics);
+  vit_model_destroy(&st->backbone);
+  data_sessions_destroy(&st->plan);
+  data_dataset_close(&st->train);
+  data_dataset_close(&st->test);
+  free(st->config_text);
+}
+
+static scl_err make_dir(const char *path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0777) && errno != EEXIST)
+      return SCL_ERROR(SCL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(buf, 0777) && errno != EEXIST)
+    return SCL_ERROR(SCL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+  return SCL_OK;
+}
+
+scl_err run_trial(const run_trial_cfg *cfg) {
+  trial_state st = {.cfg = cfg};
+  scl_err err = SCL_OK;
+  double t0 = scl_now();
+  int finished = 0;
+  SCL_CALL_GOTO(err, cfg_dump(&run_trial_schema, cfg, &st.config_text), done);
+  SCL_CALL_GOTO(err, open_benchmark(cfg, &st), done);
+  SCL_CALL_GOTO(err, trial_identity(&st), done);
+  scl_log_set_trial(st.id);
+  SCL_CALL_GOTO(err, make_dir(cfg->run_dir), done);
+  SCL_CALL_GOTO(err, trial_check_existing(&st, &finished), done);
+  if (finished) {
+    SCL_INFO("trial %s in %s is already finished; nothing to do", st.id, cfg->run_dir);
+    goto done;
+  }
+  SCL_CALL_GOTO(err, open_backbone(cfg, &st), done);
+  SCL_CALL_GOTO(err, open_method(cfg, &st), done);
+  SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes", st.id, cfg->method, cfg->dataset_name,
+           st.plan->n_sessions, (long long)st.plan->n_classes);
+  for (int t = 0; t < st.plan->n_sessions; t++) SCL_CALL_GOTO(err, run_session(&st, t), done);
+  st.seconds_total = scl_now() - t0;
+  SCL_CALL_GOTO(err, trial_write_results(&st), done);
+  SCL_INFO("trial %s finished in %.1f s: final %.2f%%, average incremental %.2f%%", st.id,
+           st.seconds_total, run_metrics_final(st.metrics, 0), run_metrics_average(st.metrics, 0));
+done:
+  close_trial(&st);
+  scl_log_set_trial(NULL);
+  return err;
+}

@@ -1,0 +1,39 @@
+/* trial_internal.h: the state of a running trial, shared by trial.c (the session loop) and
+ * trial_output.c (identity and trial.h5). Private to src/run/. */
+#ifndef SAFECL_RUN_TRIAL_INTERNAL_H
+#define SAFECL_RUN_TRIAL_INTERNAL_H
+
+#include "safecl/data.h"
+#include "safecl/method.h"
+#include "safecl/metrics.h"
+#include "safecl/sessions.h"
+#include "safecl/trial.h"
+
+typedef struct trial_cache {
+  float *features; /* test-set features of a frozen network, all samples */
+  uint8_t *have;
+} trial_cache;
+
+typedef struct trial_state {
+  const run_trial_cfg *cfg;
+  char *config_text;
+  char id[33];
+  char weights_hash[33], train_manifest[33], test_manifest[33];
+  data_dataset *train, *test;
+  data_sessions *plan;
+  vit_model *backbone;
+  learn_method *method;
+  run_metrics *metrics;
+  trial_cache cache[LEARN_MAX_NETWORKS];
+  double seconds_total;
+} trial_state;
+
+/* Fills st->id and the input hashes (config identity, weights file, manifests). */
+SCL_NODISCARD scl_err trial_identity(trial_state *st);
+/* *finished = 1 if run.dir/trial.h5 holds this finished trial; an unreadable or foreign file is
+ * an error that names it, never overwritten. */
+SCL_NODISCARD scl_err trial_check_existing(trial_state *st, int *finished);
+/* Publishes run.dir/trial.h5 with metrics and provenance. */
+SCL_NODISCARD scl_err trial_write_results(trial_state *st);
+
+#endif /* SAFECL_RUN_TRIAL_INTERNAL_H */

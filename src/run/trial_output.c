@@ -1,0 +1,151 @@
+/* trial_output.c: trial identity and the trial.h5 results file (schema RUN_TRIAL_SCHEMA_VERSION).
+ *
+ * trial.h5 layout (documented in the README):
+ *   attributes  provenance (h5_write_provenance), kind = "trial", trial_id, status, config,
+ *               method, method_category, dataset, n_sessions, n_classes, seed, final_acc,
+ *               avg_acc, forgetting, seconds_total, input hashes
+ *   /class_order (n_classes int64), /session_start (T+1 int64), /n_test (T int64)
+ *   /predictors/<name>/{acc_matrix (T x T float64, NaN above the diagonal), acc (T),
+ *                       correct (T int64)}        predictor 0 is THE prediction
+ *   /timings/{train, fit, eval} (T float64 seconds)
+ * It is written whole and published by rename: a reader never sees a partial file. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "safecl/h5.h"
+#include "trial_internal.h"
+
+scl_err trial_identity(trial_state *st) {
+  char *ident = NULL;
+  SCL_CALL(cfg_dump_identity(&run_trial_schema, st->cfg, &ident));
+  snprintf(st->weights_hash, sizeof st->weights_hash, "random");
+  scl_err err = SCL_OK;
+  if (st->cfg->weights[0]) {
+    scl_hash wh;
+    err = scl_hash_file(st->cfg->weights, &wh);
+    if (!err) scl_hash_hex(wh, st->weights_hash);
+  }
+  scl_hash_hex(data_dataset_manifest_hash(st->train), st->train_manifest);
+  scl_hash_hex(data_dataset_manifest_hash(st->test), st->test_manifest);
+  scl_hasher *h = NULL;
+  if (!err) err = scl_hasher_create(&h);
+  if (!err) {
+    scl_hasher_update(h, ident, strlen(ident));
+    scl_hasher_update(h, st->weights_hash, 32);
+    scl_hasher_update(h, st->train_manifest, 32);
+    scl_hasher_update(h, st->test_manifest, 32);
+    scl_hash_hex(scl_hasher_digest(h), st->id);
+  }
+  scl_hasher_destroy(&h);
+  free(ident);
+  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  return SCL_OK;
+}
+
+static void results_path(const trial_state *st, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s/trial.h5", st->cfg->run_dir);
+}
+
+scl_err trial_check_existing(trial_state *st, int *finished) {
+  char path[4096];
+  results_path(st, path, sizeof path);
+  *finished = 0;
+  if (access(path, F_OK) != 0) return SCL_OK;
+  h5_file *f = NULL;
+  char *id = NULL, *status = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, h5_file_open_read(path, &f), done);
+  SCL_CALL_GOTO(err, h5_check_schema(f, RUN_TRIAL_SCHEMA_VERSION, "trial results"), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "trial_id", &id), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "status", &status), done);
+  if (strcmp(id, st->id))
+    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG,
+                   "%s holds trial %s, not this trial (%s): choose another run.dir or move it",
+                   path, id, st->id);
+  *finished = !strcmp(status, "finished");
+done:
+  scl_free(id);
+  scl_free(status);
+  if (f) {
+    scl_err close_err = h5_file_close(&f);
+    if (!err) err = close_err;
+  }
+  return err;
+}
+
+static scl_err write_predictor(h5_file *f, const run_metrics *m, int p) {
+  char name[128];
+  const int T = m->n_sessions;
+  snprintf(name, sizeof name, "predictors/%s/acc_matrix", m->names[p]);
+  SCL_CALL(h5_write_f64_2d(f, name, m->acc + (size_t)p * T * T, T, T));
+  snprintf(name, sizeof name, "predictors/%s/acc", m->names[p]);
+  SCL_CALL(h5_write_f64_1d(f, name, m->acc_total + (size_t)p * T, T));
+  snprintf(name, sizeof name, "predictors/%s/correct", m->names[p]);
+  SCL_CALL(h5_write_i64_1d(f, name, m->correct + (size_t)p * T, T));
+  snprintf(name, sizeof name, "predictors/%s", m->names[p]);
+  SCL_CALL(h5_attr_write_f64(f, name, "final_acc", run_metrics_final(m, p)));
+  SCL_CALL(h5_attr_write_f64(f, name, "avg_acc", run_metrics_average(m, p)));
+  SCL_CALL(h5_attr_write_f64(f, name, "forgetting", run_metrics_forgetting(m, p)));
+  return SCL_OK;
+}
+
+static scl_err write_timings(h5_file *f, const run_metrics *m) {
+  static const char *const phases[RUN_PHASE_COUNT] = {"train", "fit", "eval"};
+  double col[1024];
+  const int T = m->n_sessions < 1024 ? m->n_sessions : 1024;
+  for (int ph = 0; ph < RUN_PHASE_COUNT; ph++) {
+    for (int t = 0; t < T; t++) col[t] = m->seconds[t * RUN_PHASE_COUNT + ph];
+    char name[64];
+    snprintf(name, sizeof name, "timings/%s", phases[ph]);
+    SCL_CALL(h5_write_f64_1d(f, name, col, T));
+  }
+  return SCL_OK;
+}
+
+static scl_err write_attributes(h5_file *f, const trial_state *st) {
+  const run_trial_cfg *c = st->cfg;
+  const run_metrics *m = st->metrics;
+  SCL_CALL(h5_write_provenance(f, RUN_TRIAL_SCHEMA_VERSION));
+  SCL_CALL(h5_attr_write_str(f, NULL, "kind", "trial"));
+  SCL_CALL(h5_attr_write_str(f, NULL, "trial_id", st->id));
+  SCL_CALL(h5_attr_write_str(f, NULL, "status", "finished"));
+  SCL_CALL(h5_attr_write_str(f, NULL, "config", st->config_text));
+  SCL_CALL(h5_attr_write_str(f, NULL, "method", c->method));
+  SCL_CALL(h5_attr_write_str(f, NULL, "method_category", st->method->ops->category));
+  SCL_CALL(h5_attr_write_str(f, NULL, "dataset", c->dataset_name));
+  SCL_CALL(h5_attr_write_str(f, NULL, "backbone_weights_xxh3", st->weights_hash));
+  SCL_CALL(h5_attr_write_str(f, NULL, "train_manifest_xxh3", st->train_manifest));
+  SCL_CALL(h5_attr_write_str(f, NULL, "test_manifest_xxh3", st->test_manifest));
+  SCL_CALL(h5_attr_write_i64(f, NULL, "n_sessions", m->n_sessions));
+  SCL_CALL(h5_attr_write_i64(f, NULL, "n_classes", st->plan->n_classes));
+  SCL_CALL(h5_attr_write_i64(f, NULL, "seed", c->seed));
+  SCL_CALL(h5_attr_write_i64(f, NULL, "threads", st->backbone->threads));
+  SCL_CALL(h5_attr_write_str(f, NULL, "primary_predictor", m->names[0]));
+  SCL_CALL(h5_attr_write_f64(f, NULL, "final_acc", run_metrics_final(m, 0)));
+  SCL_CALL(h5_attr_write_f64(f, NULL, "avg_acc", run_metrics_average(m, 0)));
+  SCL_CALL(h5_attr_write_f64(f, NULL, "forgetting", run_metrics_forgetting(m, 0)));
+  SCL_CALL(h5_attr_write_f64(f, NULL, "seconds_total", st->seconds_total));
+  return SCL_OK;
+}
+
+scl_err trial_write_results(trial_state *st) {
+  char path[4096];
+  results_path(st, path, sizeof path);
+  h5_file *f = NULL;
+  scl_err err = SCL_OK;
+  const run_metrics *m = st->metrics;
+  SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
+  SCL_CALL_GOTO(err, write_attributes(f, st), done);
+  SCL_CALL_GOTO(err, h5_write_i64_1d(f, "class_order", st->plan->order, st->plan->n_classes), done);
+  SCL_CALL_GOTO(err, h5_write_i64_1d(f, "session_start", st->plan->start, m->n_sessions + 1), done);
+  SCL_CALL_GOTO(err, h5_write_i64_1d(f, "n_test", m->n_test, m->n_sessions), done);
+  for (int p = 0; p < m->n_predictors; p++) SCL_CALL_GOTO(err, write_predictor(f, m, p), done);
+  SCL_CALL_GOTO(err, write_timings(f, m), done);
+  SCL_CALL_GOTO(err, h5_file_commit(&f), done);
+done:
+  h5_file_abort(&f);
+  return err;
+}
