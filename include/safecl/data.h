@@ -75,13 +75,16 @@ SCL_NODISCARD scl_err data_test_transform(const data_image *img, int resize, int
 /* Datasets (dataset.c, folder.c, cifar.c, synthetic.c)                                      */
 
 typedef struct data_source {
-  const char *format; /* "folder", "cifar100" or "synthetic" */
+  const char *format; /* "folder", "cifar100", "domainnet" or "synthetic" */
   const char *root;   /* folder: ROOT with ROOT/{train,test}/<class>/<image>; cifar100: ROOT
                          with ROOT/cifar-100-binary/{train,test}.bin, or that directory itself;
                          synthetic: unused (may be NULL) */
   const char *split;  /* "train" or "test" */
-  /* synthetic only */
-  int64_t n_classes; /* >= 1 */
+  /* domainnet: comma-separated domains, read from ROOT/<domain>_<split>.txt ("path label" per
+     line, path relative to ROOT), concatenated in this order */
+  const char *domains;
+  /* synthetic: number of classes (>= 1); domainnet: number of classes (0 = 1 + largest label) */
+  int64_t n_classes;
   int64_t per_class; /* images per class in this split, >= 1 */
   int image_size;    /* side of the square images, 8 .. 4096 */
   uint64_t seed;
@@ -111,6 +114,8 @@ const char *data_dataset_path(const data_dataset *ds, int64_t i);
 const char *data_dataset_class_name(const data_dataset *ds, int64_t c);
 /* Decodes sample i into img (grown as needed). Errors name the sample's file. */
 SCL_NODISCARD scl_err data_dataset_read(const data_dataset *ds, int64_t i, data_image *img);
+/* Index (into data_source.domains) of sample i's domain; 0 for datasets without domains. */
+int data_dataset_domain(const data_dataset *ds, int64_t i);
 /* XXH3-128 identity of the dataset, computed at open: format, split and the ordered list of
  * (path, label, byte size) of every sample. For folders the size is the file size, not a hash of
  * the pixels: hashing 100k images at every open costs minutes, and a replaced file of identical

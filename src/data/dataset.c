@@ -112,9 +112,13 @@ scl_err data_dataset_open(const data_source *src, data_dataset **out) {
   } else if (strcmp(src->format, "synthetic") == 0) {
     ds->kind = DS_SYNTHETIC;
     SCL_CALL_GOTO(err, ds_synthetic_open(ds, src), fail);
+  } else if (strcmp(src->format, "domainnet") == 0) {
+    ds->kind = DS_LIST;
+    SCL_CALL_GOTO(err, ds_list_open(ds, src), fail);
   } else {
     SCL_ERROR_GOTO(err, fail, SCL_ERR_ARG,
-                   "dataset format '%s': expected \"folder\", \"cifar100\" or \"synthetic\"",
+                   "dataset format '%s': expected \"folder\", \"cifar100\", \"domainnet\" or "
+                   "\"synthetic\"",
                    src->format);
   }
   SCL_DEBUG("dataset %s %s: %lld samples, %lld classes", src->format, src->split,
@@ -133,9 +137,14 @@ void data_dataset_close(data_dataset **ds) {
   strpool_free(&d->paths);
   strpool_free(&d->classes);
   free(d->labels);
+  free(d->domain_of);
   free(d->root);
   free(d);
   *ds = NULL;
+}
+
+int data_dataset_domain(const data_dataset *ds, int64_t i) {
+  return ds->domain_of ? ds->domain_of[i] : 0;
 }
 
 int64_t data_dataset_count(const data_dataset *ds) { return ds->count; }
@@ -160,6 +169,7 @@ scl_err data_dataset_read(const data_dataset *ds, int64_t i, data_image *img) {
                      (long long)ds->count);
   switch (ds->kind) {
     case DS_FOLDER:
+    case DS_LIST:
       SCL_CALL(ds_folder_read(ds, i, img));
       break;
     case DS_CIFAR:

@@ -21,7 +21,7 @@ SCL_NODISCARD scl_err strpool_addf(strpool *p, const char *fmt, ...) SCL_PRINTF(
 const char *strpool_get(const strpool *p, int64_t i);
 void strpool_free(strpool *p);
 
-typedef enum { DS_FOLDER, DS_CIFAR, DS_SYNTHETIC } ds_kind;
+typedef enum { DS_FOLDER, DS_CIFAR, DS_SYNTHETIC, DS_LIST } ds_kind;
 
 struct data_dataset {
   ds_kind kind;
@@ -38,6 +38,9 @@ struct data_dataset {
   int64_t per_class;
   int image_size, split_id; /* split_id: 0 train, 1 test */
   uint64_t seed;
+  /* list (DomainNet): domain index of every sample, in the order of data_source.domains */
+  int32_t *domain_of;
+  int n_domains;
 };
 
 /* Manifest records: "safecl-manifest-v1", format, split, then per sample (path, label, size),
@@ -56,6 +59,7 @@ SCL_NODISCARD scl_err ds_cifar_open(data_dataset *ds, const data_source *src);
 SCL_NODISCARD scl_err ds_cifar_read(const data_dataset *ds, int64_t i, data_image *img);
 void ds_cifar_close(data_dataset *ds);
 SCL_NODISCARD scl_err ds_synthetic_open(data_dataset *ds, const data_source *src);
+SCL_NODISCARD scl_err ds_list_open(data_dataset *ds, const data_source *src);
 SCL_NODISCARD scl_err ds_synthetic_read(const data_dataset *ds, int64_t i, data_image *img);
 
 #endif /* SAFECL_DATASET_IMPL_H */

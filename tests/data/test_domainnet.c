@@ -1,0 +1,115 @@
+/* test_domainnet.c: the DomainNet list reader: domains concatenated in the order given, "./"
+ * prefixes and tabs accepted, blank lines skipped, labels, domains and class names as the lists
+ * say, images read from ROOT/path; malformed lines, missing lists and labels beyond the class
+ * count refused naming the file (and line). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "safecl/data.h"
+
+static int failures;
+#define CHECK(c, ...)                                      \
+  do {                                                     \
+    if (!(c)) {                                            \
+      failures++;                                          \
+      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+      fprintf(stderr, __VA_ARGS__);                        \
+      fputc('\n', stderr);                                 \
+    }                                                      \
+  } while (0)
+
+static char root[64];
+
+static void put(const char *rel, const char *text) {
+  char p[256];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  FILE *f = fopen(p, "w");
+  fputs(text, f);
+  fclose(f);
+}
+
+static void png(const char *rel, int w, int h, uint8_t v) {
+  char p[256];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  data_image img = {0};
+  if (io_image_reserve(&img, w, h)) return;
+  memset(img.rgb, v, (size_t)w * h * 3);
+  if (io_image_write_png(p, &img)) failures++;
+  io_image_free(&img);
+}
+
+static void expect_fail(const char *domains, int64_t n_classes, const char *needle) {
+  data_source src = {.format = "domainnet",
+                     .root = root,
+                     .split = "test",
+                     .domains = domains,
+                     .n_classes = n_classes};
+  data_dataset *ds = NULL;
+  scl_error_clear();
+  scl_err err = data_dataset_open(&src, &ds);
+  CHECK(err != SCL_OK && strstr(scl_error_message(), needle), "'%s' not refused with '%s': %s",
+        domains, needle, scl_error_message());
+  printf("refused as expected: %s\n", scl_error_message());
+  data_dataset_close(&ds);
+  scl_error_clear();
+}
+
+int main(void) {
+  snprintf(root, sizeof root, "/tmp/safecl_dn_XXXXXX");
+  if (!mkdtemp(root)) return 1;
+  char d[256];
+  const char *dirs[] = {"real", "real/cat", "real/dog", "sketch", "sketch/cat", "sketch/dog"};
+  for (int i = 0; i < 6; i++) {
+    snprintf(d, sizeof d, "%s/%s", root, dirs[i]);
+    mkdir(d, 0777);
+  }
+  png("real/cat/r1.png", 20, 10, 10);
+  png("real/dog/r2.png", 12, 12, 20);
+  png("sketch/cat/s1.png", 8, 16, 30);
+  put("real_test.txt", "./real/cat/r1.png 0\n\nreal/dog/r2.png\t1\n");
+  put("sketch_test.txt", "sketch/cat/s1.png 0\r\n");
+  put("broken_test.txt", "real/cat/r1.png 0\nreal/dog/r2.png dog\n");
+  put("big_test.txt", "real/cat/r1.png 7\n");
+
+  data_source src = {.format = "domainnet",
+                     .root = root,
+                     .split = "test",
+                     .domains = "sketch,real",
+                     .n_classes = 2};
+  data_dataset *ds = NULL;
+  CHECK(data_dataset_open(&src, &ds) == SCL_OK, "open: %s", scl_error_message());
+  if (ds) {
+    CHECK(data_dataset_count(ds) == 3, "count %lld", (long long)data_dataset_count(ds));
+    CHECK(!strcmp(data_dataset_path(ds, 0), "sketch/cat/s1.png"), "path 0 %s",
+          data_dataset_path(ds, 0));
+    CHECK(!strcmp(data_dataset_path(ds, 1), "real/cat/r1.png"), "./ prefix kept: %s",
+          data_dataset_path(ds, 1));
+    CHECK(data_dataset_label(ds, 2) == 1 && data_dataset_domain(ds, 2) == 1 &&
+              data_dataset_domain(ds, 0) == 0,
+          "labels/domains");
+    CHECK(!strcmp(data_dataset_class_name(ds, 0), "cat") &&
+              !strcmp(data_dataset_class_name(ds, 1), "dog"),
+          "class names %s %s", data_dataset_class_name(ds, 0), data_dataset_class_name(ds, 1));
+    data_image img = {0};
+    CHECK(
+        data_dataset_read(ds, 1, &img) == SCL_OK && img.w == 20 && img.h == 10 && img.rgb[0] == 10,
+        "image read: %s", scl_error_message());
+    io_image_free(&img);
+    data_dataset_close(&ds);
+  }
+  expect_fail("real,broken", 0, "broken_test.txt:2");
+  expect_fail("real,clipart", 0, "clipart_test.txt");
+  expect_fail("big", 2, "label 7");
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+  if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", root);
+  if (failures) {
+    fprintf(stderr, "test_domainnet: %d failure(s)\n", failures);
+    return 1;
+  }
+  printf("test_domainnet: all checks passed\n");
+  return 0;
+}
