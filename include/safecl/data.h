@@ -88,6 +88,7 @@ typedef struct data_source {
   int64_t per_class; /* images per class in this split, >= 1 */
   int image_size;    /* side of the square images, 8 .. 4096 */
   uint64_t seed;
+  double difficulty; /* synthetic: [0, 1): how far images blend toward another class */
 } data_source;
 
 typedef struct data_dataset data_dataset;

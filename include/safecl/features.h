@@ -29,6 +29,7 @@ typedef struct run_features_cfg {
   int64_t syn_per_class;
   int64_t syn_size;
   int64_t syn_seed;
+  double syn_difficulty;
   int64_t batch;
   int64_t threads;
   char *out;

@@ -1,10 +1,12 @@
 /* metrics.h: the accuracy matrix of a trial and what is derived from it (METHOD.md d.1).
  *
  * After session t every test image of the classes seen so far is predicted; acc[t][s] is the
- * top-1 accuracy (percent) on the test images of session s's classes, A_t the accuracy on all
- * of them (100 * correct / images, the reference's "top1_total"). Derived: final = A_{T-1},
- * average incremental = mean_t A_t, forgetting = mean over s < T-1 of
- * (max_{s <= t < T-1} acc[t][s]) - acc[T-1][s]. One matrix per predictor of the method. */
+ * top-1 accuracy (percent) on the test images of session s's classes (of domain s, in
+ * domain-incremental benchmarks, where every session sees every domain's test images; then
+ * acc[t][s] is defined for s > t too), A_t the accuracy on all of them (100 * correct / images, the
+ * reference's "top1_total"). Derived: final = A_{T-1}, average incremental = mean_t A_t, forgetting
+ * = mean over s < T-1 of (max_{s <= t < T-1} acc[t][s]) - acc[T-1][s]. One matrix per predictor of
+ * the method. */
 #ifndef SAFECL_METRICS_H
 #define SAFECL_METRICS_H
 
@@ -30,10 +32,11 @@ typedef struct run_metrics {
 SCL_NODISCARD scl_err run_metrics_create(int n_sessions, int n_predictors, const char *const *names,
                                          run_metrics **out);
 void run_metrics_destroy(run_metrics **m);
-/* Records session t from pred[p * n + i] (predictor p, image i) against labels (mapped), with
- * session_start (n_sessions + 1 class boundaries) to group images by session. */
+/* Records session t from pred[p * n + i] (predictor p, image i) against labels (mapped);
+ * group[i] in [0, n_sessions) is the column of acc[t][.] image i counts towards: the session
+ * that introduced its class (class-incremental) or its domain (domain-incremental). */
 void run_metrics_record(run_metrics *m, int t, const int32_t *pred, const int32_t *labels,
-                        int64_t n, const int64_t *session_start);
+                        const int32_t *group, int64_t n);
 double run_metrics_final(const run_metrics *m, int p);
 double run_metrics_average(const run_metrics *m, int p);
 double run_metrics_forgetting(const run_metrics *m, int p);

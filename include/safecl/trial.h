@@ -17,6 +17,8 @@ typedef struct run_trial_cfg {
   char *dataset_name;
   char *format;
   char *root;
+  char *domains;
+  int64_t classes;
   int64_t init_cls;
   int64_t increment;
   int shuffle;
@@ -28,6 +30,7 @@ typedef struct run_trial_cfg {
   int64_t syn_test_per_class;
   int64_t syn_size;
   int64_t syn_seed;
+  double syn_difficulty;
   char *arch;
   char *weights;
   int64_t backbone_seed;

@@ -38,6 +38,7 @@ struct data_dataset {
   int64_t per_class;
   int image_size, split_id; /* split_id: 0 train, 1 test */
   uint64_t seed;
+  float difficulty;
   /* list (DomainNet): domain index of every sample, in the order of data_source.domains */
   int32_t *domain_of;
   int n_domains;

@@ -48,6 +48,8 @@ static const cfg_key features_keys[] = {
     K("data.synthetic.size", CFG_INT, syn_size, 8, 4096, "224", NULL, "synthetic: image side"),
     K("data.synthetic.seed", CFG_INT, syn_seed, 0, 4294967295.0, "1993", NULL,
       "synthetic: generator seed"),
+    K("data.synthetic.difficulty", CFG_FLOAT, syn_difficulty, 0, 0.99, "0.0", NULL,
+      "synthetic: blend of every image toward another class (0 = easy)"),
     K("batch", CFG_INT, batch, 1, 4096, "16", NULL, "images per forward pass"),
     K("threads", CFG_INT, threads, 0, 1024, "0", NULL,
       "compute threads; 0 = OPENBLAS_NUM_THREADS or the core count"),
@@ -89,7 +91,8 @@ static scl_err open_inputs(const run_features_cfg *cfg, features_job *job) {
                      .n_classes = cfg->syn_classes,
                      .per_class = cfg->syn_per_class,
                      .image_size = (int)cfg->syn_size,
-                     .seed = (uint64_t)cfg->syn_seed};
+                     .seed = (uint64_t)cfg->syn_seed,
+                     .difficulty = cfg->syn_difficulty};
   if (strcmp(cfg->format, "synthetic") && !cfg->root[0])
     return SCL_ERROR(SCL_ERR_ARG, "data.root is empty; data.format = \"%s\" needs it", cfg->format);
   SCL_CALL(data_dataset_open(&src, &job->ds));

@@ -46,14 +46,8 @@ void run_metrics_destroy(run_metrics **m) {
   *m = NULL;
 }
 
-static int session_of(int64_t label, const int64_t *start, int n_sessions) {
-  int s = 0;
-  while (s + 1 < n_sessions && label >= start[s + 1]) s++;
-  return s;
-}
-
 void run_metrics_record(run_metrics *m, int t, const int32_t *pred, const int32_t *labels,
-                        int64_t n, const int64_t *session_start) {
+                        const int32_t *group, int64_t n) {
   const int T = m->n_sessions;
   int64_t *count = m->group_scratch, *right = m->group_scratch + T;
   m->n_test[t] = n;
@@ -62,7 +56,7 @@ void run_metrics_record(run_metrics *m, int t, const int32_t *pred, const int32_
     memset(right, 0, (size_t)T * sizeof(int64_t));
     int64_t total = 0;
     for (int64_t i = 0; i < n; i++) {
-      int s = session_of(labels[i], session_start, T);
+      int s = group[i];
       int ok = pred[(int64_t)p * n + i] == labels[i];
       count[s]++;
       right[s] += ok;
@@ -70,7 +64,7 @@ void run_metrics_record(run_metrics *m, int t, const int32_t *pred, const int32_
     }
     m->correct[p * T + t] = total;
     m->acc_total[p * T + t] = n ? 100.0 * (double)total / (double)n : NAN;
-    for (int s = 0; s <= t; s++)
+    for (int s = 0; s < T; s++)
       m->acc[((size_t)p * T + t) * T + s] = count[s] ? 100.0 * (double)right[s] / count[s] : NAN;
   }
   if (t + 1 > m->sessions_done) m->sessions_done = t + 1;

@@ -19,14 +19,16 @@
 #include "trial_internal.h"
 
 static scl_err open_split(const run_trial_cfg *cfg, const char *split, data_dataset **out) {
-  int train = !strcmp(split, "train");
+  int train = !strcmp(split, "train"), dil = !strcmp(cfg->format, "domainnet");
   data_source src = {.format = cfg->format,
                      .root = cfg->root,
                      .split = split,
-                     .n_classes = cfg->syn_classes,
+                     .domains = cfg->domains,
+                     .n_classes = dil ? cfg->classes : cfg->syn_classes,
                      .per_class = train ? cfg->syn_train_per_class : cfg->syn_test_per_class,
                      .image_size = (int)cfg->syn_size,
-                     .seed = (uint64_t)cfg->syn_seed};
+                     .seed = (uint64_t)cfg->syn_seed,
+                     .difficulty = cfg->syn_difficulty};
   if (strcmp(cfg->format, "synthetic") && !cfg->root[0])
     return SCL_ERROR(SCL_ERR_ARG, "dataset.root is empty; dataset.format = \"%s\" needs it",
                      cfg->format);
@@ -41,8 +43,51 @@ static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
   if (data_dataset_num_classes(st->test) != nc)
     return SCL_ERROR(SCL_ERR_FORMAT, "%s: train split has %lld classes but test split has %lld",
                      cfg->root, (long long)nc, (long long)data_dataset_num_classes(st->test));
-  SCL_CALL(data_sessions_create(nc, cfg->init_cls, cfg->increment, cfg->shuffle,
-                                (uint32_t)cfg->order_seed, &st->plan));
+  st->dil = !strcmp(cfg->format, "domainnet");
+  if (st->dil) {
+    /* Every session holds every class in the original label order (METHOD.md a.1). */
+    SCL_CALL(data_sessions_create(nc, nc, nc, 0, 0, &st->plan));
+    st->n_sessions = 1;
+    for (const char *c = cfg->domains; *c; c++) st->n_sessions += *c == ',';
+  } else {
+    SCL_CALL(data_sessions_create(nc, cfg->init_cls, cfg->increment, cfg->shuffle,
+                                  (uint32_t)cfg->order_seed, &st->plan));
+    st->n_sessions = st->plan->n_sessions;
+  }
+  return SCL_OK;
+}
+
+/* The classes a session introduces: its slice of the class order, or all classes (DIL). */
+static void session_classes(const trial_state *st, int t, int64_t *lo, int64_t *hi) {
+  *lo = st->dil ? 0 : st->plan->start[t];
+  *hi = st->dil ? st->plan->n_classes : st->plan->start[t + 1];
+}
+
+/* Keeps the selected samples of `ds` whose domain is `domain` (in place). */
+static void keep_domain(const data_dataset *ds, int domain, int64_t *idx, int32_t *labels,
+                        int64_t *n) {
+  int64_t k = 0;
+  for (int64_t i = 0; i < *n; i++) {
+    if (data_dataset_domain(ds, idx[i]) != domain) continue;
+    idx[k] = idx[i];
+    labels[k++] = labels[i];
+  }
+  *n = k;
+}
+
+/* The column of the accuracy matrix each test image counts towards. */
+static scl_err test_groups(const trial_state *st, const int64_t *idx, const int32_t *labels,
+                           int64_t n, int32_t **group) {
+  SCL_CALL(scl_alloc((size_t)(n ? n : 1) * sizeof(int32_t), "test groups", (void **)group));
+  for (int64_t i = 0; i < n; i++) {
+    if (st->dil) {
+      (*group)[i] = data_dataset_domain(st->test, idx[i]);
+      continue;
+    }
+    int s = 0;
+    while (s + 1 < st->n_sessions && labels[i] >= st->plan->start[s + 1]) s++;
+    (*group)[i] = s;
+  }
   return SCL_OK;
 }
 
@@ -73,7 +118,7 @@ static scl_err open_method(const run_trial_cfg *cfg, trial_state *st) {
   SCL_CALL(ops->create(&ctx, &st->method));
   const char *names[LEARN_MAX_PREDICTORS] = {0};
   int np = ops->predictors(st->method, names);
-  SCL_CALL(run_metrics_create(st->plan->n_sessions, np, names, &st->metrics));
+  SCL_CALL(run_metrics_create(st->n_sessions, np, names, &st->metrics));
   return SCL_OK;
 }
 
@@ -138,19 +183,17 @@ static void free_features(float **feats) {
 
 static scl_err run_session(trial_state *st, int t) {
   const data_sessions *plan = st->plan;
-  learn_session s = {.t = t,
-                     .n_sessions = plan->n_sessions,
-                     .class_lo = plan->start[t],
-                     .class_hi = plan->start[t + 1],
-                     .n_classes = plan->n_classes};
+  learn_session s = {.t = t, .n_sessions = st->n_sessions, .n_classes = plan->n_classes};
+  session_classes(st, t, &s.class_lo, &s.class_hi);
   int64_t *idx = NULL, *tidx = NULL, n = 0, nt = 0;
-  int32_t *labels = NULL, *tlabels = NULL, *pred = NULL;
+  int32_t *labels = NULL, *tlabels = NULL, *pred = NULL, *group = NULL;
   float *feats[LEARN_MAX_NETWORKS] = {0};
   int n_nets = 0;
   double *sec = st->metrics->seconds + t * RUN_PHASE_COUNT, t0 = scl_now();
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(
       err, data_sessions_select(plan, st->train, s.class_lo, s.class_hi, &idx, &labels, &n), done);
+  if (st->dil) keep_domain(st->train, t, idx, labels, &n);
   s.n_train = n;
   s.train_labels = labels;
   SCL_CALL_GOTO(err, st->method->ops->train(st->method, &s), done);
@@ -171,10 +214,11 @@ static scl_err run_session(trial_state *st, int t) {
                 done);
   SCL_CALL_GOTO(
       err, st->method->ops->predict(st->method, &s, (const float *const *)feats, nt, pred), done);
-  run_metrics_record(st->metrics, t, pred, tlabels, nt, plan->start);
+  SCL_CALL_GOTO(err, test_groups(st, tidx, tlabels, nt, &group), done);
+  run_metrics_record(st->metrics, t, pred, tlabels, group, nt);
   sec[RUN_PHASE_EVAL] = scl_now() - t0;
   SCL_INFO("session %d/%d: classes [%lld, %lld), %lld train / %lld test images, accuracy %.2f%%",
-           t + 1, plan->n_sessions, (long long)s.class_lo, (long long)s.class_hi, (long long)n,
+           t + 1, st->n_sessions, (long long)s.class_lo, (long long)s.class_hi, (long long)n,
            (long long)nt, st->metrics->acc_total[t]);
 done:
   free_features(feats);
@@ -183,6 +227,7 @@ done:
   scl_free(tidx);
   scl_free(tlabels);
   scl_free(pred);
+  scl_free(group);
   return err;
 }
 
@@ -233,8 +278,8 @@ scl_err run_trial(const run_trial_cfg *cfg) {
   SCL_CALL_GOTO(err, open_backbone(cfg, &st), done);
   SCL_CALL_GOTO(err, open_method(cfg, &st), done);
   SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes", st.id, cfg->method, cfg->dataset_name,
-           st.plan->n_sessions, (long long)st.plan->n_classes);
-  for (int t = 0; t < st.plan->n_sessions; t++) SCL_CALL_GOTO(err, run_session(&st, t), done);
+           st.n_sessions, (long long)st.plan->n_classes);
+  for (int t = 0; t < st.n_sessions; t++) SCL_CALL_GOTO(err, run_session(&st, t), done);
   st.seconds_total = scl_now() - t0;
   SCL_CALL_GOTO(err, trial_write_results(&st), done);
   SCL_INFO("trial %s finished in %.1f s: final %.2f%%, average incremental %.2f%%", st.id,

@@ -19,8 +19,10 @@ typedef struct trial_state {
   char *config_text;
   char id[33];
   char weights_hash[33], train_manifest[33], test_manifest[33];
-  data_dataset *train, *test;
-  data_sessions *plan;
+  data_dataset *train, *test; /* domain-incremental: every domain, concatenated */
+  data_sessions *plan;        /* class order and class-incremental boundaries */
+  int dil;                    /* 1: domain-incremental (one domain per session, all classes) */
+  int n_sessions;
   vit_model *backbone;
   learn_method *method;
   run_metrics *metrics;

@@ -2,9 +2,9 @@
  *
  * trial.h5 layout (documented in the README):
  *   attributes  provenance (h5_write_provenance), kind = "trial", trial_id, status, config,
- *               method, method_category, dataset, n_sessions, n_classes, seed, final_acc,
- *               avg_acc, forgetting, seconds_total, input hashes
- *   /class_order (n_classes int64), /session_start (T+1 int64), /n_test (T int64)
+ *               method, method_category, dataset, protocol, [domains], n_sessions, n_classes, seed,
+ * final_acc, avg_acc, forgetting, seconds_total, input hashes /class_order (n_classes int64),
+ * /session_start (T+1 int64; class-incremental only), /n_test (T int64)
  *   /predictors/<name>/{acc_matrix (T x T float64, NaN above the diagonal), acc (T),
  *                       correct (T int64)}        predictor 0 is THE prediction
  *   /timings/{train, fit, eval} (T float64 seconds)
@@ -116,6 +116,9 @@ static scl_err write_attributes(h5_file *f, const trial_state *st) {
   SCL_CALL(h5_attr_write_str(f, NULL, "method", c->method));
   SCL_CALL(h5_attr_write_str(f, NULL, "method_category", st->method->ops->category));
   SCL_CALL(h5_attr_write_str(f, NULL, "dataset", c->dataset_name));
+  SCL_CALL(
+      h5_attr_write_str(f, NULL, "protocol", st->dil ? "domain-incremental" : "class-incremental"));
+  if (st->dil) SCL_CALL(h5_attr_write_str(f, NULL, "domains", c->domains));
   SCL_CALL(h5_attr_write_str(f, NULL, "backbone_weights_xxh3", st->weights_hash));
   SCL_CALL(h5_attr_write_str(f, NULL, "train_manifest_xxh3", st->train_manifest));
   SCL_CALL(h5_attr_write_str(f, NULL, "test_manifest_xxh3", st->test_manifest));
@@ -140,7 +143,9 @@ scl_err trial_write_results(trial_state *st) {
   SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
   SCL_CALL_GOTO(err, write_attributes(f, st), done);
   SCL_CALL_GOTO(err, h5_write_i64_1d(f, "class_order", st->plan->order, st->plan->n_classes), done);
-  SCL_CALL_GOTO(err, h5_write_i64_1d(f, "session_start", st->plan->start, m->n_sessions + 1), done);
+  if (!st->dil)
+    SCL_CALL_GOTO(err, h5_write_i64_1d(f, "session_start", st->plan->start, m->n_sessions + 1),
+                  done);
   SCL_CALL_GOTO(err, h5_write_i64_1d(f, "n_test", m->n_test, m->n_sessions), done);
   for (int p = 0; p < m->n_predictors; p++) SCL_CALL_GOTO(err, write_predictor(f, m, p), done);
   SCL_CALL_GOTO(err, write_timings(f, m), done);

@@ -1,0 +1,168 @@
+"""test_trial.py: `safecl train` end to end on generated data.
+
+1. SimpleCIL, class-incremental on the synthetic benchmark with a tiny random ViT: the whole
+   accuracy matrix must equal an independent NumPy computation (class order from NumPy's legacy
+   permutation, prototypes = class means of `safecl features` output, cosine argmax over seen
+   classes), and final / average / forgetting must follow from the matrix (METHOD.md d.1).
+2. Rerunning the same command does nothing; a run.dir holding another trial is refused.
+3. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
+   domain, every session evaluated on all domains' test images.
+Exits non-zero on any failure.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+from PIL import Image
+
+failures = []
+
+
+def check(cond, msg):
+    print(("ok   " if cond else "FAIL ") + msg)
+    if not cond:
+        failures.append(msg)
+
+
+def run(safecl, args):
+    p = subprocess.run([safecl] + args, capture_output=True, text=True)
+    if p.returncode:
+        print(p.stderr)
+    return p
+
+
+def features(safecl, tmp, split, common):
+    out = os.path.join(tmp, "feat_%s.h5" % split)
+    p = run(safecl, ["features", "data.format=synthetic", "data.split=" + split,
+                     "data.synthetic.classes=%d" % common["classes"],
+                     "data.synthetic.per_class=%d" % common[split], "data.synthetic.size=224",
+                     "data.synthetic.seed=5", "data.synthetic.difficulty=0.35",
+                     "backbone.arch=vit_tiny_patch16_224",
+                     "backbone.seed=11", "out=" + out])
+    with h5py.File(out, "r") as f:
+        return f["features"][...].astype(np.float64), f["labels"][...]
+
+
+def reference_matrix(tr_x, tr_y, te_x, te_y, order, starts):
+    mapped = np.empty_like(order)
+    mapped[order] = np.arange(len(order))
+    tr_m, te_m = mapped[tr_y], mapped[te_y]
+    T = len(starts) - 1
+    protos = np.zeros((len(order), tr_x.shape[1]))
+    acc = np.full((T, T), np.nan)
+    for t in range(T):
+        for c in range(starts[t], starts[t + 1]):
+            mean = tr_x[tr_m == c].mean(0)
+            protos[c] = mean / np.linalg.norm(mean)
+        seen = te_m < starts[t + 1]
+        x = te_x[seen] / np.linalg.norm(te_x[seen], axis=1, keepdims=True)
+        pred = np.argmax(x @ protos[:starts[t + 1]].T, axis=1)
+        for s in range(t + 1):
+            grp = (te_m[seen] >= starts[s]) & (te_m[seen] < starts[s + 1])
+            acc[t, s] = 100.0 * np.mean(pred[grp] == te_m[seen][grp])
+    return acc
+
+
+def test_class_incremental(safecl, tmp):
+    common = {"classes": 12, "train": 6, "test": 4}
+    run_dir = os.path.join(tmp, "cil")
+    args = ["train", "method.name=simplecil", "dataset.format=synthetic",
+            "dataset.synthetic.classes=12", "dataset.synthetic.train_per_class=6",
+            "dataset.synthetic.test_per_class=4", "dataset.synthetic.seed=5",
+            "dataset.synthetic.difficulty=0.35",
+            "dataset.init_cls=4", "dataset.increment=3", "dataset.order_seed=1993",
+            "backbone.arch=vit_tiny_patch16_224", "backbone.seed=11", "eval.batch=8",
+            "run.dir=" + run_dir]
+    p = run(safecl, args)
+    check(p.returncode == 0, "simplecil class-incremental trial runs")
+    if p.returncode:
+        return
+    np.random.seed(1993)
+    order = np.random.permutation(12)
+    starts = [0, 4, 7, 10, 12]
+    tr_x, tr_y = features(safecl, tmp, "train", common)
+    te_x, te_y = features(safecl, tmp, "test", common)
+    ref = reference_matrix(tr_x, tr_y, te_x, te_y, order, starts)
+    with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
+        got = f["predictors/simplecil/acc_matrix"][...]
+        acc = f["predictors/simplecil/acc"][...]
+        attrs = dict(f.attrs)
+        class_order = f["class_order"][...]
+        n_test = f["n_test"][...]
+    check(list(class_order) == list(order), "class order is NumPy's permutation(12) at seed 1993")
+    check(list(n_test) == [16, 28, 40, 48], "every seen class's test images evaluated: %s" % list(n_test))
+    same = np.array_equal(np.isnan(got), np.isnan(ref)) and np.allclose(got[~np.isnan(ref)], ref[~np.isnan(ref)], atol=1e-9)
+    print("     acc matrix (trial):\n%s\n     acc matrix (NumPy from safecl features):\n%s" % (got, ref))
+    check(same, "accuracy matrix equals the independent NumPy computation")
+    final, avg = acc[-1], acc.mean()
+    forg = np.mean([max(got[t, s] for t in range(s, 3)) - got[3, s] for s in range(3)])
+    check(abs(attrs["final_acc"] - final) < 1e-12 and abs(attrs["avg_acc"] - avg) < 1e-12,
+          "final %.4f and average incremental %.4f accuracy follow from the curve" % (final, avg))
+    check(abs(attrs["forgetting"] - forg) < 1e-12, "forgetting %.4f follows from the matrix" % forg)
+    check(final > 2 * 100.0 / 12, "SimpleCIL is well above chance (8.3%%) on overlapping classes: %.1f%%" % final)
+    check(final < 100.0, "the benchmark is hard enough that the comparison is not trivially 100%")
+    check(attrs["protocol"] == "class-incremental" and attrs["status"] == "finished",
+          "protocol and status recorded")
+    p = run(safecl, args + ["threads=1"])
+    check(p.returncode == 0 and "already finished" in p.stderr,
+          "rerun (with a result-neutral key changed) does nothing")
+    p = run(safecl, [a if not a.startswith("dataset.increment") else "dataset.increment=4" for a in args])
+    check(p.returncode != 0 and "not this trial" in p.stderr, "a run.dir holding another trial is refused")
+
+
+def make_domainnet(root, rng, domains, classes, per):
+    for d_i, dom in enumerate(domains):
+        for split, n in (("train", per), ("test", per // 2)):
+            lines = []
+            for c in range(classes):
+                os.makedirs(os.path.join(root, dom, "cls%d" % c), exist_ok=True)
+                for k in range(n):
+                    rel = "%s/cls%d/%s_%d.png" % (dom, c, split, k)
+                    base = np.zeros((32, 32, 3)) + [40 * c, 255 - 40 * c, 60 * d_i]
+                    img = np.clip(base + rng.integers(0, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                    Image.fromarray(img).save(os.path.join(root, rel))
+                    lines.append("./%s %d" % (rel, c))
+            open(os.path.join(root, "%s_%s.txt" % (dom, split)), "w").write("\n".join(lines) + "\n")
+
+
+def test_domain_incremental(safecl, tmp):
+    root = os.path.join(tmp, "DomainNet")
+    domains = ["real", "sketch", "clipart"]
+    make_domainnet(root, np.random.default_rng(3), domains, classes=4, per=4)
+    run_dir = os.path.join(tmp, "dil")
+    p = run(safecl, ["train", "method.name=simplecil", "dataset.format=domainnet",
+                     "dataset.root=" + root, "dataset.domains=" + ",".join(domains),
+                     "dataset.classes=4", "dataset.shuffle=false", "dataset.resize=224",
+                     "backbone.arch=vit_tiny_patch16_224", "eval.batch=8", "run.dir=" + run_dir])
+    check(p.returncode == 0, "simplecil domain-incremental trial runs")
+    if p.returncode:
+        return
+    with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
+        m = f["predictors/simplecil/acc_matrix"][...]
+        n_test = f["n_test"][...]
+        attrs = dict(f.attrs)
+    check(m.shape == (3, 3) and not np.isnan(m).any(),
+          "every session is evaluated on every domain (no NaN in the 3x3 matrix)")
+    check(list(n_test) == [24, 24, 24], "the test set is all domains in every session: %s" % list(n_test))
+    check(attrs["protocol"] == "domain-incremental", "protocol recorded as domain-incremental")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--safecl", required=True)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        test_class_incremental(a.safecl, tmp)
+        test_domain_incremental(a.safecl, tmp)
+    if failures:
+        print("test_trial: %d failure(s)" % len(failures))
+        sys.exit(1)
+    print("test_trial: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
