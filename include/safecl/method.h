@@ -48,6 +48,19 @@ typedef struct learn_context {
   const void *cfg; /* the trial config (run_trial_cfg), read-only */
 } learn_context;
 
+/* One tensor of a method's state, for checkpoints: the runner writes `data` out and, on resume,
+ * reads it back into the same memory (shape checked). Entries point into the method's own
+ * storage, which is sized for the whole trial at create, so the list never changes shape. */
+typedef enum { LEARN_F32 = 0, LEARN_F64, LEARN_I64 } learn_dtype;
+#define LEARN_MAX_STATE 64
+typedef struct learn_state_entry {
+  const char *name;
+  learn_dtype dtype;
+  int ndim; /* 1 or 2 */
+  int64_t shape[2];
+  void *data;
+} learn_state_entry;
+
 typedef struct learn_method learn_method;
 
 typedef struct learn_method_ops {
@@ -62,6 +75,8 @@ typedef struct learn_method_ops {
   SCL_NODISCARD scl_err (*predict)(learn_method *m, const learn_session *s,
                                    const float *const *features, int64_t n, int32_t *pred);
   int (*predictors)(const learn_method *m, const char **names); /* count; names[0] primary */
+  /* The method's complete state between sessions (at most LEARN_MAX_STATE entries). */
+  int (*state)(learn_method *m, learn_state_entry *out);
   void (*destroy)(learn_method **m);
 } learn_method_ops;
 

@@ -54,6 +54,15 @@ static int simplecil_predictors(const learn_method *m, const char **names) {
   return 1;
 }
 
+static int simplecil_state(learn_method *m, learn_state_entry *out) {
+  simplecil *sc = (simplecil *)m;
+  const learn_prototypes *p = sc->protos;
+  out[0] = (learn_state_entry){"prototype_sums", LEARN_F64, 2, {p->n_classes, p->dim}, p->sum};
+  out[1] = (learn_state_entry){"prototype_counts", LEARN_I64, 1, {p->n_classes, 0}, p->count};
+  out[2] = (learn_state_entry){"prototypes", LEARN_F32, 2, {p->n_classes, p->dim}, p->unit};
+  return 3;
+}
+
 static void simplecil_destroy(learn_method **m) {
   if (!m || !*m) return;
   simplecil *sc = (simplecil *)*m;
@@ -73,6 +82,7 @@ const learn_method_ops learn_simplecil_ops = {
     .fit = simplecil_fit,
     .predict = simplecil_predict,
     .predictors = simplecil_predictors,
+    .state = simplecil_state,
     .destroy = simplecil_destroy,
 };
 

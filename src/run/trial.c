@@ -8,10 +8,12 @@
 #include "safecl/trial.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "safecl/extract.h"
 #include "safecl/metrics.h"
@@ -231,6 +233,16 @@ done:
   return err;
 }
 
+/* Testing aid: SAFECL_FAULT_KILL_AFTER_SESSION=k makes the process SIGKILL itself right after
+ * the checkpoint of session k is published, so tests can check that a real kill loses nothing. */
+static void fault_injection_point(int sessions_done) {
+  const char *env = getenv("SAFECL_FAULT_KILL_AFTER_SESSION");
+  if (env && atoi(env) == sessions_done) {
+    SCL_WARN("fault injection: killing the process after session %d", sessions_done);
+    raise(SIGKILL);
+  }
+}
+
 static void close_trial(trial_state *st) {
   for (int k = 0; k < LEARN_MAX_NETWORKS; k++) {
     scl_free(st->cache[k].features);
@@ -279,9 +291,19 @@ scl_err run_trial(const run_trial_cfg *cfg) {
   SCL_CALL_GOTO(err, open_method(cfg, &st), done);
   SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes", st.id, cfg->method, cfg->dataset_name,
            st.n_sessions, (long long)st.plan->n_classes);
-  for (int t = 0; t < st.n_sessions; t++) SCL_CALL_GOTO(err, run_session(&st, t), done);
+  int first = 0;
+  SCL_CALL_GOTO(err, trial_checkpoint_load(&st, &first), done);
+  if (first > 0) SCL_INFO("resuming after session %d from %s/ckpt.h5", first, cfg->run_dir);
+  for (int t = first; t < st.n_sessions; t++) {
+    SCL_CALL_GOTO(err, run_session(&st, t), done);
+    SCL_CALL_GOTO(err, trial_checkpoint_write(&st, t + 1), done);
+    fault_injection_point(t + 1);
+  }
   st.seconds_total = scl_now() - t0;
   SCL_CALL_GOTO(err, trial_write_results(&st), done);
+  char ckpt[4096];
+  snprintf(ckpt, sizeof ckpt, "%s/ckpt.h5", cfg->run_dir);
+  if (unlink(ckpt) != 0 && errno != ENOENT) SCL_WARN("%s: not removed: %s", ckpt, strerror(errno));
   SCL_INFO("trial %s finished in %.1f s: final %.2f%%, average incremental %.2f%%", st.id,
            st.seconds_total, run_metrics_final(st.metrics, 0), run_metrics_average(st.metrics, 0));
 done:

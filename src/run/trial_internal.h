@@ -35,6 +35,11 @@ SCL_NODISCARD scl_err trial_identity(trial_state *st);
 /* *finished = 1 if run.dir/trial.h5 holds this finished trial; an unreadable or foreign file is
  * an error that names it, never overwritten. */
 SCL_NODISCARD scl_err trial_check_existing(trial_state *st, int *finished);
+/* Writes run.dir/ckpt.h5: metrics and method state after `sessions_done` sessions. */
+SCL_NODISCARD scl_err trial_checkpoint_write(trial_state *st, int sessions_done);
+/* Restores from run.dir/ckpt.h5 if present (*sessions_done = 0 if not); a checkpoint of another
+ * trial is an error naming the file. */
+SCL_NODISCARD scl_err trial_checkpoint_load(trial_state *st, int *sessions_done);
 /* Publishes run.dir/trial.h5 with metrics and provenance. */
 SCL_NODISCARD scl_err trial_write_results(trial_state *st);
 

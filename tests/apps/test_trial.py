@@ -1,10 +1,15 @@
-"""test_trial.py: `safecl train` end to end on generated data.
+""
+    "test_trial.py: `safecl train` end to end on generated data.
 
-1. SimpleCIL, class-incremental on the synthetic benchmark with a tiny random ViT: the whole
-   accuracy matrix must equal an independent NumPy computation (class order from NumPy's legacy
-   permutation, prototypes = class means of `safecl features` output, cosine argmax over seen
-   classes), and final / average / forgetting must follow from the matrix (METHOD.md d.1).
-2. Rerunning the same command does nothing; a run.dir holding another trial is refused.
+    1. SimpleCIL,
+    class - incremental on the synthetic benchmark with a tiny random ViT
+    : the whole accuracy matrix must equal an independent NumPy
+      computation(class order from NumPy's legacy permutation,
+                  prototypes = class means of `safecl features` output,
+                  cosine argmax over seen classes),
+    and final / average /
+        forgetting must follow from the matrix(METHOD.md d .1)
+            .2. Rerunning the same command does nothing; a run.dir holding another trial is refused.
 3. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
    domain, every session evaluated on all domains' test images.
 Exits non-zero on any failure.
@@ -112,6 +117,28 @@ def test_class_incremental(safecl, tmp):
           "rerun (with a result-neutral key changed) does nothing")
     p = run(safecl, [a if not a.startswith("dataset.increment") else "dataset.increment=4" for a in args])
     check(p.returncode != 0 and "not this trial" in p.stderr, "a run.dir holding another trial is refused")
+    test_kill_and_resume(safecl, args, tmp, got)
+
+
+def test_kill_and_resume(safecl, args, tmp, uninterrupted):
+    for k in (1, 2, 4):
+        run_dir = os.path.join(tmp, "killed_%d" % k)
+        a = [x if not x.startswith("run.dir=") else "run.dir=" + run_dir for x in args]
+        env = dict(os.environ, SAFECL_FAULT_KILL_AFTER_SESSION=str(k))
+        p = subprocess.run([safecl] + a, capture_output=True, text=True, env=env)
+        check(p.returncode == -9, "SIGKILL after session %d (exit %d)" % (k, p.returncode))
+        check(os.path.exists(os.path.join(run_dir, "ckpt.h5")) and
+              not os.path.exists(os.path.join(run_dir, "trial.h5")),
+              "after the kill: a checkpoint and no results file")
+        p = run(safecl, a)
+        check(p.returncode == 0 and ("resuming after session %d" % k) in p.stderr,
+              "rerun resumes after session %d" % k)
+        with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
+            resumed = f["predictors/simplecil/acc_matrix"][...]
+        check(np.array_equal(np.isnan(resumed), np.isnan(uninterrupted)) and
+              np.array_equal(resumed[~np.isnan(resumed)], uninterrupted[~np.isnan(uninterrupted)]),
+              "killed after session %d and resumed: accuracy matrix identical" % k)
+        check(not os.path.exists(os.path.join(run_dir, "ckpt.h5")), "checkpoint removed once finished")
 
 
 def make_domainnet(root, rng, domains, classes, per):
