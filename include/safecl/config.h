@@ -31,8 +31,8 @@ typedef struct cfg_key {
   const char *def;     /* default, written as it would be on the command line */
   const char *choices; /* STRING only: "a|b|c", or NULL for free text */
   const char *help;
-  int no_identity;     /* 1: the key does not change results (paths, threads, batch of a pure
-                          inference pass), so trial identity leaves it out */
+  int no_identity; /* 1: the key does not change results (paths, threads, batch of a pure
+                      inference pass), so trial identity leaves it out */
 } cfg_key;
 
 typedef struct cfg_schema {
@@ -46,6 +46,11 @@ typedef struct cfg_schema {
  * value against its bounds. On error nothing needs freeing beyond cfg_free(out). */
 SCL_NODISCARD scl_err cfg_load(const cfg_schema *schema, const char *path, int n_overrides,
                                char *const *overrides, void *out);
+/* The same with several files applied in order (later files override earlier ones), then the
+ * overrides. n_paths may be 0. */
+SCL_NODISCARD scl_err cfg_load_files(const cfg_schema *schema, const char *const *paths,
+                                     int n_paths, int n_overrides, char *const *overrides,
+                                     void *out);
 /* Frees the strings of a struct filled by cfg_load. */
 void cfg_free(const cfg_schema *schema, void *cfg);
 /* The canonical effective config (keys in table order, one `name = value;` per line, strings

@@ -9,20 +9,29 @@
 int cmd_train(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: safecl train [CONFIG.cfg] [key=value ...]\n\n");
+      printf(
+          "usage: safecl train [CONFIG.cfg ...] [key=value ...]\n"
+          "  Config files apply in order (later ones override), then the key=value pairs.\n"
+          "  e.g. safecl train configs/datasets/cifar100.cfg configs/methods/simplecil.cfg\n"
+          "  --print-config (first argument): print the effective config and exit.\n\n");
       cfg_print_help(&run_trial_schema, stdout);
       return 0;
     }
   }
-  const char *path = NULL;
-  int first = 1;
-  if (argc > 1 && !cfg_is_override(argv[1])) {
-    path = argv[1];
-    first = 2;
-  }
+  int print_only = argc > 1 && !strcmp(argv[1], "--print-config");
+  int first = 1 + print_only;
+  while (first < argc && !cfg_is_override(argv[first])) first++;
   run_trial_cfg cfg = {0};
-  scl_err err = cfg_load(&run_trial_schema, path, argc - first, argv + first, &cfg);
-  if (!err) err = run_trial(&cfg);
+  scl_err err = cfg_load_files(&run_trial_schema, (const char *const *)argv + 1 + print_only,
+                               first - 1 - print_only, argc - first, argv + first, &cfg);
+  if (!err && print_only) {
+    char *text = NULL;
+    err = cfg_dump(&run_trial_schema, &cfg, &text);
+    if (!err) fputs(text, stdout);
+    free(text);
+  } else if (!err) {
+    err = run_trial(&cfg);
+  }
   if (err) scl_log_error_traceback();
   cfg_free(&run_trial_schema, &cfg);
   return err ? 1 : 0;

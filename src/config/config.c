@@ -255,11 +255,11 @@ int cfg_is_override(const char *arg) {
   return eq && (!sl || eq < sl) && eq != arg;
 }
 
-scl_err cfg_load(const cfg_schema *schema, const char *path, int n_overrides,
-                 char *const *overrides, void *out) {
+scl_err cfg_load_files(const cfg_schema *schema, const char *const *paths, int n_paths,
+                       int n_overrides, char *const *overrides, void *out) {
   for (int i = 0; i < schema->n_keys; i++)
     SCL_CALL(set_from_text(&schema->keys[i], out, schema->keys[i].def, "default"));
-  if (path) SCL_CALL(load_file(schema, path, out, 0));
+  for (int i = 0; i < n_paths; i++) SCL_CALL(load_file(schema, paths[i], out, 0));
   for (int i = 0; i < n_overrides; i++) {
     const char *eq = strchr(overrides[i], '=');
     if (!eq)
@@ -272,6 +272,12 @@ scl_err cfg_load(const cfg_schema *schema, const char *path, int n_overrides,
                        schema->command);
     SCL_CALL(set_from_text(k, out, eq + 1, "command line"));
   }
+  return SCL_OK;
+}
+
+scl_err cfg_load(const cfg_schema *schema, const char *path, int n_overrides,
+                 char *const *overrides, void *out) {
+  SCL_CALL(cfg_load_files(schema, &path, path ? 1 : 0, n_overrides, overrides, out));
   return SCL_OK;
 }
 
