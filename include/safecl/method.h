@@ -40,12 +40,21 @@ typedef struct learn_session {
   const int32_t *train_labels;
 } learn_session;
 
+/* The method part of a trial's configuration (method.* keys; the table is in run/). */
+typedef struct learn_method_cfg {
+  char *name;
+  int64_t rp_dim;       /* M of the random projection (10000) */
+  int64_t ridge_lo_exp; /* ridge candidates 10^lo .. 10^hi (SAFE 3..8, RanPAC -8..8) */
+  int64_t ridge_hi_exp;
+  double ridge_fit_fraction; /* rows of the session that fit; the rest validate (0.8) */
+} learn_method_cfg;
+
 /* Everything a method may need from the trial at creation. */
 typedef struct learn_context {
   vit_model *backbone; /* the frozen pre-trained ViT, shared (not owned) */
   int64_t n_classes;
-  uint64_t seed;   /* the trial seed (counter-based RNG key) */
-  const void *cfg; /* the trial config (run_trial_cfg), read-only */
+  uint64_t seed; /* the trial seed (counter-based RNG key) */
+  const learn_method_cfg *cfg;
 } learn_context;
 
 /* One tensor of a method's state, for checkpoints: the runner writes `data` out and, on resume,

@@ -10,6 +10,7 @@
 
 #include "safecl/config.h"
 #include "safecl/core.h"
+#include "safecl/method.h"
 
 #define RUN_TRIAL_SCHEMA_VERSION 1
 
@@ -34,7 +35,7 @@ typedef struct run_trial_cfg {
   char *arch;
   char *weights;
   int64_t backbone_seed;
-  char *method;
+  learn_method_cfg method;
   int64_t eval_batch;
   int64_t threads;
   int64_t seed;

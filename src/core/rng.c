@@ -70,6 +70,35 @@ double scl_rng_normal(scl_rng *rng) {
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
 }
 
+uint32_t scl_rng_below(scl_rng *rng, uint32_t bound) {
+  uint64_t m = (uint64_t)scl_rng_u32(rng) * bound;
+  uint32_t low = (uint32_t)m;
+  if (low < bound) {
+    uint32_t threshold = (uint32_t)(-bound) % bound;
+    while (low < threshold) {
+      m = (uint64_t)scl_rng_u32(rng) * bound;
+      low = (uint32_t)m;
+    }
+  }
+  return (uint32_t)(m >> 32);
+}
+
+scl_err scl_rng_permutation(uint64_t seed, uint32_t stream, uint32_t epoch, int64_t n,
+                            int64_t *perm) {
+  if (n < 0 || n > (int64_t)UINT32_MAX)
+    return SCL_ERROR(SCL_ERR_ARG, "permutation of %lld elements", (long long)n);
+  scl_rng r;
+  scl_rng_init(&r, seed, stream, epoch, 0);
+  for (int64_t i = 0; i < n; i++) perm[i] = i;
+  for (int64_t k = n - 1; k >= 1; k--) {
+    int64_t j = scl_rng_below(&r, (uint32_t)(k + 1));
+    int64_t t = perm[k];
+    perm[k] = perm[j];
+    perm[j] = t;
+  }
+  return SCL_OK;
+}
+
 /* ---- MT19937 (Matsumoto & Nishimura), as NumPy's legacy RandomState uses it ---- */
 
 void scl_mt19937_seed(scl_mt19937 *m, uint32_t seed) {

@@ -4,8 +4,9 @@
 #include "safecl/method.h"
 
 extern const learn_method_ops learn_simplecil_ops;
+extern const learn_method_ops learn_ranpac_ops;
 
-static const learn_method_ops *const registry[] = {&learn_simplecil_ops};
+static const learn_method_ops *const registry[] = {&learn_simplecil_ops, &learn_ranpac_ops};
 
 const learn_method_ops *learn_method_find(const char *name) {
   for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
@@ -13,4 +14,4 @@ const learn_method_ops *learn_method_find(const char *name) {
   return NULL;
 }
 
-const char *learn_method_names(void) { return "simplecil"; }
+const char *learn_method_names(void) { return "simplecil|ranpac"; }

@@ -109,14 +109,14 @@ static scl_err open_backbone(const run_trial_cfg *cfg, trial_state *st) {
 }
 
 static scl_err open_method(const run_trial_cfg *cfg, trial_state *st) {
-  const learn_method_ops *ops = learn_method_find(cfg->method);
+  const learn_method_ops *ops = learn_method_find(cfg->method.name);
   if (!ops)
-    return SCL_ERROR(SCL_ERR_ARG, "method.name = \"%s\" is not one of %s", cfg->method,
+    return SCL_ERROR(SCL_ERR_ARG, "method.name = \"%s\" is not one of %s", cfg->method.name,
                      learn_method_names());
   learn_context ctx = {.backbone = st->backbone,
                        .n_classes = st->plan->n_classes,
                        .seed = (uint64_t)cfg->seed,
-                       .cfg = cfg};
+                       .cfg = &cfg->method};
   SCL_CALL(ops->create(&ctx, &st->method));
   const char *names[LEARN_MAX_PREDICTORS] = {0};
   int np = ops->predictors(st->method, names);
@@ -289,7 +289,7 @@ scl_err run_trial(const run_trial_cfg *cfg) {
   }
   SCL_CALL_GOTO(err, open_backbone(cfg, &st), done);
   SCL_CALL_GOTO(err, open_method(cfg, &st), done);
-  SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes", st.id, cfg->method, cfg->dataset_name,
+  SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes", st.id, cfg->method.name, cfg->dataset_name,
            st.n_sessions, (long long)st.plan->n_classes);
   int first = 0;
   SCL_CALL_GOTO(err, trial_checkpoint_load(&st, &first), done);

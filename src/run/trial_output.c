@@ -113,7 +113,7 @@ static scl_err write_attributes(h5_file *f, const trial_state *st) {
   SCL_CALL(h5_attr_write_str(f, NULL, "trial_id", st->id));
   SCL_CALL(h5_attr_write_str(f, NULL, "status", "finished"));
   SCL_CALL(h5_attr_write_str(f, NULL, "config", st->config_text));
-  SCL_CALL(h5_attr_write_str(f, NULL, "method", c->method));
+  SCL_CALL(h5_attr_write_str(f, NULL, "method", c->method.name));
   SCL_CALL(h5_attr_write_str(f, NULL, "method_category", st->method->ops->category));
   SCL_CALL(h5_attr_write_str(f, NULL, "dataset", c->dataset_name));
   SCL_CALL(

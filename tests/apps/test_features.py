@@ -33,7 +33,7 @@ def check(cond, msg):
 
 
 def make_dataset(root, rng):
-#Class names chosen so that creation order, case and byte order disagree.
+    # Class names chosen so that creation order, case and byte order disagree.
     classes = ["n02_zebra", "N01_Upper", "n01_ant"]
     sizes = [(300, 200), (200, 300), (256, 256), (500, 375), (64, 48), (224, 224)]
     for split in ("train", "test"):
@@ -83,8 +83,7 @@ def test_parity(safecl, tmp):
     vit_ref.init_random(model, 7)
     model.eval()
     weights = os.path.join(tmp, "tiny.safetensors")
-    vit_ref.write_safetensors(weights, {
-k: v.detach().numpy() for k, v in model.state_dict().items()})
+    vit_ref.write_safetensors(weights, {k: v.detach().numpy() for k, v in model.state_dict().items()})
     out = os.path.join(tmp, "f.h5")
     p = run(safecl, ["data.format=folder", "data.root=" + root, "data.split=test", "data.resize=256",
                      "data.crop=224", "backbone.arch=vit_tiny_patch16_224", "backbone.weights=" + weights,

@@ -1,15 +1,12 @@
-""
-    "test_trial.py: `safecl train` end to end on generated data.
+"""test_trial.py: `safecl train` end to end on generated data.
 
-    1. SimpleCIL,
-    class - incremental on the synthetic benchmark with a tiny random ViT
-    : the whole accuracy matrix must equal an independent NumPy
-      computation(class order from NumPy's legacy permutation,
-                  prototypes = class means of `safecl features` output,
-                  cosine argmax over seen classes),
-    and final / average /
-        forgetting must follow from the matrix(METHOD.md d .1)
-            .2. Rerunning the same command does nothing; a run.dir holding another trial is refused.
+1. SimpleCIL, class-incremental on the synthetic benchmark with a tiny random ViT: the whole
+   accuracy matrix must equal an independent NumPy computation (class order from NumPy's legacy
+   permutation, prototypes = class means of `safecl features` output, cosine argmax over seen
+   classes), and final / average / forgetting must follow from the matrix (METHOD.md d.1).
+2. Rerunning the same command does nothing; a run.dir holding another trial is refused; a
+   trial SIGKILLed right after session k's checkpoint and rerun ends with the identical accuracy
+   matrix (SimpleCIL after sessions 1, 2, 4; RanPAC, whose state is G, Q and W_o, after 2).
 3. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
    domain, every session evaluated on all domains' test images.
 Exits non-zero on any failure.
@@ -117,12 +114,23 @@ def test_class_incremental(safecl, tmp):
           "rerun (with a result-neutral key changed) does nothing")
     p = run(safecl, [a if not a.startswith("dataset.increment") else "dataset.increment=4" for a in args])
     check(p.returncode != 0 and "not this trial" in p.stderr, "a run.dir holding another trial is refused")
-    test_kill_and_resume(safecl, args, tmp, got)
+    test_kill_and_resume(safecl, args, tmp, got, "simplecil", (1, 2, 4))
+    rp_args = [x if not x.startswith("method.name") else "method.name=ranpac" for x in args]
+    rp_args += ["method.rp.dim=256", "method.ridge.lo_exp=-2", "method.ridge.hi_exp=4"]
+    rp_args = [x if not x.startswith("run.dir=") else "run.dir=" + os.path.join(tmp, "rp") for x in rp_args]
+    p = run(safecl, rp_args)
+    check(p.returncode == 0, "ranpac trial runs")
+    with h5py.File(os.path.join(tmp, "rp", "trial.h5"), "r") as f:
+        rp_matrix = f["predictors/ranpac/acc_matrix"][...]
+        rp_final = f.attrs["final_acc"]
+    check(rp_final > 2 * 100.0 / 12, "RanPAC well above chance: %.1f%%" % rp_final)
+    test_kill_and_resume(safecl, rp_args, tmp, rp_matrix, "ranpac", (2,))
 
 
-def test_kill_and_resume(safecl, args, tmp, uninterrupted):
-    for k in (1, 2, 4):
-        run_dir = os.path.join(tmp, "killed_%d" % k)
+def test_kill_and_resume(safecl, args, tmp, uninterrupted, method, kill_points):
+    """SIGKILL right after the checkpoint of session k, rerun, compare with the uninterrupted run."""
+    for k in kill_points:
+        run_dir = os.path.join(tmp, "killed_%s_%d" % (method, k))
         a = [x if not x.startswith("run.dir=") else "run.dir=" + run_dir for x in args]
         env = dict(os.environ, SAFECL_FAULT_KILL_AFTER_SESSION=str(k))
         p = subprocess.run([safecl] + a, capture_output=True, text=True, env=env)
@@ -134,10 +142,10 @@ def test_kill_and_resume(safecl, args, tmp, uninterrupted):
         check(p.returncode == 0 and ("resuming after session %d" % k) in p.stderr,
               "rerun resumes after session %d" % k)
         with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
-            resumed = f["predictors/simplecil/acc_matrix"][...]
+            resumed = f["predictors/%s/acc_matrix" % method][...]
         check(np.array_equal(np.isnan(resumed), np.isnan(uninterrupted)) and
               np.array_equal(resumed[~np.isnan(resumed)], uninterrupted[~np.isnan(uninterrupted)]),
-              "killed after session %d and resumed: accuracy matrix identical" % k)
+              "%s killed after session %d and resumed: accuracy matrix identical" % (method, k))
         check(not os.path.exists(os.path.join(run_dir, "ckpt.h5")), "checkpoint removed once finished")
 
 

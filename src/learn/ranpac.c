@@ -1,0 +1,132 @@
+/* ranpac.c: RanPAC (McDonnell et al., NeurIPS 2023; PILOT models/ranpac.py): a frozen feature
+ * extractor, a fixed random projection with ReLU, and a ridge classifier on statistics G, Q
+ * accumulated over sessions, with lambda chosen each session on that session's own training
+ * features (METHOD.md e, c.6). Phase 1 (first-session PET tuning) needs the training path;
+ * until then the extractor is the pre-trained model itself ("RanPAC without phase 1"). */
+#include <stdlib.h>
+
+#include "safecl/method.h"
+#include "safecl/rp.h"
+
+typedef struct ranpac {
+  learn_method base;
+  vit_model *ptm;
+  learn_rp *rp;
+  learn_method_cfg cfg;
+  uint64_t seed;
+} ranpac;
+
+static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out) {
+  return vit_model_forward((vit_model *)ctx, images, B, out);
+}
+
+static scl_err ranpac_train(learn_method *m, const learn_session *s) {
+  (void)m;
+  (void)s;
+  return SCL_OK;
+}
+
+static int ranpac_networks(learn_method *m, const learn_session *s, learn_network *out) {
+  ranpac *r = (ranpac *)m;
+  (void)s;
+  out[0] = (learn_network){
+      .name = "ptm", .dim = r->ptm->cfg.width, .frozen = 1, .forward = ptm_forward, .ctx = r->ptm};
+  return 1;
+}
+
+static scl_err ranpac_fit(learn_method *m, const learn_session *s, const float *const *features,
+                          const int32_t *labels, int64_t n) {
+  ranpac *r = (ranpac *)m;
+  int64_t *order = NULL;
+  double lambda = 0.0;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(
+      err, scl_alloc((size_t)(n ? n : 1) * sizeof(int64_t), "loader order", (void **)&order), done);
+  SCL_CALL_GOTO(err, scl_rng_permutation(r->seed, SCL_STREAM_SPLIT, (uint32_t)s->t, n, order),
+                done);
+  SCL_CALL_GOTO(err, learn_rp_accumulate(r->rp, features[0], labels, n), done);
+  SCL_CALL_GOTO(err,
+                learn_rp_search(r->rp, features[0], labels, order, n, (int)r->cfg.ridge_lo_exp,
+                                (int)r->cfg.ridge_hi_exp, r->cfg.ridge_fit_fraction, &lambda, NULL),
+                done);
+  SCL_CALL_GOTO(err, learn_rp_solve(r->rp, lambda, s->class_hi), done);
+  SCL_INFO("ranpac: session %d ridge lambda %g", s->t + 1, lambda);
+done:
+  scl_free(order);
+  return err;
+}
+
+static scl_err ranpac_predict(learn_method *m, const learn_session *s, const float *const *features,
+                              int64_t n, int32_t *pred) {
+  ranpac *r = (ranpac *)m;
+  int64_t seen = learn_rp_seen(r->rp);
+  float *logits = NULL;
+  SCL_CALL(scl_alloc((size_t)((n ? n : 1) * seen) * sizeof(float), "RP logits", (void **)&logits));
+  scl_err err = learn_rp_logits(r->rp, features[0], n, logits);
+  for (int64_t i = 0; !err && i < n; i++) {
+    const float *l = logits + i * seen;
+    int64_t best = 0;
+    for (int64_t c = 1; c < seen; c++)
+      if (l[c] > l[best]) best = c;
+    pred[i] = (int32_t)best;
+  }
+  (void)s;
+  scl_free(logits);
+  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  return SCL_OK;
+}
+
+static int ranpac_predictors(const learn_method *m, const char **names) {
+  (void)m;
+  names[0] = "ranpac";
+  return 1;
+}
+
+static int ranpac_state(learn_method *m, learn_state_entry *out) {
+  learn_rp *rp = ((ranpac *)m)->rp;
+  out[0] = (learn_state_entry){"rp_G", LEARN_F64, 2, {rp->m, rp->m}, rp->G};
+  out[1] = (learn_state_entry){"rp_Q", LEARN_F64, 2, {rp->m, rp->n_classes}, rp->Q};
+  out[2] = (learn_state_entry){"rp_W_out", LEARN_F32, 2, {rp->n_classes, rp->m}, rp->w_out};
+  out[3] = (learn_state_entry){"rp_state", LEARN_F64, 1, {2, 0}, rp->state};
+  return 4;
+}
+
+static void ranpac_destroy(learn_method **m) {
+  if (!m || !*m) return;
+  ranpac *r = (ranpac *)*m;
+  learn_rp_destroy(&r->rp);
+  free(r);
+  *m = NULL;
+}
+
+static scl_err ranpac_create(const learn_context *ctx, learn_method **out);
+
+const learn_method_ops learn_ranpac_ops = {
+    .name = "ranpac",
+    .category = "representation",
+    .create = ranpac_create,
+    .train = ranpac_train,
+    .networks = ranpac_networks,
+    .fit = ranpac_fit,
+    .predict = ranpac_predict,
+    .predictors = ranpac_predictors,
+    .state = ranpac_state,
+    .destroy = ranpac_destroy,
+};
+
+static scl_err ranpac_create(const learn_context *ctx, learn_method **out) {
+  ranpac *r = calloc(1, sizeof *r);
+  if (!r) return SCL_ERROR(SCL_ERR_NOMEM, "ranpac");
+  r->base.ops = &learn_ranpac_ops;
+  r->ptm = ctx->backbone;
+  r->cfg = *ctx->cfg;
+  r->seed = ctx->seed;
+  scl_err err = learn_rp_create(ctx->backbone->cfg.width, ctx->cfg->rp_dim, ctx->n_classes,
+                                ctx->seed, 0, &r->rp);
+  if (err) {
+    free(r);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  *out = &r->base;
+  return SCL_OK;
+}

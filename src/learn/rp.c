@@ -1,0 +1,132 @@
+/* rp.c: the random-projection ridge classifier (RanPAC phase 2; SAFE's classifiers).
+ *
+ * Projection is an sgemm followed by ReLU; statistics and solves go through linalg/ in double.
+ * Every function that touches the M-wide projection works on row chunks, so memory stays at
+ * chunk x M floats however many images a session has (M = 10000 makes a full H of CIFAR's
+ * 5000-image session 200 MB). The search needs its session's full H (80/20 split), which it
+ * allocates once per call. */
+#include "safecl/rp.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+
+#include "safecl/linalg.h"
+
+#define RP_CHUNK 256
+
+scl_err learn_rp_create(int64_t d, int64_t m, int64_t n_classes, uint64_t seed, uint32_t tag,
+                        learn_rp **out) {
+  *out = NULL;
+  if (d < 1 || m < 1 || n_classes < 1)
+    return SCL_ERROR(SCL_ERR_ARG, "random projection: D=%lld M=%lld classes=%lld", (long long)d,
+                     (long long)m, (long long)n_classes);
+  learn_rp *rp = calloc(1, sizeof *rp);
+  if (!rp) return SCL_ERROR(SCL_ERR_NOMEM, "random projection");
+  rp->d = d;
+  rp->m = m;
+  rp->n_classes = n_classes;
+  size_t mm = (size_t)m * (size_t)m;
+  scl_err err = scl_alloc((size_t)(d * m) * sizeof(float), "W_rand", (void **)&rp->w_rand);
+  if (!err) err = scl_calloc(mm * sizeof(double), "RP Gram matrix G", (void **)&rp->G);
+  if (!err) err = scl_calloc((size_t)(m * n_classes) * sizeof(double), "RP Q", (void **)&rp->Q);
+  if (!err)
+    err = scl_calloc((size_t)(m * n_classes) * sizeof(float), "RP W_o", (void **)&rp->w_out);
+  if (err) {
+    learn_rp_destroy(&rp);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  for (int64_t i = 0; i < d; i++) {
+    scl_rng r;
+    scl_rng_init(&r, seed, SCL_STREAM_PROJECT, tag, (uint32_t)i);
+    for (int64_t j = 0; j < m; j++) rp->w_rand[i * m + j] = (float)scl_rng_normal(&r);
+  }
+  *out = rp;
+  return SCL_OK;
+}
+
+void learn_rp_destroy(learn_rp **rp) {
+  if (!rp || !*rp) return;
+  scl_free((*rp)->w_rand);
+  scl_free((*rp)->G);
+  scl_free((*rp)->Q);
+  scl_free((*rp)->w_out);
+  free(*rp);
+  *rp = NULL;
+}
+
+void learn_rp_project(const learn_rp *rp, const float *x, int64_t n, float *h) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)rp->m, (int)rp->d, 1.0f, x,
+              (int)rp->d, rp->w_rand, (int)rp->m, 0.0f, h, (int)rp->m);
+  for (int64_t i = 0; i < n * rp->m; i++) h[i] = h[i] > 0.0f ? h[i] : 0.0f;
+}
+
+scl_err learn_rp_accumulate(learn_rp *rp, const float *x, const int32_t *labels, int64_t n) {
+  float *h = NULL;
+  SCL_CALL(scl_alloc((size_t)(RP_CHUNK * rp->m) * sizeof(float), "RP chunk", (void **)&h));
+  scl_err err = SCL_OK;
+  for (int64_t r0 = 0; r0 < n && !err; r0 += RP_CHUNK) {
+    int64_t rows = n - r0 < RP_CHUNK ? n - r0 : RP_CHUNK;
+    learn_rp_project(rp, x + r0 * rp->d, rows, h);
+    err = linalg_gram_accumulate(rp->G, rp->Q, h, labels + r0, rows, rp->m, rp->n_classes);
+  }
+  scl_free(h);
+  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  return SCL_OK;
+}
+
+scl_err learn_rp_search(const learn_rp *rp, const float *x, const int32_t *labels,
+                        const int64_t *order, int64_t n, int lo_exp, int hi_exp,
+                        double fit_fraction, double *lambda, double *mse) {
+  double lambdas[LINALG_MAX_LAMBDAS], scores[LINALG_MAX_LAMBDAS];
+  int nl = linalg_lambda_grid(lo_exp, hi_exp, lambdas), best = 0;
+  if (nl < 1) return SCL_ERROR(SCL_ERR_ARG, "empty ridge grid 10^%d..10^%d", lo_exp, hi_exp);
+  float *xs = NULL, *h = NULL;
+  int32_t *ys = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, scl_alloc((size_t)(n * rp->d) * sizeof(float), "search rows", (void **)&xs),
+                done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)n * sizeof(int32_t), "search labels", (void **)&ys), done);
+  SCL_CALL_GOTO(
+      err, scl_alloc((size_t)(n * rp->m) * sizeof(float), "search projections", (void **)&h), done);
+  for (int64_t i = 0; i < n; i++) {
+    for (int64_t k = 0; k < rp->d; k++) xs[i * rp->d + k] = x[order[i] * rp->d + k];
+    ys[i] = labels[order[i]];
+  }
+  learn_rp_project(rp, xs, n, h);
+  int64_t n_fit = (int64_t)(fit_fraction * (double)n); /* int(0.8 * N), as the reference */
+  SCL_CALL_GOTO(
+      err, linalg_ridge_search(h, ys, n, rp->m, rp->n_classes, n_fit, lambdas, nl, scores, &best),
+      done);
+  *lambda = lambdas[best];
+  if (mse)
+    for (int k = 0; k < nl; k++) mse[k] = scores[k];
+done:
+  scl_free(xs);
+  scl_free(ys);
+  scl_free(h);
+  return err;
+}
+
+scl_err learn_rp_solve(learn_rp *rp, double lambda, int64_t n_seen) {
+  SCL_CALL(linalg_ridge_solve(rp->G, rp->Q, rp->m, rp->n_classes, n_seen, lambda, rp->w_out));
+  rp->state[0] = (double)n_seen;
+  rp->state[1] = lambda;
+  return SCL_OK;
+}
+
+int64_t learn_rp_seen(const learn_rp *rp) { return (int64_t)rp->state[0]; }
+
+scl_err learn_rp_logits(const learn_rp *rp, const float *x, int64_t n, float *logits) {
+  int64_t seen = learn_rp_seen(rp);
+  if (seen < 1) return SCL_ERROR(SCL_ERR_INTERNAL, "RP head used before its first solve");
+  float *h = NULL;
+  SCL_CALL(scl_alloc((size_t)(RP_CHUNK * rp->m) * sizeof(float), "RP chunk", (void **)&h));
+  for (int64_t r0 = 0; r0 < n; r0 += RP_CHUNK) {
+    int64_t rows = n - r0 < RP_CHUNK ? n - r0 : RP_CHUNK;
+    learn_rp_project(rp, x + r0 * rp->d, rows, h);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)seen, (int)rp->m, 1.0f, h,
+                (int)rp->m, rp->w_out, (int)rp->m, 0.0f, logits + r0 * seen, (int)seen);
+  }
+  scl_free(h);
+  return SCL_OK;
+}
