@@ -7,5 +7,6 @@
 int cmd_features(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
 
 #endif /* SAFECL_APPS_H */

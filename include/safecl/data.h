@@ -115,6 +115,10 @@ const char *data_dataset_path(const data_dataset *ds, int64_t i);
 const char *data_dataset_class_name(const data_dataset *ds, int64_t c);
 /* Decodes sample i into img (grown as needed). Errors name the sample's file. */
 SCL_NODISCARD scl_err data_dataset_read(const data_dataset *ds, int64_t i, data_image *img);
+/* Packs the class-folder dataset at root (both splits) into one HDF5 file at out, published
+ * atomically; a "folder" data_source whose root is that file reads it in place of the folder,
+ * with the same samples, order, labels and manifest. */
+SCL_NODISCARD scl_err data_pack(const char *root, const char *out);
 /* Index (into data_source.domains) of sample i's domain; 0 for datasets without domains. */
 int data_dataset_domain(const data_dataset *ds, int64_t i);
 /* XXH3-128 identity of the dataset, computed at open: format, split and the ordered list of

@@ -15,6 +15,7 @@ typedef struct subcommand {
 static const subcommand commands[] = {
     {"features", cmd_features, "extract ViT CLS features of a dataset into HDF5"},
     {"train", cmd_train, "run one continual-learning trial (session loop, metrics, trial.h5)"},
+    {"pack", cmd_pack, "pack a class-folder dataset into one HDF5 file"},
     {"bench", cmd_bench, "benchmarks: `safecl bench forward --arch A --batch B`"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dataset_impl.h"
 
@@ -103,7 +104,12 @@ scl_err data_dataset_open(const data_source *src, data_dataset **out) {
   data_dataset *ds = calloc(1, sizeof *ds);
   if (!ds) return SCL_ERROR(SCL_ERR_NOMEM, "cannot allocate a dataset");
   scl_err err = SCL_OK;
-  if (strcmp(src->format, "folder") == 0) {
+  struct stat st;
+  int packed = src->root && stat(src->root, &st) == 0 && S_ISREG(st.st_mode);
+  if (strcmp(src->format, "folder") == 0 && packed) {
+    ds->kind = DS_PACKED; /* a file made by `safecl pack` in place of the folder */
+    SCL_CALL_GOTO(err, ds_packed_open(ds, src), fail);
+  } else if (strcmp(src->format, "folder") == 0) {
     ds->kind = DS_FOLDER;
     SCL_CALL_GOTO(err, ds_folder_open(ds, src), fail);
   } else if (strcmp(src->format, "cifar100") == 0) {
@@ -134,6 +140,7 @@ void data_dataset_close(data_dataset **ds) {
   if (!ds || !*ds) return;
   data_dataset *d = *ds;
   if (d->kind == DS_CIFAR) ds_cifar_close(d);
+  if (d->kind == DS_PACKED) ds_packed_close(d);
   strpool_free(&d->paths);
   strpool_free(&d->classes);
   free(d->labels);
@@ -177,6 +184,9 @@ scl_err data_dataset_read(const data_dataset *ds, int64_t i, data_image *img) {
       break;
     case DS_SYNTHETIC:
       SCL_CALL(ds_synthetic_read(ds, i, img));
+      break;
+    case DS_PACKED:
+      SCL_CALL(ds_packed_read(ds, i, img));
       break;
   }
   return SCL_OK;

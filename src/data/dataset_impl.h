@@ -21,7 +21,7 @@ SCL_NODISCARD scl_err strpool_addf(strpool *p, const char *fmt, ...) SCL_PRINTF(
 const char *strpool_get(const strpool *p, int64_t i);
 void strpool_free(strpool *p);
 
-typedef enum { DS_FOLDER, DS_CIFAR, DS_SYNTHETIC, DS_LIST } ds_kind;
+typedef enum { DS_FOLDER, DS_CIFAR, DS_SYNTHETIC, DS_LIST, DS_PACKED } ds_kind;
 
 struct data_dataset {
   ds_kind kind;
@@ -31,8 +31,8 @@ struct data_dataset {
   strpool classes; /* n_classes entries */
   scl_hash manifest;
   char *root; /* folder: ROOT (sample paths are relative to it); cifar: the .bin path */
-  /* cifar */
-  const uint8_t *map; /* the mmapped .bin file */
+  /* cifar: the mmapped .bin file; packed: the mmapped .h5 file */
+  const uint8_t *map;
   size_t map_len;
   /* synthetic */
   int64_t per_class;
@@ -42,6 +42,9 @@ struct data_dataset {
   /* list (DomainNet): domain index of every sample, in the order of data_source.domains */
   int32_t *domain_of;
   int n_domains;
+  /* packed: offsets into the blob (count + 1), the blob inside map */
+  int64_t *pack_offsets;
+  const uint8_t *pack_blob;
 };
 
 /* Manifest records: "safecl-manifest-v1", format, split, then per sample (path, label, size),
@@ -60,6 +63,9 @@ SCL_NODISCARD scl_err ds_cifar_open(data_dataset *ds, const data_source *src);
 SCL_NODISCARD scl_err ds_cifar_read(const data_dataset *ds, int64_t i, data_image *img);
 void ds_cifar_close(data_dataset *ds);
 SCL_NODISCARD scl_err ds_synthetic_open(data_dataset *ds, const data_source *src);
+SCL_NODISCARD scl_err ds_packed_open(data_dataset *ds, const data_source *src);
+SCL_NODISCARD scl_err ds_packed_read(const data_dataset *ds, int64_t i, data_image *img);
+void ds_packed_close(data_dataset *ds);
 SCL_NODISCARD scl_err ds_list_open(data_dataset *ds, const data_source *src);
 SCL_NODISCARD scl_err ds_synthetic_read(const data_dataset *ds, int64_t i, data_image *img);
 

@@ -1,0 +1,94 @@
+"""test_pack.py: `safecl pack` and reading a packed dataset in place of its folder.
+
+Packs a generated class-folder dataset, then checks that `safecl features` gives bit-identical
+features, labels, paths and manifest from the pack and from the folder, that a trial has the same
+identity on both, that a damaged image inside the pack is reported as pack.h5:<sample path>, and
+that a file that is not a pack is refused. Exits non-zero on any failure.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_features import make_dataset  # noqa: E402
+
+failures = []
+
+
+def check(cond, msg):
+    print(("ok   " if cond else "FAIL ") + msg)
+    if not cond:
+        failures.append(msg)
+
+
+def run(safecl, args):
+    return subprocess.run([safecl] + args, capture_output=True, text=True)
+
+
+def features(safecl, root, out):
+    p = run(safecl, ["features", "data.format=folder", "data.root=" + root, "data.resize=256",
+                     "backbone.arch=vit_tiny_patch16_224", "out=" + out])
+    if p.returncode:
+        print(p.stderr)
+        return None
+    with h5py.File(out, "r") as f:
+        return (f["features"][...], f["labels"][...], [s for s in f["paths"][...]],
+                f.attrs["dataset_manifest_xxh3"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--safecl", required=True)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, "ds")
+        make_dataset(root, np.random.default_rng(1))
+        pack = os.path.join(tmp, "ds.h5")
+        p = run(a.safecl, ["pack", root, pack])
+        check(p.returncode == 0 and os.path.exists(pack), "safecl pack writes %s" % pack)
+        ref = features(a.safecl, root, os.path.join(tmp, "f_folder.h5"))
+        got = features(a.safecl, pack, os.path.join(tmp, "f_pack.h5"))
+        check(ref is not None and got is not None, "features from folder and from pack")
+        if ref and got:
+            check(np.array_equal(ref[0], got[0]), "features bit-identical from the pack")
+            check(np.array_equal(ref[1], got[1]) and ref[2] == got[2], "same labels and paths")
+            check(ref[3] == got[3], "same dataset manifest (%s)" % got[3])
+        ids = []
+        for r in (root, pack):
+            out = run(a.safecl, ["train", "dataset.format=folder", "dataset.root=" + r,
+                                 "dataset.init_cls=2", "dataset.increment=1",
+                                 "backbone.arch=vit_tiny_patch16_224", "dataset.resize=256",
+                                 "run.dir=" + os.path.join(tmp, "t_%d" % len(ids))])
+            ids.append([l for l in out.stderr.splitlines() if "trial " in l][:1])
+        check(ids[0] and ids[0] == ids[1], "a trial has the same identity on folder and pack")
+        with h5py.File(pack, "r") as f:
+            off = f["test/offsets"][...]
+            blob_off = f["test/blob"].id.get_offset()
+            bad_path = f["test/paths"][1].decode()
+        with open(pack, "r+b") as fh:  # wreck the second test image's header in place
+            fh.seek(blob_off + int(off[1]))
+            fh.write(b"\0" * 16)
+        p = run(a.safecl, ["features", "data.format=folder", "data.root=" + pack, "data.resize=256",
+                           "backbone.arch=vit_tiny_patch16_224", "out=" + os.path.join(tmp, "x.h5")])
+        msg = [l for l in p.stderr.splitlines() if "error" in l]
+        print("     damaged image -> %s" % (msg[0] if msg else p.stderr))
+        check(p.returncode != 0 and (pack + ":" + bad_path) in p.stderr,
+              "a damaged image in the pack is reported as pack:path")
+        notpack = os.path.join(tmp, "plain.h5")
+        with h5py.File(notpack, "w") as f:
+            f["x"] = np.zeros(3)
+        p = run(a.safecl, ["features", "data.format=folder", "data.root=" + notpack, "out=" + os.path.join(tmp, "y.h5")])
+        check(p.returncode != 0 and "not a safecl file" in p.stderr, "an HDF5 file that is not a pack is refused")
+    if failures:
+        print("test_pack: %d failure(s)" % len(failures))
+        sys.exit(1)
+    print("test_pack: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
