@@ -24,6 +24,7 @@ typedef struct run_metrics {
   double *acc_total; /* [p][t] */
   int64_t *correct;  /* [p][t] */
   int64_t *n_test;   /* [t] */
+  double *val_acc;   /* [p][t]: accuracy on the validation split (NaN without one) */
   double *seconds;   /* [t][phase] */
   int sessions_done;
   int64_t *group_scratch; /* 2 * n_sessions counters used while recording */
@@ -37,6 +38,11 @@ void run_metrics_destroy(run_metrics **m);
  * that introduced its class (class-incremental) or its domain (domain-incremental). */
 void run_metrics_record(run_metrics *m, int t, const int32_t *pred, const int32_t *labels,
                         const int32_t *group, int64_t n);
+/* Records predictor accuracies on the validation split after session t. */
+void run_metrics_record_val(run_metrics *m, int t, const int32_t *pred, const int32_t *labels,
+                            int64_t n);
+/* Mean over recorded sessions of the validation accuracy (NaN without a validation split). */
+double run_metrics_val(const run_metrics *m, int p);
 double run_metrics_final(const run_metrics *m, int p);
 double run_metrics_average(const run_metrics *m, int p);
 double run_metrics_forgetting(const run_metrics *m, int p);

@@ -37,6 +37,7 @@ typedef struct run_trial_cfg {
   int64_t backbone_seed;
   learn_method_cfg method;
   int64_t eval_batch;
+  double val_fraction;
   int64_t threads;
   int64_t seed;
   char *run_dir;

@@ -55,12 +55,14 @@ static scl_err io_metrics(h5_file *f, run_metrics *m, int write) {
     SCL_CALL(h5_write_i64_1d(f, "metrics/correct", m->correct, P * T));
     SCL_CALL(h5_write_i64_1d(f, "metrics/n_test", m->n_test, T));
     SCL_CALL(h5_write_f64_1d(f, "metrics/seconds", m->seconds, T * RUN_PHASE_COUNT));
+    SCL_CALL(h5_write_f64_1d(f, "metrics/val_acc", m->val_acc, P * T));
   } else {
     SCL_CALL(h5_read_f64_2d(f, "metrics/acc", m->acc, P * T, T));
     SCL_CALL(h5_read_f64_1d(f, "metrics/acc_total", m->acc_total, P * T));
     SCL_CALL(h5_read_i64_1d(f, "metrics/correct", m->correct, P * T));
     SCL_CALL(h5_read_i64_1d(f, "metrics/n_test", m->n_test, T));
     SCL_CALL(h5_read_f64_1d(f, "metrics/seconds", m->seconds, T * RUN_PHASE_COUNT));
+    SCL_CALL(h5_read_f64_1d(f, "metrics/val_acc", m->val_acc, P * T));
   }
   return SCL_OK;
 }

@@ -23,6 +23,7 @@ scl_err run_metrics_create(int n_sessions, int n_predictors, const char *const *
   if (!err) err = scl_calloc(P * T * sizeof(double), "accuracy", (void **)&m->acc_total);
   if (!err) err = scl_calloc(P * T * sizeof(int64_t), "correct counts", (void **)&m->correct);
   if (!err) err = scl_calloc(T * sizeof(int64_t), "test counts", (void **)&m->n_test);
+  if (!err) err = scl_alloc(P * T * sizeof(double), "validation accuracy", (void **)&m->val_acc);
   if (!err) err = scl_calloc(T * RUN_PHASE_COUNT * sizeof(double), "timings", (void **)&m->seconds);
   if (!err) err = scl_alloc(2 * T * sizeof(int64_t), "session counts", (void **)&m->group_scratch);
   if (err) {
@@ -30,6 +31,7 @@ scl_err run_metrics_create(int n_sessions, int n_predictors, const char *const *
     return scl_error_trace(err, __FILE__, __LINE__, __func__);
   }
   for (size_t i = 0; i < P * T * T; i++) m->acc[i] = NAN;
+  for (size_t i = 0; i < P * T; i++) m->val_acc[i] = NAN;
   *out = m;
   return SCL_OK;
 }
@@ -40,6 +42,7 @@ void run_metrics_destroy(run_metrics **m) {
   scl_free((*m)->acc_total);
   scl_free((*m)->correct);
   scl_free((*m)->n_test);
+  scl_free((*m)->val_acc);
   scl_free((*m)->seconds);
   scl_free((*m)->group_scratch);
   free(*m);
@@ -68,6 +71,22 @@ void run_metrics_record(run_metrics *m, int t, const int32_t *pred, const int32_
       m->acc[((size_t)p * T + t) * T + s] = count[s] ? 100.0 * (double)right[s] / count[s] : NAN;
   }
   if (t + 1 > m->sessions_done) m->sessions_done = t + 1;
+}
+
+void run_metrics_record_val(run_metrics *m, int t, const int32_t *pred, const int32_t *labels,
+                            int64_t n) {
+  for (int p = 0; p < m->n_predictors; p++) {
+    int64_t right = 0;
+    for (int64_t i = 0; i < n; i++) right += pred[(int64_t)p * n + i] == labels[i];
+    m->val_acc[p * m->n_sessions + t] = n ? 100.0 * (double)right / (double)n : NAN;
+  }
+}
+
+double run_metrics_val(const run_metrics *m, int p) {
+  if (!m->sessions_done) return NAN;
+  double sum = 0.0;
+  for (int t = 0; t < m->sessions_done; t++) sum += m->val_acc[p * m->n_sessions + t];
+  return sum / m->sessions_done;
 }
 
 double run_metrics_final(const run_metrics *m, int p) {

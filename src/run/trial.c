@@ -183,6 +183,88 @@ static void free_features(float **feats) {
   }
 }
 
+/* The validation split (DESIGN.md section 4): of each session-1 class, floor(val_fraction x n)
+ * training images (at least one when the class has two or more), chosen by a permutation keyed
+ * by the trial seed and the class, so the split is the same on every rerun and rank. */
+static scl_err carve_validation(trial_state *st) {
+  if (st->cfg->val_fraction <= 0.0) return SCL_OK;
+  int64_t lo, hi, *idx = NULL, n = 0, *perm = NULL;
+  int32_t *labels = NULL;
+  scl_err err = SCL_OK;
+  session_classes(st, 0, &lo, &hi);
+  SCL_CALL_GOTO(err, data_sessions_select(st->plan, st->train, lo, hi, &idx, &labels, &n), done);
+  if (st->dil) keep_domain(st->train, 0, idx, labels, &n);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)(n ? n : 1) * 8, "validation split", (void **)&st->val_idx),
+                done);
+  SCL_CALL_GOTO(
+      err, scl_alloc((size_t)(n ? n : 1) * 4, "validation labels", (void **)&st->val_labels), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)(n ? n : 1) * 8, "class members", (void **)&perm), done);
+  for (int64_t c = lo; c < hi; c++) {
+    int64_t members = 0;
+    for (int64_t i = 0; i < n; i++) members += labels[i] == c;
+    int64_t k = (int64_t)(st->cfg->val_fraction * (double)members);
+    if (k == 0 && members >= 2) k = 1;
+    SCL_CALL_GOTO(err,
+                  scl_rng_permutation((uint64_t)st->cfg->seed, SCL_STREAM_SPLIT,
+                                      0x10000u + (uint32_t)c, members, perm),
+                  done);
+    for (int64_t i = 0, j = 0; i < n; i++) { /* j-th member of class c is held out if perm[j] < k */
+      if (labels[i] != c) continue;
+      if (perm[j++] < k) st->val_idx[st->n_val++] = idx[i];
+    }
+  }
+  /* dataset order, so that removal from session 1's training list is one merge */
+  for (int64_t a = 1; a < st->n_val; a++)
+    for (int64_t b = a; b > 0 && st->val_idx[b - 1] > st->val_idx[b]; b--) {
+      int64_t t = st->val_idx[b];
+      st->val_idx[b] = st->val_idx[b - 1];
+      st->val_idx[b - 1] = t;
+    }
+  for (int64_t v = 0; v < st->n_val; v++)
+    st->val_labels[v] = (int32_t)st->plan->mapped[data_dataset_label(st->train, st->val_idx[v])];
+  SCL_INFO("validation split: %lld of %lld session-1 training images held out",
+           (long long)st->n_val, (long long)n);
+done:
+  scl_free(idx);
+  scl_free(labels);
+  scl_free(perm);
+  return err;
+}
+
+/* Removes the validation samples (sorted) from a sorted training list, in place. */
+static void drop_validation(const trial_state *st, int64_t *idx, int32_t *labels, int64_t *n) {
+  int64_t k = 0, v = 0;
+  for (int64_t i = 0; i < *n; i++) {
+    while (v < st->n_val && st->val_idx[v] < idx[i]) v++;
+    if (v < st->n_val && st->val_idx[v] == idx[i]) continue;
+    idx[k] = idx[i];
+    labels[k++] = labels[i];
+  }
+  *n = k;
+}
+
+/* Accuracy of every predictor on the validation split after session s->t. */
+static scl_err evaluate_validation(trial_state *st, const learn_session *s) {
+  if (st->n_val == 0) return SCL_OK;
+  float *feats[LEARN_MAX_NETWORKS] = {0};
+  int32_t *pred = NULL;
+  int n_nets = 0;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, session_features(st, s, 1, st->val_idx, st->n_val, feats, &n_nets), done);
+  SCL_CALL_GOTO(err,
+                scl_alloc((size_t)(st->metrics->n_predictors * st->n_val) * 4,
+                          "validation predictions", (void **)&pred),
+                done);
+  SCL_CALL_GOTO(
+      err, st->method->ops->predict(st->method, s, (const float *const *)feats, st->n_val, pred),
+      done);
+  run_metrics_record_val(st->metrics, s->t, pred, st->val_labels, st->n_val);
+done:
+  free_features(feats);
+  scl_free(pred);
+  return err;
+}
+
 static scl_err run_session(trial_state *st, int t) {
   const data_sessions *plan = st->plan;
   learn_session s = {.t = t, .n_sessions = st->n_sessions, .n_classes = plan->n_classes};
@@ -196,6 +278,7 @@ static scl_err run_session(trial_state *st, int t) {
   SCL_CALL_GOTO(
       err, data_sessions_select(plan, st->train, s.class_lo, s.class_hi, &idx, &labels, &n), done);
   if (st->dil) keep_domain(st->train, t, idx, labels, &n);
+  if (t == 0) drop_validation(st, idx, labels, &n);
   s.n_train = n;
   s.train_labels = labels;
   SCL_CALL_GOTO(err, st->method->ops->train(st->method, &s), done);
@@ -218,6 +301,7 @@ static scl_err run_session(trial_state *st, int t) {
       err, st->method->ops->predict(st->method, &s, (const float *const *)feats, nt, pred), done);
   SCL_CALL_GOTO(err, test_groups(st, tidx, tlabels, nt, &group), done);
   run_metrics_record(st->metrics, t, pred, tlabels, group, nt);
+  SCL_CALL_GOTO(err, evaluate_validation(st, &s), done);
   sec[RUN_PHASE_EVAL] = scl_now() - t0;
   SCL_INFO("session %d/%d: classes [%lld, %lld), %lld train / %lld test images, accuracy %.2f%%",
            t + 1, st->n_sessions, (long long)s.class_lo, (long long)s.class_hi, (long long)n,
@@ -249,6 +333,8 @@ static void close_trial(trial_state *st) {
     scl_free(st->cache[k].have);
   }
   if (st->method) st->method->ops->destroy(&st->method);
+  scl_free(st->val_idx);
+  scl_free(st->val_labels);
   run_metrics_destroy(&st->metrics);
   vit_model_destroy(&st->backbone);
   data_sessions_destroy(&st->plan);
@@ -287,10 +373,11 @@ scl_err run_trial(const run_trial_cfg *cfg) {
     SCL_INFO("trial %s in %s is already finished; nothing to do", st.id, cfg->run_dir);
     goto done;
   }
+  SCL_CALL_GOTO(err, carve_validation(&st), done);
   SCL_CALL_GOTO(err, open_backbone(cfg, &st), done);
   SCL_CALL_GOTO(err, open_method(cfg, &st), done);
-  SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes", st.id, cfg->method.name, cfg->dataset_name,
-           st.n_sessions, (long long)st.plan->n_classes);
+  SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes", st.id, cfg->method.name,
+           cfg->dataset_name, st.n_sessions, (long long)st.plan->n_classes);
   int first = 0;
   SCL_CALL_GOTO(err, trial_checkpoint_load(&st, &first), done);
   if (first > 0) SCL_INFO("resuming after session %d from %s/ckpt.h5", first, cfg->run_dir);

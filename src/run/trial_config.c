@@ -58,9 +58,13 @@ static const cfg_key trial_keys[] = {
     K("method.ridge.hi_exp", CFG_INT, method.ridge_hi_exp, -30, 30, "8", NULL,
       "largest ridge candidate 10^hi (SAFE and RanPAC 8)"),
     K("method.ridge.fit_fraction", CFG_FLOAT, method.ridge_fit_fraction, 0.05, 0.95, "0.8", NULL,
-      "share of a session's (shuffled) training features that fits each candidate; the rest scores it"),
+      "share of a session's (shuffled) training features that fits each candidate; the rest scores "
+      "it"),
     KX("eval.batch", CFG_INT, eval_batch, 1, 4096, "32", NULL,
        "images per forward pass when extracting features"),
+    K("eval.val_fraction", CFG_FLOAT, val_fraction, 0, 0.5, "0.0", NULL,
+      "share of each session-1 class's training images held out as the validation split that "
+      "hyperparameters are chosen on (never the test set); 0 = none"),
     KX("threads", CFG_INT, threads, 0, 1024, "0", NULL,
        "compute threads; 0 = OPENBLAS_NUM_THREADS or the core count"),
     K("seed", CFG_INT, seed, 0, 4294967295.0, "1993", NULL,

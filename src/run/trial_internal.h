@@ -27,6 +27,9 @@ typedef struct trial_state {
   learn_method *method;
   run_metrics *metrics;
   trial_cache cache[LEARN_MAX_NETWORKS];
+  int64_t *val_idx; /* the validation split: session-1 training samples held out */
+  int32_t *val_labels;
+  int64_t n_val;
   double seconds_total;
 } trial_state;
 

@@ -2,11 +2,12 @@
  *
  * trial.h5 layout (documented in the README):
  *   attributes  provenance (h5_write_provenance), kind = "trial", trial_id, status, config,
- *               method, method_category, dataset, protocol, [domains], n_sessions, n_classes, seed,
- * final_acc, avg_acc, forgetting, seconds_total, input hashes /class_order (n_classes int64),
- * /session_start (T+1 int64; class-incremental only), /n_test (T int64)
- *   /predictors/<name>/{acc_matrix (T x T float64, NaN above the diagonal), acc (T),
- *                       correct (T int64)}        predictor 0 is THE prediction
+ *               method, method_category, dataset, protocol, [domains], n_sessions, n_classes,
+ *               seed, final_acc, avg_acc, forgetting, val_acc, seconds_total, input hashes
+ *   /class_order (n_classes int64), /session_start (T+1 int64; class-incremental only),
+ *   /n_test (T int64), /n_val (int64 attribute)
+ *   /predictors/<name>/{acc_matrix (T x T float64, NaN where undefined), acc (T),
+ *                       correct (T int64), val_acc (T)}   predictor 0 is THE prediction
  *   /timings/{train, fit, eval} (T float64 seconds)
  * It is written whole and published by rename: a reader never sees a partial file. */
 #include <math.h>
@@ -85,10 +86,13 @@ static scl_err write_predictor(h5_file *f, const run_metrics *m, int p) {
   SCL_CALL(h5_write_f64_1d(f, name, m->acc_total + (size_t)p * T, T));
   snprintf(name, sizeof name, "predictors/%s/correct", m->names[p]);
   SCL_CALL(h5_write_i64_1d(f, name, m->correct + (size_t)p * T, T));
+  snprintf(name, sizeof name, "predictors/%s/val_acc", m->names[p]);
+  SCL_CALL(h5_write_f64_1d(f, name, m->val_acc + (size_t)p * T, T));
   snprintf(name, sizeof name, "predictors/%s", m->names[p]);
   SCL_CALL(h5_attr_write_f64(f, name, "final_acc", run_metrics_final(m, p)));
   SCL_CALL(h5_attr_write_f64(f, name, "avg_acc", run_metrics_average(m, p)));
   SCL_CALL(h5_attr_write_f64(f, name, "forgetting", run_metrics_forgetting(m, p)));
+  SCL_CALL(h5_attr_write_f64(f, name, "val_acc", run_metrics_val(m, p)));
   return SCL_OK;
 }
 
@@ -130,6 +134,8 @@ static scl_err write_attributes(h5_file *f, const trial_state *st) {
   SCL_CALL(h5_attr_write_f64(f, NULL, "final_acc", run_metrics_final(m, 0)));
   SCL_CALL(h5_attr_write_f64(f, NULL, "avg_acc", run_metrics_average(m, 0)));
   SCL_CALL(h5_attr_write_f64(f, NULL, "forgetting", run_metrics_forgetting(m, 0)));
+  SCL_CALL(h5_attr_write_f64(f, NULL, "val_acc", run_metrics_val(m, 0)));
+  SCL_CALL(h5_attr_write_i64(f, NULL, "n_val", st->n_val));
   SCL_CALL(h5_attr_write_f64(f, NULL, "seconds_total", st->seconds_total));
   return SCL_OK;
 }

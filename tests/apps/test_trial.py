@@ -4,7 +4,8 @@
    accuracy matrix must equal an independent NumPy computation (class order from NumPy's legacy
    permutation, prototypes = class means of `safecl features` output, cosine argmax over seen
    classes), and final / average / forgetting must follow from the matrix (METHOD.md d.1).
-2. Rerunning the same command does nothing; a run.dir holding another trial is refused; a
+2. A validation split held out of session 1's training data is evaluated every session.
+   Rerunning the same command does nothing; a run.dir holding another trial is refused; a
    trial SIGKILLed right after session k's checkpoint and rerun ends with the identical accuracy
    matrix (SimpleCIL after sessions 1, 2, 4; RanPAC, whose state is G, Q and W_o, after 2).
 3. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
@@ -115,6 +116,17 @@ def test_class_incremental(safecl, tmp):
     p = run(safecl, [a if not a.startswith("dataset.increment") else "dataset.increment=4" for a in args])
     check(p.returncode != 0 and "not this trial" in p.stderr, "a run.dir holding another trial is refused")
     test_kill_and_resume(safecl, args, tmp, got, "simplecil", (1, 2, 4))
+    val_dir = os.path.join(tmp, "val")
+    va = [x if not x.startswith("run.dir=") else "run.dir=" + val_dir for x in args]
+    p = run(safecl, va + ["eval.val_fraction=0.25"])
+    check(p.returncode == 0 and "1 of 24 session-1" not in p.stderr and "4 of 24 session-1" in p.stderr,
+          "validation split: one image of each session-1 class held out (4 of 24)")
+    with h5py.File(os.path.join(val_dir, "trial.h5"), "r") as f:
+        val = f["predictors/simplecil/val_acc"][...]
+        check(f.attrs["n_val"] == 4 and not np.isnan(val).any() and
+              abs(f.attrs["val_acc"] - val.mean()) < 1e-12,
+              "validation accuracy recorded every session: %s" % list(val))
+        check(list(f["n_test"][...]) == [16, 28, 40, 48], "the test set is untouched by the split")
     rp_args = [x if not x.startswith("method.name") else "method.name=ranpac" for x in args]
     rp_args += ["method.rp.dim=256", "method.ridge.lo_exp=-2", "method.ridge.hi_exp=4"]
     rp_args = [x if not x.startswith("run.dir=") else "run.dir=" + os.path.join(tmp, "rp") for x in rp_args]
