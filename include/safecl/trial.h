@@ -45,7 +45,31 @@ typedef struct run_trial_cfg {
 
 extern const cfg_schema run_trial_schema;
 
-/* Runs (or, if run.dir already holds this finished trial, skips) the trial. */
+/* What a finished (or skipped) trial reports to its caller, e.g. the sweep coordinator. */
+typedef struct run_trial_result {
+  char id[33];
+  int skipped; /* 1: run.dir already held this finished trial; the numbers are read from it */
+  double final_acc, avg_acc, val_acc, seconds;
+} run_trial_result;
+
+/* Hooks a caller may give a trial. should_stop is polled at every session boundary (and, with
+ * training, every step boundary); when it returns non-zero the trial checkpoints and returns
+ * SCL_ERR_STOP, and a rerun resumes from there. */
+typedef struct run_trial_hooks {
+  int (*should_stop)(void *ctx);
+  void *ctx;
+} run_trial_hooks;
+
+/* Runs (or, if run.dir already holds this finished trial, skips) the trial. hooks and result
+ * may be NULL. */
+SCL_NODISCARD scl_err run_trial_ex(const run_trial_cfg *cfg, const run_trial_hooks *hooks,
+                                   run_trial_result *result);
 SCL_NODISCARD scl_err run_trial(const run_trial_cfg *cfg);
+
+/* The trial's identity (32 hex digits + NUL) without running it: the canonical config, the
+ * weights file's hash and both dataset manifests. Datasets and weights files are hashed once
+ * per process and cached (by their config keys and path), so a coordinator can name thousands
+ * of trials cheaply. Not thread-safe. */
+SCL_NODISCARD scl_err run_trial_identity(const run_trial_cfg *cfg, char id[33]);
 
 #endif /* SAFECL_TRIAL_H */

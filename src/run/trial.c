@@ -358,18 +358,67 @@ static scl_err make_dir(const char *path) {
   return SCL_OK;
 }
 
+/* A dataset's manifest, cached per process by the keys that define the dataset. */
+#define MANIFEST_CACHE 32
+static struct {
+  char key[1200];
+  char hex[33];
+} manifest_cache[MANIFEST_CACHE];
+static int manifests_cached;
+
+static scl_err cached_manifest(const run_trial_cfg *cfg, const char *split, char hex[33]) {
+  char key[1200];
+  snprintf(key, sizeof key, "%s|%s|%s|%s|%lld|%lld|%lld|%lld|%lld|%lld|%.17g", cfg->format,
+           cfg->root, split, cfg->domains, (long long)cfg->classes, (long long)cfg->syn_classes,
+           (long long)cfg->syn_train_per_class, (long long)cfg->syn_test_per_class,
+           (long long)cfg->syn_size, (long long)cfg->syn_seed, cfg->syn_difficulty);
+  for (int i = 0; i < manifests_cached; i++)
+    if (!strcmp(manifest_cache[i].key, key)) {
+      memcpy(hex, manifest_cache[i].hex, 33);
+      return SCL_OK;
+    }
+  data_dataset *ds = NULL;
+  SCL_CALL(open_split(cfg, split, &ds));
+  scl_hash_hex(data_dataset_manifest_hash(ds), hex);
+  data_dataset_close(&ds);
+  int slot = manifests_cached < MANIFEST_CACHE ? manifests_cached++ : 0;
+  snprintf(manifest_cache[slot].key, sizeof manifest_cache[slot].key, "%s", key);
+  memcpy(manifest_cache[slot].hex, hex, 33);
+  return SCL_OK;
+}
+
+scl_err run_trial_identity(const run_trial_cfg *cfg, char id[33]) {
+  char weights[33], train[33], test[33];
+  SCL_CALL(trial_weights_hash(cfg->weights, weights));
+  SCL_CALL(cached_manifest(cfg, "train", train));
+  SCL_CALL(cached_manifest(cfg, "test", test));
+  SCL_CALL(trial_identity_of(cfg, weights, train, test, id));
+  return SCL_OK;
+}
+
 scl_err run_trial(const run_trial_cfg *cfg) {
+  SCL_CALL(run_trial_ex(cfg, NULL, NULL));
+  return SCL_OK;
+}
+
+scl_err run_trial_ex(const run_trial_cfg *cfg, const run_trial_hooks *hooks,
+                     run_trial_result *result) {
   trial_state st = {.cfg = cfg};
+  run_trial_result local = {0};
+  if (!result) result = &local;
+  memset(result, 0, sizeof *result);
   scl_err err = SCL_OK;
   double t0 = scl_now();
   int finished = 0;
   SCL_CALL_GOTO(err, cfg_dump(&run_trial_schema, cfg, &st.config_text), done);
   SCL_CALL_GOTO(err, open_benchmark(cfg, &st), done);
   SCL_CALL_GOTO(err, trial_identity(&st), done);
+  memcpy(result->id, st.id, sizeof st.id);
   scl_log_set_trial(st.id);
   SCL_CALL_GOTO(err, make_dir(cfg->run_dir), done);
-  SCL_CALL_GOTO(err, trial_check_existing(&st, &finished), done);
+  SCL_CALL_GOTO(err, trial_check_existing(&st, &finished, result), done);
   if (finished) {
+    result->skipped = 1;
     SCL_INFO("trial %s in %s is already finished; nothing to do", st.id, cfg->run_dir);
     goto done;
   }
@@ -385,14 +434,21 @@ scl_err run_trial(const run_trial_cfg *cfg) {
     SCL_CALL_GOTO(err, run_session(&st, t), done);
     SCL_CALL_GOTO(err, trial_checkpoint_write(&st, t + 1), done);
     fault_injection_point(t + 1);
+    if (t + 1 < st.n_sessions && hooks && hooks->should_stop && hooks->should_stop(hooks->ctx))
+      SCL_ERROR_GOTO(err, done, SCL_ERR_STOP, "trial %s stopped after session %d (checkpointed)",
+                     st.id, t + 1);
   }
   st.seconds_total = scl_now() - t0;
   SCL_CALL_GOTO(err, trial_write_results(&st), done);
   char ckpt[4096];
   snprintf(ckpt, sizeof ckpt, "%s/ckpt.h5", cfg->run_dir);
   if (unlink(ckpt) != 0 && errno != ENOENT) SCL_WARN("%s: not removed: %s", ckpt, strerror(errno));
+  result->final_acc = run_metrics_final(st.metrics, 0);
+  result->avg_acc = run_metrics_average(st.metrics, 0);
+  result->val_acc = run_metrics_val(st.metrics, 0);
+  result->seconds = st.seconds_total;
   SCL_INFO("trial %s finished in %.1f s: final %.2f%%, average incremental %.2f%%", st.id,
-           st.seconds_total, run_metrics_final(st.metrics, 0), run_metrics_average(st.metrics, 0));
+           st.seconds_total, result->final_acc, result->avg_acc);
 done:
   close_trial(&st);
   scl_log_set_trial(NULL);

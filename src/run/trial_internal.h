@@ -33,11 +33,18 @@ typedef struct trial_state {
   double seconds_total;
 } trial_state;
 
+/* id = XXH3-128 of the identity dump of cfg and the three input hashes (hex). */
+SCL_NODISCARD scl_err trial_identity_of(const run_trial_cfg *cfg, const char *weights_hash,
+                                        const char *train_manifest, const char *test_manifest,
+                                        char id[33]);
+/* The weights file's hash ("random" without one), cached per path. */
+SCL_NODISCARD scl_err trial_weights_hash(const char *path, char out[33]);
 /* Fills st->id and the input hashes (config identity, weights file, manifests). */
 SCL_NODISCARD scl_err trial_identity(trial_state *st);
 /* *finished = 1 if run.dir/trial.h5 holds this finished trial; an unreadable or foreign file is
  * an error that names it, never overwritten. */
-SCL_NODISCARD scl_err trial_check_existing(trial_state *st, int *finished);
+SCL_NODISCARD scl_err trial_check_existing(trial_state *st, int *finished,
+                                           run_trial_result *result);
 /* Writes run.dir/ckpt.h5: metrics and method state after `sessions_done` sessions. */
 SCL_NODISCARD scl_err trial_checkpoint_write(trial_state *st, int sessions_done);
 /* Restores from run.dir/ckpt.h5 if present (*sessions_done = 0 if not); a checkpoint of another

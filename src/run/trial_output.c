@@ -19,26 +19,18 @@
 #include "safecl/h5.h"
 #include "trial_internal.h"
 
-scl_err trial_identity(trial_state *st) {
+scl_err trial_identity_of(const run_trial_cfg *cfg, const char *weights_hash,
+                          const char *train_manifest, const char *test_manifest, char id[33]) {
   char *ident = NULL;
-  SCL_CALL(cfg_dump_identity(&run_trial_schema, st->cfg, &ident));
-  snprintf(st->weights_hash, sizeof st->weights_hash, "random");
-  scl_err err = SCL_OK;
-  if (st->cfg->weights[0]) {
-    scl_hash wh;
-    err = scl_hash_file(st->cfg->weights, &wh);
-    if (!err) scl_hash_hex(wh, st->weights_hash);
-  }
-  scl_hash_hex(data_dataset_manifest_hash(st->train), st->train_manifest);
-  scl_hash_hex(data_dataset_manifest_hash(st->test), st->test_manifest);
+  SCL_CALL(cfg_dump_identity(&run_trial_schema, cfg, &ident));
   scl_hasher *h = NULL;
-  if (!err) err = scl_hasher_create(&h);
+  scl_err err = scl_hasher_create(&h);
   if (!err) {
     scl_hasher_update(h, ident, strlen(ident));
-    scl_hasher_update(h, st->weights_hash, 32);
-    scl_hasher_update(h, st->train_manifest, 32);
-    scl_hasher_update(h, st->test_manifest, 32);
-    scl_hash_hex(scl_hasher_digest(h), st->id);
+    scl_hasher_update(h, weights_hash, 32);
+    scl_hasher_update(h, train_manifest, 32);
+    scl_hasher_update(h, test_manifest, 32);
+    scl_hash_hex(scl_hasher_digest(h), id);
   }
   scl_hasher_destroy(&h);
   free(ident);
@@ -46,11 +38,55 @@ scl_err trial_identity(trial_state *st) {
   return SCL_OK;
 }
 
+#define WEIGHTS_CACHE 16
+static struct {
+  char path[1024];
+  char hex[33];
+} weights_cache[WEIGHTS_CACHE];
+static int weights_cached;
+
+scl_err trial_weights_hash(const char *path, char out[33]) {
+  if (!path[0]) {
+    memset(out, 0, 33); /* hashed as 32 bytes: "random" and zeros */
+    memcpy(out, "random", 6);
+    return SCL_OK;
+  }
+  for (int i = 0; i < weights_cached; i++)
+    if (!strcmp(weights_cache[i].path, path)) {
+      memcpy(out, weights_cache[i].hex, 33);
+      return SCL_OK;
+    }
+  scl_hash wh;
+  SCL_CALL(scl_hash_file(path, &wh));
+  scl_hash_hex(wh, out);
+  int slot = weights_cached < WEIGHTS_CACHE ? weights_cached++ : 0;
+  snprintf(weights_cache[slot].path, sizeof weights_cache[slot].path, "%s", path);
+  memcpy(weights_cache[slot].hex, out, 33);
+  return SCL_OK;
+}
+
+scl_err trial_identity(trial_state *st) {
+  SCL_CALL(trial_weights_hash(st->cfg->weights, st->weights_hash));
+  scl_hash_hex(data_dataset_manifest_hash(st->train), st->train_manifest);
+  scl_hash_hex(data_dataset_manifest_hash(st->test), st->test_manifest);
+  SCL_CALL(
+      trial_identity_of(st->cfg, st->weights_hash, st->train_manifest, st->test_manifest, st->id));
+  return SCL_OK;
+}
+
 static void results_path(const trial_state *st, char *buf, size_t cap) {
   snprintf(buf, cap, "%s/trial.h5", st->cfg->run_dir);
 }
 
-scl_err trial_check_existing(trial_state *st, int *finished) {
+static scl_err read_result(h5_file *f, run_trial_result *r) {
+  SCL_CALL(h5_attr_read_f64(f, NULL, "final_acc", &r->final_acc));
+  SCL_CALL(h5_attr_read_f64(f, NULL, "avg_acc", &r->avg_acc));
+  SCL_CALL(h5_attr_read_f64(f, NULL, "val_acc", &r->val_acc));
+  SCL_CALL(h5_attr_read_f64(f, NULL, "seconds_total", &r->seconds));
+  return SCL_OK;
+}
+
+scl_err trial_check_existing(trial_state *st, int *finished, run_trial_result *result) {
   char path[4096];
   results_path(st, path, sizeof path);
   *finished = 0;
@@ -67,6 +103,7 @@ scl_err trial_check_existing(trial_state *st, int *finished) {
                    "%s holds trial %s, not this trial (%s): choose another run.dir or move it",
                    path, id, st->id);
   *finished = !strcmp(status, "finished");
+  if (*finished && result) SCL_CALL_GOTO(err, read_result(f, result), done);
 done:
   scl_free(id);
   scl_free(status);
