@@ -30,6 +30,26 @@ typedef struct learn_network {
   void *ctx;
 } learn_network;
 
+/* One training batch as the runner hands it to a method. */
+typedef struct learn_batch {
+  const float *images;   /* (B, 3, S, S), training transforms applied */
+  const int64_t *labels; /* mapped labels */
+  const int64_t *index;  /* global sample indices: the keys of per-sample randomness */
+  int64_t B;             /* images here (this rank's shard of the global batch) */
+  int64_t B_global;      /* images in the global batch */
+  int64_t epoch;         /* epoch within the session */
+  int64_t step;          /* optimizer step within the session */
+} learn_batch;
+
+#define LEARN_MAX_LOSS_TERMS 6
+
+typedef struct learn_train_plan {
+  int64_t epochs; /* 0: no training in this session */
+  int64_t batch;  /* global batch size */
+  int n_terms;    /* loss terms reported per step (term 0 is the total) */
+  const char *term_names[LEARN_MAX_LOSS_TERMS];
+} learn_train_plan;
+
 /* What a session consists of, in mapped label space. */
 typedef struct learn_session {
   int t; /* 0-based session index */
@@ -40,9 +60,25 @@ typedef struct learn_session {
   const int32_t *train_labels;
 } learn_session;
 
-/* The method part of a trial's configuration (method.* keys; the table is in run/). */
+/* The method part of a trial's configuration (method.* and train.* keys; the table is in
+ * run/trial_config.c). */
 typedef struct learn_method_cfg {
   char *name;
+  /* PET of the learner(s): "none", "adapter", "ssf", "vpt_deep", "vpt_shallow" */
+  char *pet;
+  int64_t adapter_dim;
+  double adapter_scale, adapter_dropout;
+  int64_t vpt_tokens;
+  int vpt_xavier;
+  /* training (SGD as torch.optim.SGD; cosine schedule stepped per epoch with its own T_max) */
+  int64_t epochs_first, epochs_later, batch;
+  char *optimizer; /* "sgd", "adam", "adamw" */
+  double lr, momentum, weight_decay, min_lr;
+  int64_t t_max;
+  double head_sigma0; /* initial scale of cosine heads (SAFE/RanPAC code: 10) */
+  /* SAFE (METHOD.md c) */
+  double slow_diag, slow_rdn, fast_disf, fast_cc, gamma;
+  int merge_result, shared_stats, authors_protocol;
   int64_t rp_dim;       /* M of the random projection (10000) */
   int64_t ridge_lo_exp; /* ridge candidates 10^lo .. 10^hi (SAFE 3..8, RanPAC -8..8) */
   int64_t ridge_hi_exp;
@@ -76,7 +112,17 @@ typedef struct learn_method_ops {
   const char *name;
   const char *category; /* "prompt", "representation", "safe" (report grouping) */
   SCL_NODISCARD scl_err (*create)(const learn_context *ctx, learn_method **out);
-  SCL_NODISCARD scl_err (*train)(learn_method *m, const learn_session *s);
+  /* Training, driven by the runner's loop (run/train_loop.c); train_plan may be NULL (never
+   * trains). The loop calls train_begin, then train_step for every batch of every epoch,
+   * train_epoch_end after each epoch, and train_end. losses[k] receives term k of this step's
+   * loss (a mean over the global batch). */
+  learn_train_plan (*train_plan)(learn_method *m, const learn_session *s);
+  SCL_NODISCARD scl_err (*train_begin)(learn_method *m, const learn_session *s,
+                                       int64_t steps_per_epoch);
+  SCL_NODISCARD scl_err (*train_step)(learn_method *m, const learn_session *s, const learn_batch *b,
+                                      double *losses);
+  SCL_NODISCARD scl_err (*train_epoch_end)(learn_method *m, const learn_session *s, int64_t epoch);
+  SCL_NODISCARD scl_err (*train_end)(learn_method *m, const learn_session *s);
   int (*networks)(learn_method *m, const learn_session *s, learn_network *out);
   SCL_NODISCARD scl_err (*fit)(learn_method *m, const learn_session *s,
                                const float *const *features, const int32_t *labels, int64_t n);

@@ -38,6 +38,7 @@ typedef struct run_trial_cfg {
   learn_method_cfg method;
   int64_t eval_batch;
   double val_fraction;
+  int64_t ckpt_every;
   int64_t threads;
   int64_t seed;
   char *run_dir;

@@ -20,12 +20,6 @@ static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out
   return vit_model_forward((vit_model *)ctx, images, B, out);
 }
 
-static scl_err ranpac_train(learn_method *m, const learn_session *s) {
-  (void)m;
-  (void)s;
-  return SCL_OK;
-}
-
 static int ranpac_networks(learn_method *m, const learn_session *s, learn_network *out) {
   ranpac *r = (ranpac *)m;
   (void)s;
@@ -105,7 +99,6 @@ const learn_method_ops learn_ranpac_ops = {
     .name = "ranpac",
     .category = "representation",
     .create = ranpac_create,
-    .train = ranpac_train,
     .networks = ranpac_networks,
     .fit = ranpac_fit,
     .predict = ranpac_predict,

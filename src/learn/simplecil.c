@@ -16,12 +16,6 @@ static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out
   return vit_model_forward((vit_model *)ctx, images, B, out);
 }
 
-static scl_err simplecil_train(learn_method *m, const learn_session *s) {
-  (void)m;
-  (void)s;
-  return SCL_OK; /* SimpleCIL never trains */
-}
-
 static int simplecil_networks(learn_method *m, const learn_session *s, learn_network *out) {
   simplecil *sc = (simplecil *)m;
   (void)s;
@@ -77,7 +71,6 @@ const learn_method_ops learn_simplecil_ops = {
     .name = "simplecil",
     .category = "representation",
     .create = simplecil_create,
-    .train = simplecil_train,
     .networks = simplecil_networks,
     .fit = simplecil_fit,
     .predict = simplecil_predict,

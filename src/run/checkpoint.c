@@ -1,11 +1,17 @@
-/* checkpoint.c: the trial checkpoint at session boundaries (run.dir/ckpt.h5).
+/* checkpoint.c: the trial checkpoint (run.dir/ckpt.h5), at session boundaries and every
+ * train.ckpt_every training steps, and the step-boundary logic that decides when to write one.
  *
  * Holds everything a resumed trial needs to finish with exactly the metrics of an uninterrupted
- * one: the trial id, how many sessions are done, the metrics so far and the method's state (the
- * named tensors of ops->state). Written whole under a temporary name and published by rename,
+ * one: the trial id, how many sessions are done, the position inside the current session (epoch,
+ * next batch), the running loss sums of that epoch, the metrics and loss curve so far, and the
+ * method's state (the named tensors of ops->state: parameters, optimizer buffers, heads,
+ * classifier statistics). Written whole under a temporary name and published by rename,
  * so a kill during the write leaves the previous checkpoint intact. Caches (test features of
  * frozen networks) are not saved: they are recomputed, which changes no number. */
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -67,7 +73,45 @@ static scl_err io_metrics(h5_file *f, run_metrics *m, int write) {
   return SCL_OK;
 }
 
-scl_err trial_checkpoint_write(trial_state *st, int sessions_done) {
+static scl_err io_losses(h5_file *f, trial_state *st, int write) {
+  if (write) {
+    SCL_CALL(h5_write_f64_1d(f, "losses/epoch_sums", st->epoch_loss, LEARN_MAX_LOSS_TERMS));
+    if (st->n_loss)
+      SCL_CALL(h5_write_f64_2d(f, "losses/log", st->loss_log, st->n_loss, TRIAL_LOSS_COLS));
+    SCL_CALL(h5_attr_write_i64(f, "losses", "records", st->n_loss));
+    return SCL_OK;
+  }
+  int64_t records = 0;
+  SCL_CALL(h5_read_f64_1d(f, "losses/epoch_sums", st->epoch_loss, LEARN_MAX_LOSS_TERMS));
+  SCL_CALL(h5_attr_read_i64(f, "losses", "records", &records));
+  if (records > st->cap_loss) {
+    double *grown = realloc(st->loss_log, (size_t)records * TRIAL_LOSS_COLS * sizeof(double));
+    if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "loss curve");
+    st->loss_log = grown;
+    st->cap_loss = records;
+  }
+  if (records) SCL_CALL(h5_read_f64_2d(f, "losses/log", st->loss_log, records, TRIAL_LOSS_COLS));
+  st->n_loss = records;
+  return SCL_OK;
+}
+
+/* Testing aid, right after a checkpoint is published: SAFECL_FAULT_KILL_AFTER_SESSION=k kills
+ * the process (SIGKILL) after the boundary checkpoint of session k; SAFECL_FAULT_KILL_AFTER_CKPT=n
+ * after the n-th checkpoint this process writes (mid-session ones included). Tests use them to
+ * check that a real kill at those points loses nothing. */
+static void fault_injection_point(int sessions_done, int at_boundary) {
+  static int written;
+  written++;
+  const char *after_session = getenv("SAFECL_FAULT_KILL_AFTER_SESSION");
+  const char *after_ckpt = getenv("SAFECL_FAULT_KILL_AFTER_CKPT");
+  if ((after_session && at_boundary && atoi(after_session) == sessions_done) ||
+      (after_ckpt && atoi(after_ckpt) == written)) {
+    SCL_WARN("fault injection: killing the process after checkpoint %d", written);
+    raise(SIGKILL);
+  }
+}
+
+scl_err trial_checkpoint_write(trial_state *st, int sessions_done, int64_t epoch, int64_t batch) {
   char path[4096];
   ckpt_path(st, path, sizeof path);
   learn_state_entry entries[LEARN_MAX_STATE];
@@ -79,9 +123,14 @@ scl_err trial_checkpoint_write(trial_state *st, int sessions_done) {
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "kind", "checkpoint"), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "trial_id", st->id), done);
   SCL_CALL_GOTO(err, h5_attr_write_i64(f, NULL, "sessions_done", sessions_done), done);
+  SCL_CALL_GOTO(err, h5_attr_write_i64(f, NULL, "position_epoch", epoch), done);
+  SCL_CALL_GOTO(err, h5_attr_write_i64(f, NULL, "position_batch", batch), done);
   SCL_CALL_GOTO(err, io_metrics(f, st->metrics, 1), done);
+  SCL_CALL_GOTO(err, io_losses(f, st, 1), done);
   for (int i = 0; i < n; i++) SCL_CALL_GOTO(err, io_entry(f, &entries[i], 1), done);
   SCL_CALL_GOTO(err, h5_file_commit(&f), done);
+  st->steps_since_ckpt = 0;
+  fault_injection_point(sessions_done, epoch < 0);
 done:
   h5_file_abort(&f);
   return err;
@@ -108,10 +157,15 @@ scl_err trial_checkpoint_load(trial_state *st, int *sessions_done) {
   if (done_sessions < 0 || done_sessions > st->n_sessions)
     SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: sessions_done = %lld outside [0, %d]", path,
                    (long long)done_sessions, st->n_sessions);
+  SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "position_epoch", &st->resume_epoch), done);
+  SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "position_batch", &st->resume_batch), done);
   SCL_CALL_GOTO(err, io_metrics(f, st->metrics, 0), done);
-  learn_state_entry entries[LEARN_MAX_STATE];
-  int n = st->method->ops->state(st->method, entries);
-  for (int i = 0; i < n; i++) SCL_CALL_GOTO(err, io_entry(f, &entries[i], 0), done);
+  SCL_CALL_GOTO(err, io_losses(f, st, 0), done);
+  if (st->resume_epoch < 0) { /* at a session boundary the method state is complete now */
+    learn_state_entry entries[LEARN_MAX_STATE];
+    int n = st->method->ops->state(st->method, entries);
+    for (int i = 0; i < n; i++) SCL_CALL_GOTO(err, io_entry(f, &entries[i], 0), done);
+  }
   st->metrics->sessions_done = (int)done_sessions;
   *sessions_done = (int)done_sessions;
 done:
@@ -121,4 +175,54 @@ done:
     if (!err) err = close_err;
   }
   return err;
+}
+
+scl_err trial_checkpoint_load_method(trial_state *st) {
+  char path[4096];
+  ckpt_path(st, path, sizeof path);
+  h5_file *f = NULL;
+  scl_err err = SCL_OK;
+  learn_state_entry entries[LEARN_MAX_STATE];
+  int n = st->method->ops->state(st->method, entries);
+  SCL_CALL_GOTO(err, h5_file_open_read(path, &f), done);
+  for (int i = 0; i < n; i++) SCL_CALL_GOTO(err, io_entry(f, &entries[i], 0), done);
+done:
+  if (f) {
+    scl_err close_err = h5_file_close(&f);
+    if (!err) err = close_err;
+  }
+  return err;
+}
+
+scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch) {
+  st->steps_since_ckpt++;
+  int stop = st->hooks && st->hooks->should_stop && st->hooks->should_stop(st->hooks->ctx);
+  int due = st->cfg->ckpt_every > 0 && st->steps_since_ckpt >= st->cfg->ckpt_every;
+  if (stop || due) SCL_CALL(trial_checkpoint_write(st, t, epoch, batch));
+  if (stop)
+    return SCL_ERROR(SCL_ERR_STOP,
+                     "trial %s stopped in session %d at epoch %lld batch %lld "
+                     "(checkpointed)",
+                     st->id, t + 1, (long long)epoch + 1, (long long)batch);
+  return SCL_OK;
+}
+
+scl_err trial_log_losses(trial_state *st, int t, int64_t epoch, const learn_train_plan *plan,
+                         const double *mean) {
+  if (st->n_loss == st->cap_loss) {
+    int64_t cap = st->cap_loss ? 2 * st->cap_loss : 64;
+    double *grown = realloc(st->loss_log, (size_t)cap * TRIAL_LOSS_COLS * sizeof(double));
+    if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "loss curve");
+    st->loss_log = grown;
+    st->cap_loss = cap;
+  }
+  double *row = st->loss_log + st->n_loss * TRIAL_LOSS_COLS;
+  row[0] = t;
+  row[1] = (double)epoch;
+  for (int j = 0; j < LEARN_MAX_LOSS_TERMS; j++) row[2 + j] = j < plan->n_terms ? mean[j] : NAN;
+  st->n_loss++;
+  st->loss_terms = plan->n_terms;
+  for (int j = 0; j < plan->n_terms; j++)
+    snprintf(st->loss_names[j], sizeof st->loss_names[j], "%s", plan->term_names[j]);
+  return SCL_OK;
 }

@@ -281,7 +281,9 @@ static scl_err run_session(trial_state *st, int t) {
   if (t == 0) drop_validation(st, idx, labels, &n);
   s.n_train = n;
   s.train_labels = labels;
-  SCL_CALL_GOTO(err, st->method->ops->train(st->method, &s), done);
+  int64_t re = st->resume_epoch, rb = st->resume_batch;
+  st->resume_epoch = st->resume_batch = -1; /* a position applies to one session only */
+  SCL_CALL_GOTO(err, trial_train_session(st, &s, idx, labels, n, re, rb), done);
   sec[RUN_PHASE_TRAIN] = scl_now() - t0;
   t0 = scl_now();
   SCL_CALL_GOTO(err, session_features(st, &s, 1, idx, n, feats, &n_nets), done);
@@ -317,16 +319,6 @@ done:
   return err;
 }
 
-/* Testing aid: SAFECL_FAULT_KILL_AFTER_SESSION=k makes the process SIGKILL itself right after
- * the checkpoint of session k is published, so tests can check that a real kill loses nothing. */
-static void fault_injection_point(int sessions_done) {
-  const char *env = getenv("SAFECL_FAULT_KILL_AFTER_SESSION");
-  if (env && atoi(env) == sessions_done) {
-    SCL_WARN("fault injection: killing the process after session %d", sessions_done);
-    raise(SIGKILL);
-  }
-}
-
 static void close_trial(trial_state *st) {
   for (int k = 0; k < LEARN_MAX_NETWORKS; k++) {
     scl_free(st->cache[k].features);
@@ -335,6 +327,7 @@ static void close_trial(trial_state *st) {
   if (st->method) st->method->ops->destroy(&st->method);
   scl_free(st->val_idx);
   scl_free(st->val_labels);
+  free(st->loss_log);
   run_metrics_destroy(&st->metrics);
   vit_model_destroy(&st->backbone);
   data_sessions_destroy(&st->plan);
@@ -403,7 +396,7 @@ scl_err run_trial(const run_trial_cfg *cfg) {
 
 scl_err run_trial_ex(const run_trial_cfg *cfg, const run_trial_hooks *hooks,
                      run_trial_result *result) {
-  trial_state st = {.cfg = cfg};
+  trial_state st = {.cfg = cfg, .hooks = hooks, .resume_epoch = -1, .resume_batch = -1};
   run_trial_result local = {0};
   if (!result) result = &local;
   memset(result, 0, sizeof *result);
@@ -432,8 +425,7 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const run_trial_hooks *hooks,
   if (first > 0) SCL_INFO("resuming after session %d from %s/ckpt.h5", first, cfg->run_dir);
   for (int t = first; t < st.n_sessions; t++) {
     SCL_CALL_GOTO(err, run_session(&st, t), done);
-    SCL_CALL_GOTO(err, trial_checkpoint_write(&st, t + 1), done);
-    fault_injection_point(t + 1);
+    SCL_CALL_GOTO(err, trial_checkpoint_write(&st, t + 1, -1, -1), done);
     if (t + 1 < st.n_sessions && hooks && hooks->should_stop && hooks->should_stop(hooks->ctx))
       SCL_ERROR_GOTO(err, done, SCL_ERR_STOP, "trial %s stopped after session %d (checkpointed)",
                      st.id, t + 1);

@@ -27,6 +27,16 @@ typedef struct trial_state {
   learn_method *method;
   run_metrics *metrics;
   trial_cache cache[LEARN_MAX_NETWORKS];
+  const run_trial_hooks *hooks;
+  int64_t steps_since_ckpt;
+  /* mid-session position of a loaded checkpoint (-1: at a session boundary) */
+  int64_t resume_epoch, resume_batch;
+  double epoch_loss[LEARN_MAX_LOSS_TERMS]; /* running sums of the current epoch */
+  /* loss curve: records of (session, epoch, mean term 0..LEARN_MAX_LOSS_TERMS-1) */
+  double *loss_log;
+  int64_t n_loss, cap_loss;
+  int loss_terms;
+  char loss_names[LEARN_MAX_LOSS_TERMS][32];
   int64_t *val_idx; /* the validation split: session-1 training samples held out */
   int32_t *val_labels;
   int64_t n_val;
@@ -45,11 +55,29 @@ SCL_NODISCARD scl_err trial_identity(trial_state *st);
  * an error that names it, never overwritten. */
 SCL_NODISCARD scl_err trial_check_existing(trial_state *st, int *finished,
                                            run_trial_result *result);
-/* Writes run.dir/ckpt.h5: metrics and method state after `sessions_done` sessions. */
-SCL_NODISCARD scl_err trial_checkpoint_write(trial_state *st, int sessions_done);
-/* Restores from run.dir/ckpt.h5 if present (*sessions_done = 0 if not); a checkpoint of another
- * trial is an error naming the file. */
+#define TRIAL_LOSS_COLS (2 + LEARN_MAX_LOSS_TERMS)
+
+/* Writes run.dir/ckpt.h5: metrics, loss curve and method state after `sessions_done` sessions,
+ * plus the position inside session `sessions_done` (epoch, next batch; -1, -1 at a boundary). */
+SCL_NODISCARD scl_err trial_checkpoint_write(trial_state *st, int sessions_done, int64_t epoch,
+                                             int64_t batch);
+/* Restores from run.dir/ckpt.h5 if present (*sessions_done = 0 if not): metrics, loss curve and
+ * position (st->resume_epoch/batch); the method state too when the checkpoint is at a session
+ * boundary (mid-session, trial_checkpoint_load_method restores it after train_begin). A
+ * checkpoint of another trial is an error naming the file. */
 SCL_NODISCARD scl_err trial_checkpoint_load(trial_state *st, int *sessions_done);
+SCL_NODISCARD scl_err trial_checkpoint_load_method(trial_state *st);
+/* After every training step and epoch: checkpoint every train.ckpt_every steps, and honour the
+ * stop hook (checkpoint, then SCL_ERR_STOP). Position: session t, epoch, next batch. */
+SCL_NODISCARD scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch);
+/* Appends one epoch's mean loss terms to the loss curve. */
+SCL_NODISCARD scl_err trial_log_losses(trial_state *st, int t, int64_t epoch,
+                                       const learn_train_plan *plan, const double *mean);
+/* The training loop of session s over the samples idx (labels mapped); resume_epoch >= 0
+ * continues a checkpointed session at (resume_epoch, resume_batch). */
+SCL_NODISCARD scl_err trial_train_session(trial_state *st, const learn_session *s,
+                                          const int64_t *idx, const int32_t *labels, int64_t n,
+                                          int64_t resume_epoch, int64_t resume_batch);
 /* Publishes run.dir/trial.h5 with metrics and provenance. */
 SCL_NODISCARD scl_err trial_write_results(trial_state *st);
 

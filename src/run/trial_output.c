@@ -9,6 +9,8 @@
  *   /predictors/<name>/{acc_matrix (T x T float64, NaN where undefined), acc (T),
  *                       correct (T int64), val_acc (T)}   predictor 0 is THE prediction
  *   /timings/{train, fit, eval} (T float64 seconds)
+ *   /losses (epochs x 8 float64: session, epoch, mean loss terms; attribute `columns` names them;
+ *            absent for methods that never train)
  * It is written whole and published by rename: a reader never sees a partial file. */
 #include <math.h>
 #include <stdio.h>
@@ -133,6 +135,18 @@ static scl_err write_predictor(h5_file *f, const run_metrics *m, int p) {
   return SCL_OK;
 }
 
+static scl_err write_losses(h5_file *f, const trial_state *st) {
+  if (!st->n_loss) return SCL_OK;
+  SCL_CALL(h5_write_f64_2d(f, "losses", st->loss_log, st->n_loss, TRIAL_LOSS_COLS));
+  char cols[512];
+  size_t o = (size_t)snprintf(cols, sizeof cols, "session,epoch");
+  for (int j = 0; j < LEARN_MAX_LOSS_TERMS; j++)
+    o += (size_t)snprintf(cols + o, sizeof cols - o, ",%s",
+                          j < st->loss_terms ? st->loss_names[j] : "unused");
+  SCL_CALL(h5_attr_write_str(f, "losses", "columns", cols));
+  return SCL_OK;
+}
+
 static scl_err write_timings(h5_file *f, const run_metrics *m) {
   static const char *const phases[RUN_PHASE_COUNT] = {"train", "fit", "eval"};
   double col[1024];
@@ -192,6 +206,7 @@ scl_err trial_write_results(trial_state *st) {
   SCL_CALL_GOTO(err, h5_write_i64_1d(f, "n_test", m->n_test, m->n_sessions), done);
   for (int p = 0; p < m->n_predictors; p++) SCL_CALL_GOTO(err, write_predictor(f, m, p), done);
   SCL_CALL_GOTO(err, write_timings(f, m), done);
+  SCL_CALL_GOTO(err, write_losses(f, st), done);
   SCL_CALL_GOTO(err, h5_file_commit(&f), done);
 done:
   h5_file_abort(&f);

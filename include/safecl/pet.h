@@ -1,0 +1,126 @@
+/* pet.h: parameter-efficient tuning (PET) modules on the frozen ViT, and the trainable
+ * forward/backward through all blocks (METHOD.md b.2-b.4; STYLE.md 6-8).
+ *
+ * Every learner shares ONE frozen backbone (vit_model); what distinguishes the pre-trained
+ * model, SAFE's slow learner and its fast learner is only their pet_params block (and heads,
+ * which live in learn/). A pet_params block holds all trainable floats of one learner in one
+ * aligned array, with the gradient in a second array of the same layout, so the optimizer is one
+ * flat loop and the data-parallel gradient sync is one allreduce.
+ *
+ * Modules (as the released code has them):
+ *   adapter  AdaptFormer, parallel to the MLP, input = the residual stream after the attention
+ *            add (no LayerNorm): a = s * (W_up Dropout_p(ReLU(W_down x + b_down)) + b_up),
+ *            x <- x + MLP(LN2(x)) + a; bottleneck 64, s = 0.1 fixed, p = 0.1 (training only);
+ *            init W_down ~ U(-1/sqrt(D), 1/sqrt(D)) (kaiming-uniform a = sqrt 5), b_down = W_up =
+ *            b_up = 0. Tensors blocks.{i}.adapter.{down,up}.{weight,bias}.
+ *   ssf      y = x * gamma + beta at: after patch embedding (D); in every block after LN1 (D),
+ *            after qkv (3D), after the attention projection (D), after LN2 (D), after fc1 BEFORE
+ *            GELU (F), after fc2 (D); after the final LayerNorm (D, on all tokens). Init gamma ~
+ *            N(1, 0.02), beta ~ N(0, 0.02). Tensors ssf.patch.{scale,shift},
+ *            blocks.{i}.ssf.{ln1,qkv,proj,ln2,fc1,fc2}.{scale,shift}, ssf.norm.{scale,shift}.
+ *   vpt      deep: before block i, prompts P[i] (n_tokens x D) are APPENDED after the patch
+ *            tokens (sequence: CLS, patches, prompts) and dropped after the block; shallow: only
+ *            before block 0, kept through all blocks. Init zeros (released) or Xavier-uniform.
+ *            Tensor vpt.prompts (depth or 1, n_tokens, D).
+ *   prefix   prefix tuning of attention keys and values (prompt-based baselines): for each
+ *            listed layer, learned K and V prefixes (prefix_len x D each) are prepended to the
+ *            keys and values of that layer (queries unchanged). Tensor prefix.{layer}.{key,value}.
+ * Several kinds may be combined where the code needs it (kinds is a bit set).
+ *
+ * Frozen parameters never get gradients; only pet_params.grad is written, by accumulation (+=).
+ */
+#ifndef SAFECL_PET_H
+#define SAFECL_PET_H
+
+#include <stdint.h>
+
+#include "safecl/core.h"
+#include "safecl/vit.h"
+
+enum {
+  PET_ADAPTER = 1u << 0,
+  PET_SSF = 1u << 1,
+  PET_VPT_DEEP = 1u << 2,
+  PET_VPT_SHALLOW = 1u << 3,
+  PET_PREFIX = 1u << 4
+};
+
+typedef struct pet_config {
+  unsigned kinds;         /* bit set of PET_*; 0 = no PET (the pre-trained model) */
+  int64_t adapter_dim;    /* 64 */
+  float adapter_scale;    /* 0.1 */
+  float adapter_dropout;  /* 0.1 */
+  int64_t vpt_tokens;     /* 5 */
+  int vpt_xavier;         /* 0: zeros as released; 1: Xavier-uniform as the VPT paper */
+  int64_t prefix_len;     /* prefix tokens per layer */
+  uint32_t prefix_layers; /* bit i set: prefixes at block i */
+} pet_config;
+
+#define PET_MAX_TENSORS 512
+
+typedef struct pet_tensor {
+  char name[48];
+  int ndim;
+  int64_t shape[3];
+  int64_t offset, numel; /* into param / grad */
+} pet_tensor;
+
+typedef struct pet_params {
+  pet_config cfg;
+  vit_config vit;
+  int64_t count;   /* floats in param (and in grad) */
+  float *param;    /* owned, 64-byte aligned */
+  float *grad;     /* owned, same layout; accumulated by vit_trainer_backward */
+  pet_tensor *tensors;
+  int n_tensors;
+} pet_params;
+
+/* Sizes and lays out the block for this backbone shape; values zero. *out owned by the caller. */
+SCL_NODISCARD scl_err pet_params_create(const vit_config *vit, const pet_config *cfg,
+                                        pet_params **out);
+void pet_params_destroy(pet_params **p);
+/* The released initialisation above, every draw from the counter RNG keyed by (seed,
+ * SCL_STREAM_INIT, tag, tensor index), so it is the same on every rank. */
+void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag);
+/* dst <- src (same config): the fast learner starts as a copy of the slow one. */
+SCL_NODISCARD scl_err pet_params_copy(pet_params *dst, const pet_params *src);
+const pet_tensor *pet_params_find(const pet_params *p, const char *name); /* or NULL */
+void pet_params_zero_grad(pet_params *p);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Training forward/backward                                                                 */
+
+typedef struct vit_trainer vit_trainer;
+
+/* Activations of one forward pass of up to max_batch images through backbone + PET of this
+ * config, kept for the backward pass; allocated once here (the hot path never allocates). The
+ * backbone is shared and must outlive the trainer. threads as vit_model_create. */
+SCL_NODISCARD scl_err vit_trainer_create(const vit_model *backbone, const pet_config *cfg,
+                                         int64_t max_batch, int threads, vit_trainer **out);
+void vit_trainer_destroy(vit_trainer **t);
+
+/* Where the dropout masks of a training forward come from: the mask of sample index[b] in this
+ * pass is a function of (seed, step, index[b], pass, layer) only (learn_dropout_* in learn.h). */
+typedef struct vit_dropout_key {
+  uint64_t seed;
+  uint32_t step;         /* global optimizer step */
+  uint32_t pass;         /* distinguishes two forwards of the same step (SAFE session 1) */
+  const int64_t *index;  /* B global sample indices */
+} vit_dropout_key;
+
+/* Forward of B images (B, 3, S, S) through backbone + p, keeping what the backward needs;
+ * cls_out (B, D) = class token after the final LayerNorm (and SSF). key NULL: evaluation mode
+ * (no dropout). */
+SCL_NODISCARD scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *images,
+                                          int64_t B, const vit_dropout_key *key, float *cls_out);
+/* Backward of the last forward: dcls (B, D) -> p->grad += dL/dparam. */
+SCL_NODISCARD scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls,
+                                           int64_t B);
+/* Inference through backbone + p (no dropout, nothing kept): the feature extractor of a
+ * learner. p NULL is the pre-trained model (same as vit_model_forward). */
+SCL_NODISCARD scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *images,
+                                        int64_t B, float *cls_out);
+/* FLOPs of one training step per image (forward + backward, PET included), for the planner. */
+double vit_trainer_flops_per_image(const vit_trainer *t);
+
+#endif /* SAFECL_PET_H */

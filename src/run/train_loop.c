@@ -1,0 +1,136 @@
+/* train_loop.c: the training loop of one session: epochs of shuffled batches with the training
+ * transforms, each handed to the method's train_step (DESIGN.md section 3).
+ *
+ * Every random choice is a function of the trial seed and a position, never of the rank or the
+ * batch a sample lands in: the epoch order is data_shuffle(seed, epoch key), the augmentation of
+ * sample i is data_train_transform(seed, epoch key, i), and the method keys dropout by global
+ * sample index. The epoch key is session * 4096 + epoch, so sessions never share an order. After
+ * every step the loop may checkpoint (train.ckpt_every) and polls the stop hook; the position
+ * (epoch, next batch) goes into the checkpoint, and a resumed session continues from it with the
+ * same numbers as an uninterrupted one. What it does not do yet: shard batches over ranks. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safecl/augment.h"
+#include "trial_internal.h"
+
+typedef struct loop_buffers {
+  float *images;
+  int64_t *labels, *index, *perm;
+  void *scratch;
+  size_t scratch_bytes;
+  data_image img;
+} loop_buffers;
+
+static uint32_t epoch_key(int t, int64_t epoch) { return (uint32_t)t * 4096u + (uint32_t)epoch; }
+
+static scl_err ensure_scratch(loop_buffers *b, const data_train_params *p) {
+  size_t need = data_train_transform_scratch_bytes(b->img.w, b->img.h, p);
+  if (need <= b->scratch_bytes) return SCL_OK;
+  scl_free(b->scratch);
+  b->scratch = NULL;
+  b->scratch_bytes = 0;
+  SCL_CALL(scl_alloc(need, "augmentation scratch", &b->scratch));
+  b->scratch_bytes = need;
+  return SCL_OK;
+}
+
+/* Loads batch `k` of epoch `e`: samples perm[k*B ...] of the session list. */
+static scl_err load_batch(trial_state *st, loop_buffers *b, const int64_t *idx,
+                          const int32_t *labels, int64_t n, int64_t B, int64_t k, uint32_t ekey,
+                          learn_batch *out) {
+  const data_train_params params = DATA_TRAIN_PARAMS_DEFAULT;
+  data_train_params p = params;
+  p.size = (int)st->cfg->crop;
+  int64_t first = k * B, count = n - first < B ? n - first : B;
+  const int64_t per_image = 3 * st->cfg->crop * st->cfg->crop;
+  for (int64_t j = 0; j < count; j++) {
+    int64_t pos = b->perm[first + j], sample = idx[pos];
+    SCL_CALL(data_dataset_read(st->train, sample, &b->img));
+    SCL_CALL(ensure_scratch(b, &p));
+    SCL_CALL(data_train_transform(&b->img, &p, (uint64_t)st->cfg->seed, ekey, (uint32_t)sample,
+                                  b->images + j * per_image, b->scratch, b->scratch_bytes));
+    b->labels[j] = labels[pos];
+    b->index[j] = sample;
+  }
+  *out = (learn_batch){
+      .images = b->images, .labels = b->labels, .index = b->index, .B = count, .B_global = count};
+  return SCL_OK;
+}
+
+static scl_err alloc_loop(loop_buffers *b, int64_t B, int64_t n, int64_t crop) {
+  SCL_CALL(scl_alloc((size_t)B * 3 * (size_t)(crop * crop) * sizeof(float), "training batch",
+                     (void **)&b->images));
+  SCL_CALL(scl_alloc((size_t)B * sizeof(int64_t), "batch labels", (void **)&b->labels));
+  SCL_CALL(scl_alloc((size_t)B * sizeof(int64_t), "batch indices", (void **)&b->index));
+  SCL_CALL(scl_alloc((size_t)(n ? n : 1) * sizeof(int64_t), "epoch order", (void **)&b->perm));
+  return SCL_OK;
+}
+
+static void free_loop(loop_buffers *b) {
+  scl_free(b->images);
+  scl_free(b->labels);
+  scl_free(b->index);
+  scl_free(b->perm);
+  scl_free(b->scratch);
+  io_image_free(&b->img);
+}
+
+/* One epoch from batch `k0`; sums the loss terms into sums[] (st->epoch_loss, which mid-session
+ * checkpoints carry, so a resumed epoch reports the same mean loss). */
+static scl_err run_epoch(trial_state *st, const learn_session *s, loop_buffers *b,
+                         const int64_t *idx, const int32_t *labels, int64_t n,
+                         const learn_train_plan *plan, int64_t e, int64_t k0, double *sums) {
+  int64_t steps = (n + plan->batch - 1) / plan->batch;
+  uint32_t ekey = epoch_key(s->t, e);
+  SCL_CALL(data_shuffle((uint64_t)st->cfg->seed, ekey, n, b->perm));
+  for (int64_t k = k0; k < steps; k++) {
+    learn_batch batch;
+    double losses[LEARN_MAX_LOSS_TERMS] = {0};
+    SCL_CALL(load_batch(st, b, idx, labels, n, plan->batch, k, ekey, &batch));
+    batch.epoch = e;
+    batch.step = e * steps + k;
+    SCL_CALL(st->method->ops->train_step(st->method, s, &batch, losses));
+    if (!isfinite(losses[0]))
+      return SCL_ERROR(SCL_ERR_NUMERIC, "session %d epoch %lld step %lld: loss is %g", s->t + 1,
+                       (long long)e + 1, (long long)k + 1, losses[0]);
+    for (int j = 0; j < plan->n_terms; j++) sums[j] += losses[j];
+    SCL_CALL(trial_step_boundary(st, s->t, e, k + 1));
+  }
+  return SCL_OK;
+}
+
+scl_err trial_train_session(trial_state *st, const learn_session *s, const int64_t *idx,
+                            const int32_t *labels, int64_t n, int64_t resume_epoch,
+                            int64_t resume_batch) {
+  const learn_method_ops *ops = st->method->ops;
+  if (!ops->train_plan) return SCL_OK;
+  learn_train_plan plan = ops->train_plan(st->method, s);
+  if (plan.epochs <= 0 || n == 0) return SCL_OK;
+  int64_t steps = (n + plan.batch - 1) / plan.batch;
+  loop_buffers b = {0};
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, alloc_loop(&b, plan.batch, n, st->cfg->crop), done);
+  SCL_CALL_GOTO(err, ops->train_begin(st->method, s, steps), done);
+  if (resume_epoch >= 0) SCL_CALL_GOTO(err, trial_checkpoint_load_method(st), done);
+  for (int64_t e = resume_epoch >= 0 ? resume_epoch : 0; e < plan.epochs; e++) {
+    double *sums = st->epoch_loss, t0 = scl_now();
+    int64_t k0 = e == resume_epoch ? resume_batch : 0;
+    if (k0 == 0) memset(st->epoch_loss, 0, sizeof st->epoch_loss);
+    if (k0 < steps)
+      SCL_CALL_GOTO(err, run_epoch(st, s, &b, idx, labels, n, &plan, e, k0, sums), done);
+    SCL_CALL_GOTO(err, ops->train_epoch_end(st->method, s, e), done);
+    double mean[LEARN_MAX_LOSS_TERMS];
+    for (int j = 0; j < plan.n_terms; j++) mean[j] = sums[j] / (double)steps;
+    SCL_CALL_GOTO(err, trial_log_losses(st, s->t, e, &plan, mean), done);
+    SCL_INFO("session %d epoch %lld/%lld: loss %.4f (%.1f s, %.2f img/s)", s->t + 1,
+             (long long)e + 1, (long long)plan.epochs, mean[0], scl_now() - t0,
+             (double)(n - k0 * plan.batch) / (scl_now() - t0));
+    SCL_CALL_GOTO(err, trial_step_boundary(st, s->t, e + 1, 0), done);
+  }
+  SCL_CALL_GOTO(err, ops->train_end(st->method, s), done);
+done:
+  free_loop(&b);
+  return err;
+}
