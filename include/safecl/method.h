@@ -90,6 +90,7 @@ typedef struct learn_context {
   vit_model *backbone; /* the frozen pre-trained ViT, shared (not owned) */
   int64_t n_classes;
   uint64_t seed; /* the trial seed (counter-based RNG key) */
+  int domain_incremental; /* 1: every session holds all classes (DomainNet) */
   const learn_method_cfg *cfg;
 } learn_context;
 

@@ -68,11 +68,12 @@ typedef struct pet_tensor {
 typedef struct pet_params {
   pet_config cfg;
   vit_config vit;
-  int64_t count;   /* floats in param (and in grad) */
-  float *param;    /* owned, 64-byte aligned */
-  float *grad;     /* owned, same layout; accumulated by vit_trainer_backward */
+  int64_t count; /* floats in param (and in grad) */
+  float *param;  /* owned, 64-byte aligned */
+  float *grad;   /* owned, same layout; accumulated by vit_trainer_backward */
   pet_tensor *tensors;
   int n_tensors;
+  int *init_kinds; /* private to pet_params.c: how each tensor is initialised */
 } pet_params;
 
 /* Sizes and lays out the block for this backbone shape; values zero. *out owned by the caller. */
@@ -103,9 +104,9 @@ void vit_trainer_destroy(vit_trainer **t);
  * pass is a function of (seed, step, index[b], pass, layer) only (learn_dropout_* in learn.h). */
 typedef struct vit_dropout_key {
   uint64_t seed;
-  uint32_t step;         /* global optimizer step */
-  uint32_t pass;         /* distinguishes two forwards of the same step (SAFE session 1) */
-  const int64_t *index;  /* B global sample indices */
+  uint32_t step;        /* global optimizer step */
+  uint32_t pass;        /* distinguishes two forwards of the same step (SAFE session 1) */
+  const int64_t *index; /* B global sample indices */
 } vit_dropout_key;
 
 /* Forward of B images (B, 3, S, S) through backbone + p, keeping what the backward needs;
@@ -116,8 +117,10 @@ SCL_NODISCARD scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, c
 /* Backward of the last forward: dcls (B, D) -> p->grad += dL/dparam. */
 SCL_NODISCARD scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls,
                                            int64_t B);
-/* Inference through backbone + p (no dropout, nothing kept): the feature extractor of a
- * learner. p NULL is the pre-trained model (same as vit_model_forward). */
+/* Inference through backbone + p (no dropout): the feature extractor of a learner. p NULL is
+ * the pre-trained model (same as vit_model_forward). It must leave the activations kept by the
+ * last vit_trainer_forward intact, so that a method can run forward (keep) -> infer another
+ * learner -> backward, as SAFE's fast learner does with the slow one. */
 SCL_NODISCARD scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *images,
                                         int64_t B, float *cls_out);
 /* FLOPs of one training step per image (forward + backward, PET included), for the planner. */

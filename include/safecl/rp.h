@@ -41,5 +41,11 @@ SCL_NODISCARD scl_err learn_rp_solve(learn_rp *rp, double lambda, int64_t n_seen
 /* logits (n x n_seen) = ReLU(x W_rand) W_o^T, computed in chunks. */
 SCL_NODISCARD scl_err learn_rp_logits(const learn_rp *rp, const float *x, int64_t n, float *logits);
 int64_t learn_rp_seen(const learn_rp *rp);
+/* The same two operations with an external W_o (n_classes x M): SAFE's shared statistics solve
+ * one G, Q with two lambdas, one per learner. */
+SCL_NODISCARD scl_err learn_rp_solve_into(const learn_rp *rp, double lambda, int64_t n_seen,
+                                          float *w_out);
+SCL_NODISCARD scl_err learn_rp_logits_with(const learn_rp *rp, const float *w_out, int64_t n_seen,
+                                           const float *x, int64_t n, float *logits);
 
 #endif /* SAFECL_RP_H */

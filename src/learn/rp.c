@@ -107,8 +107,13 @@ done:
   return err;
 }
 
+scl_err learn_rp_solve_into(const learn_rp *rp, double lambda, int64_t n_seen, float *w_out) {
+  SCL_CALL(linalg_ridge_solve(rp->G, rp->Q, rp->m, rp->n_classes, n_seen, lambda, w_out));
+  return SCL_OK;
+}
+
 scl_err learn_rp_solve(learn_rp *rp, double lambda, int64_t n_seen) {
-  SCL_CALL(linalg_ridge_solve(rp->G, rp->Q, rp->m, rp->n_classes, n_seen, lambda, rp->w_out));
+  SCL_CALL(learn_rp_solve_into(rp, lambda, n_seen, rp->w_out));
   rp->state[0] = (double)n_seen;
   rp->state[1] = lambda;
   return SCL_OK;
@@ -116,8 +121,8 @@ scl_err learn_rp_solve(learn_rp *rp, double lambda, int64_t n_seen) {
 
 int64_t learn_rp_seen(const learn_rp *rp) { return (int64_t)rp->state[0]; }
 
-scl_err learn_rp_logits(const learn_rp *rp, const float *x, int64_t n, float *logits) {
-  int64_t seen = learn_rp_seen(rp);
+scl_err learn_rp_logits_with(const learn_rp *rp, const float *w_out, int64_t seen, const float *x,
+                             int64_t n, float *logits) {
   if (seen < 1) return SCL_ERROR(SCL_ERR_INTERNAL, "RP head used before its first solve");
   float *h = NULL;
   SCL_CALL(scl_alloc((size_t)(RP_CHUNK * rp->m) * sizeof(float), "RP chunk", (void **)&h));
@@ -125,8 +130,13 @@ scl_err learn_rp_logits(const learn_rp *rp, const float *x, int64_t n, float *lo
     int64_t rows = n - r0 < RP_CHUNK ? n - r0 : RP_CHUNK;
     learn_rp_project(rp, x + r0 * rp->d, rows, h);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)seen, (int)rp->m, 1.0f, h,
-                (int)rp->m, rp->w_out, (int)rp->m, 0.0f, logits + r0 * seen, (int)seen);
+                (int)rp->m, w_out, (int)rp->m, 0.0f, logits + r0 * seen, (int)seen);
   }
   scl_free(h);
+  return SCL_OK;
+}
+
+scl_err learn_rp_logits(const learn_rp *rp, const float *x, int64_t n, float *logits) {
+  SCL_CALL(learn_rp_logits_with(rp, rp->w_out, learn_rp_seen(rp), x, n, logits));
   return SCL_OK;
 }

@@ -116,6 +116,7 @@ static scl_err open_method(const run_trial_cfg *cfg, trial_state *st) {
   learn_context ctx = {.backbone = st->backbone,
                        .n_classes = st->plan->n_classes,
                        .seed = (uint64_t)cfg->seed,
+                       .domain_incremental = st->dil,
                        .cfg = &cfg->method};
   SCL_CALL(ops->create(&ctx, &st->method));
   const char *names[LEARN_MAX_PREDICTORS] = {0};

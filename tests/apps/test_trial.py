@@ -161,6 +161,42 @@ def test_kill_and_resume(safecl, args, tmp, uninterrupted, method, kill_points):
         check(not os.path.exists(os.path.join(run_dir, "ckpt.h5")), "checkpoint removed once finished")
 
 
+def test_safe_mid_session_resume(safecl, tmp):
+    """SAFE (heads only) with a checkpoint every 2 steps, killed after checkpoints 2 and 5 (inside
+    session 1's and session 2's training), resumed: same accuracy matrices and loss curve."""
+    base = ["train", "method.name=safe", "method.pet=none", "dataset.format=synthetic",
+            "dataset.synthetic.classes=8", "dataset.synthetic.train_per_class=6",
+            "dataset.synthetic.test_per_class=3", "dataset.synthetic.difficulty=0.35",
+            "dataset.init_cls=4", "dataset.increment=2", "backbone.arch=vit_tiny_patch16_224",
+            "train.epochs_first=2", "train.epochs_later=1", "train.batch=8", "method.rp.dim=256",
+            "method.ridge.lo_exp=-2", "method.ridge.hi_exp=4", "method.safe.fast_cc=1",
+            "eval.batch=8", "train.ckpt_every=2"]
+    ref_dir = os.path.join(tmp, "safe_ref")
+    p = run(safecl, base + ["run.dir=" + ref_dir])
+    check(p.returncode == 0, "SAFE (heads only) trial runs")
+    if p.returncode:
+        return
+    with h5py.File(os.path.join(ref_dir, "trial.h5"), "r") as f:
+        ref = {k: f["predictors/%s/acc_matrix" % k][...] for k in ("safe", "slow", "fast")}
+        ref_loss = f["losses"][...]
+        check(ref_loss.shape[0] == 2 + 1 + 1, "one loss record per epoch (%d)" % ref_loss.shape[0])
+    for n in (2, 5):
+        d = os.path.join(tmp, "safe_kill_%d" % n)
+        env = dict(os.environ, SAFECL_FAULT_KILL_AFTER_CKPT=str(n))
+        p = subprocess.run([safecl] + base + ["run.dir=" + d], capture_output=True, text=True, env=env)
+        check(p.returncode == -9, "SAFE killed after checkpoint %d (exit %d)" % (n, p.returncode))
+        p = run(safecl, base + ["run.dir=" + d])
+        check(p.returncode == 0, "SAFE resumes after a kill at checkpoint %d" % n)
+        if p.returncode:
+            continue
+        with h5py.File(os.path.join(d, "trial.h5"), "r") as f:
+            same = all(np.array_equal(f["predictors/%s/acc_matrix" % k][...], ref[k], equal_nan=True)
+                       for k in ref)
+            loss = f["losses"][...]
+        check(same, "SAFE killed mid-session at checkpoint %d: slow, fast and aggregated matrices identical" % n)
+        check(np.array_equal(loss, ref_loss, equal_nan=True), "the loss curve is identical too")
+
+
 def make_domainnet(root, rng, domains, classes, per):
     for d_i, dom in enumerate(domains):
         for split, n in (("train", per), ("test", per // 2)):
@@ -205,6 +241,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         test_class_incremental(a.safecl, tmp)
         test_domain_incremental(a.safecl, tmp)
+        test_safe_mid_session_resume(a.safecl, tmp)
     if failures:
         print("test_trial: %d failure(s)" % len(failures))
         sys.exit(1)
