@@ -1,30 +1,44 @@
-/* ranpac.c: RanPAC (McDonnell et al., NeurIPS 2023; PILOT models/ranpac.py): a frozen feature
- * extractor, a fixed random projection with ReLU, and a ridge classifier on statistics G, Q
- * accumulated over sessions, with lambda chosen each session on that session's own training
- * features (METHOD.md e, c.6). Phase 1 (first-session PET tuning) needs the training path;
- * until then the extractor is the pre-trained model itself ("RanPAC without phase 1"). */
+/* ranpac.c: RanPAC (McDonnell et al., NeurIPS 2023; PILOT models/ranpac.py). Phase 1: a PET
+ * module tuned in session 1 with CE through a cosine head (the first-session tuner shared with
+ * APER), then frozen; phase 2: a fixed random projection with ReLU and a ridge classifier on
+ * statistics G, Q accumulated over sessions, with lambda chosen each session on that session's
+ * own training features (METHOD.md e, c.6). method.pet = "none" skips phase 1. */
 #include <stdlib.h>
 
-#include "safecl/method.h"
 #include "safecl/rp.h"
+#include "safecl/tuning.h"
 
 typedef struct ranpac {
   learn_method base;
-  vit_model *ptm;
+  learn_tuner *tuner;
   learn_rp *rp;
   learn_method_cfg cfg;
   uint64_t seed;
 } ranpac;
 
-static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out) {
-  return vit_model_forward((vit_model *)ctx, images, B, out);
+static learn_train_plan ranpac_train_plan(learn_method *m, const learn_session *s) {
+  return learn_tuner_plan(((ranpac *)m)->tuner, s);
+}
+static scl_err ranpac_train_begin(learn_method *m, const learn_session *s, int64_t steps) {
+  (void)steps;
+  return learn_tuner_begin(((ranpac *)m)->tuner, s);
+}
+static scl_err ranpac_train_step(learn_method *m, const learn_session *s, const learn_batch *b,
+                                 double *losses) {
+  return learn_tuner_step(((ranpac *)m)->tuner, s, b, losses);
+}
+static scl_err ranpac_epoch_end(learn_method *m, const learn_session *s, int64_t epoch) {
+  (void)m, (void)s, (void)epoch;
+  return SCL_OK;
+}
+static scl_err ranpac_train_end(learn_method *m, const learn_session *s) {
+  (void)m, (void)s;
+  return SCL_OK;
 }
 
 static int ranpac_networks(learn_method *m, const learn_session *s, learn_network *out) {
-  ranpac *r = (ranpac *)m;
   (void)s;
-  out[0] = (learn_network){
-      .name = "ptm", .dim = r->ptm->cfg.width, .frozen = 1, .forward = ptm_forward, .ctx = r->ptm};
+  out[0] = learn_tuner_network(((ranpac *)m)->tuner);
   return 1;
 }
 
@@ -78,16 +92,18 @@ static int ranpac_predictors(const learn_method *m, const char **names) {
 
 static int ranpac_state(learn_method *m, learn_state_entry *out) {
   learn_rp *rp = ((ranpac *)m)->rp;
-  out[0] = (learn_state_entry){"rp_G", LEARN_F64, 2, {rp->m, rp->m}, rp->G};
-  out[1] = (learn_state_entry){"rp_Q", LEARN_F64, 2, {rp->m, rp->n_classes}, rp->Q};
-  out[2] = (learn_state_entry){"rp_W_out", LEARN_F32, 2, {rp->n_classes, rp->m}, rp->w_out};
-  out[3] = (learn_state_entry){"rp_state", LEARN_F64, 1, {2, 0}, rp->state};
-  return 4;
+  int n = learn_tuner_state(((ranpac *)m)->tuner, out);
+  out[n++] = (learn_state_entry){"rp_G", LEARN_F64, 2, {rp->m, rp->m}, rp->G};
+  out[n++] = (learn_state_entry){"rp_Q", LEARN_F64, 2, {rp->m, rp->n_classes}, rp->Q};
+  out[n++] = (learn_state_entry){"rp_W_out", LEARN_F32, 2, {rp->n_classes, rp->m}, rp->w_out};
+  out[n++] = (learn_state_entry){"rp_state", LEARN_F64, 1, {2, 0}, rp->state};
+  return n;
 }
 
 static void ranpac_destroy(learn_method **m) {
   if (!m || !*m) return;
   ranpac *r = (ranpac *)*m;
+  learn_tuner_destroy(&r->tuner);
   learn_rp_destroy(&r->rp);
   free(r);
   *m = NULL;
@@ -99,6 +115,11 @@ const learn_method_ops learn_ranpac_ops = {
     .name = "ranpac",
     .category = "representation",
     .create = ranpac_create,
+    .train_plan = ranpac_train_plan,
+    .train_begin = ranpac_train_begin,
+    .train_step = ranpac_train_step,
+    .train_epoch_end = ranpac_epoch_end,
+    .train_end = ranpac_train_end,
     .networks = ranpac_networks,
     .fit = ranpac_fit,
     .predict = ranpac_predict,
@@ -111,13 +132,15 @@ static scl_err ranpac_create(const learn_context *ctx, learn_method **out) {
   ranpac *r = calloc(1, sizeof *r);
   if (!r) return SCL_ERROR(SCL_ERR_NOMEM, "ranpac");
   r->base.ops = &learn_ranpac_ops;
-  r->ptm = ctx->backbone;
   r->cfg = *ctx->cfg;
   r->seed = ctx->seed;
-  scl_err err = learn_rp_create(ctx->backbone->cfg.width, ctx->cfg->rp_dim, ctx->n_classes,
-                                ctx->seed, 0, &r->rp);
+  learn_method *self = &r->base;
+  scl_err err = learn_tuner_create(ctx, &r->tuner);
+  if (!err)
+    err = learn_rp_create(ctx->backbone->cfg.width, ctx->cfg->rp_dim, ctx->n_classes, ctx->seed, 0,
+                          &r->rp);
   if (err) {
-    free(r);
+    ranpac_destroy(&self);
     return scl_error_trace(err, __FILE__, __LINE__, __func__);
   }
   *out = &r->base;

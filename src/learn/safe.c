@@ -19,24 +19,6 @@
 #define TAG_SLOW_PET 101u
 #define TAG_SLOW_HEAD 201u
 
-static pet_config pet_from(const learn_method_cfg *c) {
-  pet_config p = {0};
-  if (!strcmp(c->pet, "adapter"))
-    p.kinds = PET_ADAPTER;
-  else if (!strcmp(c->pet, "ssf"))
-    p.kinds = PET_SSF;
-  else if (!strcmp(c->pet, "vpt_deep"))
-    p.kinds = PET_VPT_DEEP;
-  else if (!strcmp(c->pet, "vpt_shallow"))
-    p.kinds = PET_VPT_SHALLOW;
-  p.adapter_dim = c->adapter_dim;
-  p.adapter_scale = (float)c->adapter_scale;
-  p.adapter_dropout = (float)c->adapter_dropout;
-  p.vpt_tokens = c->vpt_tokens;
-  p.vpt_xavier = c->vpt_xavier;
-  return p;
-}
-
 static learn_train_plan safe_train_plan(learn_method *m, const learn_session *s) {
   safe *sf = (safe *)m;
   learn_train_plan p = {.batch = sf->cfg.batch};
@@ -60,7 +42,7 @@ static scl_err safe_train_begin(learn_method *m, const learn_session *s, int64_t
   safe *sf = (safe *)m;
   (void)steps;
   const int64_t CD = sf->C * sf->D;
-  safe_head *h = s->t == 0 ? &sf->head_s : &sf->head_f;
+  learn_head *h = s->t == 0 ? &sf->head_s : &sf->head_f;
   pet_params *p = s->t == 0 ? sf->slow : sf->fast;
   if (s->t == 0) {
     pet_params_init(sf->slow, sf->seed, TAG_SLOW_PET);
@@ -76,24 +58,6 @@ static scl_err safe_train_begin(learn_method *m, const learn_session *s, int64_t
   return SCL_OK;
 }
 
-static double lr_of(const safe *sf, int64_t epoch) {
-  learn_lr_schedule sch = {sf->cfg.t_max > 0 ? LEARN_LR_COSINE : LEARN_LR_CONSTANT, sf->cfg.lr,
-                           sf->cfg.min_lr, sf->cfg.t_max};
-  return learn_lr_at(&sch, epoch);
-}
-
-/* One SGD step of a learner: its PET block and the head rows [0, k) plus sigma. */
-static void sgd_step(safe *sf, pet_params *p, float *pet_buf, safe_head *h, int64_t k,
-                     const learn_batch *b) {
-  learn_sgd_cfg cfg = {sf->cfg.momentum, 0.0, 0};
-  double lr = lr_of(sf, b->epoch);
-  learn_param_group pet = {0, p->count, 1.0, sf->cfg.weight_decay};
-  learn_param_group head[2] = {{0, k * sf->D, 1.0, sf->cfg.weight_decay},
-                               {sf->C * sf->D, 1, 1.0, sf->cfg.weight_decay}};
-  if (p->count) learn_sgd_step(p->param, pet_buf, p->grad, b->step, lr, &cfg, &pet, 1);
-  learn_sgd_step(h->p, h->buf, h->grad, b->step, lr, &cfg, head, 2);
-}
-
 static vit_dropout_key dropout_key(const safe *sf, const learn_session *s, const learn_batch *b,
                                    uint32_t pass) {
   return (vit_dropout_key){sf->seed, (uint32_t)(s->t << 20) + (uint32_t)b->step, pass, b->index};
@@ -101,60 +65,45 @@ static vit_dropout_key dropout_key(const safe *sf, const learn_session *s, const
 
 /* Session 1: CE through the slow head, then the transfer loss on a second forward. */
 static scl_err slow_step(safe *sf, const learn_session *s, const learn_batch *b, double *loss) {
-  const int64_t B = b->B, K = s->class_hi, D = sf->D, CD = sf->C * D;
-  learn_cosine_cache cache = learn_cosine_cache_bind(sf->cos_mem, B, K, D);
+  learn_step_buffers *w = &sf->w;
   vit_dropout_key k0 = dropout_key(sf, s, b, 0), k1 = dropout_key(sf, s, b, 1);
   pet_params_zero_grad(sf->slow);
-  memset(sf->head_s.grad, 0, (size_t)(CD + 1) * sizeof(float));
-  SCL_CALL(vit_trainer_forward(sf->trainer, sf->slow, b->images, B, &k0, sf->phi));
-  learn_cosine_forward(sf->logits, &cache, sf->phi, sf->head_s.p, sf->head_s.p + CD, B, K, D);
-  memset(sf->dlogits, 0, (size_t)(B * K) * sizeof(float)); /* losses accumulate into gradients */
-  loss[1] = learn_ce_loss(sf->dlogits, sf->logits, b->labels, B, K, 1.0);
-  memset(sf->dphi, 0, (size_t)(B * D) * sizeof(float));
-  learn_cosine_backward(sf->dphi, sf->head_s.grad, sf->head_s.grad + CD, sf->scratch, sf->dlogits,
-                        sf->phi, sf->head_s.p, sf->head_s.p + CD, &cache, B, K, D);
-  SCL_CALL(vit_trainer_backward(sf->trainer, sf->slow, sf->dphi, B));
+  SCL_CALL(learn_tune_ce(w, sf->trainer, sf->slow, &sf->head_s, b, s->class_hi, &k0, &loss[1]));
+  SCL_CALL(vit_trainer_backward(sf->trainer, sf->slow, w->dphi, b->B));
   loss[2] = 0.0;
   if (sf->cfg.slow_diag != 0.0 || sf->cfg.slow_rdn != 0.0) {
-    SCL_CALL(vit_trainer_forward(sf->trainer, sf->slow, b->images, B, &k1, sf->phi2));
-    SCL_CALL(vit_trainer_infer(sf->trainer, NULL, b->images, B, sf->ref));
-    memset(sf->dphi, 0, (size_t)(B * D) * sizeof(float));
-    loss[2] = learn_transfer_loss(sf->dphi, sf->scratch, sf->phi2, sf->ref, B, D, sf->cfg.slow_diag,
-                                  sf->cfg.slow_rdn, 1.0);
-    SCL_CALL(vit_trainer_backward(sf->trainer, sf->slow, sf->dphi, B));
+    SCL_CALL(vit_trainer_forward(sf->trainer, sf->slow, b->images, b->B, &k1, w->phi2));
+    SCL_CALL(vit_trainer_infer(sf->trainer, NULL, b->images, b->B, w->ref));
+    memset(w->dphi, 0, (size_t)(b->B * sf->D) * sizeof(float));
+    loss[2] = learn_transfer_loss(w->dphi, w->scratch, w->phi2, w->ref, b->B, sf->D,
+                                  sf->cfg.slow_diag, sf->cfg.slow_rdn, 1.0);
+    SCL_CALL(vit_trainer_backward(sf->trainer, sf->slow, w->dphi, b->B));
   }
   loss[0] = loss[1] + loss[2];
-  sgd_step(sf, sf->slow, sf->slow_buf, &sf->head_s, K, b);
+  learn_tune_sgd(&sf->cfg, sf->slow, sf->slow_buf, &sf->head_s, s->class_hi, b->epoch, b->step);
   return SCL_OK;
 }
 
 /* Sessions >= 2: CE + alignment with the slow learner + cross-classification. */
 static scl_err fast_step(safe *sf, const learn_session *s, const learn_batch *b, double *loss) {
+  learn_step_buffers *w = &sf->w;
   const int64_t B = b->B, K = s->class_lo, Kt = s->class_hi, D = sf->D, CD = sf->C * D;
-  learn_cosine_cache cache = learn_cosine_cache_bind(sf->cos_mem, B, Kt, D);
   vit_dropout_key k0 = dropout_key(sf, s, b, 0);
-  float *wf = sf->head_f.p, *sf_sigma = sf->head_f.p + CD, *gw = sf->head_f.grad;
+  float *gw = sf->head_f.grad;
   pet_params_zero_grad(sf->fast);
-  memset(gw, 0, (size_t)(CD + 1) * sizeof(float));
-  SCL_CALL(vit_trainer_forward(sf->trainer, sf->fast, b->images, B, &k0, sf->phi));
-  SCL_CALL(vit_trainer_infer(sf->trainer, sf->slow, b->images, B, sf->ref));
-  learn_cosine_forward(sf->logits, &cache, sf->phi, wf, sf_sigma, B, Kt, D);
-  memset(sf->dlogits, 0, (size_t)(B * Kt) * sizeof(float)); /* losses accumulate into gradients */
-  loss[1] = learn_ce_loss(sf->dlogits, sf->logits, b->labels, B, Kt, 1.0);
-  memset(sf->dphi, 0, (size_t)(B * D) * sizeof(float));
-  learn_cosine_backward(sf->dphi, gw, gw + CD, sf->scratch, sf->dlogits, sf->phi, wf, sf_sigma,
-                        &cache, B, Kt, D);
+  SCL_CALL(learn_tune_ce(w, sf->trainer, sf->fast, &sf->head_f, b, Kt, &k0, &loss[1]));
+  SCL_CALL(vit_trainer_infer(sf->trainer, sf->slow, b->images, B, w->ref));
   loss[2] = sf->cfg.fast_disf != 0.0
-                ? learn_align_loss(sf->dphi, sf->phi, sf->ref, B, D, sf->cfg.fast_disf)
+                ? learn_align_loss(w->dphi, w->phi, w->ref, B, D, sf->cfg.fast_disf)
                 : 0.0;
   loss[3] = 0.0;
   if (sf->cfg.fast_cc != 0.0 && K > 0)
-    loss[3] = learn_crossclass_loss(gw, gw + CD, sf->dphi, sf->scratch, NULL, wf, sf_sigma,
-                                    sf->head_s.p, sf->head_s.p + CD, sf->phi, sf->ref, b->labels, K,
-                                    Kt, B, D, sf->cfg.fast_cc);
-  SCL_CALL(vit_trainer_backward(sf->trainer, sf->fast, sf->dphi, B));
+    loss[3] = learn_crossclass_loss(gw, gw + CD, w->dphi, w->scratch, NULL, sf->head_f.p,
+                                    sf->head_f.p + CD, sf->head_s.p, sf->head_s.p + CD, w->phi,
+                                    w->ref, b->labels, K, Kt, B, D, sf->cfg.fast_cc);
+  SCL_CALL(vit_trainer_backward(sf->trainer, sf->fast, w->dphi, B));
   loss[0] = loss[1] + sf->cfg.fast_disf * loss[2] + sf->cfg.fast_cc * loss[3];
-  sgd_step(sf, sf->fast, sf->fast_buf, &sf->head_f, Kt, b);
+  learn_tune_sgd(&sf->cfg, sf->fast, sf->fast_buf, &sf->head_f, Kt, b->epoch, b->step);
   return SCL_OK;
 }
 
@@ -208,12 +157,6 @@ static int safe_state(learn_method *m, learn_state_entry *out) {
   return n;
 }
 
-static void free_head(safe_head *h) {
-  scl_free(h->p);
-  scl_free(h->grad);
-  scl_free(h->buf);
-}
-
 static void safe_destroy(learn_method **m) {
   if (!m || !*m) return;
   safe *sf = (safe *)*m;
@@ -222,11 +165,9 @@ static void safe_destroy(learn_method **m) {
   pet_params_destroy(&sf->fast);
   scl_free(sf->slow_buf);
   scl_free(sf->fast_buf);
-  free_head(&sf->head_s);
-  free_head(&sf->head_f);
-  float *bufs[] = {sf->phi,    sf->phi2,    sf->ref,     sf->dphi,
-                   sf->logits, sf->dlogits, sf->cos_mem, sf->scratch};
-  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) scl_free(bufs[i]);
+  learn_head_free(&sf->head_s);
+  learn_head_free(&sf->head_f);
+  learn_step_buffers_free(&sf->w);
   safe_classifier_destroy(sf);
   free(sf);
   *m = NULL;
@@ -238,24 +179,12 @@ static scl_err alloc_floats(float **p, size_t n, const char *what) {
 }
 
 static scl_err alloc_buffers(safe *sf) {
-  const int64_t B = sf->B, C = sf->C, D = sf->D, CD1 = C * D + 1, P = sf->slow->count;
-  safe_head *heads[2] = {&sf->head_s, &sf->head_f};
-  for (int i = 0; i < 2; i++) {
-    SCL_CALL(alloc_floats(&heads[i]->p, (size_t)CD1, "cosine head"));
-    SCL_CALL(alloc_floats(&heads[i]->grad, (size_t)CD1, "cosine head gradient"));
-    SCL_CALL(alloc_floats(&heads[i]->buf, (size_t)CD1, "cosine head momentum"));
-  }
+  const int64_t P = sf->slow->count;
+  SCL_CALL(learn_head_create(&sf->head_s, sf->C, sf->D));
+  SCL_CALL(learn_head_create(&sf->head_f, sf->C, sf->D));
   SCL_CALL(alloc_floats(&sf->slow_buf, (size_t)P, "slow PET momentum"));
   SCL_CALL(alloc_floats(&sf->fast_buf, (size_t)P, "fast PET momentum"));
-  float **bd[] = {&sf->phi, &sf->phi2, &sf->ref, &sf->dphi};
-  for (size_t i = 0; i < 4; i++) SCL_CALL(alloc_floats(bd[i], (size_t)(B * D), "features"));
-  SCL_CALL(alloc_floats(&sf->logits, (size_t)(B * C), "logits"));
-  SCL_CALL(alloc_floats(&sf->dlogits, (size_t)(B * C), "logit gradients"));
-  SCL_CALL(alloc_floats(&sf->cos_mem, learn_cosine_cache_floats(B, C, D), "cosine cache"));
-  size_t sc = learn_cosine_backward_scratch(B, C, D), t = learn_transfer_scratch(B, D),
-         cc = learn_crossclass_scratch(C, C, B, D);
-  sf->scratch_floats = sc > t ? (sc > cc ? sc : cc) : (t > cc ? t : cc);
-  SCL_CALL(alloc_floats(&sf->scratch, sf->scratch_floats, "loss scratch"));
+  SCL_CALL(learn_step_buffers_create(&sf->w, sf->B, sf->C, sf->D));
   return SCL_OK;
 }
 
@@ -306,7 +235,7 @@ static scl_err safe_create(const learn_context *ctx, learn_method **out) {
   sf->D = ctx->backbone->cfg.width;
   sf->B = ctx->cfg->batch;
   sf->dil = ctx->domain_incremental;
-  sf->pc = pet_from(ctx->cfg);
+  sf->pc = learn_pet_config(ctx->cfg);
   learn_method *m = &sf->base;
   scl_err err = safe_setup(sf, ctx);
   if (err) {

@@ -8,12 +8,7 @@
 #include "safecl/method.h"
 #include "safecl/pet.h"
 #include "safecl/rp.h"
-
-/* A cosine head over all classes of the benchmark: [W (C x D) | sigma], with its gradient and
- * momentum in the same layout. Rows of classes not seen yet are zero and never stepped. */
-typedef struct safe_head {
-  float *p, *grad, *buf;
-} safe_head;
+#include "safecl/tuning.h"
 
 typedef struct safe {
   learn_method base;
@@ -25,15 +20,13 @@ typedef struct safe {
   pet_config pc;
   pet_params *slow, *fast;
   float *slow_buf, *fast_buf; /* SGD momentum of the PET blocks */
-  safe_head head_s, head_f;
+  learn_head head_s, head_f;  /* cosine heads over all classes (tuning.h) */
   vit_trainer *trainer;
   /* classifiers: shared statistics (rp only) or separate (rp and rp_slow) */
   learn_rp *rp, *rp_slow;
-  float *wo_slow;    /* the slow learner's W_o (C x M) */
-  double lambdas[4]; /* [0] fast, [1] slow, [2] classes seen (n_seen), [3] sessions fitted */
-  /* per-step scratch, sized for (B, C, D) at create */
-  float *phi, *phi2, *ref, *dphi, *logits, *dlogits, *cos_mem, *scratch;
-  size_t scratch_floats;
+  float *wo_slow;       /* the slow learner's W_o (C x M) */
+  double lambdas[4];    /* [0] fast, [1] slow, [2] classes seen (n_seen), [3] sessions fitted */
+  learn_step_buffers w; /* per-step scratch, sized for (B, C, D) at create */
 } safe;
 
 /* The classifier half (safe_classifier.c). */

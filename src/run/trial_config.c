@@ -49,7 +49,7 @@ static const cfg_key trial_keys[] = {
       ".safetensors in timm or Hugging Face naming; empty: random weights from backbone.seed"),
     K("backbone.seed", CFG_INT, backbone_seed, 0, 4294967295.0, "1993", NULL,
       "seed of the random weights when backbone.weights is empty"),
-    K("method.name", CFG_STRING, method.name, 0, 0, "simplecil", "simplecil|ranpac|safe",
+    K("method.name", CFG_STRING, method.name, 0, 0, "simplecil", "simplecil|ranpac|aper|safe",
       "continual learner"),
     K("method.pet", CFG_STRING, method.pet, 0, 0, "none", "none|adapter|ssf|vpt_deep|vpt_shallow",
       "parameter-efficient tuning module of the learner"),
