@@ -89,7 +89,7 @@ typedef struct learn_method_cfg {
 typedef struct learn_context {
   vit_model *backbone; /* the frozen pre-trained ViT, shared (not owned) */
   int64_t n_classes;
-  uint64_t seed; /* the trial seed (counter-based RNG key) */
+  uint64_t seed;          /* the trial seed (counter-based RNG key) */
   int domain_incremental; /* 1: every session holds all classes (DomainNet) */
   const learn_method_cfg *cfg;
 } learn_context;
@@ -107,12 +107,25 @@ typedef struct learn_state_entry {
   void *data;
 } learn_state_entry;
 
+/* Work of a session per image, in units of one frozen-backbone forward, for planning:
+ * train_passes per training image per epoch (backward passes count as one forward each, a
+ * slight overestimate for frozen weights), feature_nets networks through which every training
+ * image (classifier statistics) and every test image are passed, frozen_nets of which are
+ * frozen (their test features are computed once per trial), rp_learners ridge classifiers of
+ * width M fitted per session. */
+typedef struct learn_cost {
+  double train_passes;
+  int feature_nets, frozen_nets, rp_learners;
+} learn_cost;
+
 typedef struct learn_method learn_method;
 
 typedef struct learn_method_ops {
   const char *name;
   const char *category; /* "prompt", "representation", "safe" (report grouping) */
   SCL_NODISCARD scl_err (*create)(const learn_context *ctx, learn_method **out);
+  /* Planning without an instance (see learn_cost); t = session index. */
+  learn_cost (*cost)(const learn_method_cfg *cfg, int t);
   /* Training, driven by the runner's loop (run/train_loop.c); train_plan may be NULL (never
    * trains). The loop calls train_begin, then train_step for every batch of every epoch,
    * train_epoch_end after each epoch, and train_end. losses[k] receives term k of this step's

@@ -3,6 +3,7 @@
  * a cosine head, freeze it, and classify every session with class-mean prototypes of the
  * concatenated [pre-trained feature, adapted feature] (2D wide) and cosine similarity. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "safecl/prototypes.h"
 #include "safecl/tuning.h"
@@ -107,12 +108,18 @@ static void aper_destroy(learn_method **m) {
   *m = NULL;
 }
 
+static learn_cost aper_cost(const learn_method_cfg *cfg, int t) {
+  int tune = t == 0 && strcmp(cfg->pet, "none") != 0;
+  return (learn_cost){tune ? 2.0 * (double)cfg->epochs_first : 0.0, 2, 2, 0};
+}
+
 static scl_err aper_create(const learn_context *ctx, learn_method **out);
 
 const learn_method_ops learn_aper_ops = {
     .name = "aper",
     .category = "representation",
     .create = aper_create,
+    .cost = aper_cost,
     .train_plan = aper_train_plan,
     .train_begin = aper_train_begin,
     .train_step = aper_train_step,

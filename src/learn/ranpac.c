@@ -4,6 +4,7 @@
  * statistics G, Q accumulated over sessions, with lambda chosen each session on that session's
  * own training features (METHOD.md e, c.6). method.pet = "none" skips phase 1. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "safecl/rp.h"
 #include "safecl/tuning.h"
@@ -109,12 +110,18 @@ static void ranpac_destroy(learn_method **m) {
   *m = NULL;
 }
 
+static learn_cost ranpac_cost(const learn_method_cfg *cfg, int t) {
+  int tune = t == 0 && strcmp(cfg->pet, "none") != 0;
+  return (learn_cost){tune ? 2.0 * (double)cfg->epochs_first : 0.0, 1, 1, 1};
+}
+
 static scl_err ranpac_create(const learn_context *ctx, learn_method **out);
 
 const learn_method_ops learn_ranpac_ops = {
     .name = "ranpac",
     .category = "representation",
     .create = ranpac_create,
+    .cost = ranpac_cost,
     .train_plan = ranpac_train_plan,
     .train_begin = ranpac_train_begin,
     .train_step = ranpac_train_step,

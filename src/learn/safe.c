@@ -188,12 +188,23 @@ static scl_err alloc_buffers(safe *sf) {
   return SCL_OK;
 }
 
+/* Session 1: two forward+backward passes of the slow learner and one frozen forward per image;
+ * later: forward+backward of the fast learner and a forward of the slow one. */
+static learn_cost safe_cost(const learn_method_cfg *cfg, int t) {
+  int pet = strcmp(cfg->pet, "none") != 0, nets = cfg->merge_result ? 2 : 1;
+  double first = (pet ? 4.0 : 2.0) + 1.0, later = (pet ? 2.0 : 1.0) + 1.0;
+  return (learn_cost){
+      t == 0 ? first * (double)cfg->epochs_first : later * (double)cfg->epochs_later, nets, 0,
+      nets};
+}
+
 static scl_err safe_create(const learn_context *ctx, learn_method **out);
 
 const learn_method_ops learn_safe_ops = {
     .name = "safe",
     .category = "safe",
     .create = safe_create,
+    .cost = safe_cost,
     .train_plan = safe_train_plan,
     .train_begin = safe_train_begin,
     .train_step = safe_train_step,

@@ -65,12 +65,18 @@ static void simplecil_destroy(learn_method **m) {
   *m = NULL;
 }
 
+static learn_cost simplecil_cost(const learn_method_cfg *cfg, int t) {
+  (void)cfg, (void)t;
+  return (learn_cost){0.0, 1, 1, 0};
+}
+
 static scl_err simplecil_create(const learn_context *ctx, learn_method **out);
 
 const learn_method_ops learn_simplecil_ops = {
     .name = "simplecil",
     .category = "representation",
     .create = simplecil_create,
+    .cost = simplecil_cost,
     .networks = simplecil_networks,
     .fit = simplecil_fit,
     .predict = simplecil_predict,

@@ -17,6 +17,7 @@
 
 #include "safecl/extract.h"
 #include "safecl/metrics.h"
+#include "safecl/plan.h"
 #include "safecl/sessions.h"
 #include "trial_internal.h"
 
@@ -445,5 +446,42 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const run_trial_hooks *hooks,
 done:
   close_trial(&st);
   scl_log_set_trial(NULL);
+  return err;
+}
+
+scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, run_plan *plan) {
+  trial_state st = {.cfg = cfg, .resume_epoch = -1, .resume_batch = -1};
+  memset(plan, 0, sizeof *plan);
+  plan->rates = *rates;
+  scl_err err = SCL_OK;
+  vit_config vc;
+  const learn_method_ops *ops = learn_method_find(cfg->method.name);
+  if (!ops)
+    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s",
+                   cfg->method.name, learn_method_names());
+  SCL_CALL_GOTO(err, vit_config_preset(cfg->arch, &vc), done);
+  SCL_CALL_GOTO(err, open_benchmark(cfg, &st), done);
+  if (st.n_sessions > (int)(sizeof plan->s / sizeof plan->s[0]))
+    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "plan: %d sessions (at most 64)", st.n_sessions);
+  plan->n_sessions = st.n_sessions;
+  for (int t = 0; t < st.n_sessions && !err; t++) {
+    int64_t lo, hi, *idx = NULL, n = 0, nt = 0;
+    int32_t *labels = NULL;
+    session_classes(&st, t, &lo, &hi);
+    err = data_sessions_select(st.plan, st.train, lo, hi, &idx, &labels, &n);
+    if (!err && st.dil) keep_domain(st.train, t, idx, labels, &n);
+    scl_free(idx);
+    scl_free(labels);
+    if (!err) err = data_sessions_select(st.plan, st.test, 0, hi, &idx, &labels, &nt);
+    scl_free(idx);
+    scl_free(labels);
+    plan->s[t].n_train = n;
+    plan->s[t].n_test = nt;
+    plan->s[t].epochs = t == 0 ? cfg->method.epochs_first : cfg->method.epochs_later;
+  }
+  if (err) scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (!err) run_plan_price(cfg, plan, ops, &vc, st.plan->n_classes);
+done:
+  close_trial(&st);
   return err;
 }

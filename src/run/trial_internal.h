@@ -7,6 +7,7 @@
 #include "safecl/method.h"
 #include "safecl/metrics.h"
 #include "safecl/sessions.h"
+#include "safecl/plan.h"
 #include "safecl/trial.h"
 
 typedef struct trial_cache {
@@ -43,6 +44,9 @@ typedef struct trial_state {
   double seconds_total;
 } trial_state;
 
+/* Prices the counted sessions of a plan (plan.c). */
+void run_plan_price(const run_trial_cfg *cfg, run_plan *p, const learn_method_ops *ops,
+                    const vit_config *vc, int64_t n_classes);
 /* id = XXH3-128 of the identity dump of cfg and the three input hashes (hex). */
 SCL_NODISCARD scl_err trial_identity_of(const run_trial_cfg *cfg, const char *weights_hash,
                                         const char *train_manifest, const char *test_manifest,

@@ -1,0 +1,45 @@
+/* plan.h: what a trial will cost, before running it (`safecl plan`; the sweep's scheduling).
+ *
+ * Work is counted per session from the dataset sizes and the method's learn_cost: training
+ * passes, feature extraction for the classifier statistics, evaluation (frozen networks' test
+ * features once per trial), and the random-projection ridge classifiers (projection, Gram
+ * accumulation, the eigendecomposition of the search and the Cholesky solve). Seconds come from
+ * rates measured on this machine at plan time: a ViT forward of the configured architecture,
+ * a dgemm, and a dsyevd scaled by M^3. Training passes are costed as forwards (a backward with
+ * frozen weights costs about one forward), an estimate, not a measurement. */
+#ifndef SAFECL_PLAN_H
+#define SAFECL_PLAN_H
+
+#include <stdio.h>
+
+#include "safecl/trial.h"
+
+typedef struct run_plan_rates {
+  double forward_img_per_s; /* measured ViT forward throughput */
+  double forward_gflop_per_s;
+  double dgemm_gflop_per_s;
+  double eig_seconds_512; /* dsyevd of a 512 x 512 matrix with vectors */
+} run_plan_rates;
+
+typedef struct run_plan_session {
+  int64_t n_train, n_test, epochs;
+  double gflop[4]; /* train, features, eval, classifier */
+  double seconds[4];
+} run_plan_session;
+
+typedef struct run_plan {
+  int n_sessions;
+  run_plan_session s[64];
+  run_plan_rates rates;
+  double total_gflop, total_seconds;
+  double classifier_bytes; /* G, Q, search matrices at their largest */
+} run_plan;
+
+/* Measures the rates for this config's architecture (about a second for ViT-B). */
+SCL_NODISCARD scl_err run_plan_measure(const run_trial_cfg *cfg, run_plan_rates *rates);
+/* Counts the trial's work and prices it with `rates`. */
+SCL_NODISCARD scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates,
+                                     run_plan *plan);
+void run_plan_print(const run_trial_cfg *cfg, const run_plan *plan, FILE *f);
+
+#endif /* SAFECL_PLAN_H */
