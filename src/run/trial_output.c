@@ -9,6 +9,8 @@
  *   /predictors/<name>/{acc_matrix (T x T float64, NaN where undefined), acc (T),
  *                       correct (T int64), val_acc (T)}   predictor 0 is THE prediction
  *   /timings/{train, fit, eval} (T float64 seconds)
+ *   /diagnostics/authors_protocol_acc (T; SAFE only, attributes note, authors_protocol_final,
+ *            authors_protocol_avg): the released code's test-selected figure, NOT an accuracy
  *   /losses (epochs x 8 float64: session, epoch, mean loss terms; attribute `columns` names them;
  *            absent for methods that never train)
  * It is written whole and published by rename: a reader never sees a partial file. */
@@ -147,6 +149,32 @@ static scl_err write_losses(h5_file *f, const trial_state *st) {
   return SCL_OK;
 }
 
+/* The released SAFE code reports, after every session but the first, the better of the fast
+ * learner's and the aggregated model's TEST accuracy (METHOD.md d.2): a choice made with test
+ * labels. It is kept only as this separately named diagnostic, never as the accuracy. */
+static scl_err write_authors_protocol(h5_file *f, const trial_state *st) {
+  const run_metrics *m = st->metrics;
+  int fast = -1;
+  for (int p = 0; p < m->n_predictors; p++)
+    if (!strcmp(m->names[p], "fast")) fast = p;
+  if (fast < 0 || !st->cfg->method.authors_protocol) return SCL_OK;
+  const int T = m->n_sessions;
+  double acc[64], sum = 0.0;
+  if (T > 64) return SCL_OK;
+  for (int t = 0; t < T; t++) {
+    double agg = m->acc_total[t], fa = m->acc_total[fast * T + t];
+    acc[t] = t == 0 ? agg : (fa > agg ? fa : agg);
+    sum += acc[t];
+  }
+  SCL_CALL(h5_write_f64_1d(f, "diagnostics/authors_protocol_acc", acc, T));
+  SCL_CALL(h5_attr_write_str(f, "diagnostics", "note",
+                             "max(fast, aggregated) test accuracy per session as the released "
+                             "code reports it: selected with test labels, not a valid accuracy"));
+  SCL_CALL(h5_attr_write_f64(f, "diagnostics", "authors_protocol_final", acc[T - 1]));
+  SCL_CALL(h5_attr_write_f64(f, "diagnostics", "authors_protocol_avg", sum / T));
+  return SCL_OK;
+}
+
 static scl_err write_timings(h5_file *f, const run_metrics *m) {
   static const char *const phases[RUN_PHASE_COUNT] = {"train", "fit", "eval"};
   double col[1024];
@@ -207,6 +235,7 @@ scl_err trial_write_results(trial_state *st) {
   for (int p = 0; p < m->n_predictors; p++) SCL_CALL_GOTO(err, write_predictor(f, m, p), done);
   SCL_CALL_GOTO(err, write_timings(f, m), done);
   SCL_CALL_GOTO(err, write_losses(f, st), done);
+  SCL_CALL_GOTO(err, write_authors_protocol(f, st), done);
   SCL_CALL_GOTO(err, h5_file_commit(&f), done);
 done:
   h5_file_abort(&f);
