@@ -174,8 +174,8 @@ uint32_t scl_rng_below(scl_rng *rng, uint32_t bound);
 /* perm = a permutation of [0, n) that is a pure function of (seed, stream, epoch): Fisher-Yates
  * from the last position down, swap indices from the stream (seed, stream, epoch, 0). The same
  * on every rank. SCL_ERR_ARG if n < 0 or n >= 2^32. */
-SCL_NODISCARD scl_err scl_rng_permutation(uint64_t seed, uint32_t stream, uint32_t epoch,
-                                          int64_t n, int64_t *perm);
+SCL_NODISCARD scl_err scl_rng_permutation(uint64_t seed, uint32_t stream, uint32_t epoch, int64_t n,
+                                          int64_t *perm);
 
 /* ---------------------------------------------------------------------------------------- */
 /* MT19937 and NumPy's legacy RandomState.permutation (METHOD.md a.2).                       */

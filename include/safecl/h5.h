@@ -101,8 +101,8 @@ void h5_strings_free(char **strs, int64_t n);
 /* A contiguous uint8 dataset of nbytes, allocated now, so that its bytes have a fixed offset in
  * the file. Write it in pieces with h5_blob_write. */
 SCL_NODISCARD scl_err h5_blob_create(h5_file *f, const char *name, int64_t nbytes);
-SCL_NODISCARD scl_err h5_blob_write(h5_file *f, const char *name, int64_t offset,
-                                    const void *data, int64_t len);
+SCL_NODISCARD scl_err h5_blob_write(h5_file *f, const char *name, int64_t offset, const void *data,
+                                    int64_t len);
 /* Where the blob's bytes are in the file, for mmap/pread by readers that bypass HDF5. */
 SCL_NODISCARD scl_err h5_blob_locate(h5_file *f, const char *name, int64_t *file_offset,
                                      int64_t *nbytes);
