@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""load_results.py: read safecl trial files with h5py and print them as tables.
+
+    python3 analysis/load_results.py RUN_DIR [RUN_DIR ...] [--curves]
+
+Finds trials the way `safecl report` does (DIR/trial.h5, and DIR/trials/<id>/ for a sweep),
+prints one line per trial (status, dataset, method, seed, final and average incremental
+accuracy, forgetting, validation accuracy, every predictor), then mean +- sample std over
+seeds per (dataset, method, configuration): with pandas when it is installed, else with numpy.
+--curves adds the accuracy after each session. The file layout is analysis/SCHEMA.md.
+
+This is a starting point for your own analyses, not the report: it prints the test accuracy
+of every configuration, so do not pick hyperparameters from it (`safecl report` picks them on
+the validation split).
+"""
+import argparse
+import math
+import os
+import sys
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = 1  # RUN_TRIAL_SCHEMA_VERSION in include/safecl/trial.h
+# Keys that do not make another configuration (run/trial_config.c marks them no_identity).
+NOT_A_POINT = {"seed", "run.dir", "threads", "eval.batch", "dataset.root", "train.ckpt_every"}
+
+
+def trial_dirs(run_dir):
+    """The trial directories under a run directory, in name order."""
+    own = [f for f in ("trial.h5", "failed.txt", "ckpt.h5") if os.path.exists(os.path.join(run_dir, f))]
+    if own:
+        yield run_dir
+    trials = os.path.join(run_dir, "trials")
+    if os.path.isdir(trials):
+        for name in sorted(os.listdir(trials)):
+            if not name.startswith(".") and os.path.isdir(os.path.join(trials, name)):
+                yield os.path.join(trials, name)
+
+
+def text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def config_point(config):
+    """The config lines that name a hyperparameter point (seed and paths left out)."""
+    keep = []
+    for line in config.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if "=" in line and key not in NOT_A_POINT:
+            keep.append(line.strip())
+    return "\n".join(keep)
+
+
+def read_trial(path):
+    """A dict for one trial directory; status is finished, failed or unfinished."""
+    h5 = os.path.join(path, "trial.h5")
+    if not os.path.exists(h5):
+        failed = os.path.join(path, "failed.txt")
+        status = "failed" if os.path.exists(failed) else "unfinished"
+        return {"path": path, "status": status}
+    with h5py.File(h5, "r") as f:
+        a = f.attrs
+        version = int(a.get("schema_version", -1))
+        if version != SCHEMA_VERSION:
+            sys.exit("%s: schema_version %s, this script reads %d: use the load_results.py of the "
+                     "safecl that wrote it" % (h5, version, SCHEMA_VERSION))
+        row = {"path": path, "id": text(a["trial_id"]),
+               "status": "finished" if text(a["status"]) == "finished" else "failed",
+               "dataset": text(a["dataset"]), "method": text(a["method"]),
+               "category": text(a["method_category"]), "seed": int(a["seed"]),
+               "point": config_point(text(a["config"])), "val_acc": float(a["val_acc"])}
+        if row["status"] != "finished":
+            return row
+        primary = text(a["primary_predictor"])
+        row["predictors"] = {}
+        for name, g in f["predictors"].items():
+            row["predictors"][name] = {
+                "final_acc": float(g.attrs["final_acc"]), "avg_acc": float(g.attrs["avg_acc"]),
+                "forgetting": float(g.attrs["forgetting"]), "acc": g["acc"][...],
+                "acc_matrix": g["acc_matrix"][...]}
+        row["primary"] = primary
+    return row
+
+
+def fmt(x):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else "%.2f" % x
+
+
+def print_trials(rows, curves):
+    print("%-10s %-14s %-10s %-16s %6s %7s %7s %7s %7s" % (
+        "status", "dataset", "method", "predictor", "seed", "final", "avg", "forget", "val"))
+    for r in rows:
+        if r["status"] != "finished":
+            print("%-10s %-14s %-10s %-16s %6s  %s" % (
+                r["status"], r.get("dataset", "?"), r.get("method", "?"), "", r.get("seed", "?"),
+                r["path"]))
+            continue
+        names = [r["primary"]] + sorted(n for n in r["predictors"] if n != r["primary"])
+        for name in names:
+            p = r["predictors"][name]
+            print("%-10s %-14s %-10s %-16s %6d %7s %7s %7s %7s" % (
+                r["status"], r["dataset"], r["method"], name, r["seed"], fmt(p["final_acc"]),
+                fmt(p["avg_acc"]), fmt(p["forgetting"]),
+                fmt(r["val_acc"]) if name == r["primary"] else ""))
+            if curves:
+                print("%55s%s" % ("", " ".join("%.2f" % v for v in p["acc"])))
+
+
+def summary_records(rows):
+    """One record per finished trial and predictor, for the grouped summary, and the
+    configurations (config texts) of each (dataset, method) in order of appearance."""
+    points = {}
+    out = []
+    seen = set()
+    for r in rows:
+        if r["status"] != "finished" or r["id"] in seen:  # a copied trial directory counts once
+            continue
+        seen.add(r["id"])
+        key = (r["dataset"], r["method"])
+        labels = points.setdefault(key, [])
+        if r["point"] not in labels:
+            labels.append(r["point"])
+        for name, p in r["predictors"].items():
+            out.append({"dataset": r["dataset"], "method": r["method"], "predictor": name,
+                        "point": labels.index(r["point"]), "seed": r["seed"],
+                        "final_acc": p["final_acc"], "avg_acc": p["avg_acc"]})
+    return out, points
+
+
+def print_points(points):
+    """Names configuration #k of each (dataset, method) by the config lines that differ."""
+    for (dataset, method), texts in sorted(points.items()):
+        if len(texts) < 2:
+            continue
+        common = set.intersection(*(set(t.splitlines()) for t in texts))
+        for k, t in enumerate(texts):
+            print("%s %s #%d: %s" % (dataset, method, k,
+                                      " ".join(l for l in t.splitlines() if l not in common)))
+
+
+def print_summary(records):
+    print("\nmean +- std over seeds per (dataset, method, predictor, configuration #):")
+    try:
+        import pandas as pd
+    except ImportError:
+        pd = None
+    if pd is not None:
+        df = pd.DataFrame(records)
+        g = df.groupby(["dataset", "method", "predictor", "point"])[["final_acc", "avg_acc"]]
+        print(g.agg(["mean", "std", "count"]).round(2).to_string())
+        return
+    groups = {}
+    for rec in records:
+        groups.setdefault((rec["dataset"], rec["method"], rec["predictor"], rec["point"]),
+                          []).append(rec)
+    for key in sorted(groups):
+        cells = []
+        for metric in ("final_acc", "avg_acc"):
+            x = np.array([rec[metric] for rec in groups[key]])
+            std = x.std(ddof=1) if len(x) > 1 else float("nan")
+            cells.append("%s %s +- %s" % (metric, fmt(x.mean()), fmt(std)))
+        print("%-14s %-10s %-16s #%d  %s  (n=%d)" % (key + ("  ".join(cells), len(groups[key]))))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dirs", nargs="+", help="run directories or trial directories")
+    ap.add_argument("--curves", action="store_true", help="print accuracy after each session")
+    args = ap.parse_args()
+    rows = [read_trial(p) for d in args.dirs for p in trial_dirs(d)]
+    if not rows:
+        sys.exit("no trials under " + ", ".join(args.dirs))
+    print_trials(rows, args.curves)
+    records, points = summary_records(rows)
+    print_summary(records)
+    print_points(points)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,446 @@
+/* report_scan.c: finding trials under the report's directories and reading each into a
+ * report_trial.
+ *
+ * A directory is a trial directory if it holds trial.h5, failed.txt or ckpt.h5 itself (a
+ * `safecl train` run.dir), and a run directory if it has trials/ (a sweep: every entry of
+ * trials/ is one trial directory, read in name order). The status of a trial directory:
+ *   finished    trial.h5 with status "finished" (a stale failed.txt beside it is ignored: the
+ *               retry succeeded);
+ *   failed      failed.txt, or a trial.h5 whose status is not "finished";
+ *   unfinished  anything else (a checkpoint, or nothing yet).
+ * failed.txt and trial.cfg hold `key = value;` config lines (the `config` text of trial.h5) so
+ * that a trial without results can still be placed in its table cell; failed.txt may add
+ * `error = "...";` and free text, both taken as the message. Only trial.h5 is trusted for
+ * numbers, and it is checked for its schema version first. index.h5 and the ledger are never
+ * read: the report must work on a directory whose coordinator died. */
+#include <dirent.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "safecl/h5.h"
+#include "report_internal.h"
+
+static int is_file(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static scl_err dup_str(const char *s, char **out) {
+  *out = strdup(s ? s : "");
+  if (!*out) return SCL_ERROR(SCL_ERR_NOMEM, "report: string copy");
+  return SCL_OK;
+}
+
+static scl_err join(const char *a, const char *b, char **out) {
+  size_t n = strlen(a) + strlen(b) + 2;
+  *out = malloc(n);
+  if (!*out) return SCL_ERROR(SCL_ERR_NOMEM, "report: path");
+  snprintf(*out, n, "%s/%s", a, b);
+  return SCL_OK;
+}
+
+/* A whole small text file, NUL-terminated; malloc'ed. */
+static scl_err read_text(const char *path, char **out) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return SCL_ERROR(SCL_ERR_IO, "report: cannot open %s", path);
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    n += fread(buf + n, 1, cap - n - 1, f);
+    if (n < cap - 1 || cap >= ((size_t)1 << 24)) break;
+    char *grown = realloc(buf, cap * 2);
+    if (!grown) free(buf);
+    buf = grown;
+    cap *= 2;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (!buf) return SCL_ERROR(SCL_ERR_NOMEM, "report: reading %s", path);
+  if (bad) {
+    free(buf);
+    return SCL_ERROR(SCL_ERR_IO, "report: read error on %s", path);
+  }
+  buf[n] = '\0';
+  *out = buf;
+  return SCL_OK;
+}
+
+static scl_err attr_str(h5_file *f, const char *obj, const char *key, char **out) {
+  char *v = NULL;
+  SCL_CALL(h5_attr_read_str(f, obj, key, &v));
+  scl_err err = dup_str(v, out);
+  scl_free(v);
+  return err;
+}
+
+/* Fills t->pred from /predictors, the primary first, the others in name order. HDF5 is called
+ * directly because h5.h has no group listing; H5Lget_name_by_idx exists in 1.10 and 1.12+. */
+static scl_err read_predictor_names(h5_file *f, const char *primary, report_trial *t) {
+  char obj[320];
+  int exists = 0;
+  snprintf(obj, sizeof obj, "predictors/%s", primary);
+  SCL_CALL(h5_exists(f, obj, &exists));
+  if (!exists)
+    return SCL_ERROR(SCL_ERR_FORMAT, "%s: primary_predictor '%s' has no /%s", h5_file_path(f),
+                     primary, obj);
+  hid_t hid = (hid_t)h5_file_hid(f);
+  H5G_info_t info;
+  if (H5Gget_info_by_name(hid, "predictors", &info, H5P_DEFAULT) < 0 || info.nlinks > 64)
+    return SCL_ERROR(SCL_ERR_FORMAT, "%s: unreadable /predictors group", h5_file_path(f));
+  t->pred = calloc(info.nlinks, sizeof *t->pred);
+  if (!t->pred) return SCL_ERROR(SCL_ERR_NOMEM, "report: predictors");
+  t->n_pred = 1; /* slot 0 is kept for the primary, which exists */
+  for (hsize_t i = 0; i < info.nlinks; i++) {
+    char name[256];
+    ssize_t len = H5Lget_name_by_idx(hid, "predictors", H5_INDEX_NAME, H5_ITER_INC, i, name,
+                                     sizeof name, H5P_DEFAULT);
+    if (len < 0 || len >= (ssize_t)sizeof name)
+      return SCL_ERROR(SCL_ERR_FORMAT, "%s: unreadable predictor name", h5_file_path(f));
+    int slot = strcmp(name, primary) ? t->n_pred++ : 0;
+    SCL_CALL(dup_str(name, &t->pred[slot].name));
+  }
+  return SCL_OK;
+}
+
+static scl_err read_predictor(h5_file *f, int n_sessions, report_pred *p) {
+  char obj[320];
+  snprintf(obj, sizeof obj, "predictors/%s", p->name);
+  for (int m = 0; m < REPORT_N_METRICS; m++)
+    SCL_CALL(h5_attr_read_f64(f, obj, report_metric_name(m), &p->metric[m]));
+  p->acc = malloc((size_t)n_sessions * sizeof *p->acc);
+  if (!p->acc) return SCL_ERROR(SCL_ERR_NOMEM, "report: accuracy curve");
+  snprintf(obj, sizeof obj, "predictors/%s/acc", p->name);
+  SCL_CALL(h5_read_f64_1d(f, obj, p->acc, n_sessions));
+  return SCL_OK;
+}
+
+static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
+  char *kind = NULL, *config = NULL;
+  int64_t v = 0;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, attr_str(f, NULL, "kind", &kind), done);
+  if (strcmp(kind, "trial"))
+    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: kind = \"%s\", not a trial results file",
+                   h5_file_path(f), kind);
+  SCL_CALL_GOTO(err, attr_str(f, NULL, "status", status), done);
+  SCL_CALL_GOTO(err, attr_str(f, NULL, "trial_id", &t->id), done);
+  SCL_CALL_GOTO(err, attr_str(f, NULL, "dataset", &t->dataset), done);
+  SCL_CALL_GOTO(err, attr_str(f, NULL, "method", &t->method), done);
+  SCL_CALL_GOTO(err, attr_str(f, NULL, "method_category", &t->category), done);
+  SCL_CALL_GOTO(err, attr_str(f, NULL, "config", &config), done);
+  SCL_CALL_GOTO(err, report_config_point(config, &t->point), done);
+  SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "seed", &t->seed), done);
+  SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "n_sessions", &v), done);
+  if (v < 1 || v > 100000)
+    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: n_sessions = %lld", h5_file_path(f),
+                   (long long)v);
+  t->n_sessions = (int)v;
+  SCL_CALL_GOTO(err, h5_attr_read_f64(f, NULL, "val_acc", &t->val_acc), done);
+  t->placed = 1;
+done:
+  free(kind);
+  free(config);
+  return err;
+}
+
+/* Reads DIR/trial.h5 into t; a status other than "finished" makes t failed. */
+static scl_err read_trial_h5(const char *path, report_trial *t) {
+  h5_file *f = NULL;
+  char *status = NULL, *primary = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, h5_file_open_read(path, &f), done);
+  SCL_CALL_GOTO(err, h5_check_schema(f, REPORT_TRIAL_SCHEMA_VERSION, "trial results"), done);
+  SCL_CALL_GOTO(err, read_trial_attrs(f, t, &status), done);
+  if (strcmp(status, "finished")) {
+    t->status = REPORT_FAILED;
+    size_t n = strlen(status) + 32;
+    t->message = malloc(n);
+    if (!t->message) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "report: message");
+    snprintf(t->message, n, "trial.h5 status \"%s\"", status);
+    goto done;
+  }
+  SCL_CALL_GOTO(err, attr_str(f, NULL, "primary_predictor", &primary), done);
+  SCL_CALL_GOTO(err, read_predictor_names(f, primary, t), done);
+  for (int p = 0; p < t->n_pred; p++)
+    SCL_CALL_GOTO(err, read_predictor(f, t->n_sessions, &t->pred[p]), done);
+  t->status = REPORT_FINISHED;
+done:
+  free(status);
+  free(primary);
+  if (f) {
+    scl_err close_err = h5_file_close(&f);
+    if (!err) err = close_err;
+  }
+  return err;
+}
+
+/* Places a trial without results from `key = value;` config text (failed.txt, trial.cfg). */
+static scl_err place_from_config(const char *text, report_trial *t) {
+  char *seed = report_config_value(text, "seed");
+  t->dataset = report_config_value(text, "dataset.name");
+  t->method = report_config_value(text, "method.name");
+  char *end = NULL;
+  if (seed && t->dataset && t->method) {
+    t->seed = strtoll(seed, &end, 10);
+    t->placed = end != seed && *end == '\0';
+  }
+  free(seed);
+  if (t->method) SCL_CALL(dup_str(report_method_default_category(t->method), &t->category));
+  if (t->placed) SCL_CALL(report_config_point(text, &t->point));
+  return SCL_OK;
+}
+
+/* failed.txt: the `error` value and every line that is not `key = value;` form the message. */
+static scl_err read_failed_txt(const char *path, report_trial *t) {
+  char *text = NULL;
+  SCL_CALL(read_text(path, &text));
+  scl_err err = place_from_config(text, t);
+  char *msg = report_config_value(text, "error");
+  size_t cap = strlen(text) + (msg ? strlen(msg) : 0) + 2, n = 0;
+  t->message = err ? NULL : calloc(cap, 1);
+  if (!err && !t->message) err = SCL_ERROR(SCL_ERR_NOMEM, "report: message");
+  if (!err && msg) n += (size_t)snprintf(t->message, cap, "%s", msg);
+  for (char *line = text; !err && *line;) {
+    char *nl = strchr(line, '\n'), *eq = strchr(line, '=');
+    size_t len = nl ? (size_t)(nl - line) : strlen(line);
+    int config_line = eq && eq < line + len && memchr(line, ';', len);
+    while (len && (line[len - 1] == '\r' || line[len - 1] == ' ')) len--;
+    if (!config_line && len)
+      n += (size_t)snprintf(t->message + n, cap - n, "%s%.*s", n ? " " : "", (int)len, line);
+    line = nl ? nl + 1 : line + strlen(line);
+  }
+  free(msg);
+  free(text);
+  return err;
+}
+
+static scl_err read_unfinished(const char *dir, report_trial *t) {
+  char *cfg = NULL, *ckpt = NULL, *text = NULL;
+  scl_err err = join(dir, "trial.cfg", &cfg);
+  if (!err && is_file(cfg)) err = read_text(cfg, &text);
+  if (!err && text) err = place_from_config(text, t);
+  if (!err) err = join(dir, "ckpt.h5", &ckpt);
+  int64_t done = -1;
+  if (!err && is_file(ckpt)) { /* best effort: the file may be mid-write */
+    h5_file *f = NULL;
+    int64_t k = 0;
+    done = 0;
+    if (h5_file_open_read(ckpt, &f) == SCL_OK &&
+        h5_attr_read_i64(f, NULL, "sessions_done", &k) == SCL_OK)
+      done = k;
+    scl_err close_err = h5_file_close(&f);
+    (void)close_err;
+    scl_error_clear();
+  }
+  char msg[96];
+  if (done > 0)
+    snprintf(msg, sizeof msg, "checkpoint after session %lld", (long long)done);
+  else
+    snprintf(msg, sizeof msg, done == 0 ? "checkpoint present" : "no results yet");
+  if (!err) err = dup_str(msg, &t->message);
+  free(cfg);
+  free(ckpt);
+  free(text);
+  return err;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Config text: `key = value;` lines as written by cfg_dump (config/config_dump.c).          */
+
+/* Keys that do not make a different hyperparameter point: the seed, and the keys that
+ * run/trial_config.c marks no_identity (KX: paths, threads, batch of a pure inference pass,
+ * checkpoint interval), copied here; `error` is failed.txt's message, not a config key. */
+static const char *const non_point_keys[] = {
+    "seed", "run.dir", "threads", "eval.batch", "dataset.root", "train.ckpt_every", "error"};
+
+/* Splits one line into key [k, k+klen) and value [v, v+vlen); 0 if it is not `key = value;`. */
+static int split_line(const char *line, size_t len, const char **k, size_t *klen, const char **v,
+                      size_t *vlen) {
+  const char *end = line + len, *p = line;
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  *k = p;
+  while (p < end && *p != ' ' && *p != '\t' && *p != '=') p++;
+  *klen = (size_t)(p - *k);
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  if (!*klen || p >= end || *p != '=') return 0;
+  p++;
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  const char *semi = end;
+  while (semi > p && semi[-1] != ';') semi--;
+  if (semi == p) return 0;
+  semi--; /* at the last ';' */
+  while (semi > p && (semi[-1] == ' ' || semi[-1] == '\t')) semi--;
+  *v = p;
+  *vlen = (size_t)(semi - p);
+  return 1;
+}
+
+char *report_config_value(const char *text, const char *key) {
+  for (const char *line = text; line && *line;) {
+    const char *nl = strchr(line, '\n'), *k, *v;
+    size_t len = nl ? (size_t)(nl - line) : strlen(line), klen, vlen;
+    if (split_line(line, len, &k, &klen, &v, &vlen) && klen == strlen(key) &&
+        !strncmp(k, key, klen)) {
+      char *out = malloc(vlen + 1);
+      if (!out) return NULL;
+      size_t o = 0;
+      if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+        for (size_t i = 1; i + 1 < vlen; i++) {
+          if (v[i] == '\\' && i + 2 < vlen) i++;
+          out[o++] = v[i];
+        }
+      } else {
+        memcpy(out, v, vlen);
+        o = vlen;
+      }
+      out[o] = '\0';
+      return out;
+    }
+    line = nl ? nl + 1 : NULL;
+  }
+  return NULL;
+}
+
+scl_err report_config_point(const char *text, char **out) {
+  size_t cap = strlen(text) + 1, o = 0;
+  char *buf = malloc(cap);
+  if (!buf) return SCL_ERROR(SCL_ERR_NOMEM, "report: config point");
+  for (const char *line = text; *line;) {
+    const char *nl = strchr(line, '\n'), *k, *v;
+    size_t len = nl ? (size_t)(nl - line) : strlen(line), klen, vlen;
+    int keep = split_line(line, len, &k, &klen, &v, &vlen);
+    for (size_t i = 0; keep && i < sizeof non_point_keys / sizeof non_point_keys[0]; i++)
+      if (klen == strlen(non_point_keys[i]) && !strncmp(k, non_point_keys[i], klen)) keep = 0;
+    if (keep)
+      o += (size_t)snprintf(buf + o, cap - o, "%s%.*s = %.*s;", o ? "\n" : "", (int)klen, k,
+                            (int)vlen, v);
+    line = nl ? nl + 1 : line + len;
+  }
+  buf[o] = '\0';
+  *out = buf;
+  return SCL_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Directories                                                                               */
+
+static scl_err read_trial_dir(const char *dir, report_trial *t) {
+  char *h5 = NULL, *failed = NULL;
+  scl_err err = join(dir, "trial.h5", &h5);
+  if (!err) err = join(dir, "failed.txt", &failed);
+  if (!err && is_file(h5)) {
+    err = read_trial_h5(h5, t);
+  } else if (!err && is_file(failed)) {
+    t->status = REPORT_FAILED;
+    err = read_failed_txt(failed, t);
+  } else if (!err) {
+    t->status = REPORT_UNFINISHED;
+    err = read_unfinished(dir, t);
+  }
+  if (!err && !t->id) {
+    const char *slash = strrchr(dir, '/');
+    err = dup_str(slash ? slash + 1 : dir, &t->id);
+  }
+  free(h5);
+  free(failed);
+  return err;
+}
+
+static scl_err add_trial(report_data *d, const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) != 0) return SCL_ERROR(SCL_ERR_IO, "report: cannot stat %s", dir);
+  for (int i = 0; i < d->n_trials; i++)
+    if (d->trials[i].dev == (uint64_t)st.st_dev && d->trials[i].ino == (uint64_t)st.st_ino) {
+      d->n_dup++;
+      return SCL_OK;
+    }
+  if (d->n_trials == d->cap_trials) {
+    int cap = d->cap_trials ? 2 * d->cap_trials : 64;
+    report_trial *grown = realloc(d->trials, (size_t)cap * sizeof *grown);
+    if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "report: %d trials", cap);
+    d->trials = grown;
+    d->cap_trials = cap;
+  }
+  report_trial *t = &d->trials[d->n_trials++];
+  memset(t, 0, sizeof *t);
+  t->dup_of = -1;
+  t->run = d->n_runs;
+  t->val_acc = NAN;
+  SCL_CALL(dup_str(dir, &t->dir));
+  t->dev = (uint64_t)st.st_dev;
+  t->ino = (uint64_t)st.st_ino;
+  SCL_CALL(read_trial_dir(dir, t));
+  return SCL_OK;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every directory under trials/, in name order. */
+static scl_err scan_trials(report_data *d, const char *trials) {
+  DIR *dh = opendir(trials);
+  if (!dh) return SCL_ERROR(SCL_ERR_IO, "report: cannot list %s", trials);
+  char **names = NULL;
+  int n = 0, cap = 0;
+  scl_err err = SCL_OK;
+  for (struct dirent *e; !err && (e = readdir(dh));) {
+    if (e->d_name[0] == '.') continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 64;
+      char **grown = realloc(names, (size_t)cap * sizeof *grown);
+      if (!grown) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "report: listing %s", trials);
+      names = grown;
+    }
+    err = join(trials, e->d_name, &names[n]);
+    if (!err) n++;
+  }
+  if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
+  for (int i = 0; i < n && !err; i++)
+    if (is_dir(names[i])) SCL_CALL_GOTO(err, add_trial(d, names[i]), done);
+done:
+  for (int i = 0; i < n; i++) free(names[i]);
+  free(names);
+  closedir(dh);
+  return err;
+}
+
+scl_err report_scan_dir(report_data *d, const char *arg) {
+  char *dir = NULL, *trials = NULL, *probe = NULL;
+  SCL_CALL(dup_str(arg, &dir));
+  for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--) dir[n - 1] = '\0';
+  scl_err err = SCL_OK;
+  if (!is_dir(dir)) SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "report: %s is not a directory", dir);
+  int own = 0;
+  static const char *const own_files[] = {"trial.h5", "failed.txt", "ckpt.h5"};
+  for (int i = 0; i < 3 && !err; i++) {
+    free(probe);
+    probe = NULL;
+    SCL_CALL_GOTO(err, join(dir, own_files[i], &probe), done);
+    own |= is_file(probe);
+  }
+  SCL_CALL_GOTO(err, join(dir, "trials", &trials), done);
+  int run = is_dir(trials);
+  if (!own && !run)
+    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG,
+                   "report: %s holds neither trial.h5 nor trials/: not a safecl run directory "
+                   "(a sweep's RUN_DIR) or trial directory (a `safecl train` run.dir)",
+                   dir);
+  if (own) SCL_CALL_GOTO(err, add_trial(d, dir), done);
+  if (run) SCL_CALL_GOTO(err, scan_trials(d, trials), done);
+  d->n_runs++;
+done:
+  free(dir);
+  free(trials);
+  free(probe);
+  return err;
+}
