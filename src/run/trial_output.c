@@ -2,6 +2,7 @@
  *
  * trial.h5 layout (documented in the README):
  *   attributes  provenance (h5_write_provenance), kind = "trial", trial_id, status, config,
+ *               identity_config (config without the keys that cannot change results),
  *               method, method_category, dataset, protocol, [domains], n_sessions, n_classes,
  *               seed, final_acc, avg_acc, forgetting, val_acc, seconds_total, input hashes
  *   /class_order (n_classes int64), /session_start (T+1 int64; class-incremental only),
@@ -196,6 +197,11 @@ static scl_err write_attributes(h5_file *f, const trial_state *st) {
   SCL_CALL(h5_attr_write_str(f, NULL, "trial_id", st->id));
   SCL_CALL(h5_attr_write_str(f, NULL, "status", "finished"));
   SCL_CALL(h5_attr_write_str(f, NULL, "config", st->config_text));
+  char *ident = NULL; /* the keys that define the trial (what the identity hashes) */
+  SCL_CALL(cfg_dump_identity(&run_trial_schema, st->cfg, &ident));
+  scl_err err = h5_attr_write_str(f, NULL, "identity_config", ident);
+  free(ident);
+  SCL_CALL(err);
   SCL_CALL(h5_attr_write_str(f, NULL, "method", c->method.name));
   SCL_CALL(h5_attr_write_str(f, NULL, "method_category", st->method->ops->category));
   SCL_CALL(h5_attr_write_str(f, NULL, "dataset", c->dataset_name));
