@@ -8,5 +8,7 @@ int cmd_features(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif /* SAFECL_APPS_H */

@@ -15,8 +15,10 @@ typedef struct subcommand {
 static const subcommand commands[] = {
     {"features", cmd_features, "extract ViT CLS features of a dataset into HDF5"},
     {"train", cmd_train, "run one continual-learning trial (session loop, metrics, trial.h5)"},
+    {"plan", cmd_plan, "a trial's work per session and its estimated time on this machine"},
     {"pack", cmd_pack, "pack a class-folder dataset into one HDF5 file"},
     {"bench", cmd_bench, "benchmarks: `safecl bench forward --arch A --batch B`"},
+    {"report", cmd_report, "tables (md, latex, csv) and SVG curves from run directories"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
