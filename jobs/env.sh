@@ -7,3 +7,9 @@ export SAFECL_THREADS="$threads"
 export OMP_NUM_THREADS=1
 export OMP_WAIT_POLICY=PASSIVE
 unset threads
+# Open MPI: a rank waiting in a blocking receive yields its core. The sweep's coordinator spends
+# its life waiting for messages; on a node with more ranks than cores a spinning rank would
+# starve the workers.
+export OMPI_MCA_mpi_yield_when_idle=1
+# The safecl binary the job scripts run (override to use another build).
+export SAFECL_BIN="${SAFECL_BIN:-${SAFECL_BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build}/safecl}"

@@ -11,4 +11,8 @@ int cmd_pack(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 
+/* Runs a sweep under mpirun/srun (MPI initialised by main); exit 75 = stopped, requeue. */
+int cmd_sweep(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
 #endif /* SAFECL_APPS_H */

@@ -5,6 +5,7 @@
 
 #include "safecl/apps.h"
 #include "safecl/core.h"
+#include "safecl/dist.h"
 
 typedef struct subcommand {
   const char *name;
@@ -19,6 +20,8 @@ static const subcommand commands[] = {
     {"pack", cmd_pack, "pack a class-folder dataset into one HDF5 file"},
     {"bench", cmd_bench, "benchmarks: `safecl bench forward --arch A --batch B`"},
     {"report", cmd_report, "tables (md, latex, csv) and SVG curves from run directories"},
+    {"sweep", cmd_sweep, "run a sweep under mpirun/srun: coordinator + worker groups"},
+    {"status", cmd_status, "a sweep's progress: trials by state, groups, throughput, ETA"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
@@ -30,6 +33,30 @@ static void usage(FILE *f) {
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
+/* The commands main runs between MPI_Init_thread and MPI_Finalize. Only commands that
+ * communicate are listed: initialising MPI outside mpirun starts a singleton runtime (~0.3 s),
+ * which `status`, `report` and friends have no use for. */
+static const char *const mpi_commands[] = {"sweep"};
+
+static int needs_mpi(const char *name) {
+  for (size_t i = 0; i < sizeof mpi_commands / sizeof mpi_commands[0]; i++)
+    if (!strcmp(name, mpi_commands[i])) return 1;
+  return 0;
+}
+
+static int run_with_mpi(const subcommand *c, int argc, char **argv) {
+  if (dist_init(&argc, &argv) != SCL_OK) {
+    scl_log_error_traceback();
+    return 1;
+  }
+  int status = c->run(argc - 1, argv + 1);
+  if (dist_finalize() != SCL_OK) {
+    scl_log_error_traceback();
+    if (!status) status = 1;
+  }
+  return status;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
@@ -39,6 +66,9 @@ int main(int argc, char **argv) {
     printf("safecl %s\n", scl_version());
     return 0;
   }
+  for (int i = 0; i < n_commands; i++)
+    if (needs_mpi(argv[1]) && !strcmp(argv[1], commands[i].name))
+      return run_with_mpi(&commands[i], argc, argv);
   for (int i = 0; i < n_commands; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
   fprintf(stderr, "safecl: unknown command '%s'\n\n", argv[1]);

@@ -1,0 +1,105 @@
+/* dist.h: the one place safecl talks to MPI (STYLE.md 2, 4).
+ *
+ * A dist_comm owns a duplicate of the communicator it was made from, with MPI_ERRORS_RETURN set,
+ * so a failing MPI call becomes SCL_ERR_MPI with MPI_Error_string's text and the name of the
+ * operation instead of aborting the job from deep inside a library. Objects that communicate take
+ * a dist_comm as their first argument and keep their own (dist_comm_dup).
+ *
+ * Three layers: communicators (create, dup, split, destroy); point-to-point byte messages with
+ * blocking, allocating receives (the orchestrator's coordinator protocol is built on them); and
+ * collectives over flat buffers (broadcast, allreduce, allgather, the collective status decision
+ * dist_agree). Element counts are int64_t; buffers larger than MPI's int count are moved in
+ * pieces. Receives block inside MPI: on an oversubscribed node set Open MPI's
+ * mpi_yield_when_idle=1 (jobs/env.sh does), so that a waiting rank yields its core.
+ *
+ * Collective functions say so; "collective over c" means every rank of c calls them in the same
+ * order. Errors in collectives are returned on the ranks where MPI reported them: callers that
+ * must stay in lockstep combine statuses with dist_agree before the next collective. */
+#ifndef SAFECL_DIST_H
+#define SAFECL_DIST_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "safecl/core.h"
+
+typedef struct dist_comm dist_comm;
+
+#define DIST_ANY_SOURCE (-1)
+#define DIST_ANY_TAG (-1)
+
+typedef enum { DIST_SUM, DIST_MAX, DIST_MIN } dist_op;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Library lifetime (called from main only)                                                  */
+
+/* MPI_Init_thread with MPI_THREAD_FUNNELED (OpenBLAS threads never call MPI). */
+SCL_NODISCARD scl_err dist_init(int *argc, char ***argv);
+SCL_NODISCARD scl_err dist_finalize(void);
+int dist_initialized(void); /* 1 between dist_init and dist_finalize */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Communicators                                                                              */
+
+/* Duplicates `comm` (collective over comm) and sets MPI_ERRORS_RETURN on the duplicate.
+ * *out is owned by the caller: release with dist_comm_destroy. */
+SCL_NODISCARD scl_err dist_comm_create(MPI_Comm comm, dist_comm **out);
+/* Another duplicate of c (collective over c). */
+SCL_NODISCARD scl_err dist_comm_dup(const dist_comm *c, dist_comm **out);
+/* MPI_Comm_split (collective over c): ranks with the same color >= 0 form one communicator,
+ * ordered by key; a rank with color < 0 gets *out = NULL. */
+SCL_NODISCARD scl_err dist_comm_split(const dist_comm *c, int color, int key, dist_comm **out);
+/* Frees the duplicate (collective over c). Accepts NULL and *c == NULL; sets *c to NULL. */
+void dist_comm_destroy(dist_comm **c);
+int dist_comm_rank(const dist_comm *c);
+int dist_comm_size(const dist_comm *c);
+/* The raw communicator, for libraries that need it (BLACS, parallel HDF5); owned by c. */
+MPI_Comm dist_comm_mpi(const dist_comm *c);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Point-to-point byte messages                                                               */
+
+typedef struct dist_msg {
+  void *data; /* len bytes plus a NUL (so text payloads are C strings); owned: dist_msg_free */
+  size_t len;
+  int source, tag;
+} dist_msg;
+
+/* Sends len bytes (blocking standard-mode send). len <= INT_MAX. */
+SCL_NODISCARD scl_err dist_send(const dist_comm *c, int dest, int tag, const void *buf, size_t len);
+/* Blocks until a message from `source` with `tag` (DIST_ANY_* for any) arrives and receives it
+ * whole, whatever its length (matched probe, so no other receive can steal it). */
+SCL_NODISCARD scl_err dist_recv(const dist_comm *c, int source, int tag, dist_msg *msg);
+void dist_msg_free(dist_msg *msg);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Collectives over flat buffers                                                              */
+
+SCL_NODISCARD scl_err dist_barrier(const dist_comm *c);
+/* Broadcasts len bytes from root (collective over c; len equal on every rank). */
+SCL_NODISCARD scl_err dist_bcast(const dist_comm *c, int root, void *buf, size_t len);
+/* Broadcasts a byte buffer whose length only the root knows: the root passes *buf and *len;
+ * other ranks get a new buffer (len bytes plus a NUL) they own and free with scl_free. */
+SCL_NODISCARD scl_err dist_bcast_alloc(const dist_comm *c, int root, void **buf, size_t *len);
+/* In-place element-wise reduction over all ranks (collective over c). */
+SCL_NODISCARD scl_err dist_allreduce_i64(const dist_comm *c, int64_t *v, int64_t n, dist_op op);
+SCL_NODISCARD scl_err dist_allreduce_f32(const dist_comm *c, float *v, int64_t n, dist_op op);
+SCL_NODISCARD scl_err dist_allreduce_f64(const dist_comm *c, double *v, int64_t n, dist_op op);
+/* recv[r*n .. r*n+n) = send of rank r (collective over c; n equal on every rank). */
+SCL_NODISCARD scl_err dist_allgather_f32(const dist_comm *c, const float *send, int64_t n,
+                                         float *recv);
+SCL_NODISCARD scl_err dist_allgather_f64(const dist_comm *c, const double *send, int64_t n,
+                                         double *recv);
+
+/* The collective status decision (STYLE.md 3; collective over c): every rank passes its local
+ * status and gets back the same verdict. OK if every rank was OK; otherwise the failing rank
+ * with the largest code (lowest rank among equals) decides: that rank returns its own error
+ * unchanged, the others return the same code with a message naming that rank. An MPI failure of
+ * the reduction itself is SCL_ERR_MPI. */
+SCL_NODISCARD scl_err dist_agree(const dist_comm *c, scl_err local);
+
+/* Aborts every process of c's job (MPI_Abort). For the top-level driver only (STYLE.md 3). */
+void dist_abort(const dist_comm *c, int code);
+
+#endif /* SAFECL_DIST_H */

@@ -1,0 +1,71 @@
+/* cmd_sweep.c: `safecl sweep`: argv to the orchestrator. Under mpirun/srun it runs the sweep
+ * (orch_sweep_run, collective over every rank); with --list, --count, --trial or --summary it
+ * only plans the sweep and prints, on world rank 0, what job scripts need (array jobs, sizing).
+ * MPI is initialised by main for this command (src/apps/main.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safecl/apps.h"
+#include "safecl/dist.h"
+#include "safecl/orch.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: mpirun -np N safecl sweep SWEEP.cfg run.dir=DIR [key=value ...]\n"
+          "       safecl sweep --list|--count|--summary SWEEP.cfg [run.dir=DIR] [key=value ...]\n"
+          "       safecl sweep --plan SWEEP.cfg run.dir=DIR [key=value ...]\n"
+          "       safecl sweep --trial I SWEEP.cfg run.dir=DIR [key=value ...]\n\n"
+          "  World rank 0 coordinates; ranks 1..N-1 form groups of sweep.group_size ranks that\n"
+          "  run trials, longest expected first. Finished trials are skipped on a rerun.\n"
+          "  Exit status: 0 all trials finished or failed for good, 75 stopped by SIGUSR1 or\n"
+          "  SIGTERM (requeue the job), 1 error, 2 usage.\n"
+          "  key=value: sweep.* and run.dir set the keys below; sweep.seeds=1,2 replaces the\n"
+          "  seeds; any other key is a trial key (safecl train --help) set for every trial.\n"
+          "  --list     one line per trial: index, id, expected seconds, status, label\n"
+          "  --count    the number of trials\n"
+          "  --summary  key=value lines for job scripts: trials, to_run, expected_seconds,\n"
+          "             longest_seconds, group_size\n"
+          "  --trial I  the `safecl train` arguments of trial I (0-based), one per line\n"
+          "  --plan     record the plan in run.dir (ledger, sweep.cfg, index.h5) without running\n"
+          "             it, so that status and reports follow array jobs\n\n");
+  cfg_print_help(&orch_sweep_schema, f);
+}
+
+int cmd_sweep(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return 0;
+    }
+  dist_comm *world = NULL;
+  if (dist_comm_create(MPI_COMM_WORLD, &world) != SCL_OK) {
+    scl_log_error_traceback();
+    return 1;
+  }
+  int code = 0;
+  const char *mode = argc > 1 && !strncmp(argv[1], "--", 2) ? argv[1] : NULL;
+  if (mode && strcmp(mode, "--list") && strcmp(mode, "--count") && strcmp(mode, "--summary") &&
+      strcmp(mode, "--trial") && strcmp(mode, "--plan")) {
+    fprintf(stderr, "safecl sweep: unknown option %s\n\n", mode);
+    usage(stderr);
+    code = 2;
+  } else if (mode) {
+    int skip = !strcmp(mode, "--trial") ? 2 : 1;
+    if (argc <= skip) {
+      usage(stderr);
+      code = 2;
+    } else if (dist_comm_rank(world) == 0 &&
+               orch_sweep_info(mode, argv[2], argc - skip, argv + skip) != SCL_OK) {
+      scl_log_error_traceback();
+      code = 1;
+    }
+  } else if (orch_sweep_run(world, argc, argv, &code) != SCL_OK) {
+    /* the ranks could not agree (an MPI failure): end the whole job from here (STYLE.md 3) */
+    scl_log_error_traceback();
+    dist_abort(world, 1);
+    code = 1;
+  }
+  dist_comm_destroy(&world);
+  return code;
+}

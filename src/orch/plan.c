@@ -1,0 +1,322 @@
+/* plan.c: a sweep expanded into identified trials (datasets x methods x grid x points x seeds).
+ *
+ * Each combination is turned into the exact arguments `safecl train` would get (config files,
+ * then key=value overrides), loaded with the trial's key table and named by its content hash
+ * (run_trial_identity, which caches dataset manifests and weight hashes per process, so planning
+ * 10,000 trials parses small files but hashes each dataset once). Two combinations that name the
+ * same trial run once. A combination whose config does not load is an error of the sweep (the
+ * author's typo); one whose inputs cannot be read (a missing dataset root) becomes a trial that
+ * fails with that message, so the rest of the sweep still runs. The plan keeps only what varies
+ * per trial; the shared layering is rebuilt from the sweep when a trial is dispatched. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "orch_internal.h"
+
+typedef struct combo {
+  const orch_sweep *s;
+  int d, m;                   /* entry indices, -1 = none */
+  const orch_scope *scope[3]; /* sweep, dataset, method */
+  const orch_axis *axes[256];
+  int n_axes;
+  int n_pts[3]; /* points per scope, at least 1 (the empty point) */
+} combo;
+
+static const orch_scope *entry_scope(const orch_entry *e, int n, int i) {
+  return i >= 0 && i < n ? &e[i].scope : NULL;
+}
+
+static scl_err combo_init(const orch_sweep *s, int d, int m, combo *c, int64_t *count) {
+  memset(c, 0, sizeof *c);
+  c->s = s;
+  c->d = d;
+  c->m = m;
+  c->scope[0] = &s->scope;
+  c->scope[1] = entry_scope(s->datasets, s->n_datasets, d);
+  c->scope[2] = entry_scope(s->methods, s->n_methods, m);
+  *count = 1;
+  for (int k = 0; k < 3; k++) {
+    const orch_scope *sc = c->scope[k];
+    c->n_pts[k] = sc && sc->n_points ? sc->n_points : 1;
+    *count *= c->n_pts[k];
+    for (int a = 0; sc && a < sc->n_grid; a++) {
+      if (c->n_axes == 256) return SCL_ERROR(SCL_ERR_ARG, "%s: more than 256 grid axes", s->path);
+      c->axes[c->n_axes++] = &sc->grid[a];
+      *count *= sc->grid[a].values.n;
+    }
+    if (*count > 100000000)
+      return SCL_ERROR(SCL_ERR_ARG, "%s: more than 10^8 combinations; split the sweep", s->path);
+  }
+  return SCL_OK;
+}
+
+/* The settings of combination `idx` (mixed radix: axes first, then points), '\n'-joined. */
+static scl_err combo_settings(const combo *c, int64_t idx, char **out) {
+  size_t len = 1;
+  const orch_setting *pick[256 + 3 * 64];
+  int n = 0;
+  for (int a = c->n_axes - 1; a >= 0; a--) {
+    pick[a] = &c->axes[a]->values.v[idx % c->axes[a]->values.n];
+    idx /= c->axes[a]->values.n;
+  }
+  n = c->n_axes;
+  for (int k = 0; k < 3; k++) {
+    int q = (int)(idx % c->n_pts[k]);
+    idx /= c->n_pts[k];
+    const orch_scope *sc = c->scope[k];
+    if (!sc || !sc->n_points) continue;
+    for (int i = 0; i < sc->points[q].n && n < 256 + 3 * 64; i++) pick[n++] = &sc->points[q].v[i];
+  }
+  for (int i = 0; i < n; i++) len += strlen(pick[i]->text) + 1;
+  char *text = malloc(len);
+  if (!text) return SCL_ERROR(SCL_ERR_NOMEM, "trial settings");
+  text[0] = '\0';
+  for (int i = 0, pos = 0; i < n; i++)
+    pos += snprintf(text + pos, len - (size_t)pos, "%s%s", i ? "\n" : "", pick[i]->text);
+  *out = text;
+  return SCL_OK;
+}
+
+static scl_err push(char ***v, int *n, int *cap, const char *s) {
+  if (*n + 2 > *cap) {
+    *cap = *cap ? 2 * *cap : 16;
+    char **g = realloc(*v, (size_t)*cap * sizeof **v);
+    if (!g) return SCL_ERROR(SCL_ERR_NOMEM, "trial arguments");
+    *v = g;
+  }
+  (*v)[*n] = strdup(s);
+  if (!(*v)[*n]) return SCL_ERROR(SCL_ERR_NOMEM, "trial arguments");
+  (*v)[++*n] = NULL;
+  return SCL_OK;
+}
+
+void orch_args_free(int argc, char **argv) {
+  for (int i = 0; argv && i < argc; i++) free(argv[i]);
+  free(argv);
+}
+
+static scl_err push_list(char ***v, int *n, int *cap, const orch_settings *l) {
+  for (int i = 0; i < l->n; i++) SCL_CALL(push(v, n, cap, l->v[i].text));
+  return SCL_OK;
+}
+
+/* Files first, then overrides: sweep, command line, dataset, method, grid and points, seed. */
+static scl_err build_args(const orch_sweep *s, int d, int m, const char *settings, int has_seed,
+                          int64_t seed, const char *run_dir, const char *id, char ***argv,
+                          int *argc) {
+  int cap = 0;
+  for (int i = 0; i < s->n_base; i++) SCL_CALL(push(argv, argc, &cap, s->base[i]));
+  if (d >= 0) SCL_CALL(push(argv, argc, &cap, s->datasets[d].file));
+  if (m >= 0) SCL_CALL(push(argv, argc, &cap, s->methods[m].file));
+  SCL_CALL(push_list(argv, argc, &cap, &s->scope.overrides));
+  SCL_CALL(push_list(argv, argc, &cap, &s->cmdline));
+  if (d >= 0) SCL_CALL(push_list(argv, argc, &cap, &s->datasets[d].scope.overrides));
+  if (m >= 0) SCL_CALL(push_list(argv, argc, &cap, &s->methods[m].scope.overrides));
+  char buf[8192];
+  for (const char *p = settings; p && *p;) {
+    const char *nl = strchr(p, '\n');
+    size_t k = nl ? (size_t)(nl - p) : strlen(p);
+    snprintf(buf, sizeof buf, "%.*s", (int)k, p);
+    SCL_CALL(push(argv, argc, &cap, buf));
+    p += k + (nl ? 1 : 0);
+  }
+  if (has_seed) {
+    snprintf(buf, sizeof buf, "seed=%lld", (long long)seed);
+    SCL_CALL(push(argv, argc, &cap, buf));
+  }
+  if (run_dir) {
+    char dir[4200];
+    orch_rundir_trial(run_dir, id, dir, sizeof dir);
+    snprintf(buf, sizeof buf, "run.dir=%s", dir);
+    SCL_CALL(push(argv, argc, &cap, buf));
+  }
+  return SCL_OK;
+}
+
+scl_err orch_plan_args(const orch_sweep *s, const orch_trial *t, const char *run_dir, int *argc,
+                       char ***argv) {
+  *argc = 0;
+  *argv = NULL;
+  scl_err err = build_args(s, t->dataset, t->method, t->settings, t->has_seed, t->seed, run_dir,
+                           t->id, argv, argc);
+  if (err) {
+    orch_args_free(*argc, *argv);
+    *argc = 0;
+    *argv = NULL;
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  return SCL_OK;
+}
+
+void orch_trial_label(const orch_trial *t, char *buf, size_t cap) {
+  char seed[32] = "";
+  if (t->has_seed) snprintf(seed, sizeof seed, " seed=%lld", (long long)t->seed);
+  int n = snprintf(buf, cap, "%s/%s%s%s", t->dataset_name ? t->dataset_name : "?",
+                   t->method_name ? t->method_name : "?", seed,
+                   t->settings && t->settings[0] ? " " : "");
+  for (const char *p = t->settings; p && *p && n >= 0 && (size_t)n + 1 < cap; p++)
+    buf[n++] = *p == '\n' ? ' ' : *p;
+  if (n >= 0 && (size_t)n < cap) buf[n] = '\0';
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct id_set { /* open addressing over plan indices + 1 */
+  int64_t *slot;
+  int64_t cap;
+} id_set;
+
+static uint64_t id_hash(const char *id) { return scl_hash_bytes(id, strnlen(id, 32)).lo; }
+
+/* The index of the planned trial with this id, or -1 after inserting `index` for it. */
+static scl_err id_set_insert(id_set *set, const orch_plan *p, int64_t index, int64_t *found) {
+  *found = -1;
+  if (2 * (index + 1) > set->cap) {
+    int64_t cap = set->cap ? 2 * set->cap : 1024;
+    int64_t *slot = NULL;
+    SCL_CALL(scl_calloc((size_t)cap * sizeof *slot, "trial id set", (void **)&slot));
+    for (int64_t i = 0; i < set->cap; i++) {
+      if (!set->slot[i]) continue;
+      int64_t j = (int64_t)(id_hash(p->trials[set->slot[i] - 1].id) & (uint64_t)(cap - 1));
+      while (slot[j]) j = (j + 1) & (cap - 1);
+      slot[j] = set->slot[i];
+    }
+    scl_free(set->slot);
+    set->slot = slot;
+    set->cap = cap;
+  }
+  const char *id = p->trials[index].id;
+  int64_t j = (int64_t)(id_hash(id) & (uint64_t)(set->cap - 1));
+  for (; set->slot[j]; j = (j + 1) & (set->cap - 1))
+    if (!strcmp(p->trials[set->slot[j] - 1].id, id)) {
+      *found = set->slot[j] - 1;
+      return SCL_OK;
+    }
+  set->slot[j] = index + 1;
+  return SCL_OK;
+}
+
+static void trial_free(orch_trial *t) {
+  free(t->settings);
+  free(t->dataset_name);
+  free(t->method_name);
+  free(t->arch);
+  free(t->error);
+  memset(t, 0, sizeof *t);
+}
+
+static scl_err describe(orch_trial *t, const run_trial_cfg *cfg) {
+  t->dataset_name = strdup(cfg->dataset_name);
+  t->method_name = strdup(cfg->method.name);
+  t->arch = strdup(cfg->arch);
+  if (!t->dataset_name || !t->method_name || !t->arch)
+    return SCL_ERROR(SCL_ERR_NOMEM, "trial names");
+  t->cost = orch_cost_prior(cfg);
+  return SCL_OK;
+}
+
+/* Loads and identifies trial p->trials[p->n]; a trial whose inputs cannot be read keeps the
+ * message and is named by the hash of its arguments. */
+static scl_err identify(orch_trial *t, const orch_sweep *s, int argc, char **argv) {
+  int n_files = s->n_base + (t->dataset >= 0) + (t->method >= 0);
+  run_trial_cfg cfg = {0};
+  scl_err err = cfg_load_files(&run_trial_schema, (const char *const *)argv, n_files,
+                               argc - n_files, argv + n_files, &cfg);
+  if (!err) err = describe(t, &cfg);
+  if (!err && run_trial_identity(&cfg, t->id) != SCL_OK) {
+    t->error = strdup(scl_error_message());
+    scl_error_clear();
+    if (!t->error) err = SCL_ERROR(SCL_ERR_NOMEM, "trial error message");
+    scl_hasher *h = NULL;
+    if (!err) err = scl_hasher_create(&h);
+    for (int i = 0; !err && i < argc; i++) scl_hasher_update(h, argv[i], strlen(argv[i]) + 1);
+    if (!err) scl_hash_hex(scl_hasher_digest(h), t->id);
+    scl_hasher_destroy(&h);
+  }
+  cfg_free(&run_trial_schema, &cfg);
+  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  return SCL_OK;
+}
+
+static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_sweep *s,
+                        const combo *c, const char *settings, int has_seed, int64_t seed) {
+  if (p->n == *cap) {
+    *cap = *cap ? 2 * *cap : 64;
+    orch_trial *g = realloc(p->trials, (size_t)*cap * sizeof *g);
+    if (!g) return SCL_ERROR(SCL_ERR_NOMEM, "plan of %lld trials", (long long)*cap);
+    p->trials = g;
+  }
+  orch_trial *t = &p->trials[p->n];
+  *t = (orch_trial){.dataset = c->d, .method = c->m, .has_seed = has_seed, .seed = seed};
+  t->settings = strdup(settings);
+  int argc = 0;
+  char **argv = NULL;
+  scl_err err = t->settings ? SCL_OK : SCL_ERROR(SCL_ERR_NOMEM, "trial settings");
+  if (!err) err = orch_plan_args(s, t, NULL, &argc, &argv);
+  if (!err) err = identify(t, s, argc, argv);
+  orch_args_free(argc, argv);
+  int64_t dup = -1;
+  if (!err) err = id_set_insert(set, p, p->n, &dup);
+  if (err || dup >= 0) {
+    if (dup >= 0 && ++p->duplicates <= 5) {
+      char a[512], b[512];
+      orch_trial_label(t, a, sizeof a);
+      orch_trial_label(&p->trials[dup], b, sizeof b);
+      SCL_WARN("sweep: '%s' is the same trial as '%s' (%s); it runs once", a, b, t->id);
+    }
+    trial_free(t);
+    if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_OK;
+  }
+  p->n++;
+  return SCL_OK;
+}
+
+static scl_err expand(orch_plan *p, const orch_sweep *s) {
+  int64_t cap = 0;
+  id_set set = {0};
+  scl_err err = SCL_OK;
+  int nd = s->n_datasets ? s->n_datasets : 1, nm = s->n_methods ? s->n_methods : 1;
+  int ns = s->n_seeds ? s->n_seeds : 1;
+  for (int d = 0; d < nd && !err; d++)
+    for (int m = 0; m < nm && !err; m++) {
+      combo c;
+      int64_t count = 0;
+      err = combo_init(s, s->n_datasets ? d : -1, s->n_methods ? m : -1, &c, &count);
+      for (int64_t i = 0; i < count && !err; i++) {
+        char *settings = NULL;
+        err = combo_settings(&c, i, &settings);
+        for (int k = 0; k < ns && !err; k++)
+          err = plan_one(p, &cap, &set, s, &c, settings, s->n_seeds > 0,
+                         s->n_seeds ? s->seeds[k] : 0);
+        free(settings);
+      }
+    }
+  scl_free(set.slot);
+  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  return SCL_OK;
+}
+
+scl_err orch_plan_create(const orch_sweep *s, orch_plan **out) {
+  *out = NULL;
+  orch_plan *p = NULL;
+  SCL_CALL(scl_calloc(sizeof *p, "plan", (void **)&p));
+  scl_err err = expand(p, s);
+  if (err) {
+    orch_plan_destroy(&p);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  if (p->duplicates > 5)
+    SCL_WARN("sweep: %lld combinations named already planned trials in all",
+             (long long)p->duplicates);
+  *out = p;
+  return SCL_OK;
+}
+
+void orch_plan_destroy(orch_plan **p) {
+  if (!p || !*p) return;
+  for (int64_t i = 0; i < (*p)->n; i++) trial_free(&(*p)->trials[i]);
+  free((*p)->trials);
+  scl_free(*p);
+  *p = NULL;
+}

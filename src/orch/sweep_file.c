@@ -1,0 +1,464 @@
+/* sweep_file.c: sweep files (libconfig) and command-line overrides into an orch_sweep.
+ *
+ * The sweep's scalar settings (name, group size, retry bounds, run.dir) are one key table,
+ * orch_sweep_schema, applied through the config module like any command's keys; the lists a
+ * table cannot express (base files, datasets, methods, seeds, grid, points, overrides) are
+ * walked here. Every trial setting met on the way ("key=value") is checked against the trial's
+ * key table at once, so a misspelt key or a bad value is reported with its file:line before a
+ * single trial is planned. This file reads libconfig directly because the config module
+ * deliberately keeps no lists of groups (see src/config/config.c). Command-line overrides and
+ * the final validation are in sweep_load.c. */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "orch_internal.h"
+#include "safecl/trial.h"
+
+#define K(name, type, field, lo, hi, def, help) \
+  { name, type, offsetof(orch_sweep, field), lo, hi, def, NULL, help, 0 }
+static const cfg_key sweep_keys[] = {
+    K("sweep.name", CFG_STRING, name, 0, 0, "sweep", "name shown by status and reports"),
+    K("sweep.group_size", CFG_INT, group_size, 1, 4096, "1",
+      "ranks per worker group (data-parallel trials; > 1 needs issue 5)"),
+    K("sweep.max_retries", CFG_INT, max_retries, 0, 1000, "2",
+      "extra attempts of a trial after a transient failure (I/O, memory, MPI)"),
+    K("sweep.max_requeues", CFG_INT, max_requeues, 0, 100000, "20",
+      "SLURM requeues after a stop; beyond SLURM_RESTART_COUNT = this the job ends with 1"),
+    K("sweep.max_crashes", CFG_INT, max_crashes, 1, 100000, "3",
+      "jobs that may die while a trial is before its first boundary before it fails"),
+    K("sweep.retry_failed", CFG_BOOL, retry_failed, 0, 1, "false",
+      "run trials that failed for good in an earlier job again"),
+    K("sweep.dry_run", CFG_BOOL, dry_run, 0, 1, "false",
+      "testing aid: groups answer every trial at once without running it (measures overheads)"),
+    K("run.dir", CFG_STRING, run_dir, 0, 0, "", "run directory (ledger, trials/, index.h5)"),
+};
+#undef K
+const cfg_schema orch_sweep_schema = {"sweep", sweep_keys,
+                                      (int)(sizeof sweep_keys / sizeof sweep_keys[0])};
+
+typedef struct parse_ctx {
+  orch_sweep *s;
+  char dir[4096];        /* the sweep file's directory */
+  orch_settings scalars; /* sweep-table settings in the order met */
+} parse_ctx;
+
+static void where_of(const config_setting_t *c, const char *fallback, char *buf, size_t cap) {
+  const char *file = config_setting_source_file(c);
+  int line = (int)config_setting_source_line(c);
+  if (line > 0)
+    snprintf(buf, cap, "%s:%d", file ? file : fallback, line);
+  else
+    snprintf(buf, cap, "%s", fallback);
+}
+
+/* Re-raises the current error (from a key=value check) with `where` in front of it. */
+scl_err orch_rewhere(scl_err err, const char *where) {
+  char msg[1024];
+  const char *m = scl_error_message();
+  if (!strncmp(m, "command line: ", 14)) m += 14;
+  snprintf(msg, sizeof msg, "%s", m);
+  scl_error_clear();
+  return SCL_ERROR(err, "%s: %s", where, msg);
+}
+
+static const cfg_key *trial_key(const char *name, size_t len) {
+  for (int i = 0; i < run_trial_schema.n_keys; i++)
+    if (strlen(run_trial_schema.keys[i].name) == len &&
+        !strncmp(run_trial_schema.keys[i].name, name, len))
+      return &run_trial_schema.keys[i];
+  return NULL;
+}
+
+scl_err orch_check_trial_setting(const char *text, const char *where) {
+  const char *eq = strchr(text, '=');
+  if (!eq || eq == text)
+    return SCL_ERROR(SCL_ERR_ARG, "%s: '%s' is not of the form key=value", where, text);
+  for (const char *p = text; *p; p++)
+    if ((unsigned char)*p < 0x20)
+      return SCL_ERROR(SCL_ERR_ARG, "%s: '%s' holds a control character", where, text);
+  if (!trial_key(text, (size_t)(eq - text)))
+    return SCL_ERROR(SCL_ERR_ARG, "%s: unknown trial key '%.*s' (see safecl train --help)", where,
+                     (int)(eq - text), text);
+  if (!strncmp(text, "run.dir=", 8))
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "%s: run.dir of a trial is set by the sweep "
+                     "(RUN_DIR/trials/<id>); remove '%s'",
+                     where, text);
+  run_trial_cfg scratch = {0};
+  char *one = (char *)text;
+  scl_err err = cfg_load_files(&run_trial_schema, NULL, 0, 1, &one, &scratch);
+  cfg_free(&run_trial_schema, &scratch);
+  if (err) return orch_rewhere(err, where);
+  return SCL_OK;
+}
+
+scl_err orch_settings_add(orch_settings *l, const char *text, const char *where) {
+  if (l->n == l->cap) {
+    int cap = l->cap ? 2 * l->cap : 4;
+    orch_setting *v = realloc(l->v, (size_t)cap * sizeof *v);
+    if (!v) return SCL_ERROR(SCL_ERR_NOMEM, "sweep settings");
+    l->v = v;
+    l->cap = cap;
+  }
+  char *t = strdup(text), *w = strdup(where);
+  if (!t || !w) {
+    free(t);
+    free(w);
+    return SCL_ERROR(SCL_ERR_NOMEM, "sweep settings");
+  }
+  l->v[l->n++] = (orch_setting){t, w};
+  return SCL_OK;
+}
+
+void orch_settings_free(orch_settings *l) {
+  for (int i = 0; i < l->n; i++) {
+    free(l->v[i].text);
+    free(l->v[i].where);
+  }
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+/* A scalar setting as command-line text. */
+static scl_err scalar_text(const config_setting_t *c, const char *where, char *buf, size_t cap) {
+  switch (config_setting_type(c)) {
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+      snprintf(buf, cap, "%lld", (long long)config_setting_get_int64(c));
+      return SCL_OK;
+    case CONFIG_TYPE_FLOAT: { /* the shortest text that reads back to the same double */
+      double v = config_setting_get_float(c);
+      for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, cap, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+      }
+      return SCL_OK;
+    }
+    case CONFIG_TYPE_BOOL:
+      snprintf(buf, cap, "%s", config_setting_get_bool(c) ? "true" : "false");
+      return SCL_OK;
+    case CONFIG_TYPE_STRING:
+      if (strlen(config_setting_get_string(c)) >= cap)
+        return SCL_ERROR(SCL_ERR_ARG, "%s: string longer than %zu characters", where, cap - 1);
+      snprintf(buf, cap, "%s", config_setting_get_string(c));
+      return SCL_OK;
+  }
+  return SCL_ERROR(SCL_ERR_ARG, "%s: expected a number, boolean or string", where);
+}
+
+/* ["key=value", ...] into out, each checked. */
+static scl_err parse_settings(const config_setting_t *c, const char *what, orch_settings *out) {
+  char where[4200];
+  where_of(c, "sweep", where, sizeof where);
+  if (!config_setting_is_array(c) && !config_setting_is_list(c))
+    return SCL_ERROR(SCL_ERR_ARG, "%s: %s must be a list of \"key=value\" strings", where, what);
+  for (int i = 0; i < config_setting_length(c); i++) {
+    const config_setting_t *e = config_setting_get_elem(c, (unsigned)i);
+    const char *text = config_setting_get_string(e);
+    if (!text)
+      return SCL_ERROR(SCL_ERR_ARG, "%s: %s[%d] is not a \"key=value\" string", where, what, i);
+    SCL_CALL(orch_check_trial_setting(text, where));
+    SCL_CALL(orch_settings_add(out, text, where));
+  }
+  return SCL_OK;
+}
+
+static scl_err parse_axis(const config_setting_t *g, orch_axis *axis) {
+  char where[4200], buf[4096], text[8192];
+  where_of(g, "sweep", where, sizeof where);
+  if (!config_setting_is_group(g))
+    return SCL_ERROR(SCL_ERR_ARG, "%s: a grid axis is a group { key = \"...\"; values = [...]; }",
+                     where);
+  const config_setting_t *vals = NULL;
+  for (int i = 0; i < config_setting_length(g); i++) {
+    const config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
+    const char *name = config_setting_name(c);
+    if (!strcmp(name, "key") && config_setting_get_string(c)) {
+      axis->key = strdup(config_setting_get_string(c));
+      if (!axis->key) return SCL_ERROR(SCL_ERR_NOMEM, "grid key");
+    } else if (!strcmp(name, "values") && config_setting_is_aggregate(c)) {
+      vals = c;
+    } else {
+      where_of(c, "sweep", where, sizeof where);
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "%s: unknown or mistyped grid key '%s' (a grid axis has a "
+                       "string key and a list of values)",
+                       where, name);
+    }
+  }
+  if (!axis->key || !vals || config_setting_length(vals) == 0)
+    return SCL_ERROR(SCL_ERR_ARG, "%s: a grid axis needs key = \"...\" and a non-empty values",
+                     where);
+  where_of(vals, "sweep", where, sizeof where);
+  for (int i = 0; i < config_setting_length(vals); i++) {
+    SCL_CALL(scalar_text(config_setting_get_elem(vals, (unsigned)i), where, buf, sizeof buf));
+    snprintf(text, sizeof text, "%s=%s", axis->key, buf);
+    SCL_CALL(orch_check_trial_setting(text, where));
+    SCL_CALL(orch_settings_add(&axis->values, text, where));
+  }
+  return SCL_OK;
+}
+
+static scl_err parse_grid(const config_setting_t *c, orch_scope *scope) {
+  char where[4200];
+  where_of(c, "sweep", where, sizeof where);
+  if (!config_setting_is_list(c))
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "%s: grid must be a list of groups: ( { key = ...; values = "
+                     "[...]; }, ... )",
+                     where);
+  int n = config_setting_length(c);
+  SCL_CALL(scl_calloc((size_t)(n ? n : 1) * sizeof(orch_axis), "grid", (void **)&scope->grid));
+  for (int i = 0; i < n; i++) {
+    scope->n_grid = i + 1;
+    SCL_CALL(parse_axis(config_setting_get_elem(c, (unsigned)i), &scope->grid[i]));
+  }
+  return SCL_OK;
+}
+
+static scl_err parse_points(const config_setting_t *c, orch_scope *scope) {
+  char where[4200];
+  where_of(c, "sweep", where, sizeof where);
+  if (!config_setting_is_list(c))
+    return SCL_ERROR(SCL_ERR_ARG, "%s: points must be a list of lists: ( [\"k=v\", ...], ... )",
+                     where);
+  int n = config_setting_length(c);
+  SCL_CALL(
+      scl_calloc((size_t)(n ? n : 1) * sizeof(orch_settings), "points", (void **)&scope->points));
+  for (int i = 0; i < n; i++) {
+    scope->n_points = i + 1;
+    SCL_CALL(parse_settings(config_setting_get_elem(c, (unsigned)i), "a point", &scope->points[i]));
+  }
+  return SCL_OK;
+}
+
+/* overrides / grid / points of any scope; *handled = 0 for other names. */
+static scl_err parse_scope_key(const config_setting_t *c, orch_scope *scope, int *handled) {
+  const char *name = config_setting_name(c);
+  *handled = 1;
+  if (!strcmp(name, "overrides"))
+    SCL_CALL(parse_settings(c, "overrides", &scope->overrides));
+  else if (!strcmp(name, "grid") && !scope->grid)
+    SCL_CALL(parse_grid(c, scope));
+  else if (!strcmp(name, "points") && !scope->points)
+    SCL_CALL(parse_points(c, scope));
+  else
+    *handled = 0;
+  return SCL_OK;
+}
+
+/* A file named relative to the sweep file, which must be readable. */
+static scl_err resolve_file(const parse_ctx *p, const char *rel, const char *where, char **out) {
+  char path[PATH_MAX + 4096], real[PATH_MAX];
+  if (rel[0] == '/' || !p->dir[0])
+    snprintf(path, sizeof path, "%s", rel);
+  else
+    snprintf(path, sizeof path, "%s/%s", p->dir, rel);
+  if (access(path, R_OK) != 0 || !realpath(path, real))
+    return SCL_ERROR(SCL_ERR_ARG, "%s: cannot read '%s' (%s): %s", where, rel, path,
+                     strerror(errno));
+  *out = strdup(real);
+  if (!*out) return SCL_ERROR(SCL_ERR_NOMEM, "path");
+  return SCL_OK;
+}
+
+static scl_err parse_entry(const parse_ctx *p, const config_setting_t *e, orch_entry *out) {
+  char where[4200];
+  where_of(e, "sweep", where, sizeof where);
+  out->where = strdup(where);
+  if (!out->where) return SCL_ERROR(SCL_ERR_NOMEM, "sweep entry");
+  if (config_setting_get_string(e)) {
+    SCL_CALL(resolve_file(p, config_setting_get_string(e), where, &out->file));
+    return SCL_OK;
+  }
+  if (!config_setting_is_group(e))
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "%s: an entry is a file name or { file = \"...\"; overrides; "
+                     "grid; points; }",
+                     where);
+  for (int i = 0; i < config_setting_length(e); i++) {
+    const config_setting_t *c = config_setting_get_elem(e, (unsigned)i);
+    int handled = 0;
+    SCL_CALL(parse_scope_key(c, &out->scope, &handled));
+    if (handled) continue;
+    char w[4200];
+    where_of(c, "sweep", w, sizeof w);
+    if (strcmp(config_setting_name(c), "file") || !config_setting_get_string(c) || out->file)
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "%s: unknown key '%s' in an entry (file, overrides, grid, "
+                       "points)",
+                       w, config_setting_name(c));
+    SCL_CALL(resolve_file(p, config_setting_get_string(c), w, &out->file));
+  }
+  if (!out->file) return SCL_ERROR(SCL_ERR_ARG, "%s: entry without file = \"...\"", where);
+  return SCL_OK;
+}
+
+static scl_err parse_entries(const parse_ctx *p, const config_setting_t *c, orch_entry **out,
+                             int *n) {
+  char where[4200];
+  where_of(c, "sweep", where, sizeof where);
+  if (!config_setting_is_array(c) && !config_setting_is_list(c))
+    return SCL_ERROR(SCL_ERR_ARG, "%s: %s must be a list of files or entries", where,
+                     config_setting_name(c));
+  int len = config_setting_length(c);
+  if (*out) return SCL_ERROR(SCL_ERR_ARG, "%s: %s given twice", where, config_setting_name(c));
+  SCL_CALL(scl_calloc((size_t)(len ? len : 1) * sizeof **out, "sweep entries", (void **)out));
+  for (int i = 0; i < len; i++) {
+    *n = i + 1;
+    SCL_CALL(parse_entry(p, config_setting_get_elem(c, (unsigned)i), &(*out)[i]));
+  }
+  return SCL_OK;
+}
+
+static scl_err parse_base(const parse_ctx *p, const config_setting_t *c) {
+  char where[4200];
+  where_of(c, "sweep", where, sizeof where);
+  int len = config_setting_get_string(c) ? 1 : config_setting_length(c);
+  if (!config_setting_get_string(c) && !config_setting_is_array(c))
+    return SCL_ERROR(SCL_ERR_ARG, "%s: base must be a file name or a list of file names", where);
+  SCL_CALL(
+      scl_calloc((size_t)(len ? len : 1) * sizeof(char *), "base files", (void **)&p->s->base));
+  for (int i = 0; i < len; i++) {
+    const config_setting_t *e =
+        config_setting_get_string(c) ? c : config_setting_get_elem(c, (unsigned)i);
+    if (!config_setting_get_string(e))
+      return SCL_ERROR(SCL_ERR_ARG, "%s: base[%d] is not a file name", where, i);
+    p->s->n_base = i + 1;
+    SCL_CALL(resolve_file(p, config_setting_get_string(e), where, &p->s->base[i]));
+  }
+  return SCL_OK;
+}
+
+scl_err orch_seeds_set(orch_sweep *s, const int64_t *v, int n, const char *where) {
+  free(s->seeds);
+  s->seeds = NULL;
+  s->n_seeds = 0;
+  if (n == 0) return SCL_OK;
+  s->seeds = malloc((size_t)n * sizeof *s->seeds);
+  if (!s->seeds) return SCL_ERROR(SCL_ERR_NOMEM, "seeds");
+  for (int i = 0; i < n; i++) {
+    if (v[i] < 0 || v[i] > 4294967295LL)
+      return SCL_ERROR(SCL_ERR_ARG, "%s: seed %lld is outside [0, 4294967295]", where,
+                       (long long)v[i]);
+    for (int j = 0; j < i; j++)
+      if (v[j] == v[i])
+        return SCL_ERROR(SCL_ERR_ARG, "%s: seed %lld is listed twice", where, (long long)v[i]);
+    s->seeds[i] = v[i];
+  }
+  s->n_seeds = n;
+  return SCL_OK;
+}
+
+static scl_err parse_seeds(orch_sweep *s, const config_setting_t *c) {
+  char where[4200];
+  where_of(c, "sweep", where, sizeof where);
+  int n = config_setting_length(c);
+  if (!config_setting_is_array(c) && !config_setting_is_list(c))
+    return SCL_ERROR(SCL_ERR_ARG, "%s: seeds must be a list of integers", where);
+  int64_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+  if (!v) return SCL_ERROR(SCL_ERR_NOMEM, "seeds");
+  scl_err err = SCL_OK;
+  for (int i = 0; i < n && !err; i++) {
+    const config_setting_t *e = config_setting_get_elem(c, (unsigned)i);
+    int t = config_setting_type(e);
+    if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64)
+      err = SCL_ERROR(SCL_ERR_ARG, "%s: seeds[%d] is not an integer", where, i);
+    else
+      v[i] = config_setting_get_int64(e);
+  }
+  if (!err) err = orch_seeds_set(s, v, n, where);
+  free(v);
+  return err;
+}
+
+static scl_err parse_sweep_group(parse_ctx *p, const config_setting_t *g) {
+  char where[4200], buf[4096], text[4400];
+  for (int i = 0; i < config_setting_length(g); i++) {
+    const config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
+    const char *name = config_setting_name(c);
+    int handled = 0;
+    where_of(c, "sweep", where, sizeof where);
+    SCL_CALL(parse_scope_key(c, &p->s->scope, &handled));
+    if (handled) continue;
+    if (!strcmp(name, "base")) {
+      SCL_CALL(parse_base(p, c));
+    } else if (!strcmp(name, "datasets")) {
+      SCL_CALL(parse_entries(p, c, &p->s->datasets, &p->s->n_datasets));
+    } else if (!strcmp(name, "methods")) {
+      SCL_CALL(parse_entries(p, c, &p->s->methods, &p->s->n_methods));
+    } else if (!strcmp(name, "seeds")) {
+      SCL_CALL(parse_seeds(p->s, c));
+    } else {
+      snprintf(text, sizeof text, "sweep.%s", name);
+      int known = 0;
+      for (int k = 0; k < orch_sweep_schema.n_keys; k++)
+        known |= !strcmp(orch_sweep_schema.keys[k].name, text);
+      if (!known)
+        return SCL_ERROR(SCL_ERR_ARG, "%s: unknown key 'sweep.%s' (see safecl sweep --help)", where,
+                         name);
+      SCL_CALL(scalar_text(c, where, buf, sizeof buf));
+      snprintf(text, sizeof text, "sweep.%s=%s", name, buf);
+      SCL_CALL(orch_settings_add(&p->scalars, text, where));
+    }
+  }
+  return SCL_OK;
+}
+
+static scl_err parse_root(parse_ctx *p, const config_setting_t *root) {
+  char where[4200], buf[4096], text[4400];
+  for (int i = 0; i < config_setting_length(root); i++) {
+    const config_setting_t *c = config_setting_get_elem(root, (unsigned)i);
+    const char *name = config_setting_name(c);
+    where_of(c, "sweep", where, sizeof where);
+    if (!strcmp(name, "sweep") && config_setting_is_group(c)) {
+      SCL_CALL(parse_sweep_group(p, c));
+      continue;
+    }
+    const config_setting_t *dir = config_setting_get_member(c, "dir");
+    if (strcmp(name, "run") || !config_setting_is_group(c) || config_setting_length(c) != 1 || !dir)
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "%s: unknown key '%s': a sweep file holds sweep = { ... } "
+                       "and optionally run = { dir = \"...\"; }",
+                       where, name);
+    where_of(dir, "sweep", where, sizeof where);
+    SCL_CALL(scalar_text(dir, where, buf, sizeof buf));
+    snprintf(text, sizeof text, "run.dir=%s", buf);
+    SCL_CALL(orch_settings_add(&p->scalars, text, where));
+  }
+  return SCL_OK;
+}
+
+scl_err orch_sweep_parse_file(orch_sweep *s, orch_settings *scalars, const char *path) {
+  parse_ctx ctx = {.s = s}, *p = &ctx;
+  snprintf(p->dir, sizeof p->dir, "%s", path);
+  char *slash = strrchr(p->dir, '/');
+  if (slash)
+    *slash = '\0';
+  else
+    p->dir[0] = '\0';
+  config_t lc;
+  config_init(&lc);
+  if (p->dir[0]) config_set_include_dir(&lc, p->dir);
+  scl_err err = SCL_OK;
+  if (!config_read_file(&lc, path)) {
+    const char *f = config_error_file(&lc);
+    if (config_error_type(&lc) == CONFIG_ERR_FILE_IO && !f)
+      err = SCL_ERROR(SCL_ERR_IO, "%s: cannot read sweep file: %s", path, strerror(errno));
+    else
+      err = SCL_ERROR(SCL_ERR_ARG, "%s:%d: %s", f ? f : path, config_error_line(&lc),
+                      config_error_text(&lc));
+  } else {
+    err = parse_root(p, config_root_setting(&lc));
+    if (err) scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  config_destroy(&lc);
+  *scalars = ctx.scalars; /* the caller frees them, also on error */
+  return err;
+}
