@@ -20,7 +20,8 @@
  *            blocks.{i}.ssf.{ln1,qkv,proj,ln2,fc1,fc2}.{scale,shift}, ssf.norm.{scale,shift}.
  *   vpt      deep: before block i, prompts P[i] (n_tokens x D) are APPENDED after the patch
  *            tokens (sequence: CLS, patches, prompts) and dropped after the block; shallow: only
- *            before block 0, kept through all blocks. Init zeros (released) or Xavier-uniform.
+ *            before block 0, kept through all blocks. Init zeros (released) or, as the VPT
+ *            paper's code, U(+-sqrt(6 / (C P P + D))).
  *            Tensor vpt.prompts (depth or 1, n_tokens, D).
  *   prefix   prefix tuning of attention keys and values (prompt-based baselines): for each
  *            listed layer, learned K and V prefixes (prefix_len x D each) are prepended to the
@@ -51,7 +52,7 @@ typedef struct pet_config {
   float adapter_scale;    /* 0.1 */
   float adapter_dropout;  /* 0.1 */
   int64_t vpt_tokens;     /* 5 */
-  int vpt_xavier;         /* 0: zeros as released; 1: Xavier-uniform as the VPT paper */
+  int vpt_xavier;         /* 0: zeros as released; 1: the VPT paper code's Xavier-uniform */
   int64_t prefix_len;     /* prefix tokens per layer */
   uint32_t prefix_layers; /* bit i set: prefixes at block i */
 } pet_config;
@@ -94,8 +95,12 @@ void pet_params_zero_grad(pet_params *p);
 typedef struct vit_trainer vit_trainer;
 
 /* Activations of one forward pass of up to max_batch images through backbone + PET of this
- * config, kept for the backward pass; allocated once here (the hot path never allocates). The
- * backbone is shared and must outlive the trainer. threads as vit_model_create. */
+ * config, kept for the backward pass; allocated (and touched) once here, the hot path never
+ * allocates. Only what the backward needs is kept (LayerNorm outputs, GELU outputs and
+ * attention probabilities are recomputed): ViT-B/16 with adapters at max_batch 16 takes about
+ * 1.0 GB besides the backbone's 343 MB. The backbone is shared and must outlive the trainer.
+ * threads: 0 = OpenBLAS's count, as vit_model_create; never more than the online cores. The
+ * trainer has its own thread team; a trainer is used by one thread at a time. */
 SCL_NODISCARD scl_err vit_trainer_create(const vit_model *backbone, const pet_config *cfg,
                                          int64_t max_batch, int threads, vit_trainer **out);
 void vit_trainer_destroy(vit_trainer **t);
@@ -109,16 +114,28 @@ typedef struct vit_dropout_key {
   const int64_t *index; /* B global sample indices */
 } vit_dropout_key;
 
+/* The adapter dropout mask the trainer draws for sample `index` at block `layer` of forward
+ * pass `pass`: n bytes (tokens x adapter_dim, row-major), 1 = kept with probability 1 - p. It is
+ * learn_dropout_mask(mask, n, p, seed, step, index, site = pass * 1000 + layer) (learn.h), drawn
+ * here again because model/ does not depend on learn/; the block's mask is the first
+ * tokens x adapter_dim bytes of the sample's stream, so the last block, which runs the class
+ * token alone, uses the class token's row of the full mask. */
+void vit_trainer_dropout_mask(uint8_t *mask, int64_t n, float p, uint64_t seed, uint32_t step,
+                              uint32_t pass, int64_t index, int64_t layer);
+
 /* Forward of B images (B, 3, S, S) through backbone + p, keeping what the backward needs;
  * cls_out (B, D) = class token after the final LayerNorm (and SSF). key NULL: evaluation mode
  * (no dropout). */
 SCL_NODISCARD scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *images,
                                           int64_t B, const vit_dropout_key *key, float *cls_out);
-/* Backward of the last forward: dcls (B, D) -> p->grad += dL/dparam. */
+/* Backward of the last forward: dcls (B, D) -> p->grad += dL/dparam. B must be the last
+ * forward's batch; the kept activations are not consumed, so a second backward would add the
+ * same gradient again. A forward with key NULL may be followed by a backward too (no dropout). */
 SCL_NODISCARD scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls,
                                            int64_t B);
-/* Inference through backbone + p (no dropout): the feature extractor of a learner. p NULL is
- * the pre-trained model (same as vit_model_forward). It must leave the activations kept by the
+/* Inference through backbone + p (no dropout): the feature extractor of a learner; any B >= 1,
+ * run in chunks of max_batch. p NULL is the pre-trained model (vit_model_forward on the
+ * backbone, in chunks of its max_batch). It leaves the activations kept by the
  * last vit_trainer_forward intact, so that a method can run forward (keep) -> infer another
  * learner -> backward, as SAFE's fast learner does with the slow one. */
 SCL_NODISCARD scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *images,

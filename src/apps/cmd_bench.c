@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include "safecl/bench.h"
+#include "safecl/bench_train.h"
 #include "safecl/core.h"
 #include "safecl/vit.h"
 
@@ -135,12 +136,13 @@ static scl_err run_forward(const bench_args *a, vit_model **mp, float **images, 
 }
 
 int cmd_bench(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "train")) return cmd_bench_train(argc, argv);
   if (argc < 2 || strcmp(argv[1], "forward") != 0) {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
       usage(stdout);
       return 0;
     }
-    fprintf(stderr, "safecl bench: expected a benchmark name (forward)\n\n");
+    fprintf(stderr, "safecl bench: expected a benchmark name (forward, train)\n\n");
     usage(stderr);
     return 2;
   }

@@ -138,7 +138,6 @@ void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag) {
     scl_rng r;
     scl_rng_init(&r, seed, SCL_STREAM_INIT, tag, (uint32_t)i);
     int64_t fan_in = t->ndim >= 2 ? t->shape[t->ndim - 1] : t->numel;
-    int64_t fan_out = t->ndim >= 2 ? t->shape[t->ndim - 2] : t->numel;
     for (int64_t k = 0; k < t->numel; k++) {
       switch ((init_kind)p->init_kinds[i]) {
         case INIT_ZERO:
@@ -153,9 +152,11 @@ void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag) {
         case INIT_KAIMING: /* kaiming_uniform(a = sqrt 5): bound 1/sqrt(fan_in) */
           x[k] = (float)((2.0 * scl_rng_uniform(&r) - 1.0) / sqrt((double)fan_in));
           break;
-        case INIT_XAVIER:
+        case INIT_XAVIER: /* the VPT code's "xavier": fan_in = C * P * P of a patch, fan_out = D */
           x[k] =
-              (float)((2.0 * scl_rng_uniform(&r) - 1.0) * sqrt(6.0 / (double)(fan_in + fan_out)));
+              (float)((2.0 * scl_rng_uniform(&r) - 1.0) *
+                      sqrt(6.0 / (double)(p->vit.in_chans * p->vit.patch_size * p->vit.patch_size +
+                                          p->vit.width)));
           break;
       }
     }

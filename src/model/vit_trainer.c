@@ -1,85 +1,414 @@
-/* vit_trainer.c: training forward/backward through the frozen ViT with a learner's PET block.
+/* vit_trainer.c: the training forward/backward through the frozen ViT with a learner's PET block
+ * (pet.h): memory layout, the public entry points, and the cost model for the planner.
  *
- * This file holds the path without PET modules (pet_config.kinds == 0): then no parameter of the
- * network trains, the forward is the frozen model's (run in chunks of the backbone's batch) and
- * the backward has nothing to accumulate, which is what heads-only training needs. The PET
- * modules' forward and backward (adapter, SSF, VPT, prefixes) are a separate piece of work
- * (the training issue); until they land, a trainer for them is refused with a clear message
- * rather than run approximately. */
+ * Memory discipline (ViT-B/16, batch 16, adapters: about 1.0 GB of caches beside the 343 MB of
+ * weights). A block keeps only what its backward cannot rebuild cheaply: its input and the two
+ * LayerNorm statistics (not the normalised outputs, rebuilt in one pass), the qkv output (the
+ * attention probabilities are recomputed per head, which costs one small GEMM instead of
+ * B*H*N*N floats per block), the residual stream after attention, and the fc1 pre-activation
+ * (the GELU output is rebuilt from it); SSF adds the two linear outputs its gamma gradients
+ * need. How much a block keeps follows from how deep the backward goes through it (tr_level):
+ * the first block of an adapter-only learner keeps only the adapter's input. The last block
+ * computes its tail for the class tokens alone, in the forward as in the backward. Nothing is
+ * allocated after create.
+ *
+ * Without PET modules (kinds == 0) nothing trains: the forward is the frozen model's and the
+ * backward has nothing to accumulate (heads-only training). The forward and backward themselves
+ * are in vit_trainer_forward.c and vit_trainer_backward.c. */
+#include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-#include "safecl/pet.h"
+#include "vit_trainer_internal.h"
 
-struct vit_trainer {
-  vit_model *backbone; /* shared; its inference buffers serve the PET-less path */
-  pet_config cfg;
-  int64_t max_batch;
-};
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tensor offsets in a pet_params block                                                      */
+
+static int64_t offset_of(const pet_params *p, const char *name) {
+  const pet_tensor *x = pet_params_find(p, name);
+  return x ? x->offset : -1;
+}
+
+/* Offset of blocks.{l}.{what}. */
+static int64_t block_offset(const pet_params *p, int64_t l, const char *what) {
+  char name[160];
+  snprintf(name, sizeof name, "blocks.%lld.%s", (long long)l, what);
+  return offset_of(p, name);
+}
+
+static void block_offsets(vit_trainer *t, const pet_params *p, int64_t l) {
+  static const char *const site[TR_SSF_SITES] = {"ln1", "qkv", "proj", "ln2", "fc1", "fc2"};
+  tr_offsets *o = &t->off[l];
+  char name[64];
+  for (int k = 0; k < TR_SSF_SITES; k++) {
+    snprintf(name, sizeof name, "ssf.%s.scale", site[k]);
+    o->ssf_s[k] = block_offset(p, l, name);
+    snprintf(name, sizeof name, "ssf.%s.shift", site[k]);
+    o->ssf_b[k] = block_offset(p, l, name);
+  }
+  o->ad_dw = block_offset(p, l, "adapter.down.weight");
+  o->ad_db = block_offset(p, l, "adapter.down.bias");
+  o->ad_uw = block_offset(p, l, "adapter.up.weight");
+  o->ad_ub = block_offset(p, l, "adapter.up.bias");
+  snprintf(name, sizeof name, "prefix.%lld.key", (long long)l);
+  o->pk = offset_of(p, name);
+  snprintf(name, sizeof name, "prefix.%lld.value", (long long)l);
+  o->pv = offset_of(p, name);
+  const pet_tensor *vpt = pet_params_find(p, "vpt.prompts");
+  o->prompts = -1;
+  if (vpt && (t->pc.kinds & PET_VPT_DEEP)) o->prompts = vpt->offset + l * t->T * t->D;
+  if (vpt && (t->pc.kinds & PET_VPT_SHALLOW) && l == 0) o->prompts = vpt->offset;
+}
+
+/* Offsets from a scratch pet_params of the same shape, so that they are pet_params.c's own. */
+static scl_err build_offsets(vit_trainer *t) {
+  pet_params *p = NULL;
+  SCL_CALL(pet_params_create(&t->vc, &t->pc, &p));
+  t->pet_count = p->count;
+  t->off_patch[0] = offset_of(p, "ssf.patch.scale");
+  t->off_patch[1] = offset_of(p, "ssf.patch.shift");
+  t->off_norm[0] = offset_of(p, "ssf.norm.scale");
+  t->off_norm[1] = offset_of(p, "ssf.norm.shift");
+  for (int64_t l = 0; l < t->vc.depth; l++) block_offsets(t, p, l);
+  pet_params_destroy(&p);
+  return SCL_OK;
+}
+
+static const float *at(const float *base, int64_t off) { return off >= 0 ? base + off : NULL; }
+static float *at_mut(float *base, int64_t off) { return off >= 0 ? base + off : NULL; }
+
+tr_pet tr_pet_at(const vit_trainer *t, const float *param, int64_t l) {
+  const tr_offsets *o = &t->off[l];
+  tr_pet v;
+  for (int k = 0; k < TR_SSF_SITES; k++) {
+    v.ssf_s[k] = at(param, o->ssf_s[k]);
+    v.ssf_b[k] = at(param, o->ssf_b[k]);
+  }
+  v.ad_dw = at(param, o->ad_dw), v.ad_db = at(param, o->ad_db);
+  v.ad_uw = at(param, o->ad_uw), v.ad_ub = at(param, o->ad_ub);
+  v.pk = at(param, o->pk), v.pv = at(param, o->pv);
+  v.prompts = at(param, o->prompts);
+  return v;
+}
+
+tr_grad tr_grad_at(const vit_trainer *t, float *grad, int64_t l) {
+  const tr_offsets *o = &t->off[l];
+  tr_grad v;
+  for (int k = 0; k < TR_SSF_SITES; k++) {
+    v.ssf_s[k] = at_mut(grad, o->ssf_s[k]);
+    v.ssf_b[k] = at_mut(grad, o->ssf_b[k]);
+  }
+  v.ad_dw = at_mut(grad, o->ad_dw), v.ad_db = at_mut(grad, o->ad_db);
+  v.ad_uw = at_mut(grad, o->ad_uw), v.ad_ub = at_mut(grad, o->ad_ub);
+  v.pk = at_mut(grad, o->pk), v.pv = at_mut(grad, o->pv);
+  v.prompts = at_mut(grad, o->prompts);
+  return v;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Levels and memory                                                                         */
+
+/* Bottom-up: a block's backward must reach its input when anything below it trains. */
+static void set_levels(vit_trainer *t) {
+  int below = t->off_patch[0] >= 0;
+  for (int64_t l = 0; l < t->vc.depth; l++) {
+    const tr_offsets *o = &t->off[l];
+    tr_level lv = TR_SKIP;
+    if (o->ad_dw >= 0) lv = TR_ADAPTER;
+    if (o->pk >= 0) lv = TR_ATTN;
+    if (below || o->ssf_s[0] >= 0 || o->prompts >= 0) lv = TR_FULL;
+    t->layers[l].level = lv;
+    t->layers[l].L = o->pk >= 0 ? t->pc.prefix_len : 0;
+    if (lv != TR_SKIP) below = 1;
+  }
+}
+
+/* Carves consecutive 64-byte aligned pieces out of one block; with base NULL it only counts. */
+typedef struct carver {
+  float *base;
+  int64_t used;
+} carver;
+
+static float *carve(carver *c, int64_t n) {
+  float *p = c->base ? c->base + c->used : NULL;
+  c->used += round16(n);
+  return p;
+}
+
+static void carve_layer(const vit_trainer *t, carver *c, tr_layer *y, int64_t l) {
+  const int64_t R = t->max_batch * t->Nt, D = t->D;
+  const int64_t Rt = l == t->vc.depth - 1 ? t->max_batch : R;
+  const int ssf = (t->pc.kinds & PET_SSF) != 0, ad = t->off[l].ad_dw >= 0;
+  const tr_level lv = y->level;
+  if (lv == TR_FULL) {
+    y->x0 = carve(c, R * D);
+    y->mean1 = carve(c, R);
+    y->rstd1 = carve(c, R);
+  }
+  if (lv >= TR_ATTN) {
+    y->qkv = carve(c, R * 3 * D);
+    y->mean2 = carve(c, Rt);
+    y->rstd2 = carve(c, Rt);
+    y->h = carve(c, Rt * t->F);
+    if (ssf) y->po = carve(c, Rt * D), y->m = carve(c, Rt * D);
+  }
+  if (lv >= TR_ADAPTER) y->x1 = carve(c, Rt * D);
+  if (lv >= TR_ADAPTER && ad) {
+    y->a_pre = carve(c, Rt * t->r);
+    y->mask = (uint8_t *)carve(c, (Rt * t->r + 3) / 4);
+  }
+}
+
+static void carve_caches(vit_trainer *t, carver *c) {
+  for (int64_t l = 0; l < t->vc.depth; l++) carve_layer(t, c, &t->layers[l], l);
+  t->xf = carve(c, t->max_batch * t->D);
+  t->meanf = carve(c, t->max_batch);
+  t->rstdf = carve(c, t->max_batch);
+  if (t->off_patch[0] >= 0) t->patch = carve(c, t->max_batch * (t->N - 1) * t->D);
+}
+
+static void carve_work(vit_trainer *t, carver *c) {
+  const int64_t R = t->max_batch * t->Nt, D = t->D;
+  const vit_config *v = &t->vc;
+  t->w_x = carve(c, R * D);
+  t->w_y = carve(c, R * D);
+  t->w_a = carve(c, R * D);
+  t->w_b = carve(c, R * D);
+  t->w_qkv = carve(c, R * 3 * D);
+  if (t->pc.kinds & PET_SSF) t->w_qkv2 = carve(c, R * 3 * D);
+  t->w_h = carve(c, R * t->F);
+  if (t->pc.kinds & PET_ADAPTER) t->w_ad = carve(c, R * 2 * t->r);
+  t->w_cls = carve(c, t->max_batch * D);
+  const int64_t Lmax = (t->pc.kinds & PET_PREFIX) ? t->pc.prefix_len : 0;
+  int64_t s = 2 * t->Nt * (Lmax + t->Nt);
+  const int64_t unfold = (t->N - 1) * v->in_chans * v->patch_size * v->patch_size;
+  if (unfold > s) s = unfold;
+  if (t->F > s) s = t->F;
+  t->scratch_stride = round16(s);
+  t->scratch = carve(c, t->scratch_stride * t->threads);
+  t->gpart = carve(c, round16(t->pet_count) * (tr_chunks(t->max_batch, t->threads) - 1));
+}
+
+static scl_err alloc_memory(vit_trainer *t) {
+  SCL_CALL(
+      scl_calloc((size_t)t->vc.depth * sizeof(tr_layer), "trainer layers", (void **)&t->layers));
+  set_levels(t);
+  carver c = {NULL, 0};
+  carve_caches(t, &c);
+  /* zero-filled at create: the first touch of fresh pages stays out of the timed steps */
+  SCL_CALL(scl_calloc((size_t)c.used * sizeof(float), "trainer activation caches",
+                      (void **)&t->cache_block));
+  c = (carver){t->cache_block, 0};
+  carve_caches(t, &c);
+  c = (carver){NULL, 0};
+  carve_work(t, &c);
+  SCL_CALL(
+      scl_calloc((size_t)c.used * sizeof(float), "trainer working set", (void **)&t->work_block));
+  c = (carver){t->work_block, 0};
+  carve_work(t, &c);
+  return SCL_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Cost model                                                                                */
+
+/* 2 x multiply-adds of the matrix products one image costs, forward + backward. */
+static double step_flops(const vit_trainer *t) {
+  const double D = (double)t->D, F = (double)t->F, Nt = (double)t->Nt, r = (double)t->r;
+  const double K = (double)(t->vc.in_chans * t->vc.patch_size * t->vc.patch_size);
+  double f = 2.0 * (double)(t->N - 1) * K * D;
+  for (int64_t l = 0; l < t->vc.depth; l++) {
+    const tr_layer *y = &t->layers[l];
+    const int last = l == t->vc.depth - 1, ad = t->off[l].ad_dw >= 0;
+    const double rows = last ? 1.0 : Nt, Nk = (double)y->L + Nt;
+    const double tail = 2.0 * rows * (D * D + 2.0 * D * F), attn = 4.0 * rows * Nk * D;
+    f += 2.0 * Nt * 3.0 * D * D + attn + tail + (ad ? 4.0 * rows * D * r : 0.0);
+    if (y->level == TR_ADAPTER) f += 6.0 * rows * D * r;
+    if (y->level >= TR_ATTN) f += tail + 2.5 * attn + (ad ? 8.0 * rows * D * r : 0.0);
+    if (y->level == TR_FULL) f += 2.0 * Nt * 3.0 * D * D;
+  }
+  return f;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Create / destroy                                                                          */
+
+static scl_err check_config(const vit_model *m, const pet_config *cfg, int64_t max_batch,
+                            int threads) {
+  if (!m) return SCL_ERROR(SCL_ERR_ARG, "trainer without a backbone");
+  if (max_batch < 1 || max_batch > (1 << 20))
+    return SCL_ERROR(SCL_ERR_ARG, "trainer max_batch %lld is outside [1, 2^20]",
+                     (long long)max_batch);
+  if (threads < 0 || threads > 1024)
+    return SCL_ERROR(SCL_ERR_ARG, "trainer thread count %d is outside [0, 1024]", threads);
+  const unsigned all = PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_VPT_SHALLOW | PET_PREFIX;
+  if (cfg->kinds & ~all) return SCL_ERROR(SCL_ERR_ARG, "unknown PET kinds 0x%x", cfg->kinds);
+  if ((cfg->kinds & PET_VPT_DEEP) && (cfg->kinds & PET_VPT_SHALLOW))
+    return SCL_ERROR(SCL_ERR_ARG, "VPT cannot be both deep and shallow");
+  if ((cfg->kinds & PET_PREFIX) && (cfg->prefix_len < 1 || cfg->prefix_layers == 0))
+    return SCL_ERROR(SCL_ERR_ARG, "prefix tuning with length %lld on layer set 0x%x",
+                     (long long)cfg->prefix_len, cfg->prefix_layers);
+  if ((cfg->kinds & PET_ADAPTER) && (cfg->adapter_dropout < 0.0f || cfg->adapter_dropout >= 1.0f))
+    return SCL_ERROR(SCL_ERR_ARG, "adapter dropout %g is outside [0, 1)",
+                     (double)cfg->adapter_dropout);
+  return SCL_OK;
+}
+
+/* Never more threads than cores: a second thread on a core only slows its GEMMs. */
+static int thread_count(int requested) {
+  int n = requested > 0 ? requested : openblas_get_num_threads();
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cores > 0 && n > cores) n = (int)cores;
+  return n < 1 ? 1 : n;
+}
+
+static scl_err trainer_setup(vit_trainer *t) {
+  const vit_config *v = &t->vc;
+  t->N = vit_config_tokens(v);
+  t->T = (t->pc.kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW)) ? t->pc.vpt_tokens : 0;
+  t->Nt = t->N + t->T;
+  t->D = v->width, t->F = v->mlp_hidden, t->H = v->heads;
+  t->r = (t->pc.kinds & PET_ADAPTER) ? t->pc.adapter_dim : 0;
+  if (t->pc.kinds == 0) return SCL_OK;
+  SCL_CALL(scl_calloc((size_t)v->depth * sizeof(tr_offsets), "trainer offsets", (void **)&t->off));
+  SCL_CALL(build_offsets(t));
+  SCL_CALL(alloc_memory(t));
+  SCL_CALL(vit_pool_create(t->threads, &t->pool));
+  t->flops = step_flops(t);
+  return SCL_OK;
+}
 
 scl_err vit_trainer_create(const vit_model *backbone, const pet_config *cfg, int64_t max_batch,
                            int threads, vit_trainer **out) {
-  (void)threads;
   *out = NULL;
-  if (cfg->kinds != 0)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "PET modules (kinds 0x%x) cannot be trained yet: their backward pass is not "
-                     "implemented in this build; use method.pet = \"none\"",
-                     cfg->kinds);
-  vit_trainer *t = calloc(1, sizeof *t);
-  if (!t) return SCL_ERROR(SCL_ERR_NOMEM, "trainer");
-  t->backbone = (vit_model *)backbone; /* activation buffers are scratch, weights stay frozen */
-  t->cfg = *cfg;
+  SCL_CALL(check_config(backbone, cfg, max_batch, threads));
+  vit_trainer *t = NULL;
+  SCL_CALL(scl_calloc(sizeof *t, "trainer", (void **)&t));
+  t->m = backbone;
+  t->vc = backbone->cfg;
+  t->pc = *cfg;
   t->max_batch = max_batch;
+  t->threads = thread_count(threads);
+  scl_err err = trainer_setup(t);
+  if (err) {
+    vit_trainer_destroy(&t);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
   *out = t;
   return SCL_OK;
 }
 
-void vit_trainer_destroy(vit_trainer **t) {
-  if (!t || !*t) return;
-  free(*t);
-  *t = NULL;
+void vit_trainer_destroy(vit_trainer **tp) {
+  if (!tp || !*tp) return;
+  vit_trainer *t = *tp;
+  vit_pool_destroy(&t->pool);
+  scl_free(t->cache_block);
+  scl_free(t->work_block);
+  scl_free(t->layers);
+  scl_free(t->off);
+  scl_free(t);
+  *tp = NULL;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Entry points                                                                              */
+
 static scl_err frozen_forward(vit_trainer *t, const float *images, int64_t B, float *cls_out) {
-  const vit_config *c = &t->backbone->cfg;
-  const int64_t chunk = t->backbone->max_batch, per_image = c->in_chans * c->img_size * c->img_size;
+  vit_model *m = (vit_model *)t->m; /* its activation buffers are scratch; weights stay frozen */
+  const int64_t chunk = m->max_batch, img = t->vc.in_chans * t->vc.img_size * t->vc.img_size;
   for (int64_t b0 = 0; b0 < B; b0 += chunk) {
     int64_t n = B - b0 < chunk ? B - b0 : chunk;
-    SCL_CALL(vit_model_forward(t->backbone, images + b0 * per_image, n, cls_out + b0 * c->width));
+    SCL_CALL(vit_model_forward(m, images + b0 * img, n, cls_out + b0 * t->D));
   }
   return SCL_OK;
 }
 
+static scl_err check_call(const vit_trainer *t, const pet_params *p, int64_t B, const char *what) {
+  if (B < 1 || B > t->max_batch)
+    return SCL_ERROR(SCL_ERR_ARG, "trainer %s of %lld images (at most %lld)", what, (long long)B,
+                     (long long)t->max_batch);
+  if (p && (p->cfg.kinds != t->pc.kinds || (t->pc.kinds && p->count != t->pet_count)))
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "trainer %s: PET block of kinds 0x%x (%lld floats) on a trainer of kinds "
+                     "0x%x (%lld floats)",
+                     what, p->cfg.kinds, (long long)p->count, t->pc.kinds, (long long)t->pet_count);
+  if (t->pc.kinds && !p)
+    return SCL_ERROR(SCL_ERR_ARG, "trainer %s: the trainer has PET kinds 0x%x but no PET block",
+                     what, t->pc.kinds);
+  return SCL_OK;
+}
+
+/* Runs fn on the team with OpenBLAS single-threaded inside it. */
+static void run_team(vit_trainer *t, vit_pool_fn fn, void *job) {
+  const int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  vit_pool_run(t->pool, fn, job);
+  openblas_set_num_threads(blas_threads);
+}
+
 scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *images, int64_t B,
                             const vit_dropout_key *key, float *cls_out) {
-  (void)key; /* no dropout site without PET modules */
-  if (B < 1 || B > t->max_batch)
-    return SCL_ERROR(SCL_ERR_ARG, "trainer forward of %lld images (at most %lld)", (long long)B,
-                     (long long)t->max_batch);
-  if (p && p->cfg.kinds != t->cfg.kinds)
-    return SCL_ERROR(SCL_ERR_ARG, "PET block of kinds 0x%x on a trainer of kinds 0x%x",
-                     p->cfg.kinds, t->cfg.kinds);
-  SCL_CALL(frozen_forward(t, images, B, cls_out));
+  SCL_CALL(check_call(t, p, B, "forward"));
+  if (!images || !cls_out) return SCL_ERROR(SCL_ERR_ARG, "trainer forward: NULL images or output");
+  t->fwd_B = 0;
+  if (t->pc.kinds == 0) {
+    SCL_CALL(frozen_forward(t, images, B, cls_out));
+    t->fwd_B = B;
+    return SCL_OK;
+  }
+  const int masked = key && t->r > 0 && t->pc.adapter_dropout > 0.0f;
+  if (masked && !key->index)
+    return SCL_ERROR(SCL_ERR_ARG, "trainer forward: dropout key without sample indices");
+  tr_fwd_job job = {
+      t, p->param, images, B, masked ? key : NULL, 1, cls_out, tr_chunks(B, t->threads), 0};
+  run_team(t, tr_forward_thread, &job);
+  t->fwd_B = B;
+  t->fwd_masked = masked;
   return SCL_OK;
 }
 
 scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls, int64_t B) {
-  (void)t;
-  (void)p;
-  (void)dcls;
-  (void)B; /* nothing upstream of the features trains */
+  SCL_CALL(check_call(t, p, B, "backward"));
+  if (t->fwd_B != B)
+    return SCL_ERROR(SCL_ERR_ARG, "trainer backward of %lld images after a forward of %lld",
+                     (long long)B, (long long)t->fwd_B);
+  if (t->pc.kinds == 0) return SCL_OK; /* nothing upstream of the features trains */
+  const int64_t stride = round16(t->pet_count), n = tr_chunks(B, t->threads);
+  memset(t->gpart, 0, (size_t)(stride * (n - 1)) * sizeof(float));
+  tr_bwd_job job = {t, p->param, p->grad, dcls, B, n, 0};
+  run_team(t, tr_backward_thread, &job);
+  for (int64_t k = 1; k < n; k++) { /* in chunk order: the sum does not depend on scheduling */
+    const float *g = t->gpart + (k - 1) * stride;
+    for (int64_t i = 0; i < t->pet_count; i++) p->grad[i] += g[i];
+  }
   return SCL_OK;
 }
 
 scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *images, int64_t B,
                           float *cls_out) {
-  if (p && p->cfg.kinds != 0)
-    return SCL_ERROR(SCL_ERR_ARG, "inference with PET kinds 0x%x on a PET-less trainer",
-                     p->cfg.kinds);
-  SCL_CALL(frozen_forward(t, images, B, cls_out));
+  if (!images || !cls_out)
+    return SCL_ERROR(SCL_ERR_ARG, "trainer inference: NULL images or output");
+  if (B < 1) return SCL_ERROR(SCL_ERR_ARG, "trainer inference of %lld images", (long long)B);
+  if (!p || p->cfg.kinds == 0) {
+    SCL_CALL(frozen_forward(t, images, B, cls_out));
+    return SCL_OK;
+  }
+  SCL_CALL(check_call(t, p, 1, "inference"));
+  const int64_t img = t->vc.in_chans * t->vc.img_size * t->vc.img_size;
+  for (int64_t b0 = 0; b0 < B; b0 += t->max_batch) {
+    const int64_t n = B - b0 < t->max_batch ? B - b0 : t->max_batch;
+    tr_fwd_job job = {t,    p->param, images + b0 * img,   n,
+                      NULL, 0,        cls_out + b0 * t->D, tr_chunks(n, t->threads),
+                      0};
+    run_team(t, tr_forward_thread, &job);
+  }
   return SCL_OK;
 }
 
 double vit_trainer_flops_per_image(const vit_trainer *t) {
-  return vit_config_flops_per_image(&t->backbone->cfg);
+  return t->pc.kinds ? t->flops : vit_config_flops_per_image(&t->vc);
 }

@@ -203,6 +203,43 @@ def test_safe_mid_session_resume(safecl, tmp):
         check(np.array_equal(loss, ref_loss, equal_nan=True), "the loss curve is identical too")
 
 
+def test_pet_methods(safecl, tmp):
+    """Every method with a trained PET module, end to end (one short epoch), and SAFE with an
+    adapter killed mid-session and resumed: PET parameters and momentum survive the checkpoint."""
+    base = ["train", "dataset.format=synthetic", "dataset.synthetic.classes=8",
+            "dataset.synthetic.train_per_class=6", "dataset.synthetic.test_per_class=3",
+            "dataset.synthetic.difficulty=0.35", "dataset.init_cls=4", "dataset.increment=2",
+            "backbone.arch=vit_tiny_patch16_224", "train.epochs_first=1", "train.epochs_later=1",
+            "train.batch=8", "method.rp.dim=256", "method.ridge.lo_exp=-2", "method.ridge.hi_exp=4",
+            "eval.batch=8"]
+    for method, pet in (("aper", "ssf"), ("ranpac", "vpt_deep"), ("safe", "adapter")):
+        d = os.path.join(tmp, "pet_%s_%s" % (method, pet))
+        p = run(safecl, base + ["method.name=" + method, "method.pet=" + pet, "run.dir=" + d])
+        ok = p.returncode == 0
+        if ok:
+            with h5py.File(os.path.join(d, "trial.h5"), "r") as f:
+                final = f.attrs["final_acc"]
+                loss = f["losses"][...]
+            ok = final > 100.0 / 8 and np.isfinite(loss[:, 2]).all()
+        check(ok, "%s with %s trains and evaluates end to end" % (method, pet))
+    safe = base + ["method.name=safe", "method.pet=adapter", "method.safe.fast_cc=1",
+                   "train.ckpt_every=2"]
+    ref_dir, kill_dir = os.path.join(tmp, "pet_safe_ref"), os.path.join(tmp, "pet_safe_kill")
+    p = run(safecl, safe + ["run.dir=" + ref_dir])
+    env = dict(os.environ, SAFECL_FAULT_KILL_AFTER_CKPT="2")
+    k = subprocess.run([safecl] + safe + ["run.dir=" + kill_dir], capture_output=True, text=True, env=env)
+    r = run(safecl, safe + ["run.dir=" + kill_dir])
+    same = False
+    if p.returncode == 0 and k.returncode == -9 and r.returncode == 0:
+        with h5py.File(os.path.join(ref_dir, "trial.h5"), "r") as a, \
+             h5py.File(os.path.join(kill_dir, "trial.h5"), "r") as b:
+            same = all(np.array_equal(a["predictors/%s/acc_matrix" % n][...],
+                                      b["predictors/%s/acc_matrix" % n][...], equal_nan=True)
+                       for n in ("safe", "slow", "fast")) and \
+                np.array_equal(a["losses"][...], b["losses"][...], equal_nan=True)
+    check(same, "SAFE with an adapter killed mid-session and resumed: identical matrices and losses")
+
+
 def make_domainnet(root, rng, domains, classes, per):
     for d_i, dom in enumerate(domains):
         for split, n in (("train", per), ("test", per // 2)):
@@ -266,6 +303,7 @@ def main():
         test_class_incremental(a.safecl, tmp)
         test_domain_incremental(a.safecl, tmp)
         test_aper_without_pet_is_simplecil(a.safecl, tmp)
+        test_pet_methods(a.safecl, tmp)
         test_safe_mid_session_resume(a.safecl, tmp)
     if failures:
         print("test_trial: %d failure(s)" % len(failures))

@@ -1,0 +1,247 @@
+/* vit_trainer_backward.c: the trainer's backward, one chunk of images at a time, from the
+ * class-token gradient down to the lowest PET tensor, accumulating into that chunk's gradient
+ * copy (chunk 0's is the learner's own gradient; the others are added in chunk order).
+ *
+ * The backbone is frozen, so every linear layer costs one GEMM (its input gradient) and the
+ * walk stops as soon as nothing below trains (tr_level): an adapter-only learner never
+ * differentiates the first block's attention, prefixes stop at their lowest block's q, k, v.
+ * What the forward did not keep is rebuilt here from what it did: LayerNorm outputs from the
+ * stored statistics, GELU inputs (and SSF'd qkv) from the stored linear outputs, attention
+ * probabilities per (image, head). The residual stream's gradient lives in w_x and the block
+ * walks it down in place: every path into the stream (identity, adapter, MLP, attention)
+ * accumulates into it. The last block's tail runs on the packed class rows, as in the forward,
+ * and its gradient is scattered back to token rows before LayerNorm 1. */
+#include <string.h>
+
+#include "safecl/nn.h"
+#include "safecl/nn_backward.h"
+#include "vit_trainer_internal.h"
+
+typedef struct bwd_ctx {
+  const tr_bwd_job *job;
+  const vit_trainer *t;
+  float *grad; /* this chunk's gradient block */
+  int64_t b0, n, R0;
+  float *scratch;
+} bwd_ctx;
+
+/* Block l's caches and working buffers, offset to this chunk's rows. */
+typedef struct bwd_io {
+  const float *x0, *mean1, *rstd1, *qkv, *x1, *mean2, *rstd2, *h, *po, *m, *a_pre;
+  const uint8_t *mask;
+  float *dx, *t1, *t2; /* (rows, D): stream gradient and two temporaries */
+  float *dqkv, *qkv2, *dh, *ad;
+} bwd_io;
+
+static void zero(float *p, int64_t n) { memset(p, 0, (size_t)n * sizeof(float)); }
+
+static const float *off(const float *p, int64_t o) { return p ? p + o : NULL; }
+
+static bwd_io bind(const bwd_ctx *c, int64_t l) {
+  const vit_trainer *t = c->t;
+  const tr_layer *y = &t->layers[l];
+  const int64_t D = t->D, R0 = c->R0, Tc = l == t->vc.depth - 1 ? c->b0 : R0;
+  bwd_io io;
+  io.x0 = off(y->x0, R0 * D);
+  io.mean1 = off(y->mean1, R0);
+  io.rstd1 = off(y->rstd1, R0);
+  io.qkv = off(y->qkv, R0 * 3 * D);
+  io.x1 = off(y->x1, Tc * D);
+  io.mean2 = off(y->mean2, Tc);
+  io.rstd2 = off(y->rstd2, Tc);
+  io.h = off(y->h, Tc * t->F);
+  io.po = off(y->po, Tc * D);
+  io.m = off(y->m, Tc * D);
+  io.a_pre = off(y->a_pre, Tc * t->r);
+  io.mask = y->mask && t->fwd_masked ? y->mask + Tc * t->r : NULL;
+  io.dx = t->w_x + R0 * D;
+  io.t1 = t->w_a + R0 * D;
+  io.t2 = t->w_b + R0 * D;
+  io.dqkv = t->w_qkv + R0 * 3 * D;
+  io.qkv2 = t->w_qkv2 ? t->w_qkv2 + R0 * 3 * D : NULL;
+  io.dh = t->w_h + R0 * t->F;
+  io.ad = t->w_ad ? t->w_ad + R0 * 2 * t->r : NULL;
+  return io;
+}
+
+static void adapter_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, tr_grad *g,
+                             float *dx, int64_t rows) {
+  const vit_trainer *t = c->t;
+  nn_adapter_backward(dx, g->ad_dw, g->ad_db, g->ad_uw, g->ad_ub, io->ad, io->dx, io->x1, io->a_pre,
+                      io->mask, pp->ad_dw, pp->ad_uw, t->pc.adapter_scale, t->pc.adapter_dropout,
+                      rows, t->D, t->r);
+}
+
+/* dh <- dh * GELU'(SSF_fc1(h)), SSF_fc1's gradients; row by row through a one-row scratch so
+ * that the SSF'd pre-activation is never stored. */
+static void gelu_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, tr_grad *g,
+                          int64_t rows) {
+  const int64_t F = c->t->F;
+  const float *s = pp->ssf_s[TR_SSF_FC1], *b = pp->ssf_b[TR_SSF_FC1];
+  if (!s) {
+    nn_gelu_backward_inplace(io->dh, io->h, rows * F);
+    return;
+  }
+  for (int64_t i = 0; i < rows; i++) {
+    nn_ssf_forward(c->scratch, io->h + i * F, s, b, 1, F);
+    nn_gelu_backward_inplace(io->dh + i * F, c->scratch, F);
+    nn_ssf_backward_inplace(io->dh + i * F, g->ssf_s[TR_SSF_FC1], g->ssf_b[TR_SSF_FC1],
+                            io->h + i * F, s, 1, F);
+  }
+}
+
+/* Tail rows: dx holds dL/dx_out on entry and dL/dx_mid on exit; t2 receives dL/dctx. */
+static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, tr_grad *g,
+                          const vit_block_params *bp, int64_t rows) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, F = t->F;
+  const float *dm = io->dx;
+  if (pp->ssf_s[TR_SSF_FC2]) {
+    zero(io->t1, rows * D);
+    nn_ssf_backward(io->t1, g->ssf_s[TR_SSF_FC2], g->ssf_b[TR_SSF_FC2], io->dx, io->m,
+                    pp->ssf_s[TR_SSF_FC2], rows, D);
+    dm = io->t1;
+  }
+  zero(io->dh, rows * F);
+  nn_linear_backward(io->dh, NULL, NULL, dm, NULL, bp->fc2_w, rows, F, D);
+  if (pp->ad_dw) adapter_backward(c, io, pp, g, io->dx, rows); /* last read of dL/dx_out */
+  gelu_backward(c, io, pp, g, rows);
+  zero(io->t1, rows * D);
+  nn_linear_backward(io->t1, NULL, NULL, io->dh, NULL, bp->fc1_w, rows, D, F);
+  if (pp->ssf_s[TR_SSF_LN2]) {
+    nn_layernorm_recompute(io->t2, io->x1, io->mean2, io->rstd2, bp->norm2_w, bp->norm2_b, rows, D);
+    nn_ssf_backward_inplace(io->t1, g->ssf_s[TR_SSF_LN2], g->ssf_b[TR_SSF_LN2], io->t2,
+                            pp->ssf_s[TR_SSF_LN2], rows, D);
+  }
+  nn_layernorm_backward(io->dx, NULL, NULL, io->t1, io->x1, bp->norm2_w, io->mean2, io->rstd2, rows,
+                        D);
+  const float *dpo = io->dx;
+  if (pp->ssf_s[TR_SSF_PROJ]) {
+    zero(io->t1, rows * D);
+    nn_ssf_backward(io->t1, g->ssf_s[TR_SSF_PROJ], g->ssf_b[TR_SSF_PROJ], io->dx, io->po,
+                    pp->ssf_s[TR_SSF_PROJ], rows, D);
+    dpo = io->t1;
+  }
+  zero(io->t2, rows * D);
+  nn_linear_backward(io->t2, NULL, NULL, dpo, NULL, bp->proj_w, rows, D, D);
+}
+
+/* The last block's packed class-row gradient (n rows at dx) -> token rows (zero elsewhere). */
+static void scatter_class_rows(const bwd_ctx *c, float *dx) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, Nt = t->Nt;
+  float *tmp = t->w_y + c->R0 * D;
+  memcpy(tmp, dx, (size_t)(c->n * D) * sizeof(float));
+  zero(dx, c->n * Nt * D);
+  for (int64_t i = 0; i < c->n; i++)
+    memcpy(dx + i * Nt * D, tmp + i * D, (size_t)D * sizeof(float));
+}
+
+/* Attention down to dqkv (prefix gradients), then, at TR_FULL, to the block input. */
+static void attention_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, tr_grad *g,
+                               const vit_block_params *bp, int64_t l) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt;
+  const int last = l == t->vc.depth - 1;
+  const float *qkv = io->qkv;
+  if (pp->ssf_s[TR_SSF_QKV]) {
+    nn_ssf_forward(io->qkv2, io->qkv, pp->ssf_s[TR_SSF_QKV], pp->ssf_b[TR_SSF_QKV], rows, 3 * D);
+    qkv = io->qkv2;
+  }
+  zero(io->dqkv, rows * 3 * D);
+  for (int64_t i = 0; i < c->n; i++)
+    for (int64_t h = 0; h < t->H; h++)
+      nn_attention_head_backward(io->dqkv + i * Nt * 3 * D, g->pk, g->pv, c->scratch,
+                                 io->t2 + i * (last ? 1 : Nt) * D, qkv + i * Nt * 3 * D, pp->pk,
+                                 pp->pv, t->layers[l].L, last ? 1 : Nt, Nt, t->H, D / t->H, h);
+  if (t->layers[l].level < TR_FULL) return;
+  if (pp->ssf_s[TR_SSF_QKV])
+    nn_ssf_backward_inplace(io->dqkv, g->ssf_s[TR_SSF_QKV], g->ssf_b[TR_SSF_QKV], io->qkv,
+                            pp->ssf_s[TR_SSF_QKV], rows, 3 * D);
+  zero(io->t1, rows * D);
+  nn_linear_backward(io->t1, NULL, NULL, io->dqkv, NULL, bp->qkv_w, rows, D, 3 * D);
+  if (pp->ssf_s[TR_SSF_LN1]) {
+    nn_layernorm_recompute(io->t2, io->x0, io->mean1, io->rstd1, bp->norm1_w, bp->norm1_b, rows, D);
+    nn_ssf_backward_inplace(io->t1, g->ssf_s[TR_SSF_LN1], g->ssf_b[TR_SSF_LN1], io->t2,
+                            pp->ssf_s[TR_SSF_LN1], rows, D);
+  }
+  if (last) scatter_class_rows(c, io->dx);
+  nn_layernorm_backward(io->dx, NULL, NULL, io->t1, io->x0, bp->norm1_w, io->mean1, io->rstd1, rows,
+                        D);
+  if (pp->prompts) { /* appended before this block: their gradient stops here */
+    nn_vpt_backward(g->prompts, io->dx, c->n, t->N, t->T, D);
+    for (int64_t i = 0; i < c->n; i++) zero(io->dx + (i * Nt + t->N) * D, t->T * D);
+  }
+}
+
+/* dcls -> SSF_norm -> final LayerNorm -> packed class rows of the stream gradient. */
+static void final_backward(const bwd_ctx *c) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, b0 = c->b0, n = c->n;
+  const float *dcls = c->job->dcls + b0 * D;
+  float *dx = t->w_x + c->R0 * D, *t1 = t->w_a + c->R0 * D, *t2 = t->w_b + c->R0 * D;
+  if (t->off_norm[0] >= 0) {
+    const float *s = c->job->param + t->off_norm[0];
+    nn_layernorm_recompute(t2, t->xf + b0 * D, t->meanf + b0, t->rstdf + b0, t->m->p.norm_w,
+                           t->m->p.norm_b, n, D);
+    zero(t1, n * D);
+    nn_ssf_backward(t1, c->grad + t->off_norm[0], c->grad + t->off_norm[1], dcls, t2, s, n, D);
+    dcls = t1;
+  }
+  zero(dx, n * D);
+  nn_layernorm_backward(dx, NULL, NULL, dcls, t->xf + b0 * D, t->m->p.norm_w, t->meanf + b0,
+                        t->rstdf + b0, n, D);
+}
+
+/* SSF after the patch embedding: its gradients from the patch rows of dL/dx_0. */
+static void embed_backward(const bwd_ctx *c) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, Np = t->N - 1;
+  const float *s = c->job->param + t->off_patch[0];
+  for (int64_t i = 0; i < c->n; i++)
+    nn_ssf_backward(NULL, c->grad + t->off_patch[0], c->grad + t->off_patch[1],
+                    t->w_x + (c->R0 + i * t->Nt + 1) * D, t->patch + (c->b0 + i) * Np * D, s, Np,
+                    D);
+}
+
+/* One chunk of images, top to bottom. */
+static void backward_chunk(bwd_ctx *c) {
+  const vit_trainer *t = c->t;
+  final_backward(c);
+  int64_t l = t->vc.depth - 1;
+  for (; l >= 0 && t->layers[l].level != TR_SKIP; l--) {
+    const tr_pet pp = tr_pet_at(t, c->job->param, l);
+    tr_grad g = tr_grad_at(t, c->grad, l);
+    const vit_block_params *bp = &t->m->p.blocks[l];
+    const bwd_io io = bind(c, l);
+    const int64_t rows = l == t->vc.depth - 1 ? c->n : c->n * t->Nt;
+    if (t->layers[l].level == TR_ADAPTER) {
+      adapter_backward(c, &io, &pp, &g, NULL, rows);
+      continue;
+    }
+    tail_backward(c, &io, &pp, &g, bp, rows);
+    attention_backward(c, &io, &pp, &g, bp, l);
+  }
+  if (l < 0 && t->off_patch[0] >= 0) embed_backward(c);
+}
+
+void tr_backward_thread(void *arg, int tid, int nthreads) {
+  tr_bwd_job *job = arg;
+  const vit_trainer *t = job->t;
+  const int64_t stride = (t->pet_count + 15) / 16 * 16;
+  (void)nthreads;
+  for (int64_t k; (k = atomic_fetch_add(&job->next, 1)) < job->n_chunks;) {
+    bwd_ctx c = {job,
+                 t,
+                 k == 0 ? job->grad : t->gpart + (k - 1) * stride,
+                 0,
+                 0,
+                 0,
+                 t->scratch + tid * t->scratch_stride};
+    int64_t b1;
+    tr_chunk(job->B, job->n_chunks, k, &c.b0, &b1);
+    c.n = b1 - c.b0;
+    c.R0 = c.b0 * t->Nt;
+    backward_chunk(&c);
+  }
+}

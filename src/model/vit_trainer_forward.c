@@ -1,0 +1,228 @@
+/* vit_trainer_forward.c: the trainer's forward with PET modules, one chunk of images at a time,
+ * in two modes: keeping the caches the backward needs (training) or keeping nothing (inference).
+ *
+ * Both modes run the same code over a table of pointers (fwd_io) that says, for each tensor a
+ * block produces, where it goes: into the block's cache when the backward needs it, into the
+ * working set otherwise. In inference everything is working memory and the residual stream
+ * alternates between two buffers, so a kept forward survives any number of inferences. A thread
+ * that takes a chunk (vit_trainer_internal.h) runs embedding, every block and the final
+ * LayerNorm for its images without waiting for the others; OpenBLAS is single-threaded inside.
+ * The last block computes keys and values for every token but its tail (projection, MLP,
+ * adapter) for the class tokens only, packed one row per image: nothing else reaches the output.
+ * Dropout masks are drawn per sample (vit_trainer_dropout.c). */
+#include <string.h>
+
+#include "safecl/nn.h"
+#include "safecl/nn_backward.h"
+#include "vit_trainer_internal.h"
+
+typedef struct fwd_ctx {
+  const tr_fwd_job *job;
+  vit_trainer *t;
+  int64_t b0, n; /* images [b0, b0 + n) */
+  int64_t R0;    /* their first token row */
+  float *scratch;
+} fwd_ctx;
+
+/* Where block l reads and writes, offset to this chunk's rows. */
+typedef struct fwd_io {
+  float *x_in, *ln, *mean1, *rstd1, *qkv, *qkv_attn, *ctx;                     /* token rows */
+  float *x_mid, *x_out, *ln2, *mean2, *rstd2, *po, *h, *g, *m, *a_pre, *a_hid; /* tail rows */
+  uint8_t *mask;
+} fwd_io;
+
+/* The residual stream entering block l (l = depth: none, the last block writes elsewhere). */
+static float *stream(const fwd_ctx *c, int64_t l) {
+  const vit_trainer *t = c->t;
+  if (c->job->keep && t->layers[l].x0) return t->layers[l].x0;
+  return (l & 1) ? t->w_y : t->w_x;
+}
+
+/* Cache member if kept (at offset `off` rows of `width`), else the working buffer. */
+static float *pick(float *cache, int64_t coff, float *work, int64_t woff, int64_t width) {
+  return cache ? cache + coff * width : work + woff * width;
+}
+
+static fwd_io bind(const fwd_ctx *c, int64_t l) {
+  const vit_trainer *t = c->t;
+  const int keep = c->job->keep, last = l == t->vc.depth - 1;
+  const int ssf = (t->pc.kinds & PET_SSF) != 0;
+  const int64_t D = t->D, R0 = c->R0, Rmax = t->max_batch * t->Nt;
+  const tr_layer none = {0}, *y = keep ? &t->layers[l] : &none;
+  const int64_t Tc = last ? c->b0 : R0; /* tail rows: caches packed by image in the last block */
+  fwd_io io;
+  io.x_in = stream(c, l) + R0 * D;
+  io.ln = t->w_a + R0 * D;
+  io.mean1 = y->mean1 ? y->mean1 + R0 : NULL;
+  io.rstd1 = y->rstd1 ? y->rstd1 + R0 : NULL;
+  io.qkv = pick(y->qkv, R0, t->w_qkv, R0, 3 * D);
+  io.qkv_attn = ssf ? t->w_qkv + R0 * 3 * D : io.qkv;
+  io.ctx = t->w_b + R0 * D;
+  io.x_mid = y->x1 ? y->x1 + Tc * D : (last ? t->w_cls + c->b0 * D : io.x_in);
+  if (last)
+    io.x_out = keep ? t->xf + c->b0 * D : c->job->cls_out + c->b0 * D;
+  else
+    io.x_out = stream(c, l + 1) + R0 * D;
+  io.ln2 = t->w_a + R0 * D;
+  io.mean2 = y->mean2 ? y->mean2 + Tc : NULL;
+  io.rstd2 = y->rstd2 ? y->rstd2 + Tc : NULL;
+  io.po = ssf ? pick(y->po, Tc, t->w_a, R0, D) : NULL;
+  io.h = pick(y->h, Tc, t->w_h, R0, t->F);
+  io.g = y->h ? t->w_h + R0 * t->F : io.h;
+  io.m = ssf ? pick(y->m, Tc, t->w_b, R0, D) : NULL;
+  io.a_pre = t->r ? pick(y->a_pre, Tc, t->w_ad, R0, t->r) : NULL;
+  io.a_hid = t->r ? t->w_ad + (Rmax + R0) * t->r : NULL;
+  io.mask = c->job->key && y->mask ? y->mask + Tc * t->r : NULL;
+  return io;
+}
+
+/* x[b] = [cls; SSF(patches)] + pos for this chunk's images (prompts come with block 0). */
+static void embed(const fwd_ctx *c, const float *param, float *x) {
+  const vit_trainer *t = c->t;
+  const vit_config *v = &t->vc;
+  const vit_params *w = &t->m->p;
+  const int64_t D = t->D, Np = t->N - 1, img = v->in_chans * v->img_size * v->img_size;
+  const nn_patch_dims dims = {v->in_chans, v->img_size, v->img_size, v->patch_size, D};
+  const float *gs = t->off_patch[0] >= 0 ? param + t->off_patch[0] : NULL;
+  const float *gb = t->off_patch[1] >= 0 ? param + t->off_patch[1] : NULL;
+  for (int64_t i = 0; i < c->n; i++) {
+    const int64_t b = c->b0 + i;
+    float *xi = x + i * t->Nt * D;
+    float *patch = gs && c->job->keep ? t->patch + b * Np * D : xi + D;
+    nn_patch_embed_forward(patch, c->scratch, c->job->images + b * img, w->patch_w, w->patch_b, 1,
+                           dims, Np * D);
+    if (gs) nn_ssf_forward(xi + D, patch, gs, gb, Np, D);
+    memcpy(xi, w->cls_token, (size_t)D * sizeof(float));
+    nn_residual_forward(xi, xi, w->pos_embed, t->N * D);
+  }
+}
+
+/* LayerNorm 1, qkv, attention of this chunk's images; nq query rows per image (1: class token
+ * only, whose context rows are then packed one per image). */
+static void attention_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp,
+                            const vit_block_params *bp, int64_t L, int64_t nq) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt;
+  if (pp->prompts) nn_vpt_forward(io->x_in, pp->prompts, c->n, t->N, t->T, D);
+  nn_layernorm_forward(io->ln, io->mean1, io->rstd1, io->x_in, bp->norm1_w, bp->norm1_b, rows, D,
+                       t->vc.ln_eps);
+  if (pp->ssf_s[TR_SSF_LN1])
+    nn_ssf_forward(io->ln, io->ln, pp->ssf_s[TR_SSF_LN1], pp->ssf_b[TR_SSF_LN1], rows, D);
+  nn_linear_forward(io->qkv, io->ln, bp->qkv_w, bp->qkv_b, rows, D, 3 * D);
+  if (pp->ssf_s[TR_SSF_QKV])
+    nn_ssf_forward(io->qkv_attn, io->qkv, pp->ssf_s[TR_SSF_QKV], pp->ssf_b[TR_SSF_QKV], rows,
+                   3 * D);
+  for (int64_t i = 0; i < c->n; i++)
+    for (int64_t h = 0; h < t->H; h++)
+      nn_attention_head_prefix_forward(io->ctx + i * (nq == 1 ? 1 : Nt) * D, c->scratch,
+                                       io->qkv_attn + i * Nt * 3 * D, pp->pk, pp->pv, L, nq, Nt,
+                                       t->H, D / t->H, h);
+}
+
+/* dst (rows, D) = rows of src (leading dimension ld) + b1 + s2 * b2 (b1, b2 may be NULL); dst
+ * may be src. Seeding a residual stream with the block input and the biases in one pass lets
+ * the GEMMs that follow accumulate straight into it. */
+static void seed_rows(float *dst, const float *src, int64_t ld, const float *b1, const float *b2,
+                      float s2, int64_t rows, int64_t D) {
+  for (int64_t i = 0; i < rows; i++) {
+    float *d = dst + i * D;
+    const float *x = src + i * ld;
+    if (b1 && b2)
+      for (int64_t j = 0; j < D; j++) d[j] = x[j] + b1[j] + s2 * b2[j];
+    else if (b1 || b2)
+      for (int64_t j = 0; j < D; j++) d[j] = x[j] + (b1 ? b1[j] : s2 * b2[j]);
+    else if (d != x)
+      memcpy(d, x, (size_t)D * sizeof(float));
+  }
+}
+
+/* Projection, adapter and MLP on `rows` tail rows, reading the block input from x_src (leading
+ * dimension ld: D, or Nt * D to pick the class rows of the last block). */
+static void tail_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp,
+                       const vit_block_params *bp, const float *x_src, int64_t ld, int64_t rows) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, F = t->F;
+  const float s = t->pc.adapter_scale;
+  if (pp->ssf_s[TR_SSF_PROJ]) {
+    seed_rows(io->x_mid, x_src, ld, NULL, NULL, 0.0f, rows, D);
+    nn_linear_forward(io->po, io->ctx, bp->proj_w, bp->proj_b, rows, D, D);
+    nn_ssf_add_forward(io->x_mid, io->po, pp->ssf_s[TR_SSF_PROJ], pp->ssf_b[TR_SSF_PROJ], rows, D);
+  } else {
+    seed_rows(io->x_mid, x_src, ld, bp->proj_b, NULL, 0.0f, rows, D);
+    nn_linear_add_forward(io->x_mid, io->ctx, bp->proj_w, NULL, rows, D, D);
+  }
+  const int ssf2 = pp->ssf_s[TR_SSF_FC2] != NULL;
+  seed_rows(io->x_out, io->x_mid, D, ssf2 ? NULL : bp->fc2_b, pp->ad_ub, s, rows, D);
+  if (pp->ad_dw)
+    nn_adapter_forward(io->x_out, io->a_pre, io->a_hid, io->x_mid, io->mask, pp->ad_dw, pp->ad_db,
+                       pp->ad_uw, NULL, s, t->pc.adapter_dropout, rows, D, t->r);
+  nn_layernorm_forward(io->ln2, io->mean2, io->rstd2, io->x_mid, bp->norm2_w, bp->norm2_b, rows, D,
+                       t->vc.ln_eps);
+  if (pp->ssf_s[TR_SSF_LN2])
+    nn_ssf_forward(io->ln2, io->ln2, pp->ssf_s[TR_SSF_LN2], pp->ssf_b[TR_SSF_LN2], rows, D);
+  nn_linear_forward(io->h, io->ln2, bp->fc1_w, bp->fc1_b, rows, D, F);
+  if (pp->ssf_s[TR_SSF_FC1]) {
+    nn_ssf_forward(io->g, io->h, pp->ssf_s[TR_SSF_FC1], pp->ssf_b[TR_SSF_FC1], rows, F);
+    nn_gelu_forward(io->g, io->g, rows * F);
+  } else {
+    nn_gelu_forward(io->g, io->h, rows * F);
+  }
+  if (ssf2) {
+    nn_linear_forward(io->m, io->g, bp->fc2_w, bp->fc2_b, rows, F, D);
+    nn_ssf_add_forward(io->x_out, io->m, pp->ssf_s[TR_SSF_FC2], pp->ssf_b[TR_SSF_FC2], rows, D);
+  } else {
+    nn_linear_add_forward(io->x_out, io->g, bp->fc2_w, NULL, rows, F, D);
+  }
+}
+
+/* Dropout masks of this chunk's samples at block l (tokens rows per sample). */
+static void draw_masks(const fwd_ctx *c, uint8_t *mask, int64_t l, int64_t tokens) {
+  const vit_trainer *t = c->t;
+  for (int64_t i = 0; i < c->n; i++)
+    tr_dropout_mask(mask + i * tokens * t->r, tokens * t->r, t->pc.adapter_dropout, c->job->key,
+                    c->b0 + i, l);
+}
+
+static void block(const fwd_ctx *c, int64_t l) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, Nt = t->Nt, depth = t->vc.depth;
+  const int last = l == depth - 1;
+  const tr_pet pp = tr_pet_at(t, c->job->param, l);
+  const vit_block_params *bp = &t->m->p.blocks[l];
+  const fwd_io io = bind(c, l);
+  attention_phase(c, &io, &pp, bp, t->layers[l].L, last ? 1 : Nt);
+  if (io.mask) draw_masks(c, io.mask, l, last ? 1 : Nt);
+  tail_phase(c, &io, &pp, bp, io.x_in, last ? Nt * D : D, last ? c->n : c->n * Nt);
+}
+
+/* Final LayerNorm (statistics kept when training) and SSF of the class rows. */
+static void final_norm(const fwd_ctx *c) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, b0 = c->b0;
+  const float *param = c->job->param;
+  float *out = c->job->cls_out + b0 * D;
+  if (c->job->keep)
+    nn_layernorm_forward(out, t->meanf + b0, t->rstdf + b0, t->xf + b0 * D, t->m->p.norm_w,
+                         t->m->p.norm_b, c->n, D, t->vc.ln_eps);
+  else
+    nn_layernorm_forward(out, NULL, NULL, out, t->m->p.norm_w, t->m->p.norm_b, c->n, D,
+                         t->vc.ln_eps);
+  if (t->off_norm[0] >= 0)
+    nn_ssf_forward(out, out, param + t->off_norm[0], param + t->off_norm[1], c->n, D);
+}
+
+void tr_forward_thread(void *arg, int tid, int nthreads) {
+  tr_fwd_job *job = arg;
+  vit_trainer *t = job->t;
+  (void)nthreads;
+  for (int64_t k; (k = atomic_fetch_add(&job->next, 1)) < job->n_chunks;) {
+    fwd_ctx c = {job, t, 0, 0, 0, t->scratch + tid * t->scratch_stride};
+    int64_t b1;
+    tr_chunk(job->B, job->n_chunks, k, &c.b0, &b1);
+    c.n = b1 - c.b0;
+    c.R0 = c.b0 * t->Nt;
+    embed(&c, job->param, stream(&c, 0) + c.R0 * t->D);
+    for (int64_t l = 0; l < t->vc.depth; l++) block(&c, l);
+    final_norm(&c);
+  }
+}

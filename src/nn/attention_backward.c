@@ -1,0 +1,196 @@
+/* attention_backward.c: multi-head attention for training: the forward with optional prefix
+ * keys/values, and the backward of one (image, head) with the probabilities recomputed.
+ *
+ * The backward does not read stored probabilities: keeping them would cost B*H*N*N floats per
+ * block (30 MB per ViT-B block at batch 16, 360 MB over twelve), while recomputing one head's
+ * scores is one small GEMM (a fifth of the head's backward work) whose result stays in cache for
+ * the four products that follow. The recomputation repeats the forward's exact operations
+ * (same GEMM shape, same softmax kernel), so the probabilities are bit-identical to the forward's.
+ * A prefix (prefix tuning) is handled as two column blocks of the score matrix, so neither the
+ * prefix nor the token keys are copied. The `_ref` versions recompute everything in double from
+ * the definition, one query row at a time. */
+#include <cblas.h>
+#include <math.h>
+
+#include "nn_simd.h"
+#include "safecl/nn.h"
+#include "safecl/nn_backward.h"
+
+/* C (m, n) = alpha op(A) op(B) + beta C, row-major; skipped when any dimension is 0. */
+static void gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
+              (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+/* probs (nq, L + N) = softmax([q pk^T, q k^T] / sqrt(Dh)) of head h. */
+static void head_probs(float *probs, const float *qkv, const float *pk, int64_t L, int64_t nq,
+                       int64_t N, int64_t H, int64_t Dh, int64_t h) {
+  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N;
+  const float scale = 1.0f / sqrtf((float)Dh);
+  const float *q = qkv + h * Dh, *k = qkv + D + h * Dh;
+  if (L > 0) gemm(0, 1, nq, L, Dh, scale, q, ld, pk + h * Dh, D, 0.0f, probs, Nk);
+  gemm(0, 1, nq, N, Dh, scale, q, ld, k, ld, 0.0f, probs + L, Nk);
+  nn_softmax_forward(probs, probs, nq, Nk);
+}
+
+void nn_attention_head_prefix_forward(float *out, float *probs, const float *qkv, const float *pk,
+                                      const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
+                                      int64_t Dh, int64_t h) {
+  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N;
+  head_probs(probs, qkv, pk, L, nq, N, H, Dh, h);
+  if (L > 0) gemm(0, 0, nq, Dh, L, 1.0f, probs, Nk, pv + h * Dh, D, 0.0f, out + h * Dh, D);
+  gemm(0, 0, nq, Dh, N, 1.0f, probs + L, Nk, qkv + 2 * D + h * Dh, ld, L > 0 ? 1.0f : 0.0f,
+       out + h * Dh, D);
+}
+
+void nn_attention_prefix_forward(float *out, float *probs, const float *qkv, const float *pk,
+                                 const float *pv, int64_t L, int64_t B, int64_t N, int64_t H,
+                                 int64_t Dh) {
+  const int64_t D = H * Dh, Nk = L + N;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      nn_attention_head_prefix_forward(out + b * N * D, probs + (b * H + h) * N * Nk,
+                                       qkv + b * N * 3 * D, pk, pv, L, N, N, H, Dh, h);
+}
+
+/* dS = P * (dP - rowsum(dP * P)), in place over dP. */
+NN_WIDE static void softmax_grad_rows(float *dp, const float *p, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    float *g = dp + r * cols;
+    const float *y = p + r * cols;
+    float lane[16] = {0}, s = 0.0f;
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16)
+      for (int k = 0; k < 16; k++) lane[k] += g[j + k] * y[j + k];
+    for (; j < cols; j++) s += g[j] * y[j];
+    for (int k = 0; k < 16; k++) s += lane[k];
+    for (j = 0; j < cols; j++) g[j] = y[j] * (g[j] - s);
+  }
+}
+
+void nn_attention_head_backward(float *dqkv, float *dpk, float *dpv, float *scratch,
+                                const float *dout, const float *qkv, const float *pk,
+                                const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
+                                int64_t Dh, int64_t h) {
+  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N, o = h * Dh;
+  const float scale = 1.0f / sqrtf((float)Dh);
+  const float *q = qkv + o, *k = qkv + D + o, *v = qkv + 2 * D + o, *dO = dout + o;
+  float *P = scratch, *dS = scratch + nq * Nk;
+  head_probs(P, qkv, pk, L, nq, N, H, Dh, h);
+  /* dP = dO [pv; v]^T, then dV += P^T dO */
+  if (L > 0) gemm(0, 1, nq, L, Dh, 1.0f, dO, D, pv + o, D, 0.0f, dS, Nk);
+  gemm(0, 1, nq, N, Dh, 1.0f, dO, D, v, ld, 0.0f, dS + L, Nk);
+  if (L > 0 && dpv) gemm(1, 0, L, Dh, nq, 1.0f, P, Nk, dO, D, 1.0f, dpv + o, D);
+  gemm(1, 0, N, Dh, nq, 1.0f, P + L, Nk, dO, D, 1.0f, dqkv + 2 * D + o, ld);
+  softmax_grad_rows(dS, P, nq, Nk);
+  /* dQ += dS [pk; k] / sqrt(Dh); dK += dS^T Q / sqrt(Dh) */
+  if (L > 0) gemm(0, 0, nq, Dh, L, scale, dS, Nk, pk + o, D, 1.0f, dqkv + o, ld);
+  gemm(0, 0, nq, Dh, N, scale, dS + L, Nk, k, ld, 1.0f, dqkv + o, ld);
+  if (L > 0 && dpk) gemm(1, 0, L, Dh, nq, scale, dS, Nk, q, ld, 1.0f, dpk + o, D);
+  gemm(1, 0, N, Dh, nq, scale, dS + L, Nk, q, ld, 1.0f, dqkv + D + o, ld);
+}
+
+void nn_attention_backward(float *dqkv, float *dpk, float *dpv, float *scratch, const float *dout,
+                           const float *qkv, const float *pk, const float *pv, int64_t L, int64_t B,
+                           int64_t N, int64_t H, int64_t Dh) {
+  const int64_t D = H * Dh;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      nn_attention_head_backward(dqkv + b * N * 3 * D, dpk, dpv, scratch, dout + b * N * D,
+                                 qkv + b * N * 3 * D, pk, pv, L, N, N, H, Dh, h);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* References                                                                                */
+
+/* Key j (prefix first) and value j of head h as pointers; their rows have Dh entries. */
+static const float *key_ref(const float *qkv, const float *pk, int64_t L, int64_t D, int64_t Dh,
+                            int64_t h, int64_t j) {
+  return j < L ? pk + j * D + h * Dh : qkv + (j - L) * 3 * D + D + h * Dh;
+}
+static const float *value_ref(const float *qkv, const float *pv, int64_t L, int64_t D, int64_t Dh,
+                              int64_t h, int64_t j) {
+  return j < L ? pv + j * D + h * Dh : qkv + (j - L) * 3 * D + 2 * D + h * Dh;
+}
+
+static double dot_ref(const float *a, const float *b, int64_t n) {
+  double s = 0.0;
+  for (int64_t d = 0; d < n; d++) s += (double)a[d] * (double)b[d];
+  return s;
+}
+
+/* Row i's softmax statistics: max m and sum s of exp(score - m). */
+static void row_stats_ref(const float *qi, const float *qkv, const float *pk, int64_t L, int64_t N,
+                          int64_t D, int64_t Dh, int64_t h, double *m, double *s) {
+  const double scale = 1.0 / sqrt((double)Dh);
+  *m = -INFINITY;
+  *s = 0.0;
+  for (int64_t j = 0; j < L + N; j++) {
+    double sc = dot_ref(qi, key_ref(qkv, pk, L, D, Dh, h, j), Dh) * scale;
+    *m = sc > *m ? sc : *m;
+  }
+  for (int64_t j = 0; j < L + N; j++)
+    *s += exp(dot_ref(qi, key_ref(qkv, pk, L, D, Dh, h, j), Dh) * scale - *m);
+}
+
+void nn_attention_prefix_forward_ref(float *out, float *probs, const float *qkv, const float *pk,
+                                     const float *pv, int64_t L, int64_t B, int64_t N, int64_t H,
+                                     int64_t Dh) {
+  const int64_t D = H * Dh, Nk = L + N;
+  const double scale = 1.0 / sqrt((double)Dh);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t i = 0; i < N; i++) {
+        const float *x = qkv + b * N * 3 * D, *qi = x + i * 3 * D + h * Dh;
+        float *prow = probs + ((b * H + h) * N + i) * Nk;
+        double m, s;
+        row_stats_ref(qi, x, pk, L, N, D, Dh, h, &m, &s);
+        for (int64_t j = 0; j < Nk; j++)
+          prow[j] = (float)(exp(dot_ref(qi, key_ref(x, pk, L, D, Dh, h, j), Dh) * scale - m) / s);
+        for (int64_t d = 0; d < Dh; d++) {
+          double acc = 0.0;
+          for (int64_t j = 0; j < Nk; j++)
+            acc += (double)prow[j] * value_ref(x, pv, L, D, Dh, h, j)[d];
+          out[(b * N + i) * D + h * Dh + d] = (float)acc;
+        }
+      }
+}
+
+/* Backward of query row i of head h of one image (x its qkv, dx its dqkv). */
+static void backward_row_ref(float *dx, float *dpk, float *dpv, const float *dOi, const float *x,
+                             const float *pk, const float *pv, int64_t L, int64_t N, int64_t D,
+                             int64_t Dh, int64_t h, int64_t i) {
+  const double scale = 1.0 / sqrt((double)Dh);
+  const float *qi = x + i * 3 * D + h * Dh;
+  double m, s, rowdot = 0.0;
+  row_stats_ref(qi, x, pk, L, N, D, Dh, h, &m, &s);
+  for (int64_t j = 0; j < L + N; j++) {
+    double p = exp(dot_ref(qi, key_ref(x, pk, L, D, Dh, h, j), Dh) * scale - m) / s;
+    rowdot += p * dot_ref(dOi, value_ref(x, pv, L, D, Dh, h, j), Dh);
+  }
+  for (int64_t j = 0; j < L + N; j++) {
+    const float *kj = key_ref(x, pk, L, D, Dh, h, j), *vj = value_ref(x, pv, L, D, Dh, h, j);
+    double p = exp(dot_ref(qi, kj, Dh) * scale - m) / s;
+    double ds = p * (dot_ref(dOi, vj, Dh) - rowdot) * scale;
+    float *dk = j < L ? (dpk ? dpk + j * D + h * Dh : NULL) : dx + (j - L) * 3 * D + D + h * Dh;
+    float *dv = j < L ? (dpv ? dpv + j * D + h * Dh : NULL) : dx + (j - L) * 3 * D + 2 * D + h * Dh;
+    for (int64_t d = 0; d < Dh; d++) {
+      dx[i * 3 * D + h * Dh + d] += (float)(ds * kj[d]);
+      if (dk) dk[d] += (float)(ds * qi[d]);
+      if (dv) dv[d] += (float)(p * dOi[d]);
+    }
+  }
+}
+
+void nn_attention_backward_ref(float *dqkv, float *dpk, float *dpv, const float *dout,
+                               const float *qkv, const float *pk, const float *pv, int64_t L,
+                               int64_t B, int64_t N, int64_t H, int64_t Dh) {
+  const int64_t D = H * Dh;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t i = 0; i < N; i++)
+        backward_row_ref(dqkv + b * N * 3 * D, dpk, dpv, dout + (b * N + i) * D + h * Dh,
+                         qkv + b * N * 3 * D, pk, pv, L, N, D, Dh, h, i);
+}

@@ -1,0 +1,399 @@
+/* test_train_kernels.c: every backward kernel and PET operation of nn_backward.h, two ways
+ * (STYLE.md 12a-b): central finite differences of a weighted sum of the forward's output
+ * against the analytic gradients, on small shapes; and each fast (BLAS) kernel against its
+ * naive `_ref`, on larger and odd shapes. Prints one line per tensor with its worst element;
+ * the exit status is the number of failures (capped). */
+#include "safecl/nn.h"
+#include "safecl/nn_backward.h"
+#include "train_test.h"
+
+#define EPS 1e-2
+#define FD_TOL 2e-3
+
+/* ---------------------------------------------------------------------------------------- */
+/* Finite differences                                                                        */
+
+typedef struct lin_ctx {
+  float *x, *w, *b, *y, *wy;
+  int64_t rows, din, dout;
+} lin_ctx;
+
+static double lin_loss(void *p) {
+  lin_ctx *c = p;
+  nn_linear_forward(c->y, c->x, c->w, c->b, c->rows, c->din, c->dout);
+  return weighted_sum(c->wy, c->y, c->rows * c->dout);
+}
+
+static void fd_linear(void) {
+  lin_ctx c = {rand_buf(5 * 7, -1, 1, 1),
+               rand_buf(4 * 7, -1, 1, 2),
+               rand_buf(4, -1, 1, 3),
+               buf(5 * 4),
+               rand_buf(5 * 4, -1, 1, 4),
+               5,
+               7,
+               4};
+  float *dx = buf(35), *dw = buf(28), *db = buf(4);
+  nn_linear_backward(dx, dw, db, c.wy, c.x, c.w, 5, 7, 4);
+  fd_check("fd linear dx", c.x, dx, 35, lin_loss, &c, EPS, FD_TOL);
+  fd_check("fd linear dw", c.w, dw, 28, lin_loss, &c, EPS, FD_TOL);
+  fd_check("fd linear db", c.b, db, 4, lin_loss, &c, EPS, FD_TOL);
+}
+
+typedef struct ln_ctx {
+  float *x, *g, *b, *y, *wy, *mean, *rstd;
+  int64_t rows, D;
+} ln_ctx;
+
+static double ln_loss(void *p) {
+  ln_ctx *c = p;
+  nn_layernorm_forward(c->y, c->mean, c->rstd, c->x, c->g, c->b, c->rows, c->D, 1e-6f);
+  return weighted_sum(c->wy, c->y, c->rows * c->D);
+}
+
+static void fd_layernorm(void) {
+  const int64_t rows = 4, D = 19;
+  ln_ctx c = {rand_buf(rows * D, -2, 2, 5),
+              rand_buf(D, 0.5f, 1.5f, 6),
+              rand_buf(D, -1, 1, 7),
+              buf(rows * D),
+              rand_buf(rows * D, -1, 1, 8),
+              buf(rows),
+              buf(rows),
+              rows,
+              D};
+  float *dx = buf(rows * D), *dg = buf(D), *dbeta = buf(D), *y2 = buf(rows * D);
+  ln_loss(&c);
+  nn_layernorm_backward(dx, dg, dbeta, c.wy, c.x, c.g, c.mean, c.rstd, rows, D);
+  fd_check("fd layernorm dx", c.x, dx, rows * D, ln_loss, &c, EPS, FD_TOL);
+  fd_check("fd layernorm dgamma", c.g, dg, D, ln_loss, &c, EPS, FD_TOL);
+  fd_check("fd layernorm dbeta", c.b, dbeta, D, ln_loss, &c, EPS, FD_TOL);
+  ln_loss(&c);
+  nn_layernorm_recompute(y2, c.x, c.mean, c.rstd, c.g, c.b, rows, D);
+  check("layernorm_recompute = forward", y2, c.y, rows * D, 1e-6, 1e-6);
+}
+
+typedef struct act_ctx {
+  float *x, *y, *wy;
+  int64_t rows, cols;
+  int kind; /* 0 softmax, 1 GELU */
+} act_ctx;
+
+static double act_loss(void *p) {
+  act_ctx *c = p;
+  if (c->kind == 0)
+    nn_softmax_forward(c->y, c->x, c->rows, c->cols);
+  else
+    nn_gelu_forward(c->y, c->x, c->rows * c->cols);
+  return weighted_sum(c->wy, c->y, c->rows * c->cols);
+}
+
+static void fd_activations(void) {
+  act_ctx s = {rand_buf(3 * 11, -3, 3, 9), buf(33), rand_buf(33, -1, 1, 10), 3, 11, 0};
+  float *dx = buf(33);
+  act_loss(&s);
+  nn_softmax_backward(dx, s.wy, s.y, 3, 11);
+  fd_check("fd softmax dx", s.x, dx, 33, act_loss, &s, EPS, FD_TOL);
+  act_ctx g = {rand_buf(64, -5, 5, 11), buf(64), rand_buf(64, -1, 1, 12), 1, 64, 1};
+  float *dg = buf(64), *dg2 = copy_buf(g.wy, 64);
+  nn_gelu_backward(dg, g.wy, g.x, 64);
+  fd_check("fd gelu dx", g.x, dg, 64, act_loss, &g, EPS, FD_TOL);
+  nn_gelu_backward_inplace(dg2, g.x, 64);
+  check("gelu_backward_inplace = accumulating", dg2, dg, 64, 0, 0);
+  float *a = buf(8), *b = buf(8), *dy = rand_buf(8, -1, 1, 13);
+  nn_residual_backward(a, b, dy, 8);
+  check("residual backward da", a, dy, 8, 0, 0);
+  check("residual backward db", b, dy, 8, 0, 0);
+}
+
+typedef struct attn_ctx {
+  float *qkv, *pk, *pv, *out, *probs, *wy;
+  int64_t L, B, N, H, Dh, nq;
+} attn_ctx;
+
+static double attn_loss(void *p) {
+  attn_ctx *c = p;
+  const int64_t D = c->H * c->Dh;
+  for (int64_t b = 0; b < c->B; b++)
+    for (int64_t h = 0; h < c->H; h++)
+      nn_attention_head_prefix_forward(c->out + b * c->nq * D, c->probs, c->qkv + b * c->N * 3 * D,
+                                       c->pk, c->pv, c->L, c->nq, c->N, c->H, c->Dh, h);
+  return weighted_sum(c->wy, c->out, c->B * c->nq * D);
+}
+
+/* Attention with a prefix of L (0: none), nq query rows per image (N or 1). */
+static void fd_attention(int64_t L, int64_t nq) {
+  const int64_t B = 2, N = 5, H = 2, Dh = 3, D = H * Dh;
+  attn_ctx c = {rand_buf(B * N * 3 * D, -1, 1, 14),
+                L ? rand_buf(L * D, -1, 1, 15) : NULL,
+                L ? rand_buf(L * D, -1, 1, 16) : NULL,
+                buf(B * N * D),
+                buf(N * (N + L)),
+                rand_buf(B * nq * D, -1, 1, 17),
+                L,
+                B,
+                N,
+                H,
+                Dh,
+                nq};
+  float *dqkv = buf(B * N * 3 * D), *dpk = buf(L * D + 1), *dpv = buf(L * D + 1);
+  float *scratch = buf(2 * N * (N + L));
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      nn_attention_head_backward(dqkv + b * N * 3 * D, L ? dpk : NULL, L ? dpv : NULL, scratch,
+                                 c.wy + b * nq * D, c.qkv + b * N * 3 * D, c.pk, c.pv, L, nq, N, H,
+                                 Dh, h);
+  char what[64];
+  snprintf(what, sizeof what, "fd attention dqkv (L=%lld, nq=%lld)", (long long)L, (long long)nq);
+  fd_check(what, c.qkv, dqkv, B * N * 3 * D, attn_loss, &c, EPS, FD_TOL);
+  if (L) {
+    fd_check("fd attention dprefix_k", c.pk, dpk, L * D, attn_loss, &c, EPS, FD_TOL);
+    fd_check("fd attention dprefix_v", c.pv, dpv, L * D, attn_loss, &c, EPS, FD_TOL);
+  }
+}
+
+typedef struct ad_ctx {
+  float *x, *wd, *bd, *wu, *bu, *y, *wy, *pre, *hid;
+  const uint8_t *mask;
+  int64_t rows, D, r;
+} ad_ctx;
+
+static double ad_loss(void *p) {
+  ad_ctx *c = p;
+  memset(c->y, 0, (size_t)(c->rows * c->D) * sizeof(float));
+  nn_adapter_forward(c->y, c->pre, c->hid, c->x, c->mask, c->wd, c->bd, c->wu, c->bu, 0.1f, 0.25f,
+                     c->rows, c->D, c->r);
+  return weighted_sum(c->wy, c->y, c->rows * c->D);
+}
+
+static void fd_adapter(void) {
+  const int64_t rows = 6, D = 9, r = 4;
+  uint8_t mask[24];
+  for (int i = 0; i < 24; i++) mask[i] = (uint8_t)(i % 5 != 2);
+  /* inputs keep away from the ReLU kink at 0 so that +-eps does not cross it */
+  ad_ctx c = {rand_buf(rows * D, -1, 1, 18),
+              rand_buf(r * D, -1, 1, 19),
+              rand_buf(r, -1, 1, 20),
+              rand_buf(D * r, -1, 1, 21),
+              rand_buf(D, -1, 1, 22),
+              buf(rows * D),
+              rand_buf(rows * D, -1, 1, 23),
+              buf(rows * r),
+              buf(rows * r),
+              mask,
+              rows,
+              D,
+              r};
+  float *dx = buf(rows * D), *dwd = buf(r * D), *dbd = buf(r), *dwu = buf(D * r), *dbu = buf(D);
+  float *scratch = buf(2 * rows * r);
+  ad_loss(&c);
+  for (int64_t i = 0; i < rows * r; i++)
+    if (fabsf(c.pre[i]) < 0.05f) c.bd[i % r] += 0.1f; /* nudge off the kink */
+  ad_loss(&c);
+  nn_adapter_backward(dx, dwd, dbd, dwu, dbu, scratch, c.wy, c.x, c.pre, mask, c.wd, c.wu, 0.1f,
+                      0.25f, rows, D, r);
+  fd_check("fd adapter dx", c.x, dx, rows * D, ad_loss, &c, 1e-3, FD_TOL);
+  fd_check("fd adapter d down.weight", c.wd, dwd, r * D, ad_loss, &c, 1e-3, FD_TOL);
+  fd_check("fd adapter d down.bias", c.bd, dbd, r, ad_loss, &c, 1e-3, FD_TOL);
+  fd_check("fd adapter d up.weight", c.wu, dwu, D * r, ad_loss, &c, 1e-3, FD_TOL);
+  fd_check("fd adapter d up.bias", c.bu, dbu, D, ad_loss, &c, 1e-3, FD_TOL);
+  /* dx aliasing dy: the residual-branch call */
+  float *alias = copy_buf(c.wy, rows * D), *want = buf(rows * D);
+  ad_loss(&c);
+  nn_adapter_backward(alias, NULL, NULL, NULL, NULL, scratch, alias, c.x, c.pre, mask, c.wd, c.wu,
+                      0.1f, 0.25f, rows, D, r);
+  for (int64_t i = 0; i < rows * D; i++) want[i] = c.wy[i] + dx[i];
+  check("adapter backward, dx aliasing dy", alias, want, rows * D, 1e-6, 1e-6);
+}
+
+typedef struct ssf_ctx {
+  float *x, *g, *b, *y, *wy;
+  int64_t rows, n;
+} ssf_ctx;
+
+static double ssf_loss(void *p) {
+  ssf_ctx *c = p;
+  nn_ssf_forward(c->y, c->x, c->g, c->b, c->rows, c->n);
+  return weighted_sum(c->wy, c->y, c->rows * c->n);
+}
+
+static void fd_ssf_vpt(void) {
+  const int64_t rows = 5, n = 13;
+  ssf_ctx c = {rand_buf(rows * n, -1, 1, 24),
+               rand_buf(n, 0.5f, 1.5f, 25),
+               rand_buf(n, -1, 1, 26),
+               buf(rows * n),
+               rand_buf(rows * n, -1, 1, 27),
+               rows,
+               n};
+  float *dx = buf(rows * n), *dg = buf(n), *db = buf(n);
+  nn_ssf_backward(dx, dg, db, c.wy, c.x, c.g, rows, n);
+  fd_check("fd ssf dx", c.x, dx, rows * n, ssf_loss, &c, EPS, FD_TOL);
+  fd_check("fd ssf dgamma", c.g, dg, n, ssf_loss, &c, EPS, FD_TOL);
+  fd_check("fd ssf dbeta", c.b, db, n, ssf_loss, &c, EPS, FD_TOL);
+  float *inpl = copy_buf(c.wy, rows * n), *dg2 = buf(n), *db2 = buf(n);
+  nn_ssf_backward_inplace(inpl, dg2, db2, c.x, c.g, rows, n);
+  check("ssf_backward_inplace dx", inpl, dx, rows * n, 0, 0);
+  check("ssf_backward_inplace dgamma", dg2, dg, n, 0, 0);
+  float *y2 = rand_buf(rows * n, -1, 1, 28), *y3 = copy_buf(y2, rows * n);
+  nn_ssf_add_forward(y2, c.x, c.g, c.b, rows, n);
+  nn_ssf_forward(c.y, c.x, c.g, c.b, rows, n);
+  for (int64_t i = 0; i < rows * n; i++) y3[i] += c.y[i];
+  check("ssf_add_forward = y + ssf(x)", y2, y3, rows * n, 1e-7, 1e-7);
+  /* VPT: L = sum w * x after the prompts are written, so dL/dprompts = sum_b w[prompt rows] */
+  const int64_t B = 3, N = 4, T = 2, D = 5;
+  float *x = buf(B * (N + T) * D), *pr = rand_buf(T * D, -1, 1, 29),
+        *w = rand_buf(B * (N + T) * D, -1, 1, 30);
+  float *dp = buf(T * D), *dpr = buf(T * D);
+  nn_vpt_forward(x, pr, B, N, T, D);
+  for (int64_t b = 0; b < B; b++)
+    check("vpt_forward rows", x + (b * (N + T) + N) * D, pr, T * D, 0, 0);
+  nn_vpt_backward(dp, w, B, N, T, D);
+  nn_vpt_backward_ref(dpr, w, B, N, T, D);
+  check("vpt_backward vs _ref", dp, dpr, T * D, 1e-6, 1e-6);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Fast kernels against their references                                                     */
+
+static void ref_linear(int64_t rows, int64_t din, int64_t dout) {
+  float *x = rand_buf(rows * din, -1, 1, 31), *w = rand_buf(dout * din, -0.1f, 0.1f, 32);
+  float *dy = rand_buf(rows * dout, -1, 1, 33);
+  float *dx = rand_buf(rows * din, -1, 1, 34), *dw = rand_buf(dout * din, -1, 1, 35);
+  float *db = rand_buf(dout, -1, 1, 36);
+  float *dx2 = copy_buf(dx, rows * din), *dw2 = copy_buf(dw, dout * din), *db2 = copy_buf(db, dout);
+  nn_linear_backward(dx, dw, db, dy, x, w, rows, din, dout);
+  nn_linear_backward_ref(dx2, dw2, db2, dy, x, w, rows, din, dout);
+  char what[96];
+  snprintf(what, sizeof what, "ref linear_backward dx %lldx%lld->%lld", (long long)rows,
+           (long long)din, (long long)dout);
+  check(what, dx, dx2, rows * din, 1e-5, 1e-5);
+  check("ref linear_backward dw", dw, dw2, dout * din, 1e-4, 1e-5);
+  check("ref linear_backward db", db, db2, dout, 1e-4, 1e-5);
+  nn_linear_backward(dx, NULL, NULL, dy, NULL, w, rows, din, dout); /* frozen: dx only */
+  nn_linear_backward_ref(dx2, NULL, NULL, dy, NULL, w, rows, din, dout);
+  check("ref linear_backward dx only (frozen)", dx, dx2, rows * din, 1e-5, 1e-5);
+}
+
+static void ref_rowwise(void) {
+  const int64_t rows = 13, D = 77;
+  float *x = rand_buf(rows * D, -3, 5, 40), *g = rand_buf(D, 0.5f, 1.5f, 41),
+        *b = rand_buf(D, -1, 1, 42);
+  float *y = buf(rows * D), *mean = buf(rows), *rstd = buf(rows),
+        *dy = rand_buf(rows * D, -1, 1, 43);
+  nn_layernorm_forward(y, mean, rstd, x, g, b, rows, D, 1e-6f);
+  float *dx = buf(rows * D), *dg = buf(D), *dbb = buf(D), *dx2 = buf(rows * D), *dg2 = buf(D),
+        *db2 = buf(D);
+  nn_layernorm_backward(dx, dg, dbb, dy, x, g, mean, rstd, rows, D);
+  nn_layernorm_backward_ref(dx2, dg2, db2, dy, x, g, mean, rstd, rows, D);
+  check("ref layernorm_backward dx", dx, dx2, rows * D, 1e-5, 1e-5);
+  check("ref layernorm_backward dgamma", dg, dg2, D, 1e-5, 1e-5);
+  check("ref layernorm_backward dbeta", dbb, db2, D, 1e-5, 1e-5);
+  float *p = buf(9 * 197), *sx = rand_buf(9 * 197, -4, 4, 44), *sdy = rand_buf(9 * 197, -1, 1, 45);
+  float *sdx = buf(9 * 197), *sdx2 = buf(9 * 197);
+  nn_softmax_forward(p, sx, 9, 197);
+  nn_softmax_backward(sdx, sdy, p, 9, 197);
+  nn_softmax_backward_ref(sdx2, sdy, p, 9, 197);
+  check("ref softmax_backward 9x197", sdx, sdx2, 9 * 197, 1e-7, 1e-5);
+  const int64_t n = 5000;
+  float *gx = rand_buf(n, -8, 8, 46), *gdy = rand_buf(n, -1, 1, 47), *gdx = buf(n), *gdx2 = buf(n);
+  nn_gelu_backward(gdx, gdy, gx, n);
+  nn_gelu_backward_ref(gdx2, gdy, gx, n);
+  check("ref gelu_backward 5000 in [-8, 8]", gdx, gdx2, n, 2e-6, 1e-5);
+  float *ra = buf(n), *rb = buf(n), *ra2 = buf(n), *rb2 = buf(n);
+  nn_residual_backward(ra, rb, gdy, n);
+  nn_residual_backward_ref(ra2, rb2, gdy, n);
+  check("ref residual_backward", ra, ra2, n, 0, 0);
+}
+
+static void ref_attention(int64_t B, int64_t N, int64_t H, int64_t Dh, int64_t L) {
+  const int64_t D = H * Dh, Nk = L + N;
+  float *qkv = rand_buf(B * N * 3 * D, -1, 1, 50), *pk = rand_buf(L * D + 1, -1, 1, 51);
+  float *pv = rand_buf(L * D + 1, -1, 1, 52), *dout = rand_buf(B * N * D, -1, 1, 53);
+  float *out = buf(B * N * D), *out2 = buf(B * N * D), *probs = buf(B * H * N * Nk);
+  float *probs2 = buf(B * H * N * Nk), *scratch = buf(2 * N * Nk);
+  char what[96];
+  snprintf(what, sizeof what, "ref attention_prefix_forward B%lld N%lld H%lld Dh%lld L%lld",
+           (long long)B, (long long)N, (long long)H, (long long)Dh, (long long)L);
+  nn_attention_prefix_forward(out, probs, qkv, pk, pv, L, B, N, H, Dh);
+  nn_attention_prefix_forward_ref(out2, probs2, qkv, pk, pv, L, B, N, H, Dh);
+  check(what, out, out2, B * N * D, 1e-5, 1e-4);
+  check("ref attention probabilities", probs, probs2, B * H * N * Nk, 1e-6, 1e-4);
+  if (L == 0) { /* no prefix: the same numbers as the frozen model's own kernel */
+    nn_attention_forward(out2, probs2, qkv, B, N, H, Dh);
+    check("attention_prefix_forward(L=0) = nn_attention_forward", out, out2, B * N * D, 0, 0);
+  }
+  float *dqkv = buf(B * N * 3 * D), *dqkv2 = buf(B * N * 3 * D);
+  float *dpk = buf(L * D + 1), *dpv = buf(L * D + 1), *dpk2 = buf(L * D + 1),
+        *dpv2 = buf(L * D + 1);
+  nn_attention_backward(dqkv, dpk, dpv, scratch, dout, qkv, pk, pv, L, B, N, H, Dh);
+  nn_attention_backward_ref(dqkv2, dpk2, dpv2, dout, qkv, pk, pv, L, B, N, H, Dh);
+  check("ref attention_backward dqkv", dqkv, dqkv2, B * N * 3 * D, 1e-5, 1e-4);
+  if (L) {
+    check("ref attention_backward dprefix_k", dpk, dpk2, L * D, 1e-5, 1e-4);
+    check("ref attention_backward dprefix_v", dpv, dpv2, L * D, 1e-5, 1e-4);
+  }
+}
+
+static void ref_pet(void) {
+  const int64_t rows = 37, D = 48, r = 8;
+  uint8_t *mask = malloc((size_t)(rows * r));
+  for (int64_t i = 0; i < rows * r; i++) mask[i] = (uint8_t)((i * 7) % 10 != 3);
+  float *x = rand_buf(rows * D, -1, 1, 60), *wd = rand_buf(r * D, -0.2f, 0.2f, 61);
+  float *bd = rand_buf(r, -0.1f, 0.1f, 62), *wu = rand_buf(D * r, -0.3f, 0.3f, 63);
+  float *bu = rand_buf(D, -0.1f, 0.1f, 64), *y0 = rand_buf(rows * D, -1, 1, 65);
+  float *y = copy_buf(y0, rows * D), *y2 = copy_buf(y0, rows * D);
+  float *pre = buf(rows * r), *pre2 = buf(rows * r), *hid = buf(rows * r), *hid2 = buf(rows * r);
+  nn_adapter_forward(y, pre, hid, x, mask, wd, bd, wu, bu, 0.1f, 0.1f, rows, D, r);
+  nn_adapter_forward_ref(y2, pre2, hid2, x, mask, wd, bd, wu, bu, 0.1f, 0.1f, rows, D, r);
+  check("ref adapter_forward (dropout)", y, y2, rows * D, 1e-6, 1e-5);
+  float *dy = rand_buf(rows * D, -1, 1, 66), *scratch = buf(2 * rows * r);
+  float *g[5], *g2[5];
+  const int64_t sz[5] = {rows * D, r * D, r, D * r, D};
+  for (int k = 0; k < 5; k++) g[k] = buf(sz[k]), g2[k] = buf(sz[k]);
+  nn_adapter_backward(g[0], g[1], g[2], g[3], g[4], scratch, dy, x, pre, mask, wd, wu, 0.1f, 0.1f,
+                      rows, D, r);
+  nn_adapter_backward_ref(g2[0], g2[1], g2[2], g2[3], g2[4], dy, x, pre, mask, wd, wu, 0.1f, 0.1f,
+                          rows, D, r);
+  static const char *names[5] = {"dx", "d down.weight", "d down.bias", "d up.weight", "d up.bias"};
+  for (int k = 0; k < 5; k++) {
+    char what[64];
+    snprintf(what, sizeof what, "ref adapter_backward %s", names[k]);
+    check(what, g[k], g2[k], sz[k], 1e-6, 1e-5);
+  }
+  float *s = rand_buf(D, 0.5f, 1.5f, 67), *sb = rand_buf(D, -1, 1, 68);
+  nn_ssf_forward(y, x, s, sb, rows, D);
+  nn_ssf_forward_ref(y2, x, s, sb, rows, D);
+  check("ref ssf_forward", y, y2, rows * D, 1e-7, 1e-6);
+  float *dx = buf(rows * D), *dx2 = buf(rows * D), *ds = buf(D), *ds2 = buf(D), *dsb = buf(D),
+        *dsb2 = buf(D);
+  nn_ssf_backward(dx, ds, dsb, dy, x, s, rows, D);
+  nn_ssf_backward_ref(dx2, ds2, dsb2, dy, x, s, rows, D);
+  check("ref ssf_backward dx", dx, dx2, rows * D, 1e-7, 1e-6);
+  check("ref ssf_backward dgamma", ds, ds2, D, 1e-5, 1e-5);
+  check("ref ssf_backward dbeta", dsb, dsb2, D, 1e-5, 1e-5);
+  free(mask);
+}
+
+int main(void) {
+  fd_linear();
+  fd_layernorm();
+  fd_activations();
+  fd_attention(0, 5);
+  fd_attention(0, 1);
+  fd_attention(3, 5);
+  fd_attention(3, 1);
+  fd_adapter();
+  fd_ssf_vpt();
+  ref_linear(37, 50, 29);
+  ref_linear(1, 768, 64);
+  ref_linear(197, 64, 96);
+  ref_rowwise();
+  ref_attention(2, 17, 3, 8, 0);
+  ref_attention(2, 17, 3, 8, 4);
+  ref_attention(1, 197, 2, 64, 0);
+  ref_pet();
+  release_buffers();
+  printf("%s: %d failure(s)\n", failures ? "FAILED" : "all checks passed", failures);
+  return failures > 100 ? 100 : failures;
+}
