@@ -18,49 +18,6 @@
 
 #define LANES 16
 
-/* e^x for x in [-87, 88]; inputs outside are clamped (softmax only feeds x <= 0). */
-NN_WIDE static inline float exp_poly(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  /* Round x*log2(e) to the nearest integer with the 1.5*2^23 trick (vectorises, unlike
-   * lrintf), then reduce by k*ln2 in two parts to keep r exact. */
-  float k = NN_MADD(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f;
-  float r = NN_MADD(k, 2.12194440e-4f, NN_MADD(k, -0.693359375f, x));
-  float z = r * r;
-  float p = 1.9875691500e-4f;
-  p = NN_MADD(p, r, 1.3981999507e-3f);
-  p = NN_MADD(p, r, 8.3334519073e-3f);
-  p = NN_MADD(p, r, 4.1665795894e-2f);
-  p = NN_MADD(p, r, 1.6666665459e-1f);
-  p = NN_MADD(p, r, 5.0000001201e-1f);
-  p = NN_MADD(p, z, r) + 1.0f;
-  int32_t bits = ((int32_t)k + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-
-/* erf(x) as an odd rational function of x, clamped at |x| = 4 where erf is 1 to float
- * precision (the approximation used by Eigen and XLA for float). */
-NN_WIDE static inline float erf_poly(float x) {
-  x = x < -4.0f ? -4.0f : x;
-  x = x > 4.0f ? 4.0f : x;
-  float x2 = x * x;
-  float p = -2.72614225801306e-10f;
-  p = NN_MADD(p, x2, 2.77068142495902e-08f);
-  p = NN_MADD(p, x2, -2.10102402082508e-06f);
-  p = NN_MADD(p, x2, -5.69250639462346e-05f);
-  p = NN_MADD(p, x2, -7.34990630326855e-04f);
-  p = NN_MADD(p, x2, -2.95459980854025e-03f);
-  p = NN_MADD(p, x2, -1.60960333262415e-02f);
-  float q = -1.45660718464996e-05f;
-  q = NN_MADD(q, x2, -2.13374055278905e-04f);
-  q = NN_MADD(q, x2, -1.68282697438203e-03f);
-  q = NN_MADD(q, x2, -7.37332916720468e-03f);
-  q = NN_MADD(q, x2, -1.42647390514189e-02f);
-  return x * p / q;
-}
-
 /* Float max through integers: flipping the magnitude bits of negative floats makes their bit
  * patterns order like the values, and an integer max vectorises where a float one does not
  * (GCC needs -ffinite-math-only for that). */
