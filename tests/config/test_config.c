@@ -26,16 +26,7 @@ static const cfg_key demo_keys[] = {
 };
 static const cfg_schema demo = {"demo", demo_keys, 5};
 
-static int failures;
-#define CHECK(c, ...)                                      \
-  do {                                                     \
-    if (!(c)) {                                            \
-      failures++;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-    }                                                      \
-  } while (0)
+#include "../common/scl_check.h"
 
 static void write_file(const char *path, const char *text) {
   FILE *f = fopen(path, "w");

@@ -9,16 +9,7 @@
 #include "core/class_orders.h"
 #include "safecl/core.h"
 
-static int failures;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-    }                                                      \
-  } while (0)
+#include "../common/scl_check.h"
 
 static void test_class_orders(void) {
   const int64_t *want[3] = {order_100, order_200, order_300};

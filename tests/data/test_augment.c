@@ -17,16 +17,7 @@
 
 #include "safecl/augment.h"
 
-static int failures;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-    }                                                      \
-  } while (0)
+#include "../common/scl_check.h"
 #define OK(expr)                                                                                 \
   do {                                                                                           \
     scl_err e_ = (expr);                                                                         \

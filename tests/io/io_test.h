@@ -13,29 +13,7 @@
 
 #include "safecl/core.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-    }                                                      \
-  } while (0)
-
-/* A call that must succeed; on failure prints the traceback and counts it. */
-#define CHECK_OK(expr)                                                                    \
-  do {                                                                                    \
-    scl_error_clear();                                                                    \
-    scl_err check_ok_err_ = (expr);                                                       \
-    if (check_ok_err_ != SCL_OK) {                                                        \
-      failures++;                                                                         \
-      fprintf(stderr, "FAIL %s:%d: %s returned %s: %s\n%s", __FILE__, __LINE__, #expr,    \
-              scl_error_name(check_ok_err_), scl_error_message(), scl_error_traceback()); \
-    }                                                                                     \
-  } while (0)
+#include "../common/scl_check.h"
 
 /* Checks that `err` is `code` and that the current error message contains each of the
  * NULL-terminated strings in `needles`; prints the message either way. */

@@ -12,17 +12,7 @@
 #include "safecl/core.h"
 #include "safecl/learn.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-    }                                                      \
-  } while (0)
+#include "../common/scl_check.h"
 
 /* Test allocations: calloc or exit; tests are main programs, so exiting is allowed here. */
 static inline void *talloc(size_t n, size_t size) {

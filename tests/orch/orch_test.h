@@ -12,28 +12,7 @@
 
 #include "safecl/core.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-    }                                                      \
-  } while (0)
-
-#define CHECK_OK(expr)                                                                    \
-  do {                                                                                    \
-    scl_error_clear();                                                                    \
-    scl_err check_ok_err_ = (expr);                                                       \
-    if (check_ok_err_ != SCL_OK) {                                                        \
-      failures++;                                                                         \
-      fprintf(stderr, "FAIL %s:%d: %s returned %s: %s\n%s", __FILE__, __LINE__, #expr,    \
-              scl_error_name(check_ok_err_), scl_error_message(), scl_error_traceback()); \
-    }                                                                                     \
-  } while (0)
+#include "../common/scl_check.h"
 
 /* expr must fail with `code` and a message containing `text`; prints the message. */
 #define CHECK_FAILS(expr, code, text)                                                       \

@@ -12,17 +12,7 @@
 
 #include "../../src/report/report_internal.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-    }                                                      \
-  } while (0)
+#include "../common/scl_check.h"
 
 static void check_close(double got, double want, double tol, const char *what) {
   CHECK(fabs(got - want) <= tol, "%s: got %.6f, want %.6f (tol %g)", what, got, want, tol);
