@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include "safecl/bench.h"
+#include "safecl/bench_args.h"
 #include "safecl/bench_train.h"
 #include "safecl/core.h"
 #include "safecl/vit.h"
@@ -37,20 +38,11 @@ static void usage(FILE *f) {
           vit_config_preset_names());
 }
 
-static int parse_long(const char *key, const char *s, long lo, long *out) {
-  char *end = NULL;
-  long v = s ? strtol(s, &end, 10) : 0;
-  if (!s || *end != '\0' || v < lo) {
-    fprintf(stderr, "safecl bench: %s needs an integer >= %ld, got '%s'\n", key, lo, s ? s : "");
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
-
 /* Returns 0 on success, 2 on a usage error, 1 when help was printed. */
 static int parse_args(int argc, char **argv, bench_args *a) {
   *a = (bench_args){NULL, 0, 10, 2, 0, 0, 0};
+  const bench_common_opts common = {&a->arch,   &a->batch,   &a->iters,
+                                    &a->warmup, &a->threads, &a->seed};
   for (int i = 2; i < argc; i++) {
     const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int ok = 1;
@@ -60,18 +52,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     } else if (!strcmp(k, "--full-last-block")) {
       a->full_last_block = 1;
       continue;
-    } else if (!strcmp(k, "--arch") && v) {
-      a->arch = v;
-    } else if (!strcmp(k, "--batch")) {
-      ok = parse_long(k, v, 1, &a->batch);
-    } else if (!strcmp(k, "--iters")) {
-      ok = parse_long(k, v, 1, &a->iters);
-    } else if (!strcmp(k, "--warmup")) {
-      ok = parse_long(k, v, 0, &a->warmup);
-    } else if (!strcmp(k, "--threads")) {
-      ok = parse_long(k, v, 1, &a->threads);
-    } else if (!strcmp(k, "--seed")) {
-      ok = parse_long(k, v, 0, &a->seed);
+    } else if (bench_common_option("forward", k, v, &common, &ok)) {
     } else {
       fprintf(stderr, "safecl bench: unknown or incomplete argument '%s'\n\n", k);
       usage(stderr);

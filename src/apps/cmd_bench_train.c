@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "safecl/bench_args.h"
 #include "safecl/bench_train.h"
 #include "safecl/core.h"
 #include "safecl/learn.h"
@@ -41,43 +42,22 @@ static void usage(FILE *f) {
           vit_config_preset_names());
 }
 
-static int parse_long(const char *key, const char *s, long lo, long *out) {
-  char *end = NULL;
-  long v = s ? strtol(s, &end, 10) : 0;
-  if (!s || *end != '\0' || v < lo) {
-    fprintf(stderr, "safecl bench train: %s needs an integer >= %ld, got '%s'\n", key, lo,
-            s ? s : "");
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
-
 /* 0 ok, 1 help printed, 2 usage error. */
 static int parse_args(int argc, char **argv, train_args *a) {
   *a = (train_args){NULL, NULL, 0, 5, 1, 0, 0, 100};
+  const bench_common_opts common = {&a->arch,   &a->batch,   &a->iters,
+                                    &a->warmup, &a->threads, &a->seed};
   for (int i = 2; i < argc; i++) {
     const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     int ok = 1;
     if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
       usage(stdout);
       return 1;
-    } else if (!strcmp(k, "--arch") && v) {
-      a->arch = v;
     } else if (!strcmp(k, "--pet") && v) {
       a->pet = v;
-    } else if (!strcmp(k, "--batch")) {
-      ok = parse_long(k, v, 1, &a->batch);
-    } else if (!strcmp(k, "--iters")) {
-      ok = parse_long(k, v, 1, &a->iters);
-    } else if (!strcmp(k, "--warmup")) {
-      ok = parse_long(k, v, 0, &a->warmup);
-    } else if (!strcmp(k, "--threads")) {
-      ok = parse_long(k, v, 1, &a->threads);
-    } else if (!strcmp(k, "--seed")) {
-      ok = parse_long(k, v, 0, &a->seed);
     } else if (!strcmp(k, "--classes")) {
-      ok = parse_long(k, v, 2, &a->classes);
+      ok = bench_parse_long("train", k, v, 2, &a->classes);
+    } else if (bench_common_option("train", k, v, &common, &ok)) {
     } else {
       fprintf(stderr, "safecl bench train: unknown or incomplete argument '%s'\n\n", k);
       usage(stderr);
