@@ -30,15 +30,50 @@ typedef struct learn_network {
   void *ctx;
 } learn_network;
 
-/* One training batch as the runner hands it to a method. */
+/* The rank group a trial runs on, as methods see it (learn/ stays free of MPI: the runner
+ * implements these with dist/). Every function is collective over the group: all ranks call it
+ * in the same order. A group of one rank copies or does nothing (learn_comm_self). Row shards
+ * follow learn_shard: rank r holds rows [lo_r, hi_r) of n, contiguous, in rank order. */
+typedef struct learn_comm {
+  int rank, size;
+  void *ctx;
+  /* recv (sum(counts) x cols) = the rows of every rank, rank 0's first; rank r sends counts[r]
+   * rows. send may point at this rank's place inside recv (in place). */
+  scl_err (*allgather_rows_f32)(void *ctx, const float *send, const int64_t *counts, int64_t cols,
+                                float *recv);
+  scl_err (*allgather_rows_i32)(void *ctx, const int32_t *send, const int64_t *counts, int64_t cols,
+                                int32_t *recv);
+  /* Element-wise sums over the group, in place. */
+  scl_err (*sum_f32)(void *ctx, float *v, int64_t n);
+  scl_err (*sum_f64)(void *ctx, double *v, int64_t n);
+  scl_err (*sum_i64)(void *ctx, int64_t *v, int64_t n);
+} learn_comm;
+
+/* The group of this process alone. */
+const learn_comm *learn_comm_self(void);
+
+/* Rows [*lo, *hi) of n that rank `rank` of `size` holds: floor(n r / size) .. floor(n (r+1) /
+ * size), so shards differ by at most one row and concatenate in rank order. */
+static inline void learn_shard(int64_t n, int size, int rank, int64_t *lo, int64_t *hi) {
+  *lo = n * rank / size;
+  *hi = n * (rank + 1) / size;
+}
+
+/* One training batch as the runner hands it to a method. On a group of G ranks every rank gets
+ * its shard (learn_shard of B_global) of the images, and the labels and indices of the whole
+ * global batch, so that batch-wide loss terms can be formed from gathered features. */
 typedef struct learn_batch {
-  const float *images;   /* (B, 3, S, S), training transforms applied */
-  const int64_t *labels; /* mapped labels */
-  const int64_t *index;  /* global sample indices: the keys of per-sample randomness */
-  int64_t B;             /* images here (this rank's shard of the global batch) */
-  int64_t B_global;      /* images in the global batch */
-  int64_t epoch;         /* epoch within the session */
-  int64_t step;          /* optimizer step within the session */
+  const float *images;       /* (B, 3, S, S), training transforms applied: this rank's rows */
+  const int64_t *labels;     /* mapped labels of this rank's rows */
+  const int64_t *index;      /* global sample indices of this rank's rows: the keys of
+                                per-sample randomness (augmentation, dropout) */
+  const int64_t *labels_all; /* (B_global) labels of the whole global batch */
+  const int64_t *index_all;  /* (B_global) sample indices of the whole global batch */
+  int64_t B;                 /* images here (this rank's shard of the global batch) */
+  int64_t B_global;          /* images in the global batch */
+  int64_t offset;            /* this rank's first row within the global batch */
+  int64_t epoch;             /* epoch within the session */
+  int64_t step;              /* optimizer step within the session */
 } learn_batch;
 
 #define LEARN_MAX_LOSS_TERMS 6
@@ -85,6 +120,8 @@ typedef struct learn_method_cfg {
   double ridge_fit_fraction; /* rows of the session that fit; the rest validate (0.8) */
 } learn_method_cfg;
 
+typedef struct linalg_group linalg_group;
+
 /* Everything a method may need from the trial at creation. */
 typedef struct learn_context {
   vit_model *backbone; /* the frozen pre-trained ViT, shared (not owned) */
@@ -92,6 +129,8 @@ typedef struct learn_context {
   uint64_t seed;          /* the trial seed (counter-based RNG key) */
   int domain_incremental; /* 1: every session holds all classes (DomainNet) */
   const learn_method_cfg *cfg;
+  const learn_comm *comm; /* the trial's rank group (never NULL; learn_comm_self alone) */
+  linalg_group *linalg;   /* the group's ridge solver (linalg_group.h; shared, not owned) */
 } learn_context;
 
 /* One tensor of a method's state, for checkpoints: the runner writes `data` out and, on resume,
@@ -138,9 +177,13 @@ typedef struct learn_method_ops {
   SCL_NODISCARD scl_err (*train_epoch_end)(learn_method *m, const learn_session *s, int64_t epoch);
   SCL_NODISCARD scl_err (*train_end)(learn_method *m, const learn_session *s);
   int (*networks)(learn_method *m, const learn_session *s, learn_network *out);
+  /* Collective over the group: each rank passes the features of its shard of the session's
+   * training list, n rows at list positions pos[0..n) (ascending, in [0, s->n_train)); the
+   * classifier is fitted on the union, the same on every rank. */
   SCL_NODISCARD scl_err (*fit)(learn_method *m, const learn_session *s,
-                               const float *const *features, const int32_t *labels, int64_t n);
-  /* pred[p * n + i]: predictor p's mapped label for image i. */
+                               const float *const *features, const int32_t *labels,
+                               const int64_t *pos, int64_t n);
+  /* Local (no communication): pred[p * n + i]: predictor p's mapped label for image i. */
   SCL_NODISCARD scl_err (*predict)(learn_method *m, const learn_session *s,
                                    const float *const *features, int64_t n, int32_t *pred);
   int (*predictors)(const learn_method *m, const char **names); /* count; names[0] primary */

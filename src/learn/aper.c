@@ -61,7 +61,7 @@ static scl_err concat(const float *const *f, int64_t n, int64_t D, float **out) 
 }
 
 static scl_err aper_fit(learn_method *m, const learn_session *s, const float *const *features,
-                        const int32_t *labels, int64_t n) {
+                        const int32_t *labels, const int64_t *pos, int64_t n) {
   aper *a = (aper *)m;
   float *x = NULL;
   SCL_CALL(concat(features, n, a->D, &x));

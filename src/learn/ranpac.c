@@ -44,7 +44,7 @@ static int ranpac_networks(learn_method *m, const learn_session *s, learn_networ
 }
 
 static scl_err ranpac_fit(learn_method *m, const learn_session *s, const float *const *features,
-                          const int32_t *labels, int64_t n) {
+                          const int32_t *labels, const int64_t *pos, int64_t n) {
   ranpac *r = (ranpac *)m;
   int64_t *order = NULL;
   double lambda = 0.0;

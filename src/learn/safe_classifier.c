@@ -58,7 +58,7 @@ done:
 }
 
 scl_err safe_fit(learn_method *m, const learn_session *s, const float *const *features,
-                 const int32_t *labels, int64_t n) {
+                 const int32_t *labels, const int64_t *pos, int64_t n) {
   safe *sf = (safe *)m;
   SCL_CALL(fit_one(sf, sf->rp, features[0], labels, n, (uint32_t)s->t, s->class_hi, &sf->lambdas[0],
                    sf->rp->w_out));

@@ -32,7 +32,8 @@ typedef struct safe {
 /* The classifier half (safe_classifier.c). */
 int safe_networks(learn_method *m, const learn_session *s, learn_network *out);
 SCL_NODISCARD scl_err safe_fit(learn_method *m, const learn_session *s,
-                               const float *const *features, const int32_t *labels, int64_t n);
+                               const float *const *features, const int32_t *labels,
+                               const int64_t *pos, int64_t n);
 SCL_NODISCARD scl_err safe_predict(learn_method *m, const learn_session *s,
                                    const float *const *features, int64_t n, int32_t *pred);
 SCL_NODISCARD scl_err safe_classifier_create(safe *sf);

@@ -28,7 +28,7 @@ static int simplecil_networks(learn_method *m, const learn_session *s, learn_net
 }
 
 static scl_err simplecil_fit(learn_method *m, const learn_session *s, const float *const *features,
-                             const int32_t *labels, int64_t n) {
+                             const int32_t *labels, const int64_t *pos, int64_t n) {
   simplecil *sc = (simplecil *)m;
   SCL_CALL(learn_prototypes_add(sc->protos, features[0], labels, n));
   SCL_CALL(learn_prototypes_finalize(sc->protos, s->class_lo, s->class_hi));

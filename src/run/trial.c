@@ -289,7 +289,7 @@ static scl_err run_session(trial_state *st, int t) {
   sec[RUN_PHASE_TRAIN] = scl_now() - t0;
   t0 = scl_now();
   SCL_CALL_GOTO(err, session_features(st, &s, 1, idx, n, feats, &n_nets), done);
-  SCL_CALL_GOTO(err, st->method->ops->fit(st->method, &s, (const float *const *)feats, labels, n),
+  SCL_CALL_GOTO(err, st->method->ops->fit(st->method, &s, (const float *const *)feats, labels, NULL, n),
                 done);
   free_features(feats);
   sec[RUN_PHASE_FIT] = scl_now() - t0;
