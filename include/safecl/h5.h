@@ -137,4 +137,69 @@ SCL_NODISCARD scl_err h5_write_provenance(h5_file *f, int64_t schema_version);
  * asks to upgrade safecl; an older one asks to regenerate the file. Errors are SCL_ERR_FORMAT. */
 SCL_NODISCARD scl_err h5_check_schema(h5_file *f, int64_t expected_version, const char *what);
 
+/* ======================================================================================== */
+/* Group files: one HDF5 file written collectively by the G ranks of a trial's group with
+ * parallel HDF5 (MPI-IO), published like h5_file_create_atomic's files (h5_group.c), and
+ * block-cyclic (ScaLAPACK) matrices stored as plain m x n datasets (h5_cyclic.c). <mpi.h> is
+ * included here for MPI_Comm only; io talks to MPI nowhere else.
+ *
+ * The collective rules. "Collective" means every rank of the group calls the function, in the
+ * same order, with the same arguments unless an argument is said to be per-rank.
+ *  - h5_file_create_atomic_group, h5_file_commit, h5_file_commit_group and h5_file_abort (and
+ *    h5_file_close, which aborts a file being created) are collective on a group file.
+ *  - On a group file every writing wrapper above (h5_group_create, h5_write_*, h5_attr_write_*,
+ *    h5_write_provenance) is collective: call it on every rank with the same arguments.
+ *    Dataset data is written once, from rank 0's buffer; attribute values are taken from
+ *    rank 0, so per-rank values (hostname, time) cannot disagree.
+ *  - Each of these returns the same status on every rank (STYLE.md 3): the rank that failed
+ *    returns its own error, the others the same code naming that rank. So a caller may stop at
+ *    the first error and still be in lockstep: every rank stops at the same call.
+ *  - A rank that fails between the wrappers (in its own code) carries its status to
+ *    h5_file_commit_group(&f, status), or calls h5_file_abort(&f) while the others commit:
+ *    nothing is published, the temporary is removed, every rank returns an error.
+ *  - h5_write_strings on a group file stores fixed-length UTF-8 strings (NUL-padded to the
+ *    longest; parallel HDF5 1.10 cannot write variable-length data). h5_read_strings reads both
+ *    kinds; h5py returns fixed-length strings as bytes.
+ *  - h5_blob_* is serial only. Reading (h5_read_*, h5_attr_read_*, h5_read_f64_cyclic) is never
+ *    collective: open the published file with h5_file_open_read on any number of ranks. */
+
+#include <mpi.h>
+
+/* Creates `path`'s temporary sibling (`path`.tmp.<pid of rank 0>) with the MPI-IO driver on a
+ * duplicate of comm; collective over comm, the same status on every rank. *out is owned by the
+ * caller and released by h5_file_commit, h5_file_commit_group or h5_file_abort (collective). */
+SCL_NODISCARD scl_err h5_file_create_atomic_group(const char *path, MPI_Comm comm, h5_file **out);
+/* Publishes the file if every rank's `local` status is SCL_OK and the collective close and the
+ * rename succeed; otherwise removes the temporary and leaves `path` as it was. Collective on a
+ * group file: every rank returns the same code (a failing rank its own error, the others the
+ * code with a message naming that rank). h5_file_commit(&f) is h5_file_commit_group(&f, SCL_OK);
+ * h5_file_abort(&f) on one rank takes part in the same collective steps and makes the ranks
+ * that commit fail. On a serial file: commit if local is OK, else abort and return local.
+ * Releases *f and sets it to NULL in every case. */
+SCL_NODISCARD scl_err h5_file_commit_group(h5_file **f, scl_err local);
+
+/* A block-cyclic matrix (ScaLAPACK's descriptor with source process (0, 0)): m x n global, mb x
+ * nb blocks over an nprow x npcol process grid; this rank is (myrow, mycol) and, if `holds`,
+ * keeps its piece column-major: local element (il, jl) at local[il + jl * lld], lld >= the local
+ * row count (numroc(m, mb, myrow, 0, nprow)). holds = 0: the rank has no piece (outside the
+ * grid); local may be NULL.
+ *
+ * Writes dataset `name` (float64, contiguous, m x n row-major: element (i, j) at [i][j]).
+ * Collective on a group file: every rank calls it with the same m, n, mb, nb, nprow, npcol
+ * and its own myrow, mycol, holds, local, lld; every grid position must be held by exactly one
+ * rank (checked: the same status on every rank). On a serial file the grid must be 1 x 1 and
+ * held (the whole matrix, any mb, nb). Needs a scratch copy of the local piece. */
+SCL_NODISCARD scl_err h5_write_f64_cyclic(h5_file *f, const char *name, int64_t m, int64_t n,
+                                          int64_t mb, int64_t nb, int nprow, int npcol, int myrow,
+                                          int mycol, int holds, const double *local, int64_t lld);
+/* Reads this rank's piece of the m x n dataset `name` for the layout given, whatever layout
+ * wrote it. Not collective (any file, any rank, any grid position); holds = 0 reads nothing.
+ * A dataset of another shape is SCL_ERR_FORMAT naming both. */
+SCL_NODISCARD scl_err h5_read_f64_cyclic(h5_file *f, const char *name, int64_t m, int64_t n,
+                                         int64_t mb, int64_t nb, int nprow, int npcol, int myrow,
+                                         int mycol, int holds, double *local, int64_t lld);
+/* The local row (or column) count of a block-cyclic dimension: ScaLAPACK's numroc with source
+ * process 0 (extent n, block nb, this process iproc of nprocs). */
+int64_t h5_cyclic_numroc(int64_t n, int64_t nb, int iproc, int nprocs);
+
 #endif /* SAFECL_H5_H */

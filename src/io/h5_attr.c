@@ -6,7 +6,8 @@
  * files read naturally from Python. Readers are more liberal than writers: any integer type reads
  * as int64, any numeric type as double, fixed-length and variable-length strings both read as
  * strings, and a one-element array counts as a scalar. A missing object or attribute is
- * SCL_ERR_FORMAT (the file is not what was expected), not an HDF5 failure. */
+ * SCL_ERR_FORMAT (the file is not what was expected), not an HDF5 failure. On a group file
+ * (h5_group.c) every rank writes rank 0's value and the ranks agree on the outcome. */
 #include <stdio.h>
 #include <string.h>
 
@@ -61,25 +62,33 @@ static scl_err h5_attr_write(h5_file *f, const char *obj, const char *key, hid_t
   if (a >= 0) H5Aclose(a);
   if (space >= 0) H5Sclose(space);
   H5Oclose(o);
-  return err;
+  return h5_group_agree(f, err);
 }
 
 scl_err h5_attr_write_str(h5_file *f, const char *obj, const char *key, const char *value) {
   if (!value) return SCL_ERROR(SCL_ERR_ARG, "h5: NULL value for attribute '%s'", key);
+  char *rank0 = NULL; /* group files: every rank writes rank 0's value */
+  SCL_CALL(h5_group_bcast_str(f, &value, &rank0, key));
   hid_t t = h5_vlen_utf8_type();
-  if (t < 0) return H5_FAIL(f, obj, "H5Tcopy(string type)");
+  if (t < 0) {
+    scl_free(rank0);
+    return H5_FAIL(f, obj, "H5Tcopy(string type)");
+  }
   scl_err err = h5_attr_write(f, obj, key, t, t, &value);
   H5Tclose(t);
+  scl_free(rank0);
   SCL_CALL(err);
   return SCL_OK;
 }
 
 scl_err h5_attr_write_i64(h5_file *f, const char *obj, const char *key, int64_t value) {
+  SCL_CALL(h5_group_bcast(f, &value, sizeof value, key));
   SCL_CALL(h5_attr_write(f, obj, key, H5T_STD_I64LE, H5T_NATIVE_INT64, &value));
   return SCL_OK;
 }
 
 scl_err h5_attr_write_f64(h5_file *f, const char *obj, const char *key, double value) {
+  SCL_CALL(h5_group_bcast(f, &value, sizeof value, key));
   SCL_CALL(h5_attr_write(f, obj, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value));
   return SCL_OK;
 }

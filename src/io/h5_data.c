@@ -84,14 +84,13 @@ static scl_err h5_write_dataset(h5_file *f, const char *name, hid_t mem_type, hi
     err = H5_FAIL(f, name, "H5Dcreate2");
     goto done;
   }
-  if (numel && H5Dwrite(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    err = H5_FAIL(f, name, "H5Dwrite");
+  if (numel && h5_write_whole(f, dset, mem_type, data) < 0) err = H5_FAIL(f, name, "H5Dwrite");
 done:
   if (dset >= 0) H5Dclose(dset);
   if (space >= 0) H5Sclose(space);
   if (dcpl >= 0 && dcpl != H5P_DEFAULT) H5Pclose(dcpl);
   if (lcpl >= 0) H5Pclose(lcpl);
-  return err;
+  return h5_group_agree(f, err);
 }
 
 scl_err h5_write_f32_2d(h5_file *f, const char *name, const float *data, int64_t rows, int64_t cols,
@@ -133,6 +132,35 @@ scl_err h5_write_f64_1d(h5_file *f, const char *name, const double *data, int64_
   return SCL_OK;
 }
 
+/* Group files: parallel HDF5 1.10 cannot write variable-length data, so the strings are stored
+ * fixed-length (UTF-8, NUL-padded to the longest), which h5_read_strings reads the same way. */
+static scl_err h5_write_strings_fixed(h5_file *f, const char *name, const char *const *strs,
+                                      int64_t n, const hsize_t *dims) {
+  size_t width = 1, total;
+  for (int64_t i = 0; i < n; i++) {
+    size_t len = strlen(strs[i]);
+    if (len > width) width = len;
+  }
+  char *buf = NULL;
+  scl_err err = SCL_OK;
+  if (scl_mul_overflows((size_t)n, width, &total))
+    err = SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': strings too large", f->path, name);
+  else
+    err = scl_calloc(total ? total : 1, "fixed-length strings", (void **)&buf);
+  SCL_CALL(h5_group_agree(f, err)); /* every rank must reach the collective write, or none */
+  for (int64_t i = 0; i < n; i++) memcpy(buf + (size_t)i * width, strs[i], strlen(strs[i]));
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t < 0 || H5Tset_size(t, width) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0 ||
+      H5Tset_cset(t, H5T_CSET_UTF8) < 0)
+    err = H5_FAIL(f, name, "H5Tcopy(fixed-length string type)");
+  err = h5_group_agree(f, err);
+  if (!err) err = h5_write_dataset(f, name, t, t, 1, dims, buf, 0);
+  if (t >= 0) H5Tclose(t);
+  scl_free(buf);
+  SCL_CALL(err);
+  return SCL_OK;
+}
+
 scl_err h5_write_strings(h5_file *f, const char *name, const char *const *strs, int64_t n) {
   hsize_t dims[1];
   SCL_CALL(h5_dims_from(f, name, 1, &n, dims));
@@ -140,6 +168,10 @@ scl_err h5_write_strings(h5_file *f, const char *name, const char *const *strs, 
     if (!strs[i])
       return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': string %lld is NULL", f->path,
                        name, (long long)i);
+  if (h5_file_is_group(f)) {
+    SCL_CALL(h5_write_strings_fixed(f, name, strs, n, dims));
+    return SCL_OK;
+  }
   hid_t t = h5_vlen_utf8_type();
   if (t < 0) return H5_FAIL(f, name, "H5Tcopy(string type)");
   scl_err err = h5_write_dataset(f, name, t, t, 1, dims, strs, 0);

@@ -7,8 +7,9 @@
  * the innermost one and name the file and object ourselves, instead of letting HDF5 print its
  * whole stack to stderr. Files are opened with file locking that is skipped where the
  * filesystem does not support it (Lustre and NFS mounts often do not), since a failed lock would
- * otherwise make every open fail. The parallel create (MPI-IO, collective) will live in its own
- * file and fill in the same struct h5_file. */
+ * otherwise make every open fail. The parallel create (MPI-IO, collective) lives in h5_group.c and
+ * fills in the same struct h5_file; commit, abort and group creation here hand group files to it
+ * and leave the serial path as it was. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,13 +121,14 @@ int h5_link_exists(hid_t loc, const char *path) {
   return result;
 }
 
-static scl_err h5_file_alloc(const char *path, h5_file **out) {
+scl_err h5_file_alloc(const char *path, h5_file **out) {
   *out = NULL;
   if (!path || !path[0]) return SCL_ERROR(SCL_ERR_ARG, "h5: empty file path");
   h5_quiet();
   h5_file *f = NULL;
   SCL_CALL(scl_calloc(sizeof *f, "HDF5 file handle", (void **)&f));
   f->id = -1;
+  f->comm = MPI_COMM_NULL;
   size_t len = strlen(path) + 1;
   scl_err err = scl_alloc(len, "HDF5 file path", (void **)&f->path);
   if (err) {
@@ -138,14 +140,14 @@ static scl_err h5_file_alloc(const char *path, h5_file **out) {
   return SCL_OK;
 }
 
-static void h5_file_free(h5_file *f) {
+void h5_file_free(h5_file *f) {
   scl_free(f->tmp_path);
   scl_free(f->path);
   scl_free(f);
 }
 
 /* File access: close every object with the file, lock where the filesystem allows. */
-static hid_t h5_fapl(void) {
+hid_t h5_fapl(void) {
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   if (fapl < 0) return fapl;
   if (H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
@@ -209,6 +211,10 @@ scl_err h5_file_open_read(const char *path, h5_file **out) {
 
 scl_err h5_file_commit(h5_file **pf) {
   if (!pf || !*pf) return SCL_ERROR(SCL_ERR_ARG, "h5_file_commit: NULL file");
+  if (h5_file_is_group(*pf)) {
+    SCL_CALL(h5_group_finish(pf, SCL_OK, 1));
+    return SCL_OK;
+  }
   h5_file *f = *pf;
   *pf = NULL;
   scl_err err = SCL_OK;
@@ -226,6 +232,11 @@ scl_err h5_file_commit(h5_file **pf) {
 
 void h5_file_abort(h5_file **pf) {
   if (!pf || !*pf) return;
+  if (h5_file_is_group(*pf)) {
+    /* Collective; discarding was this rank's own decision, so the verdict is not reported. */
+    (void)h5_group_finish(pf, SCL_ERR_IO, 0);
+    return;
+  }
   h5_file *f = *pf;
   *pf = NULL;
   if (f->id >= 0 && H5Fclose(f->id) < 0) H5Eclear2(H5E_DEFAULT);
@@ -251,7 +262,7 @@ const char *h5_file_path(const h5_file *f) { return f->path; }
 
 int64_t h5_file_hid(const h5_file *f) { return (int64_t)f->id; }
 
-scl_err h5_group_create(h5_file *f, const char *name) {
+static scl_err h5_group_create_local(h5_file *f, const char *name) {
   SCL_CALL(h5_require_writable(f, name));
   int e = h5_link_exists(f->id, name);
   if (e < 0) return H5_FAIL(f, name, "H5Lexists");
@@ -267,6 +278,10 @@ scl_err h5_group_create(h5_file *f, const char *name) {
   if (g >= 0) H5Gclose(g);
   H5Pclose(lcpl);
   return err;
+}
+
+scl_err h5_group_create(h5_file *f, const char *name) {
+  return h5_group_agree(f, h5_group_create_local(f, name));
 }
 
 scl_err h5_exists(h5_file *f, const char *name, int *exists) {

@@ -22,7 +22,46 @@ struct h5_file {
   char *path;     /* destination, as given */
   char *tmp_path; /* the file HDF5 writes while an atomic create is uncommitted, else NULL */
   int writable;
+  MPI_Comm comm; /* group files (h5_group.c): our duplicate of the group; else MPI_COMM_NULL */
+  int rank;      /* rank in comm; 0 for serial files */
 };
+
+/* Allocates a handle for `path` (id -1, serial: comm MPI_COMM_NULL); h5_file_free releases it
+ * (not the HDF5 file or the communicator). */
+scl_err h5_file_alloc(const char *path, h5_file **out);
+void h5_file_free(h5_file *f);
+/* The file access list every file uses (strong close, locking where supported); <0 on failure. */
+hid_t h5_fapl(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Group files (h5_group.c). Every wrapper that writes calls these; on a serial file they are
+ * the plain serial operation, so the serial path does not change.                          */
+
+/* 1 if f was made by h5_file_create_atomic_group. */
+int h5_file_is_group(const h5_file *f);
+/* The collective verdict on `local` after a collective step (identity on a serial file): OK on
+ * every rank or the same error code on every rank (STYLE.md 3). */
+scl_err h5_group_agree(const h5_file *f, scl_err local);
+/* Writes a whole dataset from `data`, which every rank holds identically: serial files write
+ * it; group files write rank 0's copy in one collective transfer. <0 on an HDF5 failure. */
+herr_t h5_write_whole(const h5_file *f, hid_t dset, hid_t mem_type, const void *data);
+/* The data transfer list for dataset writes: collective MPI-IO on group files, H5P_DEFAULT
+ * otherwise; close with h5_dxpl_close. <0 on failure. */
+hid_t h5_dxpl_write(const h5_file *f);
+void h5_dxpl_close(hid_t dxpl);
+/* Group files: replaces *value (bytes, len equal on every rank) by rank 0's copy, so that an
+ * attribute written by every rank has one value (hostname, time); a no-op on serial files. */
+scl_err h5_group_bcast(const h5_file *f, void *value, size_t len, const char *what);
+/* Group files: *value becomes rank 0's string, in a buffer owned by the caller (*owned, freed
+ * with scl_free; NULL when *value was left as it was, which is always so on serial files). */
+scl_err h5_group_bcast_str(const h5_file *f, const char **value, char **owned, const char *what);
+/* The number of ranks writing f: the group's size, 1 for a serial file. */
+int h5_group_size(const h5_file *f);
+/* In-place allreduce of n int64 over the group (sum if `sum`, else max); a no-op on serial files.
+ * Collective; the status is this rank's (combine with h5_group_agree). */
+scl_err h5_group_reduce_i64(const h5_file *f, int64_t *v, int n, int sum);
+/* The collective ends of a group file: commit (publish = 1) or abort. */
+scl_err h5_group_finish(h5_file **pf, scl_err local, int publish);
 
 /* Turns off HDF5's automatic error printing (once; idempotent). Every public h5_ entry point
  * that may be the first HDF5 use calls it. */
