@@ -32,19 +32,24 @@ typedef enum {
 
 typedef struct linalg_group linalg_group;
 
-/* A group over `comm` (duplicated; NULL = this process alone). threads: this rank's OpenBLAS
- * threads (the LAPACK solver on a group runs with the sum over the group's ranks on one node). */
+/* A group over `comm` (duplicated; NULL = this process alone: no MPI call at all, always the
+ * LAPACK solver, usable without MPI_Init). threads: this rank's OpenBLAS threads (the LAPACK
+ * solver on a group runs with the sum over the group's ranks on rank 0's node). A forced
+ * LINALG_SOLVER_SCALAPACK on a one-rank communicator runs ScaLAPACK on a 1 x 1 grid (tests,
+ * benchmarks); AUTO there is LAPACK. *out owned by the caller (linalg_group_destroy,
+ * collective). */
 SCL_NODISCARD scl_err linalg_group_create(const dist_comm *comm, linalg_solver solver, int threads,
                                           linalg_group **out);
 void linalg_group_destroy(linalg_group **g);
 int linalg_group_rank(const linalg_group *g); /* local */
 int linalg_group_size(const linalg_group *g); /* local */
-/* Local: 1 if systems of order m are solved with ScaLAPACK on this group. */
+/* Local: 1 if systems of order m are solved with ScaLAPACK on this group. AUTO: LAPACK when all
+ * ranks share one node and m <= 8192 (tests/bench/RIDGE_SOLVERS.md), else ScaLAPACK. */
 int linalg_group_uses_scalapack(const linalg_group *g, int64_t m);
 /* "lapack" or "scalapack" for systems of order m (local; for logs and provenance). */
 const char *linalg_group_solver_name(const linalg_group *g, int64_t m);
 
-/* G and Q of one classifier. */
+/* G and Q of one classifier. The solver (layout of G) is fixed at create for the order m. */
 typedef struct linalg_stats linalg_stats;
 
 SCL_NODISCARD scl_err linalg_stats_create(linalg_group *g, int64_t m, int64_t n_classes,
@@ -52,19 +57,29 @@ SCL_NODISCARD scl_err linalg_stats_create(linalg_group *g, int64_t m, int64_t n_
 void linalg_stats_destroy(linalg_stats **s);
 /* G += sum over ranks of H_r^T H_r, Q += H_r^T Y_r for this call's n rows of H (n x M, float,
  * row-major) on each rank; n may differ between ranks and be 0. Every rank makes the same
- * number of calls. */
+ * number of calls. Communication: the rows themselves (floats), never an M x M matrix; Q's
+ * part is kept on the rank until the next linalg_stats_sync or solve. */
 SCL_NODISCARD scl_err linalg_stats_accumulate(linalg_stats *s, const float *H,
                                               const int32_t *labels, int64_t n);
 /* W (n_out x M, float, row-major, replicated on every rank) = ((G + lambda I)^-1 Q)^T for the
  * first n_out classes. G is not modified. SCL_ERR_LAPACK naming lambda if G + lambda I is not
  * positive definite (the same verdict on every rank). */
 SCL_NODISCARD scl_err linalg_stats_solve(linalg_stats *s, double lambda, int64_t n_out, float *W);
-/* Local: Q (M x C row-major, replicated). */
+/* Sums the ranks' pending parts of Q into the replicated Q (collective). */
+SCL_NODISCARD scl_err linalg_stats_sync(linalg_stats *s);
+/* Local: Q (M x C row-major, replicated), complete as of the last solve or sync (a fit ends in a
+ * solve, so a checkpoint taken between sessions sees all of it; values read into it on resume
+ * are the whole Q on every rank). Owned by s. */
 double *linalg_stats_q(linalg_stats *s);
 
 /* This rank's part of G for checkpoints (local). holds = 0: nothing here (a non-root rank of the
- * LAPACK solver). Element (i, j) of local piece = data[i + j * lld], global row of local row i
- * follows the block-cyclic map with block size mb x nb, source process (0, 0). */
+ * LAPACK solver, myrow = mycol = -1). Element (i, j) of local piece = data[i + j * lld], global
+ * row of local row i follows the block-cyclic map with block size mb x nb, source process
+ * (0, 0): global = (i / mb) * mb * nprow + myrow * mb + i % mb (columns alike). The LAPACK
+ * solver is the 1 x 1 grid with mb = nb = m held by group rank 0; the ScaLAPACK solver uses
+ * mb = nb = 64 and every grid rank holds = 1 (its piece may be empty: locr or locc 0,
+ * lld >= 1). Only the upper triangle (global i <= j) is meaningful. data is owned by s and
+ * may be written (restore from a checkpoint) between collective calls. */
 typedef struct linalg_local_view {
   int64_t m;               /* G is m x m */
   int64_t mb, nb;          /* block size */
