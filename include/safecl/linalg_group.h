@@ -106,5 +106,7 @@ SCL_NODISCARD scl_err linalg_group_ridge_search(linalg_group *g, const float *H,
 /* Small sums the classifiers need, in place over the group. */
 SCL_NODISCARD scl_err linalg_group_sum_f64(linalg_group *g, double *v, int64_t n);
 SCL_NODISCARD scl_err linalg_group_max_i64(linalg_group *g, int64_t *v, int64_t n);
+/* The collective status decision of dist_agree over the group (returns local alone). */
+SCL_NODISCARD scl_err linalg_group_agree(linalg_group *g, scl_err local);
 
 #endif /* SAFECL_LINALG_GROUP_H */

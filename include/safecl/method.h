@@ -135,8 +135,18 @@ typedef struct learn_context {
 
 /* One tensor of a method's state, for checkpoints: the runner writes `data` out and, on resume,
  * reads it back into the same memory (shape checked). Entries point into the method's own
- * storage, which is sized for the whole trial at create, so the list never changes shape. */
-typedef enum { LEARN_F32 = 0, LEARN_F64, LEARN_I64 } learn_dtype;
+ * storage, which is sized for the whole trial at create, so the list never changes shape.
+ * Every dtype but LEARN_F64_GRAM is replicated: each rank holds the whole tensor. */
+typedef enum {
+  LEARN_F32 = 0,
+  LEARN_F64,
+  LEARN_I64,
+  /* A ridge Gram matrix distributed over the group: shape {m, m}, `data` points to the
+   * linalg_stats (linalg_group.h), not to the numbers; linalg_stats_gram_view(data) gives this
+   * rank's block-cyclic piece (column-major, upper triangle meaningful), which the runner
+   * writes and reads back as the m x m dataset (holds = 0: this rank has no piece). */
+  LEARN_F64_GRAM
+} learn_dtype;
 #define LEARN_MAX_STATE 64
 typedef struct learn_state_entry {
   const char *name;

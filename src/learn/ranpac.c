@@ -46,22 +46,23 @@ static int ranpac_networks(learn_method *m, const learn_session *s, learn_networ
 static scl_err ranpac_fit(learn_method *m, const learn_session *s, const float *const *features,
                           const int32_t *labels, const int64_t *pos, int64_t n) {
   ranpac *r = (ranpac *)m;
-  int64_t *order = NULL;
+  uint8_t *fit = NULL;
   double lambda = 0.0;
-  scl_err err = SCL_OK;
-  SCL_CALL_GOTO(
-      err, scl_alloc((size_t)(n ? n : 1) * sizeof(int64_t), "loader order", (void **)&order), done);
-  SCL_CALL_GOTO(err, scl_rng_permutation(r->seed, SCL_STREAM_SPLIT, (uint32_t)s->t, n, order),
-                done);
+  scl_err err = scl_alloc((size_t)(n ? n : 1), "ridge split", (void **)&fit);
+  if (!err)
+    err = learn_rp_fit_rows(r->seed, (uint32_t)s->t, s->n_train, r->cfg.ridge_fit_fraction, pos, n,
+                            fit);
+  SCL_CALL_GOTO(err, linalg_group_agree(r->rp->group, err), done);
   SCL_CALL_GOTO(err, learn_rp_accumulate(r->rp, features[0], labels, n), done);
   SCL_CALL_GOTO(err,
-                learn_rp_search(r->rp, features[0], labels, order, n, (int)r->cfg.ridge_lo_exp,
-                                (int)r->cfg.ridge_hi_exp, r->cfg.ridge_fit_fraction, &lambda, NULL),
+                learn_rp_search(r->rp, features[0], labels, fit, n, (int)r->cfg.ridge_lo_exp,
+                                (int)r->cfg.ridge_hi_exp, &lambda, NULL),
                 done);
   SCL_CALL_GOTO(err, learn_rp_solve(r->rp, lambda, s->class_hi), done);
-  SCL_INFO("ranpac: session %d ridge lambda %g", s->t + 1, lambda);
+  SCL_INFO("ranpac: session %d ridge lambda %g (%s)", s->t + 1, lambda,
+           linalg_group_solver_name(r->rp->group, r->rp->m));
 done:
-  scl_free(order);
+  scl_free(fit);
   return err;
 }
 
@@ -94,8 +95,9 @@ static int ranpac_predictors(const learn_method *m, const char **names) {
 static int ranpac_state(learn_method *m, learn_state_entry *out) {
   learn_rp *rp = ((ranpac *)m)->rp;
   int n = learn_tuner_state(((ranpac *)m)->tuner, out);
-  out[n++] = (learn_state_entry){"rp_G", LEARN_F64, 2, {rp->m, rp->m}, rp->G};
-  out[n++] = (learn_state_entry){"rp_Q", LEARN_F64, 2, {rp->m, rp->n_classes}, rp->Q};
+  out[n++] = (learn_state_entry){"rp_G", LEARN_F64_GRAM, 2, {rp->m, rp->m}, rp->stats};
+  out[n++] =
+      (learn_state_entry){"rp_Q", LEARN_F64, 2, {rp->m, rp->n_classes}, linalg_stats_q(rp->stats)};
   out[n++] = (learn_state_entry){"rp_W_out", LEARN_F32, 2, {rp->n_classes, rp->m}, rp->w_out};
   out[n++] = (learn_state_entry){"rp_state", LEARN_F64, 1, {2, 0}, rp->state};
   return n;
@@ -144,8 +146,8 @@ static scl_err ranpac_create(const learn_context *ctx, learn_method **out) {
   learn_method *self = &r->base;
   scl_err err = learn_tuner_create(ctx, &r->tuner);
   if (!err)
-    err = learn_rp_create(ctx->backbone->cfg.width, ctx->cfg->rp_dim, ctx->n_classes, ctx->seed, 0,
-                          &r->rp);
+    err = learn_rp_create(ctx->linalg, ctx->backbone->cfg.width, ctx->cfg->rp_dim, ctx->n_classes,
+                          ctx->seed, 0, &r->rp);
   if (err) {
     ranpac_destroy(&self);
     return scl_error_trace(err, __FILE__, __LINE__, __func__);

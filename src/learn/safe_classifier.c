@@ -39,39 +39,49 @@ int safe_networks(learn_method *m, const learn_session *s, learn_network *out) {
   return 2;
 }
 
-static scl_err fit_one(safe *sf, learn_rp *rp, const float *x, const int32_t *labels, int64_t n,
-                       uint32_t order_key, int64_t seen, double *lambda, float *w_out) {
-  int64_t *order = NULL;
-  scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, scl_alloc((size_t)(n ? n : 1) * 8, "loader order", (void **)&order), done);
-  SCL_CALL_GOTO(err, scl_rng_permutation(sf->seed, SCL_STREAM_SPLIT, order_key, n, order), done);
+static scl_err fit_one(safe *sf, learn_rp *rp, const float *x, const int32_t *labels,
+                       const int64_t *pos, int64_t n, const learn_session *s, uint32_t order_key,
+                       double *lambda, float *w_out) {
+  uint8_t *fit = NULL;
+  scl_err err = scl_alloc((size_t)(n ? n : 1), "ridge split", (void **)&fit);
+  if (!err)
+    err =
+        learn_rp_fit_rows(sf->seed, order_key, s->n_train, sf->cfg.ridge_fit_fraction, pos, n, fit);
+  SCL_CALL_GOTO(err, linalg_group_agree(rp->group, err), done);
   SCL_CALL_GOTO(err, learn_rp_accumulate(rp, x, labels, n), done);
-  SCL_CALL_GOTO(
-      err,
-      learn_rp_search(rp, x, labels, order, n, (int)sf->cfg.ridge_lo_exp, (int)sf->cfg.ridge_hi_exp,
-                      sf->cfg.ridge_fit_fraction, lambda, NULL),
-      done);
-  SCL_CALL_GOTO(err, learn_rp_solve_into(rp, *lambda, seen, w_out), done);
+  SCL_CALL_GOTO(err,
+                learn_rp_search(rp, x, labels, fit, n, (int)sf->cfg.ridge_lo_exp,
+                                (int)sf->cfg.ridge_hi_exp, lambda, NULL),
+                done);
+  SCL_CALL_GOTO(err, learn_rp_solve_into(rp, *lambda, s->class_hi, w_out), done);
 done:
-  scl_free(order);
+  scl_free(fit);
   return err;
 }
 
 scl_err safe_fit(learn_method *m, const learn_session *s, const float *const *features,
                  const int32_t *labels, const int64_t *pos, int64_t n) {
   safe *sf = (safe *)m;
-  SCL_CALL(fit_one(sf, sf->rp, features[0], labels, n, (uint32_t)s->t, s->class_hi, &sf->lambdas[0],
+  /* The classifiers' group is a private one-process group until safe.c hands over the trial's
+   * (learn_context.linalg): refuse a shard of a larger group rather than fit on it alone. */
+  if (linalg_group_size(sf->rp->group) == 1 && n != s->n_train)
+    return SCL_ERROR(SCL_ERR_INTERNAL,
+                     "SAFE's ridge classifier has a one-process solver but was given %lld of the "
+                     "session's %lld rows (a group fit needs learn_context.linalg)",
+                     (long long)n, (long long)s->n_train);
+  SCL_CALL(fit_one(sf, sf->rp, features[0], labels, pos, n, s, (uint32_t)s->t, &sf->lambdas[0],
                    sf->rp->w_out));
   if (sf->cfg.merge_result) {
     learn_rp *rp = sf->cfg.shared_stats ? sf->rp : sf->rp_slow;
-    SCL_CALL(fit_one(sf, rp, features[1], labels, n, SPLIT_SLOW_KEY + (uint32_t)s->t, s->class_hi,
+    SCL_CALL(fit_one(sf, rp, features[1], labels, pos, n, s, SPLIT_SLOW_KEY + (uint32_t)s->t,
                      &sf->lambdas[1], sf->wo_slow));
   }
   sf->lambdas[2] = (double)s->class_hi;
   sf->lambdas[3] = (double)(s->t + 1);
   sf->rp->state[0] = (double)s->class_hi;
-  SCL_INFO("safe: session %d ridge lambda fast %g, slow %g", s->t + 1, sf->lambdas[0],
-           sf->cfg.merge_result ? sf->lambdas[1] : NAN);
+  SCL_INFO("safe: session %d ridge lambda fast %g, slow %g (%s)", s->t + 1, sf->lambdas[0],
+           sf->cfg.merge_result ? sf->lambdas[1] : NAN,
+           linalg_group_solver_name(sf->rp->group, sf->rp->m));
   return SCL_OK;
 }
 
@@ -146,8 +156,11 @@ done:
 
 scl_err safe_classifier_create(safe *sf) {
   const int64_t M = sf->cfg.rp_dim;
-  SCL_CALL(learn_rp_create(sf->D, M, sf->C, sf->seed, 0, &sf->rp));
-  if (!sf->cfg.shared_stats) SCL_CALL(learn_rp_create(sf->D, M, sf->C, sf->seed, 0, &sf->rp_slow));
+  /* NULL: a private one-process solver (see safe_fit) until safe.c passes ctx->linalg here. */
+  linalg_group *group = NULL;
+  SCL_CALL(learn_rp_create(group, sf->D, M, sf->C, sf->seed, 0, &sf->rp));
+  if (!sf->cfg.shared_stats)
+    SCL_CALL(learn_rp_create(group, sf->D, M, sf->C, sf->seed, 0, &sf->rp_slow));
   SCL_CALL(scl_calloc((size_t)(sf->C * M) * sizeof(float), "slow W_o", (void **)&sf->wo_slow));
   return SCL_OK;
 }
@@ -160,18 +173,20 @@ void safe_classifier_destroy(safe *sf) {
 }
 
 int safe_classifier_state(safe *sf, learn_state_entry *out) {
-  const learn_rp *rp = sf->rp;
+  learn_rp *rp = sf->rp;
   int n = 0;
-  out[n++] = (learn_state_entry){"rp_G", LEARN_F64, 2, {rp->m, rp->m}, rp->G};
-  out[n++] = (learn_state_entry){"rp_Q", LEARN_F64, 2, {rp->m, rp->n_classes}, rp->Q};
+  out[n++] = (learn_state_entry){"rp_G", LEARN_F64_GRAM, 2, {rp->m, rp->m}, rp->stats};
+  out[n++] =
+      (learn_state_entry){"rp_Q", LEARN_F64, 2, {rp->m, rp->n_classes}, linalg_stats_q(rp->stats)};
   out[n++] = (learn_state_entry){"rp_W_fast", LEARN_F32, 2, {rp->n_classes, rp->m}, rp->w_out};
   out[n++] = (learn_state_entry){"rp_state", LEARN_F64, 1, {2, 0}, sf->rp->state};
   out[n++] = (learn_state_entry){"rp_W_slow", LEARN_F32, 2, {rp->n_classes, rp->m}, sf->wo_slow};
   out[n++] = (learn_state_entry){"lambdas", LEARN_F64, 1, {4, 0}, sf->lambdas};
   if (sf->rp_slow) {
-    out[n++] = (learn_state_entry){"rp_slow_G", LEARN_F64, 2, {rp->m, rp->m}, sf->rp_slow->G};
     out[n++] =
-        (learn_state_entry){"rp_slow_Q", LEARN_F64, 2, {rp->m, rp->n_classes}, sf->rp_slow->Q};
+        (learn_state_entry){"rp_slow_G", LEARN_F64_GRAM, 2, {rp->m, rp->m}, sf->rp_slow->stats};
+    out[n++] = (learn_state_entry){
+        "rp_slow_Q", LEARN_F64, 2, {rp->m, rp->n_classes}, linalg_stats_q(sf->rp_slow->stats)};
   }
   return n;
 }

@@ -163,6 +163,8 @@ scl_err linalg_group_max_i64(linalg_group *g, int64_t *v, int64_t n) {
   return SCL_OK;
 }
 
+scl_err linalg_group_agree(linalg_group *g, scl_err local) { return grp_agree(g, local); }
+
 int grp_threads_widen(linalg_group *g, int lapack) {
   if (!lapack || g->size == 1 || g->rank != 0) return -1;
   int previous = openblas_get_num_threads();

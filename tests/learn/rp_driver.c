@@ -28,12 +28,13 @@ int main(int argc, char **argv) {
   float *logits = malloc((size_t)(n * c) * 4);
   int32_t *y = malloc((size_t)n * 4), *ys = malloc((size_t)n * 4);
   int64_t *order = malloc((size_t)n * 8);
+  uint8_t *fit = malloc((size_t)n);
   double lambdas[64];
   learn_rp *rp = NULL;
-  if (!x || !xs || !logits || !y || !ys || !order) return 1;
+  if (!x || !xs || !logits || !y || !ys || !order || !fit) return 1;
   if (io(dir, "x.f32", x, (size_t)(n * d) * 4, 0) || io(dir, "y.i32", y, (size_t)n * 4, 0))
     return 1;
-  scl_err err = learn_rp_create(d, m, c, seed, 0, &rp);
+  scl_err err = learn_rp_create(NULL, d, m, c, seed, 0, &rp);
   if (!err) err = io(dir, "w_rand.f32", rp->w_rand, (size_t)(d * m) * 4, 1) ? SCL_ERR_IO : 0;
   for (int t = 0; t < S && !err; t++) {
     int64_t k = 0, lo_c = t * c / S, hi_c = (t + 1) * c / S;
@@ -43,8 +44,9 @@ int main(int argc, char **argv) {
       ys[k++] = y[i];
     }
     err = scl_rng_permutation(seed, SCL_STREAM_SPLIT, (uint32_t)t, k, order);
+    if (!err) err = learn_rp_fit_rows(seed, (uint32_t)t, k, 0.8, NULL, k, fit);
     if (!err) err = learn_rp_accumulate(rp, xs, ys, k);
-    if (!err) err = learn_rp_search(rp, xs, ys, order, k, lo, hi, 0.8, &lambdas[t], NULL);
+    if (!err) err = learn_rp_search(rp, xs, ys, fit, k, lo, hi, &lambdas[t], NULL);
     if (!err) err = learn_rp_solve(rp, lambdas[t], hi_c);
     if (!err) err = learn_rp_logits(rp, x, n, logits);
     char name[64];
@@ -65,5 +67,6 @@ int main(int argc, char **argv) {
   free(y);
   free(ys);
   free(order);
+  free(fit);
   return 0;
 }
