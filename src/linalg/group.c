@@ -14,6 +14,7 @@
  * threshold. */
 #include <cblas.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "group_internal.h"
 #include "scalapack.h"
@@ -160,6 +161,19 @@ scl_err linalg_group_sum_f64(linalg_group *g, double *v, int64_t n) {
 
 scl_err linalg_group_max_i64(linalg_group *g, int64_t *v, int64_t n) {
   if (g->comm && g->size > 1) SCL_CALL(dist_allreduce_i64(g->comm, v, n, DIST_MAX));
+  return SCL_OK;
+}
+
+scl_err grp_quiet_barrier(linalg_group *g, int lapack) {
+  if (!lapack || !g->comm || g->size == 1) return SCL_OK;
+  MPI_Request req;
+  int done = 0;
+  GRP_MPI(MPI_Ibarrier(dist_comm_mpi(g->comm), &req), "MPI_Ibarrier");
+  const struct timespec nap = {0, 200000};
+  while (!done) {
+    GRP_MPI(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    if (!done && g->rank != 0) nanosleep(&nap, NULL);
+  }
   return SCL_OK;
 }
 

@@ -56,6 +56,9 @@ SCL_NODISCARD scl_err grp_sum_f64(linalg_group *g, double *v, int64_t n);
  * returns the previous count for grp_threads_restore. */
 int grp_threads_widen(linalg_group *g, int lapack);
 void grp_threads_restore(int previous);
+/* LAPACK solver only (else a no-op): a barrier the other ranks wait in asleep (polled every
+ * 0.2 ms) rather than spinning inside MPI, so that rank 0's threads have the node's cores. */
+SCL_NODISCARD scl_err grp_quiet_barrier(linalg_group *g, int lapack);
 
 /* group_matrix.c */
 SCL_NODISCARD scl_err grp_matrix_init(grp_matrix *a, linalg_group *g, int64_t m, int lapack);

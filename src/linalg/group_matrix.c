@@ -117,13 +117,14 @@ static scl_err syrk_step(grp_matrix *a, syrk_bufs *b, int64_t k) {
     if (info) return SCL_ERROR(SCL_ERR_INTERNAL, "descinit (grid rows): info=%d", info);
   }
   psgemr2d_(&rows, &m, b->src, &one, &one, desc_src, b->dst, &one, &one, desc_dst, &g->ctx_grid);
-  if (!a->in_grid) return SCL_OK;
+  if (!a->in_grid) return grp_quiet_barrier(g, a->lapack);
   int64_t elems = (int64_t)dr * a->locc;
   for (int64_t i = 0; i < elems; i++) b->dd[i] = (double)b->dst[i];
   const double alpha = 1.0, beta = 1.0;
   if (a->lapack) {
     cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, m, rows, 1.0, b->dd, ld, 1.0, a->a,
                 (int)a->lld);
+    SCL_CALL(grp_quiet_barrier(g, 1));
   } else {
     pdsyrk_("U", "T", &m, &rows, &alpha, b->dd, &one, &one, desc_dst, &beta, a->a, &one, &one,
             a->desc, 1, 1);
@@ -215,10 +216,12 @@ scl_err grp_matrix_mul_replicated(const grp_matrix *a, int trans, const double *
       for (int64_t k = 0; k < c; k++) out[gl * c + k] = o[l + k * nout];
     }
   }
-  if (a->lapack)
+  if (a->lapack) {
+    SCL_CALL_GOTO(err, grp_quiet_barrier(g, 1), done);
     SCL_CALL_GOTO(err, grp_bcast(g, out, (size_t)(m * c) * sizeof(double)), done);
-  else
+  } else {
     SCL_CALL_GOTO(err, grp_sum_f64(g, out, m * c), done);
+  }
 done:
   scl_free(xl);
   scl_free(o);
@@ -276,6 +279,7 @@ scl_err grp_matrix_eigen(grp_matrix *a, grp_matrix *v, double *e) {
   if (a->lapack) {
     SCL_CALL(layout(v, g, a->m, 1));
     err = eigen_lapack(a, e, &info);
+    SCL_CALL(grp_quiet_barrier(g, 1));
     v->a = a->a; /* dsyevd works in place: the vectors take over a's storage */
     a->a = NULL;
   } else {

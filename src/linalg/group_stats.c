@@ -182,6 +182,7 @@ scl_err linalg_stats_solve(linalg_stats *s, double lambda, int64_t n_out, float 
     int threads = grp_threads_widen(g, 1);
     err = solve_lapack(s, lambda, n_out, W, &info);
     grp_threads_restore(threads);
+    SCL_CALL(grp_quiet_barrier(g, 1));
     SCL_CALL(grp_agree(g, err));
     SCL_CALL(grp_bcast(g, &info, sizeof info));
   } else {
