@@ -92,10 +92,18 @@ SCL_NODISCARD scl_err dist_allgather_f32(const dist_comm *c, const float *send, 
 SCL_NODISCARD scl_err dist_allgather_f64(const dist_comm *c, const double *send, int64_t n,
                                          double *recv);
 
+/* Rows of unequal counts (collective over c): recv (sum(counts) x cols) = rank 0's counts[0]
+ * rows, then rank 1's, ...; every rank passes the same counts. send may point at this rank's
+ * place in recv (in place). Each rank's part and the displacements must fit MPI's int. */
+SCL_NODISCARD scl_err dist_allgather_rows_f32(const dist_comm *c, const float *send,
+                                              const int64_t *counts, int64_t cols, float *recv);
+SCL_NODISCARD scl_err dist_allgather_rows_i32(const dist_comm *c, const int32_t *send,
+                                              const int64_t *counts, int64_t cols, int32_t *recv);
+
 /* The collective status decision (STYLE.md 3; collective over c): every rank passes its local
  * status and gets back the same verdict. OK if every rank was OK; otherwise the failing rank
  * with the largest code (lowest rank among equals) decides: that rank returns its own error
- * unchanged, the others return the same code with a message naming that rank. An MPI failure of
+ * unchanged, the others return the same code with that rank's message, prefixed by its rank. An MPI failure of
  * the reduction itself is SCL_ERR_MPI. */
 SCL_NODISCARD scl_err dist_agree(const dist_comm *c, scl_err local);
 

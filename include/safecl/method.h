@@ -49,6 +49,8 @@ typedef struct learn_comm {
   scl_err (*sum_i64)(void *ctx, int64_t *v, int64_t n);
 } learn_comm;
 
+#define LEARN_MAX_GROUP 4096 /* ranks in one trial's group */
+
 /* The group of this process alone. */
 const learn_comm *learn_comm_self(void);
 

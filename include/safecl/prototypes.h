@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "safecl/core.h"
+#include "safecl/method.h"
 
 typedef struct learn_prototypes {
   int64_t n_classes, dim;
@@ -26,6 +27,13 @@ SCL_NODISCARD scl_err learn_prototypes_add(learn_prototypes *p, const float *fea
 /* Turns the sums of classes [lo, hi) into unit-norm mean rows; a class without images is an
  * error naming it. */
 SCL_NODISCARD scl_err learn_prototypes_finalize(learn_prototypes *p, int64_t lo, int64_t hi);
+/* A session's fit on a rank group (collective over comm): each rank passes its shard's n rows
+ * (labels in [lo, hi)); the sums of classes [lo, hi) gain every rank's rows, then are finalised,
+ * the same on every rank. On a group of one: add + finalize. Sums over a group are in a
+ * different order than on one rank (differences of a few ulps of double). */
+SCL_NODISCARD scl_err learn_prototypes_fit(learn_prototypes *p, const float *features,
+                                           const int32_t *labels, int64_t n, int64_t lo, int64_t hi,
+                                           const learn_comm *comm);
 /* pred[i] = argmax over classes [0, n_seen) of cos(features[i], prototype[c]). */
 SCL_NODISCARD scl_err learn_prototypes_predict(const learn_prototypes *p, const float *features,
                                                int64_t n, int64_t n_seen, int32_t *pred);

@@ -10,6 +10,7 @@
 
 #include "safecl/config.h"
 #include "safecl/core.h"
+#include "safecl/dist.h"
 #include "safecl/method.h"
 
 #define RUN_TRIAL_SCHEMA_VERSION 1
@@ -40,6 +41,7 @@ typedef struct run_trial_cfg {
   double val_fraction;
   int64_t ckpt_every;
   int64_t threads;
+  char *solver; /* ridge solver of a group: "auto", "lapack", "scalapack" */
   int64_t seed;
   char *run_dir;
 } run_trial_cfg;
@@ -61,10 +63,12 @@ typedef struct run_trial_hooks {
   void *ctx;
 } run_trial_hooks;
 
-/* Runs (or, if run.dir already holds this finished trial, skips) the trial. hooks and result
- * may be NULL. */
-SCL_NODISCARD scl_err run_trial_ex(const run_trial_cfg *cfg, const run_trial_hooks *hooks,
-                                   run_trial_result *result);
+/* Runs (or, if run.dir already holds this finished trial, skips) the trial on the ranks of
+ * `group` (collective over it; NULL: this process alone), data-parallel: every rank computes,
+ * group rank 0 writes trial.h5; the result is the same on every rank. hooks and result may be
+ * NULL; a stop requested on any rank stops the group. */
+SCL_NODISCARD scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group,
+                                   const run_trial_hooks *hooks, run_trial_result *result);
 SCL_NODISCARD scl_err run_trial(const run_trial_cfg *cfg);
 
 /* The trial's identity (32 hex digits + NUL) without running it: the canonical config, the

@@ -8,7 +8,13 @@
  * timed one by one. gflop_per_s counts the matrix products the step executes
  * (vit_trainer_flops_per_image); peak_rss_mb is the process high-water mark, which includes the
  * frozen weights (343 MB for ViT-B/16). The backbone is created for one image: the trainer
- * keeps its own activations, and this benchmark never runs the frozen model alone. */
+ * keeps its own activations, and this benchmark never runs the frozen model alone.
+ *
+ * Under `mpirun -np G` the G ranks run the data-parallel step of a trial's group (tuning.h):
+ * each rank forwards and backpropagates its shard of the --batch images, the features are
+ * gathered for the head and loss over the whole batch, and the PET gradient is summed with one
+ * allreduce; rank 0 prints the group's throughput (global batch / step time) and how much of
+ * the step the gathers and the allreduce took (comm_s), for the scaling model in the README. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +25,8 @@
 #include "safecl/core.h"
 #include "safecl/learn.h"
 #include "safecl/pet.h"
+#include "safecl/run_group.h"
+#include "safecl/tuning.h"
 #include "safecl/vit.h"
 
 typedef struct train_args {
@@ -97,61 +105,44 @@ typedef struct rig {
   vit_model *m;
   vit_trainer *t;
   pet_params *p;
-  int64_t B, K, D;
-  float *mem; /* one block: images, head, head grad/buf, pet buf, activations of the head */
-  float *images, *head, *head_grad, *head_buf, *pet_buf, *phi, *dphi, *logits, *dlogits, *cache_mem,
-      *scratch;
+  run_group g;
+  int64_t B, K, D, lo, hi; /* global batch; this rank's rows [lo, hi) */
+  float *images, *pet_buf;
+  learn_head head;
+  learn_step_buffers w;
   int64_t *labels, *index;
 } rig;
 
-static scl_err rig_alloc(rig *r, const vit_config *c) {
-  const int64_t B = r->B, K = r->K, D = r->D, P = learn_cosine_params(K, D);
-  const int64_t img = c->in_chans * c->img_size * c->img_size;
-  const int64_t sizes[] = {B * img,
-                           P,
-                           P,
-                           P,
-                           r->p->count,
-                           B * D,
-                           B * D,
-                           B * K,
-                           B * K,
-                           (int64_t)learn_cosine_cache_floats(B, K, D),
-                           (int64_t)learn_cosine_backward_scratch(B, K, D)};
-  float **views[] = {&r->images, &r->head,   &r->head_grad, &r->head_buf,  &r->pet_buf, &r->phi,
-                     &r->dphi,   &r->logits, &r->dlogits,   &r->cache_mem, &r->scratch};
-  const int n = (int)(sizeof sizes / sizeof sizes[0]);
-  int64_t total = 0;
-  for (int i = 0; i < n; i++) total += (sizes[i] + 15) / 16 * 16;
-  SCL_CALL(scl_calloc((size_t)total * sizeof(float), "bench buffers", (void **)&r->mem));
-  int64_t off = 0;
-  for (int i = 0; i < n; i++) {
-    *views[i] = r->mem + off;
-    off += (sizes[i] + 15) / 16 * 16;
-  }
-  SCL_CALL(scl_calloc((size_t)(2 * B) * sizeof(int64_t), "bench labels", (void **)&r->labels));
-  r->index = r->labels + B;
-  return SCL_OK;
-}
-
-static scl_err rig_create(rig *r, const train_args *a) {
+static scl_err rig_create(rig *r, const train_args *a, const dist_comm *world) {
   vit_config cfg;
   pet_config pc;
+  run_group_init(&r->g, world);
   SCL_CALL(vit_config_preset(a->arch, &cfg));
   SCL_CALL(pet_config_of(a->pet, &pc));
+  r->B = a->batch, r->K = a->classes, r->D = cfg.width;
+  learn_shard(r->B, r->g.comm.size, r->g.comm.rank, &r->lo, &r->hi);
+  const int64_t shard = r->hi - r->lo > 0 ? r->hi - r->lo : 1;
   SCL_CALL(vit_model_create(&cfg, 1, (int)a->threads, &r->m));
   vit_model_init_random(r->m, (uint64_t)a->seed);
   SCL_CALL(pet_params_create(&cfg, &pc, &r->p));
   pet_params_init(r->p, (uint64_t)a->seed, 1);
-  SCL_CALL(vit_trainer_create(r->m, &pc, a->batch, (int)a->threads, &r->t));
-  r->B = a->batch, r->K = a->classes, r->D = cfg.width;
-  SCL_CALL(rig_alloc(r, &cfg));
-  learn_cosine_init(r->head, r->head + r->K * r->D, r->K, r->D, (uint64_t)a->seed, 1, 10.0f);
+  SCL_CALL(vit_trainer_create(r->m, &pc, shard, (int)a->threads, &r->t));
+  SCL_CALL(learn_head_create(&r->head, r->K, r->D));
+  SCL_CALL(learn_step_buffers_create(&r->w, r->B, r->K, r->D));
+  SCL_CALL(scl_calloc((size_t)(r->p->count ? r->p->count : 1) * sizeof(float), "PET momentum",
+                      (void **)&r->pet_buf));
+  const int64_t img = cfg.in_chans * cfg.img_size * cfg.img_size;
+  SCL_CALL(scl_alloc((size_t)(shard * img) * sizeof(float), "bench images", (void **)&r->images));
+  SCL_CALL(scl_calloc((size_t)(2 * r->B) * sizeof(int64_t), "bench labels", (void **)&r->labels));
+  r->index = r->labels + r->B;
+  learn_cosine_init(r->head.p, learn_head_sigma(&r->head), r->K, r->D, (uint64_t)a->seed, 1, 10.0f);
   scl_rng rng;
   scl_rng_init(&rng, (uint64_t)a->seed, SCL_STREAM_SYNTHETIC, 0, 0);
-  const int64_t n_img = r->B * cfg.in_chans * cfg.img_size * cfg.img_size;
-  for (int64_t i = 0; i < n_img; i++) r->images[i] = scl_rng_uniformf(&rng);
   for (int64_t b = 0; b < r->B; b++) r->labels[b] = (int64_t)scl_rng_below(&rng, (uint32_t)r->K);
+  for (int64_t b = r->lo; b < r->hi; b++) { /* image b is the same whichever rank holds it */
+    scl_rng_init(&rng, (uint64_t)a->seed, SCL_STREAM_SYNTHETIC, 1, (uint32_t)b);
+    for (int64_t i = 0; i < img; i++) r->images[(b - r->lo) * img + i] = scl_rng_uniformf(&rng);
+  }
   return SCL_OK;
 }
 
@@ -159,69 +150,74 @@ static void rig_destroy(rig *r) {
   vit_trainer_destroy(&r->t);
   pet_params_destroy(&r->p);
   vit_model_destroy(&r->m);
-  scl_free(r->mem);
+  learn_head_free(&r->head);
+  learn_step_buffers_free(&r->w);
+  scl_free(r->pet_buf);
+  scl_free(r->images);
   scl_free(r->labels);
 }
 
-/* Head forward, CE, head backward: dphi and the head gradient from phi. */
-static double head_step(rig *r) {
-  const int64_t B = r->B, K = r->K, D = r->D;
-  learn_cosine_cache cache = learn_cosine_cache_bind(r->cache_mem, B, K, D);
-  learn_cosine_forward(r->logits, &cache, r->phi, r->head, r->head + K * D, B, K, D);
-  memset(r->dlogits, 0, (size_t)(B * K) * sizeof(float));
-  const double ce = learn_ce_loss(r->dlogits, r->logits, r->labels, B, K, 1.0);
-  memset(r->dphi, 0, (size_t)(B * D) * sizeof(float));
-  memset(r->head_grad, 0, (size_t)(K * D + 1) * sizeof(float));
-  learn_cosine_backward(r->dphi, r->head_grad, r->head_grad + K * D, r->scratch, r->dlogits, r->phi,
-                        r->head, r->head + K * D, &cache, B, K, D);
-  return ce;
-}
-
-/* One training step; fwd and bwd receive the trainer's forward and backward seconds. */
-static scl_err step(rig *r, int64_t s, double *fwd, double *bwd, double *ce) {
+/* One data-parallel training step; fwd, bwd and comm receive this rank's seconds of the
+ * trainer's forward, its backward and the PET gradient allreduce. */
+static scl_err step(rig *r, int64_t s, double *fwd, double *bwd, double *comm, double *ce) {
   for (int64_t b = 0; b < r->B; b++) r->index[b] = s * r->B + b;
-  const vit_dropout_key key = {7, (uint32_t)s, 0, r->index};
+  const learn_batch batch = {.images = r->images,
+                             .labels = r->labels + r->lo,
+                             .index = r->index + r->lo,
+                             .labels_all = r->labels,
+                             .index_all = r->index,
+                             .B = r->hi - r->lo,
+                             .B_global = r->B,
+                             .offset = r->lo};
+  const vit_dropout_key key = {7, (uint32_t)s, 0, batch.index};
   const learn_sgd_cfg sgd = {0.9, 0.0, 0};
   const learn_param_group pet = {0, r->p->count, 1.0, 5e-4};
   const learn_param_group head[2] = {{0, r->K * r->D, 1.0, 5e-4}, {r->K * r->D, 1, 1.0, 5e-4}};
-  double t0 = scl_now();
-  SCL_CALL(vit_trainer_forward(r->t, r->p, r->images, r->B, &key, r->phi));
-  double t1 = scl_now();
-  *ce = head_step(r);
   pet_params_zero_grad(r->p);
+  double t0 = scl_now();
+  SCL_CALL(learn_tune_ce(&r->w, r->t, r->p, &r->head, &batch, r->K, &key, &r->g.comm, ce));
+  double t1 = scl_now();
+  SCL_CALL(learn_tune_backward(r->t, r->p, r->w.dphi, r->D, &batch));
   double t2 = scl_now();
-  SCL_CALL(vit_trainer_backward(r->t, r->p, r->dphi, r->B));
+  SCL_CALL(learn_tune_sync(&r->g.comm, r->p));
   double t3 = scl_now();
   learn_sgd_step(r->p->param, r->pet_buf, r->p->grad, s, 0.01, &sgd, &pet, 1);
-  learn_sgd_step(r->head, r->head_buf, r->head_grad, s, 0.01, &sgd, head, 2);
+  learn_sgd_step(r->head.p, r->head.buf, r->head.grad, s, 0.01, &sgd, head, 2);
   *fwd = t1 - t0;
-  *bwd = t3 - t2;
+  *bwd = t2 - t1;
+  *comm = t3 - t2;
   return SCL_OK;
 }
 
-static scl_err run(const train_args *a, rig *r) {
-  SCL_CALL(rig_create(r, a));
-  double fwd, bwd, ce = 0.0, total = 0.0, best = 1e300, tf = 0.0, tb = 0.0;
+static scl_err run(const train_args *a, rig *r, const dist_comm *world) {
+  SCL_CALL(rig_create(r, a, world));
+  double fwd, bwd, comm, ce = 0.0, total = 0.0, best = 1e300, tf = 0.0, tb = 0.0, tc = 0.0;
   int64_t s = 0;
-  for (; s < a->warmup; s++) SCL_CALL(step(r, s, &fwd, &bwd, &ce));
+  for (; s < a->warmup; s++) SCL_CALL(step(r, s, &fwd, &bwd, &comm, &ce));
+  SCL_CALL(dist_barrier(world));
   for (long it = 0; it < a->iters; it++, s++) {
     double t0 = scl_now();
-    SCL_CALL(step(r, s, &fwd, &bwd, &ce));
+    SCL_CALL(step(r, s, &fwd, &bwd, &comm, &ce));
     double dt = scl_now() - t0;
-    total += dt, tf += fwd, tb += bwd;
+    total += dt, tf += fwd, tb += bwd, tc += comm;
     if (dt < best) best = dt;
   }
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  const double mean = total / (double)a->iters, ips = (double)a->batch / mean;
+  double rss = (double)ru.ru_maxrss / 1024.0, times[2] = {total, tc};
+  SCL_CALL(dist_allreduce_f64(world, times, 2, DIST_MAX)); /* the slowest rank sets the pace */
+  SCL_CALL(dist_allreduce_f64(world, &rss, 1, DIST_MAX));
+  if (r->g.comm.rank != 0) return SCL_OK;
+  const double mean = times[0] / (double)a->iters, ips = (double)a->batch / mean;
   printf(
-      "bench=train arch=%s pet=%s batch=%ld threads=%d iters=%ld s_per_iter=%.4f "
+      "bench=train arch=%s pet=%s batch=%ld ranks=%d threads=%d iters=%ld s_per_iter=%.4f "
       "best_s_per_iter=%.4f img_per_s=%.3f best_img_per_s=%.3f fwd_s=%.4f bwd_s=%.4f "
-      "gflop_per_image=%.2f gflop_per_s=%.1f pet_params=%lld ce=%.4f peak_rss_mb=%.1f\n",
-      r->m->cfg.name, a->pet, a->batch, r->m->threads, a->iters, mean, best, ips,
+      "allreduce_s=%.5f gflop_per_image=%.2f gflop_per_s=%.1f pet_params=%lld ce=%.4f "
+      "peak_rss_mb=%.1f\n",
+      r->m->cfg.name, a->pet, a->batch, r->g.comm.size, r->m->threads, a->iters, mean, best, ips,
       (double)a->batch / best, tf / (double)a->iters, tb / (double)a->iters,
-      vit_trainer_flops_per_image(r->t) * 1e-9, ips * vit_trainer_flops_per_image(r->t) * 1e-9,
-      (long long)r->p->count, ce, (double)ru.ru_maxrss / 1024.0);
+      times[1] / (double)a->iters, vit_trainer_flops_per_image(r->t) * 1e-9,
+      ips * vit_trainer_flops_per_image(r->t) * 1e-9, (long long)r->p->count, ce, rss);
   return SCL_OK;
 }
 
@@ -235,8 +231,11 @@ int cmd_bench_train(int argc, char **argv) {
   int rc = parse_args(argc, argv, &a);
   if (rc) return rc == 1 ? 0 : 2;
   rig r = {0};
-  scl_err err = run(&a, &r);
+  dist_comm *world = NULL;
+  scl_err err = dist_comm_create(MPI_COMM_WORLD, &world);
+  if (!err) err = run(&a, &r, world);
   if (err) scl_log_error_traceback();
   rig_destroy(&r);
+  dist_comm_destroy(&world);
   return err ? 1 : 0;
 }

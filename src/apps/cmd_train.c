@@ -1,9 +1,12 @@
-/* cmd_train.c: `safecl train CONFIG [key=value ...]`: argv to run_trial. */
+/* cmd_train.c: `safecl train CONFIG [key=value ...]`: argv to run_trial_ex. Under
+ * `mpirun -np G` (or srun) the G ranks of the job run the one trial as one data-parallel group
+ * (DESIGN.md section 2); alone it is a group of one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "safecl/apps.h"
+#include "safecl/dist.h"
 #include "safecl/trial.h"
 
 int cmd_train(int argc, char **argv) {
@@ -27,10 +30,14 @@ int cmd_train(int argc, char **argv) {
   if (!err && print_only) {
     char *text = NULL;
     err = cfg_dump(&run_trial_schema, &cfg, &text);
-    if (!err) fputs(text, stdout);
+    if (!err) fputs(text, stdout); /* under mpirun: once per rank, as any serial tool */
     free(text);
   } else if (!err) {
-    err = run_trial(&cfg);
+    dist_comm *world = NULL;
+    err = dist_comm_create(MPI_COMM_WORLD, &world);
+    if (!err && dist_comm_size(world) > 1) scl_log_set_rank(dist_comm_rank(world));
+    if (!err) err = run_trial_ex(&cfg, world, NULL, NULL);
+    dist_comm_destroy(&world);
   }
   if (err) scl_log_error_traceback();
   cfg_free(&run_trial_schema, &cfg);

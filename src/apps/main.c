@@ -36,7 +36,7 @@ static void usage(FILE *f) {
 /* The commands main runs between MPI_Init_thread and MPI_Finalize. Only commands that
  * communicate are listed: initialising MPI outside mpirun starts a singleton runtime (~0.3 s),
  * which `status`, `report` and friends have no use for. */
-static const char *const mpi_commands[] = {"sweep"};
+static const char *const mpi_commands[] = {"sweep", "train", "bench"};
 
 static int needs_mpi(const char *name) {
   for (size_t i = 0; i < sizeof mpi_commands / sizeof mpi_commands[0]; i++)

@@ -240,15 +240,64 @@ scl_err dist_allgather_f64(const dist_comm *c, const double *send, int64_t n, do
   return SCL_OK;
 }
 
+/* Counts and displacements (in elements) of a gather of rows: rank r sends counts[r] * cols. */
+static scl_err gatherv_layout(const dist_comm *c, const int64_t *counts, int64_t cols, int **cnt,
+                              int **displ) {
+  SCL_CALL(scl_alloc((size_t)c->size * sizeof(int), "gather counts", (void **)cnt));
+  SCL_CALL(scl_alloc((size_t)c->size * sizeof(int), "gather displacements", (void **)displ));
+  int64_t off = 0;
+  for (int r = 0; r < c->size; r++) {
+    if (counts[r] * cols > INT_MAX || off > INT_MAX)
+      return SCL_ERROR(SCL_ERR_ARG, "allgather of %lld x %lld elements exceeds MPI's int count",
+                       (long long)counts[r], (long long)cols);
+    (*cnt)[r] = (int)(counts[r] * cols);
+    (*displ)[r] = (int)off;
+    off += counts[r] * cols;
+  }
+  return SCL_OK;
+}
+
+static scl_err allgather_rows(const dist_comm *c, const void *send, const int64_t *counts,
+                              int64_t cols, void *recv, size_t elem, MPI_Datatype type) {
+  int *cnt = NULL, *displ = NULL;
+  scl_err err = gatherv_layout(c, counts, cols, &cnt, &displ);
+  if (!err) {
+    const char *mine = (const char *)recv + (size_t)displ[c->rank] * elem;
+    const void *src = send == (const void *)mine ? MPI_IN_PLACE : send;
+    int rc = MPI_Allgatherv(src, cnt[c->rank], type, recv, cnt, displ, type, c->comm);
+    if (rc != MPI_SUCCESS) err = mpi_failed(rc, "MPI_Allgatherv", __FILE__, __LINE__, __func__);
+  }
+  scl_free(cnt);
+  scl_free(displ);
+  return err;
+}
+
+scl_err dist_allgather_rows_f32(const dist_comm *c, const float *send, const int64_t *counts,
+                                int64_t cols, float *recv) {
+  SCL_CALL(allgather_rows(c, send, counts, cols, recv, sizeof *send, MPI_FLOAT));
+  return SCL_OK;
+}
+
+scl_err dist_allgather_rows_i32(const dist_comm *c, const int32_t *send, const int64_t *counts,
+                                int64_t cols, int32_t *recv) {
+  SCL_CALL(allgather_rows(c, send, counts, cols, recv, sizeof *send, MPI_INT32_T));
+  return SCL_OK;
+}
+
 scl_err dist_agree(const dist_comm *c, scl_err local) {
   struct {
     int code, rank;
   } in = {local, c->rank}, out = {0, 0};
   DIST_MPI(MPI_Allreduce(&in, &out, 1, MPI_2INT, MPI_MAXLOC, c->comm), "MPI_Allreduce (status)");
   if (out.code == SCL_OK) return SCL_OK;
+  /* the deciding rank's root-cause message travels to the others, so every rank reports it */
+  char msg[1024] = {0};
+  if (out.rank == c->rank) snprintf(msg, sizeof msg, "%s", scl_error_message());
+  DIST_MPI(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, out.rank, c->comm), "MPI_Bcast (status)");
   if (out.rank == c->rank) return local;
-  return SCL_ERROR(out.code, "rank %d of %d failed with %s (its log has the message)", out.rank,
-                   c->size, scl_error_name(out.code));
+  msg[sizeof msg - 1] = '\0';
+  return SCL_ERROR(out.code, "rank %d of %d failed: %s", out.rank, c->size,
+                   msg[0] ? msg : scl_error_name(out.code));
 }
 
 void dist_abort(const dist_comm *c, int code) {

@@ -14,6 +14,7 @@ typedef struct aper {
   learn_tuner *tuner;
   learn_prototypes *protos;
   int64_t D;
+  const learn_comm *comm;
 } aper;
 
 static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out) {
@@ -65,8 +66,8 @@ static scl_err aper_fit(learn_method *m, const learn_session *s, const float *co
   aper *a = (aper *)m;
   float *x = NULL;
   SCL_CALL(concat(features, n, a->D, &x));
-  scl_err err = learn_prototypes_add(a->protos, x, labels, n);
-  if (!err) err = learn_prototypes_finalize(a->protos, s->class_lo, s->class_hi);
+  (void)pos; /* prototypes are sums: the order of the rows does not matter */
+  scl_err err = learn_prototypes_fit(a->protos, x, labels, n, s->class_lo, s->class_hi, a->comm);
   scl_free(x);
   if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
   return SCL_OK;
@@ -138,6 +139,7 @@ static scl_err aper_create(const learn_context *ctx, learn_method **out) {
   if (!a) return SCL_ERROR(SCL_ERR_NOMEM, "aper");
   a->base.ops = &learn_aper_ops;
   a->ptm = ctx->backbone;
+  a->comm = ctx->comm ? ctx->comm : learn_comm_self();
   a->D = ctx->backbone->cfg.width;
   learn_method *m = &a->base;
   scl_err err = learn_tuner_create(ctx, &a->tuner);

@@ -55,6 +55,45 @@ scl_err learn_prototypes_add(learn_prototypes *p, const float *features, const i
   return SCL_OK;
 }
 
+scl_err learn_prototypes_fit(learn_prototypes *p, const float *features, const int32_t *labels,
+                             int64_t n, int64_t lo, int64_t hi, const learn_comm *comm) {
+  if (comm->size == 1) {
+    SCL_CALL(learn_prototypes_add(p, features, labels, n));
+    SCL_CALL(learn_prototypes_finalize(p, lo, hi));
+    return SCL_OK;
+  }
+  const int64_t k = hi - lo, D = p->dim;
+  double *delta = NULL;
+  int64_t *count = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(
+      err, scl_calloc((size_t)(k * D) * sizeof(double), "prototype shard sums", (void **)&delta),
+      done);
+  SCL_CALL_GOTO(err,
+                scl_calloc((size_t)k * sizeof(int64_t), "prototype shard counts", (void **)&count),
+                done);
+  for (int64_t i = 0; i < n; i++) {
+    if (labels[i] < lo || labels[i] >= hi)
+      SCL_ERROR_GOTO(err, done, SCL_ERR_ARG,
+                     "prototypes: label %d outside the session's [%lld, %lld)", (int)labels[i],
+                     (long long)lo, (long long)hi);
+    double *row = delta + (labels[i] - lo) * D;
+    for (int64_t j = 0; j < D; j++) row[j] += (double)features[i * D + j];
+    count[labels[i] - lo]++;
+  }
+  SCL_CALL_GOTO(err, comm->sum_f64(comm->ctx, delta, k * D), done);
+  SCL_CALL_GOTO(err, comm->sum_i64(comm->ctx, count, k), done);
+  for (int64_t c = 0; c < k; c++) {
+    for (int64_t j = 0; j < D; j++) p->sum[(lo + c) * D + j] += delta[c * D + j];
+    p->count[lo + c] += count[c];
+  }
+  SCL_CALL_GOTO(err, learn_prototypes_finalize(p, lo, hi), done);
+done:
+  scl_free(delta);
+  scl_free(count);
+  return err;
+}
+
 scl_err learn_prototypes_finalize(learn_prototypes *p, int64_t lo, int64_t hi) {
   for (int64_t c = lo; c < hi; c++) {
     if (p->count[c] == 0)

@@ -63,23 +63,27 @@ static vit_dropout_key dropout_key(const safe *sf, const learn_session *s, const
   return (vit_dropout_key){sf->seed, (uint32_t)(s->t << 20) + (uint32_t)b->step, pass, b->index};
 }
 
-/* Session 1: CE through the slow head, then the transfer loss on a second forward. */
+/* Session 1: CE through the slow head, then the transfer loss on a second forward. On a group
+ * every rank forwards its rows and the losses are formed over the gathered batch (tuning.h). */
 static scl_err slow_step(safe *sf, const learn_session *s, const learn_batch *b, double *loss) {
   learn_step_buffers *w = &sf->w;
+  const int64_t B = b->B_global, D = sf->D;
   vit_dropout_key k0 = dropout_key(sf, s, b, 0), k1 = dropout_key(sf, s, b, 1);
   pet_params_zero_grad(sf->slow);
-  SCL_CALL(learn_tune_ce(w, sf->trainer, sf->slow, &sf->head_s, b, s->class_hi, &k0, &loss[1]));
-  SCL_CALL(vit_trainer_backward(sf->trainer, sf->slow, w->dphi, b->B));
+  SCL_CALL(learn_tune_ce(w, sf->trainer, sf->slow, &sf->head_s, b, s->class_hi, &k0, sf->comm,
+                         &loss[1]));
+  SCL_CALL(learn_tune_backward(sf->trainer, sf->slow, w->dphi, D, b));
   loss[2] = 0.0;
   if (sf->cfg.slow_diag != 0.0 || sf->cfg.slow_rdn != 0.0) {
-    SCL_CALL(vit_trainer_forward(sf->trainer, sf->slow, b->images, b->B, &k1, w->phi2));
-    SCL_CALL(vit_trainer_infer(sf->trainer, NULL, b->images, b->B, w->ref));
-    memset(w->dphi, 0, (size_t)(b->B * sf->D) * sizeof(float));
-    loss[2] = learn_transfer_loss(w->dphi, w->scratch, w->phi2, w->ref, b->B, sf->D,
-                                  sf->cfg.slow_diag, sf->cfg.slow_rdn, 1.0);
-    SCL_CALL(vit_trainer_backward(sf->trainer, sf->slow, w->dphi, b->B));
+    SCL_CALL(learn_tune_forward(sf->comm, sf->trainer, sf->slow, b, &k1, D, w->phi2));
+    SCL_CALL(learn_tune_infer(sf->comm, sf->trainer, NULL, b, D, w->ref));
+    memset(w->dphi, 0, (size_t)(B * D) * sizeof(float));
+    loss[2] = learn_transfer_loss(w->dphi, w->scratch, w->phi2, w->ref, B, D, sf->cfg.slow_diag,
+                                  sf->cfg.slow_rdn, 1.0);
+    SCL_CALL(learn_tune_backward(sf->trainer, sf->slow, w->dphi, D, b));
   }
   loss[0] = loss[1] + loss[2];
+  SCL_CALL(learn_tune_sync(sf->comm, sf->slow));
   learn_tune_sgd(&sf->cfg, sf->slow, sf->slow_buf, &sf->head_s, s->class_hi, b->epoch, b->step);
   return SCL_OK;
 }
@@ -87,12 +91,12 @@ static scl_err slow_step(safe *sf, const learn_session *s, const learn_batch *b,
 /* Sessions >= 2: CE + alignment with the slow learner + cross-classification. */
 static scl_err fast_step(safe *sf, const learn_session *s, const learn_batch *b, double *loss) {
   learn_step_buffers *w = &sf->w;
-  const int64_t B = b->B, K = s->class_lo, Kt = s->class_hi, D = sf->D, CD = sf->C * D;
+  const int64_t B = b->B_global, K = s->class_lo, Kt = s->class_hi, D = sf->D, CD = sf->C * D;
   vit_dropout_key k0 = dropout_key(sf, s, b, 0);
   float *gw = sf->head_f.grad;
   pet_params_zero_grad(sf->fast);
-  SCL_CALL(learn_tune_ce(w, sf->trainer, sf->fast, &sf->head_f, b, Kt, &k0, &loss[1]));
-  SCL_CALL(vit_trainer_infer(sf->trainer, sf->slow, b->images, B, w->ref));
+  SCL_CALL(learn_tune_ce(w, sf->trainer, sf->fast, &sf->head_f, b, Kt, &k0, sf->comm, &loss[1]));
+  SCL_CALL(learn_tune_infer(sf->comm, sf->trainer, sf->slow, b, D, w->ref));
   loss[2] = sf->cfg.fast_disf != 0.0
                 ? learn_align_loss(w->dphi, w->phi, w->ref, B, D, sf->cfg.fast_disf)
                 : 0.0;
@@ -100,9 +104,10 @@ static scl_err fast_step(safe *sf, const learn_session *s, const learn_batch *b,
   if (sf->cfg.fast_cc != 0.0 && K > 0)
     loss[3] = learn_crossclass_loss(gw, gw + CD, w->dphi, w->scratch, NULL, sf->head_f.p,
                                     sf->head_f.p + CD, sf->head_s.p, sf->head_s.p + CD, w->phi,
-                                    w->ref, b->labels, K, Kt, B, D, sf->cfg.fast_cc);
-  SCL_CALL(vit_trainer_backward(sf->trainer, sf->fast, w->dphi, B));
+                                    w->ref, b->labels_all, K, Kt, B, D, sf->cfg.fast_cc);
+  SCL_CALL(learn_tune_backward(sf->trainer, sf->fast, w->dphi, D, b));
   loss[0] = loss[1] + sf->cfg.fast_disf * loss[2] + sf->cfg.fast_cc * loss[3];
+  SCL_CALL(learn_tune_sync(sf->comm, sf->fast));
   learn_tune_sgd(&sf->cfg, sf->fast, sf->fast_buf, &sf->head_f, Kt, b->epoch, b->step);
   return SCL_OK;
 }
@@ -110,8 +115,9 @@ static scl_err fast_step(safe *sf, const learn_session *s, const learn_batch *b,
 static scl_err safe_train_step(learn_method *m, const learn_session *s, const learn_batch *b,
                                double *losses) {
   safe *sf = (safe *)m;
-  if (b->B > sf->B)
-    return SCL_ERROR(SCL_ERR_INTERNAL, "batch %lld > %lld", (long long)b->B, (long long)sf->B);
+  if (b->B_global > sf->B)
+    return SCL_ERROR(SCL_ERR_INTERNAL, "batch %lld > %lld", (long long)b->B_global,
+                     (long long)sf->B);
   if (s->t == 0)
     SCL_CALL(slow_step(sf, s, b, losses));
   else
@@ -246,6 +252,8 @@ static scl_err safe_create(const learn_context *ctx, learn_method **out) {
   sf->D = ctx->backbone->cfg.width;
   sf->B = ctx->cfg->batch;
   sf->dil = ctx->domain_incremental;
+  sf->comm = ctx->comm ? ctx->comm : learn_comm_self();
+  sf->linalg = ctx->linalg;
   sf->pc = learn_pet_config(ctx->cfg);
   learn_method *m = &sf->base;
   scl_err err = safe_setup(sf, ctx);

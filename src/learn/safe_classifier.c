@@ -156,8 +156,7 @@ done:
 
 scl_err safe_classifier_create(safe *sf) {
   const int64_t M = sf->cfg.rp_dim;
-  /* NULL: a private one-process solver (see safe_fit) until safe.c passes ctx->linalg here. */
-  linalg_group *group = NULL;
+  linalg_group *group = sf->linalg; /* the trial's group solver; NULL: a private one-process one */
   SCL_CALL(learn_rp_create(group, sf->D, M, sf->C, sf->seed, 0, &sf->rp));
   if (!sf->cfg.shared_stats)
     SCL_CALL(learn_rp_create(group, sf->D, M, sf->C, sf->seed, 0, &sf->rp_slow));

@@ -10,6 +10,7 @@ typedef struct simplecil {
   learn_method base;
   vit_model *ptm;
   learn_prototypes *protos;
+  const learn_comm *comm;
 } simplecil;
 
 static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out) {
@@ -30,8 +31,9 @@ static int simplecil_networks(learn_method *m, const learn_session *s, learn_net
 static scl_err simplecil_fit(learn_method *m, const learn_session *s, const float *const *features,
                              const int32_t *labels, const int64_t *pos, int64_t n) {
   simplecil *sc = (simplecil *)m;
-  SCL_CALL(learn_prototypes_add(sc->protos, features[0], labels, n));
-  SCL_CALL(learn_prototypes_finalize(sc->protos, s->class_lo, s->class_hi));
+  (void)pos; /* prototypes are sums: the order of the rows does not matter */
+  SCL_CALL(
+      learn_prototypes_fit(sc->protos, features[0], labels, n, s->class_lo, s->class_hi, sc->comm));
   return SCL_OK;
 }
 
@@ -90,6 +92,7 @@ static scl_err simplecil_create(const learn_context *ctx, learn_method **out) {
   if (!sc) return SCL_ERROR(SCL_ERR_NOMEM, "simplecil");
   sc->base.ops = &learn_simplecil_ops;
   sc->ptm = ctx->backbone;
+  sc->comm = ctx->comm ? ctx->comm : learn_comm_self();
   scl_err err = learn_prototypes_create(ctx->n_classes, ctx->backbone->cfg.width, &sc->protos);
   if (err) {
     free(sc);

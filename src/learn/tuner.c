@@ -18,6 +18,7 @@ struct learn_tuner {
   learn_head head;
   learn_step_buffers w;
   vit_trainer *trainer;
+  const learn_comm *comm;
 };
 
 scl_err learn_tuner_create(const learn_context *ctx, learn_tuner **out) {
@@ -29,6 +30,7 @@ scl_err learn_tuner_create(const learn_context *ctx, learn_tuner **out) {
   t->D = ctx->backbone->cfg.width;
   t->B = ctx->cfg->batch;
   t->pc = learn_pet_config(ctx->cfg);
+  t->comm = ctx->comm ? ctx->comm : learn_comm_self();
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, pet_params_create(&ctx->backbone->cfg, &t->pc, &t->pet), fail);
   SCL_CALL_GOTO(err,
@@ -77,8 +79,10 @@ scl_err learn_tuner_step(learn_tuner *t, const learn_session *s, const learn_bat
                          double *losses) {
   vit_dropout_key key = {t->seed, (uint32_t)b->step, 0, b->index};
   pet_params_zero_grad(t->pet);
-  SCL_CALL(learn_tune_ce(&t->w, t->trainer, t->pet, &t->head, b, s->class_hi, &key, &losses[0]));
-  SCL_CALL(vit_trainer_backward(t->trainer, t->pet, t->w.dphi, b->B));
+  SCL_CALL(learn_tune_ce(&t->w, t->trainer, t->pet, &t->head, b, s->class_hi, &key, t->comm,
+                         &losses[0]));
+  SCL_CALL(learn_tune_backward(t->trainer, t->pet, t->w.dphi, t->D, b));
+  SCL_CALL(learn_tune_sync(t->comm, t->pet));
   learn_tune_sgd(&t->cfg, t->pet, t->pet_buf, &t->head, s->class_hi, b->epoch, b->step);
   return SCL_OK;
 }

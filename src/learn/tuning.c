@@ -66,18 +66,61 @@ void learn_tune_sgd(const learn_method_cfg *cfg, pet_params *p, float *pet_buf, 
   learn_sgd_step(h->p, h->buf, h->grad, step, lr, &sgd, head, 2);
 }
 
+scl_err learn_tune_gather(const learn_comm *comm, const learn_batch *b, float *buf, int64_t cols) {
+  if (comm->size == 1) return SCL_OK;
+  int64_t counts[LEARN_MAX_GROUP];
+  if (comm->size > LEARN_MAX_GROUP)
+    return SCL_ERROR(SCL_ERR_ARG, "a group of %d ranks (at most %d)", comm->size, LEARN_MAX_GROUP);
+  for (int r = 0; r < comm->size; r++) {
+    int64_t lo, hi;
+    learn_shard(b->B_global, comm->size, r, &lo, &hi);
+    counts[r] = hi - lo;
+  }
+  SCL_CALL(comm->allgather_rows_f32(comm->ctx, buf + b->offset * cols, counts, cols, buf));
+  return SCL_OK;
+}
+
+scl_err learn_tune_sync(const learn_comm *comm, pet_params *p) {
+  if (comm->size == 1 || !p || !p->count) return SCL_OK;
+  SCL_CALL(comm->sum_f32(comm->ctx, p->grad, p->count));
+  return SCL_OK;
+}
+
+scl_err learn_tune_backward(vit_trainer *t, pet_params *p, const float *dphi, int64_t D,
+                            const learn_batch *b) {
+  if (b->B == 0) return SCL_OK;
+  SCL_CALL(vit_trainer_backward(t, p, dphi + b->offset * D, b->B));
+  return SCL_OK;
+}
+
+scl_err learn_tune_forward(const learn_comm *comm, vit_trainer *t, const pet_params *p,
+                           const learn_batch *b, const vit_dropout_key *key, int64_t D,
+                           float *out) {
+  if (b->B) SCL_CALL(vit_trainer_forward(t, p, b->images, b->B, key, out + b->offset * D));
+  SCL_CALL(learn_tune_gather(comm, b, out, D));
+  return SCL_OK;
+}
+
+scl_err learn_tune_infer(const learn_comm *comm, vit_trainer *t, const pet_params *p,
+                         const learn_batch *b, int64_t D, float *out) {
+  if (b->B) SCL_CALL(vit_trainer_infer(t, p, b->images, b->B, out + b->offset * D));
+  SCL_CALL(learn_tune_gather(comm, b, out, D));
+  return SCL_OK;
+}
+
 scl_err learn_tune_ce(learn_step_buffers *w, vit_trainer *t, const pet_params *p, learn_head *h,
-                      const learn_batch *b, int64_t k, const vit_dropout_key *key, double *ce) {
-  const int64_t B = b->B, D = w->D, CD = h->C * D;
-  if (B > w->B || k > w->C)
+                      const learn_batch *b, int64_t k, const vit_dropout_key *key,
+                      const learn_comm *comm, double *ce) {
+  const int64_t B = b->B_global, D = w->D, CD = h->C * D;
+  if (B > w->B || k > w->C || b->offset + b->B > B)
     return SCL_ERROR(SCL_ERR_INTERNAL, "step of %lld images over %lld classes exceeds %lld, %lld",
                      (long long)B, (long long)k, (long long)w->B, (long long)w->C);
   learn_cosine_cache cache = learn_cosine_cache_bind(w->cos_mem, B, k, D);
   memset(h->grad, 0, (size_t)(CD + 1) * sizeof(float));
-  SCL_CALL(vit_trainer_forward(t, p, b->images, B, key, w->phi));
+  SCL_CALL(learn_tune_forward(comm, t, p, b, key, D, w->phi));
   learn_cosine_forward(w->logits, &cache, w->phi, h->p, h->p + CD, B, k, D);
   memset(w->dlogits, 0, (size_t)(B * k) * sizeof(float));
-  *ce = learn_ce_loss(w->dlogits, w->logits, b->labels, B, k, 1.0);
+  *ce = learn_ce_loss(w->dlogits, w->logits, b->labels_all, B, k, 1.0);
   memset(w->dphi, 0, (size_t)(B * D) * sizeof(float));
   learn_cosine_backward(w->dphi, h->grad, h->grad + CD, w->scratch, w->dlogits, w->phi, h->p,
                         h->p + CD, &cache, B, k, D);

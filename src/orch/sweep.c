@@ -5,8 +5,8 @@
  *
  * Only world rank 0 reads files: the groups need nothing but the group size, and each trial's
  * layering arrives with the trial. A bad sweep file therefore fails on rank 0 with its file:line
- * while the other ranks return quietly with the same exit status. Groups larger than one rank
- * are refused until data-parallel trials exist (issue 5); the protocol already serves them. */
+ * while the other ranks return quietly with the same exit status. A group of G ranks runs each
+ * trial data-parallel (run_trial_ex on the group's communicator). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,12 +24,6 @@ static scl_err prepare(const dist_comm *world, int argc, char **argv, orch_sweep
   SCL_CALL(orch_sweep_load(argv[1], argc - first, argv + first, sweep));
   const orch_sweep *s = *sweep;
   int p = dist_comm_size(world);
-  if (s->group_size > 1)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "sweep.group_size = %lld: groups of more than one rank need "
-                     "data-parallel trials, which are not implemented yet (issue 5); use "
-                     "sweep.group_size = 1",
-                     (long long)s->group_size);
   if (p < 2)
     return SCL_ERROR(SCL_ERR_ARG,
                      "safecl sweep needs at least 2 ranks (world rank 0 "

@@ -25,7 +25,7 @@
 static const cfg_key sweep_keys[] = {
     K("sweep.name", CFG_STRING, name, 0, 0, "sweep", "name shown by status and reports"),
     K("sweep.group_size", CFG_INT, group_size, 1, 4096, "1",
-      "ranks per worker group (data-parallel trials; > 1 needs issue 5)"),
+      "ranks per worker group: each trial runs data-parallel on its group's ranks"),
     K("sweep.max_retries", CFG_INT, max_retries, 0, 1000, "2",
       "extra attempts of a trial after a transient failure (I/O, memory, MPI)"),
     K("sweep.max_requeues", CFG_INT, max_requeues, 0, 100000, "20",

@@ -3,8 +3,8 @@
  *
  * Group rank 0 alone talks to the coordinator and broadcasts each reply to the group, and every
  * rank of the group calls run_trial_ex on the same config, so a group of G ranks follows exactly
- * the loop a group of one does (data-parallel trials, issue 5, only change what happens inside
- * run_trial_ex). The runner's should_stop hook, polled at session and step boundaries, is where
+ * the loop a group of one does (the data parallelism is inside run_trial_ex, which gets the
+ * group's communicator). The runner's should_stop hook, polled at session and step boundaries, is where
  * the group reports progress and learns of a stop: the coordinator answers CONTINUE or HALT, and
  * on HALT the runner returns SCL_ERR_STOP with its checkpoint published. A trial's failure is
  * data for the coordinator (RESULT with the error code and message), never a failure of the
@@ -154,7 +154,7 @@ static scl_err run_trial_of(worker *w, char *layering, orch_msg *res) {
                     w->trial->id, id);
   if (!err && w->leader) remove_stale_temporaries(cfg.run_dir);
   if (!err) err = fault_injection(w->trial);
-  if (!err) err = run_trial_ex(&cfg, &hooks, &r);
+  if (!err) err = run_trial_ex(&cfg, w->group, &hooks, &r);
   cfg_free(&run_trial_schema, &cfg);
   res->skipped = r.skipped;
   res->seconds = r.seconds;

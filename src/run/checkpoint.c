@@ -7,7 +7,13 @@
  * method's state (the named tensors of ops->state: parameters, optimizer buffers, heads,
  * classifier statistics). Written whole under a temporary name and published by rename,
  * so a kill during the write leaves the previous checkpoint intact. Caches (test features of
- * frozen networks) are not saved: they are recomputed, which changes no number. */
+ * frozen networks) are not saved: they are recomputed, which changes no number.
+ *
+ * On a group of ranks the file is written collectively with parallel HDF5 (h5.h's group files):
+ * every rank makes the same calls, replicated tensors are written once, and a distributed Gram
+ * matrix (LEARN_F64_GRAM) is written by every rank holding a block-cyclic piece, as one plain
+ * m x m dataset. Any rank count reads it back: each rank reads the replicated tensors whole and
+ * its own piece of G for its own grid, so a checkpoint of 2 ranks resumes on 1 or on 4. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +22,7 @@
 #include <unistd.h>
 
 #include "safecl/h5.h"
+#include "safecl/linalg_group.h"
 #include "trial_internal.h"
 
 #define CKPT_SCHEMA_VERSION 1
@@ -49,6 +56,19 @@ static scl_err io_entry(h5_file *f, const learn_state_entry *e, int write) {
       else
         SCL_CALL(h5_read_i64_1d(f, name, e->data, rows * cols));
       break;
+    case LEARN_F64_GRAM: {
+      linalg_local_view v = linalg_stats_gram_view(e->data);
+      if (v.m != rows || v.m != cols)
+        return SCL_ERROR(SCL_ERR_INTERNAL, "state %s: Gram matrix of order %lld, entry %lld x %lld",
+                         e->name, (long long)v.m, (long long)rows, (long long)cols);
+      if (write)
+        SCL_CALL(h5_write_f64_cyclic(f, name, v.m, v.m, v.mb, v.nb, v.nprow, v.npcol, v.myrow,
+                                     v.mycol, v.holds, v.data, v.lld));
+      else
+        SCL_CALL(h5_read_f64_cyclic(f, name, v.m, v.m, v.mb, v.nb, v.nprow, v.npcol, v.myrow,
+                                    v.mycol, v.holds, v.data, v.lld));
+      break;
+    }
   }
   return SCL_OK;
 }
@@ -111,14 +131,17 @@ static void fault_injection_point(int sessions_done, int at_boundary) {
   }
 }
 
-scl_err trial_checkpoint_write(trial_state *st, int sessions_done, int64_t epoch, int64_t batch) {
+static scl_err write_file(trial_state *st, int sessions_done, int64_t epoch, int64_t batch) {
   char path[4096];
   ckpt_path(st, path, sizeof path);
   learn_state_entry entries[LEARN_MAX_STATE];
   int n = st->method->ops->state(st->method, entries);
   h5_file *f = NULL;
   scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
+  if (st->group.comm.size > 1)
+    SCL_CALL_GOTO(err, h5_file_create_atomic_group(path, dist_comm_mpi(st->group.dist), &f), done);
+  else
+    SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
   SCL_CALL_GOTO(err, h5_write_provenance(f, CKPT_SCHEMA_VERSION), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "kind", "checkpoint"), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "trial_id", st->id), done);
@@ -129,11 +152,18 @@ scl_err trial_checkpoint_write(trial_state *st, int sessions_done, int64_t epoch
   SCL_CALL_GOTO(err, io_losses(f, st, 1), done);
   for (int i = 0; i < n; i++) SCL_CALL_GOTO(err, io_entry(f, &entries[i], 1), done);
   SCL_CALL_GOTO(err, h5_file_commit(&f), done);
-  st->steps_since_ckpt = 0;
-  fault_injection_point(sessions_done, epoch < 0);
 done:
   h5_file_abort(&f);
   return err;
+}
+
+/* Collective over the group: every wrapper call of write_file is (h5.h's rules), and each
+ * returns the same status on every rank, so the ranks stop at the same call on an error. */
+scl_err trial_checkpoint_write(trial_state *st, int sessions_done, int64_t epoch, int64_t batch) {
+  SCL_CALL(run_group_agree(&st->group, write_file(st, sessions_done, epoch, batch)));
+  st->steps_since_ckpt = 0;
+  fault_injection_point(sessions_done, epoch < 0);
+  return SCL_OK;
 }
 
 scl_err trial_checkpoint_load(trial_state *st, int *sessions_done) {
@@ -196,7 +226,7 @@ done:
 
 scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch) {
   st->steps_since_ckpt++;
-  int stop = st->hooks && st->hooks->should_stop && st->hooks->should_stop(st->hooks->ctx);
+  int stop = trial_should_stop(st);
   int due = st->cfg->ckpt_every > 0 && st->steps_since_ckpt >= st->cfg->ckpt_every;
   if (stop || due) SCL_CALL(trial_checkpoint_write(st, t, epoch, batch));
   if (stop)

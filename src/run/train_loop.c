@@ -7,7 +7,13 @@
  * sample index. The epoch key is session * 4096 + epoch, so sessions never share an order. After
  * every step the loop may checkpoint (train.ckpt_every) and polls the stop hook; the position
  * (epoch, next batch) goes into the checkpoint, and a resumed session continues from it with the
- * same numbers as an uninterrupted one. What it does not do yet: shard batches over ranks. */
+ * same numbers as an uninterrupted one.
+ *
+ * On a group of G ranks every rank walks the same epoch order; of each global batch it reads
+ * and transforms only its shard (learn_shard), while the labels and sample indices of the whole
+ * batch go to the method for the batch-wide loss terms. Reading can fail on one rank alone (a
+ * bad image), so the group agrees on the status of every batch before the method's collective
+ * step. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +23,8 @@
 
 typedef struct loop_buffers {
   float *images;
-  int64_t *labels, *index, *perm;
+  int64_t *perm;
+  int64_t *labels_all, *index_all;
   void *scratch;
   size_t scratch_bytes;
   data_image img;
@@ -36,42 +43,54 @@ static scl_err ensure_scratch(loop_buffers *b, const data_train_params *p) {
   return SCL_OK;
 }
 
-/* Loads batch `k` of epoch `e`: samples perm[k*B ...] of the session list. */
+/* Loads this rank's shard of batch `k` of epoch `e` (samples perm[k*B ...] of the session
+ * list) and the labels and indices of the whole batch. */
 static scl_err load_batch(trial_state *st, loop_buffers *b, const int64_t *idx,
                           const int32_t *labels, int64_t n, int64_t B, int64_t k, uint32_t ekey,
                           learn_batch *out) {
   const data_train_params params = DATA_TRAIN_PARAMS_DEFAULT;
   data_train_params p = params;
   p.size = (int)st->cfg->crop;
-  int64_t first = k * B, count = n - first < B ? n - first : B;
+  int64_t first = k * B, count = n - first < B ? n - first : B, lo, hi;
   const int64_t per_image = 3 * st->cfg->crop * st->cfg->crop;
+  learn_shard(count, st->group.comm.size, st->group.comm.rank, &lo, &hi);
   for (int64_t j = 0; j < count; j++) {
-    int64_t pos = b->perm[first + j], sample = idx[pos];
+    int64_t pos = b->perm[first + j];
+    b->labels_all[j] = labels[pos];
+    b->index_all[j] = idx[pos];
+  }
+  *out = (learn_batch){.images = b->images,
+                       .labels = b->labels_all + lo,
+                       .index = b->index_all + lo,
+                       .labels_all = b->labels_all,
+                       .index_all = b->index_all,
+                       .B = hi - lo,
+                       .B_global = count,
+                       .offset = lo};
+  for (int64_t j = lo; j < hi; j++) {
+    int64_t sample = b->index_all[j];
     SCL_CALL(data_dataset_read(st->train, sample, &b->img));
     SCL_CALL(ensure_scratch(b, &p));
     SCL_CALL(data_train_transform(&b->img, &p, (uint64_t)st->cfg->seed, ekey, (uint32_t)sample,
-                                  b->images + j * per_image, b->scratch, b->scratch_bytes));
-    b->labels[j] = labels[pos];
-    b->index[j] = sample;
+                                  b->images + (j - lo) * per_image, b->scratch, b->scratch_bytes));
   }
-  *out = (learn_batch){
-      .images = b->images, .labels = b->labels, .index = b->index, .B = count, .B_global = count};
   return SCL_OK;
 }
 
-static scl_err alloc_loop(loop_buffers *b, int64_t B, int64_t n, int64_t crop) {
-  SCL_CALL(scl_alloc((size_t)B * 3 * (size_t)(crop * crop) * sizeof(float), "training batch",
+static scl_err alloc_loop(loop_buffers *b, int64_t B, int64_t n, int64_t crop, int ranks) {
+  int64_t shard = (B + ranks - 1) / ranks; /* the most images a rank reads of a batch */
+  SCL_CALL(scl_alloc((size_t)shard * 3 * (size_t)(crop * crop) * sizeof(float), "training batch",
                      (void **)&b->images));
-  SCL_CALL(scl_alloc((size_t)B * sizeof(int64_t), "batch labels", (void **)&b->labels));
-  SCL_CALL(scl_alloc((size_t)B * sizeof(int64_t), "batch indices", (void **)&b->index));
+  SCL_CALL(scl_alloc((size_t)B * sizeof(int64_t), "batch labels", (void **)&b->labels_all));
+  SCL_CALL(scl_alloc((size_t)B * sizeof(int64_t), "batch indices", (void **)&b->index_all));
   SCL_CALL(scl_alloc((size_t)(n ? n : 1) * sizeof(int64_t), "epoch order", (void **)&b->perm));
   return SCL_OK;
 }
 
 static void free_loop(loop_buffers *b) {
   scl_free(b->images);
-  scl_free(b->labels);
-  scl_free(b->index);
+  scl_free(b->labels_all);
+  scl_free(b->index_all);
   scl_free(b->perm);
   scl_free(b->scratch);
   io_image_free(&b->img);
@@ -88,7 +107,8 @@ static scl_err run_epoch(trial_state *st, const learn_session *s, loop_buffers *
   for (int64_t k = k0; k < steps; k++) {
     learn_batch batch;
     double losses[LEARN_MAX_LOSS_TERMS] = {0};
-    SCL_CALL(load_batch(st, b, idx, labels, n, plan->batch, k, ekey, &batch));
+    SCL_CALL(run_group_agree(&st->group,
+                             load_batch(st, b, idx, labels, n, plan->batch, k, ekey, &batch)));
     batch.epoch = e;
     batch.step = e * steps + k;
     SCL_CALL(st->method->ops->train_step(st->method, s, &batch, losses));
@@ -113,9 +133,10 @@ scl_err trial_train_session(trial_state *st, const learn_session *s, const int64
   int64_t steps = (n + plan.batch - 1) / plan.batch;
   loop_buffers b = {0};
   scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, alloc_loop(&b, plan.batch, n, st->cfg->crop), done);
+  SCL_CALL_GOTO(err, alloc_loop(&b, plan.batch, n, st->cfg->crop, st->group.comm.size), done);
   SCL_CALL_GOTO(err, ops->train_begin(st->method, s, steps), done);
-  if (resume_epoch >= 0) SCL_CALL_GOTO(err, trial_checkpoint_load_method(st), done);
+  if (resume_epoch >= 0)
+    SCL_CALL_GOTO(err, run_group_agree(&st->group, trial_checkpoint_load_method(st)), done);
   for (int64_t e = resume_epoch >= 0 ? resume_epoch : 0; e < plan.epochs; e++) {
     double *sums = st->epoch_loss, t0 = scl_now();
     int64_t k0 = e == resume_epoch ? resume_batch : 0;

@@ -3,8 +3,13 @@
  * every predictor on all test images of the classes seen so far (DESIGN.md section 4).
  *
  * Features of frozen networks (the pre-trained model) never change, so their test features are
- * cached across sessions: each test image goes through a frozen network once per trial. What
- * this file does not do: sharding over ranks (data-parallel issue) or mid-session checkpoints. */
+ * cached across sessions: each test image goes through a frozen network once per trial.
+ *
+ * On a group of ranks (DESIGN.md section 2) every rank opens the same data and walks the same
+ * lists; feature extraction is sharded (rank r takes its learn_shard of every list), the
+ * classifier is fitted collectively from the shards, and predictions are gathered exactly, so
+ * the metrics are the same on every rank. Group rank 0 writes the trial's files. Phases that can
+ * fail on one rank alone end in a group-wide status decision (run_group_agree). */
 #include "safecl/trial.h"
 
 #include <errno.h>
@@ -16,6 +21,7 @@
 #include <unistd.h>
 
 #include "safecl/extract.h"
+#include "safecl/linalg_group.h"
 #include "safecl/metrics.h"
 #include "safecl/plan.h"
 #include "safecl/sessions.h"
@@ -118,7 +124,9 @@ static scl_err open_method(const run_trial_cfg *cfg, trial_state *st) {
                        .n_classes = st->plan->n_classes,
                        .seed = (uint64_t)cfg->seed,
                        .domain_incremental = st->dil,
-                       .cfg = &cfg->method};
+                       .cfg = &cfg->method,
+                       .comm = &st->group.comm,
+                       .linalg = st->linalg};
   SCL_CALL(ops->create(&ctx, &st->method));
   const char *names[LEARN_MAX_PREDICTORS] = {0};
   int np = ops->predictors(st->method, names);
@@ -159,30 +167,77 @@ static scl_err test_features(trial_state *st, int k, const learn_network *net, c
   return SCL_OK;
 }
 
-/* Features of the session's samples through every network the method names. */
+/* Features of this rank's shard of the session's samples idx[0..n) through every network the
+ * method names: rows [*lo, *hi) of the list. */
 static scl_err session_features(trial_state *st, const learn_session *s, int train,
-                                const int64_t *idx, int64_t n, float **feats, int *n_nets) {
+                                const int64_t *idx, int64_t n, float **feats, int *n_nets,
+                                int64_t *lo, int64_t *hi) {
   learn_network nets[LEARN_MAX_NETWORKS];
   *n_nets = st->method->ops->networks(st->method, s, nets);
+  learn_shard(n, st->group.comm.size, st->group.comm.rank, lo, hi);
+  const int64_t *mine = idx + *lo, count = *hi - *lo;
   run_extract_opts o = {
       (int)st->cfg->resize,           (int)st->cfg->crop, NULL, NULL, st->cfg->eval_batch,
       "train (classifier statistics)"};
   for (int k = 0; k < *n_nets; k++) {
-    SCL_CALL(scl_alloc((size_t)((n ? n : 1) * nets[k].dim) * sizeof(float), "session features",
-                       (void **)&feats[k]));
+    SCL_CALL(scl_alloc((size_t)((count ? count : 1) * nets[k].dim) * sizeof(float),
+                       "session features", (void **)&feats[k]));
     if (train)
-      SCL_CALL(run_extract(&nets[k], st->train, idx, n, &o, feats[k], NULL, NULL));
+      SCL_CALL(run_extract(&nets[k], st->train, mine, count, &o, feats[k], NULL, NULL));
     else
-      SCL_CALL(test_features(st, k, &nets[k], idx, n, feats[k]));
+      SCL_CALL(test_features(st, k, &nets[k], mine, count, feats[k]));
   }
   return SCL_OK;
 }
 
-static void free_features(float **feats) {
-  for (int k = 0; k < LEARN_MAX_NETWORKS; k++) {
-    scl_free(feats[k]);
-    feats[k] = NULL;
+/* Every predictor's predictions of a list of n images, from the shards [lo, hi) each rank
+ * predicted: pred_local (P x (hi - lo)) -> pred (P x n), the same on every rank. */
+static scl_err gather_predictions(trial_state *st, const int32_t *pred_local, int64_t n, int64_t lo,
+                                  int64_t hi, int32_t *pred) {
+  const int P = st->metrics->n_predictors;
+  if (st->group.comm.size == 1) {
+    memcpy(pred, pred_local, (size_t)(P * n) * sizeof(int32_t));
+    return SCL_OK;
   }
+  int64_t counts[LEARN_MAX_GROUP];
+  run_group_counts(&st->group, n, counts);
+  for (int p = 0; p < P; p++) {
+    memcpy(pred + p * n + lo, pred_local + p * (hi - lo), (size_t)(hi - lo) * sizeof(int32_t));
+    SCL_CALL(st->group.comm.allgather_rows_i32(st->group.comm.ctx, pred + p * n + lo, counts, 1,
+                                               pred + p * n));
+  }
+  return SCL_OK;
+}
+
+/* This rank's positions [lo, hi) of a session list, for the method's fit. */
+static scl_err shard_positions(int64_t lo, int64_t hi, int64_t **pos) {
+  SCL_CALL(scl_alloc((size_t)(hi > lo ? hi - lo : 1) * sizeof(int64_t), "shard positions",
+                     (void **)pos));
+  for (int64_t i = lo; i < hi; i++) (*pos)[i - lo] = i;
+  return SCL_OK;
+}
+
+/* Predictions of every predictor for the list idx[0..n) (pred: P x n, on every rank): features
+ * and predictions of this rank's shard, then gathered. */
+static scl_err predict_list(trial_state *st, const learn_session *s, int train, const int64_t *idx,
+                            int64_t n, int32_t *pred) {
+  float *feats[LEARN_MAX_NETWORKS] = {0};
+  int32_t *mine = NULL;
+  int n_nets = 0;
+  int64_t lo = 0, hi = 0;
+  const int P = st->metrics->n_predictors;
+  scl_err err = session_features(st, s, train, idx, n, feats, &n_nets, &lo, &hi);
+  if (!err)
+    err = scl_alloc((size_t)(P * (hi > lo ? hi - lo : 1)) * sizeof(int32_t), "predictions",
+                    (void **)&mine);
+  if (!err)
+    err = st->method->ops->predict(st->method, s, (const float *const *)feats, hi - lo, mine);
+  err = run_group_agree(&st->group, err);
+  if (!err) err = gather_predictions(st, mine, n, lo, hi, pred);
+  for (int k = 0; k < LEARN_MAX_NETWORKS; k++) scl_free(feats[k]);
+  scl_free(mine);
+  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  return SCL_OK;
 }
 
 /* The validation split (DESIGN.md section 4): of each session-1 class, floor(val_fraction x n)
@@ -248,23 +303,35 @@ static void drop_validation(const trial_state *st, int64_t *idx, int32_t *labels
 /* Accuracy of every predictor on the validation split after session s->t. */
 static scl_err evaluate_validation(trial_state *st, const learn_session *s) {
   if (st->n_val == 0) return SCL_OK;
-  float *feats[LEARN_MAX_NETWORKS] = {0};
   int32_t *pred = NULL;
-  int n_nets = 0;
   scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, session_features(st, s, 1, st->val_idx, st->n_val, feats, &n_nets), done);
   SCL_CALL_GOTO(err,
                 scl_alloc((size_t)(st->metrics->n_predictors * st->n_val) * 4,
                           "validation predictions", (void **)&pred),
                 done);
-  SCL_CALL_GOTO(
-      err, st->method->ops->predict(st->method, s, (const float *const *)feats, st->n_val, pred),
-      done);
+  SCL_CALL_GOTO(err, predict_list(st, s, 1, st->val_idx, st->n_val, pred), done);
   run_metrics_record_val(st->metrics, s->t, pred, st->val_labels, st->n_val);
 done:
-  free_features(feats);
   scl_free(pred);
   return err;
+}
+
+/* The classifier of session s from this rank's shard of the training list (collective fit). */
+static scl_err fit_session(trial_state *st, const learn_session *s, const int64_t *idx,
+                           const int32_t *labels, int64_t n) {
+  float *feats[LEARN_MAX_NETWORKS] = {0};
+  int64_t lo = 0, hi = 0, *pos = NULL;
+  int n_nets = 0;
+  scl_err err = session_features(st, s, 1, idx, n, feats, &n_nets, &lo, &hi);
+  if (!err) err = shard_positions(lo, hi, &pos);
+  err = run_group_agree(&st->group, err);
+  if (!err)
+    err =
+        st->method->ops->fit(st->method, s, (const float *const *)feats, labels + lo, pos, hi - lo);
+  for (int k = 0; k < LEARN_MAX_NETWORKS; k++) scl_free(feats[k]);
+  scl_free(pos);
+  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  return SCL_OK;
 }
 
 static scl_err run_session(trial_state *st, int t) {
@@ -273,8 +340,6 @@ static scl_err run_session(trial_state *st, int t) {
   session_classes(st, t, &s.class_lo, &s.class_hi);
   int64_t *idx = NULL, *tidx = NULL, n = 0, nt = 0;
   int32_t *labels = NULL, *tlabels = NULL, *pred = NULL, *group = NULL;
-  float *feats[LEARN_MAX_NETWORKS] = {0};
-  int n_nets = 0;
   double *sec = st->metrics->seconds + t * RUN_PHASE_COUNT, t0 = scl_now();
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(
@@ -288,21 +353,16 @@ static scl_err run_session(trial_state *st, int t) {
   SCL_CALL_GOTO(err, trial_train_session(st, &s, idx, labels, n, re, rb), done);
   sec[RUN_PHASE_TRAIN] = scl_now() - t0;
   t0 = scl_now();
-  SCL_CALL_GOTO(err, session_features(st, &s, 1, idx, n, feats, &n_nets), done);
-  SCL_CALL_GOTO(err, st->method->ops->fit(st->method, &s, (const float *const *)feats, labels, NULL, n),
-                done);
-  free_features(feats);
+  SCL_CALL_GOTO(err, fit_session(st, &s, idx, labels, n), done);
   sec[RUN_PHASE_FIT] = scl_now() - t0;
   t0 = scl_now();
   SCL_CALL_GOTO(err, data_sessions_select(plan, st->test, 0, s.class_hi, &tidx, &tlabels, &nt),
                 done);
-  SCL_CALL_GOTO(err, session_features(st, &s, 0, tidx, nt, feats, &n_nets), done);
   SCL_CALL_GOTO(err,
                 scl_alloc((size_t)(st->metrics->n_predictors * (nt ? nt : 1)) * 4, "predictions",
                           (void **)&pred),
                 done);
-  SCL_CALL_GOTO(
-      err, st->method->ops->predict(st->method, &s, (const float *const *)feats, nt, pred), done);
+  SCL_CALL_GOTO(err, predict_list(st, &s, 0, tidx, nt, pred), done);
   SCL_CALL_GOTO(err, test_groups(st, tidx, tlabels, nt, &group), done);
   run_metrics_record(st->metrics, t, pred, tlabels, group, nt);
   SCL_CALL_GOTO(err, evaluate_validation(st, &s), done);
@@ -311,7 +371,6 @@ static scl_err run_session(trial_state *st, int t) {
            t + 1, st->n_sessions, (long long)s.class_lo, (long long)s.class_hi, (long long)n,
            (long long)nt, st->metrics->acc_total[t]);
 done:
-  free_features(feats);
   scl_free(idx);
   scl_free(labels);
   scl_free(tidx);
@@ -327,6 +386,7 @@ static void close_trial(trial_state *st) {
     scl_free(st->cache[k].have);
   }
   if (st->method) st->method->ops->destroy(&st->method);
+  linalg_group_destroy(&st->linalg);
   scl_free(st->val_idx);
   scl_free(st->val_labels);
   free(st->loss_log);
@@ -392,51 +452,87 @@ scl_err run_trial_identity(const run_trial_cfg *cfg, char id[33]) {
 }
 
 scl_err run_trial(const run_trial_cfg *cfg) {
-  SCL_CALL(run_trial_ex(cfg, NULL, NULL));
+  SCL_CALL(run_trial_ex(cfg, NULL, NULL, NULL));
   return SCL_OK;
 }
 
-scl_err run_trial_ex(const run_trial_cfg *cfg, const run_trial_hooks *hooks,
+/* Opens everything a trial needs; on a group every rank does the same and the group agrees. */
+static scl_err open_trial(const run_trial_cfg *cfg, trial_state *st, run_trial_result *result,
+                          int *finished) {
+  SCL_CALL(cfg_dump(&run_trial_schema, cfg, &st->config_text));
+  SCL_CALL(open_benchmark(cfg, st));
+  SCL_CALL(trial_identity(st));
+  memcpy(result->id, st->id, sizeof st->id);
+  scl_log_set_trial(st->id);
+  SCL_CALL(make_dir(cfg->run_dir));
+  SCL_CALL(trial_check_existing(st, finished, result));
+  return SCL_OK;
+}
+
+static scl_err open_learning(const run_trial_cfg *cfg, trial_state *st) {
+  SCL_CALL(carve_validation(st));
+  SCL_CALL(open_backbone(cfg, st));
+  linalg_solver solver = !strcmp(cfg->solver, "lapack")      ? LINALG_SOLVER_LAPACK
+                         : !strcmp(cfg->solver, "scalapack") ? LINALG_SOLVER_SCALAPACK
+                                                             : LINALG_SOLVER_AUTO;
+  SCL_CALL(linalg_group_create(st->group.dist, solver, (int)cfg->threads, &st->linalg));
+  SCL_CALL(open_method(cfg, st));
+  return SCL_OK;
+}
+
+/* Any rank's stop request stops the whole group at the same boundary. */
+int trial_should_stop(trial_state *st) {
+  const run_trial_hooks *h = st->hooks;
+  int stop = h && h->should_stop ? h->should_stop(h->ctx) : 0;
+  if (run_group_any(&st->group, &stop)) return 1;
+  return stop;
+}
+
+scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group, const run_trial_hooks *hooks,
                      run_trial_result *result) {
   trial_state st = {.cfg = cfg, .hooks = hooks, .resume_epoch = -1, .resume_batch = -1};
+  run_group_init(&st.group, group);
   run_trial_result local = {0};
   if (!result) result = &local;
   memset(result, 0, sizeof *result);
   scl_err err = SCL_OK;
   double t0 = scl_now();
   int finished = 0;
-  SCL_CALL_GOTO(err, cfg_dump(&run_trial_schema, cfg, &st.config_text), done);
-  SCL_CALL_GOTO(err, open_benchmark(cfg, &st), done);
-  SCL_CALL_GOTO(err, trial_identity(&st), done);
-  memcpy(result->id, st.id, sizeof st.id);
-  scl_log_set_trial(st.id);
-  SCL_CALL_GOTO(err, make_dir(cfg->run_dir), done);
-  SCL_CALL_GOTO(err, trial_check_existing(&st, &finished, result), done);
+  scl_log_level level = scl_log_get_level();
+  if (!run_group_root(&st.group) && level < SCL_LOG_WARN) scl_log_set_level(SCL_LOG_WARN);
+  SCL_CALL_GOTO(err, run_group_agree(&st.group, open_trial(cfg, &st, result, &finished)), done);
   if (finished) {
     result->skipped = 1;
     SCL_INFO("trial %s in %s is already finished; nothing to do", st.id, cfg->run_dir);
     goto done;
   }
-  SCL_CALL_GOTO(err, carve_validation(&st), done);
-  SCL_CALL_GOTO(err, open_backbone(cfg, &st), done);
-  SCL_CALL_GOTO(err, open_method(cfg, &st), done);
-  SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes", st.id, cfg->method.name,
-           cfg->dataset_name, st.n_sessions, (long long)st.plan->n_classes);
+  SCL_CALL_GOTO(err, run_group_agree(&st.group, open_learning(cfg, &st)), done);
+  SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes, %d rank%s (ridge solver %s)", st.id,
+           cfg->method.name, cfg->dataset_name, st.n_sessions, (long long)st.plan->n_classes,
+           st.group.comm.size, st.group.comm.size == 1 ? "" : "s",
+           linalg_group_solver_name(st.linalg, cfg->method.rp_dim));
   int first = 0;
-  SCL_CALL_GOTO(err, trial_checkpoint_load(&st, &first), done);
+  SCL_CALL_GOTO(err, run_group_agree(&st.group, trial_checkpoint_load(&st, &first)), done);
   if (first > 0) SCL_INFO("resuming after session %d from %s/ckpt.h5", first, cfg->run_dir);
+  if (st.resume_epoch >= 0)
+    SCL_INFO("resuming session %d at epoch %lld, batch %lld from %s/ckpt.h5", first + 1,
+             (long long)st.resume_epoch + 1, (long long)st.resume_batch + 1, cfg->run_dir);
   for (int t = first; t < st.n_sessions; t++) {
     SCL_CALL_GOTO(err, run_session(&st, t), done);
     SCL_CALL_GOTO(err, trial_checkpoint_write(&st, t + 1, -1, -1), done);
-    if (t + 1 < st.n_sessions && hooks && hooks->should_stop && hooks->should_stop(hooks->ctx))
+    if (t + 1 < st.n_sessions && trial_should_stop(&st))
       SCL_ERROR_GOTO(err, done, SCL_ERR_STOP, "trial %s stopped after session %d (checkpointed)",
                      st.id, t + 1);
   }
   st.seconds_total = scl_now() - t0;
-  SCL_CALL_GOTO(err, trial_write_results(&st), done);
-  char ckpt[4096];
-  snprintf(ckpt, sizeof ckpt, "%s/ckpt.h5", cfg->run_dir);
-  if (unlink(ckpt) != 0 && errno != ENOENT) SCL_WARN("%s: not removed: %s", ckpt, strerror(errno));
+  if (run_group_root(&st.group)) {
+    err = trial_write_results(&st);
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt.h5", cfg->run_dir);
+    if (!err && unlink(ckpt) != 0 && errno != ENOENT)
+      SCL_WARN("%s: not removed: %s", ckpt, strerror(errno));
+  }
+  SCL_CALL_GOTO(err, run_group_agree(&st.group, err), done);
   result->final_acc = run_metrics_final(st.metrics, 0);
   result->avg_acc = run_metrics_average(st.metrics, 0);
   result->val_acc = run_metrics_val(st.metrics, 0);
@@ -446,6 +542,7 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const run_trial_hooks *hooks,
 done:
   close_trial(&st);
   scl_log_set_trial(NULL);
+  scl_log_set_level(level);
   return err;
 }
 

@@ -112,6 +112,10 @@ static const cfg_key trial_keys[] = {
       "hyperparameters are chosen on (never the test set); 0 = none"),
     KX("threads", CFG_INT, threads, 0, 1024, "0", NULL,
        "compute threads; 0 = OPENBLAS_NUM_THREADS or the core count"),
+    KX("linalg.solver", CFG_STRING, solver, 0, 0, "auto", "auto|lapack|scalapack",
+       "ridge solver of a rank group: ScaLAPACK on the group's grid, LAPACK on group rank 0 with "
+       "the node's threads, or auto (a measured rule: LAPACK when the group has one rank or "
+       "shares one node)"),
     K("seed", CFG_INT, seed, 0, 4294967295.0, "1993", NULL,
       "trial seed: keys every counter-based random stream of the trial"),
     KX("run.dir", CFG_STRING, run_dir, 0, 0, "run/trial", NULL,

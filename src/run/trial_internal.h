@@ -9,6 +9,7 @@
 #include "safecl/sessions.h"
 #include "safecl/plan.h"
 #include "safecl/trial.h"
+#include "safecl/run_group.h"
 
 typedef struct trial_cache {
   float *features; /* test-set features of a frozen network, all samples */
@@ -17,6 +18,8 @@ typedef struct trial_cache {
 
 typedef struct trial_state {
   const run_trial_cfg *cfg;
+  run_group group;      /* the ranks this trial runs on (one process: learn_comm_self) */
+  linalg_group *linalg; /* the group's ridge solver */
   char *config_text;
   char id[33];
   char weights_hash[33], train_manifest[33], test_manifest[33];
@@ -74,6 +77,8 @@ SCL_NODISCARD scl_err trial_checkpoint_load_method(trial_state *st);
 /* After every training step and epoch: checkpoint every train.ckpt_every steps, and honour the
  * stop hook (checkpoint, then SCL_ERR_STOP). Position: session t, epoch, next batch. */
 SCL_NODISCARD scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch);
+/* The stop hook, decided by the whole group (collective: any rank asking stops every rank). */
+int trial_should_stop(trial_state *st);
 /* Appends one epoch's mean loss terms to the loss curve. */
 SCL_NODISCARD scl_err trial_log_losses(trial_state *st, int t, int64_t epoch,
                                        const learn_train_plan *plan, const double *mean);

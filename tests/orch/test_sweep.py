@@ -11,7 +11,10 @@
 4. (N = 3 only) SIGUSR1 to mpiexec (forwarded to the ranks, as srun does): running trials
    checkpoint at their next boundary, the sweep exits 75 with STOPPED records; a rerun resumes
    and completes.
-5. (N = 2 only) refusals: one rank, sweep.group_size = 2; --count, --list and --trial.
+5. (N = 2 only) refusals: one rank, 2 worker ranks in groups of 3; --count, --list and --trial.
+6. (N = 5 only) groups of 2 ranks (sweep.group_size = 2: two data-parallel groups): the sweep of
+   1. finishes the same trials with the same numbers as groups of one; SIGUSR1 stops both
+   groups at a boundary (collective checkpoints) and the rerun resumes and completes.
 Exits non-zero on any failure.
 """
 import argparse
@@ -25,7 +28,8 @@ import h5py
 import numpy as np
 
 from orch_util import (Job, all_records, check, finish, finished_trials, ledgers, method,
-                       run_sweep, synthetic, tiny_overrides, trial_numbers, wait_for, write_sweep)
+                       run_sweep, same_numbers, synthetic, tiny_overrides, trial_numbers, wait_for,
+                       write_sweep)
 
 
 def sweep_args(path, run_dir, *more):
@@ -127,14 +131,14 @@ def test_numeric(a, tmp):
     check(len([r for r in recs if r["type"] == "FINISHED"]) == 1, "the other trial finishes")
 
 
-def test_signal(a, tmp):
+def test_signal(a, tmp, extra=()):
     path = write_sweep(os.path.join(tmp, "long.cfg"), "long",
                        '  datasets = ["%s"];\n  methods = ["%s"];\n  seeds = [1, 2, 3];\n'
                        % (synthetic(), method("simplecil")),
                        overrides=tiny_overrides(classes=14, train=3, test=2))
-    run_dir = os.path.join(tmp, "long")
+    run_dir = os.path.join(tmp, "long" + "_".join(extra).replace("=", "-"))
     env = {"SAFECL_PROGRESS_INTERVAL": "0"}
-    job = Job(sweep_args(path, run_dir), a.ranks, a.mpiexec, a.safecl, env=env,
+    job = Job(sweep_args(path, run_dir, *extra), a.ranks, a.mpiexec, a.safecl, env=env,
               log=os.path.join(tmp, "signal.log"))
     seen = wait_for(lambda: any(r["type"] == "PROGRESS" for r in all_records(run_dir)), 120)
     job.signal(signal.SIGUSR1)
@@ -148,7 +152,7 @@ def test_signal(a, tmp):
     ckpts = [r["id"] for r in stopped
              if os.path.exists(os.path.join(run_dir, "trials", r["id"], "ckpt.h5"))]
     check(len(ckpts) == len(stopped), "each stopped trial has its ckpt.h5")
-    rc, out = run_sweep(sweep_args(path, run_dir), a.ranks, a.mpiexec, a.safecl, env=env,
+    rc, out = run_sweep(sweep_args(path, run_dir, *extra), a.ranks, a.mpiexec, a.safecl, env=env,
                         log=os.path.join(tmp, "resume.log"))
     check(rc == 0 and len(finished_trials(run_dir)) == 3 and "resuming" in out,
           "rerun resumes from the checkpoints and completes")
@@ -161,9 +165,9 @@ def test_refusals(a, tmp, path, run_dir):
                        capture_output=True, text=True)
     check(p.returncode == 1 and "at least 2 ranks" in p.stderr, "one rank is refused")
     p = subprocess.run([a.mpiexec, "-np", "3", "--oversubscribe", a.safecl, "sweep", path,
-                        "run.dir=" + run_dir, "sweep.group_size=2"], capture_output=True, text=True)
-    check(p.returncode == 1 and "issue 5" in p.stderr and "group_size = 2" in p.stderr,
-          "group_size = 2 is refused until data-parallel trials exist")
+                        "run.dir=" + run_dir, "sweep.group_size=3"], capture_output=True, text=True)
+    check(p.returncode == 1 and "do not split into groups of 3" in p.stderr,
+          "2 worker ranks in groups of 3 are refused")
     p = subprocess.run([a.safecl, "sweep", "--count", path], capture_output=True, text=True)
     check(p.returncode == 0 and p.stdout.strip() == "6", "--count: %s" % p.stdout.strip())
     p = subprocess.run([a.safecl, "sweep", "--list", path, "run.dir=" + run_dir],
@@ -181,6 +185,24 @@ def test_refusals(a, tmp, path, run_dir):
           "safecl train with those arguments is trial 5 (a broken one)")
 
 
+def test_groups(a, tmp, path, run_dir, good):
+    """Groups of 2 ranks run the sweep of test_schedule: the same trials, the same numbers."""
+    g_dir = os.path.join(tmp, "run_groups")
+    rc, out = run_sweep(sweep_args(path, g_dir, "sweep.group_size=2"), a.ranks, a.mpiexec,
+                        a.safecl, env={"SAFECL_FAULT_TRIAL_ERROR": "io:1:seed=2"},
+                        log=os.path.join(tmp, "groups.log"))
+    check(rc == 0, "sweep with sweep.group_size = 2 on %d ranks exits 0 (got %s)" % (a.ranks, rc))
+    if rc:
+        print(out[-3000:])
+    recs = all_records(g_dir)
+    starts = [r for r in recs if r["type"] == "START"]
+    check(sorted(finished_trials(g_dir)) == sorted(good) and
+          {r["group"] for r in starts} <= {0, 1},
+          "groups 0 and 1 (2 ranks each) finish the 4 good trials")
+    same = all(same_numbers(trial_numbers(run_dir, t), trial_numbers(g_dir, t)) for t in good)
+    check(same, "each trial's numbers on a 2-rank group equal those on one rank")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--safecl", required=True)
@@ -195,6 +217,9 @@ def main():
             test_signal(a, tmp)
         if a.ranks == 2:
             test_refusals(a, tmp, path, run_dir)
+        if a.ranks == 5:
+            test_groups(a, tmp, path, run_dir, good)
+            test_signal(a, tmp, ("sweep.group_size=2",))
     return finish("test_sweep (%d ranks)" % a.ranks)
 
 

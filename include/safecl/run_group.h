@@ -1,0 +1,26 @@
+/* run_group.h: the rank group a trial runs on (src/run/group.c): the learn_comm that methods
+ * use, built on a dist_comm, and the collective status decision of the runner. Used by the trial
+ * runner and by `safecl bench train` (which times the same data-parallel step). */
+#ifndef SAFECL_RUN_GROUP_H
+#define SAFECL_RUN_GROUP_H
+
+#include "safecl/dist.h"
+#include "safecl/method.h"
+
+#define RUN_GROUP_MAX 4096 /* ranks in one trial's group (sizes of count arrays) */
+
+typedef struct run_group {
+  dist_comm *dist; /* NULL or a group of one: this process alone */
+  learn_comm comm; /* what methods see */
+} run_group;
+
+void run_group_init(run_group *g, const dist_comm *comm);
+/* The collective status decision (dist_agree); local status unchanged on a group of one. */
+SCL_NODISCARD scl_err run_group_agree(const run_group *g, scl_err local);
+/* *flag = max over the group (a collective yes/no, e.g. "stop"). */
+SCL_NODISCARD scl_err run_group_any(const run_group *g, int *flag);
+/* counts[r] = rows of n that rank r holds (learn_shard). */
+void run_group_counts(const run_group *g, int64_t n, int64_t *counts);
+static inline int run_group_root(const run_group *g) { return g->comm.rank == 0; }
+
+#endif /* SAFECL_RUN_GROUP_H */

@@ -1,0 +1,238 @@
+"""test_group.py: one trial on a group of 1, 2 and 4 ranks gives the numbers it gives on one
+(issue 5): `mpirun -np G safecl train ...` on generated data, oversubscribed.
+
+Checks, each against the one-rank run of the same config:
+  - SAFE with adapters (two learners, transfer loss, alignment and cross-classification over the
+    gathered batch; batch 7 so that batches split unevenly and the last batch leaves a rank
+    without rows at 4 ranks): every per-step loss within 1e-5 relative, every predictor's
+    accuracy matrix and the epoch loss curve within 1e-5;
+  - APER (adapter tuner + prototypes), SimpleCIL and RanPAC (adapter phase 1 + random projection,
+    ridge solver forced to ScaLAPACK and to LAPACK): accuracy matrices within 1e-5;
+  - a checkpoint written mid-session by 2 ranks (killed right after it) resumes on 1 and on 4
+    ranks and ends with the accuracy matrices of the uninterrupted run;
+  - a corrupt image read by one rank only (feature extraction and training) fails the whole
+    group with the file's name on every rank, within a timeout, never a hang.
+Exit status 0 if everything holds."""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+from PIL import Image
+
+failures = 0
+TIMEOUT = 600
+
+
+def check(cond, msg):
+    global failures
+    print(("ok   " if cond else "FAIL ") + msg)
+    if not cond:
+        failures += 1
+
+
+COMMON = ["dataset.format=synthetic", "dataset.synthetic.classes=8",
+          "dataset.synthetic.train_per_class=6", "dataset.synthetic.test_per_class=6",
+          "dataset.synthetic.difficulty=0.5", "dataset.init_cls=4", "dataset.increment=2",
+          "backbone.arch=vit_tiny_patch16_224", "eval.batch=5", "threads=1"]
+SAFE = COMMON + ["method.name=safe", "method.pet=adapter", "train.epochs_first=2",
+                 "train.epochs_later=1", "train.batch=7", "method.rp.dim=256",
+                 "method.ridge.lo_exp=-2", "method.ridge.hi_exp=4", "method.safe.fast_cc=1"]
+STEP = re.compile(r"session (\d+) epoch (\d+) batch (\d+): loss (\S+)")
+
+
+def train(args, ranks, run_dir, env_extra=None):
+    env = dict(os.environ, SAFECL_LOG="debug", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env.update(env_extra or {})
+    cmd = [ARGS.mpiexec, "-np", str(ranks), "--oversubscribe", ARGS.safecl, "train"] + args + [
+        "run.dir=" + run_dir]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return None, "", "timed out after %d s" % TIMEOUT
+    steps = {}
+    for line in p.stderr.splitlines():
+        m = STEP.search(line)
+        if m:  # every rank logs its steps at debug level; the values agree
+            steps[tuple(int(x) for x in m.groups()[:3])] = float(m.group(4))
+    return p.returncode, steps, p.stderr
+
+
+def results(run_dir):
+    with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
+        mats = {k: f["predictors/%s/acc_matrix" % k][...] for k in f["predictors"]}
+        return mats, f["losses"][...] if "losses" in f else np.zeros((0, 0))
+
+
+def loss_diff(a, b):
+    """Largest difference of loss values, relative to max(|value|, 1): relative for the loss
+    terms of order one and more, absolute for the near-zero ones (SAFE's alignment term
+    1 - cos is ~1e-6, where float cancellation alone leaves relative noise of 1e-4)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        return np.inf
+    ok = ~np.isnan(a)
+    return float(np.max(np.abs(a[ok] - b[ok]) / np.maximum(np.abs(a[ok]), 1.0), initial=0.0))
+
+
+def max_diff(a, b):
+    return float(np.nanmax(np.abs(a - b))) if a.size else 0.0
+
+
+def compare(name, ref, got, steps_ref=None, steps_got=None):
+    same_keys = set(ref[0]) == set(got[0])
+    worst = max(max_diff(ref[0][k], got[0][k]) for k in ref[0]) if same_keys else np.inf
+    check(same_keys and worst <= 1e-5,
+          "%s: accuracy matrices within 1e-5 (max diff %.2g)" % (name, worst))
+    lr, lg = ref[1], got[1]
+    if lr.shape == lg.shape and lr.size:
+        rel = loss_diff(lr, lg)
+        check(rel <= 1e-5, "%s: epoch loss curve within 1e-5 (%.2g)" % (name, rel))
+    elif lr.size or lg.size:
+        check(False, "%s: loss curves of different shapes %s vs %s" % (name, lr.shape, lg.shape))
+    if steps_ref is not None:
+        rel = max((abs(steps_got[k] - v) / max(abs(v), 1.0) for k, v in steps_ref.items()
+                   if k in steps_got), default=np.inf)
+        check(steps_ref and set(steps_ref) == set(steps_got) and rel <= 1e-5,
+              "%s: %d per-step losses within 1e-5 relative (max %.2g)" % (name, len(steps_ref), rel))
+    return worst
+
+
+def test_equivalence(tmp):
+    ref_dir = os.path.join(tmp, "safe_1")
+    code, ref_steps, err = train(SAFE, 1, ref_dir)
+    check(code == 0, "SAFE on 1 rank runs")
+    if code:
+        print(err[-3000:])
+        return
+    ref = results(ref_dir)
+    print("     SAFE accuracy matrix (1 rank):\n%s" % ref[0]["safe"])
+    for n in (2, 4):
+        d = os.path.join(tmp, "safe_%d" % n)
+        code, steps, err = train(SAFE, n, d)
+        check(code == 0, "SAFE on %d ranks runs" % n)
+        if code:
+            print(err[-3000:])
+            continue
+        compare("SAFE %d ranks" % n, ref, results(d), ref_steps, steps)
+
+    others = {
+        "simplecil": COMMON + ["method.name=simplecil"],
+        "aper": COMMON + ["method.name=aper", "method.pet=adapter", "train.epochs_first=2",
+                          "train.batch=7"],
+        "ranpac": COMMON + ["method.name=ranpac", "method.pet=adapter", "train.epochs_first=1",
+                            "train.batch=7", "method.rp.dim=300", "method.ridge.lo_exp=-2",
+                            "method.ridge.hi_exp=4"],
+    }
+    for name, args in others.items():
+        code, _, err = train(args, 1, os.path.join(tmp, name + "_1"))
+        check(code == 0, "%s on 1 rank runs" % name)
+        if code:
+            print(err[-3000:])
+            continue
+        base = results(os.path.join(tmp, name + "_1"))
+        variants = [(n, []) for n in (2, 4)]
+        if name == "ranpac":
+            variants = [(n, ["linalg.solver=" + s]) for n in (2, 4) for s in ("scalapack", "lapack")]
+        for n, extra in variants:
+            d = os.path.join(tmp, "%s_%d_%s" % (name, n, "_".join(extra).replace("=", "-")))
+            code, _, err = train(args + extra, n, d)
+            label = "%s %d ranks %s" % (name, n, " ".join(extra))
+            check(code == 0, label + " runs")
+            if code:
+                print(err[-3000:])
+                continue
+            compare(label, base, results(d))
+
+
+def test_checkpoint_resize(tmp):
+    args = SAFE + ["train.ckpt_every=2"]
+    ref_dir = os.path.join(tmp, "ckpt_ref")
+    code, _, err = train(args, 2, ref_dir)
+    check(code == 0, "SAFE with checkpoints every 2 steps on 2 ranks runs")
+    if code:
+        print(err[-3000:])
+        return
+    ref = results(ref_dir)
+    for resume in (1, 4):
+        d = os.path.join(tmp, "ckpt_%d" % resume)
+        code, _, _ = train(args, 2, d, {"SAFECL_FAULT_KILL_AFTER_CKPT": "3"})
+        check(code != 0 and os.path.exists(os.path.join(d, "ckpt.h5")) and
+              not os.path.exists(os.path.join(d, "trial.h5")),
+              "2 ranks killed right after checkpoint 3 (mid-session 1) left ckpt.h5 only")
+        code, _, err = train(args, resume, d)
+        check(code == 0 and "resuming" in err, "the 2-rank checkpoint resumes on %d rank(s)" % resume)
+        if code:
+            print(err[-3000:])
+            continue
+        got = results(d)
+        same = all(np.array_equal(got[0][k], ref[0][k], equal_nan=True) for k in ref[0])
+        check(same, "resumed on %d rank(s): accuracy matrices identical to the uninterrupted "
+              "2-rank run" % resume)
+        rel = loss_diff(ref[1], got[1])
+        check(rel <= 1e-5, "resumed on %d rank(s): loss curve within 1e-5 (%.2g)" % (resume, rel))
+
+
+def make_folder_dataset(root, bad_split, bad_class):
+    rng = np.random.default_rng(5)
+    for split in ("train", "test"):
+        for c in range(4):
+            d = os.path.join(root, split, "class%d" % c)
+            os.makedirs(d)
+            for i in range(6):
+                img = rng.integers(0, 255, size=(40, 48, 3), dtype=np.uint8)
+                Image.fromarray(img).save(os.path.join(d, "img%d.png" % i))
+    bad = os.path.join(root, bad_split, "class%d" % bad_class, "img5.png")
+    with open(bad, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)  # a PNG signature, then garbage
+    return bad
+
+
+def test_bad_input(tmp):
+    # SimpleCIL meets the image in session 2's feature extraction, APER in session 1's training
+    for method, bad_class, extra in (
+            ("simplecil", 3, []),
+            ("aper", 0, ["method.pet=adapter", "train.epochs_first=1", "train.batch=8"])):
+        root = os.path.join(tmp, "folder_" + method)
+        make_folder_dataset(root, "train", bad_class)
+        args = ["dataset.format=folder", "dataset.root=" + root, "dataset.init_cls=2",
+                "dataset.increment=2", "dataset.shuffle=false", "dataset.resize=224",
+                "backbone.arch=vit_tiny_patch16_224", "method.name=" + method, "threads=1"] + extra
+        for n in (1, 2, 4):
+            d = os.path.join(tmp, "bad_%s_%d" % (method, n))
+            code, _, err = train(args, n, d)
+            named = err.count("class%d/img5.png" % bad_class)
+            if n == 2:
+                print("     " + "\n     ".join(l for l in err.splitlines() if "error" in l)[:1500])
+            check(code not in (0, None) and named >= n,
+                  "%s, %d rank(s): a corrupt image read by one rank fails the group with its name "
+                  "on every rank (exit %s, named %d times)" % (method, n, code, named))
+            check(not os.path.exists(os.path.join(d, "trial.h5")), "no trial.h5 after the failure")
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--safecl", required=True)
+    ap.add_argument("--mpiexec", default="mpiexec")
+    ap.add_argument("--only", default="")
+    ARGS = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="safecl_group_")
+    try:
+        for name, fn in (("equivalence", test_equivalence), ("checkpoint", test_checkpoint_resize),
+                         ("bad_input", test_bad_input)):
+            if not ARGS.only or ARGS.only == name:
+                fn(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%d failure(s)" % failures)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
