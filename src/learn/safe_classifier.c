@@ -62,8 +62,8 @@ done:
 scl_err safe_fit(learn_method *m, const learn_session *s, const float *const *features,
                  const int32_t *labels, const int64_t *pos, int64_t n) {
   safe *sf = (safe *)m;
-  /* The classifiers' group is a private one-process group until safe.c hands over the trial's
-   * (learn_context.linalg): refuse a shard of a larger group rather than fit on it alone. */
+  /* Without the trial's solver (learn_context.linalg NULL) the classifiers have a private
+   * one-process group: refuse a shard of a larger group rather than fit on it alone. */
   if (linalg_group_size(sf->rp->group) == 1 && n != s->n_train)
     return SCL_ERROR(SCL_ERR_INTERNAL,
                      "SAFE's ridge classifier has a one-process solver but was given %lld of the "
