@@ -10,6 +10,8 @@ Checks: the interrupted directory ends with the same trials as the reference and
 numbers (accuracy matrices, per-session accuracies, class orders, final/average/forgetting); each
 trial has exactly one FINISHED record and its trial.h5 was never replaced once it appeared; torn
 tails were cut; no temporary files are left. Exits non-zero on any failure.
+With --group-size G both sweeps run every trial data-parallel on groups of G ranks, so kills also
+land inside collective checkpoints and group-wide steps.
 """
 import argparse
 import glob
@@ -39,13 +41,15 @@ def main():
     ap.add_argument("--ranks", type=int, default=3)
     ap.add_argument("--kills", type=int, default=6)
     ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument("--group-size", type=int, default=1)
     a = ap.parse_args()
+    groups = ["sweep.group_size=%d" % a.group_size]
     rng = random.Random(a.seed)
     with tempfile.TemporaryDirectory(prefix="orch_faults_") as tmp:
         path = make_sweep(tmp)
         ref_dir = os.path.join(tmp, "reference")
         t0 = time.time()
-        rc, out = run_sweep([path, "run.dir=" + ref_dir], a.ranks, a.mpiexec, a.safecl,
+        rc, out = run_sweep([path, "run.dir=" + ref_dir] + groups, a.ranks, a.mpiexec, a.safecl,
                             log=os.path.join(tmp, "reference.log"))
         span = time.time() - t0
         ref = finished_trials(ref_dir)
@@ -58,7 +62,7 @@ def main():
             e = dict(env)
             if k == 2:
                 e["SAFECL_FAULT_KILL_AFTER_SESSION"] = "2"
-            job = Job([path, "run.dir=" + run_dir], a.ranks, a.mpiexec, a.safecl, env=e,
+            job = Job([path, "run.dir=" + run_dir] + groups, a.ranks, a.mpiexec, a.safecl, env=e,
                       log=os.path.join(tmp, "run%d.log" % k))
             if last or k == 2:
                 rc = job.wait(300)
