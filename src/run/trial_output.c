@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "safecl/h5.h"
+#include "safecl/linalg_group.h"
 #include "trial_internal.h"
 
 scl_err trial_identity_of(const run_trial_cfg *cfg, const char *weights_hash,
@@ -215,6 +216,9 @@ static scl_err write_attributes(h5_file *f, const trial_state *st) {
   SCL_CALL(h5_attr_write_i64(f, NULL, "n_classes", st->plan->n_classes));
   SCL_CALL(h5_attr_write_i64(f, NULL, "seed", c->seed));
   SCL_CALL(h5_attr_write_i64(f, NULL, "threads", st->backbone->threads));
+  SCL_CALL(h5_attr_write_i64(f, NULL, "ranks", st->group.comm.size));
+  SCL_CALL(h5_attr_write_str(f, NULL, "ridge_solver",
+                             linalg_group_solver_name(st->linalg, c->method.rp_dim)));
   SCL_CALL(h5_attr_write_str(f, NULL, "primary_predictor", m->names[0]));
   SCL_CALL(h5_attr_write_f64(f, NULL, "final_acc", run_metrics_final(m, 0)));
   SCL_CALL(h5_attr_write_f64(f, NULL, "avg_acc", run_metrics_average(m, 0)));

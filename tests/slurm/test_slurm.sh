@@ -19,6 +19,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export SAFECL_BIN="$(realpath "${1:-$root/build/safecl}")"
+# the job scripts find jobs/env.sh through SAFECL_ROOT (else the submit directory: ctest runs
+# this from the build tree)
+export SAFECL_ROOT="$root"
 fails=0
 ok() { echo "ok   $*"; }
 fail() { echo "FAIL $*"; fails=$((fails + 1)); }
