@@ -8,8 +8,9 @@ Checks, each against the one-rank run of the same config:
     accuracy matrix and the epoch loss curve within 1e-5;
   - APER (adapter tuner + prototypes), SimpleCIL and RanPAC (adapter phase 1 + random projection,
     ridge solver forced to ScaLAPACK and to LAPACK): accuracy matrices within 1e-5;
-  - a checkpoint written mid-session by 2 ranks (killed right after it) resumes on 1 and on 4
-    ranks and ends with the accuracy matrices of the uninterrupted run;
+  - a checkpoint written by 2 ranks with G block-cyclic (ScaLAPACK), killed at a session boundary
+    and mid-session, resumes on 1 and on 4 ranks and ends with the accuracy matrices of the
+    uninterrupted run;
   - a corrupt image read by one rank only (feature extraction and training) fails the whole
     group with the file's name on every rank, within a timeout, never a hang.
 Exit status 0 if everything holds."""
@@ -151,31 +152,40 @@ def test_equivalence(tmp):
 
 
 def test_checkpoint_resize(tmp):
+    """SAFE with ScaLAPACK (G block-cyclic over the 2 ranks, written collectively) killed at a
+    session boundary (G holds session 1's statistics) and mid-session; resumed on 1 rank (the
+    whole G read back by one process, LAPACK) and on 4 (a 2 x 2 grid reading its pieces)."""
     args = SAFE + ["train.ckpt_every=2"]
+    on_grid = ["linalg.solver=scalapack"]
     ref_dir = os.path.join(tmp, "ckpt_ref")
-    code, _, err = train(args, 2, ref_dir)
-    check(code == 0, "SAFE with checkpoints every 2 steps on 2 ranks runs")
+    code, _, err = train(args + on_grid, 2, ref_dir)
+    check(code == 0, "SAFE with checkpoints every 2 steps on 2 ranks (ScaLAPACK) runs")
     if code:
         print(err[-3000:])
         return
     ref = results(ref_dir)
-    for resume in (1, 4):
-        d = os.path.join(tmp, "ckpt_%d" % resume)
-        code, _, _ = train(args, 2, d, {"SAFECL_FAULT_KILL_AFTER_CKPT": "3"})
-        check(code != 0 and os.path.exists(os.path.join(d, "ckpt.h5")) and
-              not os.path.exists(os.path.join(d, "trial.h5")),
-              "2 ranks killed right after checkpoint 3 (mid-session 1) left ckpt.h5 only")
-        code, _, err = train(args, resume, d)
-        check(code == 0 and "resuming" in err, "the 2-rank checkpoint resumes on %d rank(s)" % resume)
-        if code:
-            print(err[-3000:])
-            continue
-        got = results(d)
-        same = all(np.array_equal(got[0][k], ref[0][k], equal_nan=True) for k in ref[0])
-        check(same, "resumed on %d rank(s): accuracy matrices identical to the uninterrupted "
-              "2-rank run" % resume)
-        rel = loss_diff(ref[1], got[1])
-        check(rel <= 1e-5, "resumed on %d rank(s): loss curve within 1e-5 (%.2g)" % (resume, rel))
+    kills = (("after session 1", {"SAFECL_FAULT_KILL_AFTER_SESSION": "1"}, "resuming after session 1"),
+             ("mid-session 1 (checkpoint 3)", {"SAFECL_FAULT_KILL_AFTER_CKPT": "3"},
+              "resuming session 1 at epoch"))
+    for where, env, said in kills:
+        for resume, solver in ((1, []), (4, on_grid)):
+            d = os.path.join(tmp, "ckpt_%d_%s" % (resume, list(env)[0][-7:]))
+            code, _, _ = train(args + on_grid, 2, d, env)
+            check(code != 0 and os.path.exists(os.path.join(d, "ckpt.h5")) and
+                  not os.path.exists(os.path.join(d, "trial.h5")),
+                  "2 ranks killed %s left ckpt.h5 only" % where)
+            code, _, err = train(args + solver, resume, d)
+            check(code == 0 and said in err,
+                  "the 2-rank checkpoint (killed %s) resumes on %d rank(s)" % (where, resume))
+            if code:
+                print(err[-3000:])
+                continue
+            got = results(d)
+            same = all(np.array_equal(got[0][k], ref[0][k], equal_nan=True) for k in ref[0])
+            check(same, "resumed on %d rank(s): accuracy matrices identical to the uninterrupted "
+                  "2-rank run" % resume)
+            rel = loss_diff(ref[1], got[1])
+            check(rel <= 1e-5, "resumed on %d rank(s): loss curve within 1e-5 (%.2g)" % (resume, rel))
 
 
 def make_folder_dataset(root, bad_split, bad_class):
