@@ -12,9 +12,10 @@
  *
  * Files: h5_file_create_atomic writes a serial file under a temporary name beside `path` and
  * h5_file_commit publishes it with write-then-rename (publish.h), so a process that dies before
- * commit leaves any existing file at `path` intact. None of these functions is collective. A
- * parallel (MPI-IO) variant, h5_file_create_parallel(comm, path, &f), will be added beside
- * h5_file_create_atomic and return the same h5_file type. */
+ * commit leaves any existing file at `path` intact. h5_file_create_atomic_group (the "Group
+ * files" section at the end) makes the same kind of file written collectively by the ranks of a
+ * group with parallel HDF5; on such a file the writing wrappers below are collective. Reading is
+ * never collective. */
 #ifndef SAFECL_H5_H
 #define SAFECL_H5_H
 
