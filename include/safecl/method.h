@@ -60,6 +60,10 @@ static inline void learn_shard(int64_t n, int size, int rank, int64_t *lo, int64
   *lo = n * rank / size;
   *hi = n * (rank + 1) / size;
 }
+/* counts[r] = rows of n that rank r of `size` holds (the counts of a gather of shards). */
+static inline void learn_shard_counts(int64_t n, int size, int64_t *counts) {
+  for (int r = 0; r < size; r++) counts[r] = n * (r + 1) / size - n * r / size;
+}
 
 /* One training batch as the runner hands it to a method. On a group of G ranks every rank gets
  * its shard (learn_shard of B_global) of the images, and the labels and indices of the whole

@@ -7,8 +7,6 @@
 #include "safecl/dist.h"
 #include "safecl/method.h"
 
-#define RUN_GROUP_MAX 4096 /* ranks in one trial's group (sizes of count arrays) */
-
 typedef struct run_group {
   dist_comm *dist; /* NULL or a group of one: this process alone */
   learn_comm comm; /* what methods see */
@@ -19,8 +17,6 @@ void run_group_init(run_group *g, const dist_comm *comm);
 SCL_NODISCARD scl_err run_group_agree(const run_group *g, scl_err local);
 /* *flag = max over the group (a collective yes/no, e.g. "stop"). */
 SCL_NODISCARD scl_err run_group_any(const run_group *g, int *flag);
-/* counts[r] = rows of n that rank r holds (learn_shard). */
-void run_group_counts(const run_group *g, int64_t n, int64_t *counts);
 static inline int run_group_root(const run_group *g) { return g->comm.rank == 0; }
 
 #endif /* SAFECL_RUN_GROUP_H */

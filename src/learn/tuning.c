@@ -71,11 +71,7 @@ scl_err learn_tune_gather(const learn_comm *comm, const learn_batch *b, float *b
   int64_t counts[LEARN_MAX_GROUP];
   if (comm->size > LEARN_MAX_GROUP)
     return SCL_ERROR(SCL_ERR_ARG, "a group of %d ranks (at most %d)", comm->size, LEARN_MAX_GROUP);
-  for (int r = 0; r < comm->size; r++) {
-    int64_t lo, hi;
-    learn_shard(b->B_global, comm->size, r, &lo, &hi);
-    counts[r] = hi - lo;
-  }
+  learn_shard_counts(b->B_global, comm->size, counts);
   SCL_CALL(comm->allgather_rows_f32(comm->ctx, buf + b->offset * cols, counts, cols, buf));
   return SCL_OK;
 }

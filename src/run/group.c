@@ -62,11 +62,3 @@ scl_err run_group_any(const run_group *g, int *flag) {
   *flag = (int)v;
   return SCL_OK;
 }
-
-void run_group_counts(const run_group *g, int64_t n, int64_t *counts) {
-  for (int r = 0; r < g->comm.size; r++) {
-    int64_t lo, hi;
-    learn_shard(n, g->comm.size, r, &lo, &hi);
-    counts[r] = hi - lo;
-  }
-}

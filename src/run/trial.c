@@ -200,7 +200,7 @@ static scl_err gather_predictions(trial_state *st, const int32_t *pred_local, in
     return SCL_OK;
   }
   int64_t counts[LEARN_MAX_GROUP];
-  run_group_counts(&st->group, n, counts);
+  learn_shard_counts(n, st->group.comm.size, counts);
   for (int p = 0; p < P; p++) {
     memcpy(pred + p * n + lo, pred_local + p * (hi - lo), (size_t)(hi - lo) * sizeof(int32_t));
     SCL_CALL(st->group.comm.allgather_rows_i32(st->group.comm.ctx, pred + p * n + lo, counts, 1,
@@ -459,6 +459,9 @@ scl_err run_trial(const run_trial_cfg *cfg) {
 /* Opens everything a trial needs; on a group every rank does the same and the group agrees. */
 static scl_err open_trial(const run_trial_cfg *cfg, trial_state *st, run_trial_result *result,
                           int *finished) {
+  if (st->group.comm.size > LEARN_MAX_GROUP)
+    return SCL_ERROR(SCL_ERR_ARG, "a trial's group has %d ranks; at most %d", st->group.comm.size,
+                     LEARN_MAX_GROUP);
   SCL_CALL(cfg_dump(&run_trial_schema, cfg, &st->config_text));
   SCL_CALL(open_benchmark(cfg, st));
   SCL_CALL(trial_identity(st));
