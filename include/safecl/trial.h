@@ -56,8 +56,8 @@ typedef struct run_trial_result {
 } run_trial_result;
 
 /* Hooks a caller may give a trial. should_stop is polled at every session boundary (and, with
- * training, every step boundary); when it returns non-zero the trial checkpoints and returns
- * SCL_ERR_STOP, and a rerun resumes from there. */
+ * training, every step boundary) on every rank of the group; when it returns non-zero on any
+ * rank, the whole group checkpoints and returns SCL_ERR_STOP, and a rerun resumes from there. */
 typedef struct run_trial_hooks {
   int (*should_stop)(void *ctx);
   void *ctx;

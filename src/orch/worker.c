@@ -49,8 +49,9 @@ static scl_err exchange(worker *w, const orch_msg *out, orch_msg *in) {
 /* The runner polls this at every session and training-step boundary. Asking the coordinator at
  * every step would flood it, so the leader asks at the first boundary of an attempt and then at
  * most every `interval` seconds (SAFECL_PROGRESS_INTERVAL, default 1 s); a HALT therefore takes
- * effect at the first boundary at least that long after the previous question. The group learns
- * the leader's verdict from one broadcast per boundary (none for groups of one). */
+ * effect at the first boundary at least that long after the previous question. The other ranks
+ * of the group answer 0: the runner stops the whole group when any rank's hook says so
+ * (trial_should_stop's one reduction per boundary), so the leader's verdict reaches them there. */
 static int should_stop(void *ctx) {
   worker *w = ctx;
   int halt = w->halted || w->comm_err;
@@ -67,12 +68,6 @@ static int should_stop(void *ctx) {
     w->comm_err = ask(w, &out, &in);
     halt = w->comm_err || in.type == ORCH_MSG_HALT;
     orch_msg_clear(&in);
-  }
-  if (dist_comm_size(w->group) > 1) {
-    int64_t v = halt;
-    scl_err err = dist_bcast(w->group, 0, &v, sizeof v);
-    if (err && !w->comm_err) w->comm_err = err;
-    halt = (int)v || w->comm_err;
   }
   w->halted = halt;
   return halt;

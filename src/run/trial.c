@@ -483,10 +483,12 @@ static scl_err open_learning(const run_trial_cfg *cfg, trial_state *st) {
   return SCL_OK;
 }
 
-/* Any rank's stop request stops the whole group at the same boundary. */
+/* Any rank's stop request stops the whole group at the same boundary. Every rank of a group
+ * has the same hooks (one caller), so without a hook there is nothing to agree on. */
 int trial_should_stop(trial_state *st) {
   const run_trial_hooks *h = st->hooks;
-  int stop = h && h->should_stop ? h->should_stop(h->ctx) : 0;
+  if (!h || !h->should_stop) return 0;
+  int stop = h->should_stop(h->ctx);
   if (run_group_any(&st->group, &stop)) return 1;
   return stop;
 }
