@@ -21,16 +21,14 @@ typedef struct learn_prototypes {
 SCL_NODISCARD scl_err learn_prototypes_create(int64_t n_classes, int64_t dim,
                                               learn_prototypes **out);
 void learn_prototypes_destroy(learn_prototypes **p);
-/* Adds n feature rows to the sums of their classes (labels in [0, n_classes)). */
-SCL_NODISCARD scl_err learn_prototypes_add(learn_prototypes *p, const float *features,
-                                           const int32_t *labels, int64_t n);
 /* Turns the sums of classes [lo, hi) into unit-norm mean rows; a class without images is an
  * error naming it. */
 SCL_NODISCARD scl_err learn_prototypes_finalize(learn_prototypes *p, int64_t lo, int64_t hi);
 /* A session's fit on a rank group (collective over comm): each rank passes its shard's n rows
  * (labels in [lo, hi)); the sums of classes [lo, hi) gain every rank's rows, then are finalised,
- * the same on every rank. On a group of one: add + finalize. Sums over a group are in a
- * different order than on one rank (differences of a few ulps of double). */
+ * the same on every rank: this session's rows are summed per class (in double), the sums added
+ * over the group, then to the running sums. A group of one sums in place of the allreduce; over
+ * a group the additions come in another order (a few ulps of double). */
 SCL_NODISCARD scl_err learn_prototypes_fit(learn_prototypes *p, const float *features,
                                            const int32_t *labels, int64_t n, int64_t lo, int64_t hi,
                                            const learn_comm *comm);

@@ -41,27 +41,8 @@ void learn_prototypes_destroy(learn_prototypes **p) {
   *p = NULL;
 }
 
-scl_err learn_prototypes_add(learn_prototypes *p, const float *features, const int32_t *labels,
-                             int64_t n) {
-  for (int64_t i = 0; i < n; i++) {
-    if (labels[i] < 0 || labels[i] >= p->n_classes)
-      return SCL_ERROR(SCL_ERR_ARG, "prototypes: label %d outside [0, %lld)", (int)labels[i],
-                       (long long)p->n_classes);
-    double *row = p->sum + (int64_t)labels[i] * p->dim;
-    const float *x = features + i * p->dim;
-    for (int64_t k = 0; k < p->dim; k++) row[k] += (double)x[k];
-    p->count[labels[i]]++;
-  }
-  return SCL_OK;
-}
-
 scl_err learn_prototypes_fit(learn_prototypes *p, const float *features, const int32_t *labels,
                              int64_t n, int64_t lo, int64_t hi, const learn_comm *comm) {
-  if (comm->size == 1) {
-    SCL_CALL(learn_prototypes_add(p, features, labels, n));
-    SCL_CALL(learn_prototypes_finalize(p, lo, hi));
-    return SCL_OK;
-  }
   const int64_t k = hi - lo, D = p->dim;
   double *delta = NULL;
   int64_t *count = NULL;
@@ -69,20 +50,26 @@ scl_err learn_prototypes_fit(learn_prototypes *p, const float *features, const i
   SCL_CALL_GOTO(
       err, scl_calloc((size_t)(k * D) * sizeof(double), "prototype shard sums", (void **)&delta),
       done);
-  SCL_CALL_GOTO(err,
-                scl_calloc((size_t)k * sizeof(int64_t), "prototype shard counts", (void **)&count),
-                done);
+  /* count[k]: rows with a label outside the session, summed with the rest so that every rank
+   * of a group reaches the same verdict (none waits in a sum that another rank skipped) */
+  SCL_CALL_GOTO(
+      err, scl_calloc((size_t)(k + 1) * sizeof(int64_t), "prototype shard counts", (void **)&count),
+      done);
   for (int64_t i = 0; i < n; i++) {
-    if (labels[i] < lo || labels[i] >= hi)
-      SCL_ERROR_GOTO(err, done, SCL_ERR_ARG,
-                     "prototypes: label %d outside the session's [%lld, %lld)", (int)labels[i],
-                     (long long)lo, (long long)hi);
+    if (labels[i] < lo || labels[i] >= hi) {
+      count[k]++;
+      continue;
+    }
     double *row = delta + (labels[i] - lo) * D;
     for (int64_t j = 0; j < D; j++) row[j] += (double)features[i * D + j];
     count[labels[i] - lo]++;
   }
   SCL_CALL_GOTO(err, comm->sum_f64(comm->ctx, delta, k * D), done);
-  SCL_CALL_GOTO(err, comm->sum_i64(comm->ctx, count, k), done);
+  SCL_CALL_GOTO(err, comm->sum_i64(comm->ctx, count, k + 1), done);
+  if (count[k])
+    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG,
+                   "prototypes: %lld training label(s) outside the session's classes [%lld, %lld)",
+                   (long long)count[k], (long long)lo, (long long)hi);
   for (int64_t c = 0; c < k; c++) {
     for (int64_t j = 0; j < D; j++) p->sum[(lo + c) * D + j] += delta[c * D + j];
     p->count[lo + c] += count[c];
