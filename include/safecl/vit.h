@@ -147,6 +147,14 @@ enum {
  * the file, the tensor and the shapes, and is found before any parameter is written. */
 SCL_NODISCARD scl_err vit_model_load(vit_model *m, const char *path, unsigned flags);
 
+/* The backbone of a run in one call: preset `arch` (SCL_ERR_ARG naming `crop_key` unless it
+ * takes crop x crop images), created for max_batch images and `threads` as vit_model_create,
+ * then loaded from `weights` with `load_flags`, or given random weights from `seed` when
+ * weights is "". On error *out is NULL. */
+SCL_NODISCARD scl_err vit_model_open(const char *arch, int64_t crop, const char *crop_key,
+                                     const char *weights, unsigned load_flags, uint64_t seed,
+                                     int64_t max_batch, int threads, vit_model **out);
+
 /* images (B, C, img, img) fp32 NCHW, RGB in [0, 1] and fed as is (the reference code does no
  * mean/std normalisation, METHOD.md a.3); cls_out (B, D) receives the class token after the
  * final LayerNorm. 1 <= B <= max_batch. Unless m->full_last_block is set, only the class

@@ -198,3 +198,25 @@ scl_err vit_model_load(vit_model *m, const char *path, unsigned flags) {
            m->cfg.name, c.hf ? "Hugging Face" : "timm");
   return SCL_OK;
 }
+
+scl_err vit_model_open(const char *arch, int64_t crop, const char *crop_key, const char *weights,
+                       unsigned load_flags, uint64_t seed, int64_t max_batch, int threads,
+                       vit_model **out) {
+  vit_config vc;
+  *out = NULL;
+  SCL_CALL(vit_config_preset(arch, &vc));
+  if (crop != vc.img_size)
+    return SCL_ERROR(SCL_ERR_ARG, "%s = %lld but %s takes %lldx%lld images", crop_key,
+                     (long long)crop, arch, (long long)vc.img_size, (long long)vc.img_size);
+  SCL_CALL(vit_model_create(&vc, max_batch, threads, out));
+  if (!weights[0]) {
+    vit_model_init_random(*out, seed);
+    return SCL_OK;
+  }
+  scl_err err = vit_model_load(*out, weights, load_flags);
+  if (err) {
+    vit_model_destroy(out);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  return SCL_OK;
+}

@@ -99,20 +99,12 @@ static scl_err open_inputs(const run_features_cfg *cfg, features_job *job) {
   job->n = data_dataset_count(job->ds);
   if (cfg->limit > 0 && cfg->limit < job->n) job->n = cfg->limit;
 
-  vit_config vc;
-  SCL_CALL(vit_config_preset(cfg->arch, &vc));
-  if (cfg->crop != vc.img_size)
-    return SCL_ERROR(SCL_ERR_ARG, "data.crop = %lld but %s takes %lldx%lld images",
-                     (long long)cfg->crop, cfg->arch, (long long)vc.img_size,
-                     (long long)vc.img_size);
   int64_t batch = cfg->batch < job->n ? cfg->batch : job->n;
-  SCL_CALL(vit_model_create(&vc, batch > 0 ? batch : 1, (int)cfg->threads, &job->model));
-  if (cfg->weights[0])
-    SCL_CALL(vit_model_load(job->model, cfg->weights,
-                            cfg->ignore_unexpected ? VIT_LOAD_IGNORE_UNEXPECTED : 0u));
-  else
-    vit_model_init_random(job->model, (uint64_t)cfg->backbone_seed);
-  job->dim = vc.width;
+  SCL_CALL(vit_model_open(cfg->arch, cfg->crop, "data.crop", cfg->weights,
+                          cfg->ignore_unexpected ? VIT_LOAD_IGNORE_UNEXPECTED : 0u,
+                          (uint64_t)cfg->backbone_seed, batch > 0 ? batch : 1, (int)cfg->threads,
+                          &job->model));
+  job->dim = job->model->cfg.width;
   return SCL_OK;
 }
 

@@ -101,17 +101,9 @@ static scl_err test_groups(const trial_state *st, const int64_t *idx, const int3
 }
 
 static scl_err open_backbone(const run_trial_cfg *cfg, trial_state *st) {
-  vit_config vc;
-  SCL_CALL(vit_config_preset(cfg->arch, &vc));
-  if (cfg->crop != vc.img_size)
-    return SCL_ERROR(SCL_ERR_ARG, "dataset.crop = %lld but %s takes %lldx%lld images",
-                     (long long)cfg->crop, cfg->arch, (long long)vc.img_size,
-                     (long long)vc.img_size);
-  SCL_CALL(vit_model_create(&vc, cfg->eval_batch, (int)cfg->threads, &st->backbone));
-  if (cfg->weights[0])
-    SCL_CALL(vit_model_load(st->backbone, cfg->weights, 0));
-  else
-    vit_model_init_random(st->backbone, (uint64_t)cfg->backbone_seed);
+  SCL_CALL(vit_model_open(cfg->arch, cfg->crop, "dataset.crop", cfg->weights, 0,
+                          (uint64_t)cfg->backbone_seed, cfg->eval_batch, (int)cfg->threads,
+                          &st->backbone));
   return SCL_OK;
 }
 
