@@ -83,8 +83,8 @@ static void embed(const fwd_ctx *c, const float *param, float *x) {
   const vit_params *w = &t->m->p;
   const int64_t D = t->D, Np = t->N - 1, img = v->in_chans * v->img_size * v->img_size;
   const nn_patch_dims dims = {v->in_chans, v->img_size, v->img_size, v->patch_size, D};
-  const float *gs = t->off_patch[0] >= 0 ? param + t->off_patch[0] : NULL;
-  const float *gb = t->off_patch[1] >= 0 ? param + t->off_patch[1] : NULL;
+  const float *gs = pet_at_const(param, t->lay.ssf_patch.scale);
+  const float *gb = pet_at_const(param, t->lay.ssf_patch.shift);
   for (int64_t i = 0; i < c->n; i++) {
     const int64_t b = c->b0 + i;
     float *xi = x + i * t->Nt * D;
@@ -106,11 +106,11 @@ static void attention_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp
   if (pp->prompts) nn_vpt_forward(io->x_in, pp->prompts, c->n, t->N, t->T, D);
   nn_layernorm_forward(io->ln, io->mean1, io->rstd1, io->x_in, bp->norm1_w, bp->norm1_b, rows, D,
                        t->vc.ln_eps);
-  if (pp->ssf_s[TR_SSF_LN1])
-    nn_ssf_forward(io->ln, io->ln, pp->ssf_s[TR_SSF_LN1], pp->ssf_b[TR_SSF_LN1], rows, D);
+  if (pp->ssf_s[PET_SSF_LN1])
+    nn_ssf_forward(io->ln, io->ln, pp->ssf_s[PET_SSF_LN1], pp->ssf_b[PET_SSF_LN1], rows, D);
   nn_linear_forward(io->qkv, io->ln, bp->qkv_w, bp->qkv_b, rows, D, 3 * D);
-  if (pp->ssf_s[TR_SSF_QKV])
-    nn_ssf_forward(io->qkv_attn, io->qkv, pp->ssf_s[TR_SSF_QKV], pp->ssf_b[TR_SSF_QKV], rows,
+  if (pp->ssf_s[PET_SSF_QKV])
+    nn_ssf_forward(io->qkv_attn, io->qkv, pp->ssf_s[PET_SSF_QKV], pp->ssf_b[PET_SSF_QKV], rows,
                    3 * D);
   for (int64_t i = 0; i < c->n; i++)
     for (int64_t h = 0; h < t->H; h++)
@@ -143,33 +143,34 @@ static void tail_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp,
   const vit_trainer *t = c->t;
   const int64_t D = t->D, F = t->F;
   const float s = t->pc.adapter_scale;
-  if (pp->ssf_s[TR_SSF_PROJ]) {
+  if (pp->ssf_s[PET_SSF_PROJ]) {
     seed_rows(io->x_mid, x_src, ld, NULL, NULL, 0.0f, rows, D);
     nn_linear_forward(io->po, io->ctx, bp->proj_w, bp->proj_b, rows, D, D);
-    nn_ssf_add_forward(io->x_mid, io->po, pp->ssf_s[TR_SSF_PROJ], pp->ssf_b[TR_SSF_PROJ], rows, D);
+    nn_ssf_add_forward(io->x_mid, io->po, pp->ssf_s[PET_SSF_PROJ], pp->ssf_b[PET_SSF_PROJ], rows,
+                       D);
   } else {
     seed_rows(io->x_mid, x_src, ld, bp->proj_b, NULL, 0.0f, rows, D);
     nn_linear_add_forward(io->x_mid, io->ctx, bp->proj_w, NULL, rows, D, D);
   }
-  const int ssf2 = pp->ssf_s[TR_SSF_FC2] != NULL;
+  const int ssf2 = pp->ssf_s[PET_SSF_FC2] != NULL;
   seed_rows(io->x_out, io->x_mid, D, ssf2 ? NULL : bp->fc2_b, pp->ad_ub, s, rows, D);
   if (pp->ad_dw)
     nn_adapter_forward(io->x_out, io->a_pre, io->a_hid, io->x_mid, io->mask, pp->ad_dw, pp->ad_db,
                        pp->ad_uw, NULL, s, t->pc.adapter_dropout, rows, D, t->r);
   nn_layernorm_forward(io->ln2, io->mean2, io->rstd2, io->x_mid, bp->norm2_w, bp->norm2_b, rows, D,
                        t->vc.ln_eps);
-  if (pp->ssf_s[TR_SSF_LN2])
-    nn_ssf_forward(io->ln2, io->ln2, pp->ssf_s[TR_SSF_LN2], pp->ssf_b[TR_SSF_LN2], rows, D);
+  if (pp->ssf_s[PET_SSF_LN2])
+    nn_ssf_forward(io->ln2, io->ln2, pp->ssf_s[PET_SSF_LN2], pp->ssf_b[PET_SSF_LN2], rows, D);
   nn_linear_forward(io->h, io->ln2, bp->fc1_w, bp->fc1_b, rows, D, F);
-  if (pp->ssf_s[TR_SSF_FC1]) {
-    nn_ssf_forward(io->g, io->h, pp->ssf_s[TR_SSF_FC1], pp->ssf_b[TR_SSF_FC1], rows, F);
+  if (pp->ssf_s[PET_SSF_FC1]) {
+    nn_ssf_forward(io->g, io->h, pp->ssf_s[PET_SSF_FC1], pp->ssf_b[PET_SSF_FC1], rows, F);
     nn_gelu_forward(io->g, io->g, rows * F);
   } else {
     nn_gelu_forward(io->g, io->h, rows * F);
   }
   if (ssf2) {
     nn_linear_forward(io->m, io->g, bp->fc2_w, bp->fc2_b, rows, F, D);
-    nn_ssf_add_forward(io->x_out, io->m, pp->ssf_s[TR_SSF_FC2], pp->ssf_b[TR_SSF_FC2], rows, D);
+    nn_ssf_add_forward(io->x_out, io->m, pp->ssf_s[PET_SSF_FC2], pp->ssf_b[PET_SSF_FC2], rows, D);
   } else {
     nn_linear_add_forward(io->x_out, io->g, bp->fc2_w, NULL, rows, F, D);
   }
@@ -207,8 +208,8 @@ static void final_norm(const fwd_ctx *c) {
   else
     nn_layernorm_forward(out, NULL, NULL, out, t->m->p.norm_w, t->m->p.norm_b, c->n, D,
                          t->vc.ln_eps);
-  if (t->off_norm[0] >= 0)
-    nn_ssf_forward(out, out, param + t->off_norm[0], param + t->off_norm[1], c->n, D);
+  if (t->lay.ssf_norm.scale >= 0)
+    nn_ssf_forward(out, out, param + t->lay.ssf_norm.scale, param + t->lay.ssf_norm.shift, c->n, D);
 }
 
 void tr_forward_thread(void *arg, int tid, int nthreads) {
