@@ -13,7 +13,8 @@
  * allocated after create.
  *
  * Without PET modules (kinds == 0) nothing trains: the forward is the frozen model's and the
- * backward has nothing to accumulate (heads-only training). The forward and backward themselves
+ * backward has nothing to accumulate (heads-only training). The frozen model's own forward is a
+ * PET-less trainer too (tr_engine_create), the one place a trainer of kinds 0 allocates buffers. The forward and backward themselves
  * are in vit_trainer_forward.c and vit_trainer_backward.c. */
 #include <cblas.h>
 #include <stdlib.h>
@@ -218,14 +219,16 @@ static int thread_count(int requested) {
   return n < 1 ? 1 : n;
 }
 
-static scl_err trainer_setup(vit_trainer *t) {
+/* engine: the frozen model's own forward (tr_engine_create), which needs its buffers even
+ * without PET; a PET-less trainer otherwise forwards through that engine and allocates nothing. */
+static scl_err trainer_setup(vit_trainer *t, int engine) {
   const vit_config *v = &t->vc;
   t->N = vit_config_tokens(v);
   t->Nt = pet_config_tokens(v, &t->pc);
   t->T = t->Nt - t->N;
   t->D = v->width, t->F = v->mlp_hidden, t->H = v->heads;
   t->r = (t->pc.kinds & PET_ADAPTER) ? t->pc.adapter_dim : 0;
-  if (t->pc.kinds == 0) return SCL_OK;
+  if (t->pc.kinds == 0 && !engine) return SCL_OK;
   SCL_CALL(pet_layout_create(v, &t->pc, &t->lay));
   t->pet_count = t->lay.count;
   SCL_CALL(alloc_memory(t));
@@ -234,23 +237,36 @@ static scl_err trainer_setup(vit_trainer *t) {
   return SCL_OK;
 }
 
-scl_err vit_trainer_create(const vit_model *backbone, const pet_config *cfg, int64_t max_batch,
-                           int threads, vit_trainer **out) {
+static scl_err create(const vit_model *backbone, const pet_config *cfg, int64_t max_batch,
+                      int threads, int engine, vit_trainer **out) {
   *out = NULL;
-  SCL_CALL(check_config(backbone, cfg, max_batch, threads));
   vit_trainer *t = NULL;
   SCL_CALL(scl_calloc(sizeof *t, "trainer", (void **)&t));
   t->m = backbone;
   t->vc = backbone->cfg;
   t->pc = *cfg;
   t->max_batch = max_batch;
-  t->threads = thread_count(threads);
-  scl_err err = trainer_setup(t);
+  t->threads = threads;
+  scl_err err = trainer_setup(t, engine);
   if (err) {
     vit_trainer_destroy(&t);
     return scl_error_trace(err, __FILE__, __LINE__, __func__);
   }
   *out = t;
+  return SCL_OK;
+}
+
+scl_err vit_trainer_create(const vit_model *backbone, const pet_config *cfg, int64_t max_batch,
+                           int threads, vit_trainer **out) {
+  *out = NULL;
+  SCL_CALL(check_config(backbone, cfg, max_batch, threads));
+  SCL_CALL(create(backbone, cfg, max_batch, thread_count(threads), 0, out));
+  return SCL_OK;
+}
+
+scl_err tr_engine_create(const vit_model *m, vit_trainer **out) {
+  const pet_config none = {0};
+  SCL_CALL(create(m, &none, m->max_batch, m->threads, 1, out));
   return SCL_OK;
 }
 
@@ -318,8 +334,14 @@ scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *im
   const int masked = key && t->r > 0 && t->pc.adapter_dropout > 0.0f;
   if (masked && !key->index)
     return SCL_ERROR(SCL_ERR_ARG, "trainer forward: dropout key without sample indices");
-  tr_fwd_job job = {
-      t, p->param, images, B, masked ? key : NULL, 1, cls_out, tr_chunks(B, t->threads), 0};
+  tr_fwd_job job = {.t = t,
+                    .param = p->param,
+                    .images = images,
+                    .B = B,
+                    .key = masked ? key : NULL,
+                    .keep = 1,
+                    .cls_out = cls_out,
+                    .n_chunks = tr_chunks(B, t->threads)};
   run_team(t, tr_forward_thread, &job);
   t->fwd_B = B;
   t->fwd_masked = masked;
@@ -356,12 +378,25 @@ scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *imag
   const int64_t img = t->vc.in_chans * t->vc.img_size * t->vc.img_size;
   for (int64_t b0 = 0; b0 < B; b0 += t->max_batch) {
     const int64_t n = B - b0 < t->max_batch ? B - b0 : t->max_batch;
-    tr_fwd_job job = {t,    p->param, images + b0 * img,   n,
-                      NULL, 0,        cls_out + b0 * t->D, tr_chunks(n, t->threads),
-                      0};
+    tr_fwd_job job = {.t = t,
+                      .param = p->param,
+                      .images = images + b0 * img,
+                      .B = n,
+                      .cls_out = cls_out + b0 * t->D,
+                      .n_chunks = tr_chunks(n, t->threads)};
     run_team(t, tr_forward_thread, &job);
   }
   return SCL_OK;
+}
+
+void tr_engine_forward(vit_trainer *t, const float *images, int64_t B, float *cls_out) {
+  tr_fwd_job job = {.t = t,
+                    .images = images,
+                    .B = B,
+                    .cls_out = cls_out,
+                    .n_chunks = tr_chunks(B, t->threads),
+                    .rows = B % t->threads != 0};
+  run_team(t, tr_forward_thread, &job);
 }
 
 double vit_trainer_flops_per_image(const vit_trainer *t) {

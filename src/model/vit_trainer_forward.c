@@ -1,5 +1,6 @@
-/* vit_trainer_forward.c: the trainer's forward with PET modules, one chunk of images at a time,
- * in two modes: keeping the caches the backward needs (training) or keeping nothing (inference).
+/* vit_trainer_forward.c: the one ViT forward, with or without PET modules, one chunk of images
+ * at a time, in two modes: keeping the caches the backward needs (training) or keeping nothing
+ * (inference: a learner's features, and vit_model_forward, which runs it without PET).
  *
  * Both modes run the same code over a table of pointers (fwd_io) that says, for each tensor a
  * block produces, where it goes: into the block's cache when the backward needs it, into the
@@ -9,7 +10,10 @@
  * LayerNorm for its images without waiting for the others; OpenBLAS is single-threaded inside.
  * The last block computes keys and values for every token but its tail (projection, MLP,
  * adapter) for the class tokens only, packed one row per image: nothing else reaches the output.
- * Dropout masks are drawn per sample (vit_trainer_dropout.c). */
+ * Dropout masks are drawn per sample (vit_trainer_dropout.c). Inference without PET on a batch
+ * the thread count does not divide runs in row mode instead (forward_rows), so that a batch of
+ * one image still uses every core; an inference may also compute every token of the last block
+ * (vit_model.full_last_block). */
 #include <string.h>
 
 #include "safecl/nn.h"
@@ -43,9 +47,15 @@ static float *pick(float *cache, int64_t coff, float *work, int64_t woff, int64_
   return cache ? cache + coff * width : work + woff * width;
 }
 
+/* The last block runs its tail on the class tokens alone unless an inference asks for every
+ * token (vit_model.full_last_block, for like-for-like benchmarks). */
+static int pruned(const fwd_ctx *c, int64_t l) {
+  return l == c->t->vc.depth - 1 && (c->job->keep || !c->t->m->full_last_block);
+}
+
 static fwd_io bind(const fwd_ctx *c, int64_t l) {
   const vit_trainer *t = c->t;
-  const int keep = c->job->keep, last = l == t->vc.depth - 1;
+  const int keep = c->job->keep, last = pruned(c, l);
   const int ssf = (t->pc.kinds & PET_SSF) != 0;
   const int64_t D = t->D, R0 = c->R0, Rmax = t->max_batch * t->Nt;
   const tr_layer none = {0}, *y = keep ? &t->layers[l] : &none;
@@ -97,13 +107,11 @@ static void embed(const fwd_ctx *c, const float *param, float *x) {
   }
 }
 
-/* LayerNorm 1, qkv, attention of this chunk's images; nq query rows per image (1: class token
- * only, whose context rows are then packed one per image). */
-static void attention_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp,
-                            const vit_block_params *bp, int64_t L, int64_t nq) {
+/* LayerNorm 1 and qkv (with their SSF) on `rows` token rows. */
+static void qkv_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp,
+                      const vit_block_params *bp, int64_t rows) {
   const vit_trainer *t = c->t;
-  const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt;
-  if (pp->prompts) nn_vpt_forward(io->x_in, pp->prompts, c->n, t->N, t->T, D);
+  const int64_t D = t->D;
   nn_layernorm_forward(io->ln, io->mean1, io->rstd1, io->x_in, bp->norm1_w, bp->norm1_b, rows, D,
                        t->vc.ln_eps);
   if (pp->ssf_s[PET_SSF_LN1])
@@ -112,6 +120,16 @@ static void attention_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp
   if (pp->ssf_s[PET_SSF_QKV])
     nn_ssf_forward(io->qkv_attn, io->qkv, pp->ssf_s[PET_SSF_QKV], pp->ssf_b[PET_SSF_QKV], rows,
                    3 * D);
+}
+
+/* Input prompts, LayerNorm 1, qkv, attention of this chunk's images; nq query rows per image
+ * (1: class token only, whose context rows are then packed one per image). */
+static void attention_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp,
+                            const vit_block_params *bp, int64_t L, int64_t nq) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, Nt = t->Nt;
+  if (pp->prompts) nn_vpt_forward(io->x_in, pp->prompts, c->n, t->N, t->T, D);
+  qkv_phase(c, io, pp, bp, c->n * Nt);
   for (int64_t i = 0; i < c->n; i++)
     for (int64_t h = 0; h < t->H; h++)
       nn_attention_head_prefix_forward(io->ctx + i * (nq == 1 ? 1 : Nt) * D, c->scratch,
@@ -186,8 +204,8 @@ static void draw_masks(const fwd_ctx *c, uint8_t *mask, int64_t l, int64_t token
 
 static void block(const fwd_ctx *c, int64_t l) {
   const vit_trainer *t = c->t;
-  const int64_t D = t->D, Nt = t->Nt, depth = t->vc.depth;
-  const int last = l == depth - 1;
+  const int64_t D = t->D, Nt = t->Nt;
+  const int last = pruned(c, l);
   const tr_pet pp = tr_pet_at(t, c->job->param, l);
   const vit_block_params *bp = &t->m->p.blocks[l];
   const fwd_io io = bind(c, l);
@@ -202,6 +220,10 @@ static void final_norm(const fwd_ctx *c) {
   const int64_t D = t->D, b0 = c->b0;
   const float *param = c->job->param;
   float *out = c->job->cls_out + b0 * D;
+  if (!pruned(c, t->vc.depth - 1)) /* every token computed: gather the class rows first */
+    for (int64_t i = 0; i < c->n; i++)
+      memcpy(out + i * D, stream(c, t->vc.depth) + (c->R0 + i * t->Nt) * D,
+             (size_t)D * sizeof(float));
   if (c->job->keep)
     nn_layernorm_forward(out, t->meanf + b0, t->rstdf + b0, t->xf + b0 * D, t->m->p.norm_w,
                          t->m->p.norm_b, c->n, D, t->vc.ln_eps);
@@ -212,10 +234,56 @@ static void final_norm(const fwd_ctx *c) {
     nn_ssf_forward(out, out, param + t->lay.ssf_norm.scale, param + t->lay.ssf_norm.shift, c->n, D);
 }
 
+/* Row mode (inference without PET, batch not a multiple of the team; tr_fwd_job.rows): thread tid owns token rows
+ * [B Nt tid / T, B Nt (tid + 1) / T) for the row-local phases, an even share of the (image, head)
+ * pairs for attention and images [B tid / T, B (tid + 1) / T) for the embedding, the pruned
+ * last block's tail and the final LayerNorm; one barrier after the embedding and two per block
+ * (around attention) order the phases. A batch of 1 thus still uses every core. */
+static void forward_rows(tr_fwd_job *job, int tid, int T) {
+  vit_trainer *t = job->t;
+  vit_pool *pool = t->pool;
+  const int64_t B = job->B, Nt = t->Nt, D = t->D, H = t->H, depth = t->vc.depth;
+  float *scratch = t->scratch + tid * t->scratch_stride;
+  fwd_ctx img = {job, t, B * tid / T, B * (tid + 1) / T - B * tid / T, 0, scratch};
+  fwd_ctx row = {job, t, 0, 0, B * Nt * tid / T, scratch};
+  const int64_t rows = B * Nt * (tid + 1) / T - row.R0;
+  img.R0 = img.b0 * Nt;
+  embed(&img, job->param, stream(&img, 0) + img.R0 * D);
+  vit_pool_barrier(pool);
+  for (int64_t l = 0; l < depth; l++) {
+    const tr_pet pp = tr_pet_at(t, job->param, l);
+    const vit_block_params *bp = &t->m->p.blocks[l];
+    const int last = pruned(&row, l);
+    const fwd_io io = bind(&row, l);
+    qkv_phase(&row, &io, &pp, bp, rows);
+    vit_pool_barrier(pool);
+    for (int64_t k = B * H * tid / T; k < B * H * (tid + 1) / T; k++) {
+      const int64_t b = k / H, h = k % H;
+      nn_attention_head_prefix_forward(t->w_b + b * Nt * D, scratch, t->w_qkv + b * Nt * 3 * D,
+                                       NULL, NULL, 0, last ? 1 : Nt, Nt, H, D / H, h);
+    }
+    vit_pool_barrier(pool);
+    if (!last) {
+      tail_phase(&row, &io, &pp, bp, io.x_in, D, rows);
+      continue;
+    }
+    if (!img.n) continue;
+    for (int64_t i = 0; i < img.n; i++) /* class contexts packed one row per image */
+      memmove(t->w_b + (img.R0 + i) * D, t->w_b + (img.b0 + i) * Nt * D, (size_t)D * sizeof(float));
+    const fwd_io last_io = bind(&img, l);
+    tail_phase(&img, &last_io, &pp, bp, last_io.x_in, Nt * D, img.n);
+  }
+  if (!pruned(&row, depth - 1)) vit_pool_barrier(pool);
+  if (img.n) final_norm(&img);
+}
+
 void tr_forward_thread(void *arg, int tid, int nthreads) {
   tr_fwd_job *job = arg;
   vit_trainer *t = job->t;
-  (void)nthreads;
+  if (job->rows) {
+    forward_rows(job, tid, nthreads);
+    return;
+  }
   for (int64_t k; (k = atomic_fetch_add(&job->next, 1)) < job->n_chunks;) {
     fwd_ctx c = {job, t, 0, 0, 0, t->scratch + tid * t->scratch_stride};
     int64_t b1;

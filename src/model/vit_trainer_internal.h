@@ -125,6 +125,7 @@ typedef struct tr_fwd_job {
   int keep;
   float *cls_out;
   int64_t n_chunks;
+  int rows;          /* row mode instead of chunks: only without PET, keep 0 (forward_rows) */
   atomic_llong next; /* next chunk to hand out */
 } tr_fwd_job;
 
@@ -139,6 +140,12 @@ typedef struct tr_bwd_job {
 } tr_bwd_job;
 
 void tr_forward_thread(void *arg, int tid, int nthreads);
+
+/* The frozen model's forward (vit_model_forward): a PET-less trainer of m's max_batch and exact
+ * thread count, run in inference mode, in chunks of whole images when the thread count divides
+ * B and in row mode otherwise. */
+SCL_NODISCARD scl_err tr_engine_create(const vit_model *m, vit_trainer **out);
+void tr_engine_forward(vit_trainer *t, const float *images, int64_t B, float *cls_out);
 void tr_backward_thread(void *arg, int tid, int nthreads);
 
 /* The adapter dropout mask of one sample at one block (n bytes, row-major (token, unit)). */
