@@ -73,26 +73,49 @@ void nn_residual_forward(float *y, const float *a, const float *b, int64_t n);
 void nn_residual_forward_ref(float *y, const float *a, const float *b, int64_t n);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Multi-head self-attention core                                                            */
+/* Multi-head self-attention core, with optional prefix keys and values                      */
 
-/* Input qkv (B, N, 3*D) is the output of the fused qkv linear laid out as timm's reshape
- * (B, N, 3, H, Dh): q of head h at columns [h*Dh, (h+1)*Dh), k at D + that, v at 2*D + that.
- * Output out (B, N, D) holds head h's context at columns [h*Dh, (h+1)*Dh), i.e. timm's
+/* Input qkv (N, 3*D) per image is the output of the fused qkv linear laid out as timm's reshape
+ * (N, 3, H, Dh): q of head h at columns [h*Dh, (h+1)*Dh), k at D + that, v at 2*D + that.
+ * Output out (N, D) per image holds head h's context at columns [h*Dh, (h+1)*Dh), i.e. timm's
  * (attn @ v).transpose(1, 2).reshape(B, N, D); the output projection is a separate linear.
- * probs (B, H, N, N) receives softmax(q k^T / sqrt(Dh)), the cache backward needs; it is also
- * the working memory, so it must be given. */
-void nn_attention_forward(float *out, float *probs, const float *qkv, int64_t B, int64_t N,
-                          int64_t H, int64_t Dh);
-void nn_attention_forward_ref(float *out, float *probs, const float *qkv, int64_t B, int64_t N,
-                              int64_t H, int64_t Dh);
+ * A prefix of L rows (pk, pv (L, D), head h at columns h*Dh) is prepended to the keys and the
+ * values (queries unchanged), so a head attends to Nk = L + N positions; L = 0 with
+ * pk = pv = NULL is plain self-attention. probs receives (nq, Nk) =
+ * softmax(q [pk; k]^T / sqrt(Dh)); it is the working memory, so it must be given.
+ *
+ * One (image, head), the unit the threaded drivers hand out: qkv points at the image's (N, 3*D)
+ * block, out at its (nq, D) block, probs at an (nq, L + N) buffer. Only the first nq <= N tokens
+ * are queries (all N are keys and values): nq = N is full self-attention, nq = 1 computes the
+ * class token's row alone. Single-threaded work whose scores stay in cache between the
+ * products. */
+void nn_attention_head_forward(float *out, float *probs, const float *qkv, const float *pk,
+                               const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
+                               int64_t Dh, int64_t h);
+/* Whole batch, every token a query: qkv (B, N, 3*D), out (B, N, D), probs (B, H, N, L + N). */
+void nn_attention_forward(float *out, float *probs, const float *qkv, const float *pk,
+                          const float *pv, int64_t L, int64_t B, int64_t N, int64_t H, int64_t Dh);
+void nn_attention_forward_ref(float *out, float *probs, const float *qkv, const float *pk,
+                              const float *pv, int64_t L, int64_t B, int64_t N, int64_t H,
+                              int64_t Dh);
 
-/* One (image, head) of the above, the unit the threaded driver hands out: qkv points at the
- * image's (N, 3*D) block, out at its (N, D) block, probs at an (nq, N) buffer. Only the first
- * nq <= N tokens are queries (all N are keys and values): nq = N is full self-attention, nq = 1
- * computes the class token's row alone. Single-threaded work whose scores stay in cache between
- * the two products. */
-void nn_attention_head_forward(float *out, float *probs, const float *qkv, int64_t nq, int64_t N,
-                               int64_t H, int64_t Dh, int64_t h);
+/* Backward of one (image, head), probabilities recomputed (not stored): with P the forward's
+ * probabilities and dO = dout (nq rows, leading dimension D):
+ *   dV += P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)), dQ += dS K / sqrt(Dh),
+ *   dK += dS^T Q / sqrt(Dh),
+ * dQ, dK, dV of the tokens into dqkv (N, 3D) laid out as qkv; of the prefix into dpk, dpv
+ * (L, D) (NULL: frozen). scratch: 2 * nq * (L + N) floats. */
+void nn_attention_head_backward(float *dqkv, float *dpk, float *dpv, float *scratch,
+                                const float *dout, const float *qkv, const float *pk,
+                                const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
+                                int64_t Dh, int64_t h);
+/* Whole batch (every token a query): dqkv (B, N, 3D), dout (B, N, D). scratch as above. */
+void nn_attention_backward(float *dqkv, float *dpk, float *dpv, float *scratch, const float *dout,
+                           const float *qkv, const float *pk, const float *pv, int64_t L, int64_t B,
+                           int64_t N, int64_t H, int64_t Dh);
+void nn_attention_backward_ref(float *dqkv, float *dpk, float *dpv, const float *dout,
+                               const float *qkv, const float *pk, const float *pv, int64_t L,
+                               int64_t B, int64_t N, int64_t H, int64_t Dh);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Patch embedding: Conv2d(C, D, kernel P, stride P) as a GEMM over unfolded patches          */

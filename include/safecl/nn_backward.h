@@ -60,43 +60,6 @@ void nn_residual_backward(float *da, float *db, const float *dy, int64_t n);
 void nn_residual_backward_ref(float *da, float *db, const float *dy, int64_t n);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Multi-head attention with optional prefix keys and values                                 */
-
-/* Layout as nn_attention_forward: qkv (N, 3D) per image, q/k/v of head h at columns h*Dh of
- * their third; the context out (nq, D) per image. A prefix of L rows (pk, pv (L, D), head h at
- * columns h*Dh) is prepended to the keys and the values (queries unchanged), so a head attends
- * to Nk = L + N positions; L = 0 with pk = pv = NULL is plain self-attention. probs receives
- * (nq, Nk) = softmax(q [pk; k]^T / sqrt(Dh)). Only the first nq <= N tokens are queries. */
-void nn_attention_head_prefix_forward(float *out, float *probs, const float *qkv, const float *pk,
-                                      const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
-                                      int64_t Dh, int64_t h);
-/* Whole batch: out (B, N, D), probs (B, H, N, L + N). */
-void nn_attention_prefix_forward(float *out, float *probs, const float *qkv, const float *pk,
-                                 const float *pv, int64_t L, int64_t B, int64_t N, int64_t H,
-                                 int64_t Dh);
-void nn_attention_prefix_forward_ref(float *out, float *probs, const float *qkv, const float *pk,
-                                     const float *pv, int64_t L, int64_t B, int64_t N, int64_t H,
-                                     int64_t Dh);
-
-/* Backward of one (image, head), probabilities recomputed (not stored): with P the forward's
- * probabilities and dO = dout (nq rows, leading dimension D):
- *   dV += P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)), dQ += dS K / sqrt(Dh),
- *   dK += dS^T Q / sqrt(Dh),
- * dQ, dK, dV of the tokens into dqkv (N, 3D) laid out as qkv; of the prefix into dpk, dpv
- * (L, D) (NULL: frozen). scratch: 2 * nq * (L + N) floats. */
-void nn_attention_head_backward(float *dqkv, float *dpk, float *dpv, float *scratch,
-                                const float *dout, const float *qkv, const float *pk,
-                                const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
-                                int64_t Dh, int64_t h);
-/* Whole batch (every token a query): dqkv (B, N, 3D), dout (B, N, D). scratch as above. */
-void nn_attention_backward(float *dqkv, float *dpk, float *dpv, float *scratch, const float *dout,
-                           const float *qkv, const float *pk, const float *pv, int64_t L, int64_t B,
-                           int64_t N, int64_t H, int64_t Dh);
-void nn_attention_backward_ref(float *dqkv, float *dpk, float *dpv, const float *dout,
-                               const float *qkv, const float *pk, const float *pv, int64_t L,
-                               int64_t B, int64_t N, int64_t H, int64_t Dh);
-
-/* ---------------------------------------------------------------------------------------- */
 /* AdaptFormer adapter (METHOD.md b.2): a = s * (Dropout_p(ReLU(x Wd^T + bd)) Wu^T + bu)       */
 
 /* y (rows, D) += a, for input x (rows, D); Wd (r, D), bd (r), Wu (D, r), bu (D). pre (rows, r)

@@ -114,9 +114,9 @@ static void attention_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp
                    3 * D);
   for (int64_t i = 0; i < c->n; i++)
     for (int64_t h = 0; h < t->H; h++)
-      nn_attention_head_prefix_forward(io->ctx + i * (nq == 1 ? 1 : Nt) * D, c->scratch,
-                                       io->qkv_attn + i * Nt * 3 * D, pp->pk, pp->pv, L, nq, Nt,
-                                       t->H, D / t->H, h);
+      nn_attention_head_forward(io->ctx + i * (nq == 1 ? 1 : Nt) * D, c->scratch,
+                                io->qkv_attn + i * Nt * 3 * D, pp->pk, pp->pv, L, nq, Nt, t->H,
+                                D / t->H, h);
 }
 
 /* dst (rows, D) = rows of src (leading dimension ld) + b1 + s2 * b2 (b1, b2 may be NULL); dst

@@ -136,8 +136,8 @@ static void test_attention(int64_t B, int64_t N, int64_t H, int64_t Dh) {
   float *qkv = rand_buf(B * N * 3 * D, -2, 2, 11);
   float *out = buf(B * N * D), *outr = buf(B * N * D);
   float *p = buf(B * H * N * N), *pr = buf(B * H * N * N);
-  nn_attention_forward(out, p, qkv, B, N, H, Dh);
-  nn_attention_forward_ref(outr, pr, qkv, B, N, H, Dh);
+  nn_attention_forward(out, p, qkv, NULL, NULL, 0, B, N, H, Dh);
+  nn_attention_forward_ref(outr, pr, qkv, NULL, NULL, 0, B, N, H, Dh);
   char what[96];
   snprintf(what, sizeof what, "attention B%lld N%lld H%lld Dh%lld", (long long)B, (long long)N,
            (long long)H, (long long)Dh);
@@ -148,7 +148,8 @@ static void test_attention(int64_t B, int64_t N, int64_t H, int64_t Dh) {
   float *row = buf(B * D), *rowr = buf(B * D);
   for (int64_t b = 0; b < B; b++) {
     for (int64_t h = 0; h < H; h++)
-      nn_attention_head_forward(out + b * N * D, p, qkv + b * N * 3 * D, 1, N, H, Dh, h);
+      nn_attention_head_forward(out + b * N * D, p, qkv + b * N * 3 * D, NULL, NULL, 0, 1, N, H, Dh,
+                                h);
     memcpy(row + b * D, out + b * N * D, (size_t)D * sizeof(float));
     memcpy(rowr + b * D, outr + b * N * D, (size_t)D * sizeof(float));
   }
