@@ -1,10 +1,9 @@
-/* test_train_kernels.c: every backward kernel and PET operation of nn_backward.h, two ways
+/* test_train_kernels.c: every backward kernel and PET operation of nn.h, two ways
  * (STYLE.md 12a-b): central finite differences of a weighted sum of the forward's output
  * against the analytic gradients, on small shapes; and each fast (BLAS) kernel against its
  * naive `_ref`, on larger and odd shapes. Prints one line per tensor with its worst element;
  * the exit status is the number of failures (capped). */
 #include "safecl/nn.h"
-#include "safecl/nn_backward.h"
 #include "train_test.h"
 
 #define EPS 1e-2
