@@ -1,10 +1,10 @@
-/* test_train_kernels.c: every backward kernel and PET operation of nn.h, two ways
+/* test_nn_backward.c: every backward kernel and PET operation of nn.h, two ways
  * (STYLE.md 12a-b): central finite differences of a weighted sum of the forward's output
  * against the analytic gradients, on small shapes; and each fast (BLAS) kernel against its
  * naive `_ref`, on larger and odd shapes. Prints one line per tensor with its worst element;
  * the exit status is the number of failures (capped). */
+#include "common/nn_harness.h"
 #include "safecl/nn.h"
-#include "train_test.h"
 
 #define EPS 1e-2
 #define FD_TOL 2e-3
@@ -70,6 +70,38 @@ static void fd_layernorm(void) {
   ln_loss(&c);
   nn_layernorm_recompute(y2, c.x, c.mean, c.rstd, c.g, c.b, rows, D);
   check("layernorm_recompute = forward", y2, c.y, rows * D, 1e-6, 1e-6);
+}
+
+/* Rows with a large mean against their spread (mean 1000, std 0.3: uniform of half-width
+ * 0.3 sqrt 3). A float mean is off by up to ulp(1000) / 2 = 3.1e-5, a 1e-4 error in xhat, so
+ * kernels that each rounded the mean their own way would disagree by that much. The bound for
+ * forward vs recompute is 0: both evaluate xhat = ((x - hi) - lo) * rstd in float from the same
+ * stored hi and rstd and the same lo (one function, same operations on the same x), then the
+ * same affine. The backward must match finite differences of that forward (in double, eps small
+ * against the std so that truncation stays below the tolerance) and its double reference. */
+static void layernorm_large_mean(void) {
+  const int64_t rows = 3, D = 40;
+  ln_ctx c = {rand_buf(rows * D, 1000.0f - 0.52f, 1000.0f + 0.52f, 90),
+              rand_buf(D, 0.5f, 1.5f, 91),
+              rand_buf(D, -1, 1, 92),
+              buf(rows * D),
+              rand_buf(rows * D, -1, 1, 93),
+              buf(rows),
+              buf(rows),
+              rows,
+              D};
+  float *y2 = buf(rows * D), *dx = buf(rows * D), *dg = buf(D), *dbeta = buf(D);
+  float *dx2 = buf(rows * D), *dg2 = buf(D), *db2 = buf(D);
+  ln_loss(&c);
+  nn_layernorm_recompute(y2, c.x, c.mean, c.rstd, c.g, c.b, rows, D);
+  check("layernorm mean 1000 std 0.3: recompute = forward", y2, c.y, rows * D, 0, 0);
+  nn_layernorm_backward(dx, dg, dbeta, c.wy, c.x, c.g, c.mean, c.rstd, rows, D);
+  nn_layernorm_backward_ref(dx2, dg2, db2, c.wy, c.x, c.g, c.mean, c.rstd, rows, D);
+  check("ref layernorm_backward dx, mean 1000", dx, dx2, rows * D, 1e-5, 1e-5);
+  check("ref layernorm_backward dgamma, mean 1000", dg, dg2, D, 1e-5, 1e-5);
+  fd_check("fd layernorm dx, mean 1000 std 0.3", c.x, dx, rows * D, ln_loss, &c, 2e-3, FD_TOL);
+  fd_check("fd layernorm dgamma, mean 1000 std 0.3", c.g, dg, D, ln_loss, &c, EPS, FD_TOL);
+  fd_check("fd layernorm dbeta, mean 1000 std 0.3", c.b, dbeta, D, ln_loss, &c, EPS, FD_TOL);
 }
 
 typedef struct act_ctx {
@@ -379,6 +411,7 @@ static void ref_pet(void) {
 int main(void) {
   fd_linear();
   fd_layernorm();
+  layernorm_large_mean();
   fd_activations();
   fd_attention(0, 5);
   fd_attention(0, 1);
