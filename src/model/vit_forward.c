@@ -44,8 +44,8 @@ static void block_ref(const vit_model *m, const ref_acts *a, const vit_block_par
   nn_layernorm_forward_ref(a->ln, NULL, NULL, a->x, bp->norm1_w, bp->norm1_b, BN, D, c->ln_eps);
   nn_linear_forward_ref(a->qkv, a->ln, bp->qkv_w, bp->qkv_b, BN, D, 3 * D);
   for (int64_t b = 0; b < B; b++)
-    nn_attention_forward_ref(a->ctx + b * N * D, a->probs, a->qkv + b * N * 3 * D, 1, N, c->heads,
-                             D / c->heads);
+    nn_attention_forward_ref(a->ctx + b * N * D, a->probs, a->qkv + b * N * 3 * D, NULL, NULL, 0, 1,
+                             N, c->heads, D / c->heads);
   nn_linear_add_forward_ref(a->x, a->ctx, bp->proj_w, bp->proj_b, BN, D, D);
   nn_layernorm_forward_ref(a->ln, NULL, NULL, a->x, bp->norm2_w, bp->norm2_b, BN, D, c->ln_eps);
   nn_linear_forward_ref(a->hidden, a->ln, bp->fc1_w, bp->fc1_b, BN, D, F);

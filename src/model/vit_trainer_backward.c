@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "safecl/nn.h"
-#include "safecl/nn_backward.h"
 #include "vit_trainer_internal.h"
 
 typedef struct bwd_ctx {

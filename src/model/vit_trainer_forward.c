@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "safecl/nn.h"
-#include "safecl/nn_backward.h"
 #include "vit_trainer_internal.h"
 
 typedef struct fwd_ctx {
@@ -132,9 +131,9 @@ static void attention_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp
   qkv_phase(c, io, pp, bp, c->n * Nt);
   for (int64_t i = 0; i < c->n; i++)
     for (int64_t h = 0; h < t->H; h++)
-      nn_attention_head_prefix_forward(io->ctx + i * (nq == 1 ? 1 : Nt) * D, c->scratch,
-                                       io->qkv_attn + i * Nt * 3 * D, pp->pk, pp->pv, L, nq, Nt,
-                                       t->H, D / t->H, h);
+      nn_attention_head_forward(io->ctx + i * (nq == 1 ? 1 : Nt) * D, c->scratch,
+                                io->qkv_attn + i * Nt * 3 * D, pp->pk, pp->pv, L, nq, Nt, t->H,
+                                D / t->H, h);
 }
 
 /* dst (rows, D) = rows of src (leading dimension ld) + b1 + s2 * b2 (b1, b2 may be NULL); dst
@@ -259,8 +258,8 @@ static void forward_rows(tr_fwd_job *job, int tid, int T) {
     vit_pool_barrier(pool);
     for (int64_t k = B * H * tid / T; k < B * H * (tid + 1) / T; k++) {
       const int64_t b = k / H, h = k % H;
-      nn_attention_head_prefix_forward(t->w_b + b * Nt * D, scratch, t->w_qkv + b * Nt * 3 * D,
-                                       NULL, NULL, 0, last ? 1 : Nt, Nt, H, D / H, h);
+      nn_attention_head_forward(t->w_b + b * Nt * D, scratch, t->w_qkv + b * Nt * 3 * D, NULL, NULL,
+                                0, last ? 1 : Nt, Nt, H, D / H, h);
     }
     vit_pool_barrier(pool);
     if (!last) {

@@ -16,7 +16,7 @@
 #include "safecl/learn.h"
 #include "safecl/pet.h"
 #include "safecl/vit.h"
-#include "train_test.h"
+#include "common/nn_harness.h"
 
 #define B_TEST 3
 #define FD_EPS 5e-2
