@@ -5,7 +5,9 @@
  * model, SAFE's slow learner and its fast learner is only their pet_params block (and heads,
  * which live in learn/). A pet_params block holds all trainable floats of one learner in one
  * aligned array, with the gradient in a second array of the same layout, so the optimizer is one
- * flat loop and the data-parallel gradient sync is one allreduce.
+ * flat loop and the data-parallel gradient sync is one allreduce. The model reads its tensors
+ * through a typed layout (pet_layout), never by name; docs/pet.md describes the layout rule and
+ * where the next methods plug in.
  *
  * Modules (as the released code has them):
  *   adapter  AdaptFormer, parallel to the MLP, input = the residual stream after the attention
