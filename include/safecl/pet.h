@@ -5,7 +5,9 @@
  * model, SAFE's slow learner and its fast learner is only their pet_params block (and heads,
  * which live in learn/). A pet_params block holds all trainable floats of one learner in one
  * aligned array, with the gradient in a second array of the same layout, so the optimizer is one
- * flat loop and the data-parallel gradient sync is one allreduce.
+ * flat loop and the data-parallel gradient sync is one allreduce. The model reads its tensors
+ * through a typed layout (pet_layout), never by name; docs/pet.md describes the layout rule and
+ * where the next methods plug in.
  *
  * Modules (as the released code has them):
  *   adapter  AdaptFormer, parallel to the MLP, input = the residual stream after the attention
@@ -33,6 +35,7 @@
 #ifndef SAFECL_PET_H
 #define SAFECL_PET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "safecl/core.h"
@@ -57,8 +60,77 @@ typedef struct pet_config {
   uint32_t prefix_layers; /* bit i set: prefixes at block i */
 } pet_config;
 
-#define PET_MAX_TENSORS 512
+/* Parser and printer of PET kind names, the one table every caller uses: "none", or a
+ * comma-separated list of adapter, ssf, vpt_deep (alias vpt), vpt_shallow, prefix. An unknown
+ * name is SCL_ERR_ARG naming it and listing the valid ones. */
+SCL_NODISCARD scl_err pet_kinds_parse(const char *names, unsigned *kinds);
+/* "adapter,ssf" or "none" into buf (always terminated); returns buf. */
+const char *pet_kinds_format(unsigned kinds, char *buf, size_t size);
+/* The valid names, for help texts: "none|adapter|ssf|vpt_deep|vpt_shallow|prefix". */
+const char *pet_kind_names(void);
 
+/* Tokens per image of a run with this PET config: the backbone's N (197 for ViT-B/16) plus its
+ * input prompt tokens (VPT: vpt_tokens, appended after the patches). Every buffer of a trainer
+ * is sized once for this count. */
+int64_t pet_config_tokens(const vit_config *vit, const pet_config *cfg);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Typed layout of a learner's block                                                         */
+
+/* Every field below is an offset in floats from the start of a learner's param array (and, in
+ * the same layout, of its grad array and of any gradient copy); -1 = the tensor is absent.
+ * pet_at(base, offset) turns one into a pointer (NULL when absent). */
+static inline float *pet_at(float *base, int64_t offset) { return offset >= 0 ? base + offset : 0; }
+static inline const float *pet_at_const(const float *base, int64_t offset) {
+  return offset >= 0 ? base + offset : 0;
+}
+
+/* SSF insertion points inside a block, in layout order. */
+enum {
+  PET_SSF_LN1,
+  PET_SSF_QKV,
+  PET_SSF_PROJ,
+  PET_SSF_LN2,
+  PET_SSF_FC1,
+  PET_SSF_FC2,
+  PET_SSF_SITES
+};
+
+typedef struct pet_ssf {
+  int64_t scale, shift; /* (n), (n): y = x * scale + shift */
+} pet_ssf;
+
+typedef struct pet_adapter_block {
+  int64_t down_w, down_b; /* (r, D), (r) */
+  int64_t up_w, up_b;     /* (D, r), (D) */
+} pet_adapter_block;
+
+typedef struct pet_prefix_block {
+  int64_t key, value; /* (L, D) each, shared by every image */
+} pet_prefix_block;
+
+/* The tensors one block reads. */
+typedef struct pet_block {
+  pet_ssf ssf[PET_SSF_SITES]; /* widths D, 3D, D, D, F, D */
+  pet_adapter_block adapter;
+  pet_prefix_block prefix;
+  int64_t prompts; /* (T, D) input prompts written into the sequence before this block */
+} pet_block;
+
+typedef struct pet_layout {
+  pet_ssf ssf_patch, ssf_norm; /* (D) after the patch embedding, after the final LayerNorm */
+  int64_t vpt;                 /* (depth or 1, T, D) all prompts; blocks[l].prompts point in */
+  pet_block *blocks;           /* depth entries, owned */
+  int64_t count;               /* floats in the block, every tensor 64-byte aligned */
+} pet_layout;
+
+/* The layout of cfg on this backbone shape, pet_params.c's one definition of the order. */
+SCL_NODISCARD scl_err pet_layout_create(const vit_config *vit, const pet_config *cfg,
+                                        pet_layout *out);
+void pet_layout_destroy(pet_layout *lay);
+
+/* Name and shape of one tensor of the block, in layout order: metadata for checkpoints,
+ * .safetensors export and tests. The model reads tensors through pet_layout, never by name. */
 typedef struct pet_tensor {
   char name[48];
   int ndim;
@@ -69,10 +141,11 @@ typedef struct pet_tensor {
 typedef struct pet_params {
   pet_config cfg;
   vit_config vit;
-  int64_t count; /* floats in param (and in grad) */
-  float *param;  /* owned, 64-byte aligned */
-  float *grad;   /* owned, same layout; accumulated by vit_trainer_backward */
-  pet_tensor *tensors;
+  pet_layout layout;
+  int64_t count;       /* floats in param (and in grad) = layout.count */
+  float *param;        /* owned, 64-byte aligned */
+  float *grad;         /* owned, same layout; accumulated by vit_trainer_backward */
+  pet_tensor *tensors; /* owned; n_tensors entries in layout order */
   int n_tensors;
   int *init_kinds; /* private to pet_params.c: how each tensor is initialised */
 } pet_params;
@@ -86,7 +159,8 @@ void pet_params_destroy(pet_params **p);
 void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag);
 /* dst <- src (same config): the fast learner starts as a copy of the slow one. */
 SCL_NODISCARD scl_err pet_params_copy(pet_params *dst, const pet_params *src);
-const pet_tensor *pet_params_find(const pet_params *p, const char *name); /* or NULL */
+/* The tensor of this name (metadata lookup for tests and export), or NULL. */
+const pet_tensor *pet_params_find(const pet_params *p, const char *name);
 void pet_params_zero_grad(pet_params *p);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -76,7 +76,7 @@ SCL_NODISCARD scl_err learn_tune_ce(learn_step_buffers *w, vit_trainer *t, const
                                     const vit_dropout_key *key, const learn_comm *comm, double *ce);
 
 /* pet_config from the method config's method.pet and method.adapter/vpt keys. */
-pet_config learn_pet_config(const learn_method_cfg *cfg);
+SCL_NODISCARD scl_err learn_pet_config(const learn_method_cfg *cfg, pet_config *out);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The first-session tuner of APER and RanPAC (PILOT aper_*.py, RanPAC.py): in session 1 a PET

@@ -9,11 +9,14 @@
  * Memory (STYLE.md 6-7): all frozen parameters live in ONE 64-byte aligned block, viewed through
  * `vit_params` and through a table of named tensors (timm names); all activations are sized at
  * create time for max_batch and reused, so vit_model_forward never allocates. Trainable PET
- * parameters will live in a block of their own, outside this struct.
+ * parameters live in blocks of their own (pet_params, pet.h), one per learner.
  *
- * Threads: a model owns a small thread team (default: OpenBLAS's thread count) that splits
- * every GEMM by rows and the attention by (image, head); OpenBLAS is switched to one thread for
- * the duration of a forward and restored afterwards. A model is used by one thread at a time. */
+ * One forward: vit_model_forward is the training forward of pet.h (src/model/
+ * vit_trainer_forward.c) run without PET and without keeping activations, on an engine the
+ * model owns. Threads: that engine has a small thread team (default: OpenBLAS's thread count)
+ * whose members own whole images when their count divides the batch, and otherwise split every
+ * GEMM by rows and the attention by (image, head); OpenBLAS is switched to one thread for the
+ * duration of a forward and restored afterwards. A model is used by one thread at a time. */
 #ifndef SAFECL_VIT_H
 #define SAFECL_VIT_H
 
@@ -88,19 +91,7 @@ typedef struct vit_tensor {
 /* ---------------------------------------------------------------------------------------- */
 /* Model                                                                                     */
 
-/* Activations for up to max_batch images, reused by every block (inference keeps no per-block
- * cache). All in one block too. */
-typedef struct vit_acts {
-  float *x;       /* (B, N, D) residual stream */
-  float *ln;      /* (B, N, D) LayerNorm output */
-  float *qkv;     /* (B, N, 3D) */
-  float *ctx;     /* (B, N, D) attention context, before the projection */
-  float *hidden;  /* (B, N, F) MLP hidden */
-  float *scratch; /* per thread, scratch_stride floats: attention scores, unfolded patches */
-  int64_t scratch_stride;
-} vit_acts;
-
-typedef struct vit_pool vit_pool;
+struct vit_trainer;
 
 typedef struct vit_model {
   vit_config cfg;
@@ -111,12 +102,9 @@ typedef struct vit_model {
   vit_params p;
   vit_tensor *tensors; /* owned; n_tensors entries in timm order */
   int n_tensors;
-  float *act_block; /* owned; act_count floats */
-  int64_t act_count;
-  vit_acts acts;
   int threads;
-  vit_pool *pool;      /* owned */
-  int full_last_block; /* 0 (default): prune the last block to the class token; 1: compute
+  struct vit_trainer *engine; /* owned: the forward (pet.h's trainer without PET, inference) */
+  int full_last_block;        /* 0 (default): prune the last block to the class token; 1: compute
                           every token, as the PyTorch model does (for benchmark comparisons) */
 } vit_model;
 

@@ -84,19 +84,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
 
 static scl_err pet_config_of(const char *name, pet_config *pc) {
   *pc = (pet_config){0, 64, 0.1f, 0.1f, 5, 0, 5, 0xffffffffu};
-  if (!strcmp(name, "adapter"))
-    pc->kinds = PET_ADAPTER;
-  else if (!strcmp(name, "ssf"))
-    pc->kinds = PET_SSF;
-  else if (!strcmp(name, "vpt") || !strcmp(name, "vpt_deep"))
-    pc->kinds = PET_VPT_DEEP;
-  else if (!strcmp(name, "vpt_shallow"))
-    pc->kinds = PET_VPT_SHALLOW;
-  else if (!strcmp(name, "prefix"))
-    pc->kinds = PET_PREFIX;
-  else
-    return SCL_ERROR(SCL_ERR_ARG, "--pet '%s': expected adapter, ssf, vpt, vpt_shallow or prefix",
-                     name);
+  SCL_CALL(pet_kinds_parse(name, &pc->kinds));
   return SCL_OK;
 }
 

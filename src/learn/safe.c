@@ -254,9 +254,9 @@ static scl_err safe_create(const learn_context *ctx, learn_method **out) {
   sf->dil = ctx->domain_incremental;
   sf->comm = ctx->comm ? ctx->comm : learn_comm_self();
   sf->linalg = ctx->linalg;
-  sf->pc = learn_pet_config(ctx->cfg);
   learn_method *m = &sf->base;
-  scl_err err = safe_setup(sf, ctx);
+  scl_err err = learn_pet_config(ctx->cfg, &sf->pc);
+  if (!err) err = safe_setup(sf, ctx);
   if (err) {
     safe_destroy(&m);
     return scl_error_trace(err, __FILE__, __LINE__, __func__);

@@ -29,9 +29,9 @@ scl_err learn_tuner_create(const learn_context *ctx, learn_tuner **out) {
   t->C = ctx->n_classes;
   t->D = ctx->backbone->cfg.width;
   t->B = ctx->cfg->batch;
-  t->pc = learn_pet_config(ctx->cfg);
   t->comm = ctx->comm ? ctx->comm : learn_comm_self();
   scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, learn_pet_config(ctx->cfg, &t->pc), fail);
   SCL_CALL_GOTO(err, pet_params_create(&ctx->backbone->cfg, &t->pc, &t->pet), fail);
   SCL_CALL_GOTO(err,
                 scl_calloc((size_t)(t->pet->count ? t->pet->count : 1) * sizeof(float),

@@ -123,20 +123,14 @@ scl_err learn_tune_ce(learn_step_buffers *w, vit_trainer *t, const pet_params *p
   return SCL_OK;
 }
 
-pet_config learn_pet_config(const learn_method_cfg *c) {
+scl_err learn_pet_config(const learn_method_cfg *c, pet_config *out) {
   pet_config p = {0};
-  if (!strcmp(c->pet, "adapter"))
-    p.kinds = PET_ADAPTER;
-  else if (!strcmp(c->pet, "ssf"))
-    p.kinds = PET_SSF;
-  else if (!strcmp(c->pet, "vpt_deep"))
-    p.kinds = PET_VPT_DEEP;
-  else if (!strcmp(c->pet, "vpt_shallow"))
-    p.kinds = PET_VPT_SHALLOW;
+  SCL_CALL(pet_kinds_parse(c->pet, &p.kinds));
   p.adapter_dim = c->adapter_dim;
   p.adapter_scale = (float)c->adapter_scale;
   p.adapter_dropout = (float)c->adapter_dropout;
   p.vpt_tokens = c->vpt_tokens;
   p.vpt_xavier = c->vpt_xavier;
-  return p;
+  *out = p;
+  return SCL_OK;
 }

@@ -1,8 +1,11 @@
-/* pet_params.c: the trainable block of one learner: layout of every PET tensor in one aligned
- * array (plus a gradient array of the same layout), the released initialisation, copies.
+/* pet_params.c: the trainable block of one learner: the one definition of the layout (build()
+ * fills the typed pet_layout and the table of names and shapes in the same walk), the released
+ * initialisation, copies, and the parser and printer of PET kind names.
  *
  * Layout order is fixed (patch/global tensors, then block by block, then final), so two learners
  * of the same config have identical offsets and a gradient sync or a checkpoint is one buffer.
+ * The model reads tensors through the pet_layout fields; the names are metadata for
+ * checkpoints, export and tests.
  * Initial values come from the counter RNG keyed by (seed, SCL_STREAM_INIT, tag, tensor index):
  * the same on every rank and independent of any other draw. */
 #include "safecl/pet.h"
@@ -15,19 +18,27 @@
 
 typedef enum { INIT_ZERO, INIT_ONE_NOISE, INIT_NOISE, INIT_KAIMING, INIT_XAVIER } init_kind;
 
+#define MAX_TENSORS 512
+
+/* The walk's state: the typed layout, and (when t is not NULL) the name table. */
 typedef struct layout {
+  pet_layout *lay;
   pet_tensor *t;
-  init_kind *init;
-  int n, cap;
-  int64_t count;
+  int *init; /* init_kind of each tensor */
+  int n;
 } layout;
 
-static scl_err add(layout *L, init_kind init, int ndim, int64_t d0, int64_t d1, int64_t d2,
-                   const char *fmt, ...) SCL_PRINTF(7, 8);
-static scl_err add(layout *L, init_kind init, int ndim, int64_t d0, int64_t d1, int64_t d2,
-                   const char *fmt, ...) {
-  if (L->n == PET_MAX_TENSORS)
-    return SCL_ERROR(SCL_ERR_ARG, "PET block has more than %d tensors", PET_MAX_TENSORS);
+/* Appends one tensor at the end of the block and stores its offset in *slot. */
+static scl_err add(layout *L, int64_t *slot, init_kind init, int ndim, int64_t d0, int64_t d1,
+                   int64_t d2, const char *fmt, ...) SCL_PRINTF(8, 9);
+static scl_err add(layout *L, int64_t *slot, init_kind init, int ndim, int64_t d0, int64_t d1,
+                   int64_t d2, const char *fmt, ...) {
+  const int64_t numel = d0 * (ndim > 1 ? d1 : 1) * (ndim > 2 ? d2 : 1);
+  *slot = L->lay->count;
+  L->lay->count += (numel + 15) / 16 * 16; /* 64-byte aligned tensors */
+  if (!L->t) return SCL_OK;
+  if (L->n == MAX_TENSORS)
+    return SCL_ERROR(SCL_ERR_ARG, "PET block has more than %d tensors", MAX_TENSORS);
   pet_tensor *t = &L->t[L->n];
   va_list ap;
   va_start(ap, fmt);
@@ -37,85 +48,129 @@ static scl_err add(layout *L, init_kind init, int ndim, int64_t d0, int64_t d1, 
   t->shape[0] = d0;
   t->shape[1] = d1;
   t->shape[2] = d2;
-  t->numel = d0 * (ndim > 1 ? d1 : 1) * (ndim > 2 ? d2 : 1);
-  t->offset = L->count;
-  L->count += (t->numel + 15) / 16 * 16; /* 64-byte aligned tensors */
-  L->init[L->n++] = init;
+  t->numel = numel;
+  t->offset = *slot;
+  L->init[L->n++] = (int)init;
   return SCL_OK;
 }
 
-static scl_err add_ssf(layout *L, int64_t n, const char *where) {
-  SCL_CALL(add(L, INIT_ONE_NOISE, 1, n, 0, 0, "%s.scale", where));
-  SCL_CALL(add(L, INIT_NOISE, 1, n, 0, 0, "%s.shift", where));
+static scl_err add_ssf(layout *L, pet_ssf *s, int64_t n, const char *where) {
+  SCL_CALL(add(L, &s->scale, INIT_ONE_NOISE, 1, n, 0, 0, "%s.scale", where));
+  SCL_CALL(add(L, &s->shift, INIT_NOISE, 1, n, 0, 0, "%s.shift", where));
   return SCL_OK;
+}
+
+static void absent_ssf(pet_ssf *s) { s->scale = s->shift = -1; }
+
+/* Every field -1, then build() fills what cfg has. */
+static void absent(pet_layout *lay, int64_t depth) {
+  absent_ssf(&lay->ssf_patch);
+  absent_ssf(&lay->ssf_norm);
+  lay->vpt = -1;
+  for (int64_t l = 0; l < depth; l++) {
+    pet_block *b = &lay->blocks[l];
+    for (int k = 0; k < PET_SSF_SITES; k++) absent_ssf(&b->ssf[k]);
+    b->adapter = (pet_adapter_block){-1, -1, -1, -1};
+    b->prefix = (pet_prefix_block){-1, -1};
+    b->prompts = -1;
+  }
+  lay->count = 0;
 }
 
 static scl_err build(layout *L, const vit_config *v, const pet_config *c) {
-  const int64_t D = v->width, F = v->mlp_hidden;
-  if (c->kinds & PET_SSF) SCL_CALL(add_ssf(L, D, "ssf.patch"));
+  const int64_t D = v->width, F = v->mlp_hidden, T = c->vpt_tokens;
+  pet_layout *lay = L->lay;
+  absent(lay, v->depth);
+  if (c->kinds & PET_SSF) SCL_CALL(add_ssf(L, &lay->ssf_patch, D, "ssf.patch"));
   if (c->kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW))
-    SCL_CALL(add(L, c->vpt_xavier ? INIT_XAVIER : INIT_ZERO, 3,
-                 (c->kinds & PET_VPT_DEEP) ? v->depth : 1, c->vpt_tokens, D, "vpt.prompts"));
+    SCL_CALL(add(L, &lay->vpt, c->vpt_xavier ? INIT_XAVIER : INIT_ZERO, 3,
+                 (c->kinds & PET_VPT_DEEP) ? v->depth : 1, T, D, "vpt.prompts"));
   for (int64_t i = 0; i < v->depth; i++) {
+    pet_block *blk = &lay->blocks[i];
     char b[32];
     snprintf(b, sizeof b, "blocks.%lld", (long long)i);
     if (c->kinds & PET_SSF) {
-      static const char *const pts[] = {"ln1", "qkv", "proj", "ln2", "fc1", "fc2"};
-      const int64_t width[] = {D, 3 * D, D, D, F, D};
-      for (int k = 0; k < 6; k++) {
+      static const char *const pts[PET_SSF_SITES] = {"ln1", "qkv", "proj", "ln2", "fc1", "fc2"};
+      const int64_t width[PET_SSF_SITES] = {D, 3 * D, D, D, F, D};
+      for (int k = 0; k < PET_SSF_SITES; k++) {
         char where[64];
         snprintf(where, sizeof where, "%s.ssf.%s", b, pts[k]);
-        SCL_CALL(add_ssf(L, width[k], where));
+        SCL_CALL(add_ssf(L, &blk->ssf[k], width[k], where));
       }
     }
     if (c->kinds & PET_ADAPTER) {
-      SCL_CALL(add(L, INIT_KAIMING, 2, c->adapter_dim, D, 0, "%s.adapter.down.weight", b));
-      SCL_CALL(add(L, INIT_ZERO, 1, c->adapter_dim, 0, 0, "%s.adapter.down.bias", b));
-      SCL_CALL(add(L, INIT_ZERO, 2, D, c->adapter_dim, 0, "%s.adapter.up.weight", b));
-      SCL_CALL(add(L, INIT_ZERO, 1, D, 0, 0, "%s.adapter.up.bias", b));
+      pet_adapter_block *a = &blk->adapter;
+      SCL_CALL(
+          add(L, &a->down_w, INIT_KAIMING, 2, c->adapter_dim, D, 0, "%s.adapter.down.weight", b));
+      SCL_CALL(add(L, &a->down_b, INIT_ZERO, 1, c->adapter_dim, 0, 0, "%s.adapter.down.bias", b));
+      SCL_CALL(add(L, &a->up_w, INIT_ZERO, 2, D, c->adapter_dim, 0, "%s.adapter.up.weight", b));
+      SCL_CALL(add(L, &a->up_b, INIT_ZERO, 1, D, 0, 0, "%s.adapter.up.bias", b));
     }
     if ((c->kinds & PET_PREFIX) && (c->prefix_layers >> i & 1u)) {
-      SCL_CALL(add(L, INIT_NOISE, 2, c->prefix_len, D, 0, "prefix.%lld.key", (long long)i));
-      SCL_CALL(add(L, INIT_NOISE, 2, c->prefix_len, D, 0, "prefix.%lld.value", (long long)i));
+      pet_prefix_block *x = &blk->prefix;
+      SCL_CALL(
+          add(L, &x->key, INIT_NOISE, 2, c->prefix_len, D, 0, "prefix.%lld.key", (long long)i));
+      SCL_CALL(
+          add(L, &x->value, INIT_NOISE, 2, c->prefix_len, D, 0, "prefix.%lld.value", (long long)i));
     }
+    if ((c->kinds & PET_VPT_DEEP) || ((c->kinds & PET_VPT_SHALLOW) && i == 0))
+      blk->prompts = lay->vpt + i * T * D;
   }
-  if (c->kinds & PET_SSF) SCL_CALL(add_ssf(L, D, "ssf.norm"));
+  if (c->kinds & PET_SSF) SCL_CALL(add_ssf(L, &lay->ssf_norm, D, "ssf.norm"));
   return SCL_OK;
 }
 
-scl_err pet_params_create(const vit_config *vit, const pet_config *cfg, pet_params **out) {
-  *out = NULL;
+static scl_err check_config(const pet_config *cfg) {
   if ((cfg->kinds & PET_ADAPTER) && cfg->adapter_dim < 1)
     return SCL_ERROR(SCL_ERR_ARG, "adapter bottleneck %lld", (long long)cfg->adapter_dim);
   if ((cfg->kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW)) && cfg->vpt_tokens < 1)
     return SCL_ERROR(SCL_ERR_ARG, "VPT with %lld tokens", (long long)cfg->vpt_tokens);
-  pet_params *p = calloc(1, sizeof *p);
-  layout L = {0};
-  L.t = calloc(PET_MAX_TENSORS, sizeof *L.t);
-  L.init = calloc(PET_MAX_TENSORS, sizeof *L.init);
+  return SCL_OK;
+}
+
+scl_err pet_layout_create(const vit_config *vit, const pet_config *cfg, pet_layout *out) {
+  *out = (pet_layout){0};
+  SCL_CALL(check_config(cfg));
+  SCL_CALL(scl_calloc((size_t)vit->depth * sizeof(pet_block), "PET layout", (void **)&out->blocks));
+  layout L = {out, NULL, NULL, 0};
+  return build(&L, vit, cfg); /* cannot fail without a name table */
+}
+
+void pet_layout_destroy(pet_layout *lay) {
+  if (!lay) return;
+  scl_free(lay->blocks);
+  *lay = (pet_layout){0};
+}
+
+scl_err pet_params_create(const vit_config *vit, const pet_config *cfg, pet_params **out) {
+  *out = NULL;
+  SCL_CALL(check_config(cfg));
+  pet_params *p = NULL;
   scl_err err = SCL_OK;
-  if (!p || !L.t || !L.init) SCL_ERROR_GOTO(err, fail, SCL_ERR_NOMEM, "PET block");
+  SCL_CALL(scl_calloc(sizeof *p, "PET block", (void **)&p));
+  SCL_CALL_GOTO(
+      err, scl_calloc(MAX_TENSORS * sizeof *p->tensors, "PET tensor table", (void **)&p->tensors),
+      fail);
+  SCL_CALL_GOTO(
+      err,
+      scl_calloc(MAX_TENSORS * sizeof *p->init_kinds, "PET init table", (void **)&p->init_kinds),
+      fail);
+  SCL_CALL_GOTO(
+      err,
+      scl_calloc((size_t)vit->depth * sizeof(pet_block), "PET layout", (void **)&p->layout.blocks),
+      fail);
+  layout L = {&p->layout, p->tensors, p->init_kinds, 0};
   SCL_CALL_GOTO(err, build(&L, vit, cfg), fail);
   p->cfg = *cfg;
   p->vit = *vit;
-  p->count = L.count;
-  p->tensors = L.t;
+  p->count = p->layout.count;
   p->n_tensors = L.n;
-  p->init_kinds = (int *)L.init;
-  size_t bytes = (size_t)(L.count ? L.count : 1) * sizeof(float);
+  size_t bytes = (size_t)(p->count ? p->count : 1) * sizeof(float);
   SCL_CALL_GOTO(err, scl_calloc(bytes, "PET parameters", (void **)&p->param), fail);
   SCL_CALL_GOTO(err, scl_calloc(bytes, "PET gradients", (void **)&p->grad), fail);
   *out = p;
   return SCL_OK;
 fail:
-  if (p) {
-    p->tensors = L.t;
-    p->init_kinds = (int *)L.init;
-    L.t = NULL;
-    L.init = NULL;
-  }
-  free(L.t);
-  free(L.init);
   pet_params_destroy(&p);
   return err;
 }
@@ -124,9 +179,10 @@ void pet_params_destroy(pet_params **p) {
   if (!p || !*p) return;
   scl_free((*p)->param);
   scl_free((*p)->grad);
-  free((*p)->tensors);
-  free((*p)->init_kinds);
-  free(*p);
+  scl_free((*p)->tensors);
+  scl_free((*p)->init_kinds);
+  pet_layout_destroy(&(*p)->layout);
+  scl_free(*p);
   *p = NULL;
 }
 
@@ -178,3 +234,53 @@ const pet_tensor *pet_params_find(const pet_params *p, const char *name) {
 }
 
 void pet_params_zero_grad(pet_params *p) { memset(p->grad, 0, (size_t)p->count * sizeof(float)); }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Kind names and token count                                                                */
+
+static const struct {
+  const char *name;
+  unsigned kind;
+} kind_names[] = {{"adapter", PET_ADAPTER},   {"ssf", PET_SSF},
+                  {"vpt_deep", PET_VPT_DEEP}, {"vpt_shallow", PET_VPT_SHALLOW},
+                  {"prefix", PET_PREFIX},     {"vpt", PET_VPT_DEEP}}; /* alias, parsed only */
+
+const char *pet_kind_names(void) { return "none|adapter|ssf|vpt_deep|vpt_shallow|prefix"; }
+
+scl_err pet_kinds_parse(const char *names, unsigned *kinds) {
+  *kinds = 0;
+  if (!strcmp(names, "none")) return SCL_OK;
+  for (const char *s = names;;) {
+    const size_t n = strcspn(s, ",");
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof kind_names / sizeof kind_names[0] && !k; i++)
+      if (strlen(kind_names[i].name) == n && !strncmp(s, kind_names[i].name, n))
+        k = kind_names[i].kind;
+    if (!k) {
+      *kinds = 0;
+      return SCL_ERROR(SCL_ERR_ARG, "PET kind '%.*s' in '%s': expected %s (or a comma list)",
+                       (int)n, s, names, pet_kind_names());
+    }
+    *kinds |= k;
+    if (!s[n]) return SCL_OK;
+    s += n + 1;
+  }
+}
+
+const char *pet_kinds_format(unsigned kinds, char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < sizeof kind_names / sizeof kind_names[0] - 1; i++)
+    if (kinds & kind_names[i].kind) {
+      int w = snprintf(buf + used, size - used, "%s%s", used ? "," : "", kind_names[i].name);
+      if (w < 0 || (size_t)w >= size - used) return buf;
+      used += (size_t)w;
+    }
+  if (!used) snprintf(buf, size, "none");
+  return buf;
+}
+
+int64_t pet_config_tokens(const vit_config *vit, const pet_config *cfg) {
+  const int vpt = (cfg->kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW)) != 0;
+  return vit_config_tokens(vit) + (vpt ? cfg->vpt_tokens : 0);
+}

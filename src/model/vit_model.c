@@ -1,18 +1,18 @@
-/* vit_model.c: the frozen ViT's memory: one parameter block with a table of named views, one
- * activation block, the thread team, and deterministic random weights.
+/* vit_model.c: the frozen ViT's memory: one parameter block with a table of named views, the
+ * forward engine (a PET-less trainer, vit_trainer.c, which owns the activations and the thread
+ * team), and deterministic random weights.
  *
  * Every tensor starts on a 64-byte boundary inside the parameter block, so the block is a few
- * floats larger than the parameter count. Both blocks are zero-filled at create time: that
- * first touch is what makes fresh memory slow (~1 GB/s here), and doing it once at setup keeps
- * it out of every timed forward. Activations are shared by all blocks because a frozen forward
- * keeps nothing for backward; a training model will size its caches separately. */
+ * floats larger than the parameter count. The parameter block and the engine's activations are
+ * zero-filled at create time: that first touch is what makes fresh memory slow (~1 GB/s here),
+ * and doing it once at setup keeps it out of every timed forward. */
 #include "safecl/vit.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "vit_pool.h"
+#include "vit_trainer_internal.h"
 
 #define PARAMS_PER_BLOCK 12
 
@@ -95,35 +95,9 @@ static scl_err alloc_params(vit_model *m) {
   return SCL_OK;
 }
 
-/* Activations for max_batch images; per-thread scratch holds one head's N x N scores or one
- * image's unfolded patches, and thread 0's region also fits the reference forward's
- * (H, N, N) probabilities. */
-static scl_err alloc_acts(vit_model *m) {
-  const vit_config *c = &m->cfg;
-  const int64_t BN = m->max_batch * m->tokens, D = c->width, N = m->tokens;
-  const int64_t Np = N - 1, K = c->in_chans * c->patch_size * c->patch_size;
-  vit_acts *a = &m->acts;
-  a->scratch_stride = round16(N * N > Np * K ? N * N : Np * K);
-  int64_t scratch = a->scratch_stride * m->threads;
-  if (scratch < round16(c->heads * N * N)) scratch = round16(c->heads * N * N);
-  const int64_t sizes[6] = {BN * D, BN * D, BN * 3 * D, BN * D, BN * c->mlp_hidden, scratch};
-  float **views[6] = {&a->x, &a->ln, &a->qkv, &a->ctx, &a->hidden, &a->scratch};
-  m->act_count = 0;
-  for (int i = 0; i < 6; i++) m->act_count += round16(sizes[i]);
-  SCL_CALL(
-      scl_calloc((size_t)m->act_count * sizeof(float), "ViT activations", (void **)&m->act_block));
-  int64_t off = 0;
-  for (int i = 0; i < 6; i++) {
-    *views[i] = m->act_block + off;
-    off += round16(sizes[i]);
-  }
-  return SCL_OK;
-}
-
 static scl_err model_setup(vit_model *m) {
   SCL_CALL(alloc_params(m));
-  SCL_CALL(alloc_acts(m));
-  SCL_CALL(vit_pool_create(m->threads, &m->pool));
+  SCL_CALL(tr_engine_create(m, &m->engine));
   return SCL_OK;
 }
 
@@ -155,8 +129,7 @@ scl_err vit_model_create(const vit_config *cfg, int64_t max_batch, int threads, 
 void vit_model_destroy(vit_model **mp) {
   if (!mp || !*mp) return;
   vit_model *m = *mp;
-  vit_pool_destroy(&m->pool);
-  scl_free(m->act_block);
+  vit_trainer_destroy(&m->engine);
   scl_free(m->param_block);
   scl_free(m->p.blocks);
   scl_free(m->tensors);

@@ -13,10 +13,10 @@
  * allocated after create.
  *
  * Without PET modules (kinds == 0) nothing trains: the forward is the frozen model's and the
- * backward has nothing to accumulate (heads-only training). The forward and backward themselves
+ * backward has nothing to accumulate (heads-only training). The frozen model's own forward is a
+ * PET-less trainer too (tr_engine_create), the one place a trainer of kinds 0 allocates buffers. The forward and backward themselves
  * are in vit_trainer_forward.c and vit_trainer_backward.c. */
 #include <cblas.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,86 +26,39 @@
 static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Tensor offsets in a pet_params block                                                      */
-
-static int64_t offset_of(const pet_params *p, const char *name) {
-  const pet_tensor *x = pet_params_find(p, name);
-  return x ? x->offset : -1;
-}
-
-/* Offset of blocks.{l}.{what}. */
-static int64_t block_offset(const pet_params *p, int64_t l, const char *what) {
-  char name[160];
-  snprintf(name, sizeof name, "blocks.%lld.%s", (long long)l, what);
-  return offset_of(p, name);
-}
-
-static void block_offsets(vit_trainer *t, const pet_params *p, int64_t l) {
-  static const char *const site[TR_SSF_SITES] = {"ln1", "qkv", "proj", "ln2", "fc1", "fc2"};
-  tr_offsets *o = &t->off[l];
-  char name[64];
-  for (int k = 0; k < TR_SSF_SITES; k++) {
-    snprintf(name, sizeof name, "ssf.%s.scale", site[k]);
-    o->ssf_s[k] = block_offset(p, l, name);
-    snprintf(name, sizeof name, "ssf.%s.shift", site[k]);
-    o->ssf_b[k] = block_offset(p, l, name);
-  }
-  o->ad_dw = block_offset(p, l, "adapter.down.weight");
-  o->ad_db = block_offset(p, l, "adapter.down.bias");
-  o->ad_uw = block_offset(p, l, "adapter.up.weight");
-  o->ad_ub = block_offset(p, l, "adapter.up.bias");
-  snprintf(name, sizeof name, "prefix.%lld.key", (long long)l);
-  o->pk = offset_of(p, name);
-  snprintf(name, sizeof name, "prefix.%lld.value", (long long)l);
-  o->pv = offset_of(p, name);
-  const pet_tensor *vpt = pet_params_find(p, "vpt.prompts");
-  o->prompts = -1;
-  if (vpt && (t->pc.kinds & PET_VPT_DEEP)) o->prompts = vpt->offset + l * t->T * t->D;
-  if (vpt && (t->pc.kinds & PET_VPT_SHALLOW) && l == 0) o->prompts = vpt->offset;
-}
-
-/* Offsets from a scratch pet_params of the same shape, so that they are pet_params.c's own. */
-static scl_err build_offsets(vit_trainer *t) {
-  pet_params *p = NULL;
-  SCL_CALL(pet_params_create(&t->vc, &t->pc, &p));
-  t->pet_count = p->count;
-  t->off_patch[0] = offset_of(p, "ssf.patch.scale");
-  t->off_patch[1] = offset_of(p, "ssf.patch.shift");
-  t->off_norm[0] = offset_of(p, "ssf.norm.scale");
-  t->off_norm[1] = offset_of(p, "ssf.norm.shift");
-  for (int64_t l = 0; l < t->vc.depth; l++) block_offsets(t, p, l);
-  pet_params_destroy(&p);
-  return SCL_OK;
-}
-
-static const float *at(const float *base, int64_t off) { return off >= 0 ? base + off : NULL; }
-static float *at_mut(float *base, int64_t off) { return off >= 0 ? base + off : NULL; }
+/* A block's PET tensors, from the layout's fields                                           */
 
 tr_pet tr_pet_at(const vit_trainer *t, const float *param, int64_t l) {
-  const tr_offsets *o = &t->off[l];
+  const pet_block *o = &t->lay.blocks[l];
   tr_pet v;
-  for (int k = 0; k < TR_SSF_SITES; k++) {
-    v.ssf_s[k] = at(param, o->ssf_s[k]);
-    v.ssf_b[k] = at(param, o->ssf_b[k]);
+  for (int k = 0; k < PET_SSF_SITES; k++) {
+    v.ssf_s[k] = pet_at_const(param, o->ssf[k].scale);
+    v.ssf_b[k] = pet_at_const(param, o->ssf[k].shift);
   }
-  v.ad_dw = at(param, o->ad_dw), v.ad_db = at(param, o->ad_db);
-  v.ad_uw = at(param, o->ad_uw), v.ad_ub = at(param, o->ad_ub);
-  v.pk = at(param, o->pk), v.pv = at(param, o->pv);
-  v.prompts = at(param, o->prompts);
+  v.ad_dw = pet_at_const(param, o->adapter.down_w);
+  v.ad_db = pet_at_const(param, o->adapter.down_b);
+  v.ad_uw = pet_at_const(param, o->adapter.up_w);
+  v.ad_ub = pet_at_const(param, o->adapter.up_b);
+  v.pk = pet_at_const(param, o->prefix.key);
+  v.pv = pet_at_const(param, o->prefix.value);
+  v.prompts = pet_at_const(param, o->prompts);
   return v;
 }
 
 tr_grad tr_grad_at(const vit_trainer *t, float *grad, int64_t l) {
-  const tr_offsets *o = &t->off[l];
+  const pet_block *o = &t->lay.blocks[l];
   tr_grad v;
-  for (int k = 0; k < TR_SSF_SITES; k++) {
-    v.ssf_s[k] = at_mut(grad, o->ssf_s[k]);
-    v.ssf_b[k] = at_mut(grad, o->ssf_b[k]);
+  for (int k = 0; k < PET_SSF_SITES; k++) {
+    v.ssf_s[k] = pet_at(grad, o->ssf[k].scale);
+    v.ssf_b[k] = pet_at(grad, o->ssf[k].shift);
   }
-  v.ad_dw = at_mut(grad, o->ad_dw), v.ad_db = at_mut(grad, o->ad_db);
-  v.ad_uw = at_mut(grad, o->ad_uw), v.ad_ub = at_mut(grad, o->ad_ub);
-  v.pk = at_mut(grad, o->pk), v.pv = at_mut(grad, o->pv);
-  v.prompts = at_mut(grad, o->prompts);
+  v.ad_dw = pet_at(grad, o->adapter.down_w);
+  v.ad_db = pet_at(grad, o->adapter.down_b);
+  v.ad_uw = pet_at(grad, o->adapter.up_w);
+  v.ad_ub = pet_at(grad, o->adapter.up_b);
+  v.pk = pet_at(grad, o->prefix.key);
+  v.pv = pet_at(grad, o->prefix.value);
+  v.prompts = pet_at(grad, o->prompts);
   return v;
 }
 
@@ -114,15 +67,15 @@ tr_grad tr_grad_at(const vit_trainer *t, float *grad, int64_t l) {
 
 /* Bottom-up: a block's backward must reach its input when anything below it trains. */
 static void set_levels(vit_trainer *t) {
-  int below = t->off_patch[0] >= 0;
+  int below = t->lay.ssf_patch.scale >= 0;
   for (int64_t l = 0; l < t->vc.depth; l++) {
-    const tr_offsets *o = &t->off[l];
+    const pet_block *o = &t->lay.blocks[l];
     tr_level lv = TR_SKIP;
-    if (o->ad_dw >= 0) lv = TR_ADAPTER;
-    if (o->pk >= 0) lv = TR_ATTN;
-    if (below || o->ssf_s[0] >= 0 || o->prompts >= 0) lv = TR_FULL;
+    if (o->adapter.down_w >= 0) lv = TR_ADAPTER;
+    if (o->prefix.key >= 0) lv = TR_ATTN;
+    if (below || o->ssf[PET_SSF_LN1].scale >= 0 || o->prompts >= 0) lv = TR_FULL;
     t->layers[l].level = lv;
-    t->layers[l].L = o->pk >= 0 ? t->pc.prefix_len : 0;
+    t->layers[l].L = o->prefix.key >= 0 ? t->pc.prefix_len : 0;
     if (lv != TR_SKIP) below = 1;
   }
 }
@@ -142,7 +95,7 @@ static float *carve(carver *c, int64_t n) {
 static void carve_layer(const vit_trainer *t, carver *c, tr_layer *y, int64_t l) {
   const int64_t R = t->max_batch * t->Nt, D = t->D;
   const int64_t Rt = l == t->vc.depth - 1 ? t->max_batch : R;
-  const int ssf = (t->pc.kinds & PET_SSF) != 0, ad = t->off[l].ad_dw >= 0;
+  const int ssf = (t->pc.kinds & PET_SSF) != 0, ad = t->lay.blocks[l].adapter.down_w >= 0;
   const tr_level lv = y->level;
   if (lv == TR_FULL) {
     y->x0 = carve(c, R * D);
@@ -168,7 +121,7 @@ static void carve_caches(vit_trainer *t, carver *c) {
   t->xf = carve(c, t->max_batch * t->D);
   t->meanf = carve(c, t->max_batch);
   t->rstdf = carve(c, t->max_batch);
-  if (t->off_patch[0] >= 0) t->patch = carve(c, t->max_batch * (t->N - 1) * t->D);
+  if (t->lay.ssf_patch.scale >= 0) t->patch = carve(c, t->max_batch * (t->N - 1) * t->D);
 }
 
 static void carve_work(vit_trainer *t, carver *c) {
@@ -223,7 +176,7 @@ static double step_flops(const vit_trainer *t) {
   double f = 2.0 * (double)(t->N - 1) * K * D;
   for (int64_t l = 0; l < t->vc.depth; l++) {
     const tr_layer *y = &t->layers[l];
-    const int last = l == t->vc.depth - 1, ad = t->off[l].ad_dw >= 0;
+    const int last = l == t->vc.depth - 1, ad = t->lay.blocks[l].adapter.down_w >= 0;
     const double rows = last ? 1.0 : Nt, Nk = (double)y->L + Nt;
     const double tail = 2.0 * rows * (D * D + 2.0 * D * F), attn = 4.0 * rows * Nk * D;
     f += 2.0 * Nt * 3.0 * D * D + attn + tail + (ad ? 4.0 * rows * D * r : 0.0);
@@ -266,19 +219,40 @@ static int thread_count(int requested) {
   return n < 1 ? 1 : n;
 }
 
-static scl_err trainer_setup(vit_trainer *t) {
+/* engine: the frozen model's own forward (tr_engine_create), which needs its buffers even
+ * without PET; a PET-less trainer otherwise forwards through that engine and allocates nothing. */
+static scl_err trainer_setup(vit_trainer *t, int engine) {
   const vit_config *v = &t->vc;
   t->N = vit_config_tokens(v);
-  t->T = (t->pc.kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW)) ? t->pc.vpt_tokens : 0;
-  t->Nt = t->N + t->T;
+  t->Nt = pet_config_tokens(v, &t->pc);
+  t->T = t->Nt - t->N;
   t->D = v->width, t->F = v->mlp_hidden, t->H = v->heads;
   t->r = (t->pc.kinds & PET_ADAPTER) ? t->pc.adapter_dim : 0;
-  if (t->pc.kinds == 0) return SCL_OK;
-  SCL_CALL(scl_calloc((size_t)v->depth * sizeof(tr_offsets), "trainer offsets", (void **)&t->off));
-  SCL_CALL(build_offsets(t));
+  if (t->pc.kinds == 0 && !engine) return SCL_OK;
+  SCL_CALL(pet_layout_create(v, &t->pc, &t->lay));
+  t->pet_count = t->lay.count;
   SCL_CALL(alloc_memory(t));
   SCL_CALL(vit_pool_create(t->threads, &t->pool));
   t->flops = step_flops(t);
+  return SCL_OK;
+}
+
+static scl_err create(const vit_model *backbone, const pet_config *cfg, int64_t max_batch,
+                      int threads, int engine, vit_trainer **out) {
+  *out = NULL;
+  vit_trainer *t = NULL;
+  SCL_CALL(scl_calloc(sizeof *t, "trainer", (void **)&t));
+  t->m = backbone;
+  t->vc = backbone->cfg;
+  t->pc = *cfg;
+  t->max_batch = max_batch;
+  t->threads = threads;
+  scl_err err = trainer_setup(t, engine);
+  if (err) {
+    vit_trainer_destroy(&t);
+    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  }
+  *out = t;
   return SCL_OK;
 }
 
@@ -286,19 +260,13 @@ scl_err vit_trainer_create(const vit_model *backbone, const pet_config *cfg, int
                            int threads, vit_trainer **out) {
   *out = NULL;
   SCL_CALL(check_config(backbone, cfg, max_batch, threads));
-  vit_trainer *t = NULL;
-  SCL_CALL(scl_calloc(sizeof *t, "trainer", (void **)&t));
-  t->m = backbone;
-  t->vc = backbone->cfg;
-  t->pc = *cfg;
-  t->max_batch = max_batch;
-  t->threads = thread_count(threads);
-  scl_err err = trainer_setup(t);
-  if (err) {
-    vit_trainer_destroy(&t);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
-  }
-  *out = t;
+  SCL_CALL(create(backbone, cfg, max_batch, thread_count(threads), 0, out));
+  return SCL_OK;
+}
+
+scl_err tr_engine_create(const vit_model *m, vit_trainer **out) {
+  const pet_config none = {0};
+  SCL_CALL(create(m, &none, m->max_batch, m->threads, 1, out));
   return SCL_OK;
 }
 
@@ -309,7 +277,7 @@ void vit_trainer_destroy(vit_trainer **tp) {
   scl_free(t->cache_block);
   scl_free(t->work_block);
   scl_free(t->layers);
-  scl_free(t->off);
+  pet_layout_destroy(&t->lay);
   scl_free(t);
   *tp = NULL;
 }
@@ -331,14 +299,17 @@ static scl_err check_call(const vit_trainer *t, const pet_params *p, int64_t B, 
   if (B < 1 || B > t->max_batch)
     return SCL_ERROR(SCL_ERR_ARG, "trainer %s of %lld images (at most %lld)", what, (long long)B,
                      (long long)t->max_batch);
+  char have[64], want[64];
+  pet_kinds_format(t->pc.kinds, want, sizeof want);
   if (p && (p->cfg.kinds != t->pc.kinds || (t->pc.kinds && p->count != t->pet_count)))
     return SCL_ERROR(SCL_ERR_ARG,
-                     "trainer %s: PET block of kinds 0x%x (%lld floats) on a trainer of kinds "
-                     "0x%x (%lld floats)",
-                     what, p->cfg.kinds, (long long)p->count, t->pc.kinds, (long long)t->pet_count);
+                     "trainer %s: PET block of kinds %s (%lld floats) on a trainer of kinds %s "
+                     "(%lld floats)",
+                     what, pet_kinds_format(p->cfg.kinds, have, sizeof have), (long long)p->count,
+                     want, (long long)t->pet_count);
   if (t->pc.kinds && !p)
-    return SCL_ERROR(SCL_ERR_ARG, "trainer %s: the trainer has PET kinds 0x%x but no PET block",
-                     what, t->pc.kinds);
+    return SCL_ERROR(SCL_ERR_ARG, "trainer %s: the trainer has PET kinds %s but no PET block", what,
+                     want);
   return SCL_OK;
 }
 
@@ -363,8 +334,14 @@ scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *im
   const int masked = key && t->r > 0 && t->pc.adapter_dropout > 0.0f;
   if (masked && !key->index)
     return SCL_ERROR(SCL_ERR_ARG, "trainer forward: dropout key without sample indices");
-  tr_fwd_job job = {
-      t, p->param, images, B, masked ? key : NULL, 1, cls_out, tr_chunks(B, t->threads), 0};
+  tr_fwd_job job = {.t = t,
+                    .param = p->param,
+                    .images = images,
+                    .B = B,
+                    .key = masked ? key : NULL,
+                    .keep = 1,
+                    .cls_out = cls_out,
+                    .n_chunks = tr_chunks(B, t->threads)};
   run_team(t, tr_forward_thread, &job);
   t->fwd_B = B;
   t->fwd_masked = masked;
@@ -401,12 +378,25 @@ scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *imag
   const int64_t img = t->vc.in_chans * t->vc.img_size * t->vc.img_size;
   for (int64_t b0 = 0; b0 < B; b0 += t->max_batch) {
     const int64_t n = B - b0 < t->max_batch ? B - b0 : t->max_batch;
-    tr_fwd_job job = {t,    p->param, images + b0 * img,   n,
-                      NULL, 0,        cls_out + b0 * t->D, tr_chunks(n, t->threads),
-                      0};
+    tr_fwd_job job = {.t = t,
+                      .param = p->param,
+                      .images = images + b0 * img,
+                      .B = n,
+                      .cls_out = cls_out + b0 * t->D,
+                      .n_chunks = tr_chunks(n, t->threads)};
     run_team(t, tr_forward_thread, &job);
   }
   return SCL_OK;
+}
+
+void tr_engine_forward(vit_trainer *t, const float *images, int64_t B, float *cls_out) {
+  tr_fwd_job job = {.t = t,
+                    .images = images,
+                    .B = B,
+                    .cls_out = cls_out,
+                    .n_chunks = tr_chunks(B, t->threads),
+                    .rows = B % t->threads != 0};
+  run_team(t, tr_forward_thread, &job);
 }
 
 double vit_trainer_flops_per_image(const vit_trainer *t) {

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "safecl/nn.h"
-#include "safecl/nn_backward.h"
 #include "vit_trainer_internal.h"
 
 typedef struct bwd_ctx {
@@ -77,7 +76,7 @@ static void adapter_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *p
 static void gelu_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, tr_grad *g,
                           int64_t rows) {
   const int64_t F = c->t->F;
-  const float *s = pp->ssf_s[TR_SSF_FC1], *b = pp->ssf_b[TR_SSF_FC1];
+  const float *s = pp->ssf_s[PET_SSF_FC1], *b = pp->ssf_b[PET_SSF_FC1];
   if (!s) {
     nn_gelu_backward_inplace(io->dh, io->h, rows * F);
     return;
@@ -85,7 +84,7 @@ static void gelu_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
   for (int64_t i = 0; i < rows; i++) {
     nn_ssf_forward(c->scratch, io->h + i * F, s, b, 1, F);
     nn_gelu_backward_inplace(io->dh + i * F, c->scratch, F);
-    nn_ssf_backward_inplace(io->dh + i * F, g->ssf_s[TR_SSF_FC1], g->ssf_b[TR_SSF_FC1],
+    nn_ssf_backward_inplace(io->dh + i * F, g->ssf_s[PET_SSF_FC1], g->ssf_b[PET_SSF_FC1],
                             io->h + i * F, s, 1, F);
   }
 }
@@ -96,10 +95,10 @@ static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
   const vit_trainer *t = c->t;
   const int64_t D = t->D, F = t->F;
   const float *dm = io->dx;
-  if (pp->ssf_s[TR_SSF_FC2]) {
+  if (pp->ssf_s[PET_SSF_FC2]) {
     zero(io->t1, rows * D);
-    nn_ssf_backward(io->t1, g->ssf_s[TR_SSF_FC2], g->ssf_b[TR_SSF_FC2], io->dx, io->m,
-                    pp->ssf_s[TR_SSF_FC2], rows, D);
+    nn_ssf_backward(io->t1, g->ssf_s[PET_SSF_FC2], g->ssf_b[PET_SSF_FC2], io->dx, io->m,
+                    pp->ssf_s[PET_SSF_FC2], rows, D);
     dm = io->t1;
   }
   zero(io->dh, rows * F);
@@ -108,18 +107,18 @@ static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
   gelu_backward(c, io, pp, g, rows);
   zero(io->t1, rows * D);
   nn_linear_backward(io->t1, NULL, NULL, io->dh, NULL, bp->fc1_w, rows, D, F);
-  if (pp->ssf_s[TR_SSF_LN2]) {
+  if (pp->ssf_s[PET_SSF_LN2]) {
     nn_layernorm_recompute(io->t2, io->x1, io->mean2, io->rstd2, bp->norm2_w, bp->norm2_b, rows, D);
-    nn_ssf_backward_inplace(io->t1, g->ssf_s[TR_SSF_LN2], g->ssf_b[TR_SSF_LN2], io->t2,
-                            pp->ssf_s[TR_SSF_LN2], rows, D);
+    nn_ssf_backward_inplace(io->t1, g->ssf_s[PET_SSF_LN2], g->ssf_b[PET_SSF_LN2], io->t2,
+                            pp->ssf_s[PET_SSF_LN2], rows, D);
   }
   nn_layernorm_backward(io->dx, NULL, NULL, io->t1, io->x1, bp->norm2_w, io->mean2, io->rstd2, rows,
                         D);
   const float *dpo = io->dx;
-  if (pp->ssf_s[TR_SSF_PROJ]) {
+  if (pp->ssf_s[PET_SSF_PROJ]) {
     zero(io->t1, rows * D);
-    nn_ssf_backward(io->t1, g->ssf_s[TR_SSF_PROJ], g->ssf_b[TR_SSF_PROJ], io->dx, io->po,
-                    pp->ssf_s[TR_SSF_PROJ], rows, D);
+    nn_ssf_backward(io->t1, g->ssf_s[PET_SSF_PROJ], g->ssf_b[PET_SSF_PROJ], io->dx, io->po,
+                    pp->ssf_s[PET_SSF_PROJ], rows, D);
     dpo = io->t1;
   }
   zero(io->t2, rows * D);
@@ -144,8 +143,8 @@ static void attention_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet 
   const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt;
   const int last = l == t->vc.depth - 1;
   const float *qkv = io->qkv;
-  if (pp->ssf_s[TR_SSF_QKV]) {
-    nn_ssf_forward(io->qkv2, io->qkv, pp->ssf_s[TR_SSF_QKV], pp->ssf_b[TR_SSF_QKV], rows, 3 * D);
+  if (pp->ssf_s[PET_SSF_QKV]) {
+    nn_ssf_forward(io->qkv2, io->qkv, pp->ssf_s[PET_SSF_QKV], pp->ssf_b[PET_SSF_QKV], rows, 3 * D);
     qkv = io->qkv2;
   }
   zero(io->dqkv, rows * 3 * D);
@@ -155,15 +154,15 @@ static void attention_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet 
                                  io->t2 + i * (last ? 1 : Nt) * D, qkv + i * Nt * 3 * D, pp->pk,
                                  pp->pv, t->layers[l].L, last ? 1 : Nt, Nt, t->H, D / t->H, h);
   if (t->layers[l].level < TR_FULL) return;
-  if (pp->ssf_s[TR_SSF_QKV])
-    nn_ssf_backward_inplace(io->dqkv, g->ssf_s[TR_SSF_QKV], g->ssf_b[TR_SSF_QKV], io->qkv,
-                            pp->ssf_s[TR_SSF_QKV], rows, 3 * D);
+  if (pp->ssf_s[PET_SSF_QKV])
+    nn_ssf_backward_inplace(io->dqkv, g->ssf_s[PET_SSF_QKV], g->ssf_b[PET_SSF_QKV], io->qkv,
+                            pp->ssf_s[PET_SSF_QKV], rows, 3 * D);
   zero(io->t1, rows * D);
   nn_linear_backward(io->t1, NULL, NULL, io->dqkv, NULL, bp->qkv_w, rows, D, 3 * D);
-  if (pp->ssf_s[TR_SSF_LN1]) {
+  if (pp->ssf_s[PET_SSF_LN1]) {
     nn_layernorm_recompute(io->t2, io->x0, io->mean1, io->rstd1, bp->norm1_w, bp->norm1_b, rows, D);
-    nn_ssf_backward_inplace(io->t1, g->ssf_s[TR_SSF_LN1], g->ssf_b[TR_SSF_LN1], io->t2,
-                            pp->ssf_s[TR_SSF_LN1], rows, D);
+    nn_ssf_backward_inplace(io->t1, g->ssf_s[PET_SSF_LN1], g->ssf_b[PET_SSF_LN1], io->t2,
+                            pp->ssf_s[PET_SSF_LN1], rows, D);
   }
   if (last) scatter_class_rows(c, io->dx);
   nn_layernorm_backward(io->dx, NULL, NULL, io->t1, io->x0, bp->norm1_w, io->mean1, io->rstd1, rows,
@@ -180,12 +179,13 @@ static void final_backward(const bwd_ctx *c) {
   const int64_t D = t->D, b0 = c->b0, n = c->n;
   const float *dcls = c->job->dcls + b0 * D;
   float *dx = t->w_x + c->R0 * D, *t1 = t->w_a + c->R0 * D, *t2 = t->w_b + c->R0 * D;
-  if (t->off_norm[0] >= 0) {
-    const float *s = c->job->param + t->off_norm[0];
+  const pet_ssf *sn = &t->lay.ssf_norm;
+  if (sn->scale >= 0) {
+    const float *s = c->job->param + sn->scale;
     nn_layernorm_recompute(t2, t->xf + b0 * D, t->meanf + b0, t->rstdf + b0, t->m->p.norm_w,
                            t->m->p.norm_b, n, D);
     zero(t1, n * D);
-    nn_ssf_backward(t1, c->grad + t->off_norm[0], c->grad + t->off_norm[1], dcls, t2, s, n, D);
+    nn_ssf_backward(t1, c->grad + sn->scale, c->grad + sn->shift, dcls, t2, s, n, D);
     dcls = t1;
   }
   zero(dx, n * D);
@@ -197,9 +197,10 @@ static void final_backward(const bwd_ctx *c) {
 static void embed_backward(const bwd_ctx *c) {
   const vit_trainer *t = c->t;
   const int64_t D = t->D, Np = t->N - 1;
-  const float *s = c->job->param + t->off_patch[0];
+  const pet_ssf *sp = &t->lay.ssf_patch;
+  const float *s = c->job->param + sp->scale;
   for (int64_t i = 0; i < c->n; i++)
-    nn_ssf_backward(NULL, c->grad + t->off_patch[0], c->grad + t->off_patch[1],
+    nn_ssf_backward(NULL, c->grad + sp->scale, c->grad + sp->shift,
                     t->w_x + (c->R0 + i * t->Nt + 1) * D, t->patch + (c->b0 + i) * Np * D, s, Np,
                     D);
 }
@@ -222,7 +223,7 @@ static void backward_chunk(bwd_ctx *c) {
     tail_backward(c, &io, &pp, &g, bp, rows);
     attention_backward(c, &io, &pp, &g, bp, l);
   }
-  if (l < 0 && t->off_patch[0] >= 0) embed_backward(c);
+  if (l < 0 && t->lay.ssf_patch.scale >= 0) embed_backward(c);
 }
 
 void tr_backward_thread(void *arg, int tid, int nthreads) {

@@ -1,5 +1,6 @@
-/* vit_trainer_forward.c: the trainer's forward with PET modules, one chunk of images at a time,
- * in two modes: keeping the caches the backward needs (training) or keeping nothing (inference).
+/* vit_trainer_forward.c: the one ViT forward, with or without PET modules, one chunk of images
+ * at a time, in two modes: keeping the caches the backward needs (training) or keeping nothing
+ * (inference: a learner's features, and vit_model_forward, which runs it without PET).
  *
  * Both modes run the same code over a table of pointers (fwd_io) that says, for each tensor a
  * block produces, where it goes: into the block's cache when the backward needs it, into the
@@ -9,11 +10,13 @@
  * LayerNorm for its images without waiting for the others; OpenBLAS is single-threaded inside.
  * The last block computes keys and values for every token but its tail (projection, MLP,
  * adapter) for the class tokens only, packed one row per image: nothing else reaches the output.
- * Dropout masks are drawn per sample (vit_trainer_dropout.c). */
+ * Dropout masks are drawn per sample (vit_trainer_dropout.c). Inference without PET on a batch
+ * the thread count does not divide runs in row mode instead (forward_rows), so that a batch of
+ * one image still uses every core; an inference may also compute every token of the last block
+ * (vit_model.full_last_block). */
 #include <string.h>
 
 #include "safecl/nn.h"
-#include "safecl/nn_backward.h"
 #include "vit_trainer_internal.h"
 
 typedef struct fwd_ctx {
@@ -43,9 +46,15 @@ static float *pick(float *cache, int64_t coff, float *work, int64_t woff, int64_
   return cache ? cache + coff * width : work + woff * width;
 }
 
+/* The last block runs its tail on the class tokens alone unless an inference asks for every
+ * token (vit_model.full_last_block, for like-for-like benchmarks). */
+static int pruned(const fwd_ctx *c, int64_t l) {
+  return l == c->t->vc.depth - 1 && (c->job->keep || !c->t->m->full_last_block);
+}
+
 static fwd_io bind(const fwd_ctx *c, int64_t l) {
   const vit_trainer *t = c->t;
-  const int keep = c->job->keep, last = l == t->vc.depth - 1;
+  const int keep = c->job->keep, last = pruned(c, l);
   const int ssf = (t->pc.kinds & PET_SSF) != 0;
   const int64_t D = t->D, R0 = c->R0, Rmax = t->max_batch * t->Nt;
   const tr_layer none = {0}, *y = keep ? &t->layers[l] : &none;
@@ -83,8 +92,8 @@ static void embed(const fwd_ctx *c, const float *param, float *x) {
   const vit_params *w = &t->m->p;
   const int64_t D = t->D, Np = t->N - 1, img = v->in_chans * v->img_size * v->img_size;
   const nn_patch_dims dims = {v->in_chans, v->img_size, v->img_size, v->patch_size, D};
-  const float *gs = t->off_patch[0] >= 0 ? param + t->off_patch[0] : NULL;
-  const float *gb = t->off_patch[1] >= 0 ? param + t->off_patch[1] : NULL;
+  const float *gs = pet_at_const(param, t->lay.ssf_patch.scale);
+  const float *gb = pet_at_const(param, t->lay.ssf_patch.shift);
   for (int64_t i = 0; i < c->n; i++) {
     const int64_t b = c->b0 + i;
     float *xi = x + i * t->Nt * D;
@@ -97,26 +106,34 @@ static void embed(const fwd_ctx *c, const float *param, float *x) {
   }
 }
 
-/* LayerNorm 1, qkv, attention of this chunk's images; nq query rows per image (1: class token
- * only, whose context rows are then packed one per image). */
+/* LayerNorm 1 and qkv (with their SSF) on `rows` token rows. */
+static void qkv_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp,
+                      const vit_block_params *bp, int64_t rows) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D;
+  nn_layernorm_forward(io->ln, io->mean1, io->rstd1, io->x_in, bp->norm1_w, bp->norm1_b, rows, D,
+                       t->vc.ln_eps);
+  if (pp->ssf_s[PET_SSF_LN1])
+    nn_ssf_forward(io->ln, io->ln, pp->ssf_s[PET_SSF_LN1], pp->ssf_b[PET_SSF_LN1], rows, D);
+  nn_linear_forward(io->qkv, io->ln, bp->qkv_w, bp->qkv_b, rows, D, 3 * D);
+  if (pp->ssf_s[PET_SSF_QKV])
+    nn_ssf_forward(io->qkv_attn, io->qkv, pp->ssf_s[PET_SSF_QKV], pp->ssf_b[PET_SSF_QKV], rows,
+                   3 * D);
+}
+
+/* Input prompts, LayerNorm 1, qkv, attention of this chunk's images; nq query rows per image
+ * (1: class token only, whose context rows are then packed one per image). */
 static void attention_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp,
                             const vit_block_params *bp, int64_t L, int64_t nq) {
   const vit_trainer *t = c->t;
-  const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt;
+  const int64_t D = t->D, Nt = t->Nt;
   if (pp->prompts) nn_vpt_forward(io->x_in, pp->prompts, c->n, t->N, t->T, D);
-  nn_layernorm_forward(io->ln, io->mean1, io->rstd1, io->x_in, bp->norm1_w, bp->norm1_b, rows, D,
-                       t->vc.ln_eps);
-  if (pp->ssf_s[TR_SSF_LN1])
-    nn_ssf_forward(io->ln, io->ln, pp->ssf_s[TR_SSF_LN1], pp->ssf_b[TR_SSF_LN1], rows, D);
-  nn_linear_forward(io->qkv, io->ln, bp->qkv_w, bp->qkv_b, rows, D, 3 * D);
-  if (pp->ssf_s[TR_SSF_QKV])
-    nn_ssf_forward(io->qkv_attn, io->qkv, pp->ssf_s[TR_SSF_QKV], pp->ssf_b[TR_SSF_QKV], rows,
-                   3 * D);
+  qkv_phase(c, io, pp, bp, c->n * Nt);
   for (int64_t i = 0; i < c->n; i++)
     for (int64_t h = 0; h < t->H; h++)
-      nn_attention_head_prefix_forward(io->ctx + i * (nq == 1 ? 1 : Nt) * D, c->scratch,
-                                       io->qkv_attn + i * Nt * 3 * D, pp->pk, pp->pv, L, nq, Nt,
-                                       t->H, D / t->H, h);
+      nn_attention_head_forward(io->ctx + i * (nq == 1 ? 1 : Nt) * D, c->scratch,
+                                io->qkv_attn + i * Nt * 3 * D, pp->pk, pp->pv, L, nq, Nt, t->H,
+                                D / t->H, h);
 }
 
 /* dst (rows, D) = rows of src (leading dimension ld) + b1 + s2 * b2 (b1, b2 may be NULL); dst
@@ -143,33 +160,34 @@ static void tail_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp,
   const vit_trainer *t = c->t;
   const int64_t D = t->D, F = t->F;
   const float s = t->pc.adapter_scale;
-  if (pp->ssf_s[TR_SSF_PROJ]) {
+  if (pp->ssf_s[PET_SSF_PROJ]) {
     seed_rows(io->x_mid, x_src, ld, NULL, NULL, 0.0f, rows, D);
     nn_linear_forward(io->po, io->ctx, bp->proj_w, bp->proj_b, rows, D, D);
-    nn_ssf_add_forward(io->x_mid, io->po, pp->ssf_s[TR_SSF_PROJ], pp->ssf_b[TR_SSF_PROJ], rows, D);
+    nn_ssf_add_forward(io->x_mid, io->po, pp->ssf_s[PET_SSF_PROJ], pp->ssf_b[PET_SSF_PROJ], rows,
+                       D);
   } else {
     seed_rows(io->x_mid, x_src, ld, bp->proj_b, NULL, 0.0f, rows, D);
     nn_linear_add_forward(io->x_mid, io->ctx, bp->proj_w, NULL, rows, D, D);
   }
-  const int ssf2 = pp->ssf_s[TR_SSF_FC2] != NULL;
+  const int ssf2 = pp->ssf_s[PET_SSF_FC2] != NULL;
   seed_rows(io->x_out, io->x_mid, D, ssf2 ? NULL : bp->fc2_b, pp->ad_ub, s, rows, D);
   if (pp->ad_dw)
     nn_adapter_forward(io->x_out, io->a_pre, io->a_hid, io->x_mid, io->mask, pp->ad_dw, pp->ad_db,
                        pp->ad_uw, NULL, s, t->pc.adapter_dropout, rows, D, t->r);
   nn_layernorm_forward(io->ln2, io->mean2, io->rstd2, io->x_mid, bp->norm2_w, bp->norm2_b, rows, D,
                        t->vc.ln_eps);
-  if (pp->ssf_s[TR_SSF_LN2])
-    nn_ssf_forward(io->ln2, io->ln2, pp->ssf_s[TR_SSF_LN2], pp->ssf_b[TR_SSF_LN2], rows, D);
+  if (pp->ssf_s[PET_SSF_LN2])
+    nn_ssf_forward(io->ln2, io->ln2, pp->ssf_s[PET_SSF_LN2], pp->ssf_b[PET_SSF_LN2], rows, D);
   nn_linear_forward(io->h, io->ln2, bp->fc1_w, bp->fc1_b, rows, D, F);
-  if (pp->ssf_s[TR_SSF_FC1]) {
-    nn_ssf_forward(io->g, io->h, pp->ssf_s[TR_SSF_FC1], pp->ssf_b[TR_SSF_FC1], rows, F);
+  if (pp->ssf_s[PET_SSF_FC1]) {
+    nn_ssf_forward(io->g, io->h, pp->ssf_s[PET_SSF_FC1], pp->ssf_b[PET_SSF_FC1], rows, F);
     nn_gelu_forward(io->g, io->g, rows * F);
   } else {
     nn_gelu_forward(io->g, io->h, rows * F);
   }
   if (ssf2) {
     nn_linear_forward(io->m, io->g, bp->fc2_w, bp->fc2_b, rows, F, D);
-    nn_ssf_add_forward(io->x_out, io->m, pp->ssf_s[TR_SSF_FC2], pp->ssf_b[TR_SSF_FC2], rows, D);
+    nn_ssf_add_forward(io->x_out, io->m, pp->ssf_s[PET_SSF_FC2], pp->ssf_b[PET_SSF_FC2], rows, D);
   } else {
     nn_linear_add_forward(io->x_out, io->g, bp->fc2_w, NULL, rows, F, D);
   }
@@ -185,8 +203,8 @@ static void draw_masks(const fwd_ctx *c, uint8_t *mask, int64_t l, int64_t token
 
 static void block(const fwd_ctx *c, int64_t l) {
   const vit_trainer *t = c->t;
-  const int64_t D = t->D, Nt = t->Nt, depth = t->vc.depth;
-  const int last = l == depth - 1;
+  const int64_t D = t->D, Nt = t->Nt;
+  const int last = pruned(c, l);
   const tr_pet pp = tr_pet_at(t, c->job->param, l);
   const vit_block_params *bp = &t->m->p.blocks[l];
   const fwd_io io = bind(c, l);
@@ -201,20 +219,70 @@ static void final_norm(const fwd_ctx *c) {
   const int64_t D = t->D, b0 = c->b0;
   const float *param = c->job->param;
   float *out = c->job->cls_out + b0 * D;
+  if (!pruned(c, t->vc.depth - 1)) /* every token computed: gather the class rows first */
+    for (int64_t i = 0; i < c->n; i++)
+      memcpy(out + i * D, stream(c, t->vc.depth) + (c->R0 + i * t->Nt) * D,
+             (size_t)D * sizeof(float));
   if (c->job->keep)
     nn_layernorm_forward(out, t->meanf + b0, t->rstdf + b0, t->xf + b0 * D, t->m->p.norm_w,
                          t->m->p.norm_b, c->n, D, t->vc.ln_eps);
   else
     nn_layernorm_forward(out, NULL, NULL, out, t->m->p.norm_w, t->m->p.norm_b, c->n, D,
                          t->vc.ln_eps);
-  if (t->off_norm[0] >= 0)
-    nn_ssf_forward(out, out, param + t->off_norm[0], param + t->off_norm[1], c->n, D);
+  if (t->lay.ssf_norm.scale >= 0)
+    nn_ssf_forward(out, out, param + t->lay.ssf_norm.scale, param + t->lay.ssf_norm.shift, c->n, D);
+}
+
+/* Row mode (inference without PET, batch not a multiple of the team; tr_fwd_job.rows): thread tid owns token rows
+ * [B Nt tid / T, B Nt (tid + 1) / T) for the row-local phases, an even share of the (image, head)
+ * pairs for attention and images [B tid / T, B (tid + 1) / T) for the embedding, the pruned
+ * last block's tail and the final LayerNorm; one barrier after the embedding and two per block
+ * (around attention) order the phases. A batch of 1 thus still uses every core. */
+static void forward_rows(tr_fwd_job *job, int tid, int T) {
+  vit_trainer *t = job->t;
+  vit_pool *pool = t->pool;
+  const int64_t B = job->B, Nt = t->Nt, D = t->D, H = t->H, depth = t->vc.depth;
+  float *scratch = t->scratch + tid * t->scratch_stride;
+  fwd_ctx img = {job, t, B * tid / T, B * (tid + 1) / T - B * tid / T, 0, scratch};
+  fwd_ctx row = {job, t, 0, 0, B * Nt * tid / T, scratch};
+  const int64_t rows = B * Nt * (tid + 1) / T - row.R0;
+  img.R0 = img.b0 * Nt;
+  embed(&img, job->param, stream(&img, 0) + img.R0 * D);
+  vit_pool_barrier(pool);
+  for (int64_t l = 0; l < depth; l++) {
+    const tr_pet pp = tr_pet_at(t, job->param, l);
+    const vit_block_params *bp = &t->m->p.blocks[l];
+    const int last = pruned(&row, l);
+    const fwd_io io = bind(&row, l);
+    qkv_phase(&row, &io, &pp, bp, rows);
+    vit_pool_barrier(pool);
+    for (int64_t k = B * H * tid / T; k < B * H * (tid + 1) / T; k++) {
+      const int64_t b = k / H, h = k % H;
+      nn_attention_head_forward(t->w_b + b * Nt * D, scratch, t->w_qkv + b * Nt * 3 * D, NULL, NULL,
+                                0, last ? 1 : Nt, Nt, H, D / H, h);
+    }
+    vit_pool_barrier(pool);
+    if (!last) {
+      tail_phase(&row, &io, &pp, bp, io.x_in, D, rows);
+      continue;
+    }
+    if (!img.n) continue;
+    for (int64_t i = 0; i < img.n; i++) /* class contexts packed one row per image */
+      memmove(t->w_b + (img.R0 + i) * D, t->w_b + (img.b0 + i) * Nt * D, (size_t)D * sizeof(float));
+    const fwd_io last_io = bind(&img, l);
+    tail_phase(&img, &last_io, &pp, bp, last_io.x_in, Nt * D, img.n);
+  }
+  if (!pruned(&row, depth - 1)) vit_pool_barrier(pool);
+  if (img.n) final_norm(&img);
 }
 
 void tr_forward_thread(void *arg, int tid, int nthreads) {
   tr_fwd_job *job = arg;
   vit_trainer *t = job->t;
-  (void)nthreads;
+  if (job->rows) {
+    forward_rows(job, tid, nthreads);
+    return;
+  }
   for (int64_t k; (k = atomic_fetch_add(&job->next, 1)) < job->n_chunks;) {
     fwd_ctx c = {job, t, 0, 0, 0, t->scratch + tid * t->scratch_stride};
     int64_t b1;

@@ -26,35 +26,26 @@
 #include "safecl/pet.h"
 #include "vit_pool.h"
 
-/* SSF insertion points inside a block, in pet_params.c's order. */
-enum { TR_SSF_LN1, TR_SSF_QKV, TR_SSF_PROJ, TR_SSF_LN2, TR_SSF_FC1, TR_SSF_FC2, TR_SSF_SITES };
-
 /* How far the backward goes through a block (top to bottom), from the trainable tensors in and
  * below it: nothing; the adapter's weights only; down to the attention's q, k, v (prefixes);
  * down to the block input (anything trainable below, prompts, SSF). */
 typedef enum { TR_SKIP, TR_ADAPTER, TR_ATTN, TR_FULL } tr_level;
 
-/* One learner's PET tensors of block l (or of its gradient copy): NULL = absent. */
+/* Block l's pet_layout fields resolved against one learner's param array: NULL = absent. */
 typedef struct tr_pet {
-  const float *ssf_s[TR_SSF_SITES], *ssf_b[TR_SSF_SITES];
+  const float *ssf_s[PET_SSF_SITES], *ssf_b[PET_SSF_SITES];
   const float *ad_dw, *ad_db, *ad_uw, *ad_ub;
   const float *pk, *pv; /* (L, D) prefix keys and values */
   const float *prompts; /* (T, D) prompts written before this block */
 } tr_pet;
 
-/* The same, writable: gradients. */
+/* The same against a gradient array (the learner's or a chunk's copy), writable. */
 typedef struct tr_grad {
-  float *ssf_s[TR_SSF_SITES], *ssf_b[TR_SSF_SITES];
+  float *ssf_s[PET_SSF_SITES], *ssf_b[PET_SSF_SITES];
   float *ad_dw, *ad_db, *ad_uw, *ad_ub;
   float *pk, *pv;
   float *prompts;
 } tr_grad;
-
-/* Offsets of block l's tensors in a pet_params block (-1 = absent). */
-typedef struct tr_offsets {
-  int64_t ssf_s[TR_SSF_SITES], ssf_b[TR_SSF_SITES];
-  int64_t ad_dw, ad_db, ad_uw, ad_ub, pk, pv, prompts;
-} tr_offsets;
 
 /* A block's cache; NULL members are not kept at this block's level. "tail" rows are R for
  * every block but the last, whose tail (after attention) runs on the class tokens alone, packed
@@ -80,9 +71,8 @@ struct vit_trainer {
   int64_t max_batch, N, T, Nt, D, F, H, r;
   int threads;
   vit_pool *pool;
-  int64_t pet_count; /* floats of a matching pet_params */
-  int64_t off_patch[2], off_norm[2];
-  tr_offsets *off; /* depth entries */
+  pet_layout lay;    /* where each PET tensor sits in a matching pet_params */
+  int64_t pet_count; /* floats of a matching pet_params (lay.count) */
   tr_layer *layers;
   float *xf, *meanf, *rstdf; /* (max_batch, D), (max_batch): final LayerNorm input, statistics */
   float *patch;              /* SSF: (max_batch * (N - 1), D) patch embedding before its SSF */
@@ -135,6 +125,7 @@ typedef struct tr_fwd_job {
   int keep;
   float *cls_out;
   int64_t n_chunks;
+  int rows;          /* row mode instead of chunks: only without PET, keep 0 (forward_rows) */
   atomic_llong next; /* next chunk to hand out */
 } tr_fwd_job;
 
@@ -149,6 +140,12 @@ typedef struct tr_bwd_job {
 } tr_bwd_job;
 
 void tr_forward_thread(void *arg, int tid, int nthreads);
+
+/* The frozen model's forward (vit_model_forward): a PET-less trainer of m's max_batch and exact
+ * thread count, run in inference mode, in chunks of whole images when the thread count divides
+ * B and in row mode otherwise. */
+SCL_NODISCARD scl_err tr_engine_create(const vit_model *m, vit_trainer **out);
+void tr_engine_forward(vit_trainer *t, const float *images, int64_t B, float *cls_out);
 void tr_backward_thread(void *arg, int tid, int nthreads);
 
 /* The adapter dropout mask of one sample at one block (n bytes, row-major (token, unit)). */

@@ -1,76 +1,203 @@
-/* attention.c: the core of multi-head self-attention, softmax(q k^T / sqrt(Dh)) v, read
- * straight out of the fused qkv buffer.
+/* attention.c: the core of multi-head self-attention, softmax(q [pk; k]^T / sqrt(Dh)) [pv; v],
+ * read straight out of the fused qkv buffer, forward and backward.
  *
  * q, k and v are never copied out: each head's slices are strided views of the (N, 3*D) qkv
  * rows (leading dimension 3*D), and each head's context is written into its column slice of the
  * (N, D) output, which is timm's transpose(1, 2).reshape. The scale goes into the first GEMM's
- * alpha. One head is the unit of work: its two products are small (N x N x Dh), so a caller
- * that wants threads hands out (image, head) pairs rather than threading inside BLAS, and the
- * N x N scores stay in cache from the first product through the softmax into the second.
- * Forward only; probs is kept because backward will need it. */
-#include "safecl/nn.h"
-
+ * alpha. An optional prefix of L keys and values (prefix tuning) is two column blocks of the
+ * score matrix, so neither the prefix nor the token keys are copied; with L = 0 the prefix
+ * blocks are skipped and the kernel is the plain one. One head is the unit of work: its
+ * products are small (N x N x Dh), so a caller that wants threads hands out (image, head) pairs
+ * rather than threading inside BLAS, and the scores stay in cache from the first product
+ * through the softmax into the second.
+ *
+ * The backward does not read stored probabilities: keeping them would cost B*H*N*N floats per
+ * block (30 MB per ViT-B block at batch 16, 360 MB over twelve), while recomputing one head's
+ * scores is one small GEMM (a fifth of the head's backward work) whose result stays in cache for
+ * the four products that follow. The recomputation repeats the forward's exact operations
+ * (same GEMM shapes, same softmax kernel), so the probabilities are bit-identical to the
+ * forward's; the forward's probs buffer is its working memory, not a cache. The `_ref` versions
+ * recompute everything in double from the definition, one query row at a time. */
 #include <cblas.h>
 #include <math.h>
 
-void nn_attention_head_forward(float *out, float *probs, const float *qkv, int64_t nq, int64_t N,
-                               int64_t H, int64_t Dh, int64_t h) {
-  const int64_t D = H * Dh, ld = 3 * D;
-  const float *q = qkv + h * Dh, *k = qkv + D + h * Dh, *v = qkv + 2 * D + h * Dh;
-  const float scale = 1.0f / sqrtf((float)Dh);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)N, (int)Dh, scale, q, (int)ld,
-              k, (int)ld, 0.0f, probs, (int)N);
-  nn_softmax_forward(probs, probs, nq, N);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)Dh, (int)N, 1.0f, probs,
-              (int)N, v, (int)ld, 0.0f, out + h * Dh, (int)D);
+#include "nn_simd.h"
+#include "safecl/nn.h"
+
+/* C (m, n) = alpha op(A) op(B) + beta C, row-major; skipped when any dimension is 0. */
+static void gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  if (m <= 0 || n <= 0 || k <= 0) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
+              (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-void nn_attention_forward(float *out, float *probs, const float *qkv, int64_t B, int64_t N,
-                          int64_t H, int64_t Dh) {
+/* probs (nq, L + N) = softmax([q pk^T, q k^T] / sqrt(Dh)) of head h. */
+static void head_probs(float *probs, const float *qkv, const float *pk, int64_t L, int64_t nq,
+                       int64_t N, int64_t H, int64_t Dh, int64_t h) {
+  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N;
+  const float scale = 1.0f / sqrtf((float)Dh);
+  const float *q = qkv + h * Dh, *k = qkv + D + h * Dh;
+  if (L > 0) gemm(0, 1, nq, L, Dh, scale, q, ld, pk + h * Dh, D, 0.0f, probs, Nk);
+  gemm(0, 1, nq, N, Dh, scale, q, ld, k, ld, 0.0f, probs + L, Nk);
+  nn_softmax_forward(probs, probs, nq, Nk);
+}
+
+void nn_attention_head_forward(float *out, float *probs, const float *qkv, const float *pk,
+                               const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
+                               int64_t Dh, int64_t h) {
+  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N;
+  head_probs(probs, qkv, pk, L, nq, N, H, Dh, h);
+  if (L > 0) gemm(0, 0, nq, Dh, L, 1.0f, probs, Nk, pv + h * Dh, D, 0.0f, out + h * Dh, D);
+  gemm(0, 0, nq, Dh, N, 1.0f, probs + L, Nk, qkv + 2 * D + h * Dh, ld, L > 0 ? 1.0f : 0.0f,
+       out + h * Dh, D);
+}
+
+void nn_attention_forward(float *out, float *probs, const float *qkv, const float *pk,
+                          const float *pv, int64_t L, int64_t B, int64_t N, int64_t H, int64_t Dh) {
+  const int64_t D = H * Dh, Nk = L + N;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      nn_attention_head_forward(out + b * N * D, probs + (b * H + h) * N * Nk, qkv + b * N * 3 * D,
+                                pk, pv, L, N, N, H, Dh, h);
+}
+
+/* dS = P * (dP - rowsum(dP * P)), in place over dP. */
+NN_WIDE static void softmax_grad_rows(float *dp, const float *p, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    float *g = dp + r * cols;
+    const float *y = p + r * cols;
+    float lane[16] = {0}, s = 0.0f;
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16)
+      for (int k = 0; k < 16; k++) lane[k] += g[j + k] * y[j + k];
+    for (; j < cols; j++) s += g[j] * y[j];
+    for (int k = 0; k < 16; k++) s += lane[k];
+    for (j = 0; j < cols; j++) g[j] = y[j] * (g[j] - s);
+  }
+}
+
+void nn_attention_head_backward(float *dqkv, float *dpk, float *dpv, float *scratch,
+                                const float *dout, const float *qkv, const float *pk,
+                                const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
+                                int64_t Dh, int64_t h) {
+  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N, o = h * Dh;
+  const float scale = 1.0f / sqrtf((float)Dh);
+  const float *q = qkv + o, *k = qkv + D + o, *v = qkv + 2 * D + o, *dO = dout + o;
+  float *P = scratch, *dS = scratch + nq * Nk;
+  head_probs(P, qkv, pk, L, nq, N, H, Dh, h);
+  /* dP = dO [pv; v]^T, then dV += P^T dO */
+  if (L > 0) gemm(0, 1, nq, L, Dh, 1.0f, dO, D, pv + o, D, 0.0f, dS, Nk);
+  gemm(0, 1, nq, N, Dh, 1.0f, dO, D, v, ld, 0.0f, dS + L, Nk);
+  if (L > 0 && dpv) gemm(1, 0, L, Dh, nq, 1.0f, P, Nk, dO, D, 1.0f, dpv + o, D);
+  gemm(1, 0, N, Dh, nq, 1.0f, P + L, Nk, dO, D, 1.0f, dqkv + 2 * D + o, ld);
+  softmax_grad_rows(dS, P, nq, Nk);
+  /* dQ += dS [pk; k] / sqrt(Dh); dK += dS^T Q / sqrt(Dh) */
+  if (L > 0) gemm(0, 0, nq, Dh, L, scale, dS, Nk, pk + o, D, 1.0f, dqkv + o, ld);
+  gemm(0, 0, nq, Dh, N, scale, dS + L, Nk, k, ld, 1.0f, dqkv + o, ld);
+  if (L > 0 && dpk) gemm(1, 0, L, Dh, nq, scale, dS, Nk, q, ld, 1.0f, dpk + o, D);
+  gemm(1, 0, N, Dh, nq, scale, dS + L, Nk, q, ld, 1.0f, dqkv + D + o, ld);
+}
+
+void nn_attention_backward(float *dqkv, float *dpk, float *dpv, float *scratch, const float *dout,
+                           const float *qkv, const float *pk, const float *pv, int64_t L, int64_t B,
+                           int64_t N, int64_t H, int64_t Dh) {
   const int64_t D = H * Dh;
   for (int64_t b = 0; b < B; b++)
     for (int64_t h = 0; h < H; h++)
-      nn_attention_head_forward(out + b * N * D, probs + (b * H + h) * N * N, qkv + b * N * 3 * D,
-                                N, N, H, Dh, h);
+      nn_attention_head_backward(dqkv + b * N * 3 * D, dpk, dpv, scratch, dout + b * N * D,
+                                 qkv + b * N * 3 * D, pk, pv, L, N, N, H, Dh, h);
 }
 
-/* Scaled score q_i . k_j of head h, in double. */
-static double score_ref(const float *qkv, int64_t D, int64_t Dh, int64_t h, int64_t i, int64_t j) {
-  const int64_t ld = 3 * D;
-  double acc = 0.0;
-  for (int64_t d = 0; d < Dh; d++)
-    acc += (double)qkv[i * ld + h * Dh + d] * (double)qkv[j * ld + D + h * Dh + d];
-  return acc / sqrt((double)Dh);
+/* ---------------------------------------------------------------------------------------- */
+/* References                                                                                */
+
+/* Key j (prefix first) and value j of head h as pointers; their rows have Dh entries. */
+static const float *key_ref(const float *qkv, const float *pk, int64_t L, int64_t D, int64_t Dh,
+                            int64_t h, int64_t j) {
+  return j < L ? pk + j * D + h * Dh : qkv + (j - L) * 3 * D + D + h * Dh;
+}
+static const float *value_ref(const float *qkv, const float *pv, int64_t L, int64_t D, int64_t Dh,
+                              int64_t h, int64_t j) {
+  return j < L ? pv + j * D + h * Dh : qkv + (j - L) * 3 * D + 2 * D + h * Dh;
 }
 
-/* One row of one head: softmax in double, recomputing the scores instead of storing them so
- * that the reference needs no scratch. The context uses the probabilities as stored (float),
- * which perturbs it by at most one float rounding of each weight. */
-static void attention_row_ref(float *out_row, float *prob_row, const float *qkv, int64_t N,
-                              int64_t H, int64_t Dh, int64_t h, int64_t i) {
-  const int64_t D = H * Dh, ld = 3 * D;
-  double m = -INFINITY, s = 0.0;
-  for (int64_t j = 0; j < N; j++) {
-    double sc = score_ref(qkv, D, Dh, h, i, j);
-    m = sc > m ? sc : m;
+static double dot_ref(const float *a, const float *b, int64_t n) {
+  double s = 0.0;
+  for (int64_t d = 0; d < n; d++) s += (double)a[d] * (double)b[d];
+  return s;
+}
+
+/* Row i's softmax statistics: max m and sum s of exp(score - m). */
+static void row_stats_ref(const float *qi, const float *qkv, const float *pk, int64_t L, int64_t N,
+                          int64_t D, int64_t Dh, int64_t h, double *m, double *s) {
+  const double scale = 1.0 / sqrt((double)Dh);
+  *m = -INFINITY;
+  *s = 0.0;
+  for (int64_t j = 0; j < L + N; j++) {
+    double sc = dot_ref(qi, key_ref(qkv, pk, L, D, Dh, h, j), Dh) * scale;
+    *m = sc > *m ? sc : *m;
   }
-  for (int64_t j = 0; j < N; j++) s += exp(score_ref(qkv, D, Dh, h, i, j) - m);
-  for (int64_t j = 0; j < N; j++)
-    prob_row[j] = (float)(exp(score_ref(qkv, D, Dh, h, i, j) - m) / s);
-  for (int64_t d = 0; d < Dh; d++) {
-    double acc = 0.0;
-    for (int64_t j = 0; j < N; j++)
-      acc += (double)prob_row[j] * (double)qkv[j * ld + 2 * D + h * Dh + d];
-    out_row[h * Dh + d] = (float)acc;
+  for (int64_t j = 0; j < L + N; j++)
+    *s += exp(dot_ref(qi, key_ref(qkv, pk, L, D, Dh, h, j), Dh) * scale - *m);
+}
+
+void nn_attention_forward_ref(float *out, float *probs, const float *qkv, const float *pk,
+                              const float *pv, int64_t L, int64_t B, int64_t N, int64_t H,
+                              int64_t Dh) {
+  const int64_t D = H * Dh, Nk = L + N;
+  const double scale = 1.0 / sqrt((double)Dh);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t i = 0; i < N; i++) {
+        const float *x = qkv + b * N * 3 * D, *qi = x + i * 3 * D + h * Dh;
+        float *prow = probs + ((b * H + h) * N + i) * Nk;
+        double m, s;
+        row_stats_ref(qi, x, pk, L, N, D, Dh, h, &m, &s);
+        for (int64_t j = 0; j < Nk; j++)
+          prow[j] = (float)(exp(dot_ref(qi, key_ref(x, pk, L, D, Dh, h, j), Dh) * scale - m) / s);
+        for (int64_t d = 0; d < Dh; d++) {
+          double acc = 0.0;
+          for (int64_t j = 0; j < Nk; j++)
+            acc += (double)prow[j] * value_ref(x, pv, L, D, Dh, h, j)[d];
+          out[(b * N + i) * D + h * Dh + d] = (float)acc;
+        }
+      }
+}
+
+/* Backward of query row i of head h of one image (x its qkv, dx its dqkv). */
+static void backward_row_ref(float *dx, float *dpk, float *dpv, const float *dOi, const float *x,
+                             const float *pk, const float *pv, int64_t L, int64_t N, int64_t D,
+                             int64_t Dh, int64_t h, int64_t i) {
+  const double scale = 1.0 / sqrt((double)Dh);
+  const float *qi = x + i * 3 * D + h * Dh;
+  double m, s, rowdot = 0.0;
+  row_stats_ref(qi, x, pk, L, N, D, Dh, h, &m, &s);
+  for (int64_t j = 0; j < L + N; j++) {
+    double p = exp(dot_ref(qi, key_ref(x, pk, L, D, Dh, h, j), Dh) * scale - m) / s;
+    rowdot += p * dot_ref(dOi, value_ref(x, pv, L, D, Dh, h, j), Dh);
+  }
+  for (int64_t j = 0; j < L + N; j++) {
+    const float *kj = key_ref(x, pk, L, D, Dh, h, j), *vj = value_ref(x, pv, L, D, Dh, h, j);
+    double p = exp(dot_ref(qi, kj, Dh) * scale - m) / s;
+    double ds = p * (dot_ref(dOi, vj, Dh) - rowdot) * scale;
+    float *dk = j < L ? (dpk ? dpk + j * D + h * Dh : NULL) : dx + (j - L) * 3 * D + D + h * Dh;
+    float *dv = j < L ? (dpv ? dpv + j * D + h * Dh : NULL) : dx + (j - L) * 3 * D + 2 * D + h * Dh;
+    for (int64_t d = 0; d < Dh; d++) {
+      dx[i * 3 * D + h * Dh + d] += (float)(ds * kj[d]);
+      if (dk) dk[d] += (float)(ds * qi[d]);
+      if (dv) dv[d] += (float)(p * dOi[d]);
+    }
   }
 }
 
-void nn_attention_forward_ref(float *out, float *probs, const float *qkv, int64_t B, int64_t N,
-                              int64_t H, int64_t Dh) {
+void nn_attention_backward_ref(float *dqkv, float *dpk, float *dpv, const float *dout,
+                               const float *qkv, const float *pk, const float *pv, int64_t L,
+                               int64_t B, int64_t N, int64_t H, int64_t Dh) {
   const int64_t D = H * Dh;
   for (int64_t b = 0; b < B; b++)
     for (int64_t h = 0; h < H; h++)
       for (int64_t i = 0; i < N; i++)
-        attention_row_ref(out + (b * N + i) * D, probs + ((b * H + h) * N + i) * N,
-                          qkv + b * N * 3 * D, N, H, Dh, h, i);
+        backward_row_ref(dqkv + b * N * 3 * D, dpk, dpv, dout + (b * N + i) * D + h * Dh,
+                         qkv + b * N * 3 * D, pk, pv, L, N, D, Dh, h, i);
 }

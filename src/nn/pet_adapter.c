@@ -10,7 +10,6 @@
 #include <cblas.h>
 
 #include "safecl/nn.h"
-#include "safecl/nn_backward.h"
 
 static float keep_scale(float p) { return p > 0.0f ? 1.0f / (1.0f - p) : 1.0f; }
 

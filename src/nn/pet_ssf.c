@@ -8,7 +8,7 @@
  * column loop vectorises; the caller gives each thread its own gradient copy and reduces them
  * in a fixed order. `_ref` versions accumulate in double. */
 #include "nn_simd.h"
-#include "safecl/nn_backward.h"
+#include "safecl/nn.h"
 
 NN_WIDE void nn_ssf_forward(float *y, const float *x, const float *gamma, const float *beta,
                             int64_t rows, int64_t n) {

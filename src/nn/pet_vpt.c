@@ -8,7 +8,7 @@
  * (they have no upstream). */
 #include <string.h>
 
-#include "safecl/nn_backward.h"
+#include "safecl/nn.h"
 
 void nn_vpt_forward(float *x, const float *prompts, int64_t B, int64_t N, int64_t T, int64_t D) {
   for (int64_t b = 0; b < B; b++)

@@ -11,12 +11,15 @@
  *   released  adapters at their released init (W_up = 0) give the frozen model's features
  *   threads   1 and 2 threads agree
  *   refusals  backward without a matching forward, a PET block of another kind
- *   layout    ViT-B/16 parameter counts of METHOD.md b.2-b.4 and the released initial values
+ *   layout    ViT-B/16 parameter counts of METHOD.md b.2-b.4 and the released initial values;
+ *             every typed pet_layout field is the offset of the tensor its name says, every
+ *             tensor is reached by exactly one field, and pet_layout_create agrees
+ *   names     pet_kinds_parse / pet_kinds_format round trip, the vpt alias, unknown names refused
  * Exit status: number of failures (capped). */
 #include "safecl/learn.h"
 #include "safecl/pet.h"
 #include "safecl/vit.h"
-#include "train_test.h"
+#include "common/nn_harness.h"
 
 #define B_TEST 3
 #define FD_EPS 5e-2
@@ -321,6 +324,91 @@ static void released_layout(void) {
   }
 }
 
+/* Field offset == named tensor's offset; marks the tensor as reached. */
+static void field_is(const pet_params *p, int64_t field, const char *name, int *reached) {
+  const pet_tensor *t = pet_params_find(p, name);
+  char what[128];
+  snprintf(what, sizeof what, "layout field of %s", name);
+  expect(what, t && field == t->offset, (double)field);
+  if (t) reached[t - p->tensors]++;
+}
+
+static void typed_layout(void) {
+  vit_config c = tiny();
+  pet_config pc = pet_of(PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_PREFIX);
+  pet_params *p = NULL;
+  die(pet_params_create(&c, &pc, &p));
+  int *reached = calloc((size_t)p->n_tensors, sizeof *reached);
+  static const char *const site[PET_SSF_SITES] = {"ln1", "qkv", "proj", "ln2", "fc1", "fc2"};
+  const pet_layout *L = &p->layout;
+  char n[96];
+  field_is(p, L->ssf_patch.scale, "ssf.patch.scale", reached);
+  field_is(p, L->ssf_patch.shift, "ssf.patch.shift", reached);
+  field_is(p, L->ssf_norm.scale, "ssf.norm.scale", reached);
+  field_is(p, L->ssf_norm.shift, "ssf.norm.shift", reached);
+  field_is(p, L->vpt, "vpt.prompts", reached);
+  for (int l = 0; l < (int)c.depth; l++) {
+    const pet_block *b = &L->blocks[l];
+    for (int k = 0; k < PET_SSF_SITES; k++) {
+      snprintf(n, sizeof n, "blocks.%d.ssf.%s.scale", l, site[k]);
+      field_is(p, b->ssf[k].scale, n, reached);
+      snprintf(n, sizeof n, "blocks.%d.ssf.%s.shift", l, site[k]);
+      field_is(p, b->ssf[k].shift, n, reached);
+    }
+    const int64_t *ad[4] = {&b->adapter.down_w, &b->adapter.down_b, &b->adapter.up_w,
+                            &b->adapter.up_b};
+    static const char *const ad_name[4] = {"down.weight", "down.bias", "up.weight", "up.bias"};
+    for (int k = 0; k < 4; k++) {
+      snprintf(n, sizeof n, "blocks.%d.adapter.%s", l, ad_name[k]);
+      field_is(p, *ad[k], n, reached);
+    }
+    snprintf(n, sizeof n, "prefix.%d.key", l);
+    field_is(p, b->prefix.key, n, reached);
+    snprintf(n, sizeof n, "prefix.%d.value", l);
+    field_is(p, b->prefix.value, n, reached);
+    expect("deep prompts of block l at vpt + l T D", b->prompts == L->vpt + l * 3 * 32,
+           (double)b->prompts);
+  }
+  int once = 1;
+  for (int i = 0; i < p->n_tensors; i++) once &= reached[i] == 1;
+  expect("every tensor reached by exactly one field", once, (double)p->n_tensors);
+  pet_layout lay;
+  die(pet_layout_create(&c, &pc, &lay));
+  int same = lay.count == L->count && lay.vpt == L->vpt &&
+             !memcmp(lay.blocks, L->blocks, (size_t)c.depth * sizeof *lay.blocks);
+  expect("pet_layout_create = the layout of pet_params_create", same, (double)lay.count);
+  pet_layout_destroy(&lay);
+  pet_config shallow = pet_of(PET_VPT_SHALLOW);
+  die(pet_layout_create(&c, &shallow, &lay));
+  expect("shallow prompts enter before block 0 only",
+         lay.blocks[0].prompts == lay.vpt && lay.blocks[1].prompts == -1, (double)lay.vpt);
+  expect("tokens with 3 VPT prompts = N + 3", pet_config_tokens(&c, &shallow) == 5 + 3,
+         (double)pet_config_tokens(&c, &shallow));
+  pet_layout_destroy(&lay);
+  free(reached);
+  pet_params_destroy(&p);
+}
+
+static void kind_names(void) {
+  unsigned k = 0;
+  char buf[64];
+  die(pet_kinds_parse("adapter,ssf,vpt_deep,prefix", &k));
+  expect("parse a list", k == (PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_PREFIX), k);
+  expect("format a list",
+         !strcmp(pet_kinds_format(k, buf, sizeof buf), "adapter,ssf,vpt_deep,prefix"), k);
+  die(pet_kinds_parse("vpt", &k));
+  expect("vpt is vpt_deep", k == PET_VPT_DEEP, k);
+  die(pet_kinds_parse("none", &k));
+  expect("none", k == 0 && !strcmp(pet_kinds_format(k, buf, sizeof buf), "none"), k);
+  const char *all[] = {"adapter", "ssf", "vpt_deep", "vpt_shallow", "prefix"};
+  for (int i = 0; i < 5; i++) {
+    die(pet_kinds_parse(all[i], &k));
+    expect(all[i], !strcmp(pet_kinds_format(k, buf, sizeof buf), all[i]), k);
+  }
+  expect_error("an unknown kind name", pet_kinds_parse("adaptor", &k));
+  expect_error("an empty name in a list", pet_kinds_parse("ssf,", &k));
+}
+
 int main(void) {
   fd_model(PET_ADAPTER, "adapter");
   fd_model(PET_SSF, "ssf");
@@ -337,6 +425,8 @@ int main(void) {
   threads_agree();
   refusals();
   released_layout();
+  typed_layout();
+  kind_names();
   release_buffers();
   printf("%s: %d failure(s)\n", failures ? "FAILED" : "all checks passed", failures);
   return failures > 100 ? 100 : failures;

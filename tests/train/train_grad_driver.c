@@ -31,16 +31,6 @@ typedef struct args {
   int64_t index[256];
 } args;
 
-static unsigned parse_kinds(const char *s) {
-  unsigned k = 0;
-  if (strstr(s, "adapter")) k |= PET_ADAPTER;
-  if (strstr(s, "ssf")) k |= PET_SSF;
-  if (strstr(s, "vpt_deep")) k |= PET_VPT_DEEP;
-  if (strstr(s, "vpt_shallow")) k |= PET_VPT_SHALLOW;
-  if (strstr(s, "prefix")) k |= PET_PREFIX;
-  return k;
-}
-
 static int parse_pair(args *a, const char *k, const char *v) {
   if (!strcmp(k, "--width"))
     a->vc.width = atol(v);
@@ -55,7 +45,7 @@ static int parse_pair(args *a, const char *k, const char *v) {
   else if (!strcmp(k, "--mlp"))
     a->vc.mlp_hidden = atol(v);
   else if (!strcmp(k, "--pet"))
-    a->pc.kinds = parse_kinds(v);
+    return pet_kinds_parse(v, &a->pc.kinds) == SCL_OK;
   else if (!strcmp(k, "--adapter-dim"))
     a->pc.adapter_dim = atol(v);
   else if (!strcmp(k, "--dropout"))
@@ -189,8 +179,7 @@ static scl_err run(const args *a) {
   vit_trainer *t = NULL;
   pet_params *p = NULL;
   const int64_t B = a->batch, D = a->vc.width, S = a->vc.img_size;
-  const int64_t tokens = vit_config_tokens(&a->vc) +
-                         ((a->pc.kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW)) ? a->pc.vpt_tokens : 0);
+  const int64_t tokens = pet_config_tokens(&a->vc, &a->pc);
   float *img = malloc((size_t)(B * 3 * S * S) * sizeof(float));
   float *buf = malloc((size_t)(5 * B * D) * sizeof(float));
   float *masks = calloc((size_t)(a->vc.depth * B * tokens * a->pc.adapter_dim + 1), sizeof(float));

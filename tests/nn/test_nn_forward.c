@@ -1,57 +1,12 @@
-/* test_nn_kernels.c: every fast nn/ kernel against its naive `_ref`, on random inputs of
- * several shapes including odd and degenerate sizes (STYLE.md 12b).
+/* test_nn_forward.c: every fast forward kernel of nn.h against its naive `_ref`, on random
+ * inputs of several shapes including odd and degenerate sizes (STYLE.md 12b); the backward
+ * kernels are test_nn_backward.c's.
  *
  * Each comparison prints its worst element and passes when |fast - ref| <= atol + rtol*|ref|
  * everywhere; the exit status is the number of failures (capped), so ctest sees any of them.
  * Inputs are scaled so that outputs are O(1): the tolerances then read as relative accuracy. */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "safecl/core.h"
+#include "common/nn_harness.h"
 #include "safecl/nn.h"
-
-static int failures = 0;
-
-static float *buf(int64_t n) {
-  float *p = NULL;
-  if (scl_alloc((size_t)(n > 0 ? n : 1) * sizeof(float), "test buffer", (void **)&p)) {
-    scl_log_error_traceback();
-    exit(2);
-  }
-  return p;
-}
-
-/* Uniform in [lo, hi), seeded per call site. */
-static float *rand_buf(int64_t n, float lo, float hi, uint32_t seed) {
-  float *p = buf(n);
-  scl_rng rng;
-  scl_rng_init(&rng, 42, SCL_STREAM_SYNTHETIC, 0, seed);
-  for (int64_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * scl_rng_uniformf(&rng);
-  return p;
-}
-
-static void check(const char *what, const float *got, const float *ref, int64_t n, double atol,
-                  double rtol) {
-  int64_t worst = 0, imax = 0;
-  double worst_excess = -INFINITY, max_abs = 0.0;
-  int finite = 1;
-  for (int64_t i = 0; i < n; i++) {
-    double d = fabs((double)got[i] - (double)ref[i]);
-    double excess = d - (atol + rtol * fabs((double)ref[i]));
-    if (!isfinite(got[i])) finite = 0;
-    if (excess > worst_excess) worst_excess = excess, worst = i;
-    if (d > max_abs) max_abs = d, imax = i;
-  }
-  int ok = finite && (n == 0 || worst_excess <= 0.0);
-  printf(
-      "%s %-44s max_abs_err=%.2e at %lld (got %.8g ref %.8g); worst vs tol at %lld; "
-      "tol %.0e + %.0e*|ref|\n",
-      ok ? "PASS" : "FAIL", what, max_abs, (long long)imax, n ? got[imax] : 0.0,
-      n ? ref[imax] : 0.0, (long long)worst, atol, rtol);
-  if (!ok) failures++;
-}
 
 static void test_linear(int64_t rows, int64_t din, int64_t dout, int with_bias) {
   float *x = rand_buf(rows * din, -1, 1, 1), *w = rand_buf(dout * din, -1, 1, 2);
@@ -80,26 +35,24 @@ static void test_linear(int64_t rows, int64_t din, int64_t dout, int with_bias) 
   nn_linear_forward_ref(yr, x, w, b, rows, din, dout);
   nn_gelu_forward_ref(yr, yr, rows * dout);
   check(what, y, yr, rows * dout, 1e-5, 1e-5);
-  scl_free(x), scl_free(w), scl_free(b), scl_free(y0), scl_free(y), scl_free(yr);
 }
 
-static void test_layernorm(int64_t rows, int64_t D, float offset) {
-  float *x = rand_buf(rows * D, offset - 2, offset + 2, 5);
+/* Rows uniform in offset +- half. */
+static void test_layernorm(int64_t rows, int64_t D, float offset, float half) {
+  float *x = rand_buf(rows * D, offset - half, offset + half, 5);
   float *g = rand_buf(D, 0.5f, 1.5f, 6), *be = rand_buf(D, -0.5f, 0.5f, 7);
   float *y = buf(rows * D), *yr = buf(rows * D);
   float *mu = buf(rows), *mur = buf(rows), *rs = buf(rows), *rsr = buf(rows);
   nn_layernorm_forward(y, mu, rs, x, g, be, rows, D, 1e-6f);
   nn_layernorm_forward_ref(yr, mur, rsr, x, g, be, rows, D, 1e-6f);
   char what[96];
-  snprintf(what, sizeof what, "layernorm %lldx%lld mean %+g", (long long)rows, (long long)D,
-           offset);
+  snprintf(what, sizeof what, "layernorm %lldx%lld mean %+g std %.2g", (long long)rows,
+           (long long)D, offset, half / sqrt(3.0));
   check(what, y, yr, rows * D, 2e-6, 2e-6);
   check("  layernorm mean", mu, mur, rows, 1e-6, 1e-6);
   check("  layernorm rstd", rs, rsr, rows, 1e-6, 1e-5);
   nn_layernorm_forward(x, NULL, NULL, x, g, be, rows, D, 1e-6f); /* in place, no stats */
   check("  layernorm in place", x, yr, rows * D, 2e-6, 2e-6);
-  scl_free(x), scl_free(g), scl_free(be), scl_free(y), scl_free(yr);
-  scl_free(mu), scl_free(mur), scl_free(rs), scl_free(rsr);
 }
 
 static void test_softmax(int64_t rows, int64_t cols, float range) {
@@ -113,7 +66,6 @@ static void test_softmax(int64_t rows, int64_t cols, float range) {
   check(what, y, yr, rows * cols, 1e-7, 2e-6);
   nn_softmax_forward(x, x, rows, cols);
   check("  softmax in place", x, yr, rows * cols, 1e-7, 2e-6);
-  scl_free(x), scl_free(y), scl_free(yr);
 }
 
 static void test_elementwise(void) {
@@ -128,7 +80,6 @@ static void test_elementwise(void) {
   nn_residual_forward(y, a, b, n);
   nn_residual_forward_ref(yr, a, b, n);
   check("residual", y, yr, n, 0.0, 0.0);
-  scl_free(x), scl_free(y), scl_free(yr), scl_free(a), scl_free(b);
 }
 
 static void test_attention(int64_t B, int64_t N, int64_t H, int64_t Dh) {
@@ -136,8 +87,8 @@ static void test_attention(int64_t B, int64_t N, int64_t H, int64_t Dh) {
   float *qkv = rand_buf(B * N * 3 * D, -2, 2, 11);
   float *out = buf(B * N * D), *outr = buf(B * N * D);
   float *p = buf(B * H * N * N), *pr = buf(B * H * N * N);
-  nn_attention_forward(out, p, qkv, B, N, H, Dh);
-  nn_attention_forward_ref(outr, pr, qkv, B, N, H, Dh);
+  nn_attention_forward(out, p, qkv, NULL, NULL, 0, B, N, H, Dh);
+  nn_attention_forward_ref(outr, pr, qkv, NULL, NULL, 0, B, N, H, Dh);
   char what[96];
   snprintf(what, sizeof what, "attention B%lld N%lld H%lld Dh%lld", (long long)B, (long long)N,
            (long long)H, (long long)Dh);
@@ -148,13 +99,12 @@ static void test_attention(int64_t B, int64_t N, int64_t H, int64_t Dh) {
   float *row = buf(B * D), *rowr = buf(B * D);
   for (int64_t b = 0; b < B; b++) {
     for (int64_t h = 0; h < H; h++)
-      nn_attention_head_forward(out + b * N * D, p, qkv + b * N * 3 * D, 1, N, H, Dh, h);
+      nn_attention_head_forward(out + b * N * D, p, qkv + b * N * 3 * D, NULL, NULL, 0, 1, N, H, Dh,
+                                h);
     memcpy(row + b * D, out + b * N * D, (size_t)D * sizeof(float));
     memcpy(rowr + b * D, outr + b * N * D, (size_t)D * sizeof(float));
   }
   check("  attention nq=1 (class token row)", row, rowr, B * D, 1e-5, 1e-5);
-  scl_free(qkv), scl_free(out), scl_free(outr), scl_free(p), scl_free(pr);
-  scl_free(row), scl_free(rowr);
 }
 
 static void test_patch_embed(int64_t B, nn_patch_dims d, int64_t gap) {
@@ -172,17 +122,17 @@ static void test_patch_embed(int64_t B, nn_patch_dims d, int64_t gap) {
            (long long)B, (long long)d.C, (long long)d.img_h, (long long)d.img_w, (long long)d.P,
            (long long)d.D, (long long)gap);
   check(what, out, outr, n_out, 1e-5, 1e-5);
-  scl_free(img), scl_free(w), scl_free(b), scl_free(out), scl_free(outr), scl_free(cols);
 }
 
 int main(void) {
   const int64_t lin[][3] = {{1, 1, 1}, {7, 13, 5}, {197, 192, 576}, {33, 768, 31}, {64, 100, 3}};
   for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++)
     for (int bias = 0; bias < 2; bias++) test_linear(lin[i][0], lin[i][1], lin[i][2], bias);
-  test_layernorm(1, 1, 0.0f);
-  test_layernorm(5, 7, 0.0f);
-  test_layernorm(3, 33, 100.0f);
-  test_layernorm(197, 768, -3.0f);
+  test_layernorm(1, 1, 0.0f, 2.0f);
+  test_layernorm(5, 7, 0.0f, 2.0f);
+  test_layernorm(3, 33, 100.0f, 2.0f);
+  test_layernorm(197, 768, -3.0f, 2.0f);
+  test_layernorm(8, 768, 1000.0f, 0.52f); /* a rounded float mean would be off by 1e-4 */
   test_softmax(1, 1, 1.0f);
   test_softmax(3, 17, 5.0f);
   test_softmax(197, 197, 8.0f);
@@ -194,6 +144,7 @@ int main(void) {
   test_patch_embed(2, (nn_patch_dims){3, 32, 32, 16, 24}, 0);
   test_patch_embed(3, (nn_patch_dims){2, 12, 8, 4, 5}, 5);
   test_patch_embed(1, (nn_patch_dims){3, 224, 224, 16, 192}, 192);
+  release_buffers();
   printf("%d failed\n", failures);
   return failures > 100 ? 100 : failures;
 }

@@ -1,11 +1,10 @@
-/* test_train_kernels.c: every backward kernel and PET operation of nn_backward.h, two ways
+/* test_nn_backward.c: every backward kernel and PET operation of nn.h, two ways
  * (STYLE.md 12a-b): central finite differences of a weighted sum of the forward's output
  * against the analytic gradients, on small shapes; and each fast (BLAS) kernel against its
  * naive `_ref`, on larger and odd shapes. Prints one line per tensor with its worst element;
  * the exit status is the number of failures (capped). */
+#include "common/nn_harness.h"
 #include "safecl/nn.h"
-#include "safecl/nn_backward.h"
-#include "train_test.h"
 
 #define EPS 1e-2
 #define FD_TOL 2e-3
@@ -73,6 +72,38 @@ static void fd_layernorm(void) {
   check("layernorm_recompute = forward", y2, c.y, rows * D, 1e-6, 1e-6);
 }
 
+/* Rows with a large mean against their spread (mean 1000, std 0.3: uniform of half-width
+ * 0.3 sqrt 3). A float mean is off by up to ulp(1000) / 2 = 3.1e-5, a 1e-4 error in xhat, so
+ * kernels that each rounded the mean their own way would disagree by that much. The bound for
+ * forward vs recompute is 0: both evaluate xhat = ((x - hi) - lo) * rstd in float from the same
+ * stored hi and rstd and the same lo (one function, same operations on the same x), then the
+ * same affine. The backward must match finite differences of that forward (in double, eps small
+ * against the std so that truncation stays below the tolerance) and its double reference. */
+static void layernorm_large_mean(void) {
+  const int64_t rows = 3, D = 40;
+  ln_ctx c = {rand_buf(rows * D, 1000.0f - 0.52f, 1000.0f + 0.52f, 90),
+              rand_buf(D, 0.5f, 1.5f, 91),
+              rand_buf(D, -1, 1, 92),
+              buf(rows * D),
+              rand_buf(rows * D, -1, 1, 93),
+              buf(rows),
+              buf(rows),
+              rows,
+              D};
+  float *y2 = buf(rows * D), *dx = buf(rows * D), *dg = buf(D), *dbeta = buf(D);
+  float *dx2 = buf(rows * D), *dg2 = buf(D), *db2 = buf(D);
+  ln_loss(&c);
+  nn_layernorm_recompute(y2, c.x, c.mean, c.rstd, c.g, c.b, rows, D);
+  check("layernorm mean 1000 std 0.3: recompute = forward", y2, c.y, rows * D, 0, 0);
+  nn_layernorm_backward(dx, dg, dbeta, c.wy, c.x, c.g, c.mean, c.rstd, rows, D);
+  nn_layernorm_backward_ref(dx2, dg2, db2, c.wy, c.x, c.g, c.mean, c.rstd, rows, D);
+  check("ref layernorm_backward dx, mean 1000", dx, dx2, rows * D, 1e-5, 1e-5);
+  check("ref layernorm_backward dgamma, mean 1000", dg, dg2, D, 1e-5, 1e-5);
+  fd_check("fd layernorm dx, mean 1000 std 0.3", c.x, dx, rows * D, ln_loss, &c, 2e-3, FD_TOL);
+  fd_check("fd layernorm dgamma, mean 1000 std 0.3", c.g, dg, D, ln_loss, &c, EPS, FD_TOL);
+  fd_check("fd layernorm dbeta, mean 1000 std 0.3", c.b, dbeta, D, ln_loss, &c, EPS, FD_TOL);
+}
+
 typedef struct act_ctx {
   float *x, *y, *wy;
   int64_t rows, cols;
@@ -116,8 +147,8 @@ static double attn_loss(void *p) {
   const int64_t D = c->H * c->Dh;
   for (int64_t b = 0; b < c->B; b++)
     for (int64_t h = 0; h < c->H; h++)
-      nn_attention_head_prefix_forward(c->out + b * c->nq * D, c->probs, c->qkv + b * c->N * 3 * D,
-                                       c->pk, c->pv, c->L, c->nq, c->N, c->H, c->Dh, h);
+      nn_attention_head_forward(c->out + b * c->nq * D, c->probs, c->qkv + b * c->N * 3 * D, c->pk,
+                                c->pv, c->L, c->nq, c->N, c->H, c->Dh, h);
   return weighted_sum(c->wy, c->out, c->B * c->nq * D);
 }
 
@@ -313,16 +344,18 @@ static void ref_attention(int64_t B, int64_t N, int64_t H, int64_t Dh, int64_t L
   float *out = buf(B * N * D), *out2 = buf(B * N * D), *probs = buf(B * H * N * Nk);
   float *probs2 = buf(B * H * N * Nk), *scratch = buf(2 * N * Nk);
   char what[96];
-  snprintf(what, sizeof what, "ref attention_prefix_forward B%lld N%lld H%lld Dh%lld L%lld",
-           (long long)B, (long long)N, (long long)H, (long long)Dh, (long long)L);
-  nn_attention_prefix_forward(out, probs, qkv, pk, pv, L, B, N, H, Dh);
-  nn_attention_prefix_forward_ref(out2, probs2, qkv, pk, pv, L, B, N, H, Dh);
+  snprintf(what, sizeof what, "ref attention_forward B%lld N%lld H%lld Dh%lld L%lld", (long long)B,
+           (long long)N, (long long)H, (long long)Dh, (long long)L);
+  nn_attention_forward(out, probs, qkv, pk, pv, L, B, N, H, Dh);
+  nn_attention_forward_ref(out2, probs2, qkv, pk, pv, L, B, N, H, Dh);
   check(what, out, out2, B * N * D, 1e-5, 1e-4);
   check("ref attention probabilities", probs, probs2, B * H * N * Nk, 1e-6, 1e-4);
-  if (L == 0) { /* no prefix: the same numbers as the frozen model's own kernel */
-    nn_attention_forward(out2, probs2, qkv, B, N, H, Dh);
-    check("attention_prefix_forward(L=0) = nn_attention_forward", out, out2, B * N * D, 0, 0);
-  }
+  /* the (image, head) units the threaded drivers hand out give the batch kernel's numbers */
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++)
+      nn_attention_head_forward(out2 + b * N * D, probs2, qkv + b * N * 3 * D, pk, pv, L, N, N, H,
+                                Dh, h);
+  check("attention_head_forward = attention_forward", out, out2, B * N * D, 0, 0);
   float *dqkv = buf(B * N * 3 * D), *dqkv2 = buf(B * N * 3 * D);
   float *dpk = buf(L * D + 1), *dpv = buf(L * D + 1), *dpk2 = buf(L * D + 1),
         *dpv2 = buf(L * D + 1);
@@ -378,6 +411,7 @@ static void ref_pet(void) {
 int main(void) {
   fd_linear();
   fd_layernorm();
+  layernorm_large_mean();
   fd_activations();
   fd_attention(0, 5);
   fd_attention(0, 1);

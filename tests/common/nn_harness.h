@@ -1,14 +1,15 @@
-/* train_test.h: helpers shared by the tests in tests/train: buffers, seeded random data, the
- * element-wise comparison that prints its worst element, and the central finite-difference
- * harness (STYLE.md 12a-b).
+/* nn_harness.h: the harness of the kernel and model-gradient tests (tests/nn, tests/train):
+ * buffers, seeded random data, the element-wise comparison that prints its worst element, and
+ * the central finite-difference checker (STYLE.md 12a-b). Failures count in scl_check.h's one
+ * `failures` counter.
  *
  * Finite differences: the loss is L = sum_i w_i y_i accumulated in double over a float
  * forward; each input element is moved by +-eps (the step actually taken after rounding to
  * float is what divides), and (L+ - L-) / (h+ - h-) is compared with the analytic gradient.
  * A check passes when max |fd - analytic| <= tol * max |analytic| over the tensor, i.e. relative
  * to its largest element: float rounding in the forward makes individual tiny elements noisy. */
-#ifndef SAFECL_TESTS_TRAIN_TEST_H
-#define SAFECL_TESTS_TRAIN_TEST_H
+#ifndef SAFECL_TESTS_NN_HARNESS_H
+#define SAFECL_TESTS_NN_HARNESS_H
 
 #include <math.h>
 #include <stdio.h>
@@ -16,14 +17,13 @@
 #include <string.h>
 
 #include "safecl/core.h"
+#include "scl_check.h"
 
-static int failures = 0;
-
-/* Every test buffer, released together at the end (so that ASan's leak check stays quiet). */
+/* Every test buffer, zeroed, released together at the end (so that ASan's leak check stays quiet). */
 static void *buffers[8192];
 static int n_buffers = 0;
 
-static float *buf(int64_t n) {
+static inline float *buf(int64_t n) {
   float *p = NULL;
   if (n_buffers == 8192 ||
       scl_calloc((size_t)(n > 0 ? n : 1) * sizeof(float), "test buffer", (void **)&p)) {
@@ -34,11 +34,12 @@ static float *buf(int64_t n) {
   return p;
 }
 
-static void release_buffers(void) {
+static inline void release_buffers(void) {
   while (n_buffers > 0) scl_free(buffers[--n_buffers]);
 }
 
-static float *rand_buf(int64_t n, float lo, float hi, uint32_t seed) {
+/* Uniform in [lo, hi), one stream per seed. */
+static inline float *rand_buf(int64_t n, float lo, float hi, uint32_t seed) {
   float *p = buf(n);
   scl_rng rng;
   scl_rng_init(&rng, 42, SCL_STREAM_SYNTHETIC, 1, seed);
@@ -46,15 +47,15 @@ static float *rand_buf(int64_t n, float lo, float hi, uint32_t seed) {
   return p;
 }
 
-static float *copy_buf(const float *src, int64_t n) {
+static inline float *copy_buf(const float *src, int64_t n) {
   float *p = buf(n);
   memcpy(p, src, (size_t)n * sizeof(float));
   return p;
 }
 
 /* |got - ref| <= atol + rtol |ref| everywhere; prints the worst element. */
-static void check(const char *what, const float *got, const float *ref, int64_t n, double atol,
-                  double rtol) {
+static inline void check(const char *what, const float *got, const float *ref, int64_t n,
+                         double atol, double rtol) {
   int64_t worst = 0, imax = 0;
   double worst_excess = -INFINITY, max_abs = 0.0;
   int finite = 1;
@@ -76,8 +77,8 @@ static void check(const char *what, const float *got, const float *ref, int64_t 
 
 /* max |got - ref| <= tol * max |ref|: a gradient tensor compared relative to its largest
  * element. */
-static void check_rel(const char *what, const float *got, const double *ref, int64_t n,
-                      double tol) {
+static inline void check_rel(const char *what, const float *got, const double *ref, int64_t n,
+                             double tol) {
   double max_ref = 0.0, max_abs = 0.0;
   int64_t imax = 0;
   int finite = 1;
@@ -100,7 +101,7 @@ static void check_rel(const char *what, const float *got, const double *ref, int
 typedef double (*fd_loss)(void *ctx);
 
 /* Central differences of loss with respect to x[0..n): out[i] = dL/dx_i. */
-static void fd_grad(double *out, float *x, int64_t n, fd_loss loss, void *ctx, double eps) {
+static inline void fd_grad(double *out, float *x, int64_t n, fd_loss loss, void *ctx, double eps) {
   for (int64_t i = 0; i < n; i++) {
     const float save = x[i];
     x[i] = (float)((double)save + eps);
@@ -115,8 +116,8 @@ static void fd_grad(double *out, float *x, int64_t n, fd_loss loss, void *ctx, d
 /* Finite differences of loss w.r.t. x compared with the analytic gradient `grad`. With
  * richardson set, (4 fd(eps / 2) - fd(eps)) / 3 cancels the eps^2 term, so that a larger eps
  * (less float noise) keeps the truncation error small. */
-static void fd_check_ex(const char *what, float *x, const float *grad, int64_t n, fd_loss loss,
-                        void *ctx, double eps, double tol, int richardson) {
+static inline void fd_check_ex(const char *what, float *x, const float *grad, int64_t n,
+                               fd_loss loss, void *ctx, double eps, double tol, int richardson) {
   double *fd = malloc((size_t)(n > 0 ? n : 1) * 2 * sizeof(double));
   if (!fd) exit(2);
   fd_grad(fd, x, n, loss, ctx, eps);
@@ -134,10 +135,10 @@ static inline void fd_check(const char *what, float *x, const float *grad, int64
 }
 
 /* sum_i w_i y_i in double. */
-static double weighted_sum(const float *w, const float *y, int64_t n) {
+static inline double weighted_sum(const float *w, const float *y, int64_t n) {
   double s = 0.0;
   for (int64_t i = 0; i < n; i++) s += (double)w[i] * (double)y[i];
   return s;
 }
 
-#endif /* SAFECL_TESTS_TRAIN_TEST_H */
+#endif /* SAFECL_TESTS_NN_HARNESS_H */
