@@ -5,19 +5,22 @@
  * far from zero (mean 1000, std 0.3: the rounded mean is off by up to 3e-5, a 1e-4 error in the
  * normalised value). So every kernel here normalises with the mean as a float pair hi + lo:
  * x - hi is exact whenever x is within a factor of two of the mean (Sterbenz), which is when a
- * rounded mean would hurt, and lo = mean(x - hi) is the small remainder. The forward stores hi
- * as `mean` and rstd; lo is not stored but rederived from x and hi by the one shared function
- * (row_dev_sums), so the forward, the backward and the recomputation normalise with the same
- * float hi, lo and rstd and agree bit for bit, at the price of one pass over the row in each.
- * The training forward keeps only x and these statistics, not the normalised output (a
- * (rows, D) tensor per LayerNorm), because the backward and any consumer of the output (SSF's
- * gamma gradient) can rebuild it in one cheap pass.
+ * rounded mean would hurt, and lo = mean - hi is the remainder. The forward stores hi as `mean`,
+ * and rstd; lo is not stored but rederived from x by the one function every kernel takes the
+ * mean from (row_mean), so the forward, the backward and the recomputation normalise with the
+ * same float hi, lo and rstd and agree bit for bit, at the price of one summing pass over the
+ * row in the backward and the recomputation. The training forward keeps only x and these
+ * statistics, not the normalised output (a (rows, D) tensor per LayerNorm), because the
+ * backward and any consumer of the output (SSF's gamma gradient) can rebuild it in one cheap
+ * pass.
  *
- * The forward's sums run in 16 independent double lanes: the compiler vectorises them without
- * -ffast-math, the result is the same on every run and at every thread count, and rows are
- * short (D <= a few thousand), so double sums cost little next to the GEMMs around them. The
- * backward's two row reductions (mean of g and of g * xhat) run in 16 float lanes combined in
- * double. The `_ref` versions are plain double loops. */
+ * The forward makes two passes for the statistics (mean, then the variance of the deviations)
+ * so that rows with a large mean keep their precision. Its sums run in 16 independent double
+ * lanes: the compiler vectorises them without -ffast-math, the result is the same on every run
+ * and at every thread count, and rows are short (D <= a few thousand), so double sums cost
+ * little next to the GEMMs around them. The backward's two row reductions (mean of g and of
+ * g * xhat) run in 16 float lanes combined in double. The `_ref` versions are plain double
+ * loops. */
 #include <math.h>
 
 #include "nn_simd.h"
@@ -36,34 +39,26 @@ NN_WIDE static double lane_sum(const float *x, int64_t n) {
   return s;
 }
 
-/* Sums of d = x - hi and of d^2 over one row, in double (d is exact in double). The first is
- * what every kernel derives lo from, so its operations must not depend on the caller. */
-NN_WIDE static void row_dev_sums(const float *x, float hi, int64_t n, double *s1, double *s2) {
-  double a[LANES] = {0}, b[LANES] = {0};
+NN_WIDE static double lane_sqdev(const float *x, double mean, int64_t n) {
+  double lane[LANES] = {0};
   int64_t j = 0;
   for (; j + LANES <= n; j += LANES)
     for (int k = 0; k < LANES; k++) {
-      const double d = (double)x[j + k] - (double)hi;
-      a[k] += d;
-      b[k] += d * d;
+      double d = (double)x[j + k] - mean;
+      lane[k] += d * d;
     }
-  double sa = 0.0, sb = 0.0;
-  for (; j < n; j++) {
-    const double d = (double)x[j] - (double)hi;
-    sa += d;
-    sb += d * d;
-  }
-  for (int k = 0; k < LANES; k++) sa += a[k], sb += b[k];
-  *s1 = sa;
-  *s2 = sb;
+  double s = 0.0;
+  for (; j < n; j++) s += ((double)x[j] - mean) * ((double)x[j] - mean);
+  for (int k = 0; k < LANES; k++) s += lane[k];
+  return s;
 }
 
-/* lo of the row whose stored mean is hi. */
-NN_WIDE static float row_mean_lo(const float *x, float hi, int64_t D) {
-  double s1, s2;
-  row_dev_sums(x, hi, D, &s1, &s2);
-  return (float)(s1 / (double)D);
-}
+/* The row's mean in double: the one function every kernel derives the mean from, so that they
+ * all see the same value. */
+NN_WIDE static double row_mean(const float *x, int64_t D) { return lane_sum(x, D) / (double)D; }
+
+/* lo of the row whose mean is mu and whose stored (rounded) mean is hi. */
+static float mean_lo(double mu, float hi) { return (float)(mu - (double)hi); }
 
 /* xhat = ((x - hi) - lo) * rstd, the one expression every kernel normalises with. */
 #define LN_XHAT(x, hi, lo, rs) ((((x) - (hi)) - (lo)) * (rs))
@@ -74,27 +69,26 @@ NN_WIDE static void row_affine(float *y, const float *x, float hi, float lo, flo
   for (int64_t j = 0; j < D; j++) y[j] = LN_XHAT(x[j], hi, lo, rs) * gamma[j] + beta[j];
 }
 
-void nn_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *gamma,
-                          const float *beta, int64_t rows, int64_t D, float eps) {
+NN_WIDE void nn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
+                                  const float *gamma, const float *beta, int64_t rows, int64_t D,
+                                  float eps) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * D;
-    /* hi is the rounded mean; the deviations from it give lo and, shifted by lo, the variance */
-    const float hi = (float)(lane_sum(xr, D) / (double)D);
-    double s1, s2;
-    row_dev_sums(xr, hi, D, &s1, &s2);
-    const double lo_d = s1 / (double)D, var = s2 / (double)D - lo_d * lo_d;
-    const float lo = (float)lo_d, rs = (float)(1.0 / sqrt(var + (double)eps));
+    const double mu = row_mean(xr, D);
+    const float hi = (float)mu, lo = mean_lo(mu, hi);
+    const float rs = (float)(1.0 / sqrt(lane_sqdev(xr, mu, D) / (double)D + (double)eps));
     row_affine(y + r * D, xr, hi, lo, rs, gamma, beta, D);
     if (mean) mean[r] = hi;
     if (rstd) rstd[r] = rs;
   }
 }
 
-void nn_layernorm_recompute(float *y, const float *x, const float *mean, const float *rstd,
-                            const float *gamma, const float *beta, int64_t rows, int64_t D) {
+NN_WIDE void nn_layernorm_recompute(float *y, const float *x, const float *mean, const float *rstd,
+                                    const float *gamma, const float *beta, int64_t rows,
+                                    int64_t D) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * D;
-    row_affine(y + r * D, xr, mean[r], row_mean_lo(xr, mean[r], D), rstd[r], gamma, beta, D);
+    row_affine(y + r * D, xr, mean[r], mean_lo(row_mean(xr, D), mean[r]), rstd[r], gamma, beta, D);
   }
 }
 
@@ -144,7 +138,7 @@ NN_WIDE void nn_layernorm_backward(float *dx, float *dgamma, float *dbeta, const
   for (int64_t r = 0; r < rows; r++) {
     const float *dyr = dy + r * D, *xr = x + r * D;
     const float hi = mean[r], rs = rstd[r];
-    const float lo = dx || dgamma ? row_mean_lo(xr, hi, D) : 0.0f;
+    const float lo = dx || dgamma ? mean_lo(row_mean(xr, D), hi) : 0.0f;
     if (dx) {
       double sg, sgx;
       row_grad_sums(dyr, xr, gamma, hi, lo, rs, D, &sg, &sgx);
