@@ -3,7 +3,8 @@
  * One process, batches in dataset order through run_extract (extract.c). All features stay in
  * memory until the end (100k x 768 floats = 300 MB) and are written in one call, then the file is
  * published by rename, so an interrupted run leaves nothing half-written. What this does not do:
- * distribute over ranks (the data-parallel issue shards it). */
+ * distribute over ranks: it is a one-off export run in one process, while a trial shards its own
+ * extraction over its group (trial.c). */
 #include "safecl/features.h"
 
 #include <stddef.h>

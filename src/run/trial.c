@@ -443,11 +443,6 @@ scl_err run_trial_identity(const run_trial_cfg *cfg, char id[33]) {
   return SCL_OK;
 }
 
-scl_err run_trial(const run_trial_cfg *cfg) {
-  SCL_CALL(run_trial_ex(cfg, NULL, NULL, NULL));
-  return SCL_OK;
-}
-
 /* Opens everything a trial needs; on a group every rank does the same and the group agrees. */
 static scl_err open_trial(const run_trial_cfg *cfg, trial_state *st, run_trial_result *result,
                           int *finished) {
