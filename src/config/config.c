@@ -2,8 +2,8 @@
  *
  * A file is walked setting by setting; every leaf must name a key of the table (unknown keys are
  * errors with file:line), and its libconfig type must fit the key's type. Overrides are parsed
- * from text with the same rules. What this does not do: merge several schemas or keep lists of
- * groups; commands with richer structure (sweeps) layer those on top of one table each. */
+ * from text with the same rules. A renamed key's old name is accepted with a warning. What this
+ * does not do: merge several schemas or keep lists of groups; commands with richer structure (sweeps) layer those on top of one table each. */
 #include "safecl/config.h"
 
 #include <errno.h>
@@ -15,6 +15,11 @@
 static const cfg_key *find_key(const cfg_schema *s, const char *name) {
   for (int i = 0; i < s->n_keys; i++)
     if (!strcmp(s->keys[i].name, name)) return &s->keys[i];
+  for (int i = 0; i < s->n_renamed; i++)
+    if (!strcmp(s->renamed[i].old_name, name)) {
+      SCL_WARN("%s: key '%s' is deprecated; use '%s'", s->command, name, s->renamed[i].name);
+      return find_key(s, s->renamed[i].name);
+    }
   return NULL;
 }
 

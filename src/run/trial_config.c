@@ -4,10 +4,8 @@
 
 #include "safecl/trial.h"
 
-#define K(name, type, field, lo, hi, def, choices, help) \
-  { name, type, offsetof(run_trial_cfg, field), lo, hi, def, choices, help, 0 }
-#define KX(name, type, field, lo, hi, def, choices, help) \
-  { name, type, offsetof(run_trial_cfg, field), lo, hi, def, choices, help, 1 }
+#define K(...) CFG_KEY(run_trial_cfg, __VA_ARGS__)
+#define KX(...) CFG_KEY_NO_IDENTITY(run_trial_cfg, __VA_ARGS__)
 
 static const cfg_key trial_keys[] = {
     K("dataset.name", CFG_STRING, dataset_name, 0, 0, "synthetic", NULL,
@@ -125,4 +123,4 @@ static const cfg_key trial_keys[] = {
 #undef KX
 
 const cfg_schema run_trial_schema = {"train", trial_keys,
-                                     (int)(sizeof trial_keys / sizeof trial_keys[0])};
+                                     (int)(sizeof trial_keys / sizeof trial_keys[0]), NULL, 0};
