@@ -37,16 +37,21 @@ static scl_err check_bounds(const cfg_key *k, double v, const char *where) {
   return SCL_OK;
 }
 
+const char *cfg_key_choices(const cfg_key *k) {
+  return k->choices || !k->choices_of ? k->choices : k->choices_of();
+}
+
 static scl_err check_choice(const cfg_key *k, const char *v, const char *where) {
-  if (!k->choices) return SCL_OK;
+  const char *choices = cfg_key_choices(k);
+  if (!choices) return SCL_OK;
   size_t len = strlen(v);
-  for (const char *c = k->choices; *c;) {
+  for (const char *c = choices; *c;) {
     const char *bar = strchr(c, '|');
     size_t n = bar ? (size_t)(bar - c) : strlen(c);
     if (n == len && !strncmp(c, v, n)) return SCL_OK;
     c += n + (bar ? 1 : 0);
   }
-  return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not one of %s", where, k->name, v, k->choices);
+  return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not one of %s", where, k->name, v, choices);
 }
 
 static scl_err set_string(const cfg_key *k, void *cfg, const char *v, const char *where) {

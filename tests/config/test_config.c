@@ -18,12 +18,12 @@ typedef struct demo_cfg {
 } demo_cfg;
 
 static const cfg_key demo_keys[] = {
-    {"train.batch", CFG_INT, offsetof(demo_cfg, batch), 1, 4096, "48", NULL, "batch size", 0},
-    {"train.lr", CFG_FLOAT, offsetof(demo_cfg, lr), 0, 10, "0.01", NULL, "learning rate", 0},
-    {"data.flip", CFG_BOOL, offsetof(demo_cfg, flip), 0, 1, "true", NULL, "flip", 0},
+    {"train.batch", CFG_INT, offsetof(demo_cfg, batch), 1, 4096, "48", NULL, "batch size", 0, NULL},
+    {"train.lr", CFG_FLOAT, offsetof(demo_cfg, lr), 0, 10, "0.01", NULL, "learning rate", 0, NULL},
+    {"data.flip", CFG_BOOL, offsetof(demo_cfg, flip), 0, 1, "true", NULL, "flip", 0, NULL},
     {"data.format", CFG_STRING, offsetof(demo_cfg, format), 0, 0, "synthetic",
-     "folder|cifar100|synthetic", "reader", 0},
-    {"data.mean", CFG_FLOATS, offsetof(demo_cfg, mean), -10, 10, "[]", NULL, "mean", 0},
+     "folder|cifar100|synthetic", "reader", 0, NULL},
+    {"data.mean", CFG_FLOATS, offsetof(demo_cfg, mean), -10, 10, "[]", NULL, "mean", 0, NULL},
 };
 static const cfg_renamed demo_renamed[] = {{"data.reader", "data.format"}};
 static const cfg_schema demo = {"demo", demo_keys, 5, demo_renamed, 1};
