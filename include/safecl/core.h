@@ -116,6 +116,16 @@ void scl_log_error_traceback(void);
 
 #define SCL_ALIGN 64
 
+/* Two allocator families; every pointer goes back to the family it came from.
+ *  - scl_alloc / scl_calloc -> scl_free: the buffers computation runs over: tensors, features,
+ *    matrices, label and index arrays, scratch, raw file and message bytes. They are 64-byte
+ *    aligned (SIMD loads, BLAS) and a failure names the buffer and its size. src/model and
+ *    src/nn allocate only these.
+ *  - malloc / calloc / realloc / strdup -> free: bookkeeping: the struct an x_create returns,
+ *    strings, and tables of records or pointers, including anything grown with realloc (an
+ *    aligned block cannot be reallocated).
+ * Memory a library hands out goes back the library's way (H5free_memory, cJSON_Delete, ...). */
+
 /* 64-byte aligned allocation; `what` names the buffer in the out-of-memory message. */
 SCL_NODISCARD scl_err scl_alloc(size_t bytes, const char *what, void **out);
 /* Same, zero-filled. */
