@@ -33,12 +33,34 @@ typedef struct cfg_key {
   const char *help;
   int no_identity; /* 1: the key does not change results (paths, threads, batch of a pure
                       inference pass), so trial identity leaves it out */
+  /* STRING only, when `choices` is NULL: the choices computed from a registry (method.name's are
+   * the registered methods), in the same "a|b|c" form. */
+  const char *(*choices_of)(void);
 } cfg_key;
+
+/* The allowed values of a STRING key ("a|b|c"), or NULL for free text. */
+const char *cfg_key_choices(const cfg_key *k);
+
+/* A row of a key table for the config struct `st`, e.g.
+ *   CFG_KEY(run_trial_cfg, "dataset.crop", CFG_INT, crop, 8, 8192, "224", NULL, "CenterCrop"),
+ * and the same for a key that does not change results (no_identity = 1). */
+#define CFG_KEY(st, name_, type_, field_, min_, max_, def_, choices_, help_) \
+  { name_, type_, offsetof(st, field_), min_, max_, def_, choices_, help_, 0, NULL }
+#define CFG_KEY_NO_IDENTITY(st, name_, type_, field_, min_, max_, def_, choices_, help_) \
+  { name_, type_, offsetof(st, field_), min_, max_, def_, choices_, help_, 1, NULL }
+
+/* A key that was renamed: files and overrides may still use old_name, which sets `name` and logs
+ * a one-line deprecation warning. */
+typedef struct cfg_renamed {
+  const char *old_name, *name;
+} cfg_renamed;
 
 typedef struct cfg_schema {
   const char *command; /* for messages and --help */
   const cfg_key *keys;
   int n_keys;
+  const cfg_renamed *renamed; /* may be NULL */
+  int n_renamed;
 } cfg_schema;
 
 /* Fills `out` from defaults, then the file at `path` (may be NULL; @include is resolved

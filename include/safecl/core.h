@@ -116,27 +116,25 @@ void scl_log_error_traceback(void);
 
 #define SCL_ALIGN 64
 
+/* Two allocator families; every pointer goes back to the family it came from.
+ *  - scl_alloc / scl_calloc -> scl_free: the buffers computation runs over: tensors, features,
+ *    matrices, label and index arrays, scratch, raw file and message bytes. They are 64-byte
+ *    aligned (SIMD loads, BLAS) and a failure names the buffer and its size. src/model and
+ *    src/nn allocate only these.
+ *  - malloc / calloc / realloc / strdup -> free: bookkeeping: the struct an x_create returns,
+ *    strings, and tables of records or pointers, including anything grown with realloc (an
+ *    aligned block cannot be reallocated).
+ * Memory a library hands out goes back the library's way (H5free_memory, cJSON_Delete, ...). */
+
 /* 64-byte aligned allocation; `what` names the buffer in the out-of-memory message. */
 SCL_NODISCARD scl_err scl_alloc(size_t bytes, const char *what, void **out);
 /* Same, zero-filled. */
 SCL_NODISCARD scl_err scl_calloc(size_t bytes, const char *what, void **out);
 void scl_free(void *p);
 
-/* A bump allocator over one aligned block, sized once at setup (STYLE.md 7). */
-typedef struct scl_arena {
-  char *base;
-  size_t capacity;
-  size_t used;
-  size_t high_water;
-} scl_arena;
-
-SCL_NODISCARD scl_err scl_arena_create(size_t capacity, const char *what, scl_arena **out);
-void scl_arena_destroy(scl_arena **arena);
-/* 64-byte aligned sub-allocation; fails with a message when capacity would be exceeded. */
-SCL_NODISCARD scl_err scl_arena_alloc(scl_arena *arena, size_t bytes, void **out);
-void scl_arena_reset(scl_arena *arena);
-/* Bytes an arena needs for a sequence of allocations of these sizes (alignment included). */
-size_t scl_arena_round(size_t bytes);
+/* n floats rounded up to whole 64-byte lines (a multiple of 16), so that buffers carved one after
+ * another from an aligned block each stay aligned. */
+static inline int64_t scl_pad_floats(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Counter-based RNG: Philox4x32-10 (Salmon et al., SC'11).                                  */

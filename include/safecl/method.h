@@ -175,9 +175,17 @@ typedef struct learn_cost {
 
 typedef struct learn_method learn_method;
 
+/* A method: its names, and the functions the runner calls. Adding a method is one file in
+ * src/learn/ that defines its learn_method_ops, and one row in the registry (method.c); the
+ * config choices of method.name, the planner's rough guess and the report's names and
+ * grouping are all read from these fields. */
 typedef struct learn_method_ops {
-  const char *name;
-  const char *category; /* "prompt", "representation", "safe" (report grouping) */
+  const char *name;     /* config name (method.name), e.g. "simplecil" */
+  const char *label;    /* display name in reports, e.g. "SimpleCIL" */
+  const char *category; /* family for report grouping: "prompt", "representation" or "safe" */
+  /* Relative cost of a trial (SimpleCIL = 1) for the planner's rough guess, used only when the
+   * cost model cannot price a trial (its dataset cannot be opened where the sweep is planned). */
+  double cost_factor;
   SCL_NODISCARD scl_err (*create)(const learn_context *ctx, learn_method **out);
   /* Planning without an instance (see learn_cost); t = session index. */
   learn_cost (*cost)(const learn_method_cfg *cfg, int t);
@@ -213,9 +221,14 @@ struct learn_method {
   const learn_method_ops *ops;
 };
 
+/* The registry: every method safecl runs, rows 0 .. learn_method_count() - 1, in display order
+ * within each family. */
+int learn_method_count(void);
+const learn_method_ops *learn_method_at(int i);
 /* The registered method called `name`, or NULL. */
 const learn_method_ops *learn_method_find(const char *name);
-/* "simplecil|..." for config validation and messages (static string). */
+/* The registry's names in row order, "simplecil|...", for config validation, --help and messages
+ * (a static string, built on first use). */
 const char *learn_method_names(void);
 
 #endif /* SAFECL_METHOD_H */

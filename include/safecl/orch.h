@@ -211,9 +211,23 @@ void orch_state_settle(orch_state *s);
  * returned error means the ranks could not agree (an MPI failure): the caller aborts the job. */
 SCL_NODISCARD scl_err orch_sweep_run(const dist_comm *world, int argc, char **argv, int *exit_code);
 
-/* `safecl sweep --list|--count|--summary SWEEP.cfg [k=v]` and `--trial I ...` (which = I):
- * plans the sweep and prints to stdout; argv[1] is the sweep file, argv[2..] overrides. */
-SCL_NODISCARD scl_err orch_sweep_info(const char *mode, const char *which, int argc, char **argv);
+/* What `safecl sweep` prints about a planned sweep without running it. */
+typedef enum {
+  ORCH_SWEEP_LIST,   /* --list: one line per trial: index, id, expected seconds, status, label */
+  ORCH_SWEEP_COUNT,  /* --count: the number of trials */
+  ORCH_SWEEP_SUMMARY /* --summary: key=value lines for job scripts */
+} orch_sweep_view;
+
+/* In the three functions below argv[1] is the sweep file and argv[2..] its overrides, and the
+ * output goes to stdout. */
+/* `safecl sweep --list|--count|--summary SWEEP.cfg [k=v]`: plans the sweep and prints `view`. */
+SCL_NODISCARD scl_err orch_sweep_print(orch_sweep_view view, int argc, char **argv);
+/* `safecl sweep --trial I SWEEP.cfg run.dir=DIR [k=v]`: the `safecl train` arguments of the trial
+ * at position `index` (decimal text, 0-based, expansion order), one per line. */
+SCL_NODISCARD scl_err orch_sweep_print_trial(const char *index, int argc, char **argv);
+/* `safecl sweep --plan SWEEP.cfg run.dir=DIR [k=v]`: records the plan in run.dir (ledger,
+ * sweep.cfg, index.h5) without running it, so that status and reports follow array jobs. */
+SCL_NODISCARD scl_err orch_sweep_plan_record(int argc, char **argv);
 
 /* `safecl status RUN_DIR`: trials by state, what each group is doing, throughput and ETA. */
 SCL_NODISCARD scl_err orch_status_print(const char *run_dir, FILE *out);

@@ -1,4 +1,5 @@
-/* publish.h: atomic publication of files (write-then-rename).
+/* publish.h: atomic publication of files (write-then-rename), and `mkdir -p` for the
+ * directories they go into.
  *
  * A file is written under a temporary name beside its destination, `<path>.tmp.<pid>`, then
  * published with io_publish_commit: fsync the temporary file, rename it over `path`, fsync the
@@ -41,5 +42,9 @@ SCL_NODISCARD scl_err io_write_file_atomic(const char *path, const void *data, s
 /* Writes all `len` bytes to `fd` (retrying short writes and EINTR); `what` names the file in the
  * error message. A helper for writers that stream into the descriptor from io_publish_begin. */
 SCL_NODISCARD scl_err io_write_all(int fd, const void *data, size_t len, const char *what);
+
+/* Creates `path` and any missing parent directories (mode 0777 less the umask), as `mkdir -p`:
+ * directories that already exist are not an error. */
+SCL_NODISCARD scl_err io_mkdirs(const char *path);
 
 #endif /* SAFECL_PUBLISH_H */

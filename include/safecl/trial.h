@@ -1,5 +1,6 @@
-/* trial.h: one continual-learning trial in one process: data, sessions, method, evaluation,
- * metrics and the trial.h5 results file (DESIGN.md sections 3, 4, 6).
+/* trial.h: one continual-learning trial on a group of ranks (one rank or many, data-parallel):
+ * data, sessions, method, evaluation, metrics and the trial.h5 results file (DESIGN.md sections
+ * 3, 4, 6).
  *
  * Identity: a trial is named by the XXH3-128 of its canonical effective config (keys that do
  * not change results left out) plus the hashes of the backbone file and both dataset manifests.
@@ -69,7 +70,6 @@ typedef struct run_trial_hooks {
  * NULL; a stop requested on any rank stops the group. */
 SCL_NODISCARD scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group,
                                    const run_trial_hooks *hooks, run_trial_result *result);
-SCL_NODISCARD scl_err run_trial(const run_trial_cfg *cfg);
 
 /* The trial's identity (32 hex digits + NUL) without running it: the canonical config, the
  * weights file's hash and both dataset manifests. Datasets and weights files are hashed once

@@ -32,6 +32,16 @@ static void usage(FILE *f) {
   cfg_print_help(&orch_sweep_schema, f);
 }
 
+/* One of the printing options; argv[1] is the option, argv[2] the trial index of --trial. */
+static scl_err info(const char *mode, int argc, char **argv) {
+  if (!strcmp(mode, "--trial")) return orch_sweep_print_trial(argv[2], argc - 2, argv + 2);
+  if (!strcmp(mode, "--plan")) return orch_sweep_plan_record(argc - 1, argv + 1);
+  orch_sweep_view view = !strcmp(mode, "--list")    ? ORCH_SWEEP_LIST
+                         : !strcmp(mode, "--count") ? ORCH_SWEEP_COUNT
+                                                    : ORCH_SWEEP_SUMMARY;
+  return orch_sweep_print(view, argc - 1, argv + 1);
+}
+
 int cmd_sweep(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -55,8 +65,7 @@ int cmd_sweep(int argc, char **argv) {
     if (argc <= skip) {
       usage(stderr);
       code = 2;
-    } else if (dist_comm_rank(world) == 0 &&
-               orch_sweep_info(mode, argv[2], argc - skip, argv + skip) != SCL_OK) {
+    } else if (dist_comm_rank(world) == 0 && info(mode, argc, argv) != SCL_OK) {
       scl_log_error_traceback();
       code = 1;
     }

@@ -2,8 +2,8 @@
  *
  * A file is walked setting by setting; every leaf must name a key of the table (unknown keys are
  * errors with file:line), and its libconfig type must fit the key's type. Overrides are parsed
- * from text with the same rules. What this does not do: merge several schemas or keep lists of
- * groups; commands with richer structure (sweeps) layer those on top of one table each. */
+ * from text with the same rules. A renamed key's old name is accepted with a warning. What this
+ * does not do: merge several schemas or keep lists of groups; commands with richer structure (sweeps) layer those on top of one table each. */
 #include "safecl/config.h"
 
 #include <errno.h>
@@ -15,6 +15,11 @@
 static const cfg_key *find_key(const cfg_schema *s, const char *name) {
   for (int i = 0; i < s->n_keys; i++)
     if (!strcmp(s->keys[i].name, name)) return &s->keys[i];
+  for (int i = 0; i < s->n_renamed; i++)
+    if (!strcmp(s->renamed[i].old_name, name)) {
+      SCL_WARN("%s: key '%s' is deprecated; use '%s'", s->command, name, s->renamed[i].name);
+      return find_key(s, s->renamed[i].name);
+    }
   return NULL;
 }
 
@@ -32,16 +37,21 @@ static scl_err check_bounds(const cfg_key *k, double v, const char *where) {
   return SCL_OK;
 }
 
+const char *cfg_key_choices(const cfg_key *k) {
+  return k->choices || !k->choices_of ? k->choices : k->choices_of();
+}
+
 static scl_err check_choice(const cfg_key *k, const char *v, const char *where) {
-  if (!k->choices) return SCL_OK;
+  const char *choices = cfg_key_choices(k);
+  if (!choices) return SCL_OK;
   size_t len = strlen(v);
-  for (const char *c = k->choices; *c;) {
+  for (const char *c = choices; *c;) {
     const char *bar = strchr(c, '|');
     size_t n = bar ? (size_t)(bar - c) : strlen(c);
     if (n == len && !strncmp(c, v, n)) return SCL_OK;
     c += n + (bar ? 1 : 0);
   }
-  return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not one of %s", where, k->name, v, k->choices);
+  return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not one of %s", where, k->name, v, choices);
 }
 
 static scl_err set_string(const cfg_key *k, void *cfg, const char *v, const char *where) {

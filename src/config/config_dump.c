@@ -92,7 +92,7 @@ void cfg_print_help(const cfg_schema *schema, FILE *f) {
     fprintf(f, "  %-26s %-7s default %s", k->name, tn[k->type], k->def[0] ? k->def : "\"\"");
     if (k->type == CFG_INT || k->type == CFG_FLOAT || k->type == CFG_FLOATS)
       fprintf(f, "  [%g, %g]", k->min, k->max);
-    if (k->choices) fprintf(f, "  {%s}", k->choices);
+    if (cfg_key_choices(k)) fprintf(f, "  {%s}", cfg_key_choices(k));
     fprintf(f, "\n      %s\n", k->help);
   }
 }

@@ -1,17 +1,17 @@
-/* memory.c: aligned allocation and the bump arena.
+/* memory.c: aligned allocation (scl_alloc, scl_calloc, scl_free).
  *
- * Activations and parameters are sized once at setup and carved from arenas, so the hot path
- * never calls malloc (STYLE.md 7). Allocation failures name the buffer and its size. */
+ * Every block is 64-byte aligned, so SIMD loads and BLAS calls never meet a split cache line, and
+ * a failure names the buffer and its size. What this deliberately is not: a pool or an arena.
+ * Activations and parameters are sized once at setup, each in one block that its owner (the
+ * model, the trainer) carves into tensors, so the hot path never allocates (STYLE.md 7). */
 #include "safecl/core.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-size_t scl_arena_round(size_t bytes) { return (bytes + SCL_ALIGN - 1) / SCL_ALIGN * SCL_ALIGN; }
-
 scl_err scl_alloc(size_t bytes, const char *what, void **out) {
   *out = NULL;
-  size_t rounded = scl_arena_round(bytes ? bytes : 1);
+  size_t rounded = ((bytes ? bytes : 1) + SCL_ALIGN - 1) / SCL_ALIGN * SCL_ALIGN;
   if (rounded < bytes) return SCL_ERROR(SCL_ERR_NOMEM, "%s: size %zu overflows", what, bytes);
   void *p = aligned_alloc(SCL_ALIGN, rounded);
   if (!p)
@@ -28,37 +28,3 @@ scl_err scl_calloc(size_t bytes, const char *what, void **out) {
 }
 
 void scl_free(void *p) { free(p); }
-
-scl_err scl_arena_create(size_t capacity, const char *what, scl_arena **out) {
-  *out = NULL;
-  scl_arena *a = calloc(1, sizeof *a);
-  if (!a) return SCL_ERROR(SCL_ERR_NOMEM, "cannot allocate arena header for %s", what);
-  scl_err err = scl_alloc(capacity, what, (void **)&a->base);
-  if (err) {
-    free(a);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
-  }
-  a->capacity = scl_arena_round(capacity ? capacity : 1);
-  *out = a;
-  return SCL_OK;
-}
-
-void scl_arena_destroy(scl_arena **arena) {
-  if (!arena || !*arena) return;
-  free((*arena)->base);
-  free(*arena);
-  *arena = NULL;
-}
-
-scl_err scl_arena_alloc(scl_arena *a, size_t bytes, void **out) {
-  size_t need = scl_arena_round(bytes);
-  if (need < bytes || need > a->capacity - a->used)
-    return SCL_ERROR(SCL_ERR_INTERNAL, "arena of %zu bytes exhausted: %zu used, %zu requested",
-                     a->capacity, a->used, bytes);
-  *out = a->base + a->used;
-  a->used += need;
-  if (a->used > a->high_water) a->high_water = a->used;
-  return SCL_OK;
-}
-
-void scl_arena_reset(scl_arena *a) { a->used = 0; }

@@ -1,4 +1,4 @@
-/* publish.c: write-then-rename publication of files.
+/* publish.c: write-then-rename publication of files, and the directories they go into.
  *
  * The temporary file lives in the destination's directory so that rename(2) is atomic (same
  * filesystem) and its name carries the pid so that two processes publishing the same path do not
@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Directory part of `path` ("." when there is none); *out is freed with scl_free. */
@@ -126,5 +127,20 @@ scl_err io_write_file_atomic(const char *path, const void *data, size_t len) {
   err = io_publish_commit(tmp, path);
   scl_free(tmp);
   SCL_CALL(err);
+  return SCL_OK;
+}
+
+scl_err io_mkdirs(const char *path) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf;; p++) {
+    if (*p && (*p != '/' || p == buf)) continue;
+    char c = *p;
+    *p = '\0';
+    if (buf[0] && mkdir(buf, 0777) != 0 && errno != EEXIST)
+      return SCL_ERROR(SCL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+    if (!c) break;
+    *p = c;
+  }
   return SCL_OK;
 }

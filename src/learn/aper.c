@@ -118,7 +118,9 @@ static scl_err aper_create(const learn_context *ctx, learn_method **out);
 
 const learn_method_ops learn_aper_ops = {
     .name = "aper",
+    .label = "APER",
     .category = "representation",
+    .cost_factor = 20.0,
     .create = aper_create,
     .cost = aper_cost,
     .train_plan = aper_train_plan,

@@ -17,8 +17,6 @@
 #include "safecl/core.h"
 
 /* Pieces of caller memory are rounded up to 16 floats (64 bytes). */
-static size_t round16(int64_t n) { return ((size_t)n + 15u) & ~(size_t)15u; }
-
 void learn_l2norm_forward(float *xn, float *norm, const float *x, int64_t rows, int64_t D) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * D;
@@ -48,21 +46,22 @@ void learn_l2norm_backward(float *dx, const float *dxn, const float *xn, const f
 }
 
 size_t learn_cosine_cache_floats(int64_t B, int64_t K, int64_t D) {
-  return round16(B * D) + round16(B) + round16(K * D) + round16(K) + round16(B * K);
+  return scl_pad_floats(B * D) + scl_pad_floats(B) + scl_pad_floats(K * D) + scl_pad_floats(K) +
+         scl_pad_floats(B * K);
 }
 
 learn_cosine_cache learn_cosine_cache_bind(float *mem, int64_t B, int64_t K, int64_t D) {
   learn_cosine_cache c;
   c.xn = mem;
-  c.xnorm = c.xn + round16(B * D);
-  c.wn = c.xnorm + round16(B);
-  c.wnorm = c.wn + round16(K * D);
-  c.cos = c.wnorm + round16(K);
+  c.xnorm = c.xn + scl_pad_floats(B * D);
+  c.wn = c.xnorm + scl_pad_floats(B);
+  c.wnorm = c.wn + scl_pad_floats(K * D);
+  c.cos = c.wnorm + scl_pad_floats(K);
   return c;
 }
 
 size_t learn_cosine_backward_scratch(int64_t B, int64_t K, int64_t D) {
-  return round16(B * K) + round16(B * D) + round16(K * D);
+  return scl_pad_floats(B * K) + scl_pad_floats(B * D) + scl_pad_floats(K * D);
 }
 
 void learn_cosine_forward(float *logits, const learn_cosine_cache *cache, const float *x,
@@ -106,7 +105,7 @@ void learn_cosine_backward(float *dx, float *dw, float *dsigma, float *scratch,
                            const learn_cosine_cache *cache, int64_t B, int64_t K, int64_t D) {
   (void)x, (void)w; /* in the layer signature; the cache holds what the backward needs */
   if (B <= 0 || K <= 0) return;
-  float *dcos = scratch, *dxn = dcos + round16(B * K), *dwn = dxn + round16(B * D);
+  float *dcos = scratch, *dxn = dcos + scl_pad_floats(B * K), *dwn = dxn + scl_pad_floats(B * D);
   sigma_backward(dcos, dsigma, dlogits, sigma, cache->cos, B * K);
   if (dx) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)D, (int)K, 1.0f, dcos,
@@ -125,7 +124,7 @@ void learn_cosine_backward_ref(float *dx, float *dw, float *dsigma, float *scrat
                                const float *sigma, const learn_cosine_cache *cache, int64_t B,
                                int64_t K, int64_t D) {
   (void)x, (void)w;
-  float *dcos = scratch, *dxn = dcos + round16(B * K), *dwn = dxn + round16(B * D);
+  float *dcos = scratch, *dxn = dcos + scl_pad_floats(B * K), *dwn = dxn + scl_pad_floats(B * D);
   sigma_backward(dcos, dsigma, dlogits, sigma, cache->cos, B * K);
   for (int64_t b = 0; b < B && dx; b++)
     for (int64_t i = 0; i < D; i++) {

@@ -12,7 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-static size_t round16(int64_t n) { return ((size_t)n + 15u) & ~(size_t)15u; }
+#include "safecl/core.h"
 
 /* Mean cross-entropy over R rows of logits (R, K) where row r < nid has label r and row r >= nid
  * has label y[r - nid]. dlogits += scale * gradient (NULL: skip). NAN on a bad label. */
@@ -57,18 +57,18 @@ static cc_scratch cc_bind(float *mem, int64_t K, int64_t Kt, int64_t B, int64_t 
   const int64_t R = K + B;
   cc_scratch s;
   s.x = mem;
-  s.dx = s.x + round16(R * D);
-  s.logits = s.dx + round16(R * D);
-  s.dlogits = s.logits + round16(R * Kt);
-  s.cache = s.dlogits + round16(R * Kt);
+  s.dx = s.x + scl_pad_floats(R * D);
+  s.logits = s.dx + scl_pad_floats(R * D);
+  s.dlogits = s.logits + scl_pad_floats(R * Kt);
+  s.cache = s.dlogits + scl_pad_floats(R * Kt);
   s.bwd = s.cache + learn_cosine_cache_floats(R, Kt, D);
   return s;
 }
 
 size_t learn_crossclass_scratch(int64_t K, int64_t Kt, int64_t B, int64_t D) {
   const int64_t R = K + B;
-  return 2 * round16(R * D) + 2 * round16(R * Kt) + learn_cosine_cache_floats(R, Kt, D) +
-         learn_cosine_backward_scratch(R, Kt, D);
+  return 2 * scl_pad_floats(R * D) + 2 * scl_pad_floats(R * Kt) +
+         learn_cosine_cache_floats(R, Kt, D) + learn_cosine_backward_scratch(R, Kt, D);
 }
 
 /* One half: CE(head([protos; feats]), yhat). Gradients to the head (dw, dsigma) and to the

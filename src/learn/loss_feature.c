@@ -14,7 +14,7 @@
 #include <cblas.h>
 #include <math.h>
 
-static size_t round16(int64_t n) { return ((size_t)n + 15u) & ~(size_t)15u; }
+#include "safecl/core.h"
 
 typedef struct tr_scratch {
   float *s, *snorm, *p, *pnorm, *c, *ds;
@@ -23,16 +23,16 @@ typedef struct tr_scratch {
 static tr_scratch tr_bind(float *mem, int64_t B, int64_t D) {
   tr_scratch t;
   t.s = mem;
-  t.snorm = t.s + round16(B * D);
-  t.p = t.snorm + round16(B);
-  t.pnorm = t.p + round16(B * D);
-  t.c = t.pnorm + round16(B);
-  t.ds = t.c + round16(D * D);
+  t.snorm = t.s + scl_pad_floats(B * D);
+  t.p = t.snorm + scl_pad_floats(B);
+  t.pnorm = t.p + scl_pad_floats(B * D);
+  t.c = t.pnorm + scl_pad_floats(B);
+  t.ds = t.c + scl_pad_floats(D * D);
   return t;
 }
 
 size_t learn_transfer_scratch(int64_t B, int64_t D) {
-  return 3 * round16(B * D) + 2 * round16(B) + round16(D * D);
+  return 3 * scl_pad_floats(B * D) + 2 * scl_pad_floats(B) + scl_pad_floats(D * D);
 }
 
 /* Loss from C (D, D) in double; C is overwritten by scale * dL/dC / B (the 1/B of ds = p dC^T / B

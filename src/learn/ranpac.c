@@ -121,7 +121,9 @@ static scl_err ranpac_create(const learn_context *ctx, learn_method **out);
 
 const learn_method_ops learn_ranpac_ops = {
     .name = "ranpac",
+    .label = "RanPAC",
     .category = "representation",
+    .cost_factor = 3.0,
     .create = ranpac_create,
     .cost = ranpac_cost,
     .train_plan = ranpac_train_plan,

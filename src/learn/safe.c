@@ -208,7 +208,9 @@ static scl_err safe_create(const learn_context *ctx, learn_method **out);
 
 const learn_method_ops learn_safe_ops = {
     .name = "safe",
+    .label = "SAFE",
     .category = "safe",
+    .cost_factor = 20.0,
     .create = safe_create,
     .cost = safe_cost,
     .train_plan = safe_train_plan,

@@ -76,7 +76,9 @@ static scl_err simplecil_create(const learn_context *ctx, learn_method **out);
 
 const learn_method_ops learn_simplecil_ops = {
     .name = "simplecil",
+    .label = "SimpleCIL",
     .category = "representation",
+    .cost_factor = 1.0,
     .create = simplecil_create,
     .cost = simplecil_cost,
     .networks = simplecil_networks,

@@ -5,7 +5,8 @@
  * backbone on this node). Its inputs do not depend on the trial seed, so plans are cached by the
  * trial's identity text without the seed line, and a sweep over 10,000 seeds prices one trial.
  * Where that model cannot price a trial (its dataset cannot be opened here), a rough
- * images x GFLOPs x method-factor guess stands in: the prior only has to rank trials. Once
+ * images x GFLOPs x method-factor guess stands in (the factor is the method's cost_factor in the
+ * registry, method.h): the prior only has to rank trials. Once
  * trials of the same dataset and method have finished in this run directory, their measured
  * mean replaces the prior and other classes are scaled by the overall measured/prior ratio,
  * which also makes `safecl status`'s ETA come out in real seconds. */
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "orch_internal.h"
+#include "safecl/method.h"
 #include "safecl/plan.h"
 
 static double rough_guess(const run_trial_cfg *c) {
@@ -23,8 +25,8 @@ static double rough_guess(const run_trial_cfg *c) {
   if (strstr(c->arch, "tiny")) gflops = 1.26;
   if (strstr(c->arch, "small")) gflops = 4.6;
   if (strstr(c->arch, "large")) gflops = 61.6;
-  if (!strcmp(c->method.name, "simplecil")) factor = 1.0;
-  if (!strcmp(c->method.name, "ranpac")) factor = 3.0;
+  const learn_method_ops *method = learn_method_find(c->method.name);
+  if (method) factor = method->cost_factor;
   return 0.015 * images * gflops * factor;
 }
 

@@ -121,7 +121,6 @@ int orch_rundir_finished(const char *run_dir, const char *id);
 SCL_NODISCARD scl_err orch_rundir_read_result(const char *run_dir, const char *id,
                                               double *final_acc, double *avg_acc, double *val_acc,
                                               double *seconds);
-SCL_NODISCARD scl_err orch_mkdirs(const char *path);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Signals (signals.c): SIGUSR1 and SIGTERM only set a flag.                                 */

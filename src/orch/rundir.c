@@ -10,27 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "orch_internal.h"
 #include "safecl/h5.h"
-
-scl_err orch_mkdirs(const char *path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1;; p++) {
-    if (*p && *p != '/') continue;
-    char c = *p;
-    *p = '\0';
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-      return SCL_ERROR(SCL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-    if (!c) break;
-    *p = c;
-  }
-  return SCL_OK;
-}
+#include "safecl/publish.h"
 
 static void job_name(orch_rundir *rd) {
   const char *job = getenv("SLURM_JOB_ID"), *restart = getenv("SLURM_RESTART_COUNT");
@@ -92,7 +77,7 @@ scl_err orch_rundir_open(const char *path, orch_rundir *rd) {
   snprintf(rd->path, sizeof rd->path, "%s", path);
   char trials[4200];
   snprintf(trials, sizeof trials, "%s/trials", path);
-  SCL_CALL(orch_mkdirs(trials));
+  SCL_CALL(io_mkdirs(trials));
   job_name(rd);
   SCL_CALL(take_lock(rd));
   return SCL_OK;

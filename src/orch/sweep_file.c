@@ -21,7 +21,7 @@
 #include "safecl/trial.h"
 
 #define K(name, type, field, lo, hi, def, help) \
-  { name, type, offsetof(orch_sweep, field), lo, hi, def, NULL, help, 0 }
+  CFG_KEY(orch_sweep, name, type, field, lo, hi, def, NULL, help)
 static const cfg_key sweep_keys[] = {
     K("sweep.name", CFG_STRING, name, 0, 0, "sweep", "name shown by status and reports"),
     K("sweep.group_size", CFG_INT, group_size, 1, 4096, "1",
@@ -40,7 +40,7 @@ static const cfg_key sweep_keys[] = {
 };
 #undef K
 const cfg_schema orch_sweep_schema = {"sweep", sweep_keys,
-                                      (int)(sizeof sweep_keys / sizeof sweep_keys[0])};
+                                      (int)(sizeof sweep_keys / sizeof sweep_keys[0]), NULL, 0};
 
 typedef struct parse_ctx {
   orch_sweep *s;

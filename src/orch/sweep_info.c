@@ -1,7 +1,8 @@
 /* sweep_info.c: what job scripts ask of a sweep without running it (`safecl sweep --list,
  * --count, --summary, --trial I, --plan`): the plan in expansion order, each trial's status in
- * run.dir, expected seconds, the exact `safecl train` arguments of one trial for array jobs, and
- * the plan recorded in run.dir so that status and reports follow array jobs.
+ * run.dir, expected seconds (orch_sweep_print), the exact `safecl train` arguments of one trial
+ * for array jobs (orch_sweep_print_trial), and the plan recorded in run.dir so that status and
+ * reports follow array jobs (orch_sweep_plan_record).
  *
  * The index I of --trial is the trial's position in expansion order (datasets x methods x grid x
  * points x seeds, duplicates removed), which does not depend on the run directory's state, so
@@ -21,46 +22,39 @@ static orch_trial_status status_of(const orch_sweep *s, orch_state *st, const or
   return ORCH_TRIAL_PENDING;
 }
 
-static scl_err print_trial_args(const orch_sweep *s, const orch_plan *p, const char *which) {
-  char *end = NULL;
-  long long i = strtoll(which, &end, 10);
-  if (!which[0] || *end || i < 0 || i >= p->n)
-    return SCL_ERROR(SCL_ERR_ARG, "--trial %s: not a trial index in [0, %lld)", which,
-                     (long long)p->n);
-  if (!s->run_dir[0]) return SCL_ERROR(SCL_ERR_ARG, "--trial needs run.dir=DIR");
-  int argc = 0;
-  char **argv = NULL;
-  SCL_CALL(orch_plan_args(s, &p->trials[i], s->run_dir, &argc, &argv));
-  for (int k = 0; k < argc; k++) printf("%s\n", argv[k]);
-  orch_args_free(argc, argv);
+/* The sweep of argv (argv[1] the sweep file, argv[2..] overrides); `option` names the command
+ * line option in messages. */
+static scl_err load(const char *option, int argc, char **argv, orch_sweep **s) {
+  int first = 1;
+  while (first < argc && !cfg_is_override(argv[first])) first++;
+  if (first != 2) return SCL_ERROR(SCL_ERR_ARG, "%s: give exactly one sweep file", option);
+  SCL_CALL(orch_sweep_load(argv[1], argc - first, argv + first, s));
   return SCL_OK;
 }
 
-scl_err orch_sweep_info(const char *mode, const char *which, int argc, char **argv) {
-  orch_sweep *s = NULL;
-  orch_plan *p = NULL;
-  orch_state *st = NULL;
-  scl_err err = SCL_OK;
-  int first = 1;
-  while (first < argc && !cfg_is_override(argv[first])) first++;
-  if (first != 2) SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "%s: give exactly one sweep file", mode);
-  SCL_CALL_GOTO(err, orch_sweep_load(argv[1], argc - first, argv + first, &s), done);
-  if (!strcmp(mode, "--plan")) {
-    SCL_CALL_GOTO(err, orch_sweep_record_plan(s), done);
-    goto done;
+/* The sweep's plan in expansion order, each trial priced and, with a run.dir, the run's state. */
+static scl_err load_plan(const char *option, int argc, char **argv, orch_sweep **s, orch_plan **p,
+                         orch_state **st) {
+  SCL_CALL(load(option, argc, argv, s));
+  SCL_CALL(orch_plan_create(*s, p));
+  if ((*s)->run_dir[0]) SCL_CALL(orch_state_load((*s)->run_dir, st));
+  orch_cost_calibrate(*p, *st);
+  return SCL_OK;
+}
+
+static void print_view(orch_sweep_view view, const orch_sweep *s, const orch_plan *p,
+                       orch_state *st) {
+  if (view == ORCH_SWEEP_COUNT) {
+    printf("%lld\n", (long long)p->n);
+    return;
   }
-  SCL_CALL_GOTO(err, orch_plan_create(s, &p), done);
-  if (s->run_dir[0]) SCL_CALL_GOTO(err, orch_state_load(s->run_dir, &st), done);
-  orch_cost_calibrate(p, st);
-  if (!strcmp(mode, "--trial")) SCL_CALL_GOTO(err, print_trial_args(s, p, which), done);
-  if (!strcmp(mode, "--count")) printf("%lld\n", (long long)p->n);
   double total = 0, longest = 0;
   int64_t to_run = 0;
   char lbl[2048];
-  for (int64_t i = 0; i < p->n && strcmp(mode, "--trial") && strcmp(mode, "--count"); i++) {
+  for (int64_t i = 0; i < p->n; i++) {
     const orch_trial *t = &p->trials[i];
     orch_trial_status ts = status_of(s, st, t);
-    if (!strcmp(mode, "--list")) {
+    if (view == ORCH_SWEEP_LIST) {
       orch_trial_label(t, lbl, sizeof lbl);
       printf("%lld %s %.1f %s %s\n", (long long)i, t->id, t->cost, orch_trial_status_name(ts), lbl);
     }
@@ -69,14 +63,58 @@ scl_err orch_sweep_info(const char *mode, const char *which, int argc, char **ar
     total += t->cost;
     if (t->cost > longest) longest = t->cost;
   }
-  if (!strcmp(mode, "--summary"))
+  if (view == ORCH_SWEEP_SUMMARY)
     printf(
         "trials=%lld\nto_run=%lld\nexpected_seconds=%.0f\nlongest_seconds=%.0f\n"
         "group_size=%lld\n",
         (long long)p->n, (long long)to_run, total, longest, (long long)s->group_size);
+}
+
+scl_err orch_sweep_print(orch_sweep_view view, int argc, char **argv) {
+  static const char *const options[] = {"--list", "--count", "--summary"};
+  orch_sweep *s = NULL;
+  orch_plan *p = NULL;
+  orch_state *st = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, load_plan(options[view], argc, argv, &s, &p, &st), done);
+  print_view(view, s, p, st);
 done:
   orch_state_destroy(&st);
   orch_plan_destroy(&p);
+  orch_sweep_destroy(&s);
+  return err;
+}
+
+scl_err orch_sweep_print_trial(const char *index, int argc, char **argv) {
+  orch_sweep *s = NULL;
+  orch_plan *p = NULL;
+  orch_state *st = NULL;
+  int n = 0;
+  char **args = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, load_plan("--trial", argc, argv, &s, &p, &st), done);
+  char *end = NULL;
+  long long i = strtoll(index, &end, 10);
+  if (!index[0] || *end || i < 0 || i >= p->n)
+    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "--trial %s: not a trial index in [0, %lld)", index,
+                   (long long)p->n);
+  if (!s->run_dir[0]) SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "--trial needs run.dir=DIR");
+  SCL_CALL_GOTO(err, orch_plan_args(s, &p->trials[i], s->run_dir, &n, &args), done);
+  for (int k = 0; k < n; k++) printf("%s\n", args[k]);
+done:
+  orch_args_free(n, args);
+  orch_state_destroy(&st);
+  orch_plan_destroy(&p);
+  orch_sweep_destroy(&s);
+  return err;
+}
+
+scl_err orch_sweep_plan_record(int argc, char **argv) {
+  orch_sweep *s = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, load("--plan", argc, argv, &s), done);
+  SCL_CALL_GOTO(err, orch_sweep_record_plan(s), done);
+done:
   orch_sweep_destroy(&s);
   return err;
 }

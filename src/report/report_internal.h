@@ -150,7 +150,8 @@ SCL_NODISCARD scl_err report_published_rows(report_data *d);
 /* The published value of row r on dataset ds for metric m, or NULL. */
 const report_pub *report_published_at(const report_data *d, int row, int ds, int m);
 
-/* report_names.c: display names and orders (copied from learn/ and configs/). */
+/* report_names.c: display names and orders (methods from the registry in learn/method.c and a
+ * table of published-only ones; datasets copied from configs/). */
 const char *report_method_label(const char *method);
 int report_method_rank(const char *method);
 const char *report_method_default_category(const char *method);

@@ -1,40 +1,40 @@
 /* report_names.c: display names, orders and categories of methods, datasets and predictors.
  *
- * The tables are copies: method ids and categories follow the `.name` and `.category` of the methods in learn/ and
- * METHOD.md e for the methods still being written; dataset ids follow the configs in configs/datasets/.
- * report/ may not depend on learn/, and a report must still place a method it has no table entry
- * for, so every lookup has a fallback (the id itself, ranked after the known ones by name). The
- * category stored in a trial file always wins over this table; the table only places failed
- * trials whose files say nothing about their category. */
+ * Methods safecl runs are named by the method registry (learn/method.c): each method's label and
+ * family come from its learn_method_ops, and within a family they are ranked in registry order.
+ * A report also shows published numbers of methods safecl does not run yet (analysis/
+ * published.csv), and must place trial files of methods it has no entry for: the table below
+ * names the published-only methods (METHOD.md e), ranked after the registry's within their
+ * family, and every lookup has a fallback (the id itself, ranked after all known ones by name).
+ * Dataset ids follow the configs in configs/datasets/. The category stored in a trial file always
+ * wins over these tables; they only place failed trials whose files say nothing about it. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "report_internal.h"
+#include "safecl/method.h"
 
 typedef struct name_entry {
   const char *id, *label, *category;
 } name_entry;
 
-/* Table order is display order within a category. */
-static const name_entry methods[] = {
+/* Methods with published numbers that safecl does not run yet; a row leaves this table when its
+ * method joins the registry. Table order is display order within a category. */
+static const name_entry published_only[] = {
     {"l2p", "L2P", "prompt"},
     {"dualprompt", "DualPrompt", "prompt"},
     {"coda_prompt", "CODA-Prompt", "prompt"},
     {"coda-prompt", "CODA-Prompt", "prompt"},
     {"sprompts", "S-iPrompts", "prompt"},
     {"s-iprompts", "S-iPrompts", "prompt"},
-    {"simplecil", "SimpleCIL", "representation"},
-    {"aper", "APER", "representation"},
     {"adam", "ADaM", "representation"},
-    {"ranpac", "RanPAC", "representation"},
     {"slca", "SLCA", "representation"},
     {"ease", "EASE", "representation"},
     {"lae", "LAE", "representation"},
     {"ssiat", "SSIAT", "representation"},
-    {"safe", "SAFE", "safe"},
 };
-static const int n_methods = (int)(sizeof methods / sizeof methods[0]);
+static const int n_published_only = (int)(sizeof published_only / sizeof published_only[0]);
 
 static const name_entry datasets[] = {
     {"cifar100", "CIFAR-100", NULL},  {"imagenet-r", "IN-R", NULL},
@@ -59,18 +59,29 @@ static int find(const name_entry *t, int n, const char *id) {
 }
 
 const char *report_method_label(const char *method) {
-  int i = find(methods, n_methods, method);
-  return i < 0 ? method : methods[i].label;
+  const learn_method_ops *ops = learn_method_find(method);
+  if (ops) return ops->label;
+  int i = find(published_only, n_published_only, method);
+  return i < 0 ? method : published_only[i].label;
 }
 
+/* Category first (prompt, representation, SAFE, other), then the registry's rows, then the
+ * published-only table: the order of rows within a category and of trials within a dataset. */
 int report_method_rank(const char *method) {
-  int i = find(methods, n_methods, method);
-  return i < 0 ? n_methods : i;
+  enum { PER_CATEGORY = 1 << 16 };
+  int cat = report_category_index(report_method_default_category(method));
+  const learn_method_ops *ops = learn_method_find(method);
+  for (int i = 0; ops && i < learn_method_count(); i++)
+    if (learn_method_at(i) == ops) return cat * PER_CATEGORY + i;
+  int i = find(published_only, n_published_only, method);
+  return cat * PER_CATEGORY + learn_method_count() + (i < 0 ? n_published_only : i);
 }
 
 const char *report_method_default_category(const char *method) {
-  int i = find(methods, n_methods, method);
-  return i < 0 ? "other" : methods[i].category;
+  const learn_method_ops *ops = learn_method_find(method);
+  if (ops) return ops->category;
+  int i = find(published_only, n_published_only, method);
+  return i < 0 ? "other" : published_only[i].category;
 }
 
 const char *report_dataset_label(const char *dataset) {

@@ -3,7 +3,8 @@
  * One process, batches in dataset order through run_extract (extract.c). All features stay in
  * memory until the end (100k x 768 floats = 300 MB) and are written in one call, then the file is
  * published by rename, so an interrupted run leaves nothing half-written. What this does not do:
- * distribute over ranks (the data-parallel issue shards it). */
+ * distribute over ranks: it is a one-off export run in one process, while a trial shards its own
+ * extraction over its group (trial.c). */
 #include "safecl/features.h"
 
 #include <stddef.h>
@@ -15,8 +16,7 @@
 #include "safecl/h5.h"
 #include "safecl/vit.h"
 
-#define K(name, type, field, lo, hi, def, choices, help) \
-  { name, type, offsetof(run_features_cfg, field), lo, hi, def, choices, help, 0 }
+#define K(...) CFG_KEY(run_features_cfg, __VA_ARGS__)
 
 static const cfg_key features_keys[] = {
     K("backbone.arch", CFG_STRING, arch, 0, 0, "vit_tiny_patch16_224",
@@ -30,7 +30,7 @@ static const cfg_key features_keys[] = {
       "skip tensors of the weights file that the model does not use instead of refusing it"),
     K("data.format", CFG_STRING, format, 0, 0, "synthetic", "folder|cifar100|synthetic",
       "dataset reader"),
-    K("data.root", CFG_STRING, root, 0, 0, "", NULL,
+    K("dataset.root", CFG_STRING, root, 0, 0, "", NULL,
       "folder: ROOT/{train,test}/<class>/<image>; cifar100: folder with cifar-100-binary/"),
     K("data.split", CFG_STRING, split, 0, 0, "test", "train|test", "which split to extract"),
     K("data.resize", CFG_INT, resize, 0, 8192, "224", NULL,
@@ -57,8 +57,12 @@ static const cfg_key features_keys[] = {
 };
 #undef K
 
-const cfg_schema run_features_schema = {"features", features_keys,
-                                        (int)(sizeof features_keys / sizeof features_keys[0])};
+/* `safecl train` names the dataset root dataset.root; features used to call it data.root. */
+static const cfg_renamed features_renamed[] = {{"data.root", "dataset.root"}};
+
+const cfg_schema run_features_schema = {
+    "features", features_keys, (int)(sizeof features_keys / sizeof features_keys[0]),
+    features_renamed, (int)(sizeof features_renamed / sizeof features_renamed[0])};
 
 typedef struct features_job {
   const run_features_cfg *cfg;
@@ -94,7 +98,8 @@ static scl_err open_inputs(const run_features_cfg *cfg, features_job *job) {
                      .seed = (uint64_t)cfg->syn_seed,
                      .difficulty = cfg->syn_difficulty};
   if (strcmp(cfg->format, "synthetic") && !cfg->root[0])
-    return SCL_ERROR(SCL_ERR_ARG, "data.root is empty; data.format = \"%s\" needs it", cfg->format);
+    return SCL_ERROR(SCL_ERR_ARG, "dataset.root is empty; data.format = \"%s\" needs it",
+                     cfg->format);
   SCL_CALL(data_dataset_open(&src, &job->ds));
   job->n = data_dataset_count(job->ds);
   if (cfg->limit > 0 && cfg->limit < job->n) job->n = cfg->limit;

@@ -17,13 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "safecl/extract.h"
 #include "safecl/linalg_group.h"
 #include "safecl/metrics.h"
 #include "safecl/plan.h"
+#include "safecl/publish.h"
 #include "safecl/sessions.h"
 #include "trial_internal.h"
 
@@ -390,21 +390,6 @@ static void close_trial(trial_state *st) {
   free(st->config_text);
 }
 
-static scl_err make_dir(const char *path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0777) && errno != EEXIST)
-      return SCL_ERROR(SCL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(buf, 0777) && errno != EEXIST)
-    return SCL_ERROR(SCL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-  return SCL_OK;
-}
-
 /* A dataset's manifest, cached per process by the keys that define the dataset. */
 #define MANIFEST_CACHE 32
 static struct {
@@ -443,11 +428,6 @@ scl_err run_trial_identity(const run_trial_cfg *cfg, char id[33]) {
   return SCL_OK;
 }
 
-scl_err run_trial(const run_trial_cfg *cfg) {
-  SCL_CALL(run_trial_ex(cfg, NULL, NULL, NULL));
-  return SCL_OK;
-}
-
 /* Opens everything a trial needs; on a group every rank does the same and the group agrees. */
 static scl_err open_trial(const run_trial_cfg *cfg, trial_state *st, run_trial_result *result,
                           int *finished) {
@@ -459,7 +439,7 @@ static scl_err open_trial(const run_trial_cfg *cfg, trial_state *st, run_trial_r
   SCL_CALL(trial_identity(st));
   memcpy(result->id, st->id, sizeof st->id);
   scl_log_set_trial(st->id);
-  SCL_CALL(make_dir(cfg->run_dir));
+  SCL_CALL(io_mkdirs(cfg->run_dir));
   SCL_CALL(trial_check_existing(st, finished, result));
   return SCL_OK;
 }

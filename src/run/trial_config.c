@@ -4,10 +4,8 @@
 
 #include "safecl/trial.h"
 
-#define K(name, type, field, lo, hi, def, choices, help) \
-  { name, type, offsetof(run_trial_cfg, field), lo, hi, def, choices, help, 0 }
-#define KX(name, type, field, lo, hi, def, choices, help) \
-  { name, type, offsetof(run_trial_cfg, field), lo, hi, def, choices, help, 1 }
+#define K(...) CFG_KEY(run_trial_cfg, __VA_ARGS__)
+#define KX(...) CFG_KEY_NO_IDENTITY(run_trial_cfg, __VA_ARGS__)
 
 static const cfg_key trial_keys[] = {
     K("dataset.name", CFG_STRING, dataset_name, 0, 0, "synthetic", NULL,
@@ -49,8 +47,12 @@ static const cfg_key trial_keys[] = {
       ".safetensors in timm or Hugging Face naming; empty: random weights from backbone.seed"),
     K("backbone.seed", CFG_INT, backbone_seed, 0, 4294967295.0, "1993", NULL,
       "seed of the random weights when backbone.weights is empty"),
-    K("method.name", CFG_STRING, method.name, 0, 0, "simplecil", "simplecil|ranpac|aper|safe",
-      "continual learner"),
+    {.name = "method.name",
+     .type = CFG_STRING,
+     .offset = offsetof(run_trial_cfg, method.name),
+     .def = "simplecil",
+     .choices_of = learn_method_names, /* the method registry (src/learn/method.c) */
+     .help = "continual learner"},
     K("method.pet", CFG_STRING, method.pet, 0, 0, "none", "none|adapter|ssf|vpt_deep|vpt_shallow",
       "parameter-efficient tuning module of the learner"),
     K("method.adapter.dim", CFG_INT, method.adapter_dim, 1, 4096, "64", NULL,
@@ -125,4 +127,4 @@ static const cfg_key trial_keys[] = {
 #undef KX
 
 const cfg_schema run_trial_schema = {"train", trial_keys,
-                                     (int)(sizeof trial_keys / sizeof trial_keys[0])};
+                                     (int)(sizeof trial_keys / sizeof trial_keys[0]), NULL, 0};

@@ -6,7 +6,7 @@ runs `safecl features` with the SAFE test transform (Resize(256, bicubic) + Cent
 ToTensor), and compares every feature with the reference pipeline: PIL open/convert("RGB"),
 torchvision transforms, the from-scratch PyTorch ViT of tests/model/vit_ref.py. Then checks the
 bad-input paths: each must fail with a message naming the culprit and leave an existing output
-file untouched. Exits non-zero on any failure.
+file untouched; the old key data.root still works, with a deprecation line. Exits non-zero on any failure.
 """
 import argparse
 import os
@@ -85,7 +85,7 @@ def test_parity(safecl, tmp):
     weights = os.path.join(tmp, "tiny.safetensors")
     vit_ref.write_safetensors(weights, {k: v.detach().numpy() for k, v in model.state_dict().items()})
     out = os.path.join(tmp, "f.h5")
-    p = run(safecl, ["data.format=folder", "data.root=" + root, "data.split=test", "data.resize=256",
+    p = run(safecl, ["data.format=folder", "dataset.root=" + root, "data.split=test", "data.resize=256",
                      "data.crop=224", "backbone.arch=vit_tiny_patch16_224", "backbone.weights=" + weights,
                      "batch=4", "out=" + out])
     check(p.returncode == 0, "safecl features exits 0 on a folder dataset")
@@ -127,17 +127,24 @@ def test_bad_input(safecl, tmp, root, weights):
     with open(out, "wb") as f:
         f.write(b"precious earlier results")
     missing = os.path.join(tmp, "nope")
-    expect_failure(safecl, ["data.format=folder", "data.root=" + missing], missing,
+    expect_failure(safecl, ["data.format=folder", "dataset.root=" + missing], missing,
                    "missing dataset root", out)
     bad_root = os.path.join(tmp, "bad_ds")
     os.makedirs(os.path.join(bad_root, "test", "a"))
     Image.new("RGB", (40, 30)).save(os.path.join(bad_root, "test", "a", "ok.png"))
     with open(os.path.join(bad_root, "test", "a", "torn.jpg"), "wb") as f:
         f.write(open(os.path.join(root, "test", "n01_ant", "img_2.JPG"), "rb").read()[:300])
-    expect_failure(safecl, ["data.format=folder", "data.root=" + bad_root, "data.resize=224"],
+    expect_failure(safecl, ["data.format=folder", "dataset.root=" + bad_root, "data.resize=224"],
                    "torn.jpg", "truncated JPEG in the dataset", out)
     expect_failure(safecl, ["data.crop=192"], "data.crop", "crop that does not fit the ViT", out)
     expect_failure(safecl, ["data.colour=1"], "data.colour", "unknown key", out)
+    # data.root is the old name of dataset.root (the name `safecl train` uses): still accepted,
+    # with exactly one deprecation line.
+    p = run(safecl, ["data.format=folder", "data.root=" + missing, "out=" + out], expect_ok=False)
+    notes = [l for l in p.stderr.splitlines() if "deprecated" in l]
+    check(p.returncode != 0 and missing in p.stderr and len(notes) == 1
+          and "'data.root' is deprecated; use 'dataset.root'" in notes[0],
+          "old key data.root still sets the root, with one deprecation line (%s)" % notes)
     expect_failure(safecl, ["backbone.weights=" + os.path.join(tmp, "none.safetensors")],
                    "none.safetensors", "missing weights file", out)
     expect_failure(safecl, ["backbone.arch=vit_small_patch16_224", "backbone.weights=" + weights],

@@ -31,7 +31,7 @@ def run(safecl, args):
 
 
 def features(safecl, root, out):
-    p = run(safecl, ["features", "data.format=folder", "data.root=" + root, "data.resize=256",
+    p = run(safecl, ["features", "data.format=folder", "dataset.root=" + root, "data.resize=256",
                      "backbone.arch=vit_tiny_patch16_224", "out=" + out])
     if p.returncode:
         print(p.stderr)
@@ -73,7 +73,7 @@ def main():
         with open(pack, "r+b") as fh:  # wreck the second test image's header in place
             fh.seek(blob_off + int(off[1]))
             fh.write(b"\0" * 16)
-        p = run(a.safecl, ["features", "data.format=folder", "data.root=" + pack, "data.resize=256",
+        p = run(a.safecl, ["features", "data.format=folder", "dataset.root=" + pack, "data.resize=256",
                            "backbone.arch=vit_tiny_patch16_224", "out=" + os.path.join(tmp, "x.h5")])
         msg = [l for l in p.stderr.splitlines() if "error" in l]
         print("     damaged image -> %s" % (msg[0] if msg else p.stderr))
@@ -82,7 +82,7 @@ def main():
         notpack = os.path.join(tmp, "plain.h5")
         with h5py.File(notpack, "w") as f:
             f["x"] = np.zeros(3)
-        p = run(a.safecl, ["features", "data.format=folder", "data.root=" + notpack, "out=" + os.path.join(tmp, "y.h5")])
+        p = run(a.safecl, ["features", "data.format=folder", "dataset.root=" + notpack, "out=" + os.path.join(tmp, "y.h5")])
         check(p.returncode != 0 and "not a safecl file" in p.stderr, "an HDF5 file that is not a pack is refused")
     if failures:
         print("test_pack: %d failure(s)" % len(failures))

@@ -1,5 +1,6 @@
 /* test_config.c: the table-driven config parser: defaults, files with @include, overrides,
- * unknown keys with file:line, type, bound and choice errors, and the canonical dump. */
+ * unknown keys with file:line, type, bound and choice errors, the canonical dump, and a renamed
+ * key's old name (accepted, with one deprecation line on stderr). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +18,15 @@ typedef struct demo_cfg {
 } demo_cfg;
 
 static const cfg_key demo_keys[] = {
-    {"train.batch", CFG_INT, offsetof(demo_cfg, batch), 1, 4096, "48", NULL, "batch size", 0},
-    {"train.lr", CFG_FLOAT, offsetof(demo_cfg, lr), 0, 10, "0.01", NULL, "learning rate", 0},
-    {"data.flip", CFG_BOOL, offsetof(demo_cfg, flip), 0, 1, "true", NULL, "flip", 0},
+    {"train.batch", CFG_INT, offsetof(demo_cfg, batch), 1, 4096, "48", NULL, "batch size", 0, NULL},
+    {"train.lr", CFG_FLOAT, offsetof(demo_cfg, lr), 0, 10, "0.01", NULL, "learning rate", 0, NULL},
+    {"data.flip", CFG_BOOL, offsetof(demo_cfg, flip), 0, 1, "true", NULL, "flip", 0, NULL},
     {"data.format", CFG_STRING, offsetof(demo_cfg, format), 0, 0, "synthetic",
-     "folder|cifar100|synthetic", "reader", 0},
-    {"data.mean", CFG_FLOATS, offsetof(demo_cfg, mean), -10, 10, "[]", NULL, "mean", 0},
+     "folder|cifar100|synthetic", "reader", 0, NULL},
+    {"data.mean", CFG_FLOATS, offsetof(demo_cfg, mean), -10, 10, "[]", NULL, "mean", 0, NULL},
 };
-static const cfg_schema demo = {"demo", demo_keys, 5};
+static const cfg_renamed demo_renamed[] = {{"data.reader", "data.format"}};
+static const cfg_schema demo = {"demo", demo_keys, 5, demo_renamed, 1};
 
 #include "../common/scl_check.h"
 
@@ -45,6 +47,42 @@ static void expect_error(const char *path, int n, char **ov, const char *needle)
   printf("refused as expected: %s\n", scl_error_message());
   cfg_free(&demo, &c);
   scl_error_clear();
+}
+
+/* The old name of a renamed key sets the new one, from a file and from an override, and each use
+ * logs exactly one line naming both names. */
+static void test_renamed(const char *dir) {
+  char path[512], log[512];
+  snprintf(path, sizeof path, "%s/renamed.cfg", dir);
+  snprintf(log, sizeof log, "%s/stderr.txt", dir);
+  write_file(path, "data = { reader = \"cifar100\"; };\n");
+  fflush(stderr);
+  int saved = dup(2);
+  FILE *capture = freopen(log, "w", stderr);
+  demo_cfg c = {0};
+  char *ov[] = {"data.reader=folder"};
+  scl_err err = cfg_load(&demo, path, 0, NULL, &c);
+  int from_file = !err && !strcmp(c.format, "cifar100");
+  if (!err) err = cfg_load(&demo, NULL, 1, ov, &c);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  clearerr(stderr);
+  CHECK(capture != NULL, "stderr captured");
+  CHECK(err == SCL_OK && from_file && !strcmp(c.format, "folder"), "old name sets the new key");
+  cfg_free(&demo, &c);
+  FILE *f = fopen(log, "r");
+  char line[512];
+  int lines = 0, named = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    lines++;
+    named += strstr(line, "'data.reader' is deprecated; use 'data.format'") != NULL;
+  }
+  if (f) fclose(f);
+  CHECK(lines == 2 && named == 2, "one deprecation line per use: %d lines, %d naming both", lines,
+        named);
+  unlink(path);
+  unlink(log);
 }
 
 int main(void) {
@@ -95,6 +133,7 @@ int main(void) {
     printf("refused as expected: %s\n", scl_error_message());
     cfg_free(&demo, &d);
   }
+  test_renamed(dir);
   unlink(base);
   unlink(main_cfg);
   unlink(bad);

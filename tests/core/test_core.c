@@ -1,6 +1,6 @@
 /* test_core.c: core module checks: class orders against NumPy's legacy permutation (METHOD.md
  * a.2 test vectors), Philox4x32-10 known-answer vectors (Random123 kat_vectors), RNG stream
- * independence from call order, error traceback, arena bounds, hashing. Exits non-zero on any
+ * independence from call order, error traceback, aligned allocation and rounding, hashing. Exits non-zero on any
  * failure. */
 #include <math.h>
 #include <stdio.h>
@@ -77,15 +77,15 @@ static void test_errors_and_memory(void) {
   CHECK(strstr(scl_error_traceback(), "inner") && strstr(scl_error_traceback(), "outer"),
         "traceback lacks frames: %s", scl_error_traceback());
   scl_error_clear();
-  scl_arena *a = NULL;
-  void *p = NULL, *q = NULL;
-  CHECK(scl_arena_create(1000, "test arena", &a) == SCL_OK, "arena create");
-  CHECK(scl_arena_alloc(a, 10, &p) == SCL_OK && ((uintptr_t)p % SCL_ALIGN) == 0, "alignment");
-  CHECK(scl_arena_alloc(a, 5000, &q) == SCL_ERR_INTERNAL, "overflowing arena not refused");
+  void *p = NULL;
+  CHECK(scl_alloc(10, "test buffer", &p) == SCL_OK && ((uintptr_t)p % SCL_ALIGN) == 0, "alignment");
+  scl_free(p);
+  CHECK(scl_alloc(SIZE_MAX - 8, "test buffer", &p) == SCL_ERR_NOMEM && p == NULL,
+        "an overflowing size not refused");
   scl_error_clear();
-  scl_arena_destroy(&a);
-  CHECK(a == NULL, "destroy must clear the pointer");
-  scl_arena_destroy(&a);
+  CHECK(scl_pad_floats(0) == 0 && scl_pad_floats(1) == 16 && scl_pad_floats(16) == 16 &&
+            scl_pad_floats(17) == 32 && 16 * sizeof(float) == SCL_ALIGN,
+        "scl_pad_floats");
   size_t r;
   CHECK(scl_mul_overflows(SIZE_MAX / 2, 3, &r), "overflow not detected");
 }

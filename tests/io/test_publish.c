@@ -1,7 +1,8 @@
 /* test_publish.c: atomic publication (publish.h). Checks that io_write_file_atomic creates and
  * replaces files with exactly the bytes given and leaves no temporary file; that an aborted
  * publication and a child process killed (_exit) before commit leave an existing destination
- * intact and create nothing where there was nothing; and that failures name the path. */
+ * intact and create nothing where there was nothing; that failures name the path; and that
+ * io_mkdirs creates nested directories, accepts existing ones and refuses a file in the way. */
 #include <sys/wait.h>
 
 #include "io/io_test.h"
@@ -96,12 +97,33 @@ static void test_errors(const char *dir) {
   CHECK(!file_exists(path), "failed commit created '%s'", path);
 }
 
+static void test_mkdirs(const char *dir) {
+  char a[512], abc[600], file[600];
+  snprintf(a, sizeof a, "%s/a", dir);
+  snprintf(abc, sizeof abc, "%s/a/b/c/", dir);
+  CHECK_OK(io_mkdirs(abc));
+  CHECK(file_exists(abc), "io_mkdirs did not create '%s'", abc);
+  CHECK_OK(io_mkdirs(abc));
+  snprintf(file, sizeof file, "%s/a/f", dir);
+  CHECK_OK(io_write_file_atomic(file, "x", 1));
+  snprintf(abc, sizeof abc, "%s/a/f/g", dir);
+  scl_error_clear();
+  expect_error("a file in the way", io_mkdirs(abc), SCL_ERR_IO, (const char *[]){"a/f", NULL});
+  unlink(file);
+  snprintf(abc, sizeof abc, "%s/a/b/c", dir);
+  rmdir(abc);
+  snprintf(abc, sizeof abc, "%s/a/b", dir);
+  rmdir(abc);
+  rmdir(a);
+}
+
 int main(void) {
   const char *dir = scratch_dir("publish_");
   test_write_atomic(dir);
   test_abort(dir);
   test_killed_child(dir);
   test_errors(dir);
+  test_mkdirs(dir);
   if (failures == 0) scratch_remove(dir);
   printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
   return failures ? 1 : 0;
