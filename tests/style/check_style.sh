@@ -42,7 +42,8 @@ done
 # (the convention for docs beside code, e.g. the benchmark logs in tests/bench/) or its path
 # starts with docs/, tests/ or analysis/; lower-case names elsewhere are run outputs in example
 # commands (a sweep's report) and are not checked. A citation resolves against the repository
-# root or the citing file's folder, and must stay inside the repository.
+# root or the citing file's folder, and must stay inside the repository. Markdown links to .md
+# files resolve against the linking file's folder, as a Markdown viewer resolves them.
 cited_docs() {
   local scan=(src include tests jobs configs analysis docs CMakeLists.txt README.md)
   local f hit line tok cand ok
@@ -62,6 +63,15 @@ cited_docs() {
       done
       [ "$ok" = 1 ] || echo "$f:$line: cites $tok, which is not in the repository"
     done < <(grep -noE '[A-Za-z0-9_./-]*[A-Za-z0-9_-]\.md\b' -- "$f")
+    # In Markdown, every link to a .md file is checked, whatever its name.
+    case "$f" in *.md) ;; *) continue ;; esac
+    while IFS= read -r hit; do
+      line=${hit%%:*}; tok=${hit#*:](}
+      case "$tok" in http://* | https://*) continue ;; esac
+      cand=$(realpath -m -- "$(dirname -- "$f")/$tok")
+      [[ "$cand" == "$root"/* ]] && [ -f "$cand" ] ||
+        echo "$f:$line: links $tok, which is not in the repository"
+    done < <(grep -noE '\]\([^)#[:space:]]+\.md' -- "$f")
   done
 }
 hits=$(cited_docs)
