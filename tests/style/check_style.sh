@@ -42,8 +42,9 @@ done
 # (the convention for docs beside code, e.g. the benchmark logs in tests/bench/) or its path
 # starts with docs/, tests/ or analysis/; lower-case names elsewhere are run outputs in example
 # commands (a sweep's report) and are not checked. A citation resolves against the repository
-# root or the citing file's folder, and must stay inside the repository. Markdown links to .md
-# files resolve against the linking file's folder, as a Markdown viewer resolves them.
+# root or the citing file's folder, and must stay inside the repository. A Markdown link's text
+# is not a citation; its target is, and a link to any .md file resolves against the linking
+# file's folder, as a Markdown viewer resolves it.
 cited_docs() {
   local scan=(src include tests jobs configs analysis docs CMakeLists.txt README.md)
   local f hit line tok cand ok
@@ -62,7 +63,7 @@ cited_docs() {
         if [[ "$cand" == "$root"/* ]] && [ -f "$cand" ]; then ok=1; break; fi
       done
       [ "$ok" = 1 ] || echo "$f:$line: cites $tok, which is not in the repository"
-    done < <(grep -noE '[A-Za-z0-9_./-]*[A-Za-z0-9_-]\.md\b' -- "$f")
+    done < <(sed -E 's/\[[^]]*\]\(/](/g' -- "$f" | grep -noE '[A-Za-z0-9_./-]*[A-Za-z0-9_-]\.md\b')
     # In Markdown, every link to a .md file is checked, whatever its name.
     case "$f" in *.md) ;; *) continue ;; esac
     while IFS= read -r hit; do
