@@ -70,6 +70,13 @@ const char *scl_error_message(void) { return err_message; }
 
 const char *scl_error_traceback(void) { return err_trace; }
 
+scl_err scl_error_take(char *message, size_t size) {
+  scl_err code = err_code;
+  if (message && size > 0) snprintf(message, size, "%s", err_message);
+  scl_error_clear();
+  return code;
+}
+
 void scl_error_clear(void) {
   err_code = SCL_OK;
   err_message[0] = '\0';
