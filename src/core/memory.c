@@ -12,11 +12,9 @@ size_t scl_arena_round(size_t bytes) { return (bytes + SCL_ALIGN - 1) / SCL_ALIG
 scl_err scl_alloc(size_t bytes, const char *what, void **out) {
   *out = NULL;
   size_t rounded = scl_arena_round(bytes ? bytes : 1);
-  if (rounded < bytes) return SCL_ERROR(SCL_ERR_NOMEM, "%s: size %zu overflows", what, bytes);
+  SCL_CHECK(rounded >= bytes, SCL_ERR_NOMEM, "%s: size %zu overflows", what, bytes);
   void *p = aligned_alloc(SCL_ALIGN, rounded);
-  if (!p)
-    return SCL_ERROR(SCL_ERR_NOMEM, "cannot allocate %.1f MiB for %s", (double)bytes / 1048576.0,
-                     what);
+  SCL_CHECK(p, SCL_ERR_NOMEM, "cannot allocate %.1f MiB for %s", (double)bytes / 1048576.0, what);
   *out = p;
   return SCL_OK;
 }
@@ -32,7 +30,7 @@ void scl_free(void *p) { free(p); }
 scl_err scl_arena_create(size_t capacity, const char *what, scl_arena **out) {
   *out = NULL;
   scl_arena *a = calloc(1, sizeof *a);
-  if (!a) return SCL_ERROR(SCL_ERR_NOMEM, "cannot allocate arena header for %s", what);
+  SCL_CHECK(a, SCL_ERR_NOMEM, "cannot allocate arena header for %s", what);
   scl_err err = scl_alloc(capacity, what, (void **)&a->base);
   if (err) {
     free(a);
@@ -52,9 +50,8 @@ void scl_arena_destroy(scl_arena **arena) {
 
 scl_err scl_arena_alloc(scl_arena *a, size_t bytes, void **out) {
   size_t need = scl_arena_round(bytes);
-  if (need < bytes || need > a->capacity - a->used)
-    return SCL_ERROR(SCL_ERR_INTERNAL, "arena of %zu bytes exhausted: %zu used, %zu requested",
-                     a->capacity, a->used, bytes);
+  SCL_CHECK(need >= bytes && need <= a->capacity - a->used, SCL_ERR_INTERNAL,
+            "arena of %zu bytes exhausted: %zu used, %zu requested", a->capacity, a->used, bytes);
   *out = a->base + a->used;
   a->used += need;
   if (a->used > a->high_water) a->high_water = a->used;

@@ -74,8 +74,8 @@ static scl_err wrap(MPI_Comm dup, dist_comm **out) {
 
 scl_err dist_comm_create(MPI_Comm comm, dist_comm **out) {
   *out = NULL;
-  if (!dist_initialized())
-    return SCL_ERROR(SCL_ERR_MPI, "MPI is not initialised (this command must call dist_init)");
+  SCL_CHECK(dist_initialized(), SCL_ERR_MPI,
+            "MPI is not initialised (this command must call dist_init)");
   /* The parent's handler is used by MPI_Comm_dup itself; make it return too. */
   DIST_MPI(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   MPI_Comm dup = MPI_COMM_NULL;
@@ -111,9 +111,8 @@ int dist_comm_size(const dist_comm *c) { return c->size; }
 MPI_Comm dist_comm_mpi(const dist_comm *c) { return c->comm; }
 
 scl_err dist_send(const dist_comm *c, int dest, int tag, const void *buf, size_t len) {
-  if (len > INT_MAX)
-    return SCL_ERROR(SCL_ERR_ARG, "message of %zu bytes to rank %d is larger than %d", len, dest,
-                     INT_MAX);
+  SCL_CHECK(len <= INT_MAX, SCL_ERR_ARG, "message of %zu bytes to rank %d is larger than %d", len,
+            dest, INT_MAX);
   DIST_MPI(MPI_Send(buf, (int)len, MPI_BYTE, dest, tag, c->comm), "MPI_Send");
   return SCL_OK;
 }
@@ -247,9 +246,9 @@ static scl_err gatherv_layout(const dist_comm *c, const int64_t *counts, int64_t
   SCL_CALL(scl_alloc((size_t)c->size * sizeof(int), "gather displacements", (void **)displ));
   int64_t off = 0;
   for (int r = 0; r < c->size; r++) {
-    if (counts[r] * cols > INT_MAX || off > INT_MAX)
-      return SCL_ERROR(SCL_ERR_ARG, "allgather of %lld x %lld elements exceeds MPI's int count",
-                       (long long)counts[r], (long long)cols);
+    SCL_CHECK(counts[r] * cols <= INT_MAX && off <= INT_MAX, SCL_ERR_ARG,
+              "allgather of %lld x %lld elements exceeds MPI's int count", (long long)counts[r],
+              (long long)cols);
     (*cnt)[r] = (int)(counts[r] * cols);
     (*displ)[r] = (int)off;
     off += counts[r] * cols;

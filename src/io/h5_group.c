@@ -92,9 +92,8 @@ herr_t h5_write_whole(const h5_file *f, hid_t dset, hid_t mem_type, const void *
 
 scl_err h5_group_bcast(const h5_file *f, void *value, size_t len, const char *what) {
   if (!h5_file_is_group(f) || len == 0) return SCL_OK;
-  if (len > (size_t)INT32_MAX)
-    return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', %s: %zu bytes is too large to broadcast",
-                     f->path, what, len);
+  SCL_CHECK(len <= (size_t)INT32_MAX, SCL_ERR_ARG,
+            "HDF5 file '%s', %s: %zu bytes is too large to broadcast", f->path, what, len);
   int rc = MPI_Bcast(value, (int)len, MPI_BYTE, 0, f->comm);
   if (rc != MPI_SUCCESS) return h5_mpi_fail(f->path, "MPI_Bcast (rank 0's value)", rc);
   return SCL_OK;
@@ -190,9 +189,9 @@ static void h5_group_discard(h5_file *f) {
 
 scl_err h5_file_create_atomic_group(const char *path, MPI_Comm comm, h5_file **out) {
   *out = NULL;
-  if (!path || !path[0]) return SCL_ERROR(SCL_ERR_ARG, "h5: empty file path");
-  if (comm == MPI_COMM_NULL)
-    return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s': MPI_COMM_NULL for a group file", path);
+  SCL_CHECK(path && path[0], SCL_ERR_ARG, "h5: empty file path");
+  SCL_CHECK(comm != MPI_COMM_NULL, SCL_ERR_ARG, "HDF5 file '%s': MPI_COMM_NULL for a group file",
+            path);
   h5_quiet();
   MPI_Comm dup = MPI_COMM_NULL;
   int rc = MPI_Comm_dup(comm, &dup);

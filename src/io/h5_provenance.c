@@ -67,26 +67,23 @@ scl_err h5_write_provenance(h5_file *f, int64_t schema_version) {
 }
 
 scl_err h5_check_schema(h5_file *f, int64_t expected_version, const char *what) {
-  if (!f) return SCL_ERROR(SCL_ERR_ARG, "h5_check_schema: NULL file");
+  SCL_CHECK(f, SCL_ERR_ARG, "h5_check_schema: NULL file");
   if (!what) what = "safecl";
   int exists = 0;
   SCL_CALL(h5_attr_exists(f, "/", "schema_version", &exists));
-  if (!exists)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "HDF5 file '%s' has no schema_version attribute: not a safecl file (or not "
-                     "a %s file; expected %s schema version %lld)",
-                     f->path, what, what, (long long)expected_version);
+  SCL_CHECK(exists, SCL_ERR_FORMAT,
+            "HDF5 file '%s' has no schema_version attribute: not a safecl file (or not "
+            "a %s file; expected %s schema version %lld)",
+            f->path, what, what, (long long)expected_version);
   int64_t v = 0;
   SCL_CALL(h5_attr_read_i64(f, "/", "schema_version", &v));
-  if (v > expected_version)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "HDF5 file '%s' is %s schema version %lld, newer than this safecl reads "
-                     "(%lld): written by a newer safecl? upgrade",
-                     f->path, what, (long long)v, (long long)expected_version);
-  if (v < expected_version)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "HDF5 file '%s' is %s schema version %lld, older than this safecl reads "
-                     "(%lld): written by an older safecl; regenerate the file",
-                     f->path, what, (long long)v, (long long)expected_version);
+  SCL_CHECK(v <= expected_version, SCL_ERR_FORMAT,
+            "HDF5 file '%s' is %s schema version %lld, newer than this safecl reads "
+            "(%lld): written by a newer safecl? upgrade",
+            f->path, what, (long long)v, (long long)expected_version);
+  SCL_CHECK(v >= expected_version, SCL_ERR_FORMAT,
+            "HDF5 file '%s' is %s schema version %lld, older than this safecl reads "
+            "(%lld): written by an older safecl; regenerate the file",
+            f->path, what, (long long)v, (long long)expected_version);
   return SCL_OK;
 }

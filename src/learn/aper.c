@@ -136,7 +136,7 @@ const learn_method_ops learn_aper_ops = {
 
 static scl_err aper_create(const learn_context *ctx, learn_method **out) {
   aper *a = calloc(1, sizeof *a);
-  if (!a) return SCL_ERROR(SCL_ERR_NOMEM, "aper");
+  SCL_CHECK(a, SCL_ERR_NOMEM, "aper");
   a->base.ops = &learn_aper_ops;
   a->ptm = ctx->backbone;
   a->comm = ctx->comm ? ctx->comm : learn_comm_self();

@@ -139,7 +139,7 @@ const learn_method_ops learn_ranpac_ops = {
 
 static scl_err ranpac_create(const learn_context *ctx, learn_method **out) {
   ranpac *r = calloc(1, sizeof *r);
-  if (!r) return SCL_ERROR(SCL_ERR_NOMEM, "ranpac");
+  SCL_CHECK(r, SCL_ERR_NOMEM, "ranpac");
   r->base.ops = &learn_ranpac_ops;
   r->cfg = *ctx->cfg;
   r->seed = ctx->seed;

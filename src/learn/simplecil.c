@@ -89,7 +89,7 @@ const learn_method_ops learn_simplecil_ops = {
 
 static scl_err simplecil_create(const learn_context *ctx, learn_method **out) {
   simplecil *sc = calloc(1, sizeof *sc);
-  if (!sc) return SCL_ERROR(SCL_ERR_NOMEM, "simplecil");
+  SCL_CHECK(sc, SCL_ERR_NOMEM, "simplecil");
   sc->base.ops = &learn_simplecil_ops;
   sc->ptm = ctx->backbone;
   sc->comm = ctx->comm ? ctx->comm : learn_comm_self();

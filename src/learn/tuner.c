@@ -23,7 +23,7 @@ struct learn_tuner {
 
 scl_err learn_tuner_create(const learn_context *ctx, learn_tuner **out) {
   learn_tuner *t = calloc(1, sizeof *t);
-  if (!t) return SCL_ERROR(SCL_ERR_NOMEM, "tuner");
+  SCL_CHECK(t, SCL_ERR_NOMEM, "tuner");
   t->cfg = *ctx->cfg;
   t->seed = ctx->seed;
   t->C = ctx->n_classes;

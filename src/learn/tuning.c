@@ -69,8 +69,8 @@ void learn_tune_sgd(const learn_method_cfg *cfg, pet_params *p, float *pet_buf, 
 scl_err learn_tune_gather(const learn_comm *comm, const learn_batch *b, float *buf, int64_t cols) {
   if (comm->size == 1) return SCL_OK;
   int64_t counts[LEARN_MAX_GROUP];
-  if (comm->size > LEARN_MAX_GROUP)
-    return SCL_ERROR(SCL_ERR_ARG, "a group of %d ranks (at most %d)", comm->size, LEARN_MAX_GROUP);
+  SCL_CHECK(comm->size <= LEARN_MAX_GROUP, SCL_ERR_ARG, "a group of %d ranks (at most %d)",
+            comm->size, LEARN_MAX_GROUP);
   learn_shard_counts(b->B_global, comm->size, counts);
   SCL_CALL(comm->allgather_rows_f32(comm->ctx, buf + b->offset * cols, counts, cols, buf));
   return SCL_OK;
@@ -108,9 +108,9 @@ scl_err learn_tune_ce(learn_step_buffers *w, vit_trainer *t, const pet_params *p
                       const learn_batch *b, int64_t k, const vit_dropout_key *key,
                       const learn_comm *comm, double *ce) {
   const int64_t B = b->B_global, D = w->D, CD = h->C * D;
-  if (B > w->B || k > w->C || b->offset + b->B > B)
-    return SCL_ERROR(SCL_ERR_INTERNAL, "step of %lld images over %lld classes exceeds %lld, %lld",
-                     (long long)B, (long long)k, (long long)w->B, (long long)w->C);
+  SCL_CHECK(B <= w->B && k <= w->C && b->offset + b->B <= B, SCL_ERR_INTERNAL,
+            "step of %lld images over %lld classes exceeds %lld, %lld", (long long)B, (long long)k,
+            (long long)w->B, (long long)w->C);
   learn_cosine_cache cache = learn_cosine_cache_bind(w->cos_mem, B, k, D);
   memset(h->grad, 0, (size_t)(CD + 1) * sizeof(float));
   SCL_CALL(learn_tune_forward(comm, t, p, b, key, D, w->phi));

@@ -87,10 +87,10 @@ static scl_err setup_comm(linalg_group *g) {
 scl_err linalg_group_create(const dist_comm *comm, linalg_solver solver, int threads,
                             linalg_group **out) {
   *out = NULL;
-  if (solver < LINALG_SOLVER_AUTO || solver > LINALG_SOLVER_SCALAPACK)
-    return SCL_ERROR(SCL_ERR_ARG, "unknown ridge solver %d", (int)solver);
+  SCL_CHECK(solver >= LINALG_SOLVER_AUTO && solver <= LINALG_SOLVER_SCALAPACK, SCL_ERR_ARG,
+            "unknown ridge solver %d", (int)solver);
   linalg_group *g = calloc(1, sizeof *g);
-  if (!g) return SCL_ERROR(SCL_ERR_NOMEM, "ridge solver group");
+  SCL_CHECK(g, SCL_ERR_NOMEM, "ridge solver group");
   g->solver = solver;
   g->threads = threads > 0 ? threads : 1;
   g->node_threads = g->threads;

@@ -49,7 +49,7 @@ static scl_err add_plan(coord *c) {
       coord_record(c, &r, 0);
       st = orch_state_find(c->state, t->id);
     }
-    if (!st) return SCL_ERROR(SCL_ERR_NOMEM, "run state");
+    SCL_CHECK(st, SCL_ERR_NOMEM, "run state");
     c->state_of[i] = st - c->state->trials;
   }
   return SCL_OK;

@@ -157,9 +157,9 @@ static void outcome(coord *c, const orch_msg *in, orch_record *r) {
 }
 
 static scl_err on_result(coord *c, const orch_msg *in, int from) {
-  if (in->trial != c->group_trial[in->group])
-    return SCL_ERROR(SCL_ERR_INTERNAL, "group %d reported trial %lld but runs %lld", in->group,
-                     (long long)in->trial, (long long)c->group_trial[in->group]);
+  SCL_CHECK(in->trial == c->group_trial[in->group], SCL_ERR_INTERNAL,
+            "group %d reported trial %lld but runs %lld", in->group, (long long)in->trial,
+            (long long)c->group_trial[in->group]);
   orch_record r;
   int64_t next = -1;
   outcome(c, in, &r);
@@ -195,9 +195,8 @@ static scl_err on_progress(coord *c, const orch_msg *in, int from) {
 
 static scl_err handle(coord *c, const orch_msg *in, int from) {
   int g = in->group;
-  if (g < 0 || g >= c->groups || from != 1 + g * c->group_size)
-    return SCL_ERROR(SCL_ERR_INTERNAL, "message %s from rank %d claims group %d",
-                     orch_msg_name(in->type), from, g);
+  SCL_CHECK(g >= 0 && g < c->groups && from == 1 + g * c->group_size, SCL_ERR_INTERNAL,
+            "message %s from rank %d claims group %d", orch_msg_name(in->type), from, g);
   if (in->latency > 0) {
     c->stats.rtt_n++;
     c->stats.rtt_sum += in->latency;

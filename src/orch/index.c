@@ -93,7 +93,7 @@ static scl_err fill(const orch_state *s, columns *c) {
     for (int k = 0; k < 6; k++) {
       c->str[k][i] =
           strdup(v[k] ? v[k] : plan_field(t->plan_text, k - 1 + (k == 3), buf, sizeof buf));
-      if (!c->str[k][i]) return SCL_ERROR(SCL_ERR_NOMEM, "index strings");
+      SCL_CHECK(c->str[k][i], SCL_ERR_NOMEM, "index strings");
     }
     plan_field(t->plan_text, 2, buf, sizeof buf);
     c->seed[i] = buf[0] && buf[0] != '-' ? atoll(buf) : -1;

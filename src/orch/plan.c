@@ -40,12 +40,12 @@ static scl_err combo_init(const orch_sweep *s, int d, int m, combo *c, int64_t *
     c->n_pts[k] = sc && sc->n_points ? sc->n_points : 1;
     *count *= c->n_pts[k];
     for (int a = 0; sc && a < sc->n_grid; a++) {
-      if (c->n_axes == 256) return SCL_ERROR(SCL_ERR_ARG, "%s: more than 256 grid axes", s->path);
+      SCL_CHECK(c->n_axes != 256, SCL_ERR_ARG, "%s: more than 256 grid axes", s->path);
       c->axes[c->n_axes++] = &sc->grid[a];
       *count *= sc->grid[a].values.n;
     }
-    if (*count > 100000000)
-      return SCL_ERROR(SCL_ERR_ARG, "%s: more than 10^8 combinations; split the sweep", s->path);
+    SCL_CHECK(*count <= 100000000, SCL_ERR_ARG, "%s: more than 10^8 combinations; split the sweep",
+              s->path);
   }
   return SCL_OK;
 }
@@ -69,7 +69,7 @@ static scl_err combo_settings(const combo *c, int64_t idx, char **out) {
   }
   for (int i = 0; i < n; i++) len += strlen(pick[i]->text) + 1;
   char *text = malloc(len);
-  if (!text) return SCL_ERROR(SCL_ERR_NOMEM, "trial settings");
+  SCL_CHECK(text, SCL_ERR_NOMEM, "trial settings");
   text[0] = '\0';
   for (int i = 0, pos = 0; i < n; i++)
     pos += snprintf(text + pos, len - (size_t)pos, "%s%s", i ? "\n" : "", pick[i]->text);
@@ -81,7 +81,7 @@ static scl_err push(char ***v, int *n, int *cap, const char *s) {
   if (*n + 2 > *cap) {
     *cap = *cap ? 2 * *cap : 16;
     char **g = realloc(*v, (size_t)*cap * sizeof **v);
-    if (!g) return SCL_ERROR(SCL_ERR_NOMEM, "trial arguments");
+    SCL_CHECK(g, SCL_ERR_NOMEM, "trial arguments");
     *v = g;
   }
   (*v)[*n] = strdup(s);
@@ -209,8 +209,7 @@ static scl_err describe(orch_trial *t, const run_trial_cfg *cfg) {
   t->dataset_name = strdup(cfg->dataset_name);
   t->method_name = strdup(cfg->method.name);
   t->arch = strdup(cfg->arch);
-  if (!t->dataset_name || !t->method_name || !t->arch)
-    return SCL_ERROR(SCL_ERR_NOMEM, "trial names");
+  SCL_CHECK(t->dataset_name && t->method_name && t->arch, SCL_ERR_NOMEM, "trial names");
   t->cost = orch_cost_prior(cfg);
   return SCL_OK;
 }
@@ -243,7 +242,7 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
   if (p->n == *cap) {
     *cap = *cap ? 2 * *cap : 64;
     orch_trial *g = realloc(p->trials, (size_t)*cap * sizeof *g);
-    if (!g) return SCL_ERROR(SCL_ERR_NOMEM, "plan of %lld trials", (long long)*cap);
+    SCL_CHECK(g, SCL_ERR_NOMEM, "plan of %lld trials", (long long)*cap);
     p->trials = g;
   }
   orch_trial *t = &p->trials[p->n];

@@ -27,7 +27,7 @@ static scl_err print_trial_args(const orch_sweep *s, const orch_plan *p, const c
   if (!which[0] || *end || i < 0 || i >= p->n)
     return SCL_ERROR(SCL_ERR_ARG, "--trial %s: not a trial index in [0, %lld)", which,
                      (long long)p->n);
-  if (!s->run_dir[0]) return SCL_ERROR(SCL_ERR_ARG, "--trial needs run.dir=DIR");
+  SCL_CHECK(s->run_dir[0], SCL_ERR_ARG, "--trial needs run.dir=DIR");
   int argc = 0;
   char **argv = NULL;
   SCL_CALL(orch_plan_args(s, &p->trials[i], s->run_dir, &argc, &argv));
@@ -43,7 +43,7 @@ scl_err orch_sweep_info(const char *mode, const char *which, int argc, char **ar
   scl_err err = SCL_OK;
   int first = 1;
   while (first < argc && !cfg_is_override(argv[first])) first++;
-  if (first != 2) SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "%s: give exactly one sweep file", mode);
+  SCL_CHECK_GOTO(err, done, first == 2, SCL_ERR_ARG, "%s: give exactly one sweep file", mode);
   SCL_CALL_GOTO(err, orch_sweep_load(argv[1], argc - first, argv + first, &s), done);
   if (!strcmp(mode, "--plan")) {
     SCL_CALL_GOTO(err, orch_sweep_record_plan(s), done);

@@ -172,7 +172,7 @@ static scl_err run_one(worker *w, const orch_msg *trial, orch_msg *res) {
   w->comm_err = SCL_OK;
   if (trial->flags & ORCH_FLAG_DRY_RUN) return SCL_OK;
   char *layering = strdup(trial->text ? trial->text : "");
-  if (!layering) return SCL_ERROR(SCL_ERR_NOMEM, "trial layering");
+  SCL_CHECK(layering, SCL_ERR_NOMEM, "trial layering");
   scl_error_clear();
   scl_err err = run_trial_of(w, layering, res);
   free(layering);
@@ -205,9 +205,9 @@ scl_err orch_worker_run(const dist_comm *world, const dist_comm *group, int grou
       *exit_code = in.exit_code;
       break;
     }
-    if (in.type != ORCH_MSG_TRIAL)
-      SCL_ERROR_GOTO(err, done, SCL_ERR_INTERNAL, "group %d: unexpected %s from the coordinator",
-                     group_id, orch_msg_name(in.type));
+    SCL_CHECK_GOTO(err, done, in.type == ORCH_MSG_TRIAL, SCL_ERR_INTERNAL,
+                   "group %d: unexpected %s from the coordinator", group_id,
+                   orch_msg_name(in.type));
     SCL_CALL_GOTO(err, run_one(&w, &in, &out), done);
   }
 done:

@@ -112,9 +112,8 @@ static scl_err run_epoch(trial_state *st, const learn_session *s, loop_buffers *
     batch.epoch = e;
     batch.step = e * steps + k;
     SCL_CALL(st->method->ops->train_step(st->method, s, &batch, losses));
-    if (!isfinite(losses[0]))
-      return SCL_ERROR(SCL_ERR_NUMERIC, "session %d epoch %lld step %lld: loss is %g", s->t + 1,
-                       (long long)e + 1, (long long)k + 1, losses[0]);
+    SCL_CHECK(isfinite(losses[0]), SCL_ERR_NUMERIC, "session %d epoch %lld step %lld: loss is %g",
+              s->t + 1, (long long)e + 1, (long long)k + 1, losses[0]);
     for (int j = 0; j < plan->n_terms; j++) sums[j] += losses[j];
     SCL_DEBUG("session %d epoch %lld batch %lld: loss %.9g", s->t + 1, (long long)e + 1,
               (long long)k + 1, losses[0]);

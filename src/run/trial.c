@@ -49,9 +49,9 @@ static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
   SCL_CALL(open_split(cfg, "train", &st->train));
   SCL_CALL(open_split(cfg, "test", &st->test));
   int64_t nc = data_dataset_num_classes(st->train);
-  if (data_dataset_num_classes(st->test) != nc)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: train split has %lld classes but test split has %lld",
-                     cfg->root, (long long)nc, (long long)data_dataset_num_classes(st->test));
+  SCL_CHECK(data_dataset_num_classes(st->test) == nc, SCL_ERR_FORMAT,
+            "%s: train split has %lld classes but test split has %lld", cfg->root, (long long)nc,
+            (long long)data_dataset_num_classes(st->test));
   st->dil = !strcmp(cfg->format, "domainnet");
   if (st->dil) {
     /* Every session holds every class in the original label order (METHOD.md a.1). */
@@ -109,9 +109,8 @@ static scl_err open_backbone(const run_trial_cfg *cfg, trial_state *st) {
 
 static scl_err open_method(const run_trial_cfg *cfg, trial_state *st) {
   const learn_method_ops *ops = learn_method_find(cfg->method.name);
-  if (!ops)
-    return SCL_ERROR(SCL_ERR_ARG, "method.name = \"%s\" is not one of %s", cfg->method.name,
-                     learn_method_names());
+  SCL_CHECK(ops, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s", cfg->method.name,
+            learn_method_names());
   learn_context ctx = {.backbone = st->backbone,
                        .n_classes = st->plan->n_classes,
                        .seed = (uint64_t)cfg->seed,
@@ -451,9 +450,8 @@ scl_err run_trial(const run_trial_cfg *cfg) {
 /* Opens everything a trial needs; on a group every rank does the same and the group agrees. */
 static scl_err open_trial(const run_trial_cfg *cfg, trial_state *st, run_trial_result *result,
                           int *finished) {
-  if (st->group.comm.size > LEARN_MAX_GROUP)
-    return SCL_ERROR(SCL_ERR_ARG, "a trial's group has %d ranks; at most %d", st->group.comm.size,
-                     LEARN_MAX_GROUP);
+  SCL_CHECK(st->group.comm.size <= LEARN_MAX_GROUP, SCL_ERR_ARG,
+            "a trial's group has %d ranks; at most %d", st->group.comm.size, LEARN_MAX_GROUP);
   SCL_CALL(cfg_dump(&run_trial_schema, cfg, &st->config_text));
   SCL_CALL(open_benchmark(cfg, st));
   SCL_CALL(trial_identity(st));
@@ -550,13 +548,12 @@ scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, ru
   scl_err err = SCL_OK;
   vit_config vc;
   const learn_method_ops *ops = learn_method_find(cfg->method.name);
-  if (!ops)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s",
-                   cfg->method.name, learn_method_names());
+  SCL_CHECK_GOTO(err, done, ops, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s",
+                 cfg->method.name, learn_method_names());
   SCL_CALL_GOTO(err, vit_config_preset(cfg->arch, &vc), done);
   SCL_CALL_GOTO(err, open_benchmark(cfg, &st), done);
-  if (st.n_sessions > (int)(sizeof plan->s / sizeof plan->s[0]))
-    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "plan: %d sessions (at most 64)", st.n_sessions);
+  SCL_CHECK_GOTO(err, done, st.n_sessions <= (int)(sizeof plan->s / sizeof plan->s[0]), SCL_ERR_ARG,
+                 "plan: %d sessions (at most 64)", st.n_sessions);
   plan->n_sessions = st.n_sessions;
   for (int t = 0; t < st.n_sessions && !err; t++) {
     int64_t lo, hi, *idx = NULL, n = 0, nt = 0;

@@ -104,10 +104,9 @@ scl_err trial_check_existing(trial_state *st, int *finished, run_trial_result *r
   SCL_CALL_GOTO(err, h5_check_schema(f, RUN_TRIAL_SCHEMA_VERSION, "trial results"), done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "trial_id", &id), done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "status", &status), done);
-  if (strcmp(id, st->id))
-    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG,
-                   "%s holds trial %s, not this trial (%s): choose another run.dir or move it",
-                   path, id, st->id);
+  SCL_CHECK_GOTO(err, done, !strcmp(id, st->id), SCL_ERR_ARG,
+                 "%s holds trial %s, not this trial (%s): choose another run.dir or move it", path,
+                 id, st->id);
   *finished = !strcmp(status, "finished");
   if (*finished && result) SCL_CALL_GOTO(err, read_result(f, result), done);
 done:
