@@ -237,7 +237,7 @@ static scl_err load_file(const cfg_schema *schema, const char *path, void *cfg, 
   } else {
     err = load_includes(schema, &lc, dir, cfg, depth);
     if (!err) err = walk_group(schema, config_root_setting(&lc), "", cfg);
-    if (err) scl_error_trace(err, __FILE__, __LINE__, __func__);
+    if (err) SCL_TRACE(err);
   }
   config_destroy(&lc);
   return err;

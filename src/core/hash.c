@@ -55,7 +55,7 @@ scl_err scl_hash_file(const char *path, scl_hash *out) {
   scl_err err = scl_hasher_create(&h);
   if (err) {
     fclose(f);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   static _Thread_local char buf[1 << 16];
   size_t n;

@@ -34,7 +34,7 @@ scl_err scl_arena_create(size_t capacity, const char *what, scl_arena **out) {
   scl_err err = scl_alloc(capacity, what, (void **)&a->base);
   if (err) {
     free(a);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   a->capacity = scl_arena_round(capacity ? capacity : 1);
   *out = a;

@@ -80,7 +80,7 @@ static scl_err load_class_names(data_dataset *ds, const char *dir) {
       scl_err err = strpool_add(&ds->classes, line, n);
       if (err) {
         fclose(f);
-        return scl_error_trace(err, __FILE__, __LINE__, __func__);
+        return SCL_TRACE(err);
       }
     }
     fclose(f);

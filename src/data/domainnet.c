@@ -87,7 +87,7 @@ static scl_err name_classes(data_dataset *ds) {
       err = strpool_addf(&ds->classes, "class_%03lld", (long long)c);
   }
   free(names);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -118,7 +118,7 @@ scl_err ds_list_open(data_dataset *ds, const data_source *src) {
   ds->n_domains = d;
   ds->manifest = scl_hasher_digest(h);
   scl_hasher_destroy(&h);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   SCL_CHECK(ds->count != 0, SCL_ERR_FORMAT, "%s: the %s lists of '%s' hold no samples", src->root,
             src->split, src->domains);
   ds->n_classes = src->n_classes > 0 ? src->n_classes : max_label + 1;

@@ -130,13 +130,13 @@ static scl_err load_meta(data_dataset *ds, h5_file *f, const char *split) {
   scl_err err = SCL_OK;
   for (int64_t i = 0; i < nc && !err; i++) err = strpool_add(&ds->paths, strs[i], strlen(strs[i]));
   h5_strings_free(strs, nc);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   snprintf(name, sizeof name, "%s/class_names", split);
   SCL_CALL(h5_read_strings(f, name, &strs, &nc));
   for (int64_t i = 0; i < nc && !err; i++)
     err = strpool_add(&ds->classes, strs[i], strlen(strs[i]));
   h5_strings_free(strs, nc);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   ds->n_classes = nc;
   SCL_CALL(h5_attr_read_i64(f, split, "manifest_hi", &hi));
   SCL_CALL(h5_attr_read_i64(f, split, "manifest_lo", &lo));

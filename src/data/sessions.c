@@ -81,7 +81,7 @@ scl_err data_sessions_select(const data_sessions *s, const data_dataset *ds, int
   if (err) {
     scl_free(*idx);
     *idx = NULL;
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   k = 0;
   for (int64_t i = 0; i < count; i++) {

@@ -63,7 +63,7 @@ static scl_err wrap(MPI_Comm dup, dist_comm **out) {
   scl_err err = scl_calloc(sizeof *c, "communicator", (void **)&c);
   if (err) {
     MPI_Comm_free(&dup);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   c->comm = dup;
   MPI_Comm_rank(dup, &c->rank);

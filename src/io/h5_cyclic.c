@@ -235,7 +235,7 @@ scl_err h5_write_f64_cyclic(h5_file *f, const char *name, int64_t m, int64_t n, 
   scl_free(held);
   if (err) {
     scl_free(packed);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   if (numel > 0) cyc_pack(packed, local, L.row.nloc, L.col.nloc, lld);
   hid_t dset = -1;

@@ -369,7 +369,7 @@ scl_err h5_read_strings(h5_file *f, const char *name, char ***strs, int64_t *n) 
   else if (count)
     err = h5_read_fixed_strings(f, name, dset, ftype, count, out);
   if (err) {
-    scl_error_trace(err, __FILE__, __LINE__, __func__);
+    SCL_TRACE(err);
     h5_strings_free(out, count);
     goto done;
   }

@@ -132,7 +132,7 @@ scl_err h5_file_alloc(const char *path, h5_file **out) {
   scl_err err = scl_alloc(len, "HDF5 file path", (void **)&f->path);
   if (err) {
     scl_free(f);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   memcpy(f->path, path, len);
   *out = f;
@@ -168,7 +168,7 @@ scl_err h5_file_create_atomic(const char *path, h5_file **out) {
   scl_err err = io_publish_begin(path, &f->tmp_path, NULL);
   if (err) {
     h5_file_free(f);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   hid_t fapl = h5_fapl();
   if (fapl < 0) {

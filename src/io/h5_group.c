@@ -51,7 +51,7 @@ static scl_err h5_agree_on(MPI_Comm comm, int rank, const char *path, scl_err lo
   int rc = h5_group_vote(comm, rank, local, &code, &who);
   if (rc != MPI_SUCCESS) return h5_mpi_fail(path, "MPI_Allreduce (status of the group)", rc);
   if (code == SCL_OK) return SCL_OK;
-  if (who == rank) return scl_error_trace(local, __FILE__, __LINE__, __func__);
+  if (who == rank) return SCL_TRACE(local);
   return SCL_ERROR(code, "HDF5 file '%s': rank %d of the group failed or aborted (%s)", path, who,
                    scl_error_name(code));
 }
@@ -112,7 +112,7 @@ scl_err h5_group_bcast_str(const h5_file *f, const char **value, char **owned, c
   err = h5_group_bcast(f, f->rank == 0 ? (void *)*value : copy, (size_t)len, what);
   if (err) {
     scl_free(copy);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   if (copy) {
     copy[len] = '\0';
@@ -150,7 +150,7 @@ static scl_err h5_group_tmp_name(h5_file *f) {
   int rc = MPI_Bcast(&len, 1, MPI_INT64_T, 0, f->comm);
   if (rc != MPI_SUCCESS) return h5_mpi_fail(f->path, "MPI_Bcast (temporary name)", rc);
   if (len < 0) {
-    if (f->rank == 0) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    if (f->rank == 0) return SCL_TRACE(err);
     return SCL_ERROR(SCL_ERR_IO, "HDF5 file '%s': rank 0 could not reserve a temporary name",
                      f->path);
   }
@@ -207,7 +207,7 @@ scl_err h5_file_create_atomic_group(const char *path, MPI_Comm comm, h5_file **o
   if (err) {
     if (f) h5_file_free(f);
     MPI_Comm_free(&dup);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   f->comm = dup;
   f->rank = rank;
@@ -215,7 +215,7 @@ scl_err h5_file_create_atomic_group(const char *path, MPI_Comm comm, h5_file **o
   if (!err) err = h5_group_agree(f, h5_group_create_file(f));
   if (err) {
     h5_group_discard(f);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   f->writable = 1;
   *out = f;
@@ -261,7 +261,7 @@ scl_err h5_group_finish(h5_file **pf, scl_err local, int publish) {
   if (!err) err = published;
   MPI_Comm_free(&f->comm);
   h5_file_free(f);
-  if (err && report) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err && report) return SCL_TRACE(err);
   return err;
 }
 
@@ -273,7 +273,7 @@ scl_err h5_file_commit_group(h5_file **pf, scl_err local) {
       return SCL_OK;
     }
     h5_file_abort(pf);
-    return scl_error_trace(local, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(local);
   }
   if (!(*pf)->writable) return SCL_ERROR(SCL_ERR_ARG, "h5_file_commit_group: read-only file");
   SCL_CALL(h5_group_finish(pf, local, 1));

@@ -152,7 +152,7 @@ static scl_err jpeg_decode(const uint8_t *buf, size_t len, const char *name, dat
   jpeg_mem_src(&cinfo, buf, (unsigned long)len);
   scl_err err = jpeg_decode_body(&cinfo, name, img);
   jpeg_destroy_decompress(&cinfo);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -249,7 +249,7 @@ static scl_err png_decode(const uint8_t *buf, size_t len, const char *name, data
   png_set_read_fn(png, &fail, png_read_mem);
   scl_err err = png_decode_body(png, info, name, img);
   png_destroy_read_struct(&png, &info, NULL);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

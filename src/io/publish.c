@@ -74,7 +74,7 @@ scl_err io_publish_commit(const char *tmp_path, const char *path) {
   scl_err err = fsync_path(tmp_path, 0, "temporary file");
   if (err) {
     io_publish_abort(tmp_path);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   if (rename(tmp_path, path) != 0) {
     err = SCL_ERROR(SCL_ERR_IO, "cannot rename '%s' to '%s': %s", tmp_path, path, strerror(errno));
@@ -119,7 +119,7 @@ scl_err io_write_file_atomic(const char *path, const void *data, size_t len) {
   if (err) {
     io_publish_abort(tmp);
     scl_free(tmp);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   err = io_publish_commit(tmp, path);
   scl_free(tmp);

@@ -566,7 +566,7 @@ scl_err io_safetensors_write(const char *path, const io_st_entry *entries, int n
   if (close(fd) != 0 && !err)
     err = SCL_ERROR(SCL_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
   if (err) {
-    scl_error_trace(err, __FILE__, __LINE__, __func__);
+    SCL_TRACE(err);
     io_publish_abort(tmp);
     goto done;
   }

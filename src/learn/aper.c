@@ -69,7 +69,7 @@ static scl_err aper_fit(learn_method *m, const learn_session *s, const float *co
   (void)pos; /* prototypes are sums: the order of the rows does not matter */
   scl_err err = learn_prototypes_fit(a->protos, x, labels, n, s->class_lo, s->class_hi, a->comm);
   scl_free(x);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -80,7 +80,7 @@ static scl_err aper_predict(learn_method *m, const learn_session *s, const float
   SCL_CALL(concat(features, n, a->D, &x));
   scl_err err = learn_prototypes_predict(a->protos, x, n, s->class_hi, pred);
   scl_free(x);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -146,7 +146,7 @@ static scl_err aper_create(const learn_context *ctx, learn_method **out) {
   if (!err) err = learn_prototypes_create(ctx->n_classes, 2 * a->D, &a->protos);
   if (err) {
     aper_destroy(&m);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = m;
   return SCL_OK;

@@ -25,7 +25,7 @@ scl_err learn_prototypes_create(int64_t n_classes, int64_t dim, learn_prototypes
   if (!err) err = scl_calloc(cells * sizeof(float), "prototypes", (void **)&p->unit);
   if (err) {
     learn_prototypes_destroy(&p);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = p;
   return SCL_OK;

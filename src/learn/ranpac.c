@@ -82,7 +82,7 @@ static scl_err ranpac_predict(learn_method *m, const learn_session *s, const flo
   }
   (void)s;
   scl_free(logits);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -150,7 +150,7 @@ static scl_err ranpac_create(const learn_context *ctx, learn_method **out) {
                           ctx->seed, 0, &r->rp);
   if (err) {
     ranpac_destroy(&self);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = &r->base;
   return SCL_OK;

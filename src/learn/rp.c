@@ -40,7 +40,7 @@ scl_err learn_rp_create(linalg_group *group, int64_t d, int64_t m, int64_t n_cla
   if (rp->group) err = linalg_group_agree(rp->group, err);
   if (err) {
     learn_rp_destroy(&rp);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   for (int64_t i = 0; i < d; i++) {
     scl_rng r;
@@ -81,7 +81,7 @@ scl_err learn_rp_accumulate(learn_rp *rp, const float *x, const int32_t *labels,
     err = linalg_stats_accumulate(rp->stats, h, labels + r0, rows);
   }
   scl_free(h);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

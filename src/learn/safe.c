@@ -257,7 +257,7 @@ static scl_err safe_create(const learn_context *ctx, learn_method **out) {
   scl_err err = safe_setup(sf, ctx);
   if (err) {
     safe_destroy(&m);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = m;
   return SCL_OK;

@@ -96,7 +96,7 @@ static scl_err simplecil_create(const learn_context *ctx, learn_method **out) {
   scl_err err = learn_prototypes_create(ctx->n_classes, ctx->backbone->cfg.width, &sc->protos);
   if (err) {
     free(sc);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = &sc->base;
   return SCL_OK;

@@ -42,7 +42,7 @@ scl_err linalg_stats_create(linalg_group *g, int64_t m, int64_t n_classes, linal
   err = grp_agree(g, err);
   if (err) {
     linalg_stats_destroy(&s);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = s;
   return SCL_OK;

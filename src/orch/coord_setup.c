@@ -23,7 +23,7 @@ static scl_err write_effective_sweep(coord *c) {
   snprintf(path, sizeof path, "%s/sweep.cfg", c->rd.path);
   scl_err err = io_write_file_atomic(path, text, strlen(text));
   free(text);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -150,7 +150,7 @@ scl_err coord_setup(coord *c) {
   SCL_CALL(scl_calloc((size_t)(c->groups + 1) * sizeof *c->group_recorded, "groups",
                       (void **)&c->group_recorded));
   for (int g = 0; g < c->groups; g++) c->group_trial[g] = -1;
-  if (c->failure) return scl_error_trace(c->failure, __FILE__, __LINE__, __func__);
+  if (c->failure) return SCL_TRACE(c->failure);
   SCL_CALL(orch_ledger_sync(c->ledger));
   int64_t n[4];
   count(c, n);
@@ -256,6 +256,6 @@ scl_err orch_sweep_record_plan(const orch_sweep *s) {
     printf("planned %lld trial(s) in %s (%lld to run)\n", (long long)c.plan->n, c.rd.path,
            (long long)c.n_queue);
   coord_destroy(&c);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }

@@ -83,7 +83,7 @@ static scl_err layering_text(coord *c, int64_t t, char **text) {
   for (int i = 0, pos = 0; !err && i < argc; i++)
     pos += snprintf(*text + pos, len - (size_t)pos, "%c %s\n", i < n_files ? 'F' : 'O', argv[i]);
   orch_args_free(argc, argv);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -106,7 +106,7 @@ static scl_err reply_next(coord *c, int g, int from, int64_t *t) {
   SCL_CALL(layering_text(c, *t, &out.text));
   scl_err err = orch_msg_send(c->world, from, &out);
   orch_msg_clear(&out);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

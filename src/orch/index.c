@@ -140,6 +140,6 @@ scl_err orch_index_rebuild(const char *run_dir) {
   orch_state_reconcile_files(s, run_dir);
   scl_err err = orch_index_write(run_dir, s->job.sweep[0] ? s->job.sweep : "sweep", s);
   orch_state_destroy(&s);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }

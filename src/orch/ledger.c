@@ -213,7 +213,7 @@ scl_err orch_ledger_read_file(const char *path, orch_record_fn fn, void *ctx, in
   }
   scl_free(r);
   scl_free(data);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   if (n_records) *n_records = good;
   if (n_damaged) *n_damaged = bad;
   if (tail) *tail = (int64_t)valid_end;
@@ -286,7 +286,7 @@ scl_err orch_ledger_close(orch_ledger **l) {
   close((*l)->fd);
   scl_free(*l);
   *l = NULL;
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

@@ -143,7 +143,7 @@ scl_err orch_plan_args(const orch_sweep *s, const orch_trial *t, const char *run
     orch_args_free(*argc, *argv);
     *argc = 0;
     *argv = NULL;
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   return SCL_OK;
 }
@@ -233,7 +233,7 @@ static scl_err identify(orch_trial *t, const orch_sweep *s, int argc, char **arg
     scl_hasher_destroy(&h);
   }
   cfg_free(&run_trial_schema, &cfg);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -264,7 +264,7 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
       SCL_WARN("sweep: '%s' is the same trial as '%s' (%s); it runs once", a, b, t->id);
     }
     trial_free(t);
-    if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    if (err) return SCL_TRACE(err);
     return SCL_OK;
   }
   p->n++;
@@ -292,7 +292,7 @@ static scl_err expand(orch_plan *p, const orch_sweep *s) {
       }
     }
   scl_free(set.slot);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -303,7 +303,7 @@ scl_err orch_plan_create(const orch_sweep *s, orch_plan **out) {
   scl_err err = expand(p, s);
   if (err) {
     orch_plan_destroy(&p);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   if (p->duplicates > 5)
     SCL_WARN("sweep: %lld combinations named already planned trials in all",

@@ -87,7 +87,7 @@ scl_err orch_msg_send(const dist_comm *c, int dest, const orch_msg *m) {
   SCL_CALL(encode(m, &buf, &len));
   scl_err err = dist_send(c, dest, ORCH_TAG, buf, len);
   scl_free(buf);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -97,7 +97,7 @@ scl_err orch_msg_recv(const dist_comm *c, int source, orch_msg *m, int *from) {
   scl_err err = decode(raw.data, raw.len, m);
   if (from) *from = raw.source;
   dist_msg_free(&raw);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -112,6 +112,6 @@ scl_err orch_msg_bcast(const dist_comm *c, int root, orch_msg *m) {
     err = decode(buf, len, m);
   }
   scl_free(buf);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }

@@ -130,6 +130,6 @@ scl_err orch_rundir_read_result(const char *run_dir, const char *id, double *fin
   scl_free(got);
   scl_err close_err = h5_file_close(&f);
   if (!err) err = close_err;
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }

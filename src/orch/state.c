@@ -235,7 +235,7 @@ scl_err orch_state_load(const char *run_dir, orch_state **out) {
   s->replay_seconds = scl_now() - t0;
   if (err) {
     orch_state_destroy(out);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   return SCL_OK;
 }

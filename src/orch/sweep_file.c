@@ -445,7 +445,7 @@ scl_err orch_sweep_parse_file(orch_sweep *s, orch_settings *scalars, const char 
                       config_error_text(&lc));
   } else {
     err = parse_root(p, config_root_setting(&lc));
-    if (err) scl_error_trace(err, __FILE__, __LINE__, __func__);
+    if (err) SCL_TRACE(err);
   }
   config_destroy(&lc);
   *scalars = ctx.scalars; /* the caller frees them, also on error */

@@ -104,7 +104,7 @@ static scl_err apply_scalars(orch_sweep *s, const orch_settings *scalars) {
   }
   if (!err) err = cfg_load_files(&orch_sweep_schema, NULL, 0, scalars->n, texts, s);
   scl_free(texts);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -147,7 +147,7 @@ scl_err orch_sweep_load(const char *path, int n_overrides, char *const *override
   orch_settings_free(&scalars);
   if (err) {
     orch_sweep_destroy(&s);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = s;
   return SCL_OK;

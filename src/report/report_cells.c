@@ -206,7 +206,7 @@ scl_err report_model_build(report_data *d) {
       if (!err && d->opts->baseline) fill_paired(d, row, ds, report_cell_at(d, r, ds), scratch);
     }
   free(scratch);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   mark_best(d);
   return SCL_OK;
 }

@@ -197,7 +197,7 @@ static scl_err build_groups(report_data *d) {
     choose_point(&d->groups[k]);
   }
   free(in_run);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   d->datasets = calloc((size_t)d->n_groups + 1, sizeof *d->datasets);
   SCL_CHECK(d->datasets, SCL_ERR_NOMEM, "report: datasets");
   for (int k = 0; k < d->n_groups; k++) /* groups are sorted by dataset first */

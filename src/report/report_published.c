@@ -189,7 +189,7 @@ scl_err report_published_load(report_data *d, const char *path) {
 done:
   free(text);
   fclose(f);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

@@ -51,7 +51,7 @@ void run_group_init(run_group *g, const dist_comm *comm) {
 scl_err run_group_agree(const run_group *g, scl_err local) {
   if (g->comm.size == 1) return local;
   scl_err err = dist_agree(g->dist, local);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

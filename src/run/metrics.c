@@ -28,7 +28,7 @@ scl_err run_metrics_create(int n_sessions, int n_predictors, const char *const *
   if (!err) err = scl_alloc(2 * T * sizeof(int64_t), "session counts", (void **)&m->group_scratch);
   if (err) {
     run_metrics_destroy(&m);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   for (size_t i = 0; i < P * T * T; i++) m->acc[i] = NAN;
   for (size_t i = 0; i < P * T; i++) m->val_acc[i] = NAN;

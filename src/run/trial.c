@@ -154,7 +154,7 @@ static scl_err test_features(trial_state *st, int k, const learn_network *net, c
     memcpy(out + i * net->dim, c->features + idx[i] * net->dim, (size_t)net->dim * 4);
   scl_free(todo);
   scl_free(fresh);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -227,7 +227,7 @@ static scl_err predict_list(trial_state *st, const learn_session *s, int train, 
   if (!err) err = gather_predictions(st, mine, n, lo, hi, pred);
   for (int k = 0; k < LEARN_MAX_NETWORKS; k++) scl_free(feats[k]);
   scl_free(mine);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -321,7 +321,7 @@ static scl_err fit_session(trial_state *st, const learn_session *s, const int64_
         st->method->ops->fit(st->method, s, (const float *const *)feats, labels + lo, pos, hi - lo);
   for (int k = 0; k < LEARN_MAX_NETWORKS; k++) scl_free(feats[k]);
   scl_free(pos);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -570,7 +570,7 @@ scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, ru
     plan->s[t].n_test = nt;
     plan->s[t].epochs = t == 0 ? cfg->method.epochs_first : cfg->method.epochs_later;
   }
-  if (err) scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) SCL_TRACE(err);
   if (!err) run_plan_price(cfg, plan, ops, &vc, st.plan->n_classes);
 done:
   close_trial(&st);

@@ -40,7 +40,7 @@ scl_err trial_identity_of(const run_trial_cfg *cfg, const char *weights_hash,
   }
   scl_hasher_destroy(&h);
   free(ident);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
