@@ -61,6 +61,7 @@ void scl_error_clear(void);
  * NUL-terminated; NULL or size 0: not copied), clears it and returns its code (SCL_OK and "" if
  * none was pending). */
 scl_err scl_error_take(char *message, size_t size);
+#define SCL_ERROR_MESSAGE_MAX 2048 /* bytes of a root-cause message, NUL included */
 const char *scl_error_name(scl_err code);
 
 #define SCL_ERROR(code, ...) scl_error_raise((code), __FILE__, __LINE__, __func__, __VA_ARGS__)

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SCL_ERR_MSG_MAX 2048
+#define SCL_ERR_MSG_MAX SCL_ERROR_MESSAGE_MAX
 #define SCL_ERR_TRACE_MAX 8192
 
 static _Thread_local char err_message[SCL_ERR_MSG_MAX];

@@ -74,7 +74,7 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
     if (orch_rundir_read_result(c->rd.path, t->id, &r.final_acc, &r.avg_acc, &r.val_acc,
                                 &r.seconds) != SCL_OK) {
       scl_log_error_traceback(); /* the runner will name the file when it meets it */
-      scl_error_clear();
+      scl_error_take(NULL, 0);
       return 1;
     }
     coord_record(c, &r, 0);
@@ -220,7 +220,7 @@ int coord_finish(coord *c) {
   coord_record(c, &end, 1);
   if (orch_index_write(c->rd.path, c->sweep->name, c->state) != SCL_OK) {
     scl_log_error_traceback(); /* the index is derived: `safecl status DIR --reindex` rebuilds */
-    scl_error_clear();
+    scl_error_take(NULL, 0);
   }
   report(c, code);
   return c->failure ? 1 : code;
@@ -229,7 +229,7 @@ int coord_finish(coord *c) {
 void coord_destroy(coord *c) {
   if (orch_ledger_close(&c->ledger) != SCL_OK) {
     scl_log_error_traceback();
-    scl_error_clear();
+    scl_error_take(NULL, 0);
   }
   orch_rundir_close(&c->rd);
   orch_plan_destroy(&c->plan);

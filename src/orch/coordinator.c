@@ -26,7 +26,7 @@ void coord_apply(coord *c, orch_record *r) {
   }
   if (orch_state_apply(c->state, r) != SCL_OK) { /* out of memory: the ledger is the truth */
     scl_log_error_traceback();
-    scl_error_clear();
+    scl_error_take(NULL, 0);
   }
 }
 
@@ -36,9 +36,9 @@ void coord_append(coord *c, const orch_record *r, int sync) {
   if (!err) return;
   scl_log_error_traceback();
   SCL_WARN("the ledger cannot be written: stopping the sweep (trials checkpoint and stop)");
+  scl_error_take(NULL, 0);
   c->failure = err;
   c->stopping = 1;
-  scl_error_clear();
 }
 
 void coord_record(coord *c, const orch_record *r, int sync) {
@@ -231,7 +231,7 @@ scl_err orch_coordinator_run(const dist_comm *world, const orch_coord_opts *o, i
   scl_err setup = coord_setup(&c), err = SCL_OK;
   if (setup) { /* answer every group with EXIT so that the job ends cleanly */
     scl_log_error_traceback();
-    scl_error_clear();
+    scl_error_take(NULL, 0);
     c.failure = setup;
     c.stopping = 1;
   }

@@ -28,7 +28,7 @@ void orch_state_reconcile_files(orch_state *s, const char *run_dir) {
       if (orch_rundir_read_result(run_dir, t->id, &t->final_acc, &t->avg_acc, &t->val_acc,
                                   &t->seconds) != SCL_OK) {
         scl_log_error_traceback();
-        scl_error_clear();
+        scl_error_take(NULL, 0);
         continue;
       }
       t->status = ORCH_TRIAL_FINISHED;

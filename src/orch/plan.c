@@ -223,8 +223,9 @@ static scl_err identify(orch_trial *t, const orch_sweep *s, int argc, char **arg
                                argc - n_files, argv + n_files, &cfg);
   if (!err) err = describe(t, &cfg);
   if (!err && run_trial_identity(&cfg, t->id) != SCL_OK) {
-    t->error = strdup(scl_error_message());
-    scl_error_clear();
+    char msg[SCL_ERROR_MESSAGE_MAX];
+    scl_error_take(msg, sizeof msg); /* the trial is planned and fails when it runs */
+    t->error = strdup(msg);
     if (!t->error) err = SCL_ERROR(SCL_ERR_NOMEM, "trial error message");
     scl_hasher *h = NULL;
     if (!err) err = scl_hasher_create(&h);

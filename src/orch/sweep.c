@@ -46,7 +46,7 @@ scl_err orch_sweep_run(const dist_comm *world, int argc, char **argv, int *exit_
   if (rank == 0) {
     if (prepare(world, argc, argv, &sweep) != SCL_OK) {
       scl_log_error_traceback();
-      scl_error_clear();
+      scl_error_take(NULL, 0);
       info[0] = 1;
     } else {
       info[1] = sweep->group_size;

@@ -59,12 +59,10 @@ static void where_of(const config_setting_t *c, const char *fallback, char *buf,
 
 /* Re-raises the current error (from a key=value check) with `where` in front of it. */
 scl_err orch_rewhere(scl_err err, const char *where) {
-  char msg[1024];
-  const char *m = scl_error_message();
-  if (!strncmp(m, "command line: ", 14)) m += 14;
-  snprintf(msg, sizeof msg, "%s", m);
-  scl_error_clear();
-  return SCL_ERROR(err, "%s: %s", where, msg);
+  char msg[SCL_ERROR_MESSAGE_MAX];
+  scl_error_take(msg, sizeof msg);
+  const char *m = strncmp(msg, "command line: ", 14) ? msg : msg + 14;
+  return SCL_ERROR(err, "%s: %s", where, m);
 }
 
 static const cfg_key *trial_key(const char *name, size_t len) {

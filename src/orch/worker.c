@@ -173,7 +173,7 @@ static scl_err run_one(worker *w, const orch_msg *trial, orch_msg *res) {
   if (trial->flags & ORCH_FLAG_DRY_RUN) return SCL_OK;
   char *layering = strdup(trial->text ? trial->text : "");
   SCL_CHECK(layering, SCL_ERR_NOMEM, "trial layering");
-  scl_error_clear();
+  scl_error_clear(); /* a trial starts with nothing pending: its first failure is the root cause */
   scl_err err = run_trial_of(w, layering, res);
   free(layering);
   if (w->comm_err) return w->comm_err; /* the group lost the coordinator: fatal */
@@ -181,8 +181,9 @@ static scl_err run_one(worker *w, const orch_msg *trial, orch_msg *res) {
   err = dist_agree(w->group, err); /* one verdict per group */
   if (err == SCL_ERR_MPI) return err;
   res->status = err;
-  if (err) SCL_CALL(orch_msg_set_text(res, scl_error_message()));
-  scl_error_clear();
+  char msg[SCL_ERROR_MESSAGE_MAX];
+  scl_error_take(msg, sizeof msg); /* the failure is the trial's, reported in the result */
+  if (err) SCL_CALL(orch_msg_set_text(res, msg));
   return SCL_OK;
 }
 

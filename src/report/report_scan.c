@@ -236,7 +236,7 @@ static scl_err read_unfinished(const char *dir, report_trial *t) {
       done = k;
     scl_err close_err = h5_file_close(&f);
     (void)close_err;
-    scl_error_clear();
+    scl_error_take(NULL, 0); /* an unreadable checkpoint counts as no sessions done */
   }
   char msg[96];
   if (done > 0)
