@@ -127,7 +127,7 @@ scl_err h5_file_alloc(const char *path, h5_file **out) {
   h5_file *f = NULL;
   SCL_CALL(scl_calloc(sizeof *f, "HDF5 file handle", (void **)&f));
   f->id = -1;
-  f->comm = MPI_COMM_NULL;
+  f->comm = NULL;
   size_t len = strlen(path) + 1;
   scl_err err = scl_alloc(len, "HDF5 file path", (void **)&f->path);
   if (err) {

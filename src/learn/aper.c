@@ -14,7 +14,7 @@ typedef struct aper {
   learn_tuner *tuner;
   learn_prototypes *protos;
   int64_t D;
-  const learn_comm *comm;
+  const dist_comm *comm;
 } aper;
 
 static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out) {
@@ -139,7 +139,7 @@ static scl_err aper_create(const learn_context *ctx, learn_method **out) {
   SCL_CHECK(a, SCL_ERR_NOMEM, "aper");
   a->base.ops = &learn_aper_ops;
   a->ptm = ctx->backbone;
-  a->comm = ctx->comm ? ctx->comm : learn_comm_self();
+  a->comm = ctx->comm ? ctx->comm : dist_comm_self();
   a->D = ctx->backbone->cfg.width;
   learn_method *m = &a->base;
   scl_err err = learn_tuner_create(ctx, &a->tuner);

@@ -41,7 +41,7 @@ void learn_prototypes_destroy(learn_prototypes **p) {
 }
 
 scl_err learn_prototypes_fit(learn_prototypes *p, const float *features, const int32_t *labels,
-                             int64_t n, int64_t lo, int64_t hi, const learn_comm *comm) {
+                             int64_t n, int64_t lo, int64_t hi, const dist_comm *comm) {
   const int64_t k = hi - lo, D = p->dim;
   double *delta = NULL;
   int64_t *count = NULL;
@@ -63,8 +63,8 @@ scl_err learn_prototypes_fit(learn_prototypes *p, const float *features, const i
     for (int64_t j = 0; j < D; j++) row[j] += (double)features[i * D + j];
     count[labels[i] - lo]++;
   }
-  SCL_CALL_GOTO(err, comm->sum_f64(comm->ctx, delta, k * D), done);
-  SCL_CALL_GOTO(err, comm->sum_i64(comm->ctx, count, k + 1), done);
+  SCL_CALL_GOTO(err, dist_allreduce_f64(comm, delta, k * D, DIST_SUM), done);
+  SCL_CALL_GOTO(err, dist_allreduce_i64(comm, count, k + 1, DIST_SUM), done);
   SCL_CHECK_GOTO(err, done, !count[k], SCL_ERR_ARG,
                  "prototypes: %lld training label(s) outside the session's classes [%lld, %lld)",
                  (long long)count[k], (long long)lo, (long long)hi);

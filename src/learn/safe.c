@@ -250,7 +250,7 @@ static scl_err safe_create(const learn_context *ctx, learn_method **out) {
   sf->D = ctx->backbone->cfg.width;
   sf->B = ctx->cfg->batch;
   sf->dil = ctx->domain_incremental;
-  sf->comm = ctx->comm ? ctx->comm : learn_comm_self();
+  sf->comm = ctx->comm ? ctx->comm : dist_comm_self();
   sf->linalg = ctx->linalg;
   sf->pc = learn_pet_config(ctx->cfg);
   learn_method *m = &sf->base;

@@ -18,7 +18,7 @@ struct learn_tuner {
   learn_head head;
   learn_step_buffers w;
   vit_trainer *trainer;
-  const learn_comm *comm;
+  const dist_comm *comm;
 };
 
 scl_err learn_tuner_create(const learn_context *ctx, learn_tuner **out) {
@@ -30,7 +30,7 @@ scl_err learn_tuner_create(const learn_context *ctx, learn_tuner **out) {
   t->D = ctx->backbone->cfg.width;
   t->B = ctx->cfg->batch;
   t->pc = learn_pet_config(ctx->cfg);
-  t->comm = ctx->comm ? ctx->comm : learn_comm_self();
+  t->comm = ctx->comm ? ctx->comm : dist_comm_self();
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, pet_params_create(&ctx->backbone->cfg, &t->pc, &t->pet), fail);
   SCL_CALL_GOTO(err,

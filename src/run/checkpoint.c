@@ -138,8 +138,8 @@ static scl_err write_file(trial_state *st, int sessions_done, int64_t epoch, int
   int n = st->method->ops->state(st->method, entries);
   h5_file *f = NULL;
   scl_err err = SCL_OK;
-  if (st->group.comm.size > 1)
-    SCL_CALL_GOTO(err, h5_file_create_atomic_group(path, dist_comm_mpi(st->group.dist), &f), done);
+  if (st->group.size > 1)
+    SCL_CALL_GOTO(err, h5_file_create_atomic_group(path, st->group.comm, &f), done);
   else
     SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
   SCL_CALL_GOTO(err, h5_write_provenance(f, CKPT_SCHEMA_VERSION), done);

@@ -53,7 +53,7 @@ static scl_err load_batch(trial_state *st, loop_buffers *b, const int64_t *idx,
   p.size = (int)st->cfg->crop;
   int64_t first = k * B, count = n - first < B ? n - first : B, lo, hi;
   const int64_t per_image = 3 * st->cfg->crop * st->cfg->crop;
-  learn_shard(count, st->group.comm.size, st->group.comm.rank, &lo, &hi);
+  learn_shard(count, st->group.size, st->group.rank, &lo, &hi);
   for (int64_t j = 0; j < count; j++) {
     int64_t pos = b->perm[first + j];
     b->labels_all[j] = labels[pos];
@@ -132,7 +132,7 @@ scl_err trial_train_session(trial_state *st, const learn_session *s, const int64
   int64_t steps = (n + plan.batch - 1) / plan.batch;
   loop_buffers b = {0};
   scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, alloc_loop(&b, plan.batch, n, st->cfg->crop, st->group.comm.size), done);
+  SCL_CALL_GOTO(err, alloc_loop(&b, plan.batch, n, st->cfg->crop, st->group.size), done);
   SCL_CALL_GOTO(err, ops->train_begin(st->method, s, steps), done);
   if (resume_epoch >= 0)
     SCL_CALL_GOTO(err, run_group_agree(&st->group, trial_checkpoint_load_method(st)), done);

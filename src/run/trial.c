@@ -116,7 +116,7 @@ static scl_err open_method(const run_trial_cfg *cfg, trial_state *st) {
                        .seed = (uint64_t)cfg->seed,
                        .domain_incremental = st->dil,
                        .cfg = &cfg->method,
-                       .comm = &st->group.comm,
+                       .comm = st->group.comm,
                        .linalg = st->linalg};
   SCL_CALL(ops->create(&ctx, &st->method));
   const char *names[LEARN_MAX_PREDICTORS] = {0};
@@ -165,7 +165,7 @@ static scl_err session_features(trial_state *st, const learn_session *s, int tra
                                 int64_t *lo, int64_t *hi) {
   learn_network nets[LEARN_MAX_NETWORKS];
   *n_nets = st->method->ops->networks(st->method, s, nets);
-  learn_shard(n, st->group.comm.size, st->group.comm.rank, lo, hi);
+  learn_shard(n, st->group.size, st->group.rank, lo, hi);
   const int64_t *mine = idx + *lo, count = *hi - *lo;
   run_extract_opts o = {
       (int)st->cfg->resize,           (int)st->cfg->crop, NULL, NULL, st->cfg->eval_batch,
@@ -186,16 +186,15 @@ static scl_err session_features(trial_state *st, const learn_session *s, int tra
 static scl_err gather_predictions(trial_state *st, const int32_t *pred_local, int64_t n, int64_t lo,
                                   int64_t hi, int32_t *pred) {
   const int P = st->metrics->n_predictors;
-  if (st->group.comm.size == 1) {
+  if (st->group.size == 1) {
     memcpy(pred, pred_local, (size_t)(P * n) * sizeof(int32_t));
     return SCL_OK;
   }
   int64_t counts[LEARN_MAX_GROUP];
-  learn_shard_counts(n, st->group.comm.size, counts);
+  learn_shard_counts(n, st->group.size, counts);
   for (int p = 0; p < P; p++) {
     memcpy(pred + p * n + lo, pred_local + p * (hi - lo), (size_t)(hi - lo) * sizeof(int32_t));
-    SCL_CALL(st->group.comm.allgather_rows_i32(st->group.comm.ctx, pred + p * n + lo, counts, 1,
-                                               pred + p * n));
+    SCL_CALL(dist_allgather_rows_i32(st->group.comm, pred + p * n + lo, counts, 1, pred + p * n));
   }
   return SCL_OK;
 }
@@ -450,8 +449,8 @@ scl_err run_trial(const run_trial_cfg *cfg) {
 /* Opens everything a trial needs; on a group every rank does the same and the group agrees. */
 static scl_err open_trial(const run_trial_cfg *cfg, trial_state *st, run_trial_result *result,
                           int *finished) {
-  SCL_CHECK(st->group.comm.size <= LEARN_MAX_GROUP, SCL_ERR_ARG,
-            "a trial's group has %d ranks; at most %d", st->group.comm.size, LEARN_MAX_GROUP);
+  SCL_CHECK(st->group.size <= LEARN_MAX_GROUP, SCL_ERR_ARG,
+            "a trial's group has %d ranks; at most %d", st->group.size, LEARN_MAX_GROUP);
   SCL_CALL(cfg_dump(&run_trial_schema, cfg, &st->config_text));
   SCL_CALL(open_benchmark(cfg, st));
   SCL_CALL(trial_identity(st));
@@ -468,7 +467,7 @@ static scl_err open_learning(const run_trial_cfg *cfg, trial_state *st) {
   linalg_solver solver = !strcmp(cfg->solver, "lapack")      ? LINALG_SOLVER_LAPACK
                          : !strcmp(cfg->solver, "scalapack") ? LINALG_SOLVER_SCALAPACK
                                                              : LINALG_SOLVER_AUTO;
-  SCL_CALL(linalg_group_create(st->group.dist, solver, (int)cfg->threads, &st->linalg));
+  SCL_CALL(linalg_group_create(st->group.comm, solver, (int)cfg->threads, &st->linalg));
   SCL_CALL(open_method(cfg, st));
   return SCL_OK;
 }
@@ -504,7 +503,7 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group, const run
   SCL_CALL_GOTO(err, run_group_agree(&st.group, open_learning(cfg, &st)), done);
   SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes, %d rank%s (ridge solver %s)", st.id,
            cfg->method.name, cfg->dataset_name, st.n_sessions, (long long)st.plan->n_classes,
-           st.group.comm.size, st.group.comm.size == 1 ? "" : "s",
+           st.group.size, st.group.size == 1 ? "" : "s",
            linalg_group_solver_name(st.linalg, cfg->method.rp_dim));
   int first = 0;
   SCL_CALL_GOTO(err, run_group_agree(&st.group, trial_checkpoint_load(&st, &first)), done);

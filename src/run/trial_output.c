@@ -215,7 +215,7 @@ static scl_err write_attributes(h5_file *f, const trial_state *st) {
   SCL_CALL(h5_attr_write_i64(f, NULL, "n_classes", st->plan->n_classes));
   SCL_CALL(h5_attr_write_i64(f, NULL, "seed", c->seed));
   SCL_CALL(h5_attr_write_i64(f, NULL, "threads", st->backbone->threads));
-  SCL_CALL(h5_attr_write_i64(f, NULL, "ranks", st->group.comm.size));
+  SCL_CALL(h5_attr_write_i64(f, NULL, "ranks", st->group.size));
   SCL_CALL(h5_attr_write_str(f, NULL, "ridge_solver",
                              linalg_group_solver_name(st->linalg, c->method.rp_dim)));
   SCL_CALL(h5_attr_write_str(f, NULL, "primary_predictor", m->names[0]));

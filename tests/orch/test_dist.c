@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "orch/orch_test.h"
-#include "safecl/dist.h"
+#include "safecl/dist_mpi.h"
 
 static void test_split(const dist_comm *world) {
   int r = dist_comm_rank(world), p = dist_comm_size(world);
