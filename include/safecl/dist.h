@@ -44,6 +44,10 @@ typedef enum { DIST_SUM, DIST_MAX, DIST_MIN } dist_op;
 SCL_NODISCARD scl_err dist_init(int *argc, char ***argv);
 SCL_NODISCARD scl_err dist_finalize(void);
 int dist_initialized(void); /* 1 between dist_init and dist_finalize */
+/* MPI's library version (MPI_Get_library_version, allowed before MPI_Init), with a note when MPI
+ * is not running in this process, or "unknown (...)"; for provenance records. Never fails. */
+#define DIST_LIBRARY_VERSION_MAX 8320
+void dist_library_version(char *buf, size_t size);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Communicators                                                                              */

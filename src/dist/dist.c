@@ -68,6 +68,22 @@ int dist_initialized(void) {
   return init && !fin;
 }
 
+_Static_assert(DIST_LIBRARY_VERSION_MAX >= MPI_MAX_LIBRARY_VERSION_STRING + 64,
+               "DIST_LIBRARY_VERSION_MAX holds MPI's version and the note");
+
+void dist_library_version(char *buf, size_t size) {
+  char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  if (MPI_Get_library_version(lib, &len) != MPI_SUCCESS || len <= 0) {
+    snprintf(buf, size, "unknown (MPI_Get_library_version failed)");
+    return;
+  }
+  lib[len < MPI_MAX_LIBRARY_VERSION_STRING ? len : MPI_MAX_LIBRARY_VERSION_STRING - 1] = '\0';
+  while (len > 0 && (lib[len - 1] == '\n' || lib[len - 1] == '\0')) lib[--len] = '\0';
+  snprintf(buf, size, "%s%s", lib,
+           dist_initialized() ? "" : " (MPI not initialised in the writing process)");
+}
+
 static scl_err wrap(MPI_Comm dup, dist_comm **out) {
   *out = NULL;
   DIST_MPI(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
