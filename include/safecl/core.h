@@ -4,7 +4,10 @@
  * failure calls SCL_ERROR(code, fmt, ...), which records one message naming the file, key or
  * tensor at fault; every caller above it wraps the call in SCL_CALL(...), which appends one
  * "at file:line func" frame and returns the code upward, so a failure prints a short traceback
- * (PETSc's PetscCall pattern). Nothing below main() exits or aborts.
+ * (PETSc's PetscCall pattern). A check on input is one line, SCL_CHECK(cond, code, fmt, ...).
+ * The macros below are the only code that adds frames. A recovery point (code that handles a
+ * failure and carries on) takes the error with scl_error_take, which hands it the code and the
+ * message and clears them. Nothing below main() exits or aborts.
  *
  * Randomness: SCL's training randomness is counter-based (Philox4x32-10), keyed by (seed,
  * stream) with counters (epoch, sample index, draw), so a draw never depends on which rank or
@@ -52,27 +55,42 @@ scl_err scl_error_trace(scl_err code, const char *file, int line, const char *fu
 const char *scl_error_message(void);
 /* The message plus traceback frames, one per line; owned by core. */
 const char *scl_error_traceback(void);
+/* Forgets the current error (tests between cases; recovery points use scl_error_take). */
 void scl_error_clear(void);
+/* Takes the current error: copies its root-cause message into message (size bytes, truncated,
+ * NUL-terminated; NULL or size 0: not copied), clears it and returns its code (SCL_OK and "" if
+ * none was pending). */
+scl_err scl_error_take(char *message, size_t size);
+#define SCL_ERROR_MESSAGE_MAX 2048 /* bytes of a root-cause message, NUL included */
 const char *scl_error_name(scl_err code);
 
 #define SCL_ERROR(code, ...) scl_error_raise((code), __FILE__, __LINE__, __func__, __VA_ARGS__)
 
+/* Adds a frame for this line to a failure already raised and evaluates to code: for the return
+ * after cleanup, `return SCL_TRACE(err);`. */
+#define SCL_TRACE(code) scl_error_trace((code), __FILE__, __LINE__, __func__)
+
+/* If cond is false, raise SCL_ERROR(code, fmt, ...) and return the code. */
+#define SCL_CHECK(cond, code, ...)                      \
+  do {                                                  \
+    if (!(cond)) return SCL_ERROR((code), __VA_ARGS__); \
+  } while (0)
+
 /* Call a function returning scl_err; on failure add a frame and return the code. */
-#define SCL_CALL(expr)                                                     \
-  do {                                                                     \
-    scl_err scl_call_err_ = (expr);                                        \
-    if (scl_call_err_ != SCL_OK)                                           \
-      return scl_error_trace(scl_call_err_, __FILE__, __LINE__, __func__); \
+#define SCL_CALL(expr)                                            \
+  do {                                                            \
+    scl_err scl_call_err_ = (expr);                               \
+    if (scl_call_err_ != SCL_OK) return SCL_TRACE(scl_call_err_); \
   } while (0)
 
 /* Same, but store the code in `err` and jump to `label` for cleanup. */
-#define SCL_CALL_GOTO(err, expr, label)                     \
-  do {                                                      \
-    (err) = (expr);                                         \
-    if ((err) != SCL_OK) {                                  \
-      scl_error_trace((err), __FILE__, __LINE__, __func__); \
-      goto label;                                           \
-    }                                                       \
+#define SCL_CALL_GOTO(err, expr, label) \
+  do {                                  \
+    (err) = (expr);                     \
+    if ((err) != SCL_OK) {              \
+      SCL_TRACE(err);                   \
+      goto label;                       \
+    }                                   \
   } while (0)
 
 /* Raise an error into `err` and jump to `label`. */
@@ -80,6 +98,12 @@ const char *scl_error_name(scl_err code);
   do {                                        \
     (err) = SCL_ERROR((code), __VA_ARGS__);   \
     goto label;                               \
+  } while (0)
+
+/* If cond is false, raise an error into `err` and jump to `label`. */
+#define SCL_CHECK_GOTO(err, label, cond, code, ...)               \
+  do {                                                            \
+    if (!(cond)) SCL_ERROR_GOTO(err, label, (code), __VA_ARGS__); \
   } while (0)
 
 /* Overflow-checked size arithmetic for element counts taken from files: return non-zero on

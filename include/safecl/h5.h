@@ -141,8 +141,8 @@ SCL_NODISCARD scl_err h5_check_schema(h5_file *f, int64_t expected_version, cons
 /* ======================================================================================== */
 /* Group files: one HDF5 file written collectively by the G ranks of a trial's group with
  * parallel HDF5 (MPI-IO), published like h5_file_create_atomic's files (h5_group.c), and
- * block-cyclic (ScaLAPACK) matrices stored as plain m x n datasets (h5_cyclic.c). <mpi.h> is
- * included here for MPI_Comm only; io talks to MPI nowhere else.
+ * block-cyclic (ScaLAPACK) matrices stored as plain m x n datasets (h5_cyclic.c). The group is a
+ * dist_comm (dist.h): io talks to MPI only through dist.
  *
  * The collective rules. "Collective" means every rank of the group calls the function, in the
  * same order, with the same arguments unless an argument is said to be per-rank.
@@ -164,12 +164,14 @@ SCL_NODISCARD scl_err h5_check_schema(h5_file *f, int64_t expected_version, cons
  *  - h5_blob_* is serial only. Reading (h5_read_*, h5_attr_read_*, h5_read_f64_cyclic) is never
  *    collective: open the published file with h5_file_open_read on any number of ranks. */
 
-#include <mpi.h>
+#include "safecl/dist.h"
 
 /* Creates `path`'s temporary sibling (`path`.tmp.<pid of rank 0>) with the MPI-IO driver on a
- * duplicate of comm; collective over comm, the same status on every rank. *out is owned by the
+ * duplicate of comm (an MPI communicator, not dist_comm_self()); collective over comm, the same
+ * status on every rank. *out is owned by the
  * caller and released by h5_file_commit, h5_file_commit_group or h5_file_abort (collective). */
-SCL_NODISCARD scl_err h5_file_create_atomic_group(const char *path, MPI_Comm comm, h5_file **out);
+SCL_NODISCARD scl_err h5_file_create_atomic_group(const char *path, const dist_comm *comm,
+                                                  h5_file **out);
 /* Publishes the file if every rank's `local` status is SCL_OK and the collective close and the
  * rename succeed; otherwise removes the temporary and leaves `path` as it was. Collective on a
  * group file: every rank returns the same code (a failing rank its own error, the others the

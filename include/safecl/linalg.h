@@ -5,8 +5,9 @@
  * and Q = H^T Y (M x C) are accumulated in double across sessions. All matrices are row-major.
  * Only the upper triangle of G (row-major) is maintained and read.
  *
- * This file is the one-rank path on LAPACK (OpenBLAS threads); the group path on ScaLAPACK
- * comes with the data-parallel issue behind the same operations. */
+ * This file is the one-process reference path on LAPACK (OpenBLAS threads). The classifiers solve
+ * their systems on the trial's rank group through linalg_group.h (ScaLAPACK on a grid, or LAPACK
+ * on group rank 0), whose results the tests compare with these within 1e-8. */
 #ifndef SAFECL_LINALG_H
 #define SAFECL_LINALG_H
 

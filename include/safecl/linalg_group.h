@@ -7,7 +7,7 @@
  * distributed symmetric eigendecomposition. LAPACK: one rank (group rank 0) holds G and solves
  * with all the group's threads while the others wait; used when the group has one rank, or when
  * the policy says one rank is faster (LINALG_SOLVER_AUTO: all ranks on one node and M small
- * enough; the measurement behind the rule is in the README). Results agree within 1e-8
+ * enough; the measurement behind the rule is in tests/bench/RIDGE_SOLVERS.md). Results agree within 1e-8
  * relative whichever solver runs.
  *
  * Storage convention (both solvers): G in ScaLAPACK's convention, column-major local pieces of a
@@ -32,8 +32,8 @@ typedef enum {
 
 typedef struct linalg_group linalg_group;
 
-/* A group over `comm` (duplicated; NULL = this process alone: no MPI call at all, always the
- * LAPACK solver, usable without MPI_Init). threads: this rank's OpenBLAS threads (the LAPACK
+/* A group over `comm` (duplicated; NULL or dist_comm_self() = this process alone: no MPI call
+ * at all, always the LAPACK solver, usable without MPI_Init). threads: this rank's OpenBLAS threads (the LAPACK
  * solver on a group runs with the sum over the group's ranks on rank 0's node). A forced
  * LINALG_SOLVER_SCALAPACK on a one-rank communicator runs ScaLAPACK on a 1 x 1 grid (tests,
  * benchmarks); AUTO there is LAPACK. *out owned by the caller (linalg_group_destroy,

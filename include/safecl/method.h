@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "safecl/core.h"
+#include "safecl/dist.h"
 #include "safecl/vit.h"
 
 #define LEARN_MAX_NETWORKS 4
@@ -30,29 +31,11 @@ typedef struct learn_network {
   void *ctx;
 } learn_network;
 
-/* The rank group a trial runs on, as methods see it (learn/ stays free of MPI: the runner
- * implements these with dist/). Every function is collective over the group: all ranks call it
- * in the same order. A group of one rank copies or does nothing (learn_comm_self). Row shards
+/* The rank group a trial runs on is a dist_comm (dist.h, free of MPI headers): methods call its
+ * collectives (dist_allgather_rows_*, dist_allreduce_*) for batch-wide terms and gradient sums,
+ * every rank in the same order; dist_comm_self() is the group of this process alone. Row shards
  * follow learn_shard: rank r holds rows [lo_r, hi_r) of n, contiguous, in rank order. */
-typedef struct learn_comm {
-  int rank, size;
-  void *ctx;
-  /* recv (sum(counts) x cols) = the rows of every rank, rank 0's first; rank r sends counts[r]
-   * rows. send may point at this rank's place inside recv (in place). */
-  scl_err (*allgather_rows_f32)(void *ctx, const float *send, const int64_t *counts, int64_t cols,
-                                float *recv);
-  scl_err (*allgather_rows_i32)(void *ctx, const int32_t *send, const int64_t *counts, int64_t cols,
-                                int32_t *recv);
-  /* Element-wise sums over the group, in place. */
-  scl_err (*sum_f32)(void *ctx, float *v, int64_t n);
-  scl_err (*sum_f64)(void *ctx, double *v, int64_t n);
-  scl_err (*sum_i64)(void *ctx, int64_t *v, int64_t n);
-} learn_comm;
-
 #define LEARN_MAX_GROUP 4096 /* ranks in one trial's group */
-
-/* The group of this process alone. */
-const learn_comm *learn_comm_self(void);
 
 /* Rows [*lo, *hi) of n that rank `rank` of `size` holds: floor(n r / size) .. floor(n (r+1) /
  * size), so shards differ by at most one row and concatenate in rank order. */
@@ -135,8 +118,8 @@ typedef struct learn_context {
   uint64_t seed;          /* the trial seed (counter-based RNG key) */
   int domain_incremental; /* 1: every session holds all classes (DomainNet) */
   const learn_method_cfg *cfg;
-  const learn_comm *comm; /* the trial's rank group (never NULL; learn_comm_self alone) */
-  linalg_group *linalg;   /* the group's ridge solver (linalg_group.h; shared, not owned) */
+  const dist_comm *comm; /* the trial's rank group (NULL is taken as dist_comm_self()) */
+  linalg_group *linalg;  /* the group's ridge solver (linalg_group.h; shared, not owned) */
 } learn_context;
 
 /* One tensor of a method's state, for checkpoints: the runner writes `data` out and, on resume,

@@ -31,7 +31,7 @@ SCL_NODISCARD scl_err learn_prototypes_finalize(learn_prototypes *p, int64_t lo,
  * a group the additions come in another order (a few ulps of double). */
 SCL_NODISCARD scl_err learn_prototypes_fit(learn_prototypes *p, const float *features,
                                            const int32_t *labels, int64_t n, int64_t lo, int64_t hi,
-                                           const learn_comm *comm);
+                                           const dist_comm *comm);
 /* pred[i] = argmax over classes [0, n_seen) of cos(features[i], prototype[c]). */
 SCL_NODISCARD scl_err learn_prototypes_predict(const learn_prototypes *p, const float *features,
                                                int64_t n, int64_t n_seen, int32_t *pred);

@@ -1,6 +1,7 @@
-/* run_group.h: the rank group a trial runs on (src/run/group.c): the learn_comm that methods
- * use, built on a dist_comm, and the collective status decision of the runner. Used by the trial
- * runner and by `safecl bench train` (which times the same data-parallel step). */
+/* run_group.h: the rank group a trial runs on (src/run/group.c): the dist_comm that methods,
+ * the group ridge solver and the checkpoint file use, and the collective status decision of the
+ * runner. Used by the trial runner and by `safecl bench train` (which times the same
+ * data-parallel step). */
 #ifndef SAFECL_RUN_GROUP_H
 #define SAFECL_RUN_GROUP_H
 
@@ -8,15 +9,16 @@
 #include "safecl/method.h"
 
 typedef struct run_group {
-  dist_comm *dist; /* NULL or a group of one: this process alone */
-  learn_comm comm; /* what methods see */
+  const dist_comm *comm; /* never NULL: dist_comm_self() for this process alone; not owned */
+  int rank, size;
 } run_group;
 
+/* comm NULL: this process alone (dist_comm_self()). */
 void run_group_init(run_group *g, const dist_comm *comm);
 /* The collective status decision (dist_agree); local status unchanged on a group of one. */
 SCL_NODISCARD scl_err run_group_agree(const run_group *g, scl_err local);
 /* *flag = max over the group (a collective yes/no, e.g. "stop"). */
 SCL_NODISCARD scl_err run_group_any(const run_group *g, int *flag);
-static inline int run_group_root(const run_group *g) { return g->comm.rank == 0; }
+static inline int run_group_root(const run_group *g) { return g->rank == 0; }
 
 #endif /* SAFECL_RUN_GROUP_H */

@@ -41,7 +41,7 @@ double learn_tune_lr(const learn_method_cfg *cfg, int64_t epoch);
 void learn_tune_sgd(const learn_method_cfg *cfg, pet_params *p, float *pet_buf, learn_head *h,
                     int64_t k, int64_t epoch, int64_t step);
 
-/* Data parallelism (method.h's learn_comm): a step's feature buffers hold the WHOLE global batch
+/* Data parallelism (method.h: the group is a dist_comm): a step's feature buffers hold the WHOLE global batch
  * (B_global rows) on every rank; a rank computes its own rows (at b->offset) through the network
  * and gathers the others', forms every loss over the whole batch (so the loss and the gradient
  * with respect to each sample's features are the one-rank ones), backpropagates its own rows,
@@ -50,20 +50,20 @@ void learn_tune_sgd(const learn_method_cfg *cfg, pet_params *p, float *pet_buf, 
 
 /* In-place gather of a batch-row buffer (B_global x cols) whose rows [offset, offset + B) this
  * rank has filled. Collective. */
-SCL_NODISCARD scl_err learn_tune_gather(const learn_comm *comm, const learn_batch *b, float *buf,
+SCL_NODISCARD scl_err learn_tune_gather(const dist_comm *comm, const learn_batch *b, float *buf,
                                         int64_t cols);
 /* p->grad summed over the group (one allreduce over the PET block). Collective. */
-SCL_NODISCARD scl_err learn_tune_sync(const learn_comm *comm, pet_params *p);
+SCL_NODISCARD scl_err learn_tune_sync(const dist_comm *comm, pet_params *p);
 /* Backward of this rank's rows of dphi (B_global x D) through the trainer (nothing to do when
  * the rank has no rows in this batch). */
 SCL_NODISCARD scl_err learn_tune_backward(vit_trainer *t, pet_params *p, const float *dphi,
                                           int64_t D, const learn_batch *b);
 /* This rank's rows of a forward (training mode, kept for the backward) or an inference pass,
  * written at their place in out (B_global x D) and gathered. Collective. */
-SCL_NODISCARD scl_err learn_tune_forward(const learn_comm *comm, vit_trainer *t,
-                                         const pet_params *p, const learn_batch *b,
-                                         const vit_dropout_key *key, int64_t D, float *out);
-SCL_NODISCARD scl_err learn_tune_infer(const learn_comm *comm, vit_trainer *t, const pet_params *p,
+SCL_NODISCARD scl_err learn_tune_forward(const dist_comm *comm, vit_trainer *t, const pet_params *p,
+                                         const learn_batch *b, const vit_dropout_key *key,
+                                         int64_t D, float *out);
+SCL_NODISCARD scl_err learn_tune_infer(const dist_comm *comm, vit_trainer *t, const pet_params *p,
                                        const learn_batch *b, int64_t D, float *out);
 
 /* Forward of the batch through backbone + p (kept for the backward), cosine head over classes
@@ -73,7 +73,7 @@ SCL_NODISCARD scl_err learn_tune_infer(const learn_comm *comm, vit_trainer *t, c
  * learn_tune_backward. Collective. */
 SCL_NODISCARD scl_err learn_tune_ce(learn_step_buffers *w, vit_trainer *t, const pet_params *p,
                                     learn_head *h, const learn_batch *b, int64_t k,
-                                    const vit_dropout_key *key, const learn_comm *comm, double *ce);
+                                    const vit_dropout_key *key, const dist_comm *comm, double *ce);
 
 /* pet_config from the method config's method.pet and method.adapter/vpt keys. */
 SCL_NODISCARD scl_err learn_pet_config(const learn_method_cfg *cfg, pet_config *out);

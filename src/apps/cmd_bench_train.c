@@ -23,6 +23,7 @@
 #include "safecl/bench_args.h"
 #include "safecl/bench_train.h"
 #include "safecl/core.h"
+#include "safecl/dist_mpi.h"
 #include "safecl/learn.h"
 #include "safecl/pet.h"
 #include "safecl/run_group.h"
@@ -108,7 +109,7 @@ static scl_err rig_create(rig *r, const train_args *a, const dist_comm *world) {
   SCL_CALL(vit_config_preset(a->arch, &cfg));
   SCL_CALL(pet_config_of(a->pet, &pc));
   r->B = a->batch, r->K = a->classes, r->D = cfg.width;
-  learn_shard(r->B, r->g.comm.size, r->g.comm.rank, &r->lo, &r->hi);
+  learn_shard(r->B, r->g.size, r->g.rank, &r->lo, &r->hi);
   const int64_t shard = r->hi - r->lo > 0 ? r->hi - r->lo : 1;
   SCL_CALL(vit_model_create(&cfg, 1, (int)a->threads, &r->m));
   vit_model_init_random(r->m, (uint64_t)a->seed);
@@ -163,11 +164,11 @@ static scl_err step(rig *r, int64_t s, double *fwd, double *bwd, double *comm, d
   const learn_param_group head[2] = {{0, r->K * r->D, 1.0, 5e-4}, {r->K * r->D, 1, 1.0, 5e-4}};
   pet_params_zero_grad(r->p);
   double t0 = scl_now();
-  SCL_CALL(learn_tune_ce(&r->w, r->t, r->p, &r->head, &batch, r->K, &key, &r->g.comm, ce));
+  SCL_CALL(learn_tune_ce(&r->w, r->t, r->p, &r->head, &batch, r->K, &key, r->g.comm, ce));
   double t1 = scl_now();
   SCL_CALL(learn_tune_backward(r->t, r->p, r->w.dphi, r->D, &batch));
   double t2 = scl_now();
-  SCL_CALL(learn_tune_sync(&r->g.comm, r->p));
+  SCL_CALL(learn_tune_sync(r->g.comm, r->p));
   double t3 = scl_now();
   learn_sgd_step(r->p->param, r->pet_buf, r->p->grad, s, 0.01, &sgd, &pet, 1);
   learn_sgd_step(r->head.p, r->head.buf, r->head.grad, s, 0.01, &sgd, head, 2);
@@ -195,14 +196,14 @@ static scl_err run(const train_args *a, rig *r, const dist_comm *world) {
   double rss = (double)ru.ru_maxrss / 1024.0, times[2] = {total, tc};
   SCL_CALL(dist_allreduce_f64(world, times, 2, DIST_MAX)); /* the slowest rank sets the pace */
   SCL_CALL(dist_allreduce_f64(world, &rss, 1, DIST_MAX));
-  if (r->g.comm.rank != 0) return SCL_OK;
+  if (r->g.rank != 0) return SCL_OK;
   const double mean = times[0] / (double)a->iters, ips = (double)a->batch / mean;
   printf(
       "bench=train arch=%s pet=%s batch=%ld ranks=%d threads=%d iters=%ld s_per_iter=%.4f "
       "best_s_per_iter=%.4f img_per_s=%.3f best_img_per_s=%.3f fwd_s=%.4f bwd_s=%.4f "
       "allreduce_s=%.5f gflop_per_image=%.2f gflop_per_s=%.1f pet_params=%lld ce=%.4f "
       "peak_rss_mb=%.1f\n",
-      r->m->cfg.name, a->pet, a->batch, r->g.comm.size, r->m->threads, a->iters, mean, best, ips,
+      r->m->cfg.name, a->pet, a->batch, r->g.size, r->m->threads, a->iters, mean, best, ips,
       (double)a->batch / best, tf / (double)a->iters, tb / (double)a->iters,
       times[1] / (double)a->iters, vit_trainer_flops_per_image(r->t) * 1e-9,
       ips * vit_trainer_flops_per_image(r->t) * 1e-9, (long long)r->p->count, ce, rss);

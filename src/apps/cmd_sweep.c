@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "safecl/apps.h"
-#include "safecl/dist.h"
+#include "safecl/dist_mpi.h"
 #include "safecl/orch.h"
 
 static void usage(FILE *f) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "safecl/apps.h"
-#include "safecl/dist.h"
+#include "safecl/dist_mpi.h"
 #include "safecl/trial.h"
 
 int cmd_train(int argc, char **argv) {

@@ -58,7 +58,7 @@ static scl_err set_string(const cfg_key *k, void *cfg, const char *v, const char
   SCL_CALL(check_choice(k, v, where));
   char **slot = field(cfg, k);
   char *copy = strdup(v);
-  if (!copy) return SCL_ERROR(SCL_ERR_NOMEM, "copying %s", k->name);
+  SCL_CHECK(copy, SCL_ERR_NOMEM, "copying %s", k->name);
   free(*slot);
   *slot = copy;
   return SCL_OK;
@@ -110,13 +110,11 @@ static scl_err set_from_text(const cfg_key *k, void *cfg, const char *text, cons
       const char *p = text;
       while (*p == '[' || *p == '(' || *p == ' ') p++;
       while (*p && *p != ']' && *p != ')') {
-        if (f.n == CFG_FLOATS_MAX)
-          return SCL_ERROR(SCL_ERR_ARG, "%s: %s has more than %d values", where, k->name,
-                           CFG_FLOATS_MAX);
+        SCL_CHECK(f.n != CFG_FLOATS_MAX, SCL_ERR_ARG, "%s: %s has more than %d values", where,
+                  k->name, CFG_FLOATS_MAX);
         double v = strtod(p, &end);
-        if (end == p)
-          return SCL_ERROR(SCL_ERR_ARG, "%s: %s = \"%s\" is not a list of numbers", where, k->name,
-                           text);
+        SCL_CHECK(end != p, SCL_ERR_ARG, "%s: %s = \"%s\" is not a list of numbers", where, k->name,
+                  text);
         SCL_CALL(check_bounds(k, v, where));
         f.v[f.n++] = v;
         p = end;
@@ -157,9 +155,8 @@ static scl_err set_from_setting(const cfg_key *k, void *cfg, config_setting_t *s
     case CFG_FLOATS: {
       if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) break;
       int n = config_setting_length(s);
-      if (n > CFG_FLOATS_MAX)
-        return SCL_ERROR(SCL_ERR_ARG, "%s: %s has %d values, at most %d allowed", where, k->name, n,
-                         CFG_FLOATS_MAX);
+      SCL_CHECK(n <= CFG_FLOATS_MAX, SCL_ERR_ARG, "%s: %s has %d values, at most %d allowed", where,
+                k->name, n, CFG_FLOATS_MAX);
       cfg_floats f = {.n = n};
       for (int i = 0; i < n; i++) {
         config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
@@ -193,9 +190,8 @@ static scl_err walk_group(const cfg_schema *schema, config_setting_t *group, con
       continue;
     }
     const cfg_key *k = find_key(schema, name);
-    if (!k)
-      return SCL_ERROR(SCL_ERR_ARG, "%s: unknown key '%s' for '%s' (see safecl %s --help)", where,
-                       name, schema->command, schema->command);
+    SCL_CHECK(k, SCL_ERR_ARG, "%s: unknown key '%s' for '%s' (see safecl %s --help)", where, name,
+              schema->command, schema->command);
     SCL_CALL(set_from_setting(k, cfg, s, where));
   }
   return SCL_OK;
@@ -215,9 +211,8 @@ static scl_err load_includes(const cfg_schema *schema, config_t *lc, const char 
   for (int i = 0; i < n; i++) {
     config_setting_t *e = is_str ? inc : config_setting_get_elem(inc, (unsigned)i);
     const char *rel = e ? config_setting_get_string(e) : NULL;
-    if (!rel)
-      return SCL_ERROR(SCL_ERR_ARG, "%s:%d: include must be a string or a list of strings",
-                       config_setting_source_file(inc), config_setting_source_line(inc));
+    SCL_CHECK(rel, SCL_ERR_ARG, "%s:%d: include must be a string or a list of strings",
+              config_setting_source_file(inc), config_setting_source_line(inc));
     char path[4096];
     if (rel[0] == '/' || !dir[0])
       snprintf(path, sizeof path, "%s", rel);
@@ -229,8 +224,7 @@ static scl_err load_includes(const cfg_schema *schema, config_t *lc, const char 
 }
 
 static scl_err load_file(const cfg_schema *schema, const char *path, void *cfg, int depth) {
-  if (depth > 16)
-    return SCL_ERROR(SCL_ERR_ARG, "%s: includes nested more than 16 deep (a cycle?)", path);
+  SCL_CHECK(depth <= 16, SCL_ERR_ARG, "%s: includes nested more than 16 deep (a cycle?)", path);
   config_t lc;
   config_init(&lc);
   char dir[4096];
@@ -253,7 +247,7 @@ static scl_err load_file(const cfg_schema *schema, const char *path, void *cfg, 
   } else {
     err = load_includes(schema, &lc, dir, cfg, depth);
     if (!err) err = walk_group(schema, config_root_setting(&lc), "", cfg);
-    if (err) scl_error_trace(err, __FILE__, __LINE__, __func__);
+    if (err) SCL_TRACE(err);
   }
   config_destroy(&lc);
   return err;
@@ -272,14 +266,12 @@ scl_err cfg_load_files(const cfg_schema *schema, const char *const *paths, int n
   for (int i = 0; i < n_paths; i++) SCL_CALL(load_file(schema, paths[i], out, 0));
   for (int i = 0; i < n_overrides; i++) {
     const char *eq = strchr(overrides[i], '=');
-    if (!eq)
-      return SCL_ERROR(SCL_ERR_ARG, "override '%s' is not of the form key=value", overrides[i]);
+    SCL_CHECK(eq, SCL_ERR_ARG, "override '%s' is not of the form key=value", overrides[i]);
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)(eq - overrides[i]), overrides[i]);
     const cfg_key *k = find_key(schema, name);
-    if (!k)
-      return SCL_ERROR(SCL_ERR_ARG, "command line: unknown key '%s' (see safecl %s --help)", name,
-                       schema->command);
+    SCL_CHECK(k, SCL_ERR_ARG, "command line: unknown key '%s' (see safecl %s --help)", name,
+              schema->command);
     SCL_CALL(set_from_text(k, out, eq + 1, "command line"));
   }
   return SCL_OK;

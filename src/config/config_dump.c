@@ -51,7 +51,7 @@ static void value_text(const cfg_key *k, const void *cfg, char *buf, size_t cap)
 static scl_err dump(const cfg_schema *schema, const void *cfg, int identity_only, char **text) {
   size_t cap = 256 * (size_t)schema->n_keys + 1024, len = 0;
   char *out = malloc(cap);
-  if (!out) return SCL_ERROR(SCL_ERR_NOMEM, "config dump");
+  SCL_CHECK(out, SCL_ERR_NOMEM, "config dump");
   out[0] = '\0';
   for (int i = 0; i < schema->n_keys; i++) {
     if (identity_only && schema->keys[i].no_identity) continue;

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define SCL_ERR_MSG_MAX 2048
+#define SCL_ERR_MSG_MAX SCL_ERROR_MESSAGE_MAX
 #define SCL_ERR_TRACE_MAX 8192
 
 static _Thread_local char err_message[SCL_ERR_MSG_MAX];
@@ -69,6 +69,13 @@ scl_err scl_error_trace(scl_err code, const char *file, int line, const char *fu
 const char *scl_error_message(void) { return err_message; }
 
 const char *scl_error_traceback(void) { return err_trace; }
+
+scl_err scl_error_take(char *message, size_t size) {
+  scl_err code = err_code;
+  if (message && size > 0) snprintf(message, size, "%s", err_message);
+  scl_error_clear();
+  return code;
+}
 
 void scl_error_clear(void) {
   err_code = SCL_OK;

@@ -50,12 +50,12 @@ void scl_hash_hex(scl_hash h, char out[33]) {
 
 scl_err scl_hash_file(const char *path, scl_hash *out) {
   FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open for hashing: %s", path, strerror(errno));
+  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot open for hashing: %s", path, strerror(errno));
   scl_hasher *h = NULL;
   scl_err err = scl_hasher_create(&h);
   if (err) {
     fclose(f);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   static _Thread_local char buf[1 << 16];
   size_t n;
@@ -64,7 +64,7 @@ scl_err scl_hash_file(const char *path, scl_hash *out) {
   fclose(f);
   *out = scl_hasher_digest(h);
   scl_hasher_destroy(&h);
-  if (failed) return SCL_ERROR(SCL_ERR_IO, "%s: read error while hashing", path);
+  SCL_CHECK(!failed, SCL_ERR_IO, "%s: read error while hashing", path);
   return SCL_OK;
 }
 

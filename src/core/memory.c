@@ -12,11 +12,9 @@
 scl_err scl_alloc(size_t bytes, const char *what, void **out) {
   *out = NULL;
   size_t rounded = ((bytes ? bytes : 1) + SCL_ALIGN - 1) / SCL_ALIGN * SCL_ALIGN;
-  if (rounded < bytes) return SCL_ERROR(SCL_ERR_NOMEM, "%s: size %zu overflows", what, bytes);
+  SCL_CHECK(rounded >= bytes, SCL_ERR_NOMEM, "%s: size %zu overflows", what, bytes);
   void *p = aligned_alloc(SCL_ALIGN, rounded);
-  if (!p)
-    return SCL_ERROR(SCL_ERR_NOMEM, "cannot allocate %.1f MiB for %s", (double)bytes / 1048576.0,
-                     what);
+  SCL_CHECK(p, SCL_ERR_NOMEM, "cannot allocate %.1f MiB for %s", (double)bytes / 1048576.0, what);
   *out = p;
   return SCL_OK;
 }

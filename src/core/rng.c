@@ -85,8 +85,8 @@ uint32_t scl_rng_below(scl_rng *rng, uint32_t bound) {
 
 scl_err scl_rng_permutation(uint64_t seed, uint32_t stream, uint32_t epoch, int64_t n,
                             int64_t *perm) {
-  if (n < 0 || n > (int64_t)UINT32_MAX)
-    return SCL_ERROR(SCL_ERR_ARG, "permutation of %lld elements", (long long)n);
+  SCL_CHECK(n >= 0 && n <= (int64_t)UINT32_MAX, SCL_ERR_ARG, "permutation of %lld elements",
+            (long long)n);
   scl_rng r;
   scl_rng_init(&r, seed, stream, epoch, 0);
   for (int64_t i = 0; i < n; i++) perm[i] = i;
@@ -136,8 +136,8 @@ uint32_t scl_mt19937_u32(scl_mt19937 *m) {
 }
 
 scl_err scl_np_permutation(uint32_t seed, int64_t n, int64_t *order) {
-  if (n < 0 || n > (int64_t)UINT32_MAX)
-    return SCL_ERROR(SCL_ERR_ARG, "permutation size %lld out of range", (long long)n);
+  SCL_CHECK(n >= 0 && n <= (int64_t)UINT32_MAX, SCL_ERR_ARG, "permutation size %lld out of range",
+            (long long)n);
   scl_mt19937 m;
   scl_mt19937_seed(&m, seed);
   for (int64_t i = 0; i < n; i++) order[i] = i;

@@ -61,17 +61,16 @@ float data_train_expf(float d) {
 /* Parameters and geometry                                                                   */
 
 scl_err data_train_params_check(const data_train_params *p) {
-  if (!p) return SCL_ERROR(SCL_ERR_ARG, "train transform: no parameters");
-  if (p->size < 1 || p->size > 4096)
-    return SCL_ERROR(SCL_ERR_ARG, "train transform: size %d outside [1, 4096]", p->size);
-  if (!(p->scale[0] > 0.0 && p->scale[0] <= p->scale[1] && p->scale[1] <= 1.0))
-    return SCL_ERROR(SCL_ERR_ARG, "train transform: scale (%g, %g) not in 0 < s0 <= s1 <= 1",
-                     p->scale[0], p->scale[1]);
-  if (!(p->ratio[0] >= 1.0 / 64 && p->ratio[0] <= p->ratio[1] && p->ratio[1] <= 64.0))
-    return SCL_ERROR(SCL_ERR_ARG, "train transform: ratio (%g, %g) not in 1/64 <= r0 <= r1 <= 64",
-                     p->ratio[0], p->ratio[1]);
-  if (!(p->flip_p >= 0.0 && p->flip_p <= 1.0))
-    return SCL_ERROR(SCL_ERR_ARG, "train transform: flip probability %g outside [0, 1]", p->flip_p);
+  SCL_CHECK(p, SCL_ERR_ARG, "train transform: no parameters");
+  SCL_CHECK(p->size >= 1 && p->size <= 4096, SCL_ERR_ARG,
+            "train transform: size %d outside [1, 4096]", p->size);
+  SCL_CHECK(p->scale[0] > 0.0 && p->scale[0] <= p->scale[1] && p->scale[1] <= 1.0, SCL_ERR_ARG,
+            "train transform: scale (%g, %g) not in 0 < s0 <= s1 <= 1", p->scale[0], p->scale[1]);
+  SCL_CHECK(p->ratio[0] >= 1.0 / 64 && p->ratio[0] <= p->ratio[1] && p->ratio[1] <= 64.0,
+            SCL_ERR_ARG, "train transform: ratio (%g, %g) not in 1/64 <= r0 <= r1 <= 64",
+            p->ratio[0], p->ratio[1]);
+  SCL_CHECK(p->flip_p >= 0.0 && p->flip_p <= 1.0, SCL_ERR_ARG,
+            "train transform: flip probability %g outside [0, 1]", p->flip_p);
   if (!p->mean != !p->std)
     return SCL_ERROR(SCL_ERR_ARG, "train transform: mean and std must be given together");
   for (int c = 0; p->std && c < 3; c++)
@@ -134,17 +133,16 @@ static void crop_fallback(int width, int height, const data_train_params *p, dat
 scl_err data_train_geometry(int width, int height, const data_train_params *p, uint64_t seed,
                             uint32_t epoch, uint32_t index, data_train_geom *out) {
   SCL_CALL(data_train_params_check(p));
-  if (width <= 0 || height <= 0 || (int64_t)width * height > IO_IMAGE_MAX_PIXELS)
-    return SCL_ERROR(SCL_ERR_ARG, "train transform: image of %dx%d pixels", width, height);
+  SCL_CHECK(width > 0 && height > 0 && (int64_t)width * height <= IO_IMAGE_MAX_PIXELS, SCL_ERR_ARG,
+            "train transform: image of %dx%d pixels", width, height);
   data_train_geom g = {0};
   word_source ws = {.used = 0};
   scl_rng_init(&ws.rng, seed, SCL_STREAM_AUGMENT, epoch, index);
   g.attempts = crop_attempts(&ws, width, height, p, &g);
   if (g.attempts == 0) crop_fallback(width, height, p, &g);
-  if (g.w <= 0 || g.h <= 0)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "train transform: %dx%d image too thin for ratio (%g, %g): %dx%d crop", width,
-                     height, p->ratio[0], p->ratio[1], g.w, g.h);
+  SCL_CHECK(g.w > 0 && g.h > 0, SCL_ERR_ARG,
+            "train transform: %dx%d image too thin for ratio (%g, %g): %dx%d crop", width, height,
+            p->ratio[0], p->ratio[1], g.w, g.h);
   /* torch.rand(1) < p: a float32 uniform compared in float32 */
   g.flip = data_train_uniform(next_word(&ws), 0.0f, 1.0f) < (float)p->flip_p;
   g.words = ws.used;
@@ -191,17 +189,16 @@ scl_err data_train_apply(const data_image *img, const data_train_geom *g,
                          const data_train_params *p, float *out_chw, void *scratch,
                          size_t scratch_bytes) {
   SCL_CALL(data_train_params_check(p));
-  if (!image_ok(img))
-    return SCL_ERROR(SCL_ERR_ARG, "train transform: bad image %dx%d%s", img ? img->w : 0,
-                     img ? img->h : 0, img && !img->rgb ? " (no pixels)" : "");
-  if (!g || g->i < 0 || g->j < 0 || g->h <= 0 || g->w <= 0 || g->i > img->h - g->h ||
-      g->j > img->w - g->w)
-    return SCL_ERROR(SCL_ERR_ARG, "train transform: crop (%d, %d, %d, %d) outside %dx%d image",
-                     g ? g->i : 0, g ? g->j : 0, g ? g->h : 0, g ? g->w : 0, img->w, img->h);
+  SCL_CHECK(image_ok(img), SCL_ERR_ARG, "train transform: bad image %dx%d%s", img ? img->w : 0,
+            img ? img->h : 0, img && !img->rgb ? " (no pixels)" : "");
+  SCL_CHECK(g && g->i >= 0 && g->j >= 0 && g->h > 0 && g->w > 0 && g->i <= img->h - g->h &&
+                g->j <= img->w - g->w,
+            SCL_ERR_ARG, "train transform: crop (%d, %d, %d, %d) outside %dx%d image", g ? g->i : 0,
+            g ? g->j : 0, g ? g->h : 0, g ? g->w : 0, img->w, img->h);
   size_t need = data_train_transform_scratch_bytes(img->w, img->h, p);
-  if (!scratch || scratch_bytes < need)
-    return SCL_ERROR(SCL_ERR_ARG, "train transform scratch of %zu bytes%s, %zu needed for %dx%d",
-                     scratch_bytes, scratch ? "" : " at NULL", need, img->w, img->h);
+  SCL_CHECK(scratch && scratch_bytes >= need, SCL_ERR_ARG,
+            "train transform scratch of %zu bytes%s, %zu needed for %dx%d", scratch_bytes,
+            scratch ? "" : " at NULL", need, img->w, img->h);
   int n = p->size;
   size_t row = (size_t)n * 3, stride = (size_t)img->w * 3;
   const uint8_t *crop = img->rgb + (size_t)g->i * stride + (size_t)g->j * 3;
@@ -224,9 +221,8 @@ scl_err data_train_apply(const data_image *img, const data_train_geom *g,
 scl_err data_train_transform(const data_image *img, const data_train_params *p, uint64_t seed,
                              uint32_t epoch, uint32_t index, float *out_chw, void *scratch,
                              size_t scratch_bytes) {
-  if (!image_ok(img))
-    return SCL_ERROR(SCL_ERR_ARG, "train transform of sample %u: bad image %dx%d%s", index,
-                     img ? img->w : 0, img ? img->h : 0, img && !img->rgb ? " (no pixels)" : "");
+  SCL_CHECK(image_ok(img), SCL_ERR_ARG, "train transform of sample %u: bad image %dx%d%s", index,
+            img ? img->w : 0, img ? img->h : 0, img && !img->rgb ? " (no pixels)" : "");
   data_train_geom g;
   SCL_CALL(data_train_geometry(img->w, img->h, p, seed, epoch, index, &g));
   SCL_CALL(data_train_apply(img, &g, p, out_chw, scratch, scratch_bytes));

@@ -26,7 +26,7 @@
 
 static scl_err join(char *out, const char *a, const char *b, const char *c) {
   int n = snprintf(out, PATH_MAX, "%s%s%s", a, b, c);
-  if (n < 0 || n >= PATH_MAX) return SCL_ERROR(SCL_ERR_IO, "%s%s%s: path too long", a, b, c);
+  SCL_CHECK(n >= 0 && n < PATH_MAX, SCL_ERR_IO, "%s%s%s: path too long", a, b, c);
   return SCL_OK;
 }
 
@@ -41,27 +41,26 @@ static scl_err find_bin(const char *root, const char *split, char *path, char *d
   SCL_CALL(join(dir, root, "", ""));
   SCL_CALL(join(path, root, name, ""));
   if (stat(path, &st) == 0) return SCL_OK;
-  if (stat(root, &st) != 0)
-    return SCL_ERROR(SCL_ERR_IO, "%s: CIFAR-100 root not found: %s", root, strerror(errno));
+  SCL_CHECK(stat(root, &st) == 0, SCL_ERR_IO, "%s: CIFAR-100 root not found: %s", root,
+            strerror(errno));
   return SCL_ERROR(SCL_ERR_IO, "%s: no %s.bin in it or in %s/cifar-100-binary", root, split, root);
 }
 
 static scl_err map_file(data_dataset *ds, const char *path) {
   int fd = open(path, O_RDONLY);
-  if (fd < 0) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  SCL_CHECK(fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
   scl_err err = SCL_OK;
-  if (fstat(fd, &st) != 0)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+  SCL_CHECK_GOTO(err, done, fstat(fd, &st) == 0, SCL_ERR_IO, "%s: cannot stat: %s", path,
+                 strerror(errno));
   size_t len = (size_t)st.st_size;
-  if (len == 0 || len % CIFAR_RECORD != 0)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT,
-                   "%s: %zu bytes is not a whole number of %d-byte CIFAR-100 records (truncated, "
-                   "or the CIFAR-10 file?)",
-                   path, len, CIFAR_RECORD);
+  SCL_CHECK_GOTO(err, done, len != 0 && len % CIFAR_RECORD == 0, SCL_ERR_FORMAT,
+                 "%s: %zu bytes is not a whole number of %d-byte CIFAR-100 records (truncated, "
+                 "or the CIFAR-10 file?)",
+                 path, len, CIFAR_RECORD);
   void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-  if (map == MAP_FAILED)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+  SCL_CHECK_GOTO(err, done, map != MAP_FAILED, SCL_ERR_IO, "%s: cannot map: %s", path,
+                 strerror(errno));
   ds->map = map;
   ds->map_len = len;
 done:
@@ -81,7 +80,7 @@ static scl_err load_class_names(data_dataset *ds, const char *dir) {
       scl_err err = strpool_add(&ds->classes, line, n);
       if (err) {
         fclose(f);
-        return scl_error_trace(err, __FILE__, __LINE__, __func__);
+        return SCL_TRACE(err);
       }
     }
     fclose(f);
@@ -106,11 +105,9 @@ scl_err ds_cifar_open(data_dataset *ds, const data_source *src) {
   SCL_CALL(ds_labels_reserve(ds, ds->count, &cap));
   for (int64_t i = 0; i < ds->count; i++) {
     const uint8_t *rec = ds->map + (size_t)i * CIFAR_RECORD;
-    if (rec[0] >= CIFAR_COARSE || rec[1] >= CIFAR_FINE)
-      return SCL_ERROR(
-          SCL_ERR_FORMAT,
-          "%s: record %lld has labels (coarse %d, fine %d) out of range: not CIFAR-100?", path,
-          (long long)i, rec[0], rec[1]);
+    SCL_CHECK(rec[0] < CIFAR_COARSE && rec[1] < CIFAR_FINE, SCL_ERR_FORMAT,
+              "%s: record %lld has labels (coarse %d, fine %d) out of range: not CIFAR-100?", path,
+              (long long)i, rec[0], rec[1]);
     ds->labels[i] = rec[1];
     SCL_CALL(strpool_addf(&ds->paths, "cifar100/%s/%06lld", src->split, (long long)i));
   }

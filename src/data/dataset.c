@@ -20,7 +20,7 @@ scl_err strpool_add(strpool *p, const char *s, size_t len) {
   if (p->n == p->n_cap) {
     int64_t cap = p->n_cap ? 2 * p->n_cap : 64;
     size_t *off = realloc(p->off, (size_t)cap * sizeof *off);
-    if (!off) return SCL_ERROR(SCL_ERR_NOMEM, "cannot grow a name table to %lld", (long long)cap);
+    SCL_CHECK(off, SCL_ERR_NOMEM, "cannot grow a name table to %lld", (long long)cap);
     p->off = off;
     p->n_cap = cap;
   }
@@ -28,7 +28,7 @@ scl_err strpool_add(strpool *p, const char *s, size_t len) {
     size_t cap = p->cap ? 2 * p->cap : 4096;
     while (len + 1 > cap - p->len) cap *= 2;
     char *buf = realloc(p->buf, cap);
-    if (!buf) return SCL_ERROR(SCL_ERR_NOMEM, "cannot grow a name pool to %zu bytes", cap);
+    SCL_CHECK(buf, SCL_ERR_NOMEM, "cannot grow a name pool to %zu bytes", cap);
     p->buf = buf;
     p->cap = cap;
   }
@@ -45,8 +45,8 @@ scl_err strpool_addf(strpool *p, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
   va_end(ap);
-  if (n < 0 || (size_t)n >= sizeof tmp)
-    return SCL_ERROR(SCL_ERR_ARG, "name too long (%d bytes): %.64s...", n, tmp);
+  SCL_CHECK(n >= 0 && (size_t)n < sizeof tmp, SCL_ERR_ARG, "name too long (%d bytes): %.64s...", n,
+            tmp);
   SCL_CALL(strpool_add(p, tmp, (size_t)n));
   return SCL_OK;
 }
@@ -64,7 +64,7 @@ scl_err ds_labels_reserve(data_dataset *ds, int64_t n, int64_t *cap) {
   int64_t want = *cap ? *cap : 1024;
   while (want < n) want *= 2;
   int32_t *l = realloc(ds->labels, (size_t)want * sizeof *l);
-  if (!l) return SCL_ERROR(SCL_ERR_NOMEM, "cannot allocate %lld labels", (long long)want);
+  SCL_CHECK(l, SCL_ERR_NOMEM, "cannot allocate %lld labels", (long long)want);
   ds->labels = l;
   *cap = want;
   return SCL_OK;
@@ -97,12 +97,12 @@ void ds_manifest_record(scl_hasher *h, const char *path, int64_t label, uint64_t
 
 scl_err data_dataset_open(const data_source *src, data_dataset **out) {
   *out = NULL;
-  if (!src || !src->format || !src->split)
-    return SCL_ERROR(SCL_ERR_ARG, "dataset source needs a format and a split");
+  SCL_CHECK(src && src->format && src->split, SCL_ERR_ARG,
+            "dataset source needs a format and a split");
   if (strcmp(src->split, "train") != 0 && strcmp(src->split, "test") != 0)
     return SCL_ERROR(SCL_ERR_ARG, "dataset split '%s': expected \"train\" or \"test\"", src->split);
   data_dataset *ds = calloc(1, sizeof *ds);
-  if (!ds) return SCL_ERROR(SCL_ERR_NOMEM, "cannot allocate a dataset");
+  SCL_CHECK(ds, SCL_ERR_NOMEM, "cannot allocate a dataset");
   scl_err err = SCL_OK;
   struct stat st;
   int packed = src->root && stat(src->root, &st) == 0 && S_ISREG(st.st_mode);
@@ -171,9 +171,8 @@ const char *data_dataset_class_name(const data_dataset *ds, int64_t c) {
 scl_hash data_dataset_manifest_hash(const data_dataset *ds) { return ds->manifest; }
 
 scl_err data_dataset_read(const data_dataset *ds, int64_t i, data_image *img) {
-  if (i < 0 || i >= ds->count)
-    return SCL_ERROR(SCL_ERR_ARG, "sample %lld out of range [0, %lld)", (long long)i,
-                     (long long)ds->count);
+  SCL_CHECK(i >= 0 && i < ds->count, SCL_ERR_ARG, "sample %lld out of range [0, %lld)",
+            (long long)i, (long long)ds->count);
   switch (ds->kind) {
     case DS_FOLDER:
     case DS_LIST:

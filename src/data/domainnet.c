@@ -40,7 +40,7 @@ static int parse_line(char *line, char **path, long long *label) {
 static scl_err read_list(data_dataset *ds, const char *list_path, int domain, scl_hasher *h,
                          int64_t *cap, int64_t *dom_cap, long long *max_label) {
   FILE *f = fopen(list_path, "r");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open list file: %s", list_path, strerror(errno));
+  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot open list file: %s", list_path, strerror(errno));
   char line[8192];
   long long lineno = 0;
   scl_err err = SCL_OK;
@@ -50,15 +50,14 @@ static scl_err read_list(data_dataset *ds, const char *list_path, int domain, sc
     if (line[0] == '\n' || line[0] == '\0' || (line[0] == '\r' && line[1] == '\n')) continue;
     char *path;
     long long label;
-    if (parse_line(line, &path, &label))
-      SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s:%lld: expected \"relative/path label\"",
-                     list_path, lineno);
+    SCL_CHECK_GOTO(err, done, !parse_line(line, &path, &label), SCL_ERR_FORMAT,
+                   "%s:%lld: expected \"relative/path label\"", list_path, lineno);
     if (label > *max_label) *max_label = label;
     SCL_CALL_GOTO(err, ds_labels_reserve(ds, ds->count + 1, cap), done);
     if (ds->count + 1 > *dom_cap) {
       int64_t nc = *dom_cap ? 2 * *dom_cap : 1024;
       int32_t *grown = realloc(ds->domain_of, (size_t)nc * sizeof(int32_t));
-      if (!grown) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "%s: domain table", list_path);
+      SCL_CHECK_GOTO(err, done, grown, SCL_ERR_NOMEM, "%s: domain table", list_path);
       ds->domain_of = grown;
       *dom_cap = nc;
     }
@@ -76,7 +75,7 @@ done:
 /* Class names from the second path component ("real/<class>/file.jpg") where there is one. */
 static scl_err name_classes(data_dataset *ds) {
   const char **names = calloc((size_t)ds->n_classes, sizeof *names);
-  if (!names) return SCL_ERROR(SCL_ERR_NOMEM, "class names");
+  SCL_CHECK(names, SCL_ERR_NOMEM, "class names");
   for (int64_t i = 0; i < ds->count; i++)
     if (!names[ds->labels[i]]) names[ds->labels[i]] = strpool_get(&ds->paths, i);
   scl_err err = SCL_OK;
@@ -88,15 +87,15 @@ static scl_err name_classes(data_dataset *ds) {
       err = strpool_addf(&ds->classes, "class_%03lld", (long long)c);
   }
   free(names);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
 scl_err ds_list_open(data_dataset *ds, const data_source *src) {
-  if (!src->root || !src->root[0] || !src->domains || !src->domains[0])
-    return SCL_ERROR(SCL_ERR_ARG, "domainnet datasets need a root and a list of domains");
+  SCL_CHECK(src->root && src->root[0] && src->domains && src->domains[0], SCL_ERR_ARG,
+            "domainnet datasets need a root and a list of domains");
   ds->root = strdup(src->root);
-  if (!ds->root) return SCL_ERROR(SCL_ERR_NOMEM, "dataset root");
+  SCL_CHECK(ds->root, SCL_ERR_NOMEM, "dataset root");
   scl_hasher *h = NULL;
   SCL_CALL(scl_hasher_create(&h));
   ds_manifest_begin(h, "domainnet", src->split);
@@ -119,14 +118,13 @@ scl_err ds_list_open(data_dataset *ds, const data_source *src) {
   ds->n_domains = d;
   ds->manifest = scl_hasher_digest(h);
   scl_hasher_destroy(&h);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
-  if (ds->count == 0)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: the %s lists of '%s' hold no samples", src->root,
-                     src->split, src->domains);
+  if (err) return SCL_TRACE(err);
+  SCL_CHECK(ds->count != 0, SCL_ERR_FORMAT, "%s: the %s lists of '%s' hold no samples", src->root,
+            src->split, src->domains);
   ds->n_classes = src->n_classes > 0 ? src->n_classes : max_label + 1;
-  if (max_label >= ds->n_classes)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: label %lld in the %s lists but only %lld classes",
-                     src->root, max_label, src->split, (long long)ds->n_classes);
+  SCL_CHECK(max_label < ds->n_classes, SCL_ERR_FORMAT,
+            "%s: label %lld in the %s lists but only %lld classes", src->root, max_label,
+            src->split, (long long)ds->n_classes);
   SCL_CALL(name_classes(ds));
   return SCL_OK;
 }

@@ -62,7 +62,7 @@ static scl_err walk_add_file(walk *w, int64_t dir, const char *name, uint64_t si
   if (w->n_files == w->cap_files) {
     int64_t cap = w->cap_files ? 2 * w->cap_files : 256;
     file_rec *f = realloc(w->files, (size_t)cap * sizeof *f);
-    if (!f) return SCL_ERROR(SCL_ERR_NOMEM, "cannot list %lld files", (long long)cap);
+    SCL_CHECK(f, SCL_ERR_NOMEM, "cannot list %lld files", (long long)cap);
     w->files = f;
     w->cap_files = cap;
   }
@@ -82,22 +82,21 @@ static int depth_of(const char *rel) {
 static scl_err walk_dir(walk *w, const char *class_path, int64_t d) {
   char path[PATH_MAX], rel[PATH_MAX];
   snprintf(rel, sizeof rel, "%s", strpool_get(&w->dirs, d));
-  if (snprintf(path, sizeof path, "%s%s%s", class_path, *rel ? "/" : "", rel) >= PATH_MAX)
-    return SCL_ERROR(SCL_ERR_IO, "%s/%s: path too long", class_path, rel);
+  SCL_CHECK(snprintf(path, sizeof path, "%s%s%s", class_path, *rel ? "/" : "", rel) < PATH_MAX,
+            SCL_ERR_IO, "%s/%s: path too long", class_path, rel);
   DIR *dir = opendir(path);
-  if (!dir) return SCL_ERROR(SCL_ERR_IO, "%s: cannot list directory: %s", path, strerror(errno));
+  SCL_CHECK(dir, SCL_ERR_IO, "%s: cannot list directory: %s", path, strerror(errno));
   scl_err err = SCL_OK;
   struct dirent *e;
   while ((e = readdir(dir)) != NULL) {
     if (e->d_name[0] == '.') continue;
     struct stat st;
-    if (fstatat(dirfd(dir), e->d_name, &st, 0) != 0)
-      SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s/%s: cannot stat: %s", path, e->d_name,
-                     strerror(errno));
+    SCL_CHECK_GOTO(err, done, fstatat(dirfd(dir), e->d_name, &st, 0) == 0, SCL_ERR_IO,
+                   "%s/%s: cannot stat: %s", path, e->d_name, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
-      if (depth_of(rel) >= FOLDER_MAX_DEPTH)
-        SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s/%s: nested deeper than %d (symlink loop?)",
-                       path, e->d_name, FOLDER_MAX_DEPTH);
+      SCL_CHECK_GOTO(err, done, depth_of(rel) < FOLDER_MAX_DEPTH, SCL_ERR_FORMAT,
+                     "%s/%s: nested deeper than %d (symlink loop?)", path, e->d_name,
+                     FOLDER_MAX_DEPTH);
       SCL_CALL_GOTO(err, strpool_addf(&w->dirs, "%s%s%s", rel, *rel ? "/" : "", e->d_name), done);
     } else if (S_ISREG(st.st_mode) && has_image_ext(e->d_name)) {
       SCL_CALL_GOTO(err, walk_add_file(w, d, e->d_name, (uint64_t)st.st_size), done);
@@ -120,16 +119,15 @@ typedef struct folder_ctx {
 static scl_err add_class(data_dataset *ds, folder_ctx *ctx, const char *cls, int64_t label) {
   const char *split_path = ctx->split_path;
   char class_path[PATH_MAX];
-  if (snprintf(class_path, sizeof class_path, "%s/%s", split_path, cls) >= PATH_MAX)
-    return SCL_ERROR(SCL_ERR_IO, "%s/%s: path too long", split_path, cls);
+  SCL_CHECK(snprintf(class_path, sizeof class_path, "%s/%s", split_path, cls) < PATH_MAX,
+            SCL_ERR_IO, "%s/%s: path too long", split_path, cls);
   walk w = {0};
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, strpool_add(&w.dirs, "", 0), done);
   for (int64_t d = 0; d < w.dirs.n; d++) SCL_CALL_GOTO(err, walk_dir(&w, class_path, d), done);
-  if (w.n_files == 0)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT,
-                   "%s: class directory has no images (.jpg .jpeg .png .ppm .bmp .pgm .tif .webp)",
-                   class_path);
+  SCL_CHECK_GOTO(err, done, w.n_files != 0, SCL_ERR_FORMAT,
+                 "%s: class directory has no images (.jpg .jpeg .png .ppm .bmp .pgm .tif .webp)",
+                 class_path);
   for (int64_t k = 0; k < w.n_files; k++) {
     w.files[k].dir_s = strpool_get(&w.dirs, w.files[k].dir);
     w.files[k].name_s = w.names.buf + w.files[k].name_off;
@@ -156,9 +154,8 @@ done:
 /* The sorted, non-hidden subdirectories of split_path into ds->classes. */
 static scl_err list_classes(data_dataset *ds, const char *split_path) {
   DIR *dir = opendir(split_path);
-  if (!dir)
-    return SCL_ERROR(SCL_ERR_IO, "%s: cannot open the split directory: %s", split_path,
-                     strerror(errno));
+  SCL_CHECK(dir, SCL_ERR_IO, "%s: cannot open the split directory: %s", split_path,
+            strerror(errno));
   strpool names = {0};
   const char **sorted = NULL;
   scl_err err = SCL_OK;
@@ -169,11 +166,9 @@ static scl_err list_classes(data_dataset *ds, const char *split_path) {
     if (fstatat(dirfd(dir), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode))
       SCL_CALL_GOTO(err, strpool_add(&names, e->d_name, strlen(e->d_name)), done);
   }
-  if (names.n == 0)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: no class directories", split_path);
+  SCL_CHECK_GOTO(err, done, names.n != 0, SCL_ERR_FORMAT, "%s: no class directories", split_path);
   sorted = malloc((size_t)names.n * sizeof *sorted);
-  if (!sorted)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "cannot sort %lld classes", (long long)names.n);
+  SCL_CHECK_GOTO(err, done, sorted, SCL_ERR_NOMEM, "cannot sort %lld classes", (long long)names.n);
   for (int64_t c = 0; c < names.n; c++) sorted[c] = strpool_get(&names, c);
   qsort(sorted, (size_t)names.n, sizeof *sorted, cmp_str);
   for (int64_t c = 0; c < names.n; c++)
@@ -189,13 +184,12 @@ done:
 scl_err ds_folder_open(data_dataset *ds, const data_source *src) {
   if (!src->root || !*src->root) return SCL_ERROR(SCL_ERR_ARG, "folder dataset: no root given");
   struct stat st;
-  if (stat(src->root, &st) != 0)
-    return SCL_ERROR(SCL_ERR_IO, "%s: dataset root not found: %s", src->root, strerror(errno));
-  if (!S_ISDIR(st.st_mode))
-    return SCL_ERROR(SCL_ERR_IO, "%s: dataset root is not a directory", src->root);
+  SCL_CHECK(stat(src->root, &st) == 0, SCL_ERR_IO, "%s: dataset root not found: %s", src->root,
+            strerror(errno));
+  SCL_CHECK(S_ISDIR(st.st_mode), SCL_ERR_IO, "%s: dataset root is not a directory", src->root);
   char split_path[PATH_MAX];
-  if (snprintf(split_path, sizeof split_path, "%s/%s", src->root, src->split) >= PATH_MAX)
-    return SCL_ERROR(SCL_ERR_IO, "%s/%s: path too long", src->root, src->split);
+  SCL_CHECK(snprintf(split_path, sizeof split_path, "%s/%s", src->root, src->split) < PATH_MAX,
+            SCL_ERR_IO, "%s/%s: path too long", src->root, src->split);
   if (!(ds->root = strdup(src->root))) return SCL_ERROR(SCL_ERR_NOMEM, "cannot copy root path");
   SCL_CALL(list_classes(ds, split_path));
   folder_ctx ctx = {.split_path = split_path, .split = src->split};
@@ -215,8 +209,8 @@ scl_err ds_folder_open(data_dataset *ds, const data_source *src) {
 
 scl_err ds_folder_read(const data_dataset *ds, int64_t i, data_image *img) {
   char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s/%s", ds->root, strpool_get(&ds->paths, i)) >= PATH_MAX)
-    return SCL_ERROR(SCL_ERR_IO, "%s/%s: path too long", ds->root, strpool_get(&ds->paths, i));
+  SCL_CHECK(snprintf(path, sizeof path, "%s/%s", ds->root, strpool_get(&ds->paths, i)) < PATH_MAX,
+            SCL_ERR_IO, "%s/%s: path too long", ds->root, strpool_get(&ds->paths, i));
   SCL_CALL(io_image_read(path, img));
   return SCL_OK;
 }

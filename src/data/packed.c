@@ -25,14 +25,14 @@
 
 static scl_err read_file(const char *path, uint8_t **buf, size_t *cap, size_t *len) {
   FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
   scl_err err = SCL_OK;
-  if (fstat(fileno(f), &st) != 0) SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s: cannot stat", path);
+  SCL_CHECK_GOTO(err, done, fstat(fileno(f), &st) == 0, SCL_ERR_IO, "%s: cannot stat", path);
   *len = (size_t)st.st_size;
   if (*len > *cap) {
     uint8_t *grown = realloc(*buf, *len);
-    if (!grown) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "%s: %zu bytes", path, *len);
+    SCL_CHECK_GOTO(err, done, grown, SCL_ERR_NOMEM, "%s: %zu bytes", path, *len);
     *buf = grown;
     *cap = *len;
   }
@@ -57,13 +57,13 @@ static scl_err pack_split(h5_file *f, const char *root, const char *split) {
   SCL_CALL_GOTO(err, scl_alloc((size_t)(n + 1) * 8, "pack offsets", (void **)&offsets), done);
   paths = malloc((size_t)n * sizeof *paths);
   classes = malloc((size_t)ds->n_classes * sizeof *classes);
-  if (!paths || !classes) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "pack tables");
+  SCL_CHECK_GOTO(err, done, paths && classes, SCL_ERR_NOMEM, "pack tables");
   offsets[0] = 0;
   for (int64_t i = 0; i < n; i++) { /* sizes first: the blob is allocated once */
     struct stat st;
     paths[i] = strpool_get(&ds->paths, i);
     snprintf(path, sizeof path, "%s/%s", root, paths[i]);
-    if (stat(path, &st) != 0) SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s: cannot stat", path);
+    SCL_CHECK_GOTO(err, done, stat(path, &st) == 0, SCL_ERR_IO, "%s: cannot stat", path);
     offsets[i + 1] = offsets[i] + (int64_t)st.st_size;
   }
   for (int64_t c = 0; c < ds->n_classes; c++) classes[c] = strpool_get(&ds->classes, c);
@@ -72,8 +72,8 @@ static scl_err pack_split(h5_file *f, const char *root, const char *split) {
   for (int64_t i = 0; i < n; i++) {
     snprintf(path, sizeof path, "%s/%s", root, paths[i]);
     SCL_CALL_GOTO(err, read_file(path, &buf, &cap, &len), done);
-    if ((int64_t)len != offsets[i + 1] - offsets[i])
-      SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s changed size while packing", path);
+    SCL_CHECK_GOTO(err, done, (int64_t)len == offsets[i + 1] - offsets[i], SCL_ERR_IO,
+                   "%s changed size while packing", path);
     SCL_CALL_GOTO(err, h5_blob_write(f, name, offsets[i], buf, (int64_t)len), done);
   }
   snprintf(name, sizeof name, "%s/offsets", split);
@@ -130,13 +130,13 @@ static scl_err load_meta(data_dataset *ds, h5_file *f, const char *split) {
   scl_err err = SCL_OK;
   for (int64_t i = 0; i < nc && !err; i++) err = strpool_add(&ds->paths, strs[i], strlen(strs[i]));
   h5_strings_free(strs, nc);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   snprintf(name, sizeof name, "%s/class_names", split);
   SCL_CALL(h5_read_strings(f, name, &strs, &nc));
   for (int64_t i = 0; i < nc && !err; i++)
     err = strpool_add(&ds->classes, strs[i], strlen(strs[i]));
   h5_strings_free(strs, nc);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   ds->n_classes = nc;
   SCL_CALL(h5_attr_read_i64(f, split, "manifest_hi", &hi));
   SCL_CALL(h5_attr_read_i64(f, split, "manifest_lo", &lo));
@@ -155,13 +155,11 @@ scl_err ds_packed_open(data_dataset *ds, const data_source *src) {
   SCL_CALL_GOTO(err, load_meta(ds, f, src->split), done);
   snprintf(name, sizeof name, "%s/blob", src->split);
   SCL_CALL_GOTO(err, h5_blob_locate(f, name, &blob_off, &blob_len), done);
-  if (ds->pack_offsets[0] != 0 || ds->pack_offsets[ds->count] > blob_len)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: %s offsets exceed the blob", src->root,
-                   src->split);
+  SCL_CHECK_GOTO(err, done, ds->pack_offsets[0] == 0 && ds->pack_offsets[ds->count] <= blob_len,
+                 SCL_ERR_FORMAT, "%s: %s offsets exceed the blob", src->root, src->split);
   for (int64_t i = 0; i < ds->count; i++)
-    if (ds->pack_offsets[i + 1] < ds->pack_offsets[i])
-      SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: %s offsets decrease at %lld", src->root,
-                     src->split, (long long)i);
+    SCL_CHECK_GOTO(err, done, ds->pack_offsets[i + 1] >= ds->pack_offsets[i], SCL_ERR_FORMAT,
+                   "%s: %s offsets decrease at %lld", src->root, src->split, (long long)i);
   int fd = open(src->root, O_RDONLY);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0 || blob_off + blob_len > (int64_t)st.st_size) {
@@ -170,8 +168,8 @@ scl_err ds_packed_open(data_dataset *ds, const data_source *src) {
   }
   void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
   close(fd);
-  if (map == MAP_FAILED)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s: mmap: %s", src->root, strerror(errno));
+  SCL_CHECK_GOTO(err, done, map != MAP_FAILED, SCL_ERR_IO, "%s: mmap: %s", src->root,
+                 strerror(errno));
   ds->map = map;
   ds->map_len = (size_t)st.st_size;
   ds->pack_blob = (const uint8_t *)map + blob_off;

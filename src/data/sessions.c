@@ -37,13 +37,12 @@ static scl_err make_boundaries(data_sessions *s, int64_t init_cls, int64_t incre
 scl_err data_sessions_create(int64_t n_classes, int64_t init_cls, int64_t increment, int shuffle,
                              uint32_t seed, data_sessions **out) {
   *out = NULL;
-  if (n_classes < 1 || init_cls < 1 || init_cls > n_classes || increment < 1)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "session plan: need 1 <= init_cls (%lld) <= classes (%lld) and increment "
-                     "(%lld) >= 1",
-                     (long long)init_cls, (long long)n_classes, (long long)increment);
+  SCL_CHECK(n_classes >= 1 && init_cls >= 1 && init_cls <= n_classes && increment >= 1, SCL_ERR_ARG,
+            "session plan: need 1 <= init_cls (%lld) <= classes (%lld) and increment "
+            "(%lld) >= 1",
+            (long long)init_cls, (long long)n_classes, (long long)increment);
   data_sessions *s = calloc(1, sizeof *s);
-  if (!s) return SCL_ERROR(SCL_ERR_NOMEM, "session plan");
+  SCL_CHECK(s, SCL_ERR_NOMEM, "session plan");
   s->n_classes = n_classes;
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, make_boundaries(s, init_cls, increment), fail);
@@ -69,9 +68,9 @@ scl_err data_sessions_select(const data_sessions *s, const data_dataset *ds, int
   *idx = NULL;
   *labels = NULL;
   *n = 0;
-  if (data_dataset_num_classes(ds) != s->n_classes)
-    return SCL_ERROR(SCL_ERR_ARG, "dataset has %lld classes but the session plan has %lld",
-                     (long long)data_dataset_num_classes(ds), (long long)s->n_classes);
+  SCL_CHECK(data_dataset_num_classes(ds) == s->n_classes, SCL_ERR_ARG,
+            "dataset has %lld classes but the session plan has %lld",
+            (long long)data_dataset_num_classes(ds), (long long)s->n_classes);
   int64_t count = data_dataset_count(ds), k = 0;
   for (int64_t i = 0; i < count; i++) {
     int64_t m = s->mapped[data_dataset_label(ds, i)];
@@ -82,7 +81,7 @@ scl_err data_sessions_select(const data_sessions *s, const data_dataset *ds, int
   if (err) {
     scl_free(*idx);
     *idx = NULL;
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   k = 0;
   for (int64_t i = 0; i < count; i++) {

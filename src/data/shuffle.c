@@ -11,8 +11,8 @@
 #include "safecl/augment.h"
 
 scl_err data_shuffle(uint64_t seed, uint32_t epoch, int64_t n, int64_t *perm) {
-  if (n < 0 || n > (int64_t)UINT32_MAX)
-    return SCL_ERROR(SCL_ERR_ARG, "shuffle of %lld samples: outside [0, 2^32 - 1]", (long long)n);
+  SCL_CHECK(n >= 0 && n <= (int64_t)UINT32_MAX, SCL_ERR_ARG,
+            "shuffle of %lld samples: outside [0, 2^32 - 1]", (long long)n);
   if (n > 0 && !perm)
     return SCL_ERROR(SCL_ERR_ARG, "shuffle of %lld samples: no output", (long long)n);
   /* The core permutation is this algorithm (Lemire bounded draws included); one copy of it. */

@@ -64,22 +64,21 @@ static float wave(float t) {
 }
 
 scl_err ds_synthetic_open(data_dataset *ds, const data_source *src) {
-  if (src->n_classes < 1 || src->n_classes > SYN_MAX_CLASSES || src->per_class < 1 ||
-      src->per_class > UINT32_MAX || src->image_size < 8 || src->image_size > SYN_MAX_SIDE ||
-      src->n_classes > INT64_MAX / src->per_class)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "synthetic dataset: n_classes %lld (1..%d), per_class %lld (>= 1), "
-                     "image_size %d (8..%d): out of range",
-                     (long long)src->n_classes, SYN_MAX_CLASSES, (long long)src->per_class,
-                     src->image_size, SYN_MAX_SIDE);
+  SCL_CHECK(src->n_classes >= 1 && src->n_classes <= SYN_MAX_CLASSES && src->per_class >= 1 &&
+                src->per_class <= UINT32_MAX && src->image_size >= 8 &&
+                src->image_size <= SYN_MAX_SIDE && src->n_classes <= INT64_MAX / src->per_class,
+            SCL_ERR_ARG,
+            "synthetic dataset: n_classes %lld (1..%d), per_class %lld (>= 1), "
+            "image_size %d (8..%d): out of range",
+            (long long)src->n_classes, SYN_MAX_CLASSES, (long long)src->per_class, src->image_size,
+            SYN_MAX_SIDE);
   ds->n_classes = src->n_classes;
   ds->per_class = src->per_class;
   ds->count = src->n_classes * src->per_class;
   ds->image_size = src->image_size;
   ds->seed = src->seed;
-  if (!(src->difficulty >= 0.0 && src->difficulty < 1.0))
-    return SCL_ERROR(SCL_ERR_ARG, "synthetic dataset: difficulty %g outside [0, 1)",
-                     src->difficulty);
+  SCL_CHECK(src->difficulty >= 0.0 && src->difficulty < 1.0, SCL_ERR_ARG,
+            "synthetic dataset: difficulty %g outside [0, 1)", src->difficulty);
   ds->difficulty = (float)src->difficulty;
   ds->split_id = strcmp(src->split, "test") == 0;
   int64_t cap = 0;

@@ -224,15 +224,14 @@ size_t data_resize_scratch_bytes(int sw, int sh, int dw, int dh, data_rect win,
 scl_err data_resize(uint8_t *dst, size_t dst_stride, const uint8_t *src, int sw, int sh,
                     size_t src_stride, int dw, int dh, data_rect win, data_filter filter,
                     void *scratch, size_t scratch_bytes) {
-  if (sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0 || !win_ok(win, dw, dh) ||
-      src_stride < (size_t)sw * 3 || dst_stride < (size_t)win.w * 3)
-    return SCL_ERROR(SCL_ERR_ARG, "resize %dx%d -> %dx%d window (%d,%d %dx%d): bad geometry", sw,
-                     sh, dw, dh, win.x, win.y, win.w, win.h);
+  SCL_CHECK(sw > 0 && sh > 0 && dw > 0 && dh > 0 && win_ok(win, dw, dh) &&
+                src_stride >= (size_t)sw * 3 && dst_stride >= (size_t)win.w * 3,
+            SCL_ERR_ARG, "resize %dx%d -> %dx%d window (%d,%d %dx%d): bad geometry", sw, sh, dw, dh,
+            win.x, win.y, win.w, win.h);
   resize_plan p;
   plan_make(&p, sw, sh, dw, dh, win, filter);
-  if (!scratch || scratch_bytes < p.total)
-    return SCL_ERROR(SCL_ERR_ARG, "resize scratch of %zu bytes, %zu needed", scratch_bytes,
-                     p.total);
+  SCL_CHECK(scratch && scratch_bytes >= p.total, SCL_ERR_ARG,
+            "resize scratch of %zu bytes, %zu needed", scratch_bytes, p.total);
   char *base = (char *)round64((size_t)(uintptr_t)scratch);
   int32_t *kh = (int32_t *)(base + p.off_kh), *kv = (int32_t *)(base + p.off_kv);
   int *bh = (int *)(base + p.off_bh), *bv = (int *)(base + p.off_bv);
@@ -315,9 +314,9 @@ size_t data_test_transform_scratch_bytes(int w, int h, int resize, int crop) {
 scl_err data_test_transform(const data_image *img, int resize, int crop, const float *mean,
                             const float *std, float *out_chw, void *scratch, size_t scratch_bytes) {
   test_plan t;
-  if (!img || !img->rgb || !test_plan_make(&t, img->w, img->h, resize, crop))
-    return SCL_ERROR(SCL_ERR_ARG, "test transform: bad image %dx%d or sizes (resize %d, crop %d)",
-                     img ? img->w : 0, img ? img->h : 0, resize, crop);
+  SCL_CHECK(img && img->rgb && test_plan_make(&t, img->w, img->h, resize, crop), SCL_ERR_ARG,
+            "test transform: bad image %dx%d or sizes (resize %d, crop %d)", img ? img->w : 0,
+            img ? img->h : 0, resize, crop);
   size_t need = t.window_bytes + t.resize_bytes + 64;
   if (t.resample && (!scratch || scratch_bytes < need))
     return SCL_ERROR(SCL_ERR_ARG, "test transform scratch of %zu bytes, %zu needed", scratch_bytes,

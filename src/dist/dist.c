@@ -1,22 +1,32 @@
 /* dist.c: MPI wrapped once: communicators with MPI_ERRORS_RETURN, byte messages, collectives.
  *
- * Every MPI call goes through DIST_MPI, which turns a non-success return into SCL_ERR_MPI with
- * the operation's name and MPI_Error_string. Communicators are always duplicates owned by a
+ * Every MPI call goes through DIST_MPI (or MPI_FAILED for calls that clean up first), which turns
+ * a non-success return into SCL_ERR_MPI with the operation's name and MPI_Error_string: the one
+ * place in safecl where MPI's error codes become text. The group of one process
+ * (dist_comm_self) has MPI_COMM_NULL and is served here without MPI, so callers never branch on
+ * it. Communicators are always duplicates owned by a
  * dist_comm, so safecl's traffic never mixes with a caller's or a library's on the same context.
  * What this file deliberately does not do: non-blocking or polling receives. A coordinator that
  * waits inside MPI_Mprobe costs no measurable CPU with Open MPI's mpi_yield_when_idle=1, while a
  * hand-written Iprobe/sleep loop trades latency for the same thing; the blocking path is simpler.
  * Counts above INT_MAX elements are sent in pieces so that callers can use int64_t throughout. */
-#include "safecl/dist.h"
-
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "safecl/dist_mpi.h"
 
 struct dist_comm {
-  MPI_Comm comm;
+  MPI_Comm comm; /* MPI_COMM_NULL: this process alone, no MPI */
   int rank, size;
 };
+
+static const dist_comm self_comm = {MPI_COMM_NULL, 0, 1};
+
+static int is_self(const dist_comm *c) { return c->comm == MPI_COMM_NULL; }
+
+const dist_comm *dist_comm_self(void) { return &self_comm; }
 
 static scl_err mpi_failed(int rc, const char *what, const char *file, int line, const char *func) {
   char text[MPI_MAX_ERROR_STRING + 1] = "";
@@ -25,12 +35,14 @@ static scl_err mpi_failed(int rc, const char *what, const char *file, int line, 
   return scl_error_raise(SCL_ERR_MPI, file, line, func, "%s failed: %s", what, text);
 }
 
+/* SCL_ERR_MPI raised at the caller's line, for MPI calls that must clean up before returning. */
+#define MPI_FAILED(rc, what) mpi_failed((rc), (what), __FILE__, __LINE__, __func__)
+
 /* Calls an MPI function; on failure raises SCL_ERR_MPI naming `what` and returns it. */
-#define DIST_MPI(call, what)                                             \
-  do {                                                                   \
-    int dist_rc_ = (call);                                               \
-    if (dist_rc_ != MPI_SUCCESS)                                         \
-      return mpi_failed(dist_rc_, (what), __FILE__, __LINE__, __func__); \
+#define DIST_MPI(call, what)                                          \
+  do {                                                                \
+    int dist_rc_ = (call);                                            \
+    if (dist_rc_ != MPI_SUCCESS) return MPI_FAILED(dist_rc_, (what)); \
   } while (0)
 
 /* Elements moved per MPI call, so that int counts never overflow. */
@@ -56,6 +68,22 @@ int dist_initialized(void) {
   return init && !fin;
 }
 
+_Static_assert(DIST_LIBRARY_VERSION_MAX >= MPI_MAX_LIBRARY_VERSION_STRING + 64,
+               "DIST_LIBRARY_VERSION_MAX holds MPI's version and the note");
+
+void dist_library_version(char *buf, size_t size) {
+  char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  if (MPI_Get_library_version(lib, &len) != MPI_SUCCESS || len <= 0) {
+    snprintf(buf, size, "unknown (MPI_Get_library_version failed)");
+    return;
+  }
+  lib[len < MPI_MAX_LIBRARY_VERSION_STRING ? len : MPI_MAX_LIBRARY_VERSION_STRING - 1] = '\0';
+  while (len > 0 && (lib[len - 1] == '\n' || lib[len - 1] == '\0')) lib[--len] = '\0';
+  snprintf(buf, size, "%s%s", lib,
+           dist_initialized() ? "" : " (MPI not initialised in the writing process)");
+}
+
 static scl_err wrap(MPI_Comm dup, dist_comm **out) {
   *out = NULL;
   DIST_MPI(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
@@ -63,7 +91,7 @@ static scl_err wrap(MPI_Comm dup, dist_comm **out) {
   scl_err err = scl_calloc(sizeof *c, "communicator", (void **)&c);
   if (err) {
     MPI_Comm_free(&dup);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   c->comm = dup;
   MPI_Comm_rank(dup, &c->rank);
@@ -74,8 +102,8 @@ static scl_err wrap(MPI_Comm dup, dist_comm **out) {
 
 scl_err dist_comm_create(MPI_Comm comm, dist_comm **out) {
   *out = NULL;
-  if (!dist_initialized())
-    return SCL_ERROR(SCL_ERR_MPI, "MPI is not initialised (this command must call dist_init)");
+  SCL_CHECK(dist_initialized(), SCL_ERR_MPI,
+            "MPI is not initialised (this command must call dist_init)");
   /* The parent's handler is used by MPI_Comm_dup itself; make it return too. */
   DIST_MPI(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   MPI_Comm dup = MPI_COMM_NULL;
@@ -85,12 +113,21 @@ scl_err dist_comm_create(MPI_Comm comm, dist_comm **out) {
 }
 
 scl_err dist_comm_dup(const dist_comm *c, dist_comm **out) {
+  if (is_self(c)) {
+    SCL_CALL(scl_alloc(sizeof **out, "communicator", (void **)out));
+    **out = self_comm;
+    return SCL_OK;
+  }
   SCL_CALL(dist_comm_create(c->comm, out));
   return SCL_OK;
 }
 
 scl_err dist_comm_split(const dist_comm *c, int color, int key, dist_comm **out) {
   *out = NULL;
+  if (is_self(c)) {
+    if (color >= 0) SCL_CALL(dist_comm_dup(c, out));
+    return SCL_OK;
+  }
   MPI_Comm part = MPI_COMM_NULL;
   DIST_MPI(MPI_Comm_split(c->comm, color < 0 ? MPI_UNDEFINED : color, key, &part),
            "MPI_Comm_split");
@@ -101,25 +138,54 @@ scl_err dist_comm_split(const dist_comm *c, int color, int key, dist_comm **out)
 
 void dist_comm_destroy(dist_comm **c) {
   if (!c || !*c) return;
-  if (dist_initialized()) MPI_Comm_free(&(*c)->comm);
-  scl_free(*c);
+  if (*c != &self_comm) {
+    if (!is_self(*c) && dist_initialized()) MPI_Comm_free(&(*c)->comm);
+    scl_free(*c);
+  }
   *c = NULL;
 }
 
 int dist_comm_rank(const dist_comm *c) { return c->rank; }
 int dist_comm_size(const dist_comm *c) { return c->size; }
+int dist_comm_is_mpi(const dist_comm *c) { return !is_self(c); }
 MPI_Comm dist_comm_mpi(const dist_comm *c) { return c->comm; }
 
+scl_err dist_comm_shares_node(const dist_comm *c, int root, int *same) {
+  *same = 1;
+  if (is_self(c)) return SCL_OK;
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Group gg = MPI_GROUP_NULL, ng = MPI_GROUP_NULL;
+  int translated = MPI_UNDEFINED;
+  DIST_MPI(MPI_Comm_split_type(c->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+           "MPI_Comm_split_type");
+  int rc = MPI_Comm_group(c->comm, &gg);
+  if (rc == MPI_SUCCESS) rc = MPI_Comm_group(node, &ng);
+  if (rc == MPI_SUCCESS) rc = MPI_Group_translate_ranks(gg, 1, &root, ng, &translated);
+  if (gg != MPI_GROUP_NULL) MPI_Group_free(&gg);
+  if (ng != MPI_GROUP_NULL) MPI_Group_free(&ng);
+  MPI_Comm_free(&node);
+  if (rc != MPI_SUCCESS) return MPI_FAILED(rc, "MPI_Group_translate_ranks");
+  *same = translated != MPI_UNDEFINED;
+  return SCL_OK;
+}
+
+/* Point-to-point traffic needs a peer, which the group of one does not have. */
+static scl_err no_peer(const dist_comm *c, const char *what) {
+  SCL_CHECK(!is_self(c), SCL_ERR_ARG, "%s on the group of one process (no MPI)", what);
+  return SCL_OK;
+}
+
 scl_err dist_send(const dist_comm *c, int dest, int tag, const void *buf, size_t len) {
-  if (len > INT_MAX)
-    return SCL_ERROR(SCL_ERR_ARG, "message of %zu bytes to rank %d is larger than %d", len, dest,
-                     INT_MAX);
+  SCL_CALL(no_peer(c, "dist_send"));
+  SCL_CHECK(len <= INT_MAX, SCL_ERR_ARG, "message of %zu bytes to rank %d is larger than %d", len,
+            dest, INT_MAX);
   DIST_MPI(MPI_Send(buf, (int)len, MPI_BYTE, dest, tag, c->comm), "MPI_Send");
   return SCL_OK;
 }
 
 scl_err dist_recv(const dist_comm *c, int source, int tag, dist_msg *msg) {
   memset(msg, 0, sizeof *msg);
+  SCL_CALL(no_peer(c, "dist_recv"));
   MPI_Message handle;
   MPI_Status st;
   DIST_MPI(MPI_Mprobe(source < 0 ? MPI_ANY_SOURCE : source, tag < 0 ? MPI_ANY_TAG : tag, c->comm,
@@ -132,7 +198,7 @@ scl_err dist_recv(const dist_comm *c, int source, int tag, dist_msg *msg) {
   int rc = MPI_Mrecv(data, count, MPI_BYTE, &handle, &st);
   if (rc != MPI_SUCCESS) {
     scl_free(data);
-    return mpi_failed(rc, "MPI_Mrecv", __FILE__, __LINE__, __func__);
+    return MPI_FAILED(rc, "MPI_Mrecv");
   }
   data[count] = '\0';
   msg->data = data;
@@ -149,11 +215,26 @@ void dist_msg_free(dist_msg *msg) {
 }
 
 scl_err dist_barrier(const dist_comm *c) {
+  if (is_self(c)) return SCL_OK;
   DIST_MPI(MPI_Barrier(c->comm), "MPI_Barrier");
   return SCL_OK;
 }
 
+scl_err dist_barrier_sleep(const dist_comm *c, int sleep) {
+  if (is_self(c)) return SCL_OK;
+  MPI_Request req;
+  int done = 0;
+  DIST_MPI(MPI_Ibarrier(c->comm, &req), "MPI_Ibarrier");
+  const struct timespec nap = {0, 200000};
+  while (!done) {
+    DIST_MPI(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    if (!done && sleep) nanosleep(&nap, NULL);
+  }
+  return SCL_OK;
+}
+
 scl_err dist_bcast(const dist_comm *c, int root, void *buf, size_t len) {
+  if (is_self(c)) return SCL_OK;
   for (size_t off = 0; off < len; off += (size_t)DIST_CHUNK) {
     size_t n = len - off < (size_t)DIST_CHUNK ? len - off : (size_t)DIST_CHUNK;
     DIST_MPI(MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, root, c->comm), "MPI_Bcast");
@@ -162,6 +243,7 @@ scl_err dist_bcast(const dist_comm *c, int root, void *buf, size_t len) {
 }
 
 scl_err dist_bcast_alloc(const dist_comm *c, int root, void **buf, size_t *len) {
+  if (is_self(c)) return SCL_OK; /* the root's buffer is already everywhere */
   int64_t n = c->rank == root ? (int64_t)*len : 0;
   DIST_MPI(MPI_Bcast(&n, 1, MPI_INT64_T, root, c->comm), "MPI_Bcast (length)");
   if (c->rank != root) {
@@ -180,6 +262,7 @@ static MPI_Op mpi_op(dist_op op) {
 
 static scl_err allreduce(const dist_comm *c, void *v, int64_t n, size_t elem, MPI_Datatype type,
                          dist_op op) {
+  if (is_self(c)) return SCL_OK;
   for (int64_t off = 0; off < n; off += DIST_CHUNK) {
     int64_t k = n - off < DIST_CHUNK ? n - off : DIST_CHUNK;
     DIST_MPI(MPI_Allreduce(MPI_IN_PLACE, (char *)v + (size_t)off * elem, (int)k, type, mpi_op(op),
@@ -208,6 +291,10 @@ scl_err dist_allreduce_f64(const dist_comm *c, double *v, int64_t n, dist_op op)
  * buffer lands at the same offset of that rank's slot in recv. */
 static scl_err allgather(const dist_comm *c, const void *send, int64_t n, void *recv, size_t elem,
                          MPI_Datatype type) {
+  if (is_self(c)) {
+    if (send != recv) memmove(recv, send, (size_t)n * elem);
+    return SCL_OK;
+  }
   if (n <= DIST_CHUNK) {
     DIST_MPI(MPI_Allgather(send, (int)n, type, recv, (int)n, type, c->comm), "MPI_Allgather");
     return SCL_OK;
@@ -225,7 +312,7 @@ static scl_err allgather(const dist_comm *c, const void *send, int64_t n, void *
     int rc = MPI_Allgather((const char *)send + (size_t)off * elem, (int)k, type,
                            (char *)recv + (size_t)off * elem, 1, slot, c->comm);
     MPI_Type_free(&slot);
-    if (rc != MPI_SUCCESS) return mpi_failed(rc, "MPI_Allgather", __FILE__, __LINE__, __func__);
+    if (rc != MPI_SUCCESS) return MPI_FAILED(rc, "MPI_Allgather");
   }
   return SCL_OK;
 }
@@ -247,9 +334,9 @@ static scl_err gatherv_layout(const dist_comm *c, const int64_t *counts, int64_t
   SCL_CALL(scl_alloc((size_t)c->size * sizeof(int), "gather displacements", (void **)displ));
   int64_t off = 0;
   for (int r = 0; r < c->size; r++) {
-    if (counts[r] * cols > INT_MAX || off > INT_MAX)
-      return SCL_ERROR(SCL_ERR_ARG, "allgather of %lld x %lld elements exceeds MPI's int count",
-                       (long long)counts[r], (long long)cols);
+    SCL_CHECK(counts[r] * cols <= INT_MAX && off <= INT_MAX, SCL_ERR_ARG,
+              "allgather of %lld x %lld elements exceeds MPI's int count", (long long)counts[r],
+              (long long)cols);
     (*cnt)[r] = (int)(counts[r] * cols);
     (*displ)[r] = (int)off;
     off += counts[r] * cols;
@@ -259,13 +346,17 @@ static scl_err gatherv_layout(const dist_comm *c, const int64_t *counts, int64_t
 
 static scl_err allgather_rows(const dist_comm *c, const void *send, const int64_t *counts,
                               int64_t cols, void *recv, size_t elem, MPI_Datatype type) {
+  if (is_self(c)) {
+    if (send != recv) memmove(recv, send, (size_t)(counts[0] * cols) * elem);
+    return SCL_OK;
+  }
   int *cnt = NULL, *displ = NULL;
   scl_err err = gatherv_layout(c, counts, cols, &cnt, &displ);
   if (!err) {
     const char *mine = (const char *)recv + (size_t)displ[c->rank] * elem;
     const void *src = send == (const void *)mine ? MPI_IN_PLACE : send;
     int rc = MPI_Allgatherv(src, cnt[c->rank], type, recv, cnt, displ, type, c->comm);
-    if (rc != MPI_SUCCESS) err = mpi_failed(rc, "MPI_Allgatherv", __FILE__, __LINE__, __func__);
+    if (rc != MPI_SUCCESS) err = MPI_FAILED(rc, "MPI_Allgatherv");
   }
   scl_free(cnt);
   scl_free(displ);
@@ -284,22 +375,45 @@ scl_err dist_allgather_rows_i32(const dist_comm *c, const int32_t *send, const i
   return SCL_OK;
 }
 
+/* The decision behind dist_vote and dist_agree, one sequence of collectives for both so that
+ * ranks may mix them in one decision: the verdict (largest code, lowest rank among equals) into
+ * out, then, if it is a failure, the deciding rank's root-cause message into msg on every rank.
+ * Returns MPI's status; raises nothing. */
+static int decide(const dist_comm *c, scl_err local, int out[2], char msg[SCL_ERROR_MESSAGE_MAX]) {
+  int in[2] = {(int)local, c->rank};
+  out[0] = (int)local;
+  out[1] = c->rank;
+  msg[0] = '\0';
+  if (is_self(c)) return MPI_SUCCESS;
+  int rc = MPI_Allreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, c->comm);
+  if (rc != MPI_SUCCESS || out[0] == SCL_OK) return rc;
+  if (out[1] == c->rank) snprintf(msg, SCL_ERROR_MESSAGE_MAX, "%s", scl_error_message());
+  rc = MPI_Bcast(msg, SCL_ERROR_MESSAGE_MAX, MPI_CHAR, out[1], c->comm);
+  msg[SCL_ERROR_MESSAGE_MAX - 1] = '\0';
+  return rc;
+}
+
+scl_err dist_vote(const dist_comm *c, scl_err local, int *who) {
+  int out[2];
+  char msg[SCL_ERROR_MESSAGE_MAX];
+  int rc = decide(c, local, out, msg);
+  if (who) *who = rc == MPI_SUCCESS ? out[1] : c->rank;
+  return rc == MPI_SUCCESS ? (scl_err)out[0] : SCL_ERR_MPI;
+}
+
 scl_err dist_agree(const dist_comm *c, scl_err local) {
-  struct {
-    int code, rank;
-  } in = {local, c->rank}, out = {0, 0};
-  DIST_MPI(MPI_Allreduce(&in, &out, 1, MPI_2INT, MPI_MAXLOC, c->comm), "MPI_Allreduce (status)");
-  if (out.code == SCL_OK) return SCL_OK;
-  /* the deciding rank's root-cause message travels to the others, so every rank reports it */
-  char msg[1024] = {0};
-  if (out.rank == c->rank) snprintf(msg, sizeof msg, "%s", scl_error_message());
-  DIST_MPI(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, out.rank, c->comm), "MPI_Bcast (status)");
-  if (out.rank == c->rank) return local;
-  msg[sizeof msg - 1] = '\0';
-  return SCL_ERROR(out.code, "rank %d of %d failed: %s", out.rank, c->size,
-                   msg[0] ? msg : scl_error_name(out.code));
+  if (is_self(c)) return local;
+  int out[2];
+  char msg[SCL_ERROR_MESSAGE_MAX];
+  int rc = decide(c, local, out, msg);
+  if (rc != MPI_SUCCESS) return MPI_FAILED(rc, "MPI_Allreduce or MPI_Bcast (status)");
+  if (out[0] == SCL_OK) return SCL_OK;
+  if (out[1] == c->rank) return local;
+  /* the deciding rank's root-cause message was forwarded, so every rank reports it */
+  return SCL_ERROR(out[0], "rank %d of %d failed: %s", out[1], c->size,
+                   msg[0] ? msg : scl_error_name(out[0]));
 }
 
 void dist_abort(const dist_comm *c, int code) {
-  if (dist_initialized()) MPI_Abort(c ? c->comm : MPI_COMM_SELF, code);
+  if (dist_initialized()) MPI_Abort(c && !is_self(c) ? c->comm : MPI_COMM_SELF, code);
 }

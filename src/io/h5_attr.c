@@ -29,13 +29,12 @@ static void h5_attr_label(char *buf, size_t size, const char *obj, const char *k
 
 static scl_err h5_obj_open(h5_file *f, const char *obj, hid_t *o) {
   *o = -1;
-  if (!f) return SCL_ERROR(SCL_ERR_ARG, "h5: NULL file");
+  SCL_CHECK(f, SCL_ERR_ARG, "h5: NULL file");
   const char *name = h5_obj_name(obj);
   if (strcmp(name, "/") != 0) {
     int e = h5_link_exists(f->id, name);
     if (e < 0) return H5_FAIL(f, name, "H5Lexists");
-    if (e == 0)
-      return SCL_ERROR(SCL_ERR_FORMAT, "HDF5 file '%s' has no object '%s'", f->path, name);
+    SCL_CHECK(e != 0, SCL_ERR_FORMAT, "HDF5 file '%s' has no object '%s'", f->path, name);
   }
   if ((*o = H5Oopen(f->id, name, H5P_DEFAULT)) < 0) return H5_FAIL(f, name, "H5Oopen");
   return SCL_OK;
@@ -66,7 +65,7 @@ static scl_err h5_attr_write(h5_file *f, const char *obj, const char *key, hid_t
 }
 
 scl_err h5_attr_write_str(h5_file *f, const char *obj, const char *key, const char *value) {
-  if (!value) return SCL_ERROR(SCL_ERR_ARG, "h5: NULL value for attribute '%s'", key);
+  SCL_CHECK(value, SCL_ERR_ARG, "h5: NULL value for attribute '%s'", key);
   char *rank0 = NULL; /* group files: every rank writes rank 0's value */
   SCL_CALL(h5_group_bcast_str(f, &value, &rank0, key));
   hid_t t = h5_vlen_utf8_type();
@@ -128,9 +127,8 @@ static scl_err h5_attr_open(h5_file *f, const char *obj, const char *key, h5_att
   h5_attr_label(h->label, sizeof h->label, obj, key);
   int exists;
   SCL_CALL(h5_attr_exists(f, obj, key, &exists));
-  if (!exists)
-    return SCL_ERROR(SCL_ERR_FORMAT, "HDF5 file '%s': object '%s' has no attribute '%s'", f->path,
-                     h5_obj_name(obj), key);
+  SCL_CHECK(exists, SCL_ERR_FORMAT, "HDF5 file '%s': object '%s' has no attribute '%s'", f->path,
+            h5_obj_name(obj), key);
   scl_err err = SCL_OK;
   hid_t o;
   SCL_CALL(h5_obj_open(f, obj, &o));

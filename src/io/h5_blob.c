@@ -14,9 +14,8 @@ static scl_err blob_open(h5_file *f, const char *name, hid_t *dset) {
 
 scl_err h5_blob_create(h5_file *f, const char *name, int64_t nbytes) {
   SCL_CALL(h5_require_writable(f, name));
-  if (nbytes < 1)
-    return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', blob '%s': size %lld", f->path, name,
-                     (long long)nbytes);
+  SCL_CHECK(nbytes >= 1, SCL_ERR_ARG, "HDF5 file '%s', blob '%s': size %lld", f->path, name,
+            (long long)nbytes);
   hsize_t dims[1] = {(hsize_t)nbytes};
   hid_t lcpl = -1, dcpl = -1, space = -1, dset = -1;
   scl_err err = SCL_OK;

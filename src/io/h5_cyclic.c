@@ -62,14 +62,13 @@ typedef struct cyc_layout {
 static scl_err cyc_layout_check(const h5_file *f, const char *name, cyc_layout *L,
                                 const double *local) {
   const char *path = f ? f->path : "?";
-  if (!f || !name || !name[0])
-    return SCL_ERROR(SCL_ERR_ARG, "h5 cyclic: NULL file or empty dataset name");
-  if (L->m < 0 || L->n < 0 || L->mb < 1 || L->nb < 1 || L->nprow < 1 || L->npcol < 1)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "HDF5 file '%s', dataset '%s': bad block-cyclic layout m=%lld n=%lld "
-                     "mb=%lld nb=%lld grid %dx%d",
-                     path, name, (long long)L->m, (long long)L->n, (long long)L->mb,
-                     (long long)L->nb, L->nprow, L->npcol);
+  SCL_CHECK(f && name && name[0], SCL_ERR_ARG, "h5 cyclic: NULL file or empty dataset name");
+  SCL_CHECK(L->m >= 0 && L->n >= 0 && L->mb >= 1 && L->nb >= 1 && L->nprow >= 1 && L->npcol >= 1,
+            SCL_ERR_ARG,
+            "HDF5 file '%s', dataset '%s': bad block-cyclic layout m=%lld n=%lld "
+            "mb=%lld nb=%lld grid %dx%d",
+            path, name, (long long)L->m, (long long)L->n, (long long)L->mb, (long long)L->nb,
+            L->nprow, L->npcol);
   if (L->holds && (L->myrow < 0 || L->myrow >= L->nprow || L->mycol < 0 || L->mycol >= L->npcol))
     return SCL_ERROR(SCL_ERR_ARG,
                      "HDF5 file '%s', dataset '%s': process (%d, %d) outside the %dx%d grid", path,
@@ -80,10 +79,9 @@ static scl_err cyc_layout_check(const h5_file *f, const char *name, cyc_layout *
   L->row = cyc_dim_of(L->m, L->mb, L->myrow, L->nprow);
   L->col = cyc_dim_of(L->n, L->nb, L->mycol, L->npcol);
   int64_t need = L->row.nloc > 1 ? L->row.nloc : 1;
-  if (L->lld < need)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "HDF5 file '%s', dataset '%s': lld %lld < %lld local rows of process (%d, %d)",
-                     path, name, (long long)L->lld, (long long)need, L->myrow, L->mycol);
+  SCL_CHECK(L->lld >= need, SCL_ERR_ARG,
+            "HDF5 file '%s', dataset '%s': lld %lld < %lld local rows of process (%d, %d)", path,
+            name, (long long)L->lld, (long long)need, L->myrow, L->mycol);
   if (L->row.nloc * L->col.nloc > 0 && !local)
     return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': NULL local piece", path, name);
   return SCL_OK;
@@ -172,21 +170,19 @@ static scl_err cyc_group_check(h5_file *f, const char *name, const cyc_layout *L
   for (int k = 0; k < 6; k++) v[6 + k] = -v[k];
   SCL_CALL(h5_group_agree(f, h5_group_reduce_i64(f, v, 12, 0)));
   for (int k = 0; k < 6; k++)
-    if (v[k] != -v[6 + k])
-      return SCL_ERROR(SCL_ERR_ARG,
-                       "HDF5 file '%s', dataset '%s': the ranks passed different block-cyclic "
-                       "layouts (m, n, mb, nb, nprow, npcol must be equal on every rank)",
-                       f->path, name);
+    SCL_CHECK(v[k] == -v[6 + k], SCL_ERR_ARG,
+              "HDF5 file '%s', dataset '%s': the ranks passed different block-cyclic "
+              "layouts (m, n, mb, nb, nprow, npcol must be equal on every rank)",
+              f->path, name);
   int64_t cells = (int64_t)L->nprow * L->npcol;
   if (L->holds) held[L->myrow * L->npcol + L->mycol] = 1;
   SCL_CALL(h5_group_agree(f, h5_group_reduce_i64(f, held, (int)cells, 1)));
   for (int64_t k = 0; k < cells; k++)
-    if (held[k] != 1)
-      return SCL_ERROR(SCL_ERR_ARG,
-                       "HDF5 file '%s', dataset '%s': grid position (%lld, %lld) held by %lld "
-                       "ranks, expected exactly 1",
-                       f->path, name, (long long)(k / L->npcol), (long long)(k % L->npcol),
-                       (long long)held[k]);
+    SCL_CHECK(held[k] == 1, SCL_ERR_ARG,
+              "HDF5 file '%s', dataset '%s': grid position (%lld, %lld) held by %lld "
+              "ranks, expected exactly 1",
+              f->path, name, (long long)(k / L->npcol), (long long)(k % L->npcol),
+              (long long)held[k]);
   return SCL_OK;
 }
 
@@ -239,7 +235,7 @@ scl_err h5_write_f64_cyclic(h5_file *f, const char *name, int64_t m, int64_t n, 
   scl_free(held);
   if (err) {
     scl_free(packed);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   if (numel > 0) cyc_pack(packed, local, L.row.nloc, L.col.nloc, lld);
   hid_t dset = -1;
@@ -259,7 +255,7 @@ static scl_err cyc_open(h5_file *f, const char *name, const cyc_layout *L, hid_t
   *dset = -1;
   int e = h5_link_exists(f->id, name);
   if (e < 0) return H5_FAIL(f, name, "H5Lexists");
-  if (e == 0) return SCL_ERROR(SCL_ERR_FORMAT, "HDF5 file '%s' has no dataset '%s'", f->path, name);
+  SCL_CHECK(e != 0, SCL_ERR_FORMAT, "HDF5 file '%s' has no dataset '%s'", f->path, name);
   if ((*dset = H5Dopen2(f->id, name, H5P_DEFAULT)) < 0) return H5_FAIL(f, name, "H5Dopen2");
   scl_err err = SCL_OK;
   hsize_t dims[H5_MAX_DIMS] = {0};

@@ -24,9 +24,8 @@ static void h5_shape_str(char *buf, size_t size, int ndim, const hsize_t *dims) 
 static scl_err h5_dims_from(h5_file *f, const char *name, int ndim, const int64_t *in,
                             hsize_t *out) {
   for (int k = 0; k < ndim; k++) {
-    if (in[k] < 0)
-      return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': negative dimension %lld",
-                       f->path, name, (long long)in[k]);
+    SCL_CHECK(in[k] >= 0, SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': negative dimension %lld",
+              f->path, name, (long long)in[k]);
     out[k] = (hsize_t)in[k];
   }
   return SCL_OK;
@@ -57,15 +56,13 @@ static hid_t h5_dcpl_gzip(int rank, const hsize_t *dims, size_t esize, int level
 static scl_err h5_write_dataset(h5_file *f, const char *name, hid_t mem_type, hid_t file_type,
                                 int rank, const hsize_t *dims, const void *data, int gzip) {
   SCL_CALL(h5_require_writable(f, name));
-  if (!name || !name[0])
-    return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s': empty dataset name", f->path);
+  SCL_CHECK(name && name[0], SCL_ERR_ARG, "HDF5 file '%s': empty dataset name", f->path);
   hsize_t numel = 1;
   for (int k = 0; k < rank; k++) numel *= dims[k];
   if (numel && !data)
     return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': NULL data", f->path, name);
-  if (gzip < 0 || gzip > 9)
-    return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': gzip level %d not in 0..9",
-                     f->path, name, gzip);
+  SCL_CHECK(gzip >= 0 && gzip <= 9, SCL_ERR_ARG,
+            "HDF5 file '%s', dataset '%s': gzip level %d not in 0..9", f->path, name, gzip);
   scl_err err = SCL_OK;
   hid_t lcpl = -1, dcpl = H5P_DEFAULT, space = -1, dset = -1;
   if ((lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
@@ -165,9 +162,8 @@ scl_err h5_write_strings(h5_file *f, const char *name, const char *const *strs, 
   hsize_t dims[1];
   SCL_CALL(h5_dims_from(f, name, 1, &n, dims));
   for (int64_t i = 0; i < n; i++)
-    if (!strs[i])
-      return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': string %lld is NULL", f->path,
-                       name, (long long)i);
+    SCL_CHECK(strs[i], SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': string %lld is NULL", f->path,
+              name, (long long)i);
   if (h5_file_is_group(f)) {
     SCL_CALL(h5_write_strings_fixed(f, name, strs, n, dims));
     return SCL_OK;
@@ -187,10 +183,10 @@ scl_err h5_write_strings(h5_file *f, const char *name, const char *const *strs, 
  * file is simply not what the caller expected). */
 static scl_err h5_dataset_open(h5_file *f, const char *name, hid_t *dset) {
   *dset = -1;
-  if (!f || !name || !name[0]) return SCL_ERROR(SCL_ERR_ARG, "h5: NULL file or dataset name");
+  SCL_CHECK(f && name && name[0], SCL_ERR_ARG, "h5: NULL file or dataset name");
   int e = h5_link_exists(f->id, name);
   if (e < 0) return H5_FAIL(f, name, "H5Lexists");
-  if (e == 0) return SCL_ERROR(SCL_ERR_FORMAT, "HDF5 file '%s' has no dataset '%s'", f->path, name);
+  SCL_CHECK(e != 0, SCL_ERR_FORMAT, "HDF5 file '%s' has no dataset '%s'", f->path, name);
   if ((*dset = H5Dopen2(f->id, name, H5P_DEFAULT)) < 0) return H5_FAIL(f, name, "H5Dopen2");
   return SCL_OK;
 }
@@ -257,14 +253,13 @@ static scl_err h5_read_dataset(h5_file *f, const char *name, hid_t mem_type, H5T
   }
   H5T_class_t have_cls = H5Tget_class(ftype);
   H5Tclose(ftype);
-  if (have_cls != cls)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT,
-                   "HDF5 file '%s', dataset '%s': stored as %s, expected %s", f->path, name,
-                   have_cls == H5T_INTEGER  ? "integers"
-                   : have_cls == H5T_FLOAT  ? "floating point"
-                   : have_cls == H5T_STRING ? "strings"
-                                            : "another type",
-                   cls == H5T_INTEGER ? "integers" : "floating point");
+  SCL_CHECK_GOTO(err, done, have_cls == cls, SCL_ERR_FORMAT,
+                 "HDF5 file '%s', dataset '%s': stored as %s, expected %s", f->path, name,
+                 have_cls == H5T_INTEGER  ? "integers"
+                 : have_cls == H5T_FLOAT  ? "floating point"
+                 : have_cls == H5T_STRING ? "strings"
+                                          : "another type",
+                 cls == H5T_INTEGER ? "integers" : "floating point");
   if (numel && H5Dread(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
     err = H5_FAIL(f, name, "H5Dread");
 done:
@@ -333,9 +328,8 @@ static scl_err h5_read_vlen_strings(h5_file *f, const char *name, hid_t dset, hi
 static scl_err h5_read_fixed_strings(h5_file *f, const char *name, hid_t dset, hid_t ftype,
                                      int64_t n, char **out) {
   size_t size = H5Tget_size(ftype), total;
-  if (size == 0 || scl_mul_overflows((size_t)n, size, &total))
-    return SCL_ERROR(SCL_ERR_FORMAT, "HDF5 file '%s', dataset '%s': bad string size %zu", f->path,
-                     name, size);
+  SCL_CHECK(size != 0 && !scl_mul_overflows((size_t)n, size, &total), SCL_ERR_FORMAT,
+            "HDF5 file '%s', dataset '%s': bad string size %zu", f->path, name, size);
   char *buf = NULL;
   SCL_CALL(scl_alloc(total, "HDF5 fixed-length strings", (void **)&buf));
   scl_err err = SCL_OK;
@@ -364,9 +358,8 @@ scl_err h5_read_strings(h5_file *f, const char *name, char ***strs, int64_t *n) 
     err = H5_FAIL(f, name, "H5Dget_type");
     goto done;
   }
-  if (nd != 1 || H5Tget_class(ftype) != H5T_STRING)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT,
-                   "HDF5 file '%s', dataset '%s': not a 1-D array of strings", f->path, name);
+  SCL_CHECK_GOTO(err, done, nd == 1 && H5Tget_class(ftype) == H5T_STRING, SCL_ERR_FORMAT,
+                 "HDF5 file '%s', dataset '%s': not a 1-D array of strings", f->path, name);
   int64_t count = (int64_t)dims[0];
   SCL_CALL_GOTO(
       err, scl_calloc((size_t)(count ? count : 1) * sizeof *out, "HDF5 strings", (void **)&out),
@@ -376,7 +369,7 @@ scl_err h5_read_strings(h5_file *f, const char *name, char ***strs, int64_t *n) 
   else if (count)
     err = h5_read_fixed_strings(f, name, dset, ftype, count, out);
   if (err) {
-    scl_error_trace(err, __FILE__, __LINE__, __func__);
+    SCL_TRACE(err);
     h5_strings_free(out, count);
     goto done;
   }

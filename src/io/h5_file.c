@@ -66,10 +66,9 @@ scl_err h5_fail_at(const h5_file *f, const char *obj, const char *call, const ch
 }
 
 scl_err h5_require_writable(const h5_file *f, const char *obj) {
-  if (!f) return SCL_ERROR(SCL_ERR_ARG, "h5: NULL file writing '%s'", h5_obj_name(obj));
-  if (!f->writable)
-    return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s' is open read-only; cannot write '%s'", f->path,
-                     h5_obj_name(obj));
+  SCL_CHECK(f, SCL_ERR_ARG, "h5: NULL file writing '%s'", h5_obj_name(obj));
+  SCL_CHECK(f->writable, SCL_ERR_ARG, "HDF5 file '%s' is open read-only; cannot write '%s'",
+            f->path, h5_obj_name(obj));
   return SCL_OK;
 }
 
@@ -123,17 +122,17 @@ int h5_link_exists(hid_t loc, const char *path) {
 
 scl_err h5_file_alloc(const char *path, h5_file **out) {
   *out = NULL;
-  if (!path || !path[0]) return SCL_ERROR(SCL_ERR_ARG, "h5: empty file path");
+  SCL_CHECK(path && path[0], SCL_ERR_ARG, "h5: empty file path");
   h5_quiet();
   h5_file *f = NULL;
   SCL_CALL(scl_calloc(sizeof *f, "HDF5 file handle", (void **)&f));
   f->id = -1;
-  f->comm = MPI_COMM_NULL;
+  f->comm = NULL;
   size_t len = strlen(path) + 1;
   scl_err err = scl_alloc(len, "HDF5 file path", (void **)&f->path);
   if (err) {
     scl_free(f);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   memcpy(f->path, path, len);
   *out = f;
@@ -169,7 +168,7 @@ scl_err h5_file_create_atomic(const char *path, h5_file **out) {
   scl_err err = io_publish_begin(path, &f->tmp_path, NULL);
   if (err) {
     h5_file_free(f);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   hid_t fapl = h5_fapl();
   if (fapl < 0) {

@@ -1,13 +1,14 @@
 /* h5_group.c: HDF5 files written collectively by a group of MPI ranks (parallel HDF5, MPI-IO),
  * published like serial files: created under a temporary name, renamed into place on commit.
  *
- * This is the one io file that includes <mpi.h> (io otherwise depends on core only, DESIGN.md 5):
- * the MPI-IO file access list needs the communicator, and a file that several ranks close
- * together must also be published or discarded together, so the few decisions that keep the
- * ranks in lockstep (the temporary name, each collective step's status, the final verdict) are
- * made here with MPI_Bcast and MPI_Allreduce on our own duplicate of the group, set to
- * MPI_ERRORS_RETURN. Everything else stays in the serial wrappers, which ask this file how to
- * write (h5_write_whole, h5_dxpl_write) and to agree on their status (h5_group_agree).
+ * The group is our own duplicate of the caller's dist_comm (dist.h, below io): a file that several
+ * ranks close together must also be published or discarded together, so the few decisions that
+ * keep the ranks in lockstep (the temporary name, each collective step's status, the final
+ * verdict) are made here with dist's broadcasts and its status decision (dist_agree, which
+ * forwards the failing rank's message; dist_vote when nothing is reported). The raw communicator
+ * is only handed to HDF5's MPI-IO driver; io makes no MPI call of its own. Everything else stays
+ * in the serial wrappers, which ask this file how to write (h5_write_whole, h5_dxpl_write) and to
+ * agree on their status (h5_group_agree).
  *
  * Replicated data (what every rank holds identically: scalars, vectors, attributes) is written
  * once: rank 0 selects the whole dataset and the other ranks select nothing in one collective
@@ -17,48 +18,19 @@
  * destination against other writers, or recover a temporary left by a killed group (only its
  * owner may remove it, as in publish.c). The trade-off of deciding every step collectively is
  * one small allreduce per dataset or attribute, negligible beside the file system. */
-#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "h5_internal.h"
+#include "safecl/dist_mpi.h"
 #include "safecl/publish.h"
 
-int h5_file_is_group(const h5_file *f) { return f && f->comm != MPI_COMM_NULL; }
-
-/* SCL_ERR_MPI with MPI's own description of rc, naming the file and the operation. */
-static scl_err h5_mpi_fail(const char *path, const char *op, int rc) {
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "error %d", rc);
-  return SCL_ERROR(SCL_ERR_MPI, "HDF5 file '%s': %s failed: %s", path, op, msg);
-}
-
-/* The verdict on `local` over comm without raising anything: *code is the largest code of any
- * rank (0 if all are OK) and *who the lowest rank that has it. Returns MPI's status. */
-static int h5_group_vote(MPI_Comm comm, int rank, scl_err local, int *code, int *who) {
-  int in[2] = {(int)local, rank}, out[2] = {0, 0};
-  int rc = MPI_Allreduce(in, out, 1, MPI_2INT, MPI_MAXLOC, comm);
-  *code = rc == MPI_SUCCESS ? out[0] : (int)SCL_ERR_MPI;
-  *who = rc == MPI_SUCCESS ? out[1] : rank;
-  return rc;
-}
-
-/* The vote, with a message: the rank that decided keeps its own error (message and traceback);
- * the others raise the same code naming that rank. */
-static scl_err h5_agree_on(MPI_Comm comm, int rank, const char *path, scl_err local) {
-  int code = 0, who = 0;
-  int rc = h5_group_vote(comm, rank, local, &code, &who);
-  if (rc != MPI_SUCCESS) return h5_mpi_fail(path, "MPI_Allreduce (status of the group)", rc);
-  if (code == SCL_OK) return SCL_OK;
-  if (who == rank) return scl_error_trace(local, __FILE__, __LINE__, __func__);
-  return SCL_ERROR(code, "HDF5 file '%s': rank %d of the group failed or aborted (%s)", path, who,
-                   scl_error_name(code));
-}
+int h5_file_is_group(const h5_file *f) { return f && f->comm != NULL; }
 
 scl_err h5_group_agree(const h5_file *f, scl_err local) {
   if (!h5_file_is_group(f)) return local;
-  return h5_agree_on(f->comm, f->rank, f->path, local);
+  SCL_CALL(dist_agree(f->comm, local));
+  return SCL_OK;
 }
 
 hid_t h5_dxpl_write(const h5_file *f) {
@@ -92,11 +64,8 @@ herr_t h5_write_whole(const h5_file *f, hid_t dset, hid_t mem_type, const void *
 
 scl_err h5_group_bcast(const h5_file *f, void *value, size_t len, const char *what) {
   if (!h5_file_is_group(f) || len == 0) return SCL_OK;
-  if (len > (size_t)INT32_MAX)
-    return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s', %s: %zu bytes is too large to broadcast",
-                     f->path, what, len);
-  int rc = MPI_Bcast(value, (int)len, MPI_BYTE, 0, f->comm);
-  if (rc != MPI_SUCCESS) return h5_mpi_fail(f->path, "MPI_Bcast (rank 0's value)", rc);
+  scl_err err = dist_bcast(f->comm, 0, value, len); /* on failure, the note names the file */
+  SCL_CHECK(!err, err, "HDF5 file '%s': rank 0's %s did not reach every rank", f->path, what);
   return SCL_OK;
 }
 
@@ -113,7 +82,7 @@ scl_err h5_group_bcast_str(const h5_file *f, const char **value, char **owned, c
   err = h5_group_bcast(f, f->rank == 0 ? (void *)*value : copy, (size_t)len, what);
   if (err) {
     scl_free(copy);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   if (copy) {
     copy[len] = '\0';
@@ -123,16 +92,11 @@ scl_err h5_group_bcast_str(const h5_file *f, const char **value, char **owned, c
   return SCL_OK;
 }
 
-int h5_group_size(const h5_file *f) {
-  int size = 1;
-  if (h5_file_is_group(f) && MPI_Comm_size(f->comm, &size) != MPI_SUCCESS) size = 1;
-  return size;
-}
+int h5_group_size(const h5_file *f) { return h5_file_is_group(f) ? dist_comm_size(f->comm) : 1; }
 
 scl_err h5_group_reduce_i64(const h5_file *f, int64_t *v, int n, int sum) {
   if (!h5_file_is_group(f) || n <= 0) return SCL_OK;
-  int rc = MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_INT64_T, sum ? MPI_SUM : MPI_MAX, f->comm);
-  if (rc != MPI_SUCCESS) return h5_mpi_fail(f->path, "MPI_Allreduce (layout check)", rc);
+  SCL_CALL(dist_allreduce_i64(f->comm, v, n, sum ? DIST_SUM : DIST_MAX));
   return SCL_OK;
 }
 
@@ -148,17 +112,15 @@ static scl_err h5_group_tmp_name(h5_file *f) {
     err = io_publish_begin(f->path, &f->tmp_path, NULL);
     if (!err) len = (int64_t)strlen(f->tmp_path);
   }
-  int rc = MPI_Bcast(&len, 1, MPI_INT64_T, 0, f->comm);
-  if (rc != MPI_SUCCESS) return h5_mpi_fail(f->path, "MPI_Bcast (temporary name)", rc);
+  SCL_CALL(dist_bcast(f->comm, 0, &len, sizeof len));
   if (len < 0) {
-    if (f->rank == 0) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    if (f->rank == 0) return SCL_TRACE(err);
     return SCL_ERROR(SCL_ERR_IO, "HDF5 file '%s': rank 0 could not reserve a temporary name",
                      f->path);
   }
   if (f->rank != 0) err = scl_alloc((size_t)len + 1, "temporary file name", (void **)&f->tmp_path);
   SCL_CALL(h5_group_agree(f, err));
-  rc = MPI_Bcast(f->tmp_path, (int)len + 1, MPI_CHAR, 0, f->comm);
-  if (rc != MPI_SUCCESS) return h5_mpi_fail(f->path, "MPI_Bcast (temporary name)", rc);
+  SCL_CALL(dist_bcast(f->comm, 0, f->tmp_path, (size_t)len + 1));
   return SCL_OK;
 }
 
@@ -168,7 +130,7 @@ static scl_err h5_group_create_file(h5_file *f) {
   hid_t fapl = h5_fapl();
   if (fapl < 0) {
     err = H5_FAIL(f, NULL, "H5Pcreate(file access)");
-  } else if (H5Pset_fapl_mpio(fapl, f->comm, MPI_INFO_NULL) < 0 ||
+  } else if (H5Pset_fapl_mpio(fapl, dist_comm_mpi(f->comm), MPI_INFO_NULL) < 0 ||
              H5Pset_coll_metadata_write(fapl, 1) < 0) {
     err = H5_FAIL(f, NULL, "H5Pset_fapl_mpio");
   } else if ((f->id = H5Fcreate(f->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
@@ -184,39 +146,32 @@ static void h5_group_discard(h5_file *f) {
   if (f->id >= 0 && H5Fclose(f->id) < 0) H5Eclear2(H5E_DEFAULT);
   f->id = -1;
   if (f->rank == 0) io_publish_abort(f->tmp_path);
-  MPI_Comm_free(&f->comm);
+  dist_comm_destroy(&f->comm);
   h5_file_free(f);
 }
 
-scl_err h5_file_create_atomic_group(const char *path, MPI_Comm comm, h5_file **out) {
+scl_err h5_file_create_atomic_group(const char *path, const dist_comm *comm, h5_file **out) {
   *out = NULL;
-  if (!path || !path[0]) return SCL_ERROR(SCL_ERR_ARG, "h5: empty file path");
-  if (comm == MPI_COMM_NULL)
-    return SCL_ERROR(SCL_ERR_ARG, "HDF5 file '%s': MPI_COMM_NULL for a group file", path);
+  SCL_CHECK(path && path[0], SCL_ERR_ARG, "h5: empty file path");
+  SCL_CHECK(comm && dist_comm_is_mpi(comm), SCL_ERR_ARG,
+            "HDF5 file '%s': a group file needs an MPI communicator", path);
   h5_quiet();
-  MPI_Comm dup = MPI_COMM_NULL;
-  int rc = MPI_Comm_dup(comm, &dup);
-  if (rc != MPI_SUCCESS) return h5_mpi_fail(path, "MPI_Comm_dup", rc);
-  int rank = 0;
-  if ((rc = MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN)) != MPI_SUCCESS ||
-      (rc = MPI_Comm_rank(dup, &rank)) != MPI_SUCCESS) {
-    MPI_Comm_free(&dup);
-    return h5_mpi_fail(path, "MPI_Comm_set_errhandler", rc);
-  }
+  dist_comm *dup = NULL;
+  SCL_CALL(dist_comm_dup(comm, &dup));
   h5_file *f = NULL;
-  scl_err err = h5_agree_on(dup, rank, path, h5_file_alloc(path, &f));
+  scl_err err = dist_agree(dup, h5_file_alloc(path, &f));
   if (err) {
     if (f) h5_file_free(f);
-    MPI_Comm_free(&dup);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    dist_comm_destroy(&dup);
+    return SCL_TRACE(err);
   }
   f->comm = dup;
-  f->rank = rank;
+  f->rank = dist_comm_rank(dup);
   err = h5_group_tmp_name(f);
   if (!err) err = h5_group_agree(f, h5_group_create_file(f));
   if (err) {
     h5_group_discard(f);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   f->writable = 1;
   *out = f;
@@ -229,8 +184,7 @@ scl_err h5_file_create_atomic_group(const char *path, MPI_Comm comm, h5_file **o
 /* The agreed status, raising messages only if `report` (an abort reports nothing). */
 static scl_err h5_group_verdict(const h5_file *f, scl_err local, int report) {
   if (report) return h5_group_agree(f, local);
-  int code = 0, who = 0;
-  return h5_group_vote(f->comm, f->rank, local, &code, &who) == MPI_SUCCESS ? code : SCL_ERR_MPI;
+  return dist_vote(f->comm, local, NULL);
 }
 
 /* Every rank runs the same sequence of collective calls whatever happened before: the verdict
@@ -260,9 +214,9 @@ scl_err h5_group_finish(h5_file **pf, scl_err local, int publish) {
   }
   scl_err published = h5_group_verdict(f, mine, report);
   if (!err) err = published;
-  MPI_Comm_free(&f->comm);
+  dist_comm_destroy(&f->comm);
   h5_file_free(f);
-  if (err && report) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err && report) return SCL_TRACE(err);
   return err;
 }
 
@@ -274,7 +228,7 @@ scl_err h5_file_commit_group(h5_file **pf, scl_err local) {
       return SCL_OK;
     }
     h5_file_abort(pf);
-    return scl_error_trace(local, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(local);
   }
   if (!(*pf)->writable) return SCL_ERROR(SCL_ERR_ARG, "h5_file_commit_group: read-only file");
   SCL_CALL(h5_group_finish(pf, local, 1));

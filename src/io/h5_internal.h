@@ -5,6 +5,7 @@
 
 #include <hdf5.h>
 
+#include "safecl/dist.h"
 #include "safecl/h5.h"
 
 /* Releases what HDF5 allocated while reading variable-length data. H5Treclaim replaced
@@ -22,11 +23,11 @@ struct h5_file {
   char *path;     /* destination, as given */
   char *tmp_path; /* the file HDF5 writes while an atomic create is uncommitted, else NULL */
   int writable;
-  MPI_Comm comm; /* group files (h5_group.c): our duplicate of the group; else MPI_COMM_NULL */
-  int rank;      /* rank in comm; 0 for serial files */
+  dist_comm *comm; /* group files (h5_group.c): our duplicate of the group; else NULL */
+  int rank;        /* rank in comm; 0 for serial files */
 };
 
-/* Allocates a handle for `path` (id -1, serial: comm MPI_COMM_NULL); h5_file_free releases it
+/* Allocates a handle for `path` (id -1, serial: comm NULL); h5_file_free releases it
  * (not the HDF5 file or the communicator). */
 scl_err h5_file_alloc(const char *path, h5_file **out);
 void h5_file_free(h5_file *f);

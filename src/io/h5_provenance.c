@@ -3,35 +3,19 @@
  *
  * Provenance is best effort by design: a file that cannot say which MPI it was built with is
  * still worth keeping, so an unavailable item is written as "unknown (...)" rather than failing
- * the write; only HDF5 failures to store an attribute are errors. MPI-3 allows
- * MPI_Get_library_version before MPI_Init, but we still ask MPI_Initialized first and say in the
- * record whether MPI was running, since a serial tool (`safecl pack`) never initialises it.
+ * the write; only HDF5 failures to store an attribute are errors. The MPI library's version comes
+ * from dist (dist_library_version), which also says whether MPI was running, since a serial tool
+ * (`safecl pack`) never initialises it.
  * The schema check accepts exactly one version: readers here are not written to understand
  * other layouts, and a clear refusal beats a misread field. */
 #include <cblas.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "h5_internal.h"
-
-static void h5_prov_mpi(char *buf, size_t size) {
-  int initialized = 0, finalized = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  char lib[MPI_MAX_LIBRARY_VERSION_STRING];
-  int len = 0;
-  if (MPI_Get_library_version(lib, &len) != MPI_SUCCESS || len <= 0) {
-    snprintf(buf, size, "unknown (MPI_Get_library_version failed)");
-    return;
-  }
-  lib[len < MPI_MAX_LIBRARY_VERSION_STRING ? len : MPI_MAX_LIBRARY_VERSION_STRING - 1] = '\0';
-  while (len > 0 && (lib[len - 1] == '\n' || lib[len - 1] == '\0')) lib[--len] = '\0';
-  snprintf(buf, size, "%s%s", lib,
-           initialized && !finalized ? "" : " (MPI not initialised in the writing process)");
-}
+#include "safecl/dist.h"
 
 static void h5_prov_time(char *buf, size_t size) {
   time_t now = time(NULL);
@@ -43,13 +27,13 @@ static void h5_prov_time(char *buf, size_t size) {
 
 scl_err h5_write_provenance(h5_file *f, int64_t schema_version) {
   SCL_CALL(h5_require_writable(f, "/"));
-  char hdf5[64], mpi[MPI_MAX_LIBRARY_VERSION_STRING + 64], host[256], when[64];
+  char hdf5[64], mpi[DIST_LIBRARY_VERSION_MAX], host[256], when[64];
   unsigned maj = 0, min = 0, rel = 0;
   if (H5get_libversion(&maj, &min, &rel) < 0)
     snprintf(hdf5, sizeof hdf5, "unknown (header %s)", H5_VERS_INFO);
   else
     snprintf(hdf5, sizeof hdf5, "%u.%u.%u", maj, min, rel);
-  h5_prov_mpi(mpi, sizeof mpi);
+  dist_library_version(mpi, sizeof mpi);
   if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
   host[sizeof host - 1] = '\0';
   h5_prov_time(when, sizeof when);
@@ -67,26 +51,23 @@ scl_err h5_write_provenance(h5_file *f, int64_t schema_version) {
 }
 
 scl_err h5_check_schema(h5_file *f, int64_t expected_version, const char *what) {
-  if (!f) return SCL_ERROR(SCL_ERR_ARG, "h5_check_schema: NULL file");
+  SCL_CHECK(f, SCL_ERR_ARG, "h5_check_schema: NULL file");
   if (!what) what = "safecl";
   int exists = 0;
   SCL_CALL(h5_attr_exists(f, "/", "schema_version", &exists));
-  if (!exists)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "HDF5 file '%s' has no schema_version attribute: not a safecl file (or not "
-                     "a %s file; expected %s schema version %lld)",
-                     f->path, what, what, (long long)expected_version);
+  SCL_CHECK(exists, SCL_ERR_FORMAT,
+            "HDF5 file '%s' has no schema_version attribute: not a safecl file (or not "
+            "a %s file; expected %s schema version %lld)",
+            f->path, what, what, (long long)expected_version);
   int64_t v = 0;
   SCL_CALL(h5_attr_read_i64(f, "/", "schema_version", &v));
-  if (v > expected_version)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "HDF5 file '%s' is %s schema version %lld, newer than this safecl reads "
-                     "(%lld): written by a newer safecl? upgrade",
-                     f->path, what, (long long)v, (long long)expected_version);
-  if (v < expected_version)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "HDF5 file '%s' is %s schema version %lld, older than this safecl reads "
-                     "(%lld): written by an older safecl; regenerate the file",
-                     f->path, what, (long long)v, (long long)expected_version);
+  SCL_CHECK(v <= expected_version, SCL_ERR_FORMAT,
+            "HDF5 file '%s' is %s schema version %lld, newer than this safecl reads "
+            "(%lld): written by a newer safecl? upgrade",
+            f->path, what, (long long)v, (long long)expected_version);
+  SCL_CHECK(v >= expected_version, SCL_ERR_FORMAT,
+            "HDF5 file '%s' is %s schema version %lld, older than this safecl reads "
+            "(%lld): written by an older safecl; regenerate the file",
+            f->path, what, (long long)v, (long long)expected_version);
   return SCL_OK;
 }

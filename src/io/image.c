@@ -37,11 +37,10 @@ static scl_err grow(uint8_t **buf, size_t *cap, size_t need, const char *what) {
 }
 
 static scl_err check_size(long long w, long long h, const char *name) {
-  if (w <= 0 || h <= 0 || w > IO_IMAGE_MAX_SIDE || h > IO_IMAGE_MAX_SIDE ||
-      w * h > IO_IMAGE_MAX_PIXELS)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "%s: image size %lldx%lld out of range (max %d a side, %lld pixels)", name, w,
-                     h, IO_IMAGE_MAX_SIDE, IO_IMAGE_MAX_PIXELS);
+  SCL_CHECK(w > 0 && h > 0 && w <= IO_IMAGE_MAX_SIDE && h <= IO_IMAGE_MAX_SIDE &&
+                w * h <= IO_IMAGE_MAX_PIXELS,
+            SCL_ERR_FORMAT, "%s: image size %lldx%lld out of range (max %d a side, %lld pixels)",
+            name, w, h, IO_IMAGE_MAX_SIDE, IO_IMAGE_MAX_PIXELS);
   return SCL_OK;
 }
 
@@ -130,9 +129,8 @@ static scl_err jpeg_decode_body(struct jpeg_decompress_struct *cinfo, const char
   size_t stride = (size_t)img->w * 3;
   while (cinfo->output_scanline < cinfo->output_height) {
     JSAMPROW row = img->rgb + (size_t)cinfo->output_scanline * stride;
-    if (jpeg_read_scanlines(cinfo, &row, 1) != 1)
-      return SCL_ERROR(SCL_ERR_FORMAT, "%s: JPEG decoder stalled at row %u", name,
-                       (unsigned)cinfo->output_scanline);
+    SCL_CHECK(jpeg_read_scanlines(cinfo, &row, 1) == 1, SCL_ERR_FORMAT,
+              "%s: JPEG decoder stalled at row %u", name, (unsigned)cinfo->output_scanline);
     if (cmyk) cmyk_row_to_rgb(row, img->w);
   }
   jpeg_finish_decompress(cinfo);
@@ -154,7 +152,7 @@ static scl_err jpeg_decode(const uint8_t *buf, size_t len, const char *name, dat
   jpeg_mem_src(&cinfo, buf, (unsigned long)len);
   scl_err err = jpeg_decode_body(&cinfo, name, img);
   jpeg_destroy_decompress(&cinfo);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -224,9 +222,9 @@ static scl_err png_decode_body(png_structp png, png_infop info, const char *name
   int passes = png_set_interlace_handling(png);
   png_read_update_info(png, info);
   size_t rowbytes = png_get_rowbytes(png, info);
-  if (rowbytes != (size_t)w * (gray16 ? 2 : 3))
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: unsupported PNG layout (type %d, depth %d)", name,
-                     png_get_color_type(png, info), png_get_bit_depth(png, info));
+  SCL_CHECK(rowbytes == (size_t)w * (gray16 ? 2 : 3), SCL_ERR_FORMAT,
+            "%s: unsupported PNG layout (type %d, depth %d)", name, png_get_color_type(png, info),
+            png_get_bit_depth(png, info));
   SCL_CALL(io_image_reserve(img, (int)w, (int)h));
   /* Interlaced passes combine into the same row memory, which stays untouched between passes. */
   for (int p = 0; p < passes; p++)
@@ -251,7 +249,7 @@ static scl_err png_decode(const uint8_t *buf, size_t len, const char *name, data
   png_set_read_fn(png, &fail, png_read_mem);
   scl_err err = png_decode_body(png, info, name, img);
   png_destroy_read_struct(&png, &info, NULL);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -270,24 +268,23 @@ scl_err io_image_decode(const void *buf, size_t len, const char *name, data_imag
       break;
   }
   const char *other = other_format(buf, len);
-  if (other)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: %s images are not supported (only JPEG and PNG)", name,
-                     other);
-  if (len == 0) return SCL_ERROR(SCL_ERR_FORMAT, "%s: empty file, not an image", name);
+  SCL_CHECK(!other, SCL_ERR_FORMAT, "%s: %s images are not supported (only JPEG and PNG)", name,
+            other);
+  SCL_CHECK(len != 0, SCL_ERR_FORMAT, "%s: empty file, not an image", name);
   return SCL_ERROR(SCL_ERR_FORMAT, "%s: not a JPEG or PNG file (unrecognised first bytes)", name);
 }
 
 scl_err io_image_read(const char *path, data_image *img) {
   FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open image: %s", path, strerror(errno));
+  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot open image: %s", path, strerror(errno));
   scl_err err = SCL_OK;
   struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
-    SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s: not a regular file", path);
+  SCL_CHECK_GOTO(err, done, fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode), SCL_ERR_IO,
+                 "%s: not a regular file", path);
   size_t len = (size_t)st.st_size;
   SCL_CALL_GOTO(err, grow(&img->file, &img->file_cap, len ? len : 1, "encoded image"), done);
-  if (fread(img->file, 1, len, f) != len)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s: short read (%zu bytes expected)", path, len);
+  SCL_CHECK_GOTO(err, done, fread(img->file, 1, len, f) == len, SCL_ERR_IO,
+                 "%s: short read (%zu bytes expected)", path, len);
   SCL_CALL_GOTO(err, io_image_decode(img->file, len, path, img), done);
 done:
   fclose(f);
@@ -306,10 +303,10 @@ static scl_err png_write_body(png_structp png, png_infop info, FILE *f, const da
 }
 
 scl_err io_image_write_png(const char *path, const data_image *img) {
-  if (!img || !img->rgb || img->w <= 0 || img->h <= 0)
-    return SCL_ERROR(SCL_ERR_ARG, "%s: no image to write", path);
+  SCL_CHECK(img && img->rgb && img->w > 0 && img->h > 0, SCL_ERR_ARG, "%s: no image to write",
+            path);
   FILE *f = fopen(path, "wb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
   png_fail fail = {.len = 0};
   png_structp png =
       png_create_write_struct(PNG_LIBPNG_VER_STRING, &fail, png_on_error, png_on_warning);

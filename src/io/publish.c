@@ -35,8 +35,7 @@ static scl_err dir_of(const char *path, char **out) {
 static scl_err fsync_path(const char *path, int directory, const char *what) {
   int flags = O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0);
   int fd = open(path, flags);
-  if (fd < 0)
-    return SCL_ERROR(SCL_ERR_IO, "cannot open %s '%s' to sync it: %s", what, path, strerror(errno));
+  SCL_CHECK(fd >= 0, SCL_ERR_IO, "cannot open %s '%s' to sync it: %s", what, path, strerror(errno));
   int rc = fsync(fd);
   int saved = errno;
   close(fd);
@@ -49,7 +48,7 @@ static scl_err fsync_path(const char *path, int directory, const char *what) {
 scl_err io_publish_begin(const char *path, char **tmp_path, int *fd) {
   *tmp_path = NULL;
   if (fd) *fd = -1;
-  if (!path || !path[0]) return SCL_ERROR(SCL_ERR_ARG, "io_publish_begin: empty path");
+  SCL_CHECK(path && path[0], SCL_ERR_ARG, "io_publish_begin: empty path");
   size_t len = strlen(path) + 32;
   char *tmp = NULL;
   SCL_CALL(scl_alloc(len, "temporary file name", (void **)&tmp));
@@ -76,7 +75,7 @@ scl_err io_publish_commit(const char *tmp_path, const char *path) {
   scl_err err = fsync_path(tmp_path, 0, "temporary file");
   if (err) {
     io_publish_abort(tmp_path);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   if (rename(tmp_path, path) != 0) {
     err = SCL_ERROR(SCL_ERR_IO, "cannot rename '%s' to '%s': %s", tmp_path, path, strerror(errno));
@@ -103,9 +102,8 @@ scl_err io_write_all(int fd, const void *data, size_t len, const char *what) {
     size_t chunk = len < ((size_t)1 << 30) ? len : ((size_t)1 << 30);
     ssize_t n = write(fd, p, chunk);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      return SCL_ERROR(SCL_ERR_IO, "cannot write '%s': %s", what,
-                       n < 0 ? strerror(errno) : "no progress");
+    SCL_CHECK(n > 0, SCL_ERR_IO, "cannot write '%s': %s", what,
+              n < 0 ? strerror(errno) : "no progress");
     p += n;
     len -= (size_t)n;
   }
@@ -122,7 +120,7 @@ scl_err io_write_file_atomic(const char *path, const void *data, size_t len) {
   if (err) {
     io_publish_abort(tmp);
     scl_free(tmp);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   err = io_publish_commit(tmp, path);
   scl_free(tmp);

@@ -63,9 +63,8 @@ typedef struct st_span {
 
 static scl_err st_map(io_safetensors *st) {
   int fd = open(st->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return SCL_ERROR(SCL_ERR_IO, "safetensors file '%s': cannot open: %s", st->path,
-                     strerror(errno));
+  SCL_CHECK(fd >= 0, SCL_ERR_IO, "safetensors file '%s': cannot open: %s", st->path,
+            strerror(errno));
   struct stat sb;
   scl_err err = SCL_OK;
   if (fstat(fd, &sb) != 0)
@@ -106,13 +105,10 @@ static int st_json_uint(const cJSON *v, size_t *out) {
 static scl_err st_parse_dtype(const io_safetensors *st, const cJSON *entry, const char *name,
                               io_tensor_info *t) {
   const cJSON *dt = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
-  if (!dt)
-    return SCL_ERROR(SCL_ERR_FORMAT, "safetensors file '%s': tensor '%s': missing \"dtype\"",
-                     st->path, name);
-  if (!cJSON_IsString(dt))
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': tensor '%s': \"dtype\" is not a string", st->path,
-                     name);
+  SCL_CHECK(dt, SCL_ERR_FORMAT, "safetensors file '%s': tensor '%s': missing \"dtype\"", st->path,
+            name);
+  SCL_CHECK(cJSON_IsString(dt), SCL_ERR_FORMAT,
+            "safetensors file '%s': tensor '%s': \"dtype\" is not a string", st->path, name);
   if (strcmp(dt->valuestring, "F32") == 0)
     t->dtype = IO_DTYPE_F32;
   else if (strcmp(dt->valuestring, "F16") == 0)
@@ -130,34 +126,28 @@ static scl_err st_parse_dtype(const io_safetensors *st, const cJSON *entry, cons
 static scl_err st_parse_shape(const io_safetensors *st, const cJSON *entry, const char *name,
                               io_tensor_info *t, size_t *numel_out) {
   const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
-  if (!shape)
-    return SCL_ERROR(SCL_ERR_FORMAT, "safetensors file '%s': tensor '%s': missing \"shape\"",
-                     st->path, name);
-  if (!cJSON_IsArray(shape))
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': tensor '%s': \"shape\" is not an array", st->path,
-                     name);
+  SCL_CHECK(shape, SCL_ERR_FORMAT, "safetensors file '%s': tensor '%s': missing \"shape\"",
+            st->path, name);
+  SCL_CHECK(cJSON_IsArray(shape), SCL_ERR_FORMAT,
+            "safetensors file '%s': tensor '%s': \"shape\" is not an array", st->path, name);
   int ndim = cJSON_GetArraySize(shape);
-  if (ndim > IO_ST_MAX_DIMS)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': tensor '%s': %d dimensions, more than the %d "
-                     "supported",
-                     st->path, name, ndim, IO_ST_MAX_DIMS);
+  SCL_CHECK(ndim <= IO_ST_MAX_DIMS, SCL_ERR_FORMAT,
+            "safetensors file '%s': tensor '%s': %d dimensions, more than the %d "
+            "supported",
+            st->path, name, ndim, IO_ST_MAX_DIMS);
   size_t numel = 1;
   int k = 0;
   const cJSON *dim;
   cJSON_ArrayForEach(dim, shape) {
     size_t n;
-    if (!st_json_uint(dim, &n))
-      return SCL_ERROR(SCL_ERR_FORMAT,
-                       "safetensors file '%s': tensor '%s': shape[%d] is not a non-negative "
-                       "integer below 2^53",
-                       st->path, name, k);
-    if (scl_mul_overflows(numel, n, &numel))
-      return SCL_ERROR(SCL_ERR_FORMAT,
-                       "safetensors file '%s': tensor '%s': element count overflows at "
-                       "shape[%d]",
-                       st->path, name, k);
+    SCL_CHECK(st_json_uint(dim, &n), SCL_ERR_FORMAT,
+              "safetensors file '%s': tensor '%s': shape[%d] is not a non-negative "
+              "integer below 2^53",
+              st->path, name, k);
+    SCL_CHECK(!scl_mul_overflows(numel, n, &numel), SCL_ERR_FORMAT,
+              "safetensors file '%s': tensor '%s': element count overflows at "
+              "shape[%d]",
+              st->path, name, k);
     t->shape[k++] = (int64_t)n;
   }
   t->ndim = ndim;
@@ -168,50 +158,44 @@ static scl_err st_parse_shape(const io_safetensors *st, const cJSON *entry, cons
 static scl_err st_parse_offsets(const io_safetensors *st, const cJSON *entry, const char *name,
                                 st_span *span) {
   const cJSON *off = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
-  if (!off)
-    return SCL_ERROR(SCL_ERR_FORMAT, "safetensors file '%s': tensor '%s': missing \"data_offsets\"",
-                     st->path, name);
-  if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
-      !st_json_uint(cJSON_GetArrayItem(off, 0), &span->begin) ||
-      !st_json_uint(cJSON_GetArrayItem(off, 1), &span->end))
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': tensor '%s': \"data_offsets\" is not an array of "
-                     "two non-negative integers",
-                     st->path, name);
-  if (span->begin > span->end)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': tensor '%s': data_offsets begin %zu > end %zu",
-                     st->path, name, span->begin, span->end);
-  if (span->end > st->data_len)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': tensor '%s': data_offsets end %zu is beyond the "
-                     "%zu-byte data section (truncated file?)",
-                     st->path, name, span->end, st->data_len);
+  SCL_CHECK(off, SCL_ERR_FORMAT, "safetensors file '%s': tensor '%s': missing \"data_offsets\"",
+            st->path, name);
+  SCL_CHECK(cJSON_IsArray(off) && cJSON_GetArraySize(off) == 2 &&
+                st_json_uint(cJSON_GetArrayItem(off, 0), &span->begin) &&
+                st_json_uint(cJSON_GetArrayItem(off, 1), &span->end),
+            SCL_ERR_FORMAT,
+            "safetensors file '%s': tensor '%s': \"data_offsets\" is not an array of "
+            "two non-negative integers",
+            st->path, name);
+  SCL_CHECK(span->begin <= span->end, SCL_ERR_FORMAT,
+            "safetensors file '%s': tensor '%s': data_offsets begin %zu > end %zu", st->path, name,
+            span->begin, span->end);
+  SCL_CHECK(span->end <= st->data_len, SCL_ERR_FORMAT,
+            "safetensors file '%s': tensor '%s': data_offsets end %zu is beyond the "
+            "%zu-byte data section (truncated file?)",
+            st->path, name, span->end, st->data_len);
   return SCL_OK;
 }
 
 static scl_err st_parse_entry(const io_safetensors *st, const cJSON *entry, io_tensor_info *t,
                               st_span *span) {
   const char *name = entry->string;
-  if (!cJSON_IsObject(entry))
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': tensor '%s': header entry is not a JSON object",
-                     st->path, name);
+  SCL_CHECK(cJSON_IsObject(entry), SCL_ERR_FORMAT,
+            "safetensors file '%s': tensor '%s': header entry is not a JSON object", st->path,
+            name);
   t->name = name;
   SCL_CALL(st_parse_dtype(st, entry, name, t));
   size_t numel = 0, nbytes = 0;
   SCL_CALL(st_parse_shape(st, entry, name, t, &numel));
   SCL_CALL(st_parse_offsets(st, entry, name, span));
   size_t esize = t->dtype == IO_DTYPE_F32 ? 4 : 2;
-  if (scl_mul_overflows(numel, esize, &nbytes) || numel > (size_t)INT64_MAX)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': tensor '%s': byte size of %zu elements overflows",
-                     st->path, name, numel);
-  if (nbytes != span->end - span->begin)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': tensor '%s': shape holds %zu elements = %zu bytes "
-                     "but data_offsets span %zu bytes",
-                     st->path, name, numel, nbytes, span->end - span->begin);
+  SCL_CHECK(!scl_mul_overflows(numel, esize, &nbytes) && numel <= (size_t)INT64_MAX, SCL_ERR_FORMAT,
+            "safetensors file '%s': tensor '%s': byte size of %zu elements overflows", st->path,
+            name, numel);
+  SCL_CHECK(nbytes == span->end - span->begin, SCL_ERR_FORMAT,
+            "safetensors file '%s': tensor '%s': shape holds %zu elements = %zu bytes "
+            "but data_offsets span %zu bytes",
+            st->path, name, numel, nbytes, span->end - span->begin);
   t->numel = (int64_t)numel;
   t->nbytes = nbytes;
   t->data = st->data + span->begin;
@@ -219,22 +203,19 @@ static scl_err st_parse_entry(const io_safetensors *st, const cJSON *entry, io_t
 }
 
 static scl_err st_parse_metadata(io_safetensors *st, const cJSON *meta) {
-  if (st->meta_keys)
-    return SCL_ERROR(SCL_ERR_FORMAT, "safetensors file '%s': \"%s\" appears twice", st->path,
-                     ST_META);
-  if (!cJSON_IsObject(meta))
-    return SCL_ERROR(SCL_ERR_FORMAT, "safetensors file '%s': \"%s\" is not a JSON object", st->path,
-                     ST_META);
+  SCL_CHECK(!st->meta_keys, SCL_ERR_FORMAT, "safetensors file '%s': \"%s\" appears twice", st->path,
+            ST_META);
+  SCL_CHECK(cJSON_IsObject(meta), SCL_ERR_FORMAT,
+            "safetensors file '%s': \"%s\" is not a JSON object", st->path, ST_META);
   int n = cJSON_GetArraySize(meta);
   size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(char *);
   SCL_CALL(scl_alloc(bytes, "safetensors metadata keys", (void **)&st->meta_keys));
   SCL_CALL(scl_alloc(bytes, "safetensors metadata values", (void **)&st->meta_values));
   const cJSON *kv;
   cJSON_ArrayForEach(kv, meta) {
-    if (!cJSON_IsString(kv))
-      return SCL_ERROR(SCL_ERR_FORMAT,
-                       "safetensors file '%s': %s key '%s' has a value that is not a string",
-                       st->path, ST_META, kv->string);
+    SCL_CHECK(cJSON_IsString(kv), SCL_ERR_FORMAT,
+              "safetensors file '%s': %s key '%s' has a value that is not a string", st->path,
+              ST_META, kv->string);
     st->meta_keys[st->n_meta] = kv->string;
     st->meta_values[st->n_meta++] = kv->valuestring;
   }
@@ -304,25 +285,22 @@ static scl_err st_parse_json(io_safetensors *st, const char *text, size_t len) {
                        "safetensors file '%s': unexpected bytes after the JSON header "
                        "(at byte %zu of %zu)",
                        st->path, (size_t)(p - text), len);
-  if (!cJSON_IsObject(st->header))
-    return SCL_ERROR(SCL_ERR_FORMAT, "safetensors file '%s': header is not a JSON object",
-                     st->path);
+  SCL_CHECK(cJSON_IsObject(st->header), SCL_ERR_FORMAT,
+            "safetensors file '%s': header is not a JSON object", st->path);
   return SCL_OK;
 }
 
 static scl_err st_parse_header(io_safetensors *st) {
   uint64_t n = 0;
   for (int i = 7; i >= 0; i--) n = (n << 8) | st->map[i];
-  if (n > ST_MAX_HEADER)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': header length %llu is absurd (limit %llu bytes); "
-                     "not a safetensors file?",
-                     st->path, (unsigned long long)n, (unsigned long long)ST_MAX_HEADER);
-  if (n > st->map_len - 8)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "safetensors file '%s': header length %llu exceeds the %zu bytes after "
-                     "the length field (truncated file?)",
-                     st->path, (unsigned long long)n, st->map_len - 8);
+  SCL_CHECK(n <= ST_MAX_HEADER, SCL_ERR_FORMAT,
+            "safetensors file '%s': header length %llu is absurd (limit %llu bytes); "
+            "not a safetensors file?",
+            st->path, (unsigned long long)n, (unsigned long long)ST_MAX_HEADER);
+  SCL_CHECK(n <= st->map_len - 8, SCL_ERR_FORMAT,
+            "safetensors file '%s': header length %llu exceeds the %zu bytes after "
+            "the length field (truncated file?)",
+            st->path, (unsigned long long)n, st->map_len - 8);
   st->data = st->map + 8 + n;
   st->data_len = st->map_len - 8 - (size_t)n;
   SCL_CALL(st_parse_json(st, (const char *)st->map + 8, (size_t)n));
@@ -354,7 +332,7 @@ done:
 
 scl_err io_safetensors_open(const char *path, io_safetensors **out) {
   *out = NULL;
-  if (!path) return SCL_ERROR(SCL_ERR_ARG, "io_safetensors_open: NULL path");
+  SCL_CHECK(path, SCL_ERR_ARG, "io_safetensors_open: NULL path");
   io_safetensors *st = NULL;
   SCL_CALL(scl_calloc(sizeof *st, "safetensors handle", (void **)&st));
   scl_err err = SCL_OK;
@@ -448,13 +426,11 @@ float io_bf16_to_f32(uint16_t b) {
 
 scl_err io_safetensors_read_f32(const io_safetensors *st, const io_tensor_info *t, float *dst,
                                 int64_t count) {
-  if (!t || t < st->tensors || t >= st->tensors + st->count)
-    return SCL_ERROR(SCL_ERR_ARG, "safetensors file '%s': tensor handle does not belong to it",
-                     st->path);
-  if (count != t->numel)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "safetensors file '%s': tensor '%s' has %lld elements, caller expects %lld",
-                     st->path, t->name, (long long)t->numel, (long long)count);
+  SCL_CHECK(t && t >= st->tensors && t < st->tensors + st->count, SCL_ERR_ARG,
+            "safetensors file '%s': tensor handle does not belong to it", st->path);
+  SCL_CHECK(count == t->numel, SCL_ERR_ARG,
+            "safetensors file '%s': tensor '%s' has %lld elements, caller expects %lld", st->path,
+            t->name, (long long)t->numel, (long long)count);
   const unsigned char *src = t->data;
   if (t->dtype == IO_DTYPE_F32) {
     if (t->nbytes) memcpy(dst, src, t->nbytes);
@@ -476,19 +452,17 @@ static int st_cmp_entry(const void *a, const void *b) {
 }
 
 static scl_err st_entry_bytes(const char *path, const io_st_entry *e, size_t *out) {
-  if (!e->name || strcmp(e->name, ST_META) == 0)
-    return SCL_ERROR(SCL_ERR_ARG, "safetensors file '%s': invalid tensor name '%s'", path,
-                     e->name ? e->name : "(null)");
-  if (e->ndim < 0 || e->ndim > IO_ST_MAX_DIMS)
-    return SCL_ERROR(SCL_ERR_ARG, "safetensors file '%s': tensor '%s': ndim %d out of 0..%d", path,
-                     e->name, e->ndim, IO_ST_MAX_DIMS);
+  SCL_CHECK(e->name && strcmp(e->name, ST_META) != 0, SCL_ERR_ARG,
+            "safetensors file '%s': invalid tensor name '%s'", path, e->name ? e->name : "(null)");
+  SCL_CHECK(e->ndim >= 0 && e->ndim <= IO_ST_MAX_DIMS, SCL_ERR_ARG,
+            "safetensors file '%s': tensor '%s': ndim %d out of 0..%d", path, e->name, e->ndim,
+            IO_ST_MAX_DIMS);
   size_t n = sizeof(float);
   for (int k = 0; k < e->ndim; k++)
-    if (e->shape[k] < 0 || scl_mul_overflows(n, (size_t)e->shape[k], &n))
-      return SCL_ERROR(SCL_ERR_ARG,
-                       "safetensors file '%s': tensor '%s': shape[%d] = %lld is negative or "
-                       "overflows",
-                       path, e->name, k, (long long)e->shape[k]);
+    SCL_CHECK(e->shape[k] >= 0 && !scl_mul_overflows(n, (size_t)e->shape[k], &n), SCL_ERR_ARG,
+              "safetensors file '%s': tensor '%s': shape[%d] = %lld is negative or "
+              "overflows",
+              path, e->name, k, (long long)e->shape[k]);
   if (n && !e->data)
     return SCL_ERROR(SCL_ERR_ARG, "safetensors file '%s': tensor '%s': NULL data", path, e->name);
   *out = n;
@@ -561,8 +535,8 @@ scl_err io_safetensors_write(const char *path, const io_st_entry *entries, int n
     return SCL_ERROR(SCL_ERR_ARG, "io_safetensors_write '%s': bad arguments",
                      path ? path : "(null)");
   for (int i = 0; i < n_meta; i++)
-    if (!meta_keys[i] || !meta_values[i])
-      return SCL_ERROR(SCL_ERR_ARG, "safetensors file '%s': metadata entry %d is NULL", path, i);
+    SCL_CHECK(meta_keys[i] && meta_values[i], SCL_ERR_ARG,
+              "safetensors file '%s': metadata entry %d is NULL", path, i);
   size_t cap = (size_t)(n > 0 ? n : 1);
   const io_st_entry **sorted = NULL;
   size_t *bytes = NULL;
@@ -577,24 +551,22 @@ scl_err io_safetensors_write(const char *path, const io_st_entry *entries, int n
   size_t total = 0;
   for (int i = 0; i < n; i++) {
     SCL_CALL_GOTO(err, st_entry_bytes(path, sorted[i], &bytes[i]), done);
-    if (scl_add_overflows(total, bytes[i], &total))
-      SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "safetensors file '%s': total size overflows", path);
+    SCL_CHECK_GOTO(err, done, !scl_add_overflows(total, bytes[i], &total), SCL_ERR_ARG,
+                   "safetensors file '%s': total size overflows", path);
   }
   const char *dup = NULL;
   root = st_build_header(sorted, n, bytes, meta_keys, meta_values, n_meta, &dup);
-  if (dup)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "safetensors file '%s': name '%s' given twice", path,
-                   dup);
+  SCL_CHECK_GOTO(err, done, !dup, SCL_ERR_ARG, "safetensors file '%s': name '%s' given twice", path,
+                 dup);
   json = root ? cJSON_PrintUnformatted(root) : NULL;
-  if (!json)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "safetensors file '%s': cannot build the header",
-                   path);
+  SCL_CHECK_GOTO(err, done, json, SCL_ERR_NOMEM, "safetensors file '%s': cannot build the header",
+                 path);
   SCL_CALL_GOTO(err, io_publish_begin(path, &tmp, &fd), done);
   err = st_write_body(fd, tmp, json, sorted, n, bytes);
   if (close(fd) != 0 && !err)
     err = SCL_ERROR(SCL_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
   if (err) {
-    scl_error_trace(err, __FILE__, __LINE__, __func__);
+    SCL_TRACE(err);
     io_publish_abort(tmp);
     goto done;
   }

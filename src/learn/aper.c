@@ -14,7 +14,7 @@ typedef struct aper {
   learn_tuner *tuner;
   learn_prototypes *protos;
   int64_t D;
-  const learn_comm *comm;
+  const dist_comm *comm;
 } aper;
 
 static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out) {
@@ -69,7 +69,7 @@ static scl_err aper_fit(learn_method *m, const learn_session *s, const float *co
   (void)pos; /* prototypes are sums: the order of the rows does not matter */
   scl_err err = learn_prototypes_fit(a->protos, x, labels, n, s->class_lo, s->class_hi, a->comm);
   scl_free(x);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -80,7 +80,7 @@ static scl_err aper_predict(learn_method *m, const learn_session *s, const float
   SCL_CALL(concat(features, n, a->D, &x));
   scl_err err = learn_prototypes_predict(a->protos, x, n, s->class_hi, pred);
   scl_free(x);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -138,17 +138,17 @@ const learn_method_ops learn_aper_ops = {
 
 static scl_err aper_create(const learn_context *ctx, learn_method **out) {
   aper *a = calloc(1, sizeof *a);
-  if (!a) return SCL_ERROR(SCL_ERR_NOMEM, "aper");
+  SCL_CHECK(a, SCL_ERR_NOMEM, "aper");
   a->base.ops = &learn_aper_ops;
   a->ptm = ctx->backbone;
-  a->comm = ctx->comm ? ctx->comm : learn_comm_self();
+  a->comm = ctx->comm ? ctx->comm : dist_comm_self();
   a->D = ctx->backbone->cfg.width;
   learn_method *m = &a->base;
   scl_err err = learn_tuner_create(ctx, &a->tuner);
   if (!err) err = learn_prototypes_create(ctx->n_classes, 2 * a->D, &a->protos);
   if (err) {
     aper_destroy(&m);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = m;
   return SCL_OK;

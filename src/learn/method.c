@@ -1,5 +1,4 @@
-/* method.c: the registry of continual-learning methods, looked up by config name, and the
- * one-process learn_comm.
+/* method.c: the registry of continual-learning methods, looked up by config name.
  *
  * The registry is the one list of the methods safecl runs: one row per method, pointing at the
  * learn_method_ops its own file defines. Everything else that names methods reads it: the choices
@@ -43,33 +42,4 @@ const char *learn_method_names(void) {
   for (int i = 0; i < N_METHODS && n < sizeof names; i++)
     n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? "|" : "", registry[i]->name);
   return names;
-}
-
-/* The group of one process: gathers copy, sums do nothing. */
-static scl_err self_gather_f32(void *ctx, const float *send, const int64_t *counts, int64_t cols,
-                               float *recv) {
-  (void)ctx;
-  if (send != recv) memmove(recv, send, (size_t)(counts[0] * cols) * sizeof(float));
-  return SCL_OK;
-}
-static scl_err self_gather_i32(void *ctx, const int32_t *send, const int64_t *counts, int64_t cols,
-                               int32_t *recv) {
-  (void)ctx;
-  if (send != recv) memmove(recv, send, (size_t)(counts[0] * cols) * sizeof(int32_t));
-  return SCL_OK;
-}
-static scl_err self_sum_f32(void *ctx, float *v, int64_t n) {
-  return (void)ctx, (void)v, (void)n, SCL_OK;
-}
-static scl_err self_sum_f64(void *ctx, double *v, int64_t n) {
-  return (void)ctx, (void)v, (void)n, SCL_OK;
-}
-static scl_err self_sum_i64(void *ctx, int64_t *v, int64_t n) {
-  return (void)ctx, (void)v, (void)n, SCL_OK;
-}
-
-const learn_comm *learn_comm_self(void) {
-  static const learn_comm self = {
-      0, 1, NULL, self_gather_f32, self_gather_i32, self_sum_f32, self_sum_f64, self_sum_i64};
-  return &self;
 }

@@ -12,11 +12,10 @@
 
 scl_err learn_prototypes_create(int64_t n_classes, int64_t dim, learn_prototypes **out) {
   *out = NULL;
-  if (n_classes < 1 || dim < 1)
-    return SCL_ERROR(SCL_ERR_ARG, "prototypes: bad shape %lld x %lld", (long long)n_classes,
-                     (long long)dim);
+  SCL_CHECK(n_classes >= 1 && dim >= 1, SCL_ERR_ARG, "prototypes: bad shape %lld x %lld",
+            (long long)n_classes, (long long)dim);
   learn_prototypes *p = calloc(1, sizeof *p);
-  if (!p) return SCL_ERROR(SCL_ERR_NOMEM, "prototypes");
+  SCL_CHECK(p, SCL_ERR_NOMEM, "prototypes");
   p->n_classes = n_classes;
   p->dim = dim;
   size_t cells = (size_t)n_classes * (size_t)dim;
@@ -26,7 +25,7 @@ scl_err learn_prototypes_create(int64_t n_classes, int64_t dim, learn_prototypes
   if (!err) err = scl_calloc(cells * sizeof(float), "prototypes", (void **)&p->unit);
   if (err) {
     learn_prototypes_destroy(&p);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = p;
   return SCL_OK;
@@ -42,7 +41,7 @@ void learn_prototypes_destroy(learn_prototypes **p) {
 }
 
 scl_err learn_prototypes_fit(learn_prototypes *p, const float *features, const int32_t *labels,
-                             int64_t n, int64_t lo, int64_t hi, const learn_comm *comm) {
+                             int64_t n, int64_t lo, int64_t hi, const dist_comm *comm) {
   const int64_t k = hi - lo, D = p->dim;
   double *delta = NULL;
   int64_t *count = NULL;
@@ -64,12 +63,11 @@ scl_err learn_prototypes_fit(learn_prototypes *p, const float *features, const i
     for (int64_t j = 0; j < D; j++) row[j] += (double)features[i * D + j];
     count[labels[i] - lo]++;
   }
-  SCL_CALL_GOTO(err, comm->sum_f64(comm->ctx, delta, k * D), done);
-  SCL_CALL_GOTO(err, comm->sum_i64(comm->ctx, count, k + 1), done);
-  if (count[k])
-    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG,
-                   "prototypes: %lld training label(s) outside the session's classes [%lld, %lld)",
-                   (long long)count[k], (long long)lo, (long long)hi);
+  SCL_CALL_GOTO(err, dist_allreduce_f64(comm, delta, k * D, DIST_SUM), done);
+  SCL_CALL_GOTO(err, dist_allreduce_i64(comm, count, k + 1, DIST_SUM), done);
+  SCL_CHECK_GOTO(err, done, !count[k], SCL_ERR_ARG,
+                 "prototypes: %lld training label(s) outside the session's classes [%lld, %lld)",
+                 (long long)count[k], (long long)lo, (long long)hi);
   for (int64_t c = 0; c < k; c++) {
     for (int64_t j = 0; j < D; j++) p->sum[(lo + c) * D + j] += delta[c * D + j];
     p->count[lo + c] += count[c];
@@ -83,8 +81,8 @@ done:
 
 scl_err learn_prototypes_finalize(learn_prototypes *p, int64_t lo, int64_t hi) {
   for (int64_t c = lo; c < hi; c++) {
-    if (p->count[c] == 0)
-      return SCL_ERROR(SCL_ERR_ARG, "prototypes: class %lld has no training images", (long long)c);
+    SCL_CHECK(p->count[c] != 0, SCL_ERR_ARG, "prototypes: class %lld has no training images",
+              (long long)c);
     const double *s = p->sum + c * p->dim;
     double norm = 0.0, inv_n = 1.0 / (double)p->count[c];
     for (int64_t k = 0; k < p->dim; k++) norm += (s[k] * inv_n) * (s[k] * inv_n);
@@ -97,9 +95,8 @@ scl_err learn_prototypes_finalize(learn_prototypes *p, int64_t lo, int64_t hi) {
 
 scl_err learn_prototypes_predict(const learn_prototypes *p, const float *features, int64_t n,
                                  int64_t n_seen, int32_t *pred) {
-  if (n_seen < 1 || n_seen > p->n_classes)
-    return SCL_ERROR(SCL_ERR_ARG, "prototypes: %lld seen classes of %lld", (long long)n_seen,
-                     (long long)p->n_classes);
+  SCL_CHECK(n_seen >= 1 && n_seen <= p->n_classes, SCL_ERR_ARG,
+            "prototypes: %lld seen classes of %lld", (long long)n_seen, (long long)p->n_classes);
   float *x = NULL, *scores = NULL;
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(

@@ -82,7 +82,7 @@ static scl_err ranpac_predict(learn_method *m, const learn_session *s, const flo
   }
   (void)s;
   scl_free(logits);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -141,7 +141,7 @@ const learn_method_ops learn_ranpac_ops = {
 
 static scl_err ranpac_create(const learn_context *ctx, learn_method **out) {
   ranpac *r = calloc(1, sizeof *r);
-  if (!r) return SCL_ERROR(SCL_ERR_NOMEM, "ranpac");
+  SCL_CHECK(r, SCL_ERR_NOMEM, "ranpac");
   r->base.ops = &learn_ranpac_ops;
   r->cfg = *ctx->cfg;
   r->seed = ctx->seed;
@@ -152,7 +152,7 @@ static scl_err ranpac_create(const learn_context *ctx, learn_method **out) {
                           ctx->seed, 0, &r->rp);
   if (err) {
     ranpac_destroy(&self);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = &r->base;
   return SCL_OK;

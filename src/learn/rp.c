@@ -18,11 +18,11 @@
 scl_err learn_rp_create(linalg_group *group, int64_t d, int64_t m, int64_t n_classes, uint64_t seed,
                         uint32_t tag, learn_rp **out) {
   *out = NULL;
-  if (d < 1 || m < 1 || n_classes < 1)
-    return SCL_ERROR(SCL_ERR_ARG, "random projection: D=%lld M=%lld classes=%lld", (long long)d,
-                     (long long)m, (long long)n_classes);
+  SCL_CHECK(d >= 1 && m >= 1 && n_classes >= 1, SCL_ERR_ARG,
+            "random projection: D=%lld M=%lld classes=%lld", (long long)d, (long long)m,
+            (long long)n_classes);
   learn_rp *rp = calloc(1, sizeof *rp);
-  if (!rp) return SCL_ERROR(SCL_ERR_NOMEM, "random projection");
+  SCL_CHECK(rp, SCL_ERR_NOMEM, "random projection");
   rp->d = d;
   rp->m = m;
   rp->n_classes = n_classes;
@@ -40,7 +40,7 @@ scl_err learn_rp_create(linalg_group *group, int64_t d, int64_t m, int64_t n_cla
   if (rp->group) err = linalg_group_agree(rp->group, err);
   if (err) {
     learn_rp_destroy(&rp);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   for (int64_t i = 0; i < d; i++) {
     scl_rng r;
@@ -81,15 +81,14 @@ scl_err learn_rp_accumulate(learn_rp *rp, const float *x, const int32_t *labels,
     err = linalg_stats_accumulate(rp->stats, h, labels + r0, rows);
   }
   scl_free(h);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
 scl_err learn_rp_fit_rows(uint64_t seed, uint32_t key, int64_t n_total, double fit_fraction,
                           const int64_t *pos, int64_t n, uint8_t *fit) {
-  if (n_total < 0 || n > n_total)
-    return SCL_ERROR(SCL_ERR_ARG, "ridge split: %lld rows of a session of %lld", (long long)n,
-                     (long long)n_total);
+  SCL_CHECK(n_total >= 0 && n <= n_total, SCL_ERR_ARG,
+            "ridge split: %lld rows of a session of %lld", (long long)n, (long long)n_total);
   int64_t *order = NULL, *rank_of = NULL;
   size_t bytes = (size_t)(n_total ? n_total : 1) * sizeof(int64_t);
   scl_err err = SCL_OK;
@@ -100,9 +99,9 @@ scl_err learn_rp_fit_rows(uint64_t seed, uint32_t key, int64_t n_total, double f
   int64_t n_fit = (int64_t)(fit_fraction * (double)n_total); /* int(0.8 * N), as the reference */
   for (int64_t i = 0; i < n; i++) {
     int64_t p = pos ? pos[i] : i;
-    if (p < 0 || p >= n_total)
-      SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "ridge split: position %lld outside [0, %lld)",
-                     (long long)p, (long long)n_total);
+    SCL_CHECK_GOTO(err, done, p >= 0 && p < n_total, SCL_ERR_ARG,
+                   "ridge split: position %lld outside [0, %lld)", (long long)p,
+                   (long long)n_total);
     fit[i] = rank_of[p] < n_fit;
   }
 done:
@@ -115,7 +114,7 @@ scl_err learn_rp_search(learn_rp *rp, const float *x, const int32_t *labels, con
                         int64_t n, int lo_exp, int hi_exp, double *lambda, double *mse) {
   double lambdas[LINALG_MAX_LAMBDAS], scores[LINALG_MAX_LAMBDAS];
   int nl = linalg_lambda_grid(lo_exp, hi_exp, lambdas), best = 0;
-  if (nl < 1) return SCL_ERROR(SCL_ERR_ARG, "empty ridge grid 10^%d..10^%d", lo_exp, hi_exp);
+  SCL_CHECK(nl >= 1, SCL_ERR_ARG, "empty ridge grid 10^%d..10^%d", lo_exp, hi_exp);
   float *h = NULL;
   scl_err err =
       scl_alloc((size_t)((n ? n : 1) * rp->m) * sizeof(float), "search projections", (void **)&h);
@@ -149,7 +148,7 @@ int64_t learn_rp_seen(const learn_rp *rp) { return (int64_t)rp->state[0]; }
 
 scl_err learn_rp_logits_with(const learn_rp *rp, const float *w_out, int64_t seen, const float *x,
                              int64_t n, float *logits) {
-  if (seen < 1) return SCL_ERROR(SCL_ERR_INTERNAL, "RP head used before its first solve");
+  SCL_CHECK(seen >= 1, SCL_ERR_INTERNAL, "RP head used before its first solve");
   float *h = NULL;
   SCL_CALL(scl_alloc((size_t)(RP_CHUNK * rp->m) * sizeof(float), "RP chunk", (void **)&h));
   for (int64_t r0 = 0; r0 < n; r0 += RP_CHUNK) {

@@ -115,9 +115,8 @@ static scl_err fast_step(safe *sf, const learn_session *s, const learn_batch *b,
 static scl_err safe_train_step(learn_method *m, const learn_session *s, const learn_batch *b,
                                double *losses) {
   safe *sf = (safe *)m;
-  if (b->B_global > sf->B)
-    return SCL_ERROR(SCL_ERR_INTERNAL, "batch %lld > %lld", (long long)b->B_global,
-                     (long long)sf->B);
+  SCL_CHECK(b->B_global <= sf->B, SCL_ERR_INTERNAL, "batch %lld > %lld", (long long)b->B_global,
+            (long long)sf->B);
   if (s->t == 0)
     SCL_CALL(slow_step(sf, s, b, losses));
   else
@@ -241,11 +240,10 @@ static scl_err safe_setup(safe *sf, const learn_context *ctx) {
 }
 
 static scl_err safe_create(const learn_context *ctx, learn_method **out) {
-  if (strcmp(ctx->cfg->optimizer, "sgd"))
-    return SCL_ERROR(SCL_ERR_ARG, "SAFE trains with SGD (train.optimizer = \"%s\")",
-                     ctx->cfg->optimizer);
+  SCL_CHECK(!strcmp(ctx->cfg->optimizer, "sgd"), SCL_ERR_ARG,
+            "SAFE trains with SGD (train.optimizer = \"%s\")", ctx->cfg->optimizer);
   safe *sf = calloc(1, sizeof *sf);
-  if (!sf) return SCL_ERROR(SCL_ERR_NOMEM, "safe");
+  SCL_CHECK(sf, SCL_ERR_NOMEM, "safe");
   sf->base.ops = &learn_safe_ops;
   sf->cfg = *ctx->cfg;
   sf->ptm = ctx->backbone;
@@ -254,14 +252,14 @@ static scl_err safe_create(const learn_context *ctx, learn_method **out) {
   sf->D = ctx->backbone->cfg.width;
   sf->B = ctx->cfg->batch;
   sf->dil = ctx->domain_incremental;
-  sf->comm = ctx->comm ? ctx->comm : learn_comm_self();
+  sf->comm = ctx->comm ? ctx->comm : dist_comm_self();
   sf->linalg = ctx->linalg;
   learn_method *m = &sf->base;
   scl_err err = learn_pet_config(ctx->cfg, &sf->pc);
   if (!err) err = safe_setup(sf, ctx);
   if (err) {
     safe_destroy(&m);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = m;
   return SCL_OK;

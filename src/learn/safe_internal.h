@@ -22,8 +22,8 @@ typedef struct safe {
   float *slow_buf, *fast_buf; /* SGD momentum of the PET blocks */
   learn_head head_s, head_f;  /* cosine heads over all classes (tuning.h) */
   vit_trainer *trainer;
-  const learn_comm *comm; /* the trial's rank group (learn_comm_self alone) */
-  linalg_group *linalg;   /* the group's ridge solver (NULL: the classifiers make their own) */
+  const dist_comm *comm; /* the trial's rank group (dist_comm_self() alone) */
+  linalg_group *linalg;  /* the group's ridge solver (NULL: the classifiers make their own) */
   /* classifiers: shared statistics (rp only) or separate (rp and rp_slow) */
   learn_rp *rp, *rp_slow;
   float *wo_slow;       /* the slow learner's W_o (C x M) */

@@ -10,7 +10,7 @@ typedef struct simplecil {
   learn_method base;
   vit_model *ptm;
   learn_prototypes *protos;
-  const learn_comm *comm;
+  const dist_comm *comm;
 } simplecil;
 
 static scl_err ptm_forward(void *ctx, const float *images, int64_t B, float *out) {
@@ -91,14 +91,14 @@ const learn_method_ops learn_simplecil_ops = {
 
 static scl_err simplecil_create(const learn_context *ctx, learn_method **out) {
   simplecil *sc = calloc(1, sizeof *sc);
-  if (!sc) return SCL_ERROR(SCL_ERR_NOMEM, "simplecil");
+  SCL_CHECK(sc, SCL_ERR_NOMEM, "simplecil");
   sc->base.ops = &learn_simplecil_ops;
   sc->ptm = ctx->backbone;
-  sc->comm = ctx->comm ? ctx->comm : learn_comm_self();
+  sc->comm = ctx->comm ? ctx->comm : dist_comm_self();
   scl_err err = learn_prototypes_create(ctx->n_classes, ctx->backbone->cfg.width, &sc->protos);
   if (err) {
     free(sc);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = &sc->base;
   return SCL_OK;

@@ -18,18 +18,18 @@ struct learn_tuner {
   learn_head head;
   learn_step_buffers w;
   vit_trainer *trainer;
-  const learn_comm *comm;
+  const dist_comm *comm;
 };
 
 scl_err learn_tuner_create(const learn_context *ctx, learn_tuner **out) {
   learn_tuner *t = calloc(1, sizeof *t);
-  if (!t) return SCL_ERROR(SCL_ERR_NOMEM, "tuner");
+  SCL_CHECK(t, SCL_ERR_NOMEM, "tuner");
   t->cfg = *ctx->cfg;
   t->seed = ctx->seed;
   t->C = ctx->n_classes;
   t->D = ctx->backbone->cfg.width;
   t->B = ctx->cfg->batch;
-  t->comm = ctx->comm ? ctx->comm : learn_comm_self();
+  t->comm = ctx->comm ? ctx->comm : dist_comm_self();
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, learn_pet_config(ctx->cfg, &t->pc), fail);
   SCL_CALL_GOTO(err, pet_params_create(&ctx->backbone->cfg, &t->pc, &t->pet), fail);

@@ -66,19 +66,19 @@ void learn_tune_sgd(const learn_method_cfg *cfg, pet_params *p, float *pet_buf, 
   learn_sgd_step(h->p, h->buf, h->grad, step, lr, &sgd, head, 2);
 }
 
-scl_err learn_tune_gather(const learn_comm *comm, const learn_batch *b, float *buf, int64_t cols) {
-  if (comm->size == 1) return SCL_OK;
+scl_err learn_tune_gather(const dist_comm *comm, const learn_batch *b, float *buf, int64_t cols) {
+  if (dist_comm_size(comm) == 1) return SCL_OK;
   int64_t counts[LEARN_MAX_GROUP];
-  if (comm->size > LEARN_MAX_GROUP)
-    return SCL_ERROR(SCL_ERR_ARG, "a group of %d ranks (at most %d)", comm->size, LEARN_MAX_GROUP);
-  learn_shard_counts(b->B_global, comm->size, counts);
-  SCL_CALL(comm->allgather_rows_f32(comm->ctx, buf + b->offset * cols, counts, cols, buf));
+  SCL_CHECK(dist_comm_size(comm) <= LEARN_MAX_GROUP, SCL_ERR_ARG,
+            "a group of %d ranks (at most %d)", dist_comm_size(comm), LEARN_MAX_GROUP);
+  learn_shard_counts(b->B_global, dist_comm_size(comm), counts);
+  SCL_CALL(dist_allgather_rows_f32(comm, buf + b->offset * cols, counts, cols, buf));
   return SCL_OK;
 }
 
-scl_err learn_tune_sync(const learn_comm *comm, pet_params *p) {
-  if (comm->size == 1 || !p || !p->count) return SCL_OK;
-  SCL_CALL(comm->sum_f32(comm->ctx, p->grad, p->count));
+scl_err learn_tune_sync(const dist_comm *comm, pet_params *p) {
+  if (dist_comm_size(comm) == 1 || !p || !p->count) return SCL_OK;
+  SCL_CALL(dist_allreduce_f32(comm, p->grad, p->count, DIST_SUM));
   return SCL_OK;
 }
 
@@ -89,7 +89,7 @@ scl_err learn_tune_backward(vit_trainer *t, pet_params *p, const float *dphi, in
   return SCL_OK;
 }
 
-scl_err learn_tune_forward(const learn_comm *comm, vit_trainer *t, const pet_params *p,
+scl_err learn_tune_forward(const dist_comm *comm, vit_trainer *t, const pet_params *p,
                            const learn_batch *b, const vit_dropout_key *key, int64_t D,
                            float *out) {
   if (b->B) SCL_CALL(vit_trainer_forward(t, p, b->images, b->B, key, out + b->offset * D));
@@ -97,7 +97,7 @@ scl_err learn_tune_forward(const learn_comm *comm, vit_trainer *t, const pet_par
   return SCL_OK;
 }
 
-scl_err learn_tune_infer(const learn_comm *comm, vit_trainer *t, const pet_params *p,
+scl_err learn_tune_infer(const dist_comm *comm, vit_trainer *t, const pet_params *p,
                          const learn_batch *b, int64_t D, float *out) {
   if (b->B) SCL_CALL(vit_trainer_infer(t, p, b->images, b->B, out + b->offset * D));
   SCL_CALL(learn_tune_gather(comm, b, out, D));
@@ -106,11 +106,11 @@ scl_err learn_tune_infer(const learn_comm *comm, vit_trainer *t, const pet_param
 
 scl_err learn_tune_ce(learn_step_buffers *w, vit_trainer *t, const pet_params *p, learn_head *h,
                       const learn_batch *b, int64_t k, const vit_dropout_key *key,
-                      const learn_comm *comm, double *ce) {
+                      const dist_comm *comm, double *ce) {
   const int64_t B = b->B_global, D = w->D, CD = h->C * D;
-  if (B > w->B || k > w->C || b->offset + b->B > B)
-    return SCL_ERROR(SCL_ERR_INTERNAL, "step of %lld images over %lld classes exceeds %lld, %lld",
-                     (long long)B, (long long)k, (long long)w->B, (long long)w->C);
+  SCL_CHECK(B <= w->B && k <= w->C && b->offset + b->B <= B, SCL_ERR_INTERNAL,
+            "step of %lld images over %lld classes exceeds %lld, %lld", (long long)B, (long long)k,
+            (long long)w->B, (long long)w->C);
   learn_cosine_cache cache = learn_cosine_cache_bind(w->cos_mem, B, k, D);
   memset(h->grad, 0, (size_t)(CD + 1) * sizeof(float));
   SCL_CALL(learn_tune_forward(comm, t, p, b, key, D, w->phi));

@@ -14,43 +14,14 @@
  * threshold. */
 #include <cblas.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "group_internal.h"
+#include "safecl/dist_mpi.h"
 #include "scalapack.h"
 
 /* Above this order the LAPACK solver's copies of G on one rank (G, the factorisation, and in the
  * search Ga and its eigenvectors: 4 M^2 doubles, 3.2 GB at M = 10000) outweigh its speed. */
 #define LINALG_AUTO_LAPACK_MAX_M 8192
-
-#define GRP_MPI(call, what)                                                                     \
-  do {                                                                                          \
-    int grp_rc_ = (call);                                                                       \
-    if (grp_rc_ != MPI_SUCCESS) {                                                               \
-      char grp_msg_[MPI_MAX_ERROR_STRING];                                                      \
-      int grp_len_ = 0;                                                                         \
-      MPI_Error_string(grp_rc_, grp_msg_, &grp_len_);                                           \
-      return SCL_ERROR(SCL_ERR_MPI, "%s failed in the ridge solver group: %s", what, grp_msg_); \
-    }                                                                                           \
-  } while (0)
-
-/* *on_root_node = 1 if group rank 0 shares this rank's node (MPI_COMM_TYPE_SHARED). */
-static scl_err shares_root_node(MPI_Comm comm, int *on_root_node) {
-  MPI_Comm node = MPI_COMM_NULL;
-  MPI_Group gg = MPI_GROUP_NULL, ng = MPI_GROUP_NULL;
-  int zero = 0, translated = MPI_UNDEFINED;
-  GRP_MPI(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
-          "MPI_Comm_split_type");
-  int rc = MPI_Comm_group(comm, &gg);
-  if (rc == MPI_SUCCESS) rc = MPI_Comm_group(node, &ng);
-  if (rc == MPI_SUCCESS) rc = MPI_Group_translate_ranks(gg, 1, &zero, ng, &translated);
-  if (gg != MPI_GROUP_NULL) MPI_Group_free(&gg);
-  if (ng != MPI_GROUP_NULL) MPI_Group_free(&ng);
-  MPI_Comm_free(&node);
-  GRP_MPI(rc, "MPI_Group_translate_ranks");
-  *on_root_node = translated != MPI_UNDEFINED;
-  return SCL_OK;
-}
 
 static void grid_shape(int p, int *nprow, int *npcol) {
   int r = 1;
@@ -63,7 +34,7 @@ static void grid_shape(int p, int *nprow, int *npcol) {
 static scl_err setup_comm(linalg_group *g) {
   MPI_Comm comm = dist_comm_mpi(g->comm);
   int on_root = 0;
-  SCL_CALL(shares_root_node(comm, &on_root));
+  SCL_CALL(dist_comm_shares_node(g->comm, 0, &on_root));
   int64_t v[2] = {on_root ? 0 : 1, on_root ? g->threads : 0};
   SCL_CALL(dist_allreduce_i64(g->comm, v, 2, DIST_SUM));
   g->one_node = v[0] == 0;
@@ -87,10 +58,10 @@ static scl_err setup_comm(linalg_group *g) {
 scl_err linalg_group_create(const dist_comm *comm, linalg_solver solver, int threads,
                             linalg_group **out) {
   *out = NULL;
-  if (solver < LINALG_SOLVER_AUTO || solver > LINALG_SOLVER_SCALAPACK)
-    return SCL_ERROR(SCL_ERR_ARG, "unknown ridge solver %d", (int)solver);
+  SCL_CHECK(solver >= LINALG_SOLVER_AUTO && solver <= LINALG_SOLVER_SCALAPACK, SCL_ERR_ARG,
+            "unknown ridge solver %d", (int)solver);
   linalg_group *g = calloc(1, sizeof *g);
-  if (!g) return SCL_ERROR(SCL_ERR_NOMEM, "ridge solver group");
+  SCL_CHECK(g, SCL_ERR_NOMEM, "ridge solver group");
   g->solver = solver;
   g->threads = threads > 0 ? threads : 1;
   g->node_threads = g->threads;
@@ -99,7 +70,7 @@ scl_err linalg_group_create(const dist_comm *comm, linalg_solver solver, int thr
   g->blacs = g->ctx_col = g->ctx_grid = g->ctx_root = -1;
   g->nprow = g->npcol = 1;
   scl_err err = SCL_OK;
-  if (comm) {
+  if (comm && dist_comm_is_mpi(comm)) {
     SCL_CALL_GOTO(err, dist_comm_dup(comm, &g->comm), fail);
     g->rank = dist_comm_rank(g->comm);
     g->size = dist_comm_size(g->comm);
@@ -166,14 +137,7 @@ scl_err linalg_group_max_i64(linalg_group *g, int64_t *v, int64_t n) {
 
 scl_err grp_quiet_barrier(linalg_group *g, int lapack) {
   if (!lapack || !g->comm || g->size == 1) return SCL_OK;
-  MPI_Request req;
-  int done = 0;
-  GRP_MPI(MPI_Ibarrier(dist_comm_mpi(g->comm), &req), "MPI_Ibarrier");
-  const struct timespec nap = {0, 200000};
-  while (!done) {
-    GRP_MPI(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
-    if (!done && g->rank != 0) nanosleep(&nap, NULL);
-  }
+  SCL_CALL(dist_barrier_sleep(g->comm, g->rank != 0));
   return SCL_OK;
 }
 

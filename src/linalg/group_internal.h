@@ -3,8 +3,8 @@
  * operations), group_stats.c (G and Q) and group_search.c (the ridge search). Private to
  * src/linalg/.
  *
- * A group without a communicator (linalg_group_create(NULL, ...)) makes no MPI or BLACS call at
- * all, so methods can be used by programs that never initialise MPI; its collectives are
+ * A group without a communicator (linalg_group_create with NULL or dist_comm_self()) makes no
+ * MPI or BLACS call at all, so methods can be used by programs that never initialise MPI; its collectives are
  * no-ops. */
 #ifndef SAFECL_LINALG_GROUP_INTERNAL_H
 #define SAFECL_LINALG_GROUP_INTERNAL_H

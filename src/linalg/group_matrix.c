@@ -38,8 +38,8 @@ static scl_err layout(grp_matrix *a, linalg_group *g, int64_t m, int lapack) {
   a->m = m;
   a->lapack = lapack;
   a->desc[SCALAPACK_CTXT] = -1;
-  if (m <= 0 || m > 0x7fffffff / 2)
-    return SCL_ERROR(SCL_ERR_ARG, "ridge system of order %lld is not supported", (long long)m);
+  SCL_CHECK(m > 0 && m <= 0x7fffffff / 2, SCL_ERR_ARG,
+            "ridge system of order %lld is not supported", (long long)m);
   if (lapack) {
     a->ctxt = g->ctx_root;
     a->in_grid = g->rank == 0;
@@ -63,9 +63,8 @@ static scl_err layout(grp_matrix *a, linalg_group *g, int64_t m, int lapack) {
   if (a->in_grid && a->ctxt >= 0) {
     int n = (int)m, nb = (int)a->nb, zero = 0, lld = (int)a->lld, info = 0;
     descinit_(a->desc, &n, &n, &nb, &nb, &zero, &zero, &a->ctxt, &lld, &info);
-    if (info)
-      return SCL_ERROR(SCL_ERR_INTERNAL, "descinit of the %lld-order matrix: info=%d", (long long)m,
-                       info);
+    SCL_CHECK(!info, SCL_ERR_INTERNAL, "descinit of the %lld-order matrix: info=%d", (long long)m,
+              info);
   }
   return SCL_OK;
 }
@@ -107,14 +106,14 @@ static scl_err syrk_step(grp_matrix *a, syrk_bufs *b, int64_t k) {
   int m = (int)a->m, kk = (int)k, rows = g->size * kk, one = 1, zero = 0, info = 0;
   int desc_src[SCALAPACK_DLEN], desc_dst[SCALAPACK_DLEN];
   descinit_(desc_src, &rows, &m, &kk, &m, &zero, &zero, &g->ctx_col, &kk, &info);
-  if (info) return SCL_ERROR(SCL_ERR_INTERNAL, "descinit (rows %d x %d): info=%d", rows, m, info);
+  SCL_CHECK(!info, SCL_ERR_INTERNAL, "descinit (rows %d x %d): info=%d", rows, m, info);
   int mb = a->lapack ? rows : (int)a->nb, nb = (int)a->nb;
   int dr = a->in_grid ? (int)local_count(rows, mb, a->myrow, a->nprow) : 0;
   int ld = dr > 1 ? dr : 1;
   desc_dst[SCALAPACK_CTXT] = -1;
   if (a->in_grid) {
     descinit_(desc_dst, &rows, &m, &mb, &nb, &zero, &zero, &a->ctxt, &ld, &info);
-    if (info) return SCL_ERROR(SCL_ERR_INTERNAL, "descinit (grid rows): info=%d", info);
+    SCL_CHECK(!info, SCL_ERR_INTERNAL, "descinit (grid rows): info=%d", info);
   }
   psgemr2d_(&rows, &m, b->src, &one, &one, desc_src, b->dst, &one, &one, desc_dst, &g->ctx_grid);
   if (!a->in_grid) return grp_quiet_barrier(g, a->lapack);
@@ -295,10 +294,9 @@ scl_err grp_matrix_eigen(grp_matrix *a, grp_matrix *v, double *e) {
   else
     SCL_CALL(linalg_group_max_i64(g, code, 2));
   if (code[0] == 0) code[0] = -code[1];
-  if (code[0])
-    return SCL_ERROR(
-        SCL_ERR_LAPACK, "%s failed on the %lldx%lld ridge search Gram matrix: info=%lld",
-        a->lapack ? "dsyevd" : "pdsyevd", (long long)a->m, (long long)a->m, (long long)code[0]);
+  SCL_CHECK(!code[0], SCL_ERR_LAPACK,
+            "%s failed on the %lldx%lld ridge search Gram matrix: info=%lld",
+            a->lapack ? "dsyevd" : "pdsyevd", (long long)a->m, (long long)a->m, (long long)code[0]);
   SCL_CALL(grp_bcast(g, e, (size_t)a->m * sizeof(double)));
   return SCL_OK;
 }

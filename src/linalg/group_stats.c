@@ -42,7 +42,7 @@ scl_err linalg_stats_create(linalg_group *g, int64_t m, int64_t n_classes, linal
   err = grp_agree(g, err);
   if (err) {
     linalg_stats_destroy(&s);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = s;
   return SCL_OK;
@@ -190,12 +190,10 @@ scl_err linalg_stats_solve(linalg_stats *s, double lambda, int64_t n_out, float 
     SCL_CALL_GOTO(err, grp_agree(g, err), done);
     SCL_CALL_GOTO(err, solve_scalapack(s, lambda, n_out, Wd, &info), done);
   }
-  if (info)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_LAPACK,
-                   "G + lambda I (M = %lld, lambda = %g) is not positive definite (%s info=%d): "
-                   "increase the ridge candidates",
-                   (long long)s->m, lambda, s->G.lapack ? "dpotrf/dpotrs" : "pdpotrf/pdpotrs",
-                   info);
+  SCL_CHECK_GOTO(err, done, !info, SCL_ERR_LAPACK,
+                 "G + lambda I (M = %lld, lambda = %g) is not positive definite (%s info=%d): "
+                 "increase the ridge candidates",
+                 (long long)s->m, lambda, s->G.lapack ? "dpotrf/dpotrs" : "pdpotrf/pdpotrs", info);
   if (s->G.lapack) {
     SCL_CALL_GOTO(err, grp_bcast(g, W, (size_t)(n_out * s->m) * sizeof(float)), done);
   } else {

@@ -17,9 +17,9 @@
 
 static scl_err check_labels(const int32_t *labels, int64_t n, int64_t n_classes) {
   for (int64_t i = 0; i < n; i++)
-    if (labels[i] < 0 || labels[i] >= n_classes)
-      return SCL_ERROR(SCL_ERR_ARG, "label %d of row %lld is outside [0, %lld)", (int)labels[i],
-                       (long long)i, (long long)n_classes);
+    SCL_CHECK(labels[i] >= 0 && labels[i] < n_classes, SCL_ERR_ARG,
+              "label %d of row %lld is outside [0, %lld)", (int)labels[i], (long long)i,
+              (long long)n_classes);
   return SCL_OK;
 }
 
@@ -75,7 +75,7 @@ static scl_err eigen_symmetric(double *A, double *w, int64_t m) {
   double work_query = 0;
   /* Row-major upper is column-major lower. */
   dsyevd_("V", "L", &n, A, &n, w, &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1);
-  if (info) return SCL_ERROR(SCL_ERR_LAPACK, "dsyevd workspace query failed: info=%d", info);
+  SCL_CHECK(!info, SCL_ERR_LAPACK, "dsyevd workspace query failed: info=%d", info);
   lwork = (int)work_query + 1;
   liwork = iwork_query + 1;
   double *work = NULL;
@@ -139,12 +139,12 @@ scl_err linalg_ridge_search(const float *H, const int32_t *labels, int64_t n, in
                             int64_t n_classes, int64_t n_fit, const double *lambdas, int n_lambdas,
                             double *mse, int *best) {
   int64_t nb = n - n_fit;
-  if (m <= 0 || n_classes <= 0 || n_fit <= 0 || nb <= 0 || n_lambdas <= 0 ||
-      m > (int64_t)0x7fffffff / 2)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "ridge search needs fitting and validation rows: n=%lld n_fit=%lld m=%lld "
-                     "classes=%lld candidates=%d",
-                     (long long)n, (long long)n_fit, (long long)m, (long long)n_classes, n_lambdas);
+  SCL_CHECK(m > 0 && n_classes > 0 && n_fit > 0 && nb > 0 && n_lambdas > 0 &&
+                m <= (int64_t)0x7fffffff / 2,
+            SCL_ERR_ARG,
+            "ridge search needs fitting and validation rows: n=%lld n_fit=%lld m=%lld "
+            "classes=%lld candidates=%d",
+            (long long)n, (long long)n_fit, (long long)m, (long long)n_classes, n_lambdas);
   SCL_CALL(check_labels(labels, n, n_classes));
   search_buffers b = {0};
   scl_err err = SCL_OK;
@@ -168,9 +168,9 @@ done:
 
 scl_err linalg_ridge_solve(const double *G, const double *Q, int64_t m, int64_t n_classes,
                            int64_t n_out, double lambda, float *W) {
-  if (m <= 0 || n_classes <= 0 || n_out <= 0 || n_out > n_classes || m > 0x7fffffff)
-    return SCL_ERROR(SCL_ERR_ARG, "ridge solve: bad sizes m=%lld classes=%lld out=%lld",
-                     (long long)m, (long long)n_classes, (long long)n_out);
+  SCL_CHECK(m > 0 && n_classes > 0 && n_out > 0 && n_out <= n_classes && m <= 0x7fffffff,
+            SCL_ERR_ARG, "ridge solve: bad sizes m=%lld classes=%lld out=%lld", (long long)m,
+            (long long)n_classes, (long long)n_out);
   double *A = NULL, *X = NULL;
   scl_err err = SCL_OK;
   size_t mm = (size_t)m * (size_t)m;
@@ -184,13 +184,12 @@ scl_err linalg_ridge_solve(const double *G, const double *Q, int64_t m, int64_t 
     for (int64_t c = 0; c < n_out; c++) X[c * m + k] = Q[k * n_classes + c];
   int n = (int)m, nrhs = (int)n_out, info = 0;
   dpotrf_("L", &n, A, &n, &info, 1);
-  if (info)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_LAPACK,
-                   "G + lambda I (M = %lld, lambda = %g) is not positive definite (dpotrf "
-                   "info=%d): increase the ridge candidates",
-                   (long long)m, lambda, info);
+  SCL_CHECK_GOTO(err, done, !info, SCL_ERR_LAPACK,
+                 "G + lambda I (M = %lld, lambda = %g) is not positive definite (dpotrf "
+                 "info=%d): increase the ridge candidates",
+                 (long long)m, lambda, info);
   dpotrs_("L", &n, &nrhs, A, &n, X, &n, &info, 1);
-  if (info) SCL_ERROR_GOTO(err, done, SCL_ERR_LAPACK, "dpotrs failed: info=%d", info);
+  SCL_CHECK_GOTO(err, done, !info, SCL_ERR_LAPACK, "dpotrs failed: info=%d", info);
   for (size_t i = 0; i < (size_t)(m * n_out); i++) W[i] = (float)X[i];
 done:
   scl_free(A);

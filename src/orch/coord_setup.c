@@ -23,7 +23,7 @@ static scl_err write_effective_sweep(coord *c) {
   snprintf(path, sizeof path, "%s/sweep.cfg", c->rd.path);
   scl_err err = io_write_file_atomic(path, text, strlen(text));
   free(text);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -49,7 +49,7 @@ static scl_err add_plan(coord *c) {
       coord_record(c, &r, 0);
       st = orch_state_find(c->state, t->id);
     }
-    if (!st) return SCL_ERROR(SCL_ERR_NOMEM, "run state");
+    SCL_CHECK(st, SCL_ERR_NOMEM, "run state");
     c->state_of[i] = st - c->state->trials;
   }
   return SCL_OK;
@@ -74,7 +74,7 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
     if (orch_rundir_read_result(c->rd.path, t->id, &r.final_acc, &r.avg_acc, &r.val_acc,
                                 &r.seconds) != SCL_OK) {
       scl_log_error_traceback(); /* the runner will name the file when it meets it */
-      scl_error_clear();
+      scl_error_take(NULL, 0);
       return 1;
     }
     coord_record(c, &r, 0);
@@ -150,7 +150,7 @@ scl_err coord_setup(coord *c) {
   SCL_CALL(scl_calloc((size_t)(c->groups + 1) * sizeof *c->group_recorded, "groups",
                       (void **)&c->group_recorded));
   for (int g = 0; g < c->groups; g++) c->group_trial[g] = -1;
-  if (c->failure) return scl_error_trace(c->failure, __FILE__, __LINE__, __func__);
+  if (c->failure) return SCL_TRACE(c->failure);
   SCL_CALL(orch_ledger_sync(c->ledger));
   int64_t n[4];
   count(c, n);
@@ -220,7 +220,7 @@ int coord_finish(coord *c) {
   coord_record(c, &end, 1);
   if (orch_index_write(c->rd.path, c->sweep->name, c->state) != SCL_OK) {
     scl_log_error_traceback(); /* the index is derived: `safecl status DIR --reindex` rebuilds */
-    scl_error_clear();
+    scl_error_take(NULL, 0);
   }
   report(c, code);
   return c->failure ? 1 : code;
@@ -229,7 +229,7 @@ int coord_finish(coord *c) {
 void coord_destroy(coord *c) {
   if (orch_ledger_close(&c->ledger) != SCL_OK) {
     scl_log_error_traceback();
-    scl_error_clear();
+    scl_error_take(NULL, 0);
   }
   orch_rundir_close(&c->rd);
   orch_plan_destroy(&c->plan);
@@ -256,6 +256,6 @@ scl_err orch_sweep_record_plan(const orch_sweep *s) {
     printf("planned %lld trial(s) in %s (%lld to run)\n", (long long)c.plan->n, c.rd.path,
            (long long)c.n_queue);
   coord_destroy(&c);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }

@@ -26,7 +26,7 @@ void coord_apply(coord *c, orch_record *r) {
   }
   if (orch_state_apply(c->state, r) != SCL_OK) { /* out of memory: the ledger is the truth */
     scl_log_error_traceback();
-    scl_error_clear();
+    scl_error_take(NULL, 0);
   }
 }
 
@@ -36,9 +36,9 @@ void coord_append(coord *c, const orch_record *r, int sync) {
   if (!err) return;
   scl_log_error_traceback();
   SCL_WARN("the ledger cannot be written: stopping the sweep (trials checkpoint and stop)");
+  scl_error_take(NULL, 0);
   c->failure = err;
   c->stopping = 1;
-  scl_error_clear();
 }
 
 void coord_record(coord *c, const orch_record *r, int sync) {
@@ -83,7 +83,7 @@ static scl_err layering_text(coord *c, int64_t t, char **text) {
   for (int i = 0, pos = 0; !err && i < argc; i++)
     pos += snprintf(*text + pos, len - (size_t)pos, "%c %s\n", i < n_files ? 'F' : 'O', argv[i]);
   orch_args_free(argc, argv);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -106,7 +106,7 @@ static scl_err reply_next(coord *c, int g, int from, int64_t *t) {
   SCL_CALL(layering_text(c, *t, &out.text));
   scl_err err = orch_msg_send(c->world, from, &out);
   orch_msg_clear(&out);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -157,9 +157,9 @@ static void outcome(coord *c, const orch_msg *in, orch_record *r) {
 }
 
 static scl_err on_result(coord *c, const orch_msg *in, int from) {
-  if (in->trial != c->group_trial[in->group])
-    return SCL_ERROR(SCL_ERR_INTERNAL, "group %d reported trial %lld but runs %lld", in->group,
-                     (long long)in->trial, (long long)c->group_trial[in->group]);
+  SCL_CHECK(in->trial == c->group_trial[in->group], SCL_ERR_INTERNAL,
+            "group %d reported trial %lld but runs %lld", in->group, (long long)in->trial,
+            (long long)c->group_trial[in->group]);
   orch_record r;
   int64_t next = -1;
   outcome(c, in, &r);
@@ -195,9 +195,8 @@ static scl_err on_progress(coord *c, const orch_msg *in, int from) {
 
 static scl_err handle(coord *c, const orch_msg *in, int from) {
   int g = in->group;
-  if (g < 0 || g >= c->groups || from != 1 + g * c->group_size)
-    return SCL_ERROR(SCL_ERR_INTERNAL, "message %s from rank %d claims group %d",
-                     orch_msg_name(in->type), from, g);
+  SCL_CHECK(g >= 0 && g < c->groups && from == 1 + g * c->group_size, SCL_ERR_INTERNAL,
+            "message %s from rank %d claims group %d", orch_msg_name(in->type), from, g);
   if (in->latency > 0) {
     c->stats.rtt_n++;
     c->stats.rtt_sum += in->latency;
@@ -232,7 +231,7 @@ scl_err orch_coordinator_run(const dist_comm *world, const orch_coord_opts *o, i
   scl_err setup = coord_setup(&c), err = SCL_OK;
   if (setup) { /* answer every group with EXIT so that the job ends cleanly */
     scl_log_error_traceback();
-    scl_error_clear();
+    scl_error_take(NULL, 0);
     c.failure = setup;
     c.stopping = 1;
   }

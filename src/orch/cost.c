@@ -60,7 +60,7 @@ static scl_hash key_of(const char *ident) {
   scl_hasher *h = NULL;
   scl_hash out = {0, 0};
   if (scl_hasher_create(&h) != SCL_OK) {
-    scl_error_clear();
+    scl_error_take(NULL, 0);
     return scl_hash_bytes(ident, strlen(ident));
   }
   for (const char *p = ident; *p;) {
@@ -115,7 +115,7 @@ static void plans_put(scl_hash k, double seconds) {
 double orch_cost_prior(const run_trial_cfg *cfg) {
   char *ident = NULL;
   if (cfg_dump_identity(&run_trial_schema, cfg, &ident) != SCL_OK) {
-    scl_error_clear();
+    scl_error_take(NULL, 0);
     return rough_guess(cfg);
   }
   scl_hash k = key_of(ident);
@@ -129,7 +129,7 @@ double orch_cost_prior(const run_trial_cfg *cfg) {
       isfinite(plan->total_seconds) && plan->total_seconds > 0)
     seconds = plan->total_seconds;
   else
-    scl_error_clear();
+    scl_error_take(NULL, 0);
   free(plan);
   plans_put(k, seconds);
   return seconds;

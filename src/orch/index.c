@@ -28,7 +28,7 @@ void orch_state_reconcile_files(orch_state *s, const char *run_dir) {
       if (orch_rundir_read_result(run_dir, t->id, &t->final_acc, &t->avg_acc, &t->val_acc,
                                   &t->seconds) != SCL_OK) {
         scl_log_error_traceback();
-        scl_error_clear();
+        scl_error_take(NULL, 0);
         continue;
       }
       t->status = ORCH_TRIAL_FINISHED;
@@ -93,7 +93,7 @@ static scl_err fill(const orch_state *s, columns *c) {
     for (int k = 0; k < 6; k++) {
       c->str[k][i] =
           strdup(v[k] ? v[k] : plan_field(t->plan_text, k - 1 + (k == 3), buf, sizeof buf));
-      if (!c->str[k][i]) return SCL_ERROR(SCL_ERR_NOMEM, "index strings");
+      SCL_CHECK(c->str[k][i], SCL_ERR_NOMEM, "index strings");
     }
     plan_field(t->plan_text, 2, buf, sizeof buf);
     c->seed[i] = buf[0] && buf[0] != '-' ? atoll(buf) : -1;
@@ -140,6 +140,6 @@ scl_err orch_index_rebuild(const char *run_dir) {
   orch_state_reconcile_files(s, run_dir);
   scl_err err = orch_index_write(run_dir, s->job.sweep[0] ? s->job.sweep : "sweep", s);
   orch_state_destroy(&s);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }

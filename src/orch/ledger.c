@@ -156,17 +156,17 @@ static scl_err read_whole(const char *path, char **data, size_t *len) {
   *data = NULL;
   *len = 0;
   int fd = open(path, O_RDONLY);
-  if (fd < 0) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  SCL_CHECK(fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
   scl_err err = SCL_OK;
-  if (fstat(fd, &st) != 0)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+  SCL_CHECK_GOTO(err, done, fstat(fd, &st) == 0, SCL_ERR_IO, "%s: cannot stat: %s", path,
+                 strerror(errno));
   SCL_CALL_GOTO(err, scl_alloc((size_t)st.st_size + 1, "ledger contents", (void **)data), done);
   size_t got = 0;
   while (got < (size_t)st.st_size) {
     ssize_t k = read(fd, *data + got, (size_t)st.st_size - got);
     if (k < 0 && errno == EINTR) continue;
-    if (k < 0) SCL_ERROR_GOTO(err, done, SCL_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+    SCL_CHECK_GOTO(err, done, k >= 0, SCL_ERR_IO, "%s: read failed: %s", path, strerror(errno));
     if (k == 0) break; /* shrank while reading: use what is there */
     got += (size_t)k;
   }
@@ -213,7 +213,7 @@ scl_err orch_ledger_read_file(const char *path, orch_record_fn fn, void *ctx, in
   }
   scl_free(r);
   scl_free(data);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   if (n_records) *n_records = good;
   if (n_damaged) *n_damaged = bad;
   if (tail) *tail = (int64_t)valid_end;
@@ -242,17 +242,15 @@ scl_err orch_ledger_open(const char *run_dir, const char *job_id, orch_ledger **
     if (stat(l->path, &st) == 0 && tail < (int64_t)st.st_size) {
       SCL_WARN("%s: torn tail of %lld bytes (a writer died mid-record) cut off", l->path,
                (long long)(st.st_size - tail));
-      if (truncate(l->path, (off_t)tail) != 0)
-        SCL_ERROR_GOTO(err, fail, SCL_ERR_IO, "%s: cannot truncate torn tail: %s", l->path,
-                       strerror(errno));
+      SCL_CHECK_GOTO(err, fail, truncate(l->path, (off_t)tail) == 0, SCL_ERR_IO,
+                     "%s: cannot truncate torn tail: %s", l->path, strerror(errno));
     }
   }
   l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (l->fd < 0)
-    SCL_ERROR_GOTO(err, fail, SCL_ERR_IO, "%s: cannot open for appending: %s", l->path,
-                   strerror(errno));
-  if (fsync(l->fd) != 0)
-    SCL_ERROR_GOTO(err, fail, SCL_ERR_IO, "%s: fsync failed: %s", l->path, strerror(errno));
+  SCL_CHECK_GOTO(err, fail, l->fd >= 0, SCL_ERR_IO, "%s: cannot open for appending: %s", l->path,
+                 strerror(errno));
+  SCL_CHECK_GOTO(err, fail, fsync(l->fd) == 0, SCL_ERR_IO, "%s: fsync failed: %s", l->path,
+                 strerror(errno));
   *out = l;
   return SCL_OK;
 fail:
@@ -271,15 +269,14 @@ scl_err orch_ledger_append(orch_ledger *l, const orch_record *r, int sync) {
   orch_record copy = *r;
   if (copy.time == 0) copy.time = unix_now();
   size_t n = orch_record_format(&copy, l->line, sizeof l->line);
-  if (n == 0) return SCL_ERROR(SCL_ERR_INTERNAL, "%s: record does not fit a line", l->path);
+  SCL_CHECK(n != 0, SCL_ERR_INTERNAL, "%s: record does not fit a line", l->path);
   SCL_CALL(io_write_all(l->fd, l->line, n, l->path));
   if (sync) SCL_CALL(orch_ledger_sync(l));
   return SCL_OK;
 }
 
 scl_err orch_ledger_sync(orch_ledger *l) {
-  if (fsync(l->fd) != 0)
-    return SCL_ERROR(SCL_ERR_IO, "%s: fsync failed: %s", l->path, strerror(errno));
+  SCL_CHECK(fsync(l->fd) == 0, SCL_ERR_IO, "%s: fsync failed: %s", l->path, strerror(errno));
   return SCL_OK;
 }
 
@@ -289,7 +286,7 @@ scl_err orch_ledger_close(orch_ledger **l) {
   close((*l)->fd);
   scl_free(*l);
   *l = NULL;
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

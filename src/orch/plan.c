@@ -40,12 +40,12 @@ static scl_err combo_init(const orch_sweep *s, int d, int m, combo *c, int64_t *
     c->n_pts[k] = sc && sc->n_points ? sc->n_points : 1;
     *count *= c->n_pts[k];
     for (int a = 0; sc && a < sc->n_grid; a++) {
-      if (c->n_axes == 256) return SCL_ERROR(SCL_ERR_ARG, "%s: more than 256 grid axes", s->path);
+      SCL_CHECK(c->n_axes != 256, SCL_ERR_ARG, "%s: more than 256 grid axes", s->path);
       c->axes[c->n_axes++] = &sc->grid[a];
       *count *= sc->grid[a].values.n;
     }
-    if (*count > 100000000)
-      return SCL_ERROR(SCL_ERR_ARG, "%s: more than 10^8 combinations; split the sweep", s->path);
+    SCL_CHECK(*count <= 100000000, SCL_ERR_ARG, "%s: more than 10^8 combinations; split the sweep",
+              s->path);
   }
   return SCL_OK;
 }
@@ -69,7 +69,7 @@ static scl_err combo_settings(const combo *c, int64_t idx, char **out) {
   }
   for (int i = 0; i < n; i++) len += strlen(pick[i]->text) + 1;
   char *text = malloc(len);
-  if (!text) return SCL_ERROR(SCL_ERR_NOMEM, "trial settings");
+  SCL_CHECK(text, SCL_ERR_NOMEM, "trial settings");
   text[0] = '\0';
   for (int i = 0, pos = 0; i < n; i++)
     pos += snprintf(text + pos, len - (size_t)pos, "%s%s", i ? "\n" : "", pick[i]->text);
@@ -81,7 +81,7 @@ static scl_err push(char ***v, int *n, int *cap, const char *s) {
   if (*n + 2 > *cap) {
     *cap = *cap ? 2 * *cap : 16;
     char **g = realloc(*v, (size_t)*cap * sizeof **v);
-    if (!g) return SCL_ERROR(SCL_ERR_NOMEM, "trial arguments");
+    SCL_CHECK(g, SCL_ERR_NOMEM, "trial arguments");
     *v = g;
   }
   (*v)[*n] = strdup(s);
@@ -143,7 +143,7 @@ scl_err orch_plan_args(const orch_sweep *s, const orch_trial *t, const char *run
     orch_args_free(*argc, *argv);
     *argc = 0;
     *argv = NULL;
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   return SCL_OK;
 }
@@ -209,8 +209,7 @@ static scl_err describe(orch_trial *t, const run_trial_cfg *cfg) {
   t->dataset_name = strdup(cfg->dataset_name);
   t->method_name = strdup(cfg->method.name);
   t->arch = strdup(cfg->arch);
-  if (!t->dataset_name || !t->method_name || !t->arch)
-    return SCL_ERROR(SCL_ERR_NOMEM, "trial names");
+  SCL_CHECK(t->dataset_name && t->method_name && t->arch, SCL_ERR_NOMEM, "trial names");
   t->cost = orch_cost_prior(cfg);
   return SCL_OK;
 }
@@ -224,8 +223,9 @@ static scl_err identify(orch_trial *t, const orch_sweep *s, int argc, char **arg
                                argc - n_files, argv + n_files, &cfg);
   if (!err) err = describe(t, &cfg);
   if (!err && run_trial_identity(&cfg, t->id) != SCL_OK) {
-    t->error = strdup(scl_error_message());
-    scl_error_clear();
+    char msg[SCL_ERROR_MESSAGE_MAX];
+    scl_error_take(msg, sizeof msg); /* the trial is planned and fails when it runs */
+    t->error = strdup(msg);
     if (!t->error) err = SCL_ERROR(SCL_ERR_NOMEM, "trial error message");
     scl_hasher *h = NULL;
     if (!err) err = scl_hasher_create(&h);
@@ -234,7 +234,7 @@ static scl_err identify(orch_trial *t, const orch_sweep *s, int argc, char **arg
     scl_hasher_destroy(&h);
   }
   cfg_free(&run_trial_schema, &cfg);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -243,7 +243,7 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
   if (p->n == *cap) {
     *cap = *cap ? 2 * *cap : 64;
     orch_trial *g = realloc(p->trials, (size_t)*cap * sizeof *g);
-    if (!g) return SCL_ERROR(SCL_ERR_NOMEM, "plan of %lld trials", (long long)*cap);
+    SCL_CHECK(g, SCL_ERR_NOMEM, "plan of %lld trials", (long long)*cap);
     p->trials = g;
   }
   orch_trial *t = &p->trials[p->n];
@@ -265,7 +265,7 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
       SCL_WARN("sweep: '%s' is the same trial as '%s' (%s); it runs once", a, b, t->id);
     }
     trial_free(t);
-    if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    if (err) return SCL_TRACE(err);
     return SCL_OK;
   }
   p->n++;
@@ -293,7 +293,7 @@ static scl_err expand(orch_plan *p, const orch_sweep *s) {
       }
     }
   scl_free(set.slot);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -304,7 +304,7 @@ scl_err orch_plan_create(const orch_sweep *s, orch_plan **out) {
   scl_err err = expand(p, s);
   if (err) {
     orch_plan_destroy(&p);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   if (p->duplicates > 5)
     SCL_WARN("sweep: %lld combinations named already planned trials in all",

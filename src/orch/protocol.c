@@ -59,14 +59,14 @@ static scl_err encode(const orch_msg *m, char **buf, size_t *len) {
 static scl_err decode(const char *buf, size_t len, orch_msg *m) {
   wire w;
   memset(m, 0, sizeof *m);
-  if (len < sizeof w) return SCL_ERROR(SCL_ERR_FORMAT, "orchestrator message of %zu bytes", len);
+  SCL_CHECK(len >= sizeof w, SCL_ERR_FORMAT, "orchestrator message of %zu bytes", len);
   memcpy(&w, buf, sizeof w);
-  if (w.magic != ORCH_MSG_MAGIC || w.version != ORCH_MSG_VERSION || w.text_len != len - sizeof w ||
-      w.type <= 0 || w.type >= ORCH_MSG_COUNT)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "malformed orchestrator message (magic %x version %u type "
-                     "%d): do all ranks run the same safecl?",
-                     w.magic, w.version, w.type);
+  SCL_CHECK(w.magic == ORCH_MSG_MAGIC && w.version == ORCH_MSG_VERSION &&
+                w.text_len == len - sizeof w && w.type > 0 && w.type < ORCH_MSG_COUNT,
+            SCL_ERR_FORMAT,
+            "malformed orchestrator message (magic %x version %u type "
+            "%d): do all ranks run the same safecl?",
+            w.magic, w.version, w.type);
   *m = (orch_msg){w.type,    w.group,   w.trial,     w.attempt, w.sessions,  w.status,
                   w.flags,   w.skipped, w.exit_code, w.seconds, w.final_acc, w.avg_acc,
                   w.val_acc, w.latency, {0},         NULL};
@@ -74,7 +74,7 @@ static scl_err decode(const char *buf, size_t len, orch_msg *m) {
   m->id[32] = '\0';
   if (w.text_len) {
     m->text = malloc(w.text_len + 1);
-    if (!m->text) return SCL_ERROR(SCL_ERR_NOMEM, "message text");
+    SCL_CHECK(m->text, SCL_ERR_NOMEM, "message text");
     memcpy(m->text, buf + sizeof w, w.text_len);
     m->text[w.text_len] = '\0';
   }
@@ -87,7 +87,7 @@ scl_err orch_msg_send(const dist_comm *c, int dest, const orch_msg *m) {
   SCL_CALL(encode(m, &buf, &len));
   scl_err err = dist_send(c, dest, ORCH_TAG, buf, len);
   scl_free(buf);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -97,7 +97,7 @@ scl_err orch_msg_recv(const dist_comm *c, int source, orch_msg *m, int *from) {
   scl_err err = decode(raw.data, raw.len, m);
   if (from) *from = raw.source;
   dist_msg_free(&raw);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -112,6 +112,6 @@ scl_err orch_msg_bcast(const dist_comm *c, int root, orch_msg *m) {
     err = decode(buf, len, m);
   }
   scl_free(buf);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }

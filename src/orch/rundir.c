@@ -40,7 +40,7 @@ static scl_err take_lock(orch_rundir *rd) {
   char path[4200], holder[512] = "";
   snprintf(path, sizeof path, "%s/lock", rd->path);
   rd->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (rd->lock_fd < 0) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  SCL_CHECK(rd->lock_fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
   if (fcntl(rd->lock_fd, F_SETLK, &fl) != 0) {
     if (errno == EACCES || errno == EAGAIN) {
@@ -70,10 +70,9 @@ static scl_err take_lock(orch_rundir *rd) {
 scl_err orch_rundir_open(const char *path, orch_rundir *rd) {
   memset(rd, 0, sizeof *rd);
   rd->lock_fd = -1;
-  if (!path || !path[0])
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "run.dir is not set: give run.dir=DIR on the command line or "
-                     "run = { dir = \"...\"; } in the sweep file");
+  SCL_CHECK(path && path[0], SCL_ERR_ARG,
+            "run.dir is not set: give run.dir=DIR on the command line or "
+            "run = { dir = \"...\"; } in the sweep file");
   snprintf(rd->path, sizeof rd->path, "%s", path);
   char trials[4200];
   snprintf(trials, sizeof trials, "%s/trials", path);
@@ -116,6 +115,6 @@ scl_err orch_rundir_read_result(const char *run_dir, const char *id, double *fin
   scl_free(got);
   scl_err close_err = h5_file_close(&f);
   if (!err) err = close_err;
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }

@@ -64,7 +64,7 @@ static scl_err grow(orch_state *s) {
   if (s->n == s->cap) {
     int64_t tcap = s->cap ? 2 * s->cap : 512;
     orch_trial_state *t = realloc(s->trials, (size_t)tcap * sizeof *t);
-    if (!t) return SCL_ERROR(SCL_ERR_NOMEM, "run state of %lld trials", (long long)tcap);
+    SCL_CHECK(t, SCL_ERR_NOMEM, "run state of %lld trials", (long long)tcap);
     s->trials = t;
     s->cap = tcap;
   }
@@ -235,7 +235,7 @@ scl_err orch_state_load(const char *run_dir, orch_state **out) {
   s->replay_seconds = scl_now() - t0;
   if (err) {
     orch_state_destroy(out);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   return SCL_OK;
 }

@@ -16,26 +16,23 @@
 static scl_err prepare(const dist_comm *world, int argc, char **argv, orch_sweep **sweep) {
   int first = 1;
   while (first < argc && !cfg_is_override(argv[first])) first++;
-  if (first != 2)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "usage: safecl sweep SWEEP.cfg [key=value ...] (one sweep "
-                     "file; got %d)",
-                     first - 1);
+  SCL_CHECK(first == 2, SCL_ERR_ARG,
+            "usage: safecl sweep SWEEP.cfg [key=value ...] (one sweep "
+            "file; got %d)",
+            first - 1);
   SCL_CALL(orch_sweep_load(argv[1], argc - first, argv + first, sweep));
   const orch_sweep *s = *sweep;
   int p = dist_comm_size(world);
-  if (p < 2)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "safecl sweep needs at least 2 ranks (world rank 0 "
-                     "coordinates and never trains): run it under mpirun -np N or srun -n N, "
-                     "N >= 2; for one trial use safecl train");
+  SCL_CHECK(p >= 2, SCL_ERR_ARG,
+            "safecl sweep needs at least 2 ranks (world rank 0 "
+            "coordinates and never trains): run it under mpirun -np N or srun -n N, "
+            "N >= 2; for one trial use safecl train");
   if ((p - 1) % s->group_size)
     return SCL_ERROR(SCL_ERR_ARG,
                      "%d worker ranks do not split into groups of %lld: use "
                      "1 + k x %lld ranks",
                      p - 1, (long long)s->group_size, (long long)s->group_size);
-  if (!s->run_dir[0])
-    return SCL_ERROR(SCL_ERR_ARG, "run.dir is not set: give run.dir=DIR on the command line");
+  SCL_CHECK(s->run_dir[0], SCL_ERR_ARG, "run.dir is not set: give run.dir=DIR on the command line");
   return SCL_OK;
 }
 
@@ -49,7 +46,7 @@ scl_err orch_sweep_run(const dist_comm *world, int argc, char **argv, int *exit_
   if (rank == 0) {
     if (prepare(world, argc, argv, &sweep) != SCL_OK) {
       scl_log_error_traceback();
-      scl_error_clear();
+      scl_error_take(NULL, 0);
       info[0] = 1;
     } else {
       info[1] = sweep->group_size;

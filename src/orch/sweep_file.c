@@ -59,12 +59,10 @@ static void where_of(const config_setting_t *c, const char *fallback, char *buf,
 
 /* Re-raises the current error (from a key=value check) with `where` in front of it. */
 scl_err orch_rewhere(scl_err err, const char *where) {
-  char msg[1024];
-  const char *m = scl_error_message();
-  if (!strncmp(m, "command line: ", 14)) m += 14;
-  snprintf(msg, sizeof msg, "%s", m);
-  scl_error_clear();
-  return SCL_ERROR(err, "%s: %s", where, msg);
+  char msg[SCL_ERROR_MESSAGE_MAX];
+  scl_error_take(msg, sizeof msg);
+  const char *m = strncmp(msg, "command line: ", 14) ? msg : msg + 14;
+  return SCL_ERROR(err, "%s: %s", where, m);
 }
 
 static const cfg_key *trial_key(const char *name, size_t len) {
@@ -77,19 +75,17 @@ static const cfg_key *trial_key(const char *name, size_t len) {
 
 scl_err orch_check_trial_setting(const char *text, const char *where) {
   const char *eq = strchr(text, '=');
-  if (!eq || eq == text)
-    return SCL_ERROR(SCL_ERR_ARG, "%s: '%s' is not of the form key=value", where, text);
+  SCL_CHECK(eq && eq != text, SCL_ERR_ARG, "%s: '%s' is not of the form key=value", where, text);
   for (const char *p = text; *p; p++)
-    if ((unsigned char)*p < 0x20)
-      return SCL_ERROR(SCL_ERR_ARG, "%s: '%s' holds a control character", where, text);
-  if (!trial_key(text, (size_t)(eq - text)))
-    return SCL_ERROR(SCL_ERR_ARG, "%s: unknown trial key '%.*s' (see safecl train --help)", where,
-                     (int)(eq - text), text);
-  if (!strncmp(text, "run.dir=", 8))
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "%s: run.dir of a trial is set by the sweep "
-                     "(RUN_DIR/trials/<id>); remove '%s'",
-                     where, text);
+    SCL_CHECK((unsigned char)*p >= 0x20, SCL_ERR_ARG, "%s: '%s' holds a control character", where,
+              text);
+  SCL_CHECK(trial_key(text, (size_t)(eq - text)), SCL_ERR_ARG,
+            "%s: unknown trial key '%.*s' (see safecl train --help)", where, (int)(eq - text),
+            text);
+  SCL_CHECK(strncmp(text, "run.dir=", 8) != 0, SCL_ERR_ARG,
+            "%s: run.dir of a trial is set by the sweep "
+            "(RUN_DIR/trials/<id>); remove '%s'",
+            where, text);
   run_trial_cfg scratch = {0};
   char *one = (char *)text;
   scl_err err = cfg_load_files(&run_trial_schema, NULL, 0, 1, &one, &scratch);
@@ -102,7 +98,7 @@ scl_err orch_settings_add(orch_settings *l, const char *text, const char *where)
   if (l->n == l->cap) {
     int cap = l->cap ? 2 * l->cap : 4;
     orch_setting *v = realloc(l->v, (size_t)cap * sizeof *v);
-    if (!v) return SCL_ERROR(SCL_ERR_NOMEM, "sweep settings");
+    SCL_CHECK(v, SCL_ERR_NOMEM, "sweep settings");
     l->v = v;
     l->cap = cap;
   }
@@ -144,8 +140,8 @@ static scl_err scalar_text(const config_setting_t *c, const char *where, char *b
       snprintf(buf, cap, "%s", config_setting_get_bool(c) ? "true" : "false");
       return SCL_OK;
     case CONFIG_TYPE_STRING:
-      if (strlen(config_setting_get_string(c)) >= cap)
-        return SCL_ERROR(SCL_ERR_ARG, "%s: string longer than %zu characters", where, cap - 1);
+      SCL_CHECK(strlen(config_setting_get_string(c)) < cap, SCL_ERR_ARG,
+                "%s: string longer than %zu characters", where, cap - 1);
       snprintf(buf, cap, "%s", config_setting_get_string(c));
       return SCL_OK;
   }
@@ -161,8 +157,7 @@ static scl_err parse_settings(const config_setting_t *c, const char *what, orch_
   for (int i = 0; i < config_setting_length(c); i++) {
     const config_setting_t *e = config_setting_get_elem(c, (unsigned)i);
     const char *text = config_setting_get_string(e);
-    if (!text)
-      return SCL_ERROR(SCL_ERR_ARG, "%s: %s[%d] is not a \"key=value\" string", where, what, i);
+    SCL_CHECK(text, SCL_ERR_ARG, "%s: %s[%d] is not a \"key=value\" string", where, what, i);
     SCL_CALL(orch_check_trial_setting(text, where));
     SCL_CALL(orch_settings_add(out, text, where));
   }
@@ -172,16 +167,15 @@ static scl_err parse_settings(const config_setting_t *c, const char *what, orch_
 static scl_err parse_axis(const config_setting_t *g, orch_axis *axis) {
   char where[4200], buf[4096], text[8192];
   where_of(g, "sweep", where, sizeof where);
-  if (!config_setting_is_group(g))
-    return SCL_ERROR(SCL_ERR_ARG, "%s: a grid axis is a group { key = \"...\"; values = [...]; }",
-                     where);
+  SCL_CHECK(config_setting_is_group(g), SCL_ERR_ARG,
+            "%s: a grid axis is a group { key = \"...\"; values = [...]; }", where);
   const config_setting_t *vals = NULL;
   for (int i = 0; i < config_setting_length(g); i++) {
     const config_setting_t *c = config_setting_get_elem(g, (unsigned)i);
     const char *name = config_setting_name(c);
     if (!strcmp(name, "key") && config_setting_get_string(c)) {
       axis->key = strdup(config_setting_get_string(c));
-      if (!axis->key) return SCL_ERROR(SCL_ERR_NOMEM, "grid key");
+      SCL_CHECK(axis->key, SCL_ERR_NOMEM, "grid key");
     } else if (!strcmp(name, "values") && config_setting_is_aggregate(c)) {
       vals = c;
     } else {
@@ -192,9 +186,8 @@ static scl_err parse_axis(const config_setting_t *g, orch_axis *axis) {
                        where, name);
     }
   }
-  if (!axis->key || !vals || config_setting_length(vals) == 0)
-    return SCL_ERROR(SCL_ERR_ARG, "%s: a grid axis needs key = \"...\" and a non-empty values",
-                     where);
+  SCL_CHECK(axis->key && vals && config_setting_length(vals) != 0, SCL_ERR_ARG,
+            "%s: a grid axis needs key = \"...\" and a non-empty values", where);
   where_of(vals, "sweep", where, sizeof where);
   for (int i = 0; i < config_setting_length(vals); i++) {
     SCL_CALL(scalar_text(config_setting_get_elem(vals, (unsigned)i), where, buf, sizeof buf));
@@ -208,11 +201,10 @@ static scl_err parse_axis(const config_setting_t *g, orch_axis *axis) {
 static scl_err parse_grid(const config_setting_t *c, orch_scope *scope) {
   char where[4200];
   where_of(c, "sweep", where, sizeof where);
-  if (!config_setting_is_list(c))
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "%s: grid must be a list of groups: ( { key = ...; values = "
-                     "[...]; }, ... )",
-                     where);
+  SCL_CHECK(config_setting_is_list(c), SCL_ERR_ARG,
+            "%s: grid must be a list of groups: ( { key = ...; values = "
+            "[...]; }, ... )",
+            where);
   int n = config_setting_length(c);
   SCL_CALL(scl_calloc((size_t)(n ? n : 1) * sizeof(orch_axis), "grid", (void **)&scope->grid));
   for (int i = 0; i < n; i++) {
@@ -225,9 +217,8 @@ static scl_err parse_grid(const config_setting_t *c, orch_scope *scope) {
 static scl_err parse_points(const config_setting_t *c, orch_scope *scope) {
   char where[4200];
   where_of(c, "sweep", where, sizeof where);
-  if (!config_setting_is_list(c))
-    return SCL_ERROR(SCL_ERR_ARG, "%s: points must be a list of lists: ( [\"k=v\", ...], ... )",
-                     where);
+  SCL_CHECK(config_setting_is_list(c), SCL_ERR_ARG,
+            "%s: points must be a list of lists: ( [\"k=v\", ...], ... )", where);
   int n = config_setting_length(c);
   SCL_CALL(
       scl_calloc((size_t)(n ? n : 1) * sizeof(orch_settings), "points", (void **)&scope->points));
@@ -260,9 +251,8 @@ static scl_err resolve_file(const parse_ctx *p, const char *rel, const char *whe
     snprintf(path, sizeof path, "%s", rel);
   else
     snprintf(path, sizeof path, "%s/%s", p->dir, rel);
-  if (access(path, R_OK) != 0 || !realpath(path, real))
-    return SCL_ERROR(SCL_ERR_ARG, "%s: cannot read '%s' (%s): %s", where, rel, path,
-                     strerror(errno));
+  SCL_CHECK(access(path, R_OK) == 0 && realpath(path, real), SCL_ERR_ARG,
+            "%s: cannot read '%s' (%s): %s", where, rel, path, strerror(errno));
   *out = strdup(real);
   if (!*out) return SCL_ERROR(SCL_ERR_NOMEM, "path");
   return SCL_OK;
@@ -272,16 +262,15 @@ static scl_err parse_entry(const parse_ctx *p, const config_setting_t *e, orch_e
   char where[4200];
   where_of(e, "sweep", where, sizeof where);
   out->where = strdup(where);
-  if (!out->where) return SCL_ERROR(SCL_ERR_NOMEM, "sweep entry");
+  SCL_CHECK(out->where, SCL_ERR_NOMEM, "sweep entry");
   if (config_setting_get_string(e)) {
     SCL_CALL(resolve_file(p, config_setting_get_string(e), where, &out->file));
     return SCL_OK;
   }
-  if (!config_setting_is_group(e))
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "%s: an entry is a file name or { file = \"...\"; overrides; "
-                     "grid; points; }",
-                     where);
+  SCL_CHECK(config_setting_is_group(e), SCL_ERR_ARG,
+            "%s: an entry is a file name or { file = \"...\"; overrides; "
+            "grid; points; }",
+            where);
   for (int i = 0; i < config_setting_length(e); i++) {
     const config_setting_t *c = config_setting_get_elem(e, (unsigned)i);
     int handled = 0;
@@ -289,14 +278,14 @@ static scl_err parse_entry(const parse_ctx *p, const config_setting_t *e, orch_e
     if (handled) continue;
     char w[4200];
     where_of(c, "sweep", w, sizeof w);
-    if (strcmp(config_setting_name(c), "file") || !config_setting_get_string(c) || out->file)
-      return SCL_ERROR(SCL_ERR_ARG,
-                       "%s: unknown key '%s' in an entry (file, overrides, grid, "
-                       "points)",
-                       w, config_setting_name(c));
+    SCL_CHECK(!strcmp(config_setting_name(c), "file") && config_setting_get_string(c) && !out->file,
+              SCL_ERR_ARG,
+              "%s: unknown key '%s' in an entry (file, overrides, grid, "
+              "points)",
+              w, config_setting_name(c));
     SCL_CALL(resolve_file(p, config_setting_get_string(c), w, &out->file));
   }
-  if (!out->file) return SCL_ERROR(SCL_ERR_ARG, "%s: entry without file = \"...\"", where);
+  SCL_CHECK(out->file, SCL_ERR_ARG, "%s: entry without file = \"...\"", where);
   return SCL_OK;
 }
 
@@ -328,8 +317,8 @@ static scl_err parse_base(const parse_ctx *p, const config_setting_t *c) {
   for (int i = 0; i < len; i++) {
     const config_setting_t *e =
         config_setting_get_string(c) ? c : config_setting_get_elem(c, (unsigned)i);
-    if (!config_setting_get_string(e))
-      return SCL_ERROR(SCL_ERR_ARG, "%s: base[%d] is not a file name", where, i);
+    SCL_CHECK(config_setting_get_string(e), SCL_ERR_ARG, "%s: base[%d] is not a file name", where,
+              i);
     p->s->n_base = i + 1;
     SCL_CALL(resolve_file(p, config_setting_get_string(e), where, &p->s->base[i]));
   }
@@ -342,14 +331,12 @@ scl_err orch_seeds_set(orch_sweep *s, const int64_t *v, int n, const char *where
   s->n_seeds = 0;
   if (n == 0) return SCL_OK;
   s->seeds = malloc((size_t)n * sizeof *s->seeds);
-  if (!s->seeds) return SCL_ERROR(SCL_ERR_NOMEM, "seeds");
+  SCL_CHECK(s->seeds, SCL_ERR_NOMEM, "seeds");
   for (int i = 0; i < n; i++) {
-    if (v[i] < 0 || v[i] > 4294967295LL)
-      return SCL_ERROR(SCL_ERR_ARG, "%s: seed %lld is outside [0, 4294967295]", where,
-                       (long long)v[i]);
+    SCL_CHECK(v[i] >= 0 && v[i] <= 4294967295LL, SCL_ERR_ARG,
+              "%s: seed %lld is outside [0, 4294967295]", where, (long long)v[i]);
     for (int j = 0; j < i; j++)
-      if (v[j] == v[i])
-        return SCL_ERROR(SCL_ERR_ARG, "%s: seed %lld is listed twice", where, (long long)v[i]);
+      SCL_CHECK(v[j] != v[i], SCL_ERR_ARG, "%s: seed %lld is listed twice", where, (long long)v[i]);
     s->seeds[i] = v[i];
   }
   s->n_seeds = n;
@@ -363,7 +350,7 @@ static scl_err parse_seeds(orch_sweep *s, const config_setting_t *c) {
   if (!config_setting_is_array(c) && !config_setting_is_list(c))
     return SCL_ERROR(SCL_ERR_ARG, "%s: seeds must be a list of integers", where);
   int64_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-  if (!v) return SCL_ERROR(SCL_ERR_NOMEM, "seeds");
+  SCL_CHECK(v, SCL_ERR_NOMEM, "seeds");
   scl_err err = SCL_OK;
   for (int i = 0; i < n && !err; i++) {
     const config_setting_t *e = config_setting_get_elem(c, (unsigned)i);
@@ -400,9 +387,8 @@ static scl_err parse_sweep_group(parse_ctx *p, const config_setting_t *g) {
       int known = 0;
       for (int k = 0; k < orch_sweep_schema.n_keys; k++)
         known |= !strcmp(orch_sweep_schema.keys[k].name, text);
-      if (!known)
-        return SCL_ERROR(SCL_ERR_ARG, "%s: unknown key 'sweep.%s' (see safecl sweep --help)", where,
-                         name);
+      SCL_CHECK(known, SCL_ERR_ARG, "%s: unknown key 'sweep.%s' (see safecl sweep --help)", where,
+                name);
       SCL_CALL(scalar_text(c, where, buf, sizeof buf));
       snprintf(text, sizeof text, "sweep.%s=%s", name, buf);
       SCL_CALL(orch_settings_add(&p->scalars, text, where));
@@ -422,11 +408,12 @@ static scl_err parse_root(parse_ctx *p, const config_setting_t *root) {
       continue;
     }
     const config_setting_t *dir = config_setting_get_member(c, "dir");
-    if (strcmp(name, "run") || !config_setting_is_group(c) || config_setting_length(c) != 1 || !dir)
-      return SCL_ERROR(SCL_ERR_ARG,
-                       "%s: unknown key '%s': a sweep file holds sweep = { ... } "
-                       "and optionally run = { dir = \"...\"; }",
-                       where, name);
+    SCL_CHECK(
+        !strcmp(name, "run") && config_setting_is_group(c) && config_setting_length(c) == 1 && dir,
+        SCL_ERR_ARG,
+        "%s: unknown key '%s': a sweep file holds sweep = { ... } "
+        "and optionally run = { dir = \"...\"; }",
+        where, name);
     where_of(dir, "sweep", where, sizeof where);
     SCL_CALL(scalar_text(dir, where, buf, sizeof buf));
     snprintf(text, sizeof text, "run.dir=%s", buf);
@@ -456,7 +443,7 @@ scl_err orch_sweep_parse_file(orch_sweep *s, orch_settings *scalars, const char 
                       config_error_text(&lc));
   } else {
     err = parse_root(p, config_root_setting(&lc));
-    if (err) scl_error_trace(err, __FILE__, __LINE__, __func__);
+    if (err) SCL_TRACE(err);
   }
   config_destroy(&lc);
   *scalars = ctx.scalars; /* the caller frees them, also on error */

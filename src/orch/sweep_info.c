@@ -27,7 +27,7 @@ static orch_trial_status status_of(const orch_sweep *s, orch_state *st, const or
 static scl_err load(const char *option, int argc, char **argv, orch_sweep **s) {
   int first = 1;
   while (first < argc && !cfg_is_override(argv[first])) first++;
-  if (first != 2) return SCL_ERROR(SCL_ERR_ARG, "%s: give exactly one sweep file", option);
+  SCL_CHECK(first == 2, SCL_ERR_ARG, "%s: give exactly one sweep file", option);
   SCL_CALL(orch_sweep_load(argv[1], argc - first, argv + first, s));
   return SCL_OK;
 }
@@ -98,7 +98,7 @@ scl_err orch_sweep_print_trial(const char *index, int argc, char **argv) {
   if (!index[0] || *end || i < 0 || i >= p->n)
     SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "--trial %s: not a trial index in [0, %lld)", index,
                    (long long)p->n);
-  if (!s->run_dir[0]) SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "--trial needs run.dir=DIR");
+  SCL_CHECK_GOTO(err, done, s->run_dir[0], SCL_ERR_ARG, "--trial needs run.dir=DIR");
   SCL_CALL_GOTO(err, orch_plan_args(s, &p->trials[i], s->run_dir, &n, &args), done);
   for (int k = 0; k < n; k++) printf("%s\n", args[k]);
 done:

@@ -54,11 +54,10 @@ static scl_err cmdline_seeds(orch_sweep *s, const char *list) {
     char *end = NULL;
     errno = 0;
     long long x = strtoll(p, &end, 10);
-    if (end == p || errno || n == 4096)
-      return SCL_ERROR(SCL_ERR_ARG,
-                       "command line: sweep.seeds=%s is not a comma-separated list "
-                       "of at most 4096 integers",
-                       list);
+    SCL_CHECK(end != p && !errno && n != 4096, SCL_ERR_ARG,
+              "command line: sweep.seeds=%s is not a comma-separated list "
+              "of at most 4096 integers",
+              list);
     v[n++] = x;
     p = *end == ',' ? end + 1 : end;
     if (*end && *end != ',')
@@ -71,7 +70,7 @@ static scl_err cmdline_seeds(orch_sweep *s, const char *list) {
 static scl_err parse_cmdline(orch_sweep *s, orch_settings *scalars, int n, char *const *overrides) {
   for (int i = 0; i < n; i++) {
     const char *o = overrides[i], *eq = strchr(o, '=');
-    if (!eq) return SCL_ERROR(SCL_ERR_ARG, "command line: '%s' is not of the form key=value", o);
+    SCL_CHECK(eq, SCL_ERR_ARG, "command line: '%s' is not of the form key=value", o);
     if (!strncmp(o, "sweep.seeds=", 12)) {
       SCL_CALL(cmdline_seeds(s, eq + 1));
     } else if (!strncmp(o, "sweep.", 6) || !strncmp(o, "run.", 4)) {
@@ -79,9 +78,8 @@ static scl_err parse_cmdline(orch_sweep *s, orch_settings *scalars, int n, char 
       for (int k = 0; k < orch_sweep_schema.n_keys; k++)
         known |= strlen(orch_sweep_schema.keys[k].name) == (size_t)(eq - o) &&
                  !strncmp(orch_sweep_schema.keys[k].name, o, (size_t)(eq - o));
-      if (!known)
-        return SCL_ERROR(SCL_ERR_ARG, "command line: unknown key '%.*s' (see safecl sweep --help)",
-                         (int)(eq - o), o);
+      SCL_CHECK(known, SCL_ERR_ARG, "command line: unknown key '%.*s' (see safecl sweep --help)",
+                (int)(eq - o), o);
       SCL_CALL(orch_settings_add(scalars, o, "command line"));
     } else {
       SCL_CALL(orch_check_trial_setting(o, "command line"));
@@ -106,15 +104,14 @@ static scl_err apply_scalars(orch_sweep *s, const orch_settings *scalars) {
   }
   if (!err) err = cfg_load_files(&orch_sweep_schema, NULL, 0, scalars->n, texts, s);
   scl_free(texts);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
 static scl_err settings_set_seed(const orch_settings *l) {
   for (int i = 0; l && i < l->n; i++)
-    if (!strncmp(l->v[i].text, "seed=", 5))
-      return SCL_ERROR(SCL_ERR_ARG, "%s: '%s' conflicts with sweep.seeds; remove one",
-                       l->v[i].where, l->v[i].text);
+    SCL_CHECK(strncmp(l->v[i].text, "seed=", 5) != 0, SCL_ERR_ARG,
+              "%s: '%s' conflicts with sweep.seeds; remove one", l->v[i].where, l->v[i].text);
   return SCL_OK;
 }
 
@@ -150,7 +147,7 @@ scl_err orch_sweep_load(const char *path, int n_overrides, char *const *override
   orch_settings_free(&scalars);
   if (err) {
     orch_sweep_destroy(&s);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = s;
   return SCL_OK;

@@ -172,8 +172,8 @@ static scl_err run_one(worker *w, const orch_msg *trial, orch_msg *res) {
   w->comm_err = SCL_OK;
   if (trial->flags & ORCH_FLAG_DRY_RUN) return SCL_OK;
   char *layering = strdup(trial->text ? trial->text : "");
-  if (!layering) return SCL_ERROR(SCL_ERR_NOMEM, "trial layering");
-  scl_error_clear();
+  SCL_CHECK(layering, SCL_ERR_NOMEM, "trial layering");
+  scl_error_clear(); /* a trial starts with nothing pending: its first failure is the root cause */
   scl_err err = run_trial_of(w, layering, res);
   free(layering);
   if (w->comm_err) return w->comm_err; /* the group lost the coordinator: fatal */
@@ -181,8 +181,9 @@ static scl_err run_one(worker *w, const orch_msg *trial, orch_msg *res) {
   err = dist_agree(w->group, err); /* one verdict per group */
   if (err == SCL_ERR_MPI) return err;
   res->status = err;
-  if (err) SCL_CALL(orch_msg_set_text(res, scl_error_message()));
-  scl_error_clear();
+  char msg[SCL_ERROR_MESSAGE_MAX];
+  scl_error_take(msg, sizeof msg); /* the failure is the trial's, reported in the result */
+  if (err) SCL_CALL(orch_msg_set_text(res, msg));
   return SCL_OK;
 }
 
@@ -205,9 +206,9 @@ scl_err orch_worker_run(const dist_comm *world, const dist_comm *group, int grou
       *exit_code = in.exit_code;
       break;
     }
-    if (in.type != ORCH_MSG_TRIAL)
-      SCL_ERROR_GOTO(err, done, SCL_ERR_INTERNAL, "group %d: unexpected %s from the coordinator",
-                     group_id, orch_msg_name(in.type));
+    SCL_CHECK_GOTO(err, done, in.type == ORCH_MSG_TRIAL, SCL_ERR_INTERNAL,
+                   "group %d: unexpected %s from the coordinator", group_id,
+                   orch_msg_name(in.type));
     SCL_CALL_GOTO(err, run_one(&w, &in, &out), done);
   }
 done:

@@ -17,7 +17,7 @@ static scl_err add_row(report_data *d, int category, const char *method, const c
     if (!strcmp(d->rows[r].method, method) && !strcmp(d->rows[r].predictor, predictor))
       return SCL_OK;
   report_row *grown = realloc(d->rows, ((size_t)d->n_rows + 1) * sizeof *grown);
-  if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "report: rows");
+  SCL_CHECK(grown, SCL_ERR_NOMEM, "report: rows");
   d->rows = grown;
   report_row *row = &d->rows[d->n_rows++];
   memset(row, 0, sizeof *row);
@@ -29,7 +29,7 @@ static scl_err add_row(report_data *d, int category, const char *method, const c
   const char *ml = report_method_label(method), *pl = report_predictor_label(predictor);
   size_t n = strlen(ml) + strlen(pl) + 3;
   row->label = malloc(n);
-  if (!row->label) return SCL_ERROR(SCL_ERR_NOMEM, "report: row label");
+  SCL_CHECK(row->label, SCL_ERR_NOMEM, "report: row label");
   snprintf(row->label, n, row->primary ? "%s" : "%s: %s", ml, pl);
   return SCL_OK;
 }
@@ -83,8 +83,7 @@ static scl_err fill_curve(const report_data *d, const report_point *p, const cha
   c->curve_mean = malloc(T * sizeof *c->curve_mean);
   c->curve_std = malloc(T * sizeof *c->curve_std);
   c->curve_n = malloc(T * sizeof *c->curve_n);
-  if (!c->curve_mean || !c->curve_std || !c->curve_n)
-    return SCL_ERROR(SCL_ERR_NOMEM, "report: curves");
+  SCL_CHECK(c->curve_mean && c->curve_std && c->curve_n, SCL_ERR_NOMEM, "report: curves");
   for (size_t s = 0; s < T; s++) {
     int k = 0;
     for (int i = 0; i < p->n_trials; i++) {
@@ -207,7 +206,7 @@ scl_err report_model_build(report_data *d) {
       if (!err && d->opts->baseline) fill_paired(d, row, ds, report_cell_at(d, r, ds), scratch);
     }
   free(scratch);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   mark_best(d);
   return SCL_OK;
 }

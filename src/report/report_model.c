@@ -45,7 +45,7 @@ static int cmp_by_cell(const void *pa, const void *pb) {
 static scl_err sorted_trials(report_data *d, int placed_only,
                              int (*cmp)(const void *, const void *), report_trial ***out, int *n) {
   report_trial **v = malloc(((size_t)d->n_trials + 1) * sizeof *v);
-  if (!v) return SCL_ERROR(SCL_ERR_NOMEM, "report: trial index");
+  SCL_CHECK(v, SCL_ERR_NOMEM, "report: trial index");
   *n = 0;
   for (int i = 0; i < d->n_trials; i++) {
     report_trial *t = &d->trials[i];
@@ -117,7 +117,7 @@ static scl_err finish_points(report_data *d, report_group *g, const char *in_run
       for (int j = 0; j < p->n_missing && !seen; j++) seen = p->missing[j] == t->seed;
       if (seen) continue;
       int64_t *grown = realloc(p->missing, ((size_t)p->n_missing + 1) * sizeof *grown);
-      if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "report: missing seeds");
+      SCL_CHECK(grown, SCL_ERR_NOMEM, "report: missing seeds");
       p->missing = grown;
       p->missing[p->n_missing++] = t->seed;
     }
@@ -152,15 +152,15 @@ static scl_err add_point(report_group *g, const report_trial *t, int index) {
   report_point *p = g->n_points ? &g->points[g->n_points - 1] : NULL;
   if (!p || strcmp(p->key, t->point)) {
     report_point *grown = realloc(g->points, ((size_t)g->n_points + 1) * sizeof *grown);
-    if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "report: points");
+    SCL_CHECK(grown, SCL_ERR_NOMEM, "report: points");
     g->points = grown;
     p = &g->points[g->n_points++];
     memset(p, 0, sizeof *p);
     p->key = strdup(t->point);
-    if (!p->key) return SCL_ERROR(SCL_ERR_NOMEM, "report: point");
+    SCL_CHECK(p->key, SCL_ERR_NOMEM, "report: point");
   }
   int *grown = realloc(p->trials, ((size_t)p->n_trials + 1) * sizeof *grown);
-  if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "report: point trials");
+  SCL_CHECK(grown, SCL_ERR_NOMEM, "report: point trials");
   p->trials = grown;
   p->trials[p->n_trials++] = index;
   return SCL_OK;
@@ -197,9 +197,9 @@ static scl_err build_groups(report_data *d) {
     choose_point(&d->groups[k]);
   }
   free(in_run);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   d->datasets = calloc((size_t)d->n_groups + 1, sizeof *d->datasets);
-  if (!d->datasets) return SCL_ERROR(SCL_ERR_NOMEM, "report: datasets");
+  SCL_CHECK(d->datasets, SCL_ERR_NOMEM, "report: datasets");
   for (int k = 0; k < d->n_groups; k++) /* groups are sorted by dataset first */
     if (!d->n_datasets || strcmp(d->datasets[d->n_datasets - 1], d->groups[k].dataset))
       d->datasets[d->n_datasets++] = d->groups[k].dataset;

@@ -38,7 +38,7 @@ typedef struct csv_reader {
 static scl_err csv_field(csv_reader *r, char **out, int *end_of_record) {
   size_t cap = 64, n = 0;
   char *buf = malloc(cap);
-  if (!buf) return SCL_ERROR(SCL_ERR_NOMEM, "report: csv field");
+  SCL_CHECK(buf, SCL_ERR_NOMEM, "report: csv field");
   int quoted = *r->p == '"';
   if (quoted) r->p++;
   for (;;) {
@@ -64,7 +64,7 @@ static scl_err csv_field(csv_reader *r, char **out, int *end_of_record) {
     if (n + 2 > cap) {
       char *grown = realloc(buf, cap *= 2);
       if (!grown) free(buf);
-      if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "report: csv field");
+      SCL_CHECK(grown, SCL_ERR_NOMEM, "report: csv field");
       buf = grown;
     }
     buf[n++] = c;
@@ -88,7 +88,7 @@ static scl_err csv_record(csv_reader *r, char ***fields, int *n, int *line) {
   if (!*r->p) return SCL_OK;
   for (int end = 0; !end;) {
     char **grown = realloc(*fields, ((size_t)*n + 1) * sizeof *grown);
-    if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "report: csv record");
+    SCL_CHECK(grown, SCL_ERR_NOMEM, "report: csv record");
     *fields = grown;
     SCL_CALL(csv_field(r, &(*fields)[*n], &end));
     (*n)++;
@@ -106,11 +106,10 @@ static scl_err header_map(char **fields, int n, const char *path, int map[N_COLS
     map[c] = -1;
     for (int i = 0; i < n; i++)
       if (!strcmp(fields[i], col_names[c])) map[c] = i;
-    if (map[c] < 0)
-      return SCL_ERROR(SCL_ERR_FORMAT,
-                       "%s: header has no column '%s' (expected %s,%s,%s,%s,%s,%s,%s,%s)", path,
-                       col_names[c], col_names[0], col_names[1], col_names[2], col_names[3],
-                       col_names[4], col_names[5], col_names[6], col_names[7]);
+    SCL_CHECK(map[c] >= 0, SCL_ERR_FORMAT,
+              "%s: header has no column '%s' (expected %s,%s,%s,%s,%s,%s,%s,%s)", path,
+              col_names[c], col_names[0], col_names[1], col_names[2], col_names[3], col_names[4],
+              col_names[5], col_names[6], col_names[7]);
   }
   return SCL_OK;
 }
@@ -125,10 +124,10 @@ static scl_err add_pub(report_data *d, char **fields, int n, const int map[N_COL
                        const char *path, int line) {
   if (n <= 0) return SCL_OK;
   for (int c = 0; c < N_COLS; c++)
-    if (map[c] >= n)
-      return SCL_ERROR(SCL_ERR_FORMAT, "%s:%d: %d fields, fewer than the header's", path, line, n);
+    SCL_CHECK(map[c] < n, SCL_ERR_FORMAT, "%s:%d: %d fields, fewer than the header's", path, line,
+              n);
   report_pub *grown = realloc(d->pubs, ((size_t)d->n_pubs + 1) * sizeof *grown);
-  if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "report: published values");
+  SCL_CHECK(grown, SCL_ERR_NOMEM, "report: published values");
   d->pubs = grown;
   report_pub *p = &d->pubs[d->n_pubs++];
   memset(p, 0, sizeof *p);
@@ -144,16 +143,14 @@ static scl_err add_pub(report_data *d, char **fields, int n, const int map[N_COL
     return SCL_ERROR(SCL_ERR_FORMAT, "%s:%d: value '%s' is not a number", path, line,
                      p->value_text);
   p->metric_index = report_metric_index(p->metric);
-  if (p->metric_index < 0)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "%s:%d: metric '%s' (expected final_acc, avg_acc or forgetting)", path, line,
-                     p->metric);
-  if (report_category_index(p->category) == REPORT_CAT_OTHER)
-    return SCL_ERROR(SCL_ERR_FORMAT,
-                     "%s:%d: category '%s' (expected prompt, representation or safe)", path, line,
-                     p->category);
-  if (!p->source[0] || !p->method[0] || !p->dataset[0])
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s:%d: empty source, method or dataset", path, line);
+  SCL_CHECK(p->metric_index >= 0, SCL_ERR_FORMAT,
+            "%s:%d: metric '%s' (expected final_acc, avg_acc or forgetting)", path, line,
+            p->metric);
+  SCL_CHECK(report_category_index(p->category) != REPORT_CAT_OTHER, SCL_ERR_FORMAT,
+            "%s:%d: category '%s' (expected prompt, representation or safe)", path, line,
+            p->category);
+  SCL_CHECK(p->source[0] && p->method[0] && p->dataset[0], SCL_ERR_FORMAT,
+            "%s:%d: empty source, method or dataset", path, line);
   for (int i = 0; i + 1 < d->n_pubs; i++)
     if (same_key(&d->pubs[i], p) && !strcmp(d->pubs[i].dataset, p->dataset) &&
         d->pubs[i].metric_index == p->metric_index)
@@ -164,13 +161,13 @@ static scl_err add_pub(report_data *d, char **fields, int n, const int map[N_COL
 
 scl_err report_published_load(report_data *d, const char *path) {
   FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "report: cannot open published numbers %s", path);
+  SCL_CHECK(f, SCL_ERR_IO, "report: cannot open published numbers %s", path);
   size_t cap = 1 << 16, n = 0;
   char *text = malloc(cap);
   scl_err err = text ? SCL_OK : SCL_ERROR(SCL_ERR_NOMEM, "report: %s", path);
   while (!err && (n += fread(text + n, 1, cap - n - 1, f)) == cap - 1) {
     char *grown = cap < ((size_t)1 << 26) ? realloc(text, cap *= 2) : NULL;
-    if (!grown) SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "report: %s is too large", path);
+    SCL_CHECK_GOTO(err, done, grown, SCL_ERR_FORMAT, "report: %s is too large", path);
     text = grown;
   }
   if (!err) text[n] = '\0';
@@ -192,7 +189,7 @@ scl_err report_published_load(report_data *d, const char *path) {
 done:
   free(text);
   fclose(f);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

@@ -51,7 +51,7 @@ static scl_err join(const char *a, const char *b, char **out) {
 static scl_err read_text(const char *path, char **out) {
   *out = NULL;
   FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "report: cannot open %s", path);
+  SCL_CHECK(f, SCL_ERR_IO, "report: cannot open %s", path);
   size_t cap = 4096, n = 0;
   char *buf = malloc(cap);
   while (buf) {
@@ -64,7 +64,7 @@ static scl_err read_text(const char *path, char **out) {
   }
   int bad = ferror(f);
   fclose(f);
-  if (!buf) return SCL_ERROR(SCL_ERR_NOMEM, "report: reading %s", path);
+  SCL_CHECK(buf, SCL_ERR_NOMEM, "report: reading %s", path);
   if (bad) {
     free(buf);
     return SCL_ERROR(SCL_ERR_IO, "report: read error on %s", path);
@@ -89,22 +89,21 @@ static scl_err read_predictor_names(h5_file *f, const char *primary, report_tria
   int exists = 0;
   snprintf(obj, sizeof obj, "predictors/%s", primary);
   SCL_CALL(h5_exists(f, obj, &exists));
-  if (!exists)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: primary_predictor '%s' has no /%s", h5_file_path(f),
-                     primary, obj);
+  SCL_CHECK(exists, SCL_ERR_FORMAT, "%s: primary_predictor '%s' has no /%s", h5_file_path(f),
+            primary, obj);
   hid_t hid = (hid_t)h5_file_hid(f);
   H5G_info_t info;
-  if (H5Gget_info_by_name(hid, "predictors", &info, H5P_DEFAULT) < 0 || info.nlinks > 64)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: unreadable /predictors group", h5_file_path(f));
+  SCL_CHECK(H5Gget_info_by_name(hid, "predictors", &info, H5P_DEFAULT) >= 0 && info.nlinks <= 64,
+            SCL_ERR_FORMAT, "%s: unreadable /predictors group", h5_file_path(f));
   t->pred = calloc(info.nlinks, sizeof *t->pred);
-  if (!t->pred) return SCL_ERROR(SCL_ERR_NOMEM, "report: predictors");
+  SCL_CHECK(t->pred, SCL_ERR_NOMEM, "report: predictors");
   t->n_pred = 1; /* slot 0 is kept for the primary, which exists */
   for (hsize_t i = 0; i < info.nlinks; i++) {
     char name[256];
     ssize_t len = H5Lget_name_by_idx(hid, "predictors", H5_INDEX_NAME, H5_ITER_INC, i, name,
                                      sizeof name, H5P_DEFAULT);
-    if (len < 0 || len >= (ssize_t)sizeof name)
-      return SCL_ERROR(SCL_ERR_FORMAT, "%s: unreadable predictor name", h5_file_path(f));
+    SCL_CHECK(len >= 0 && len < (ssize_t)sizeof name, SCL_ERR_FORMAT,
+              "%s: unreadable predictor name", h5_file_path(f));
     int slot = strcmp(name, primary) ? t->n_pred++ : 0;
     SCL_CALL(dup_str(name, &t->pred[slot].name));
   }
@@ -117,7 +116,7 @@ static scl_err read_predictor(h5_file *f, int n_sessions, report_pred *p) {
   for (int m = 0; m < REPORT_N_METRICS; m++)
     SCL_CALL(h5_attr_read_f64(f, obj, report_metric_name(m), &p->metric[m]));
   p->acc = malloc((size_t)n_sessions * sizeof *p->acc);
-  if (!p->acc) return SCL_ERROR(SCL_ERR_NOMEM, "report: accuracy curve");
+  SCL_CHECK(p->acc, SCL_ERR_NOMEM, "report: accuracy curve");
   snprintf(obj, sizeof obj, "predictors/%s/acc", p->name);
   SCL_CALL(h5_read_f64_1d(f, obj, p->acc, n_sessions));
   return SCL_OK;
@@ -128,9 +127,8 @@ static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
   int64_t v = 0;
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, attr_str(f, NULL, "kind", &kind), done);
-  if (strcmp(kind, "trial"))
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: kind = \"%s\", not a trial results file",
-                   h5_file_path(f), kind);
+  SCL_CHECK_GOTO(err, done, !strcmp(kind, "trial"), SCL_ERR_FORMAT,
+                 "%s: kind = \"%s\", not a trial results file", h5_file_path(f), kind);
   SCL_CALL_GOTO(err, attr_str(f, NULL, "status", status), done);
   SCL_CALL_GOTO(err, attr_str(f, NULL, "trial_id", &t->id), done);
   SCL_CALL_GOTO(err, attr_str(f, NULL, "dataset", &t->dataset), done);
@@ -140,9 +138,8 @@ static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
   SCL_CALL_GOTO(err, report_config_point(config, &t->point), done);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "seed", &t->seed), done);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "n_sessions", &v), done);
-  if (v < 1 || v > 100000)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: n_sessions = %lld", h5_file_path(f),
-                   (long long)v);
+  SCL_CHECK_GOTO(err, done, v >= 1 && v <= 100000, SCL_ERR_FORMAT, "%s: n_sessions = %lld",
+                 h5_file_path(f), (long long)v);
   t->n_sessions = (int)v;
   SCL_CALL_GOTO(err, h5_attr_read_f64(f, NULL, "val_acc", &t->val_acc), done);
   t->placed = 1;
@@ -164,7 +161,7 @@ static scl_err read_trial_h5(const char *path, report_trial *t) {
     t->status = REPORT_FAILED;
     size_t n = strlen(status) + 32;
     t->message = malloc(n);
-    if (!t->message) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "report: message");
+    SCL_CHECK_GOTO(err, done, t->message, SCL_ERR_NOMEM, "report: message");
     snprintf(t->message, n, "trial.h5 status \"%s\"", status);
     goto done;
   }
@@ -239,7 +236,7 @@ static scl_err read_unfinished(const char *dir, report_trial *t) {
       done = k;
     scl_err close_err = h5_file_close(&f);
     (void)close_err;
-    scl_error_clear();
+    scl_error_take(NULL, 0); /* an unreadable checkpoint counts as no sessions done */
   }
   char msg[96];
   if (done > 0)
@@ -313,7 +310,7 @@ char *report_config_value(const char *text, const char *key) {
 scl_err report_config_point(const char *text, char **out) {
   size_t cap = strlen(text) + 1, o = 0;
   char *buf = malloc(cap);
-  if (!buf) return SCL_ERROR(SCL_ERR_NOMEM, "report: config point");
+  SCL_CHECK(buf, SCL_ERR_NOMEM, "report: config point");
   for (const char *line = text; *line;) {
     const char *nl = strchr(line, '\n'), *k, *v;
     size_t len = nl ? (size_t)(nl - line) : strlen(line), klen, vlen;
@@ -357,7 +354,7 @@ static scl_err read_trial_dir(const char *dir, report_trial *t) {
 
 static scl_err add_trial(report_data *d, const char *dir) {
   struct stat st;
-  if (stat(dir, &st) != 0) return SCL_ERROR(SCL_ERR_IO, "report: cannot stat %s", dir);
+  SCL_CHECK(stat(dir, &st) == 0, SCL_ERR_IO, "report: cannot stat %s", dir);
   for (int i = 0; i < d->n_trials; i++)
     if (d->trials[i].dev == (uint64_t)st.st_dev && d->trials[i].ino == (uint64_t)st.st_ino) {
       d->n_dup++;
@@ -366,7 +363,7 @@ static scl_err add_trial(report_data *d, const char *dir) {
   if (d->n_trials == d->cap_trials) {
     int cap = d->cap_trials ? 2 * d->cap_trials : 64;
     report_trial *grown = realloc(d->trials, (size_t)cap * sizeof *grown);
-    if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "report: %d trials", cap);
+    SCL_CHECK(grown, SCL_ERR_NOMEM, "report: %d trials", cap);
     d->trials = grown;
     d->cap_trials = cap;
   }
@@ -389,7 +386,7 @@ static int cmp_str(const void *a, const void *b) {
 /* Every directory under trials/, in name order. */
 static scl_err scan_trials(report_data *d, const char *trials) {
   DIR *dh = opendir(trials);
-  if (!dh) return SCL_ERROR(SCL_ERR_IO, "report: cannot list %s", trials);
+  SCL_CHECK(dh, SCL_ERR_IO, "report: cannot list %s", trials);
   char **names = NULL;
   int n = 0, cap = 0;
   scl_err err = SCL_OK;
@@ -398,7 +395,7 @@ static scl_err scan_trials(report_data *d, const char *trials) {
     if (n == cap) {
       cap = cap ? 2 * cap : 64;
       char **grown = realloc(names, (size_t)cap * sizeof *grown);
-      if (!grown) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "report: listing %s", trials);
+      SCL_CHECK_GOTO(err, done, grown, SCL_ERR_NOMEM, "report: listing %s", trials);
       names = grown;
     }
     err = join(trials, e->d_name, &names[n]);
@@ -419,7 +416,7 @@ scl_err report_scan_dir(report_data *d, const char *arg) {
   SCL_CALL(dup_str(arg, &dir));
   for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--) dir[n - 1] = '\0';
   scl_err err = SCL_OK;
-  if (!is_dir(dir)) SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "report: %s is not a directory", dir);
+  SCL_CHECK_GOTO(err, done, is_dir(dir), SCL_ERR_ARG, "report: %s is not a directory", dir);
   int own = 0;
   static const char *const own_files[] = {"trial.h5", "failed.txt", "ckpt.h5"};
   for (int i = 0; i < 3 && !err; i++) {

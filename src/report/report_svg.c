@@ -132,7 +132,7 @@ static scl_err plot_dataset(const report_data *d, int ds, const char *path) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
-  if (!f) return SCL_ERROR(SCL_ERR_NOMEM, "report: plot buffer for %s", path);
+  SCL_CHECK(f, SCL_ERR_NOMEM, "report: plot buffer for %s", path);
   axes a = find_axes(d, ds);
   frame(f, d, ds, &a);
   for (int r = 0, k = 0; r < d->n_rows; r++)
@@ -141,7 +141,7 @@ static scl_err plot_dataset(const report_data *d, int ds, const char *path) {
   scl_err err = fclose(f) ? SCL_ERROR(SCL_ERR_NOMEM, "report: plot %s", path) : SCL_OK;
   if (!err) err = io_write_file_atomic(path, buf, len);
   free(buf);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

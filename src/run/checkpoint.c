@@ -58,9 +58,9 @@ static scl_err io_entry(h5_file *f, const learn_state_entry *e, int write) {
       break;
     case LEARN_F64_GRAM: {
       linalg_local_view v = linalg_stats_gram_view(e->data);
-      if (v.m != rows || v.m != cols)
-        return SCL_ERROR(SCL_ERR_INTERNAL, "state %s: Gram matrix of order %lld, entry %lld x %lld",
-                         e->name, (long long)v.m, (long long)rows, (long long)cols);
+      SCL_CHECK(v.m == rows && v.m == cols, SCL_ERR_INTERNAL,
+                "state %s: Gram matrix of order %lld, entry %lld x %lld", e->name, (long long)v.m,
+                (long long)rows, (long long)cols);
       if (write)
         SCL_CALL(h5_write_f64_cyclic(f, name, v.m, v.m, v.mb, v.nb, v.nprow, v.npcol, v.myrow,
                                      v.mycol, v.holds, v.data, v.lld));
@@ -106,7 +106,7 @@ static scl_err io_losses(h5_file *f, trial_state *st, int write) {
   SCL_CALL(h5_attr_read_i64(f, "losses", "records", &records));
   if (records > st->cap_loss) {
     double *grown = realloc(st->loss_log, (size_t)records * TRIAL_LOSS_COLS * sizeof(double));
-    if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "loss curve");
+    SCL_CHECK(grown, SCL_ERR_NOMEM, "loss curve");
     st->loss_log = grown;
     st->cap_loss = records;
   }
@@ -138,8 +138,8 @@ static scl_err write_file(trial_state *st, int sessions_done, int64_t epoch, int
   int n = st->method->ops->state(st->method, entries);
   h5_file *f = NULL;
   scl_err err = SCL_OK;
-  if (st->group.comm.size > 1)
-    SCL_CALL_GOTO(err, h5_file_create_atomic_group(path, dist_comm_mpi(st->group.dist), &f), done);
+  if (st->group.size > 1)
+    SCL_CALL_GOTO(err, h5_file_create_atomic_group(path, st->group.comm, &f), done);
   else
     SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
   SCL_CALL_GOTO(err, h5_write_provenance(f, CKPT_SCHEMA_VERSION), done);
@@ -178,15 +178,14 @@ scl_err trial_checkpoint_load(trial_state *st, int *sessions_done) {
   SCL_CALL_GOTO(err, h5_file_open_read(path, &f), done);
   SCL_CALL_GOTO(err, h5_check_schema(f, CKPT_SCHEMA_VERSION, "trial checkpoint"), done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "trial_id", &id), done);
-  if (strcmp(id, st->id))
-    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG,
-                   "%s is a checkpoint of trial %s, not of this trial (%s): choose another "
-                   "run.dir or remove it",
-                   path, id, st->id);
+  SCL_CHECK_GOTO(err, done, !strcmp(id, st->id), SCL_ERR_ARG,
+                 "%s is a checkpoint of trial %s, not of this trial (%s): choose another "
+                 "run.dir or remove it",
+                 path, id, st->id);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "sessions_done", &done_sessions), done);
-  if (done_sessions < 0 || done_sessions > st->n_sessions)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: sessions_done = %lld outside [0, %d]", path,
-                   (long long)done_sessions, st->n_sessions);
+  SCL_CHECK_GOTO(err, done, done_sessions >= 0 && done_sessions <= st->n_sessions, SCL_ERR_FORMAT,
+                 "%s: sessions_done = %lld outside [0, %d]", path, (long long)done_sessions,
+                 st->n_sessions);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "position_epoch", &st->resume_epoch), done);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "position_batch", &st->resume_batch), done);
   SCL_CALL_GOTO(err, io_metrics(f, st->metrics, 0), done);
@@ -229,11 +228,10 @@ scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch
   int stop = trial_should_stop(st);
   int due = st->cfg->ckpt_every > 0 && st->steps_since_ckpt >= st->cfg->ckpt_every;
   if (stop || due) SCL_CALL(trial_checkpoint_write(st, t, epoch, batch));
-  if (stop)
-    return SCL_ERROR(SCL_ERR_STOP,
-                     "trial %s stopped in session %d at epoch %lld batch %lld "
-                     "(checkpointed)",
-                     st->id, t + 1, (long long)epoch + 1, (long long)batch);
+  SCL_CHECK(!stop, SCL_ERR_STOP,
+            "trial %s stopped in session %d at epoch %lld batch %lld "
+            "(checkpointed)",
+            st->id, t + 1, (long long)epoch + 1, (long long)batch);
   return SCL_OK;
 }
 
@@ -242,7 +240,7 @@ scl_err trial_log_losses(trial_state *st, int t, int64_t epoch, const learn_trai
   if (st->n_loss == st->cap_loss) {
     int64_t cap = st->cap_loss ? 2 * st->cap_loss : 64;
     double *grown = realloc(st->loss_log, (size_t)cap * TRIAL_LOSS_COLS * sizeof(double));
-    if (!grown) return SCL_ERROR(SCL_ERR_NOMEM, "loss curve");
+    SCL_CHECK(grown, SCL_ERR_NOMEM, "loss curve");
     st->loss_log = grown;
     st->cap_loss = cap;
   }

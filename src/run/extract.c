@@ -40,9 +40,8 @@ static scl_err load_batch(extract_buffers *b, const data_dataset *ds, const int6
 scl_err run_extract(const learn_network *net, const data_dataset *ds, const int64_t *idx, int64_t n,
                     const run_extract_opts *o, float *out, double *seconds_data,
                     double *seconds_forward) {
-  if (o->batch < 1 || o->crop < 1)
-    return SCL_ERROR(SCL_ERR_ARG, "feature extraction: batch %lld, crop %d", (long long)o->batch,
-                     o->crop);
+  SCL_CHECK(o->batch >= 1 && o->crop >= 1, SCL_ERR_ARG, "feature extraction: batch %lld, crop %d",
+            (long long)o->batch, o->crop);
   extract_buffers b = {0};
   scl_err err = SCL_OK;
   int64_t B = o->batch < n ? o->batch : (n > 0 ? n : 1);

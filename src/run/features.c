@@ -78,8 +78,8 @@ typedef struct features_job {
 
 static scl_err check_norm(const run_features_cfg *cfg, features_job *job) {
   if (cfg->mean.n == 0 && cfg->std.n == 0) return SCL_OK;
-  if (cfg->mean.n != 3 || cfg->std.n != 3)
-    return SCL_ERROR(SCL_ERR_ARG, "data.mean and data.std must both hold 3 values (or both be [])");
+  SCL_CHECK(cfg->mean.n == 3 && cfg->std.n == 3, SCL_ERR_ARG,
+            "data.mean and data.std must both hold 3 values (or both be [])");
   for (int c = 0; c < 3; c++) {
     job->mean[c] = (float)cfg->mean.v[c];
     job->std[c] = (float)cfg->std.v[c];
@@ -149,7 +149,7 @@ static scl_err write_output(features_job *job, const char *config_text) {
   int64_t nc = data_dataset_num_classes(job->ds);
   paths = malloc((size_t)(job->n ? job->n : 1) * sizeof *paths);
   classes = malloc((size_t)(nc ? nc : 1) * sizeof *classes);
-  if (!paths || !classes) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "path table of %s", cfg->out);
+  SCL_CHECK_GOTO(err, done, paths && classes, SCL_ERR_NOMEM, "path table of %s", cfg->out);
   for (int64_t i = 0; i < job->n; i++) paths[i] = data_dataset_path(job->ds, i);
   for (int64_t c = 0; c < nc; c++) classes[c] = data_dataset_class_name(job->ds, c);
 

@@ -11,10 +11,10 @@
 scl_err run_metrics_create(int n_sessions, int n_predictors, const char *const *names,
                            run_metrics **out) {
   *out = NULL;
-  if (n_sessions < 1 || n_predictors < 1 || n_predictors > LEARN_MAX_PREDICTORS)
-    return SCL_ERROR(SCL_ERR_ARG, "metrics: %d sessions, %d predictors", n_sessions, n_predictors);
+  SCL_CHECK(n_sessions >= 1 && n_predictors >= 1 && n_predictors <= LEARN_MAX_PREDICTORS,
+            SCL_ERR_ARG, "metrics: %d sessions, %d predictors", n_sessions, n_predictors);
   run_metrics *m = calloc(1, sizeof *m);
-  if (!m) return SCL_ERROR(SCL_ERR_NOMEM, "metrics");
+  SCL_CHECK(m, SCL_ERR_NOMEM, "metrics");
   m->n_sessions = n_sessions;
   m->n_predictors = n_predictors;
   for (int p = 0; p < n_predictors; p++) snprintf(m->names[p], sizeof m->names[p], "%s", names[p]);
@@ -28,7 +28,7 @@ scl_err run_metrics_create(int n_sessions, int n_predictors, const char *const *
   if (!err) err = scl_alloc(2 * T * sizeof(int64_t), "session counts", (void **)&m->group_scratch);
   if (err) {
     run_metrics_destroy(&m);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   for (size_t i = 0; i < P * T * T; i++) m->acc[i] = NAN;
   for (size_t i = 0; i < P * T; i++) m->val_acc[i] = NAN;

@@ -53,7 +53,7 @@ static scl_err load_batch(trial_state *st, loop_buffers *b, const int64_t *idx,
   p.size = (int)st->cfg->crop;
   int64_t first = k * B, count = n - first < B ? n - first : B, lo, hi;
   const int64_t per_image = 3 * st->cfg->crop * st->cfg->crop;
-  learn_shard(count, st->group.comm.size, st->group.comm.rank, &lo, &hi);
+  learn_shard(count, st->group.size, st->group.rank, &lo, &hi);
   for (int64_t j = 0; j < count; j++) {
     int64_t pos = b->perm[first + j];
     b->labels_all[j] = labels[pos];
@@ -112,9 +112,8 @@ static scl_err run_epoch(trial_state *st, const learn_session *s, loop_buffers *
     batch.epoch = e;
     batch.step = e * steps + k;
     SCL_CALL(st->method->ops->train_step(st->method, s, &batch, losses));
-    if (!isfinite(losses[0]))
-      return SCL_ERROR(SCL_ERR_NUMERIC, "session %d epoch %lld step %lld: loss is %g", s->t + 1,
-                       (long long)e + 1, (long long)k + 1, losses[0]);
+    SCL_CHECK(isfinite(losses[0]), SCL_ERR_NUMERIC, "session %d epoch %lld step %lld: loss is %g",
+              s->t + 1, (long long)e + 1, (long long)k + 1, losses[0]);
     for (int j = 0; j < plan->n_terms; j++) sums[j] += losses[j];
     SCL_DEBUG("session %d epoch %lld batch %lld: loss %.9g", s->t + 1, (long long)e + 1,
               (long long)k + 1, losses[0]);
@@ -133,7 +132,7 @@ scl_err trial_train_session(trial_state *st, const learn_session *s, const int64
   int64_t steps = (n + plan.batch - 1) / plan.batch;
   loop_buffers b = {0};
   scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, alloc_loop(&b, plan.batch, n, st->cfg->crop, st->group.comm.size), done);
+  SCL_CALL_GOTO(err, alloc_loop(&b, plan.batch, n, st->cfg->crop, st->group.size), done);
   SCL_CALL_GOTO(err, ops->train_begin(st->method, s, steps), done);
   if (resume_epoch >= 0)
     SCL_CALL_GOTO(err, run_group_agree(&st->group, trial_checkpoint_load_method(st)), done);

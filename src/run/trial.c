@@ -49,9 +49,9 @@ static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
   SCL_CALL(open_split(cfg, "train", &st->train));
   SCL_CALL(open_split(cfg, "test", &st->test));
   int64_t nc = data_dataset_num_classes(st->train);
-  if (data_dataset_num_classes(st->test) != nc)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: train split has %lld classes but test split has %lld",
-                     cfg->root, (long long)nc, (long long)data_dataset_num_classes(st->test));
+  SCL_CHECK(data_dataset_num_classes(st->test) == nc, SCL_ERR_FORMAT,
+            "%s: train split has %lld classes but test split has %lld", cfg->root, (long long)nc,
+            (long long)data_dataset_num_classes(st->test));
   st->dil = !strcmp(cfg->format, "domainnet");
   if (st->dil) {
     /* Every session holds every class in the original label order (METHOD.md a.1). */
@@ -109,15 +109,14 @@ static scl_err open_backbone(const run_trial_cfg *cfg, trial_state *st) {
 
 static scl_err open_method(const run_trial_cfg *cfg, trial_state *st) {
   const learn_method_ops *ops = learn_method_find(cfg->method.name);
-  if (!ops)
-    return SCL_ERROR(SCL_ERR_ARG, "method.name = \"%s\" is not one of %s", cfg->method.name,
-                     learn_method_names());
+  SCL_CHECK(ops, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s", cfg->method.name,
+            learn_method_names());
   learn_context ctx = {.backbone = st->backbone,
                        .n_classes = st->plan->n_classes,
                        .seed = (uint64_t)cfg->seed,
                        .domain_incremental = st->dil,
                        .cfg = &cfg->method,
-                       .comm = &st->group.comm,
+                       .comm = st->group.comm,
                        .linalg = st->linalg};
   SCL_CALL(ops->create(&ctx, &st->method));
   const char *names[LEARN_MAX_PREDICTORS] = {0};
@@ -155,7 +154,7 @@ static scl_err test_features(trial_state *st, int k, const learn_network *net, c
     memcpy(out + i * net->dim, c->features + idx[i] * net->dim, (size_t)net->dim * 4);
   scl_free(todo);
   scl_free(fresh);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -166,7 +165,7 @@ static scl_err session_features(trial_state *st, const learn_session *s, int tra
                                 int64_t *lo, int64_t *hi) {
   learn_network nets[LEARN_MAX_NETWORKS];
   *n_nets = st->method->ops->networks(st->method, s, nets);
-  learn_shard(n, st->group.comm.size, st->group.comm.rank, lo, hi);
+  learn_shard(n, st->group.size, st->group.rank, lo, hi);
   const int64_t *mine = idx + *lo, count = *hi - *lo;
   run_extract_opts o = {
       (int)st->cfg->resize,           (int)st->cfg->crop, NULL, NULL, st->cfg->eval_batch,
@@ -187,16 +186,15 @@ static scl_err session_features(trial_state *st, const learn_session *s, int tra
 static scl_err gather_predictions(trial_state *st, const int32_t *pred_local, int64_t n, int64_t lo,
                                   int64_t hi, int32_t *pred) {
   const int P = st->metrics->n_predictors;
-  if (st->group.comm.size == 1) {
+  if (st->group.size == 1) {
     memcpy(pred, pred_local, (size_t)(P * n) * sizeof(int32_t));
     return SCL_OK;
   }
   int64_t counts[LEARN_MAX_GROUP];
-  learn_shard_counts(n, st->group.comm.size, counts);
+  learn_shard_counts(n, st->group.size, counts);
   for (int p = 0; p < P; p++) {
     memcpy(pred + p * n + lo, pred_local + p * (hi - lo), (size_t)(hi - lo) * sizeof(int32_t));
-    SCL_CALL(st->group.comm.allgather_rows_i32(st->group.comm.ctx, pred + p * n + lo, counts, 1,
-                                               pred + p * n));
+    SCL_CALL(dist_allgather_rows_i32(st->group.comm, pred + p * n + lo, counts, 1, pred + p * n));
   }
   return SCL_OK;
 }
@@ -228,7 +226,7 @@ static scl_err predict_list(trial_state *st, const learn_session *s, int train, 
   if (!err) err = gather_predictions(st, mine, n, lo, hi, pred);
   for (int k = 0; k < LEARN_MAX_NETWORKS; k++) scl_free(feats[k]);
   scl_free(mine);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -322,7 +320,7 @@ static scl_err fit_session(trial_state *st, const learn_session *s, const int64_
         st->method->ops->fit(st->method, s, (const float *const *)feats, labels + lo, pos, hi - lo);
   for (int k = 0; k < LEARN_MAX_NETWORKS; k++) scl_free(feats[k]);
   scl_free(pos);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -431,9 +429,8 @@ scl_err run_trial_identity(const run_trial_cfg *cfg, char id[33]) {
 /* Opens everything a trial needs; on a group every rank does the same and the group agrees. */
 static scl_err open_trial(const run_trial_cfg *cfg, trial_state *st, run_trial_result *result,
                           int *finished) {
-  if (st->group.comm.size > LEARN_MAX_GROUP)
-    return SCL_ERROR(SCL_ERR_ARG, "a trial's group has %d ranks; at most %d", st->group.comm.size,
-                     LEARN_MAX_GROUP);
+  SCL_CHECK(st->group.size <= LEARN_MAX_GROUP, SCL_ERR_ARG,
+            "a trial's group has %d ranks; at most %d", st->group.size, LEARN_MAX_GROUP);
   SCL_CALL(cfg_dump(&run_trial_schema, cfg, &st->config_text));
   SCL_CALL(open_benchmark(cfg, st));
   SCL_CALL(trial_identity(st));
@@ -450,7 +447,7 @@ static scl_err open_learning(const run_trial_cfg *cfg, trial_state *st) {
   linalg_solver solver = !strcmp(cfg->solver, "lapack")      ? LINALG_SOLVER_LAPACK
                          : !strcmp(cfg->solver, "scalapack") ? LINALG_SOLVER_SCALAPACK
                                                              : LINALG_SOLVER_AUTO;
-  SCL_CALL(linalg_group_create(st->group.dist, solver, (int)cfg->threads, &st->linalg));
+  SCL_CALL(linalg_group_create(st->group.comm, solver, (int)cfg->threads, &st->linalg));
   SCL_CALL(open_method(cfg, st));
   return SCL_OK;
 }
@@ -486,7 +483,7 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group, const run
   SCL_CALL_GOTO(err, run_group_agree(&st.group, open_learning(cfg, &st)), done);
   SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes, %d rank%s (ridge solver %s)", st.id,
            cfg->method.name, cfg->dataset_name, st.n_sessions, (long long)st.plan->n_classes,
-           st.group.comm.size, st.group.comm.size == 1 ? "" : "s",
+           st.group.size, st.group.size == 1 ? "" : "s",
            linalg_group_solver_name(st.linalg, cfg->method.rp_dim));
   int first = 0;
   SCL_CALL_GOTO(err, run_group_agree(&st.group, trial_checkpoint_load(&st, &first)), done);
@@ -530,13 +527,12 @@ scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, ru
   scl_err err = SCL_OK;
   vit_config vc;
   const learn_method_ops *ops = learn_method_find(cfg->method.name);
-  if (!ops)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s",
-                   cfg->method.name, learn_method_names());
+  SCL_CHECK_GOTO(err, done, ops, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s",
+                 cfg->method.name, learn_method_names());
   SCL_CALL_GOTO(err, vit_config_preset(cfg->arch, &vc), done);
   SCL_CALL_GOTO(err, open_benchmark(cfg, &st), done);
-  if (st.n_sessions > (int)(sizeof plan->s / sizeof plan->s[0]))
-    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG, "plan: %d sessions (at most 64)", st.n_sessions);
+  SCL_CHECK_GOTO(err, done, st.n_sessions <= (int)(sizeof plan->s / sizeof plan->s[0]), SCL_ERR_ARG,
+                 "plan: %d sessions (at most 64)", st.n_sessions);
   plan->n_sessions = st.n_sessions;
   for (int t = 0; t < st.n_sessions && !err; t++) {
     int64_t lo, hi, *idx = NULL, n = 0, nt = 0;
@@ -553,7 +549,7 @@ scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, ru
     plan->s[t].n_test = nt;
     plan->s[t].epochs = t == 0 ? cfg->method.epochs_first : cfg->method.epochs_later;
   }
-  if (err) scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) SCL_TRACE(err);
   if (!err) run_plan_price(cfg, plan, ops, &vc, st.plan->n_classes);
 done:
   close_trial(&st);

@@ -18,7 +18,7 @@ typedef struct trial_cache {
 
 typedef struct trial_state {
   const run_trial_cfg *cfg;
-  run_group group;      /* the ranks this trial runs on (one process: learn_comm_self) */
+  run_group group;      /* the ranks this trial runs on (one process: dist_comm_self()) */
   linalg_group *linalg; /* the group's ridge solver */
   char *config_text;
   char id[33];

@@ -40,7 +40,7 @@ scl_err trial_identity_of(const run_trial_cfg *cfg, const char *weights_hash,
   }
   scl_hasher_destroy(&h);
   free(ident);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -104,10 +104,9 @@ scl_err trial_check_existing(trial_state *st, int *finished, run_trial_result *r
   SCL_CALL_GOTO(err, h5_check_schema(f, RUN_TRIAL_SCHEMA_VERSION, "trial results"), done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "trial_id", &id), done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "status", &status), done);
-  if (strcmp(id, st->id))
-    SCL_ERROR_GOTO(err, done, SCL_ERR_ARG,
-                   "%s holds trial %s, not this trial (%s): choose another run.dir or move it",
-                   path, id, st->id);
+  SCL_CHECK_GOTO(err, done, !strcmp(id, st->id), SCL_ERR_ARG,
+                 "%s holds trial %s, not this trial (%s): choose another run.dir or move it", path,
+                 id, st->id);
   *finished = !strcmp(status, "finished");
   if (*finished && result) SCL_CALL_GOTO(err, read_result(f, result), done);
 done:
@@ -216,7 +215,7 @@ static scl_err write_attributes(h5_file *f, const trial_state *st) {
   SCL_CALL(h5_attr_write_i64(f, NULL, "n_classes", st->plan->n_classes));
   SCL_CALL(h5_attr_write_i64(f, NULL, "seed", c->seed));
   SCL_CALL(h5_attr_write_i64(f, NULL, "threads", st->backbone->threads));
-  SCL_CALL(h5_attr_write_i64(f, NULL, "ranks", st->group.comm.size));
+  SCL_CALL(h5_attr_write_i64(f, NULL, "ranks", st->group.size));
   SCL_CALL(h5_attr_write_str(f, NULL, "ridge_solver",
                              linalg_group_solver_name(st->linalg, c->method.rp_dim)));
   SCL_CALL(h5_attr_write_str(f, NULL, "primary_predictor", m->names[0]));

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safecl/dist.h"
+#include "safecl/dist_mpi.h"
 #include "safecl/linalg_group.h"
 
 static double slowest(const dist_comm *c, double t) {

@@ -1,6 +1,7 @@
 /* test_core.c: core module checks: class orders against NumPy's legacy permutation (METHOD.md
  * a.2 test vectors), Philox4x32-10 known-answer vectors (Random123 kat_vectors), RNG stream
- * independence from call order, error traceback, aligned allocation and rounding, hashing. Exits non-zero on any
+ * independence from call order, error traceback, SCL_CHECK and scl_error_take, aligned
+ * allocation and rounding, hashing. Exits non-zero on any
  * failure. */
 #include <math.h>
 #include <stdio.h>
@@ -70,6 +71,51 @@ static scl_err outer(void) {
   return SCL_OK;
 }
 
+static scl_err checked(int n) {
+  SCL_CHECK(n >= 0, SCL_ERR_ARG, "n = %d is negative", n);
+  return SCL_OK;
+}
+static scl_err checked_goto(int n, int *cleaned) {
+  scl_err err = SCL_OK;
+  SCL_CHECK_GOTO(err, done, n >= 0, SCL_ERR_ARG, "n = %d is negative", n);
+done:
+  *cleaned = 1;
+  return err;
+}
+static scl_err traced(void) {
+  scl_err err = inner();
+  return SCL_TRACE(err);
+}
+
+/* SCL_CHECK passes a true condition and raises the message on a false one; the GOTO form runs
+ * the cleanup; scl_error_take hands over code and message (truncated to the buffer) and leaves
+ * no error pending. */
+static void test_check_and_take(void) {
+  scl_error_clear();
+  CHECK(checked(3) == SCL_OK && scl_error_message()[0] == '\0', "a true check raised");
+  CHECK(checked(-2) == SCL_ERR_ARG, "a false check did not fail");
+  CHECK(!strcmp(scl_error_message(), "n = -2 is negative"), "message '%s'", scl_error_message());
+  CHECK(strstr(scl_error_traceback(), "checked"), "no frame: %s", scl_error_traceback());
+  char msg[64];
+  CHECK(scl_error_take(msg, sizeof msg) == SCL_ERR_ARG, "take returned the wrong code");
+  CHECK(!strcmp(msg, "n = -2 is negative"), "taken message '%s'", msg);
+  CHECK(scl_error_message()[0] == '\0' && scl_error_traceback()[0] == '\0',
+        "take left the error pending");
+  CHECK(scl_error_take(msg, sizeof msg) == SCL_OK && msg[0] == '\0', "nothing pending: OK, \"\"");
+  int cleaned = 0;
+  CHECK(checked_goto(-1, &cleaned) == SCL_ERR_ARG && cleaned, "goto form");
+  char small[5];
+  CHECK(scl_error_take(small, sizeof small) == SCL_ERR_ARG && !strcmp(small, "n = "),
+        "truncated take '%s'", small);
+  cleaned = 0;
+  CHECK(checked_goto(1, &cleaned) == SCL_OK && cleaned && scl_error_message()[0] == '\0',
+        "goto form, true condition");
+  CHECK(traced() == SCL_ERR_FORMAT && strstr(scl_error_traceback(), "traced"),
+        "SCL_TRACE frame: %s", scl_error_traceback());
+  CHECK(scl_error_take(NULL, 0) == SCL_ERR_FORMAT && scl_error_message()[0] == '\0',
+        "take without a buffer");
+}
+
 static void test_errors_and_memory(void) {
   scl_error_clear();
   CHECK(outer() == SCL_ERR_FORMAT, "error code not propagated");
@@ -110,6 +156,7 @@ int main(void) {
   test_class_orders();
   test_philox();
   test_errors_and_memory();
+  test_check_and_take();
   test_hash();
   if (failures) {
     fprintf(stderr, "test_core: %d failure(s)\n", failures);

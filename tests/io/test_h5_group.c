@@ -19,6 +19,7 @@
 #include <mpi.h>
 
 #include "io/io_test.h"
+#include "safecl/dist_mpi.h"
 #include "safecl/h5.h"
 
 #ifndef SAFECL_TEST_PYTHON
@@ -29,6 +30,7 @@
 #endif
 
 static int rank, size;
+static dist_comm *world; /* MPI_COMM_WORLD as the group of every group file */
 static char dir[256];
 
 static double val(int64_t i, int64_t j) { return (double)i * 1000.0 + (double)j + 0.125; }
@@ -173,7 +175,7 @@ static void test_roundtrip(const layout *L, int index) {
   char path[512], cmd[1200];
   snprintf(path, sizeof path, "%s/ckpt_%d.h5", dir, index);
   h5_file *f = NULL;
-  CHECK_OK(h5_file_create_atomic_group(path, MPI_COMM_WORLD, &f));
+  CHECK_OK(h5_file_create_atomic_group(path, world, &f));
   if (!f) return;
   write_replicated(f);
   CHECK_OK(write_cyclic(f, "ridge/A", L));
@@ -243,7 +245,7 @@ static void test_serial(void) {
 
 static void publish_generation(const char *path, int64_t generation) {
   h5_file *f = NULL;
-  CHECK_OK(h5_file_create_atomic_group(path, MPI_COMM_WORLD, &f));
+  CHECK_OK(h5_file_create_atomic_group(path, world, &f));
   if (!f) return;
   CHECK_OK(h5_attr_write_i64(f, "/", "generation", generation));
   const layout L = {9, 11, 2, 3, (size >= 2) ? 2 : 1, 1};
@@ -270,7 +272,7 @@ static void test_refusals(void) {
   char path[512];
   snprintf(path, sizeof path, "%s/refused.h5", dir);
   h5_file *f = NULL;
-  CHECK_OK(h5_file_create_atomic_group(path, MPI_COMM_WORLD, &f));
+  CHECK_OK(h5_file_create_atomic_group(path, world, &f));
   if (!f) return;
   /* The last rank passes another block size. */
   layout L = {9, 11, 2, 3, 1, 1};
@@ -299,7 +301,7 @@ static void test_failures(void) {
 
   /* (a) The last rank's own work failed: it passes its status to the commit. */
   h5_file *f = NULL;
-  CHECK_OK(h5_file_create_atomic_group(path, MPI_COMM_WORLD, &f));
+  CHECK_OK(h5_file_create_atomic_group(path, world, &f));
   CHECK_OK(h5_attr_write_i64(f, "/", "generation", 2));
   scl_err local = SCL_OK;
   if (rank == last) local = SCL_ERROR(SCL_ERR_IO, "simulated failure on rank %d", rank);
@@ -308,7 +310,7 @@ static void test_failures(void) {
   check_generation(path, 1, "after a failed rank");
 
   /* (b) The last rank aborts while the others commit. */
-  CHECK_OK(h5_file_create_atomic_group(path, MPI_COMM_WORLD, &f));
+  CHECK_OK(h5_file_create_atomic_group(path, world, &f));
   CHECK_OK(h5_attr_write_i64(f, "/", "generation", 3));
   scl_err err = SCL_ERR_IO;
   if (rank == last)
@@ -327,6 +329,7 @@ int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
+  CHECK_OK(dist_comm_create(MPI_COMM_WORLD, &world));
   scl_log_set_rank(rank);
   if (rank == 0) snprintf(dir, sizeof dir, "%s", scratch_dir("h5group_"));
   MPI_Bcast(dir, sizeof dir, MPI_CHAR, 0, MPI_COMM_WORLD);
@@ -350,6 +353,7 @@ int main(int argc, char **argv) {
     if (all == 0) scratch_remove(dir);
     printf("test_h5_group (%d ranks): %s\n", size, all ? "FAILED" : "ok");
   }
+  dist_comm_destroy(&world);
   MPI_Finalize();
   return all != 0;
 }

@@ -16,6 +16,7 @@
 
 #include "common/scl_check.h"
 #include "safecl/linalg.h"
+#include "safecl/dist_mpi.h"
 #include "safecl/linalg_group.h"
 
 typedef struct ridge_case {

@@ -1,15 +1,18 @@
-/* test_dist.c: the MPI layer (dist.h) at any number of ranks (ctest runs 2, 3 and 5).
+/* test_dist.c: the MPI layer (dist.h) at any number of ranks (ctest runs 2, 3, 4 and 5).
  *
  * Checks: duplicated communicators have the parent's ranks; split puts ranks of one color
  * together in key order and gives color < 0 no communicator; messages of any length (0 bytes to
  * 1 MB) arrive whole from any source with their source and tag; a broadcast whose length only
  * the root knows arrives everywhere; allreduce (sum, max, min) and allgather give exact results;
- * dist_agree gives every rank the same verdict, naming the failing rank on the others; an MPI
- * error (a send to a rank that does not exist) is returned as SCL_ERR_MPI with MPI's text. */
+ * dist_agree gives every rank the same verdict, naming the failing rank on the others and
+ * forwarding its message word for word (the largest code decides, the lowest rank among equals);
+ * dist_vote reaches the same verdict without raising and may be mixed with dist_agree in one
+ * decision; dist_comm_self() works without MPI; an MPI error (a send to a rank that does not
+ * exist) is returned as SCL_ERR_MPI with MPI's text. */
 #include <stdint.h>
 
 #include "orch/orch_test.h"
-#include "safecl/dist.h"
+#include "safecl/dist_mpi.h"
 
 static void test_split(const dist_comm *world) {
   int r = dist_comm_rank(world), p = dist_comm_size(world);
@@ -115,6 +118,79 @@ static void test_agree(const dist_comm *c) {
   scl_error_clear();
 }
 
+/* Two ranks fail: rank 1 % p with SCL_ERR_ARG (the larger code) and the last rank with
+ * SCL_ERR_IO. Every other rank must see rank 1 % p's code and its message forwarded verbatim. */
+static void test_agree_forwards(const dist_comm *c) {
+  int r = dist_comm_rank(c), p = dist_comm_size(c), bad = 1 % p;
+  scl_error_clear();
+  scl_err local = SCL_OK;
+  if (r == bad) local = SCL_ERROR(SCL_ERR_ARG, "label 7 outside [0, 5) on rank %d", r);
+  if (r == p - 1 && r != bad) local = SCL_ERROR(SCL_ERR_IO, "disk full on rank %d", r);
+  scl_err got = dist_agree(c, local);
+  CHECK(got == SCL_ERR_ARG, "rank %d: verdict %s, want the larger code", r, scl_error_name(got));
+  char want[SCL_ERROR_MESSAGE_MAX];
+  if (r == bad)
+    snprintf(want, sizeof want, "label 7 outside [0, 5) on rank %d", bad);
+  else
+    snprintf(want, sizeof want, "rank %d of %d failed: label 7 outside [0, 5) on rank %d", bad, p,
+             bad);
+  if (r == p - 1 && r != bad) { /* its own failure stays the root cause, the verdict a note */
+    char own[64];
+    snprintf(own, sizeof own, "disk full on rank %d", r);
+    CHECK(!strcmp(scl_error_message(), own) && strstr(scl_error_traceback(), want),
+          "rank %d: '%s' / '%s'", r, scl_error_message(), scl_error_traceback());
+  } else
+    CHECK(!strcmp(scl_error_message(), want), "rank %d: message '%s', want '%s'", r,
+          scl_error_message(), want);
+  scl_error_clear();
+
+  /* Equal codes: the lowest failing rank decides. */
+  local = r >= p / 2 ? SCL_ERROR(SCL_ERR_FORMAT, "bad file on rank %d", r) : SCL_OK;
+  got = dist_agree(c, local);
+  snprintf(want, sizeof want, "rank %d of %d failed: bad file on rank %d", p / 2, p, p / 2);
+  CHECK(got == SCL_ERR_FORMAT, "rank %d: equal codes verdict %s", r, scl_error_name(got));
+  if (r < p / 2)
+    CHECK(!strcmp(scl_error_message(), want), "rank %d: '%s', want '%s'", r, scl_error_message(),
+          want);
+  scl_error_clear();
+
+  /* dist_vote: the same verdict, nothing raised; rank 0 votes while the others agree. */
+  local = r == p - 1 ? SCL_ERROR(SCL_ERR_NUMERIC, "NaN") : SCL_OK;
+  int who = -1;
+  if (r == 0) {
+    got = dist_vote(c, local, &who);
+    CHECK(got == SCL_ERR_NUMERIC && who == p - 1, "vote: %s from rank %d", scl_error_name(got),
+          who);
+    if (p > 1) CHECK(scl_error_message()[0] == '\0', "vote raised '%s'", scl_error_message());
+  } else {
+    got = dist_agree(c, local);
+    CHECK(got == SCL_ERR_NUMERIC, "agree beside a vote: %s", scl_error_name(got));
+  }
+  scl_error_clear();
+}
+
+/* The group of one process: no MPI, collectives copy or do nothing. */
+static void test_self(void) {
+  const dist_comm *s = dist_comm_self();
+  CHECK(dist_comm_rank(s) == 0 && dist_comm_size(s) == 1 && !dist_comm_is_mpi(s), "self shape");
+  scl_error_clear();
+  scl_err e = SCL_ERROR(SCL_ERR_IO, "alone");
+  CHECK(dist_agree(s, e) == SCL_ERR_IO && !strcmp(scl_error_message(), "alone"), "self agree");
+  scl_error_clear();
+  float send[3] = {1, 2, 3}, recv[3] = {0};
+  int64_t counts[1] = {3};
+  CHECK_OK(dist_allgather_rows_f32(s, send, counts, 1, recv));
+  CHECK(recv[0] == 1 && recv[2] == 3, "self gather copies");
+  CHECK_OK(dist_allreduce_f32(s, send, 3, DIST_SUM));
+  CHECK(send[1] == 2, "self sum changes nothing");
+  dist_comm *dup = NULL;
+  CHECK_OK(dist_comm_dup(s, &dup));
+  CHECK(dup && dist_comm_size(dup) == 1 && !dist_comm_is_mpi(dup), "dup of self");
+  dist_comm_destroy(&dup);
+  char byte = 0;
+  CHECK_FAILS(dist_send(s, 0, 1, &byte, 1), SCL_ERR_ARG, "no MPI");
+}
+
 static void test_mpi_error(const dist_comm *c) {
   if (dist_comm_rank(c) != 0) return;
   char byte = 0;
@@ -133,6 +209,8 @@ int main(int argc, char **argv) {
     test_messages(world);
     test_collectives(world);
     test_agree(world);
+    test_agree_forwards(world);
+    test_self();
     test_mpi_error(world);
     int64_t f = failures;
     CHECK_OK(dist_allreduce_i64(world, &f, 1, DIST_SUM));
