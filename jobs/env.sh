@@ -1,4 +1,4 @@
-# env.sh: the one environment file every safecl job sources (STYLE.md 22).
+# env.sh: the one environment file every safecl job sources (docs/conventions.md 22).
 # Threads per rank = cores given to the rank; one threading runtime (OpenBLAS's own threads),
 # and any OpenMP runtime that gets loaded waits passively instead of spinning on our cores.
 threads="${SLURM_CPUS_PER_TASK:-${SAFECL_THREADS:-$(nproc)}}"

@@ -1,10 +1,10 @@
 /* augment.h: the training-time transform of the reference pipeline and per-epoch shuffles.
  *
- * The transform is METHOD.md a.3's train mode, torchvision 0.14 + PIL 9.4:
+ * The transform is docs/methods.md a.3's train mode, torchvision 0.14 + PIL 9.4:
  *   RandomResizedCrop(size, scale, ratio) (bilinear) -> RandomHorizontalFlip(p) -> ToTensor
  *   (-> Normalize when mean/std are given).
  * Every random draw is a pure function of (seed, epoch, sample index), so the augmentation of a
- * sample does not depend on batch order, thread or rank (DESIGN.md 3).
+ * sample does not depend on batch order, thread or rank (docs/architecture.md 3).
  *
  * How the draws are made. torchvision draws from torch's CPU generator, whose raw output is a
  * sequence of 32-bit words (mt19937); every draw it makes here consumes exactly one word. We keep
@@ -67,7 +67,7 @@ typedef struct data_train_params {
   const float *std;  /* 3 non-zero values, or NULL */
 } data_train_params;
 
-/* The reference pipeline's parameters (METHOD.md a.3). */
+/* The reference pipeline's parameters (docs/methods.md a.3). */
 #define DATA_TRAIN_PARAMS_DEFAULT \
   { 224, {0.05, 1.0}, {3.0 / 4.0, 4.0 / 3.0}, 0.5, NULL, NULL }
 

@@ -1,7 +1,7 @@
 /* config.h: libconfig files and key=value overrides parsed into typed structs.
  *
- * Each command describes its configuration as one table of keys (STYLE.md 15): dotted name,
- * type, bounds, default, help and, for strings, the allowed choices. The same table drives
+ * Each command describes its configuration as one table of keys (docs/conventions.md 15): dotted
+ * name, type, bounds, default, help and, for strings, the allowed choices. The same table drives
  * parsing, validation, `--help` and the canonical effective-config dump that provenance records
  * and trial identity hash. Unknown keys are errors naming the file and line (or the override). */
 #ifndef SAFECL_CONFIG_H

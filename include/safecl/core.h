@@ -200,7 +200,7 @@ SCL_NODISCARD scl_err scl_rng_permutation(uint64_t seed, uint32_t stream, uint32
                                           int64_t *perm);
 
 /* ---------------------------------------------------------------------------------------- */
-/* MT19937 and NumPy's legacy RandomState.permutation (METHOD.md a.2).                       */
+/* MT19937 and NumPy's legacy RandomState.permutation (docs/methods.md a.2).                 */
 
 typedef struct scl_mt19937 {
   uint32_t mt[624];
@@ -214,7 +214,7 @@ uint32_t scl_mt19937_u32(scl_mt19937 *mt);
 SCL_NODISCARD scl_err scl_np_permutation(uint32_t seed, int64_t n, int64_t *order);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Timers (STYLE.md 16)                                                                      */
+/* Timers (docs/conventions.md 16)                                                           */
 
 #define SCL_TIMER_LIST(X) X(setup) X(data) X(forward) X(backward) X(sync) X(optim) X(solve) X(io)
 typedef enum {

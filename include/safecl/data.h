@@ -1,6 +1,6 @@
 /* data.h: datasets (class folders, CIFAR-100 binary, synthetic) and image transforms.
  *
- * Transforms reproduce the reference pipeline's pixels (PIL 9.4 + torchvision 0.14, METHOD.md
+ * Transforms reproduce the reference pipeline's pixels (PIL 9.4 + torchvision 0.14, docs/methods.md
  * a.3): Resize(S, bicubic) = PIL's separable Image.resize at torchvision's size, CenterCrop with
  * torchvision's rounding and zero padding, ToTensor = uint8 / 255 in float32. They never
  * allocate: the caller passes scratch memory sized by the matching *_scratch_bytes function.

@@ -1,4 +1,4 @@
-/* dist.h: the one place safecl talks to MPI (STYLE.md 2, 4), below io and linalg.
+/* dist.h: the one place safecl talks to MPI (docs/conventions.md 2, 4), below io and linalg.
  *
  * A dist_comm owns a duplicate of the communicator it was made from, with MPI_ERRORS_RETURN set,
  * so a failing MPI call becomes SCL_ERR_MPI with MPI_Error_string's text and the name of the
@@ -117,8 +117,8 @@ SCL_NODISCARD scl_err dist_allgather_rows_f32(const dist_comm *c, const float *s
 SCL_NODISCARD scl_err dist_allgather_rows_i32(const dist_comm *c, const int32_t *send,
                                               const int64_t *counts, int64_t cols, int32_t *recv);
 
-/* The collective status decision (STYLE.md 3; collective over c): every rank passes its local
- * status and gets back the same verdict. OK if every rank was OK; otherwise the failing rank
+/* The collective status decision (docs/conventions.md 3; collective over c): every rank passes its
+ * local status and gets back the same verdict. OK if every rank was OK; otherwise the failing rank
  * with the largest code (lowest rank among equals) decides: that rank returns its own error
  * unchanged, the others raise the same code with that rank's root-cause message
  * forwarded, "rank R of P failed: <message>". An MPI failure of the reduction itself is
@@ -130,7 +130,8 @@ SCL_NODISCARD scl_err dist_agree(const dist_comm *c, scl_err local);
  * collective calls as dist_agree, so some ranks may vote while the others agree. */
 scl_err dist_vote(const dist_comm *c, scl_err local, int *who);
 
-/* Aborts every process of c's job (MPI_Abort). For the top-level driver only (STYLE.md 3). */
+/* Aborts every process of c's job (MPI_Abort). For the top-level driver only (docs/conventions.md
+ * 3). */
 void dist_abort(const dist_comm *c, int code);
 
 #endif /* SAFECL_DIST_H */

@@ -127,7 +127,7 @@ SCL_NODISCARD scl_err h5_attr_read_i64(h5_file *f, const char *obj, const char *
 SCL_NODISCARD scl_err h5_attr_read_f64(h5_file *f, const char *obj, const char *key, double *value);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Provenance and schema (STYLE.md 17)                                                       */
+/* Provenance and schema (docs/conventions.md 17)                                            */
 
 /* Writes the standard root attributes every safecl HDF5 file carries: schema_version,
  * code_version, hdf5_version, mpi_library_version, openblas_config, hostname, created_utc
@@ -152,9 +152,9 @@ SCL_NODISCARD scl_err h5_check_schema(h5_file *f, int64_t expected_version, cons
  *    h5_write_provenance) is collective: call it on every rank with the same arguments.
  *    Dataset data is written once, from rank 0's buffer; attribute values are taken from
  *    rank 0, so per-rank values (hostname, time) cannot disagree.
- *  - Each of these returns the same status on every rank (STYLE.md 3): the rank that failed
- *    returns its own error, the others the same code naming that rank. So a caller may stop at
- *    the first error and still be in lockstep: every rank stops at the same call.
+ *  - Each of these returns the same status on every rank (docs/conventions.md 3): the rank that
+ *    failed returns its own error, the others the same code naming that rank. So a caller may stop
+ *    at the first error and still be in lockstep: every rank stops at the same call.
  *  - A rank that fails between the wrappers (in its own code) carries its status to
  *    h5_file_commit_group(&f, status), or calls h5_file_abort(&f) while the others commit:
  *    nothing is published, the temporary is removed, every rank returns an error.

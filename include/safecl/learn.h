@@ -17,7 +17,7 @@
  *   - L2 normalisation follows torch.nn.functional.normalize: v / max(||v||, 1e-12), with the
  *     backward autograd takes THROUGH the clamp: when ||v|| < 1e-12 the gradient is g / 1e-12 with
  *     no projection term. A zero head row therefore receives a ~1e12-sized first gradient
- *     (METHOD.md c.3 item 6); this is reproduced on purpose. */
+ *     (docs/methods.md c.3 item 6); this is reproduced on purpose. */
 #ifndef SAFECL_LEARN_H
 #define SAFECL_LEARN_H
 
@@ -38,7 +38,7 @@ void learn_l2norm_backward(float *dx, const float *dxn, const float *xn, const f
                            int64_t rows, int64_t D);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Cosine head (METHOD.md b.5): logits = sigma * normalize(x) . normalize(W)^T               */
+/* Cosine head (docs/methods.md b.5): logits = sigma * normalize(x) . normalize(W)^T         */
 
 /* Flat parameter layout of one head: W (K*D floats, row k = class k) then sigma (1 float). */
 static inline int64_t learn_cosine_params(int64_t K, int64_t D) { return K * D + 1; }
@@ -90,8 +90,8 @@ void learn_cosine_grow(float *dst, const float *src, int64_t K_old, int64_t K_ne
 double learn_ce_loss(float *dlogits, const float *logits, const int64_t *y, int64_t B, int64_t K,
                      double scale);
 
-/* SAFE's transfer loss as coded (slow_cm, METHOD.md c.1): s = normalize(feat), p = normalize(ptm)
- * per sample, C = s^T p / B (D, D), loss = lambda_diag * sum_i (C_ii - 1)^2 +
+/* SAFE's transfer loss as coded (slow_cm, docs/methods.md c.1): s = normalize(feat), p =
+ * normalize(ptm) per sample, C = s^T p / B (D, D), loss = lambda_diag * sum_i (C_ii - 1)^2 +
  * lambda_rdn * sum_{i != j} C_ij^2. The gradient reaches the unnormalised feat (dfeat (B, D), or
  * NULL); ptm is constant. */
 size_t learn_transfer_scratch(int64_t B, int64_t D);
@@ -109,7 +109,7 @@ double learn_transfer_loss_ref(float *dfeat, float *scratch, const float *feat, 
 double learn_align_loss(float *df, const float *f, const float *s, int64_t B, int64_t D,
                         double scale);
 
-/* Cross-classification L_{s<->f} = l1 + l2 (METHOD.md c.3), K old classes of Kt in all:
+/* Cross-classification L_{s<->f} = l1 + l2 (docs/methods.md c.3), K old classes of Kt in all:
  *   l1 = CE(fastHead([W_S[0:K]; phi_S]), yhat), l2 = CE(slowHead([W_F[0:K]; phi_F]), yhat),
  *   yhat = [0..K-1, y_0..y_{B-1}], each a mean over its K + B rows; heads are cosine heads over Kt
  *   classes (w_fast, sigma_fast) and (w_slow, sigma_slow). Gradients: dw_fast (Kt, D) through l1
@@ -142,7 +142,7 @@ void learn_dropout_backward(float *dx, const float *dy, const uint8_t *mask, int
                             float p);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Optimizers over one flat parameter array (STYLE.md 6)                                     */
+/* Optimizers over one flat parameter array (docs/conventions.md 6)                          */
 
 /* A parameter group: elements [offset, offset + count) of the flat array, trained with
  * lr * lr_scale and its own weight decay (torch param groups). Groups must not overlap;

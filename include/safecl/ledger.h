@@ -1,4 +1,4 @@
-/* ledger.h: the sweep's append-only ledger and its replay (DESIGN.md section 6).
+/* ledger.h: the sweep's append-only ledger and its replay (docs/architecture.md section 6).
  *
  * World rank 0 of a sweep is the only writer. Each job writes its own file,
  * RUN_DIR/ledger.<jobid>.log (a requeued SLURM job keeps its id and appends to the same file);

@@ -1,4 +1,5 @@
-/* linalg.h: ridge-regression systems of the random-projection classifiers (METHOD.md c.5-c.6).
+/* linalg.h: ridge-regression systems of the random-projection classifiers (docs/methods.md
+ * c.5-c.6).
  *
  * Shapes: H (N x M) are random-projection features ReLU(phi W_rand), one row per image; labels
  * are class indices in [0, C); Y is their one-hot matrix (never materialised). G = H^T H (M x M)

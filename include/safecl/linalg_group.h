@@ -1,6 +1,6 @@
 /* linalg_group.h: the ridge systems of the random-projection classifiers on a rank group
- * (DESIGN.md section 2; METHOD.md c.5-c.6): G = sum H^T H (M x M) and Q = sum H^T Y (M x C)
- * summed over every rank's rows, the ridge search and the Cholesky solve.
+ * (docs/architecture.md section 2; docs/methods.md c.5-c.6): G = sum H^T H (M x M) and Q = sum H^T
+ * Y (M x C) summed over every rank's rows, the ridge search and the Cholesky solve.
  *
  * Two solvers behind one interface. ScaLAPACK: G lives block-cyclically on the group's 2-D BLACS
  * grid (no rank holds the whole M x M matrix), the solve is pdpotrf/pdpotrs and the search a

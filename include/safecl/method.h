@@ -9,7 +9,7 @@
  *   predict(features)         - predicted mapped labels of a batch of test images, for each of
  *                               the method's predictors (index 0 is THE prediction; others, such
  *                               as SAFE's slow and fast learners, are stored as diagnostics)
- * Predictions never see test labels (DESIGN.md section 4). */
+ * Predictions never see test labels (docs/architecture.md section 4). */
 #ifndef SAFECL_METHOD_H
 #define SAFECL_METHOD_H
 
@@ -100,7 +100,7 @@ typedef struct learn_method_cfg {
   double lr, momentum, weight_decay, min_lr;
   int64_t t_max;
   double head_sigma0; /* initial scale of cosine heads (SAFE/RanPAC code: 10) */
-  /* SAFE (METHOD.md c) */
+  /* SAFE (docs/methods.md c) */
   double slow_diag, slow_rdn, fast_disf, fast_cc, gamma;
   int merge_result, shared_stats, authors_protocol;
   int64_t rp_dim;       /* M of the random projection (10000) */

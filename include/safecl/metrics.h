@@ -1,4 +1,4 @@
-/* metrics.h: the accuracy matrix of a trial and what is derived from it (METHOD.md d.1).
+/* metrics.h: the accuracy matrix of a trial and what is derived from it (docs/methods.md d.1).
  *
  * After session t every test image of the classes seen so far is predicted; acc[t][s] is the
  * top-1 accuracy (percent) on the test images of session s's classes (of domain s, in

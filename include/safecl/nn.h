@@ -183,7 +183,7 @@ void nn_patch_embed_forward_ref(float *out, const float *img, const float *w, co
                                 int64_t B, nn_patch_dims dims, int64_t out_stride);
 
 /* ---------------------------------------------------------------------------------------- */
-/* AdaptFormer adapter (METHOD.md b.2): a = s * (Dropout_p(ReLU(x Wd^T + bd)) Wu^T + bu)    */
+/* AdaptFormer adapter (docs/methods.md b.2): a = s * (Dropout_p(ReLU(x Wd^T + bd)) Wu^T + bu) */
 
 /* y (rows, D) += a, for input x (rows, D); Wd (r, D), bd (r), Wu (D, r), bu (D). pre (rows, r)
  * receives x Wd^T + bd (kept for backward); hid (rows, r) receives the dropped hidden units.
@@ -209,7 +209,7 @@ void nn_adapter_backward_ref(float *dx, float *dwd, float *dbd, float *dwu, floa
                              int64_t D, int64_t r);
 
 /* ---------------------------------------------------------------------------------------- */
-/* SSF (METHOD.md b.3): y = x * gamma + beta over the last dimension n                      */
+/* SSF (docs/methods.md b.3): y = x * gamma + beta over the last dimension n                */
 
 /* y may alias x. */
 void nn_ssf_forward(float *y, const float *x, const float *gamma, const float *beta, int64_t rows,
@@ -228,7 +228,7 @@ void nn_ssf_backward_ref(float *dx, float *dgamma, float *dbeta, const float *dy
                          const float *gamma, int64_t rows, int64_t n);
 
 /* ---------------------------------------------------------------------------------------- */
-/* VPT (METHOD.md b.4): T prompt tokens appended after the N tokens of each image           */
+/* VPT (docs/methods.md b.4): T prompt tokens appended after the N tokens of each image     */
 
 /* x (B, N + T, D): rows [N, N + T) of every image <- prompts (T, D). */
 void nn_vpt_forward(float *x, const float *prompts, int64_t B, int64_t N, int64_t T, int64_t D);

@@ -1,4 +1,4 @@
-/* orch.h: the sweep orchestrator (DESIGN.md sections 2, 3, 6, 7): sweep files and their
+/* orch.h: the sweep orchestrator (docs/architecture.md sections 2, 3, 6, 7): sweep files and their
  * expansion into trials, the run directory's replayed state, the MPI sweep itself, `status`
  * and the run's index.
  *

@@ -1,5 +1,5 @@
 /* pet.h: parameter-efficient tuning (PET) modules on the frozen ViT, and the trainable
- * forward/backward through all blocks (METHOD.md b.2-b.4; STYLE.md 6-8).
+ * forward/backward through all blocks (docs/methods.md b.2-b.4; docs/conventions.md 6-8).
  *
  * Every learner shares ONE frozen backbone (vit_model); what distinguishes the pre-trained
  * model, SAFE's slow learner and its fast learner is only their pet_params block (and heads,

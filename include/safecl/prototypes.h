@@ -1,4 +1,4 @@
-/* prototypes.h: the prototype cosine classifier of SimpleCIL and APER (METHOD.md e).
+/* prototypes.h: the prototype cosine classifier of SimpleCIL and APER (docs/methods.md e).
  *
  * A class's row is the mean feature of its training images (test transforms); prediction is the
  * argmax of cosine similarity over the classes seen so far (the head's scale sigma does not move

@@ -1,4 +1,5 @@
-/* rp.h: the random-projection ridge classifier of RanPAC and SAFE (METHOD.md b.5, c.2, c.5-c.7).
+/* rp.h: the random-projection ridge classifier of RanPAC and SAFE (docs/methods.md b.5, c.2,
+ * c.5-c.7).
  *
  * h = ReLU(x W_rand) with W_rand (D x M) drawn N(0, 1) once; G = sum H^T H and Q = sum H^T Y
  * accumulate in double over sessions; each session a ridge lambda is chosen on that session's

@@ -1,4 +1,4 @@
-/* sessions.h: how a benchmark is cut into continual-learning sessions (METHOD.md a.2).
+/* sessions.h: how a benchmark is cut into continual-learning sessions (docs/methods.md a.2).
  *
  * Class-incremental: increments = [init]; while sum + increment < n_classes append increment;
  * any remainder is a last session. Class order: with shuffle, NumPy's legacy

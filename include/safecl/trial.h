@@ -1,6 +1,6 @@
 /* trial.h: one continual-learning trial on a group of ranks (one rank or many, data-parallel):
- * data, sessions, method, evaluation, metrics and the trial.h5 results file (DESIGN.md sections
- * 3, 4, 6).
+ * data, sessions, method, evaluation, metrics and the trial.h5 results file (docs/architecture.md
+ * sections 3, 4, 6).
  *
  * Identity: a trial is named by the XXH3-128 of its canonical effective config (keys that do
  * not change results left out) plus the hashes of the backbone file and both dataset manifests.

@@ -1,14 +1,14 @@
 /* vit.h: the frozen Vision Transformer backbone (timm's VisionTransformer, forward only).
  *
- * Architecture (METHOD.md b.1): patch embedding (Conv2d P x P, stride P), a class token and
+ * Architecture (docs/methods.md b.1): patch embedding (Conv2d P x P, stride P), a class token and
  * learned position embeddings, `depth` pre-norm blocks
  *     x += proj(attn(LN1(x)));  x += fc2(GELU(fc1(LN2(x))))
  * with a fused qkv linear with bias, exact erf GELU and LayerNorm eps 1e-6, then a final
  * LayerNorm; the feature is the class token after that LayerNorm (B, D).
  *
- * Memory (STYLE.md 6-7): all frozen parameters live in ONE 64-byte aligned block, viewed through
- * `vit_params` and through a table of named tensors (timm names); all activations are sized at
- * create time for max_batch and reused, so vit_model_forward never allocates. Trainable PET
+ * Memory (docs/conventions.md 6-7): all frozen parameters live in ONE 64-byte aligned block, viewed
+ * through `vit_params` and through a table of named tensors (timm names); all activations are sized
+ * at create time for max_batch and reused, so vit_model_forward never allocates. Trainable PET
  * parameters live in blocks of their own (pet_params, pet.h), one per learner.
  *
  * One forward: vit_model_forward is the training forward of pet.h (src/model/
@@ -144,7 +144,7 @@ SCL_NODISCARD scl_err vit_model_open(const char *arch, int64_t crop, const char 
                                      int64_t max_batch, int threads, vit_model **out);
 
 /* images (B, C, img, img) fp32 NCHW, RGB in [0, 1] and fed as is (the reference code does no
- * mean/std normalisation, METHOD.md a.3); cls_out (B, D) receives the class token after the
+ * mean/std normalisation, docs/methods.md a.3); cls_out (B, D) receives the class token after the
  * final LayerNorm. 1 <= B <= max_batch. Unless m->full_last_block is set, only the class
  * token's path through the last block is computed, since no other token of it reaches the
  * output (the keys and values of all tokens still are). */

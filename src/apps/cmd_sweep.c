@@ -70,7 +70,8 @@ int cmd_sweep(int argc, char **argv) {
       code = 1;
     }
   } else if (orch_sweep_run(world, argc, argv, &code) != SCL_OK) {
-    /* the ranks could not agree (an MPI failure): end the whole job from here (STYLE.md 3) */
+    /* the ranks could not agree (an MPI failure): end the whole job from here (docs/conventions.md
+     * 3) */
     scl_log_error_traceback();
     dist_abort(world, 1);
     code = 1;

@@ -1,6 +1,6 @@
 /* cmd_train.c: `safecl train CONFIG [key=value ...]`: argv to run_trial_ex. Under
  * `mpirun -np G` (or srun) the G ranks of the job run the one trial as one data-parallel group
- * (DESIGN.md section 2); alone it is a group of one. */
+ * (docs/architecture.md section 2); alone it is a group of one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

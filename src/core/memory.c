@@ -3,7 +3,8 @@
  * Every block is 64-byte aligned, so SIMD loads and BLAS calls never meet a split cache line, and
  * a failure names the buffer and its size. What this deliberately is not: a pool or an arena.
  * Activations and parameters are sized once at setup, each in one block that its owner (the
- * model, the trainer) carves into tensors, so the hot path never allocates (STYLE.md 7). */
+ * model, the trainer) carves into tensors, so the hot path never allocates (docs/conventions.md 7).
+ * */
 #include "safecl/core.h"
 
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* timer.c: monotonic wall-clock timers over the fixed list of phases (STYLE.md 16). */
+/* timer.c: monotonic wall-clock timers over the fixed list of phases (docs/conventions.md 16). */
 #include "safecl/core.h"
 
 #include <time.h>

@@ -5,7 +5,7 @@
  * read: ranks on one node then share one copy in the page cache, and open costs one sequential
  * pass (label scan plus the content hash that goes into the manifest; the whole file is 154 MB
  * for train, so hashing it is cheap where hashing 100k JPEGs would not be). The torchvision
- * "python" pickles are not read here (METHOD.md a.4 says the two hold the same images). */
+ * "python" pickles are not read here (docs/methods.md a.4 says the two hold the same images). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -1,5 +1,5 @@
-/* domainnet.c: list-file datasets (RanPAC's cleaned DomainNet, METHOD.md a.4): one text file per
- * domain and split, ROOT/<domain>_<split>.txt, each line "relative/path label". Several domains
+/* domainnet.c: list-file datasets (RanPAC's cleaned DomainNet, docs/methods.md a.4): one text file
+ * per domain and split, ROOT/<domain>_<split>.txt, each line "relative/path label". Several domains
  * open as one dataset, concatenated in the order given (DomainNet's test set is the union of all
  * six domains in every session), with each sample's domain recorded.
  *

@@ -7,7 +7,7 @@
  * per epoch, rather than communicating it: a few milliseconds for a million samples, and no
  * collective. Deliberately not torch's RandomSampler order: that comes from torch's own
  * generator and cannot be matched by a counter-based stream, and it does not need to be
- * (METHOD.md a.2). Sharding the order among ranks and batches belongs to the loader. */
+ * (docs/methods.md a.2). Sharding the order among ranks and batches belongs to the loader. */
 #include "safecl/augment.h"
 
 scl_err data_shuffle(uint64_t seed, uint32_t epoch, int64_t n, int64_t *perm) {

@@ -41,7 +41,7 @@ hid_t h5_fapl(void);
 /* 1 if f was made by h5_file_create_atomic_group. */
 int h5_file_is_group(const h5_file *f);
 /* The collective verdict on `local` after a collective step (identity on a serial file): OK on
- * every rank or the same error code on every rank (STYLE.md 3). */
+ * every rank or the same error code on every rank (docs/conventions.md 3). */
 scl_err h5_group_agree(const h5_file *f, scl_err local);
 /* Writes a whole dataset from `data`, which every rank holds identically: serial files write
  * it; group files write rank 0's copy in one collective transfer. <0 on an HDF5 failure. */

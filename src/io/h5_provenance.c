@@ -1,5 +1,5 @@
-/* h5_provenance.c: the standard root attributes every safecl HDF5 file carries (STYLE.md 17)
- * and the schema-version check readers run before trusting a file.
+/* h5_provenance.c: the standard root attributes every safecl HDF5 file carries (docs/conventions.md
+ * 17) and the schema-version check readers run before trusting a file.
  *
  * Provenance is best effort by design: a file that cannot say which MPI it was built with is
  * still worth keeping, so an unavailable item is written as "unknown (...)" rather than failing

@@ -2,10 +2,10 @@
  *
  * Cross-entropy is computed per row in double with the max subtracted before exp (a stable
  * log-softmax), so the loss a test compares is not limited by fp32; the gradient
- * (softmax - onehot) / rows is rounded to fp32 once. The cross-classification loss (METHOD.md c.3,
- * SAFE's `fast`: l1 + l2) only assembles the stacked inputs [prototypes; features] and reuses the
- * cosine head and this cross-entropy; its targets [0..K-1, y] are never materialised, a row below
- * K simply is its own label. It needs caller scratch for the stacked inputs, logits and head
+ * (softmax - onehot) / rows is rounded to fp32 once. The cross-classification loss (docs/methods.md
+ * c.3, SAFE's `fast`: l1 + l2) only assembles the stacked inputs [prototypes; features] and reuses
+ * the cosine head and this cross-entropy; its targets [0..K-1, y] are never materialised, a row
+ * below K simply is its own label. It needs caller scratch for the stacked inputs, logits and head
  * caches (learn_crossclass_scratch). */
 #include "safecl/learn.h"
 

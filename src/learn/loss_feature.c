@@ -1,7 +1,7 @@
 /* loss_feature.c: the losses SAFE puts on features: the slow learner's transfer loss (slow_cm)
  * and the fast learner's alignment loss L_cos.
  *
- * The transfer loss follows the released code, not the paper (METHOD.md c.1): features are
+ * The transfer loss follows the released code, not the paper (docs/methods.md c.1): features are
  * L2-normalised per sample, C = s^T p / B is D x D, and the diagonal and off-diagonal terms are
  * plain sums (no 1/d). C is formed with one cblas_sgemm in fp32 and divided by B afterwards as
  * torch does (c.div_(B)); the loss is then summed in double. The backward is a second GEMM,

@@ -2,7 +2,7 @@
  * module tuned in session 1 with CE through a cosine head (the first-session tuner shared with
  * APER), then frozen; phase 2: a fixed random projection with ReLU and a ridge classifier on
  * statistics G, Q accumulated over sessions, with lambda chosen each session on that session's
- * own training features (METHOD.md e, c.6). method.pet = "none" skips phase 1. */
+ * own training features (docs/methods.md e, c.6). method.pet = "none" skips phase 1. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* safe.c: SAFE, Slow And Fast parameter-Efficient tuning (Zhao et al., NeurIPS 2024), as the
- * authors' released code computes it (METHOD.md c): training of the slow learner in session 1
+ * authors' released code computes it (docs/methods.md c): training of the slow learner in session 1
  * and of the fast learner afterwards. Classifiers and prediction are in safe_classifier.c.
  *
  * Session 1: PET S + cosine head W_S trained with CE + lambda_diag on_diag + lambda_rdn off_diag
@@ -9,7 +9,8 @@
  * over all seen classes + lambda_cos * sum_b (1 - cos(phi_F, phi_S)) + lambda_cc * L_{s<->f}; the
  * slow learner runs in evaluation mode. A fresh SGD (momentum, weight decay on every trainable
  * tensor) each session, cosine LR with its own T_max (released: 20, also for the 15 later
- * epochs). Domain-incremental runs train only session 1, as the released code (METHOD.md c.9). */
+ * epochs). Domain-incremental runs train only session 1, as the released code (docs/methods.md
+ * c.9). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

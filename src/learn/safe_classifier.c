@@ -1,4 +1,4 @@
-/* safe_classifier.c: SAFE's classifiers and prediction (METHOD.md c.2, c.5-c.8).
+/* safe_classifier.c: SAFE's classifiers and prediction (docs/methods.md c.2, c.5-c.8).
  *
  * Both learners share one W_rand. With shared statistics (the released code, the default) one
  * G, Q receives the fast learner's projected features of the session, the fast W_o is solved,
@@ -10,7 +10,8 @@
  * Prediction: logits = sigma * ReLU(phi W_rand) W_o^T per learner, with the learner's cosine-head
  * sigma; session 1 predicts with the fast learner alone; later sessions aggregate
  * w_F logits_F + w_S logits_S with [w_F, w_S] = softmax(-gamma [H_F, H_S]) of the prediction
- * entropies H = -sum p log(p + 1e-9). Test labels are never consulted (DESIGN.md section 4). */
+ * entropies H = -sum p log(p + 1e-9). Test labels are never consulted (docs/architecture.md section
+ * 4). */
 #include <math.h>
 #include <stdlib.h>
 

@@ -1,4 +1,4 @@
-/* pet_adapter.c: the AdaptFormer adapter (METHOD.md b.2), a bottleneck MLP branch
+/* pet_adapter.c: the AdaptFormer adapter (docs/methods.md b.2), a bottleneck MLP branch
  * a = s * (Dropout_p(ReLU(x Wd^T + bd)) Wu^T + bu), forward and backward with weight gradients.
  *
  * Its GEMMs are thin (r = 64 against D = 768), about 2% of a ViT-B block's work, so they go

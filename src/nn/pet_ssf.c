@@ -1,4 +1,4 @@
-/* pet_ssf.c: SSF, y = x * gamma + beta over the last dimension (METHOD.md b.3), forward and
+/* pet_ssf.c: SSF, y = x * gamma + beta over the last dimension (docs/methods.md b.3), forward and
  * backward with the gamma/beta gradients.
  *
  * SSF sits after nine places of every block, so it is kept a streaming loop: the forward can

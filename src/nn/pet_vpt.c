@@ -1,5 +1,5 @@
-/* pet_vpt.c: VPT prompt tokens (METHOD.md b.4): writing a block's T prompts after the N tokens
- * of every image, and summing their gradient over the batch.
+/* pet_vpt.c: VPT prompt tokens (docs/methods.md b.4): writing a block's T prompts after the N
+ * tokens of every image, and summing their gradient over the batch.
  *
  * The trainer lays every image out as N + T rows from the start, so "append before the block,
  * drop after it" is a copy into the last T rows (deep VPT overwrites them before each block,

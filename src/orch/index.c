@@ -1,4 +1,5 @@
-/* index.c: RUN_DIR/index.h5, one row per trial of the run directory (DESIGN.md section 6).
+/* index.c: RUN_DIR/index.h5, one row per trial of the run directory (docs/architecture.md section
+ * 6).
  *
  * Derived, never the only copy of anything: rows come from the ledgers' PLAN records, statuses
  * from the ledgers checked against the trial files (a trial is finished iff trials/<id>/trial.h5

@@ -1,4 +1,4 @@
-/* signals.c: SIGUSR1 and SIGTERM set a flag and nothing else (DESIGN.md section 7).
+/* signals.c: SIGUSR1 and SIGTERM set a flag and nothing else (docs/architecture.md section 7).
  *
  * The coordinator reads the flag between messages and turns it into HALT/EXIT replies; groups
  * install the same handler only so that a signal forwarded to every rank (srun, mpirun) does not

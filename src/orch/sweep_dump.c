@@ -1,4 +1,5 @@
-/* sweep_dump.c: the effective sweep as a libconfig file (RUN_DIR/sweep.cfg, DESIGN.md section 6).
+/* sweep_dump.c: the effective sweep as a libconfig file (RUN_DIR/sweep.cfg, docs/architecture.md
+ * section 6).
  *
  * Written with absolute paths and with the command line folded in (its trial overrides join the
  * sweep-wide overrides, which they follow in the layering anyway), so that

@@ -4,7 +4,7 @@
  * family come from its learn_method_ops, and within a family they are ranked in registry order.
  * A report also shows published numbers of methods safecl does not run yet (analysis/
  * published.csv), and must place trial files of methods it has no entry for: the table below
- * names the published-only methods (METHOD.md e), ranked after the registry's within their
+ * names the published-only methods (docs/methods.md e), ranked after the registry's within their
  * family, and every lookup has a fallback (the id itself, ranked after all known ones by name).
  * Dataset ids follow the configs in configs/datasets/. The category stored in a trial file always
  * wins over these tables; they only place failed trials whose files say nothing about it. */

@@ -145,7 +145,8 @@ static void diagnostics(writer *w, const report_data *d) {
     if (!strcmp(row->predictor, "authors_protocol"))
       fputs(
           ": the released code's max(fast learner, aggregation) per session, chosen with "
-          "test labels (METHOD.md d.2); shown to compare with published numbers, never ranked.",
+          "test labels (docs/methods.md d.2); shown to compare with published numbers, never "
+          "ranked.",
           w->f);
     else
       fputs(": a diagnostic predictor, never ranked.", w->f);

@@ -1,9 +1,9 @@
-/* group.c: the rank group a trial runs on, as the runner and the methods see it (DESIGN.md
- * section 2): the group's dist_comm (dist_comm_self() for this process alone), which methods use
- * directly for batch-wide terms and gradient sums, and the runner's collective status decision:
- * every phase that can fail on one rank alone (reading images, extracting features) ends in
- * run_group_agree, so a rank that hits bad input fails the whole group with its message instead
- * of leaving the others waiting in the next collective. */
+/* group.c: the rank group a trial runs on, as the runner and the methods see it
+ * (docs/architecture.md section 2): the group's dist_comm (dist_comm_self() for this process
+ * alone), which methods use directly for batch-wide terms and gradient sums, and the runner's
+ * collective status decision: every phase that can fail on one rank alone (reading images,
+ * extracting features) ends in run_group_agree, so a rank that hits bad input fails the whole group
+ * with its message instead of leaving the others waiting in the next collective. */
 #include "safecl/run_group.h"
 
 void run_group_init(run_group *g, const dist_comm *comm) {

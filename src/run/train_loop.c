@@ -1,5 +1,5 @@
 /* train_loop.c: the training loop of one session: epochs of shuffled batches with the training
- * transforms, each handed to the method's train_step (DESIGN.md section 3).
+ * transforms, each handed to the method's train_step (docs/architecture.md section 3).
  *
  * Every random choice is a function of the trial seed and a position, never of the rank or the
  * batch a sample lands in: the epoch order is data_shuffle(seed, epoch key), the augmentation of

@@ -1,12 +1,12 @@
 /* trial.c: one continual-learning trial: open the benchmark, plan the sessions, and for each
  * session train the method, fit its classifier on the session's training features and evaluate
- * every predictor on all test images of the classes seen so far (DESIGN.md section 4).
+ * every predictor on all test images of the classes seen so far (docs/architecture.md section 4).
  *
  * Features of frozen networks (the pre-trained model) never change, so their test features are
  * cached across sessions: each test image goes through a frozen network once per trial.
  *
- * On a group of ranks (DESIGN.md section 2) every rank opens the same data and walks the same
- * lists; feature extraction is sharded (rank r takes its learn_shard of every list), the
+ * On a group of ranks (docs/architecture.md section 2) every rank opens the same data and walks the
+ * same lists; feature extraction is sharded (rank r takes its learn_shard of every list), the
  * classifier is fitted collectively from the shards, and predictions are gathered exactly, so
  * the metrics are the same on every rank. Group rank 0 writes the trial's files. Phases that can
  * fail on one rank alone end in a group-wide status decision (run_group_agree). */
@@ -54,7 +54,7 @@ static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
             (long long)data_dataset_num_classes(st->test));
   st->dil = !strcmp(cfg->format, "domainnet");
   if (st->dil) {
-    /* Every session holds every class in the original label order (METHOD.md a.1). */
+    /* Every session holds every class in the original label order (docs/methods.md a.1). */
     SCL_CALL(data_sessions_create(nc, nc, nc, 0, 0, &st->plan));
     st->n_sessions = 1;
     for (const char *c = cfg->domains; *c; c++) st->n_sessions += *c == ',';
@@ -230,9 +230,10 @@ static scl_err predict_list(trial_state *st, const learn_session *s, int train, 
   return SCL_OK;
 }
 
-/* The validation split (DESIGN.md section 4): of each session-1 class, floor(val_fraction x n)
- * training images (at least one when the class has two or more), chosen by a permutation keyed
- * by the trial seed and the class, so the split is the same on every rerun and rank. */
+/* The validation split (docs/architecture.md section 4): of each session-1 class,
+ * floor(val_fraction x n) training images (at least one when the class has two or more), chosen by
+ * a permutation keyed by the trial seed and the class, so the split is the same on every rerun and
+ * rank. */
 static scl_err carve_validation(trial_state *st) {
   if (st->cfg->val_fraction <= 0.0) return SCL_OK;
   int64_t lo, hi, *idx = NULL, n = 0, *perm = NULL;

@@ -151,7 +151,7 @@ static scl_err write_losses(h5_file *f, const trial_state *st) {
 }
 
 /* The released SAFE code reports, after every session but the first, the better of the fast
- * learner's and the aggregated model's TEST accuracy (METHOD.md d.2): a choice made with test
+ * learner's and the aggregated model's TEST accuracy (docs/methods.md d.2): a choice made with test
  * labels. It is kept only as this separately named diagnostic, never as the accuracy. */
 static scl_err write_authors_protocol(h5_file *f, const trial_state *st) {
   const run_metrics *m = st->metrics;

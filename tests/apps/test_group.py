@@ -1,5 +1,5 @@
 """test_group.py: one trial on a group of 1, 2 and 4 ranks gives the numbers it gives on one
-(issue 5): `mpirun -np G safecl train ...` on generated data, oversubscribed.
+rank: `mpirun -np G safecl train ...` on generated data, oversubscribed.
 
 Checks, each against the one-rank run of the same config:
   - SAFE with adapters (two learners, transfer loss, alignment and cross-classification over the

@@ -3,7 +3,7 @@
 1. SimpleCIL, class-incremental on the synthetic benchmark with a tiny random ViT: the whole
    accuracy matrix must equal an independent NumPy computation (class order from NumPy's legacy
    permutation, prototypes = class means of `safecl features` output, cosine argmax over seen
-   classes), and final / average / forgetting must follow from the matrix (METHOD.md d.1).
+   classes), and final / average / forgetting must follow from the matrix (docs/methods.md d.1).
 2. A validation split held out of session 1's training data is evaluated every session.
    Rerunning the same command does nothing; a run.dir holding another trial is refused; a
    trial SIGKILLed right after session k's checkpoint and rerun ends with the identical accuracy

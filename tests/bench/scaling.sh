@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scaling.sh: data-parallel scaling of the training step on one node (issue 5): the same global
+# scaling.sh: data-parallel scaling of the training step on one node: the same global
 # batch trained by 1 rank x T threads and by T ranks x 1 thread (`safecl bench train` under
 # mpiexec, the trial's own data-parallel step: sharded forward/backward, gathered features for
 # the head and loss, one allreduce of the PET gradient). The two configurations alternate

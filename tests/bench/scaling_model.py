@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""scaling_model.py: predicted parallel efficiency of one data-parallel trial at G ranks (issue 5).
+"""scaling_model.py: predicted parallel efficiency of one data-parallel trial at G ranks.
 
 The model prices the four kinds of work of a trial on a group of G ranks, one core each, from
 rates measured on the development machine (defaults below, README "Data-parallel trials"), and

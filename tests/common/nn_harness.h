@@ -1,7 +1,7 @@
 /* nn_harness.h: the harness of the kernel and model-gradient tests (tests/nn, tests/train):
  * buffers, seeded random data, the element-wise comparison that prints its worst element, and
- * the central finite-difference checker (STYLE.md 12a-b). Failures count in scl_check.h's one
- * `failures` counter.
+ * the central finite-difference checker (docs/conventions.md 12a-b). Failures count in
+ * scl_check.h's one `failures` counter.
  *
  * Finite differences: the loss is L = sum_i w_i y_i accumulated in double over a float
  * forward; each input element is moved by +-eps (the step actually taken after rounding to

@@ -1,4 +1,4 @@
-/* class_orders.h: the three NumPy legacy permutation test vectors of METHOD.md a.2
+/* class_orders.h: the three NumPy legacy permutation test vectors of docs/methods.md a.2
  * (np.random.seed(1993); np.random.permutation(n) for n = 100, 200, 300). */
 #include <stdint.h>
 static const int64_t order_100[100] = {

@@ -1,4 +1,4 @@
-/* test_core.c: core module checks: class orders against NumPy's legacy permutation (METHOD.md
+/* test_core.c: core module checks: class orders against NumPy's legacy permutation (docs/methods.md
  * a.2 test vectors), Philox4x32-10 known-answer vectors (Random123 kat_vectors), RNG stream
  * independence from call order, error traceback, SCL_CHECK and scl_error_take, aligned
  * allocation and rounding, hashing. Exits non-zero on any
@@ -20,7 +20,7 @@ static void test_class_orders(void) {
     CHECK(scl_np_permutation(1993, ns[k], got) == SCL_OK, "permutation failed");
     int bad = 0;
     for (int64_t i = 0; i < ns[k]; i++) bad += got[i] != want[k][i];
-    CHECK(bad == 0, "n=%lld: %d positions differ from METHOD.md a.2", (long long)ns[k], bad);
+    CHECK(bad == 0, "n=%lld: %d positions differ from docs/methods.md a.2", (long long)ns[k], bad);
     printf("class order n=%lld: %s\n", (long long)ns[k], bad ? "MISMATCH" : "identical");
   }
 }

@@ -36,7 +36,7 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as F
 
 FAILURES = []
-DEFAULT = (0.05, 1.0, 3.0 / 4.0, 4.0 / 3.0, 0.5)  # scale, ratio, flip p (METHOD.md a.3)
+DEFAULT = (0.05, 1.0, 3.0 / 4.0, 4.0 / 3.0, 0.5)  # scale, ratio, flip p (docs/methods.md a.3)
 N_WORDS = 24
 
 

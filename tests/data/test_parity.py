@@ -4,7 +4,7 @@
 Run with the system interpreter (it has PIL, numpy, torchvision):
     /usr/bin/python3 test_parity.py --tool build/tests/data/data_tool --workdir /tmp/parity
 
-Every input is generated here from a fixed seed (STYLE.md 14): noise, gradients and edges, so
+Every input is generated here from a fixed seed (docs/conventions.md 14): noise, gradients and edges, so
 that clipping, rounding and filter tails are all exercised. Sections:
   resize     data_resize (bicubic, bilinear) vs PIL Image.resize at torchvision's size
   transform  data_test_transform vs torchvision Resize(bicubic) + CenterCrop + ToTensor

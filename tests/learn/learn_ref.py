@@ -4,7 +4,7 @@
 Run with the system interpreter (it has torch 1.13 and numpy):
     /usr/bin/python3 learn_ref.py --driver build/tests/learn/learn_driver --workdir /tmp/learn
 
-Every input is generated here from fixed numpy seeds (STYLE.md 14) and written in the record
+Every input is generated here from fixed numpy seeds (docs/conventions.md 14) and written in the record
 format of learn_blob.h; learn_driver computes with the C library and writes its results back;
 the same computation runs here in torch float32 on the CPU, written the way SAFE's released code
 writes it (CosineLinear, F.cross_entropy, slow_cm, fast, torch.optim.SGD + CosineAnnealingLR).

@@ -1,4 +1,4 @@
-"""ridge_ref.py: linalg's ridge search and solve against NumPy (METHOD.md c.6).
+"""ridge_ref.py: linalg's ridge search and solve against NumPy (docs/methods.md c.6).
 
 Generates random-projection features of class-structured data (H = ReLU(X W_rand), like the RP
 head), runs tests/linalg/ridge_driver, and checks against the reference algorithm written with

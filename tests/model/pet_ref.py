@@ -1,5 +1,5 @@
 """pet_ref.py: PET modules on vit_ref's PyTorch ViT, written as the released code has them
-(METHOD.md b.2-b.4), for safecl's training parity test and the training benchmark peer.
+(docs/methods.md b.2-b.4), for safecl's training parity test and the training benchmark peer.
 
   adapter  AdaptFormer (petl/vision_transformer_adapter.py, "parallel", no LayerNorm, "lora"
            init): a = s * up(dropout(relu(down(x)))), s = 0.1 fixed; block
@@ -185,7 +185,7 @@ class PetViT(nn.Module):
 
 
 class CosineHead(nn.Module):
-    """CosineLinear (METHOD.md b.5): sigma * normalize(x) normalize(W)^T, sigma learnable."""
+    """CosineLinear (docs/methods.md b.5): sigma * normalize(x) normalize(W)^T, sigma learnable."""
 
     def __init__(self, dim, classes, sigma=10.0):
         super().__init__()

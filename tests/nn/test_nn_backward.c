@@ -1,5 +1,5 @@
 /* test_nn_backward.c: every backward kernel and PET operation of nn.h, two ways
- * (STYLE.md 12a-b): central finite differences of a weighted sum of the forward's output
+ * (docs/conventions.md 12a-b): central finite differences of a weighted sum of the forward's output
  * against the analytic gradients, on small shapes; and each fast (BLAS) kernel against its
  * naive `_ref`, on larger and odd shapes. Prints one line per tensor with its worst element;
  * the exit status is the number of failures (capped). */

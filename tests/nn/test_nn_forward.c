@@ -1,6 +1,6 @@
 /* test_nn_forward.c: every fast forward kernel of nn.h against its naive `_ref`, on random
- * inputs of several shapes including odd and degenerate sizes (STYLE.md 12b); the backward
- * kernels are test_nn_backward.c's.
+ * inputs of several shapes including odd and degenerate sizes (docs/conventions.md 12b); the
+ * backward kernels are test_nn_backward.c's.
  *
  * Each comparison prints its worst element and passes when |fast - ref| <= atol + rtol*|ref|
  * everywhere; the exit status is the number of failures (capped), so ctest sees any of them.

@@ -88,7 +88,7 @@ Final accuracy, average incremental accuracy: mean ± std over seeds, (n) finish
 - VTAB / L2P: 2 configurations; none finished: `method.l2p.pool = 10` (no validation, 0 finished); `method.l2p.pool = 20` (no validation, 0 finished).
 - VTAB / RanPAC: 2 configurations; no validation split, so none is chosen (never on the test set): `method.rp.dim = 1024` (no validation, 1 finished); `method.rp.dim = 512` (no validation, 1 finished).
 - No validation split (one configuration, used as run, not selected): CIFAR-100 / L2P, CIFAR-100 / SimpleCIL, IN-R / L2P, IN-R / SimpleCIL, IN-R / SAFE, CUB-200 / SimpleCIL, VTAB / SimpleCIL.
-- SAFE: authors' protocol: the released code's max(fast learner, aggregation) per session, chosen with test labels (METHOD.md d.2); shown to compare with published numbers, never ranked.
+- SAFE: authors' protocol: the released code's max(fast learner, aggregation) per session, chosen with test labels (docs/methods.md d.2); shown to compare with published numbers, never ranked.
 - Failed: IN-R / L2P seed 3 (`runA/trials/inr_l2p_3`): NaN loss at session 2, epoch 3
 - Failed: IN-R / RanPAC seed 2 `method.rp.dim = 1024` (`runA/trials/inr_ranpac1024_2`): trial.h5 status "stopped"
 - Failed: (not placed, no config: `runA/trials/zz_broken`): out of memory
@@ -158,7 +158,7 @@ IN-R / RanPAC: 2 configurations; chosen on mean validation accuracy: \texttt{met
 VTAB / L2P: 2 configurations; none finished: \texttt{method.l2p.pool = 10} (no validation, 0 finished); \texttt{method.l2p.pool = 20} (no validation, 0 finished).\par
 VTAB / RanPAC: 2 configurations; no validation split, so none is chosen (never on the test set): \texttt{method.rp.dim = 1024} (no validation, 1 finished); \texttt{method.rp.dim = 512} (no validation, 1 finished).\par
 No validation split (one configuration, used as run, not selected): CIFAR-100 / L2P, CIFAR-100 / SimpleCIL, IN-R / L2P, IN-R / SimpleCIL, IN-R / SAFE, CUB-200 / SimpleCIL, VTAB / SimpleCIL.\par
-SAFE: authors' protocol: the released code's max(fast learner, aggregation) per session, chosen with test labels (METHOD.md d.2); shown to compare with published numbers, never ranked.\par
+SAFE: authors' protocol: the released code's max(fast learner, aggregation) per session, chosen with test labels (docs/methods.md d.2); shown to compare with published numbers, never ranked.\par
 Failed: IN-R / L2P seed 3 (\texttt{runA/trials/inr\_l2p\_3}): NaN loss at session 2, epoch 3\par
 Failed: IN-R / RanPAC seed 2 \texttt{method.rp.dim = 1024} (\texttt{runA/trials/inr\_ranpac1024\_2}): trial.h5 status "stopped"\par
 Failed: (not placed, no config: \texttt{runA/trials/zz\_broken}): out of memory\par

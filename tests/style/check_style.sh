@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # check_style.sh: the house rules a machine can check
-# (STYLE.md 1, 4, 19, 21; DESIGN.md 5).
+# (docs/conventions.md 1, 4, 19, 21; docs/architecture.md 5).
 #   - every C file is formatted by the committed .clang-format
 #   - no exit()/abort() below main (src/apps/ only)
 #   - no MPI_COMM_WORLD outside src/apps/ and src/orch/

@@ -11,7 +11,7 @@
  *   released  adapters at their released init (W_up = 0) give the frozen model's features
  *   threads   1 and 2 threads agree
  *   refusals  backward without a matching forward, a PET block of another kind
- *   layout    ViT-B/16 parameter counts of METHOD.md b.2-b.4 and the released initial values;
+ *   layout    ViT-B/16 parameter counts of docs/methods.md b.2-b.4 and the released initial values;
  *             every typed pet_layout field is the offset of the tensor its name says, every
  *             tensor is reached by exactly one field, and pet_layout_create agrees
  *   names     pet_kinds_parse / pet_kinds_format round trip, the vpt alias, unknown names refused
@@ -289,7 +289,7 @@ static void released_layout(void) {
   vit_config c;
   die(vit_config_preset("vit_base_patch16_224", &c));
   const unsigned kinds[3] = {PET_ADAPTER, PET_SSF, PET_VPT_DEEP};
-  const int64_t want[3] = {1189632, 205824, 46080}; /* METHOD.md b.2, b.3, b.4 */
+  const int64_t want[3] = {1189632, 205824, 46080}; /* docs/methods.md b.2, b.3, b.4 */
   for (int k = 0; k < 3; k++) {
     pet_config pc = {kinds[k], 64, 0.1f, 0.1f, 5, 0, 0, 0};
     pet_params *p = NULL;
