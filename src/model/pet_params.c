@@ -35,10 +35,9 @@ static scl_err add(layout *L, int64_t *slot, init_kind init, int ndim, int64_t d
                    int64_t d2, const char *fmt, ...) {
   const int64_t numel = d0 * (ndim > 1 ? d1 : 1) * (ndim > 2 ? d2 : 1);
   *slot = L->lay->count;
-  L->lay->count += (numel + 15) / 16 * 16; /* 64-byte aligned tensors */
+  L->lay->count += scl_pad_floats(numel); /* 64-byte aligned tensors */
   if (!L->t) return SCL_OK;
-  if (L->n == MAX_TENSORS)
-    return SCL_ERROR(SCL_ERR_ARG, "PET block has more than %d tensors", MAX_TENSORS);
+  SCL_CHECK(L->n != MAX_TENSORS, SCL_ERR_ARG, "PET block has more than %d tensors", MAX_TENSORS);
   pet_tensor *t = &L->t[L->n];
   va_list ap;
   va_start(ap, fmt);
@@ -220,9 +219,9 @@ void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag) {
 }
 
 scl_err pet_params_copy(pet_params *dst, const pet_params *src) {
-  if (dst->count != src->count || dst->cfg.kinds != src->cfg.kinds)
-    return SCL_ERROR(SCL_ERR_ARG, "PET copy between different layouts (%lld vs %lld floats)",
-                     (long long)dst->count, (long long)src->count);
+  SCL_CHECK(dst->count == src->count && dst->cfg.kinds == src->cfg.kinds, SCL_ERR_ARG,
+            "PET copy between different layouts (%lld vs %lld floats)", (long long)dst->count,
+            (long long)src->count);
   memcpy(dst->param, src->param, (size_t)src->count * sizeof(float));
   return SCL_OK;
 }

@@ -56,19 +56,17 @@ scl_err vit_config_validate(const vit_config *c) {
                   {"depth", c->depth},          {"heads", c->heads},
                   {"mlp_hidden", c->mlp_hidden}};
   for (size_t i = 0; i < sizeof positive / sizeof positive[0]; i++)
-    if (positive[i].value <= 0 || positive[i].value > (1 << 20))
-      return SCL_ERROR(SCL_ERR_ARG, "ViT config '%s': %s = %lld is outside [1, 2^20]", c->name,
-                       positive[i].key, (long long)positive[i].value);
-  if (c->img_size % c->patch_size != 0)
-    return SCL_ERROR(SCL_ERR_ARG,
-                     "ViT config '%s': img_size %lld is not a multiple of "
-                     "patch_size %lld",
-                     c->name, (long long)c->img_size, (long long)c->patch_size);
-  if (c->width % c->heads != 0)
-    return SCL_ERROR(SCL_ERR_ARG, "ViT config '%s': width %lld is not a multiple of heads %lld",
-                     c->name, (long long)c->width, (long long)c->heads);
-  if (!(c->ln_eps > 0.0f))
-    return SCL_ERROR(SCL_ERR_ARG, "ViT config '%s': ln_eps must be positive", c->name);
+    SCL_CHECK(positive[i].value > 0 && positive[i].value <= (1 << 20), SCL_ERR_ARG,
+              "ViT config '%s': %s = %lld is outside [1, 2^20]", c->name, positive[i].key,
+              (long long)positive[i].value);
+  SCL_CHECK(c->img_size % c->patch_size == 0, SCL_ERR_ARG,
+            "ViT config '%s': img_size %lld is not a multiple of "
+            "patch_size %lld",
+            c->name, (long long)c->img_size, (long long)c->patch_size);
+  SCL_CHECK(c->width % c->heads == 0, SCL_ERR_ARG,
+            "ViT config '%s': width %lld is not a multiple of heads %lld", c->name,
+            (long long)c->width, (long long)c->heads);
+  SCL_CHECK(c->ln_eps > 0.0f, SCL_ERR_ARG, "ViT config '%s': ln_eps must be positive", c->name);
   return SCL_OK;
 }
 

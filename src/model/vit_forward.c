@@ -17,11 +17,10 @@
 #include "vit_trainer_internal.h"
 
 static scl_err check_batch(const vit_model *m, const float *images, int64_t B, const float *out) {
-  if (!m || !images || !out)
-    return SCL_ERROR(SCL_ERR_ARG, "ViT forward: NULL model, images or output");
-  if (B < 1 || B > m->max_batch)
-    return SCL_ERROR(SCL_ERR_ARG, "ViT '%s' forward: batch %lld is outside [1, %lld]", m->cfg.name,
-                     (long long)B, (long long)m->max_batch);
+  SCL_CHECK(m && images && out, SCL_ERR_ARG, "ViT forward: NULL model, images or output");
+  SCL_CHECK(B >= 1 && B <= m->max_batch, SCL_ERR_ARG,
+            "ViT '%s' forward: batch %lld is outside [1, %lld]", m->cfg.name, (long long)B,
+            (long long)m->max_batch);
   return SCL_OK;
 }
 

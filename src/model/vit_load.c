@@ -80,15 +80,13 @@ static scl_err resolve_part(load_ctx *c, const char *fname, int ndim, const int6
                             const io_tensor_info **out) {
   char want[96], got[96];
   const io_tensor_info *t = io_safetensors_find(c->st, fname);
-  if (!t)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: missing tensor '%s' (%s expects shape %s)", c->path,
-                     fname, c->m->cfg.name, shape_str(want, sizeof want, ndim, shape));
+  SCL_CHECK(t, SCL_ERR_FORMAT, "%s: missing tensor '%s' (%s expects shape %s)", c->path, fname,
+            c->m->cfg.name, shape_str(want, sizeof want, ndim, shape));
   int same = t->ndim == ndim;
   for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
-  if (!same)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: tensor '%s' has shape %s but %s expects %s", c->path,
-                     fname, shape_str(got, sizeof got, t->ndim, t->shape), c->m->cfg.name,
-                     shape_str(want, sizeof want, ndim, shape));
+  SCL_CHECK(same, SCL_ERR_FORMAT, "%s: tensor '%s' has shape %s but %s expects %s", c->path, fname,
+            shape_str(got, sizeof got, t->ndim, t->shape), c->m->cfg.name,
+            shape_str(want, sizeof want, ndim, shape));
   for (int i = 0; i < io_safetensors_count(c->st); i++)
     if (io_safetensors_at(c->st, i) == t) c->used[i] = 1;
   *out = t;
@@ -193,7 +191,7 @@ scl_err vit_model_load(vit_model *m, const char *path, unsigned flags) {
   scl_free(c.src);
   scl_free(c.used);
   io_safetensors_close(&c.st);
-  if (err) return scl_error_trace(err, __FILE__, __LINE__, __func__);
+  if (err) return SCL_TRACE(err);
   SCL_INFO("%s: loaded %lld parameters of %s (%s naming)", path, (long long)m->param_count,
            m->cfg.name, c.hf ? "Hugging Face" : "timm");
   return SCL_OK;
@@ -205,9 +203,8 @@ scl_err vit_model_open(const char *arch, int64_t crop, const char *crop_key, con
   vit_config vc;
   *out = NULL;
   SCL_CALL(vit_config_preset(arch, &vc));
-  if (crop != vc.img_size)
-    return SCL_ERROR(SCL_ERR_ARG, "%s = %lld but %s takes %lldx%lld images", crop_key,
-                     (long long)crop, arch, (long long)vc.img_size, (long long)vc.img_size);
+  SCL_CHECK(crop == vc.img_size, SCL_ERR_ARG, "%s = %lld but %s takes %lldx%lld images", crop_key,
+            (long long)crop, arch, (long long)vc.img_size, (long long)vc.img_size);
   SCL_CALL(vit_model_create(&vc, max_batch, threads, out));
   if (!weights[0]) {
     vit_model_init_random(*out, seed);
@@ -216,7 +213,7 @@ scl_err vit_model_open(const char *arch, int64_t crop, const char *crop_key, con
   scl_err err = vit_model_load(*out, weights, load_flags);
   if (err) {
     vit_model_destroy(out);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   return SCL_OK;
 }

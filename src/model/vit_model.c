@@ -16,8 +16,6 @@
 
 #define PARAMS_PER_BLOCK 12
 
-static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
-
 static void set_tensor(vit_tensor *t, const char *name, int ndim, const int64_t *shape) {
   snprintf(t->name, sizeof t->name, "%s", name);
   t->ndim = ndim;
@@ -81,7 +79,7 @@ static scl_err alloc_params(vit_model *m) {
   int64_t total = 0;
   m->param_count = 0;
   for (int i = 0; i < m->n_tensors; i++) {
-    total += round16(m->tensors[i].numel);
+    total += scl_pad_floats(m->tensors[i].numel);
     m->param_count += m->tensors[i].numel;
   }
   SCL_CALL(
@@ -89,7 +87,7 @@ static scl_err alloc_params(vit_model *m) {
   int64_t off = 0;
   for (int i = 0; i < m->n_tensors; i++) {
     m->tensors[i].data = m->param_block + off;
-    off += round16(m->tensors[i].numel);
+    off += scl_pad_floats(m->tensors[i].numel);
   }
   bind_params(m);
   return SCL_OK;
@@ -104,12 +102,10 @@ static scl_err model_setup(vit_model *m) {
 scl_err vit_model_create(const vit_config *cfg, int64_t max_batch, int threads, vit_model **out) {
   *out = NULL;
   SCL_CALL(vit_config_validate(cfg));
-  if (max_batch < 1 || max_batch > (1 << 20))
-    return SCL_ERROR(SCL_ERR_ARG, "ViT '%s': max_batch %lld is outside [1, 2^20]", cfg->name,
-                     (long long)max_batch);
-  if (threads < 0 || threads > 1024)
-    return SCL_ERROR(SCL_ERR_ARG, "ViT '%s': thread count %d is outside [0, 1024]", cfg->name,
-                     threads);
+  SCL_CHECK(max_batch >= 1 && max_batch <= (1 << 20), SCL_ERR_ARG,
+            "ViT '%s': max_batch %lld is outside [1, 2^20]", cfg->name, (long long)max_batch);
+  SCL_CHECK(threads >= 0 && threads <= 1024, SCL_ERR_ARG,
+            "ViT '%s': thread count %d is outside [0, 1024]", cfg->name, threads);
   vit_model *m = NULL;
   SCL_CALL(scl_calloc(sizeof *m, "ViT model", (void **)&m));
   m->cfg = *cfg;
@@ -120,7 +116,7 @@ scl_err vit_model_create(const vit_config *cfg, int64_t max_batch, int threads, 
   scl_err err = model_setup(m);
   if (err) {
     vit_model_destroy(&m);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = m;
   return SCL_OK;

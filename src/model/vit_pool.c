@@ -60,10 +60,10 @@ static worker_start *starts_of(vit_pool *p) { return (worker_start *)(p->threads
 
 scl_err vit_pool_create(int nthreads, vit_pool **out) {
   *out = NULL;
-  if (nthreads < 1 || nthreads > 1024)
-    return SCL_ERROR(SCL_ERR_ARG, "thread count %d is outside [1, 1024]", nthreads);
+  SCL_CHECK(nthreads >= 1 && nthreads <= 1024, SCL_ERR_ARG, "thread count %d is outside [1, 1024]",
+            nthreads);
   vit_pool *p = calloc(1, sizeof *p);
-  if (!p) return SCL_ERROR(SCL_ERR_NOMEM, "cannot allocate the thread pool");
+  SCL_CHECK(p, SCL_ERR_NOMEM, "cannot allocate the thread pool");
   p->nthreads = nthreads;
   p->threads = calloc((size_t)nthreads, sizeof(pthread_t) + sizeof(worker_start));
   if (!p->threads) {

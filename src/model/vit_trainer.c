@@ -23,8 +23,6 @@
 
 #include "vit_trainer_internal.h"
 
-static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
-
 /* ---------------------------------------------------------------------------------------- */
 /* A block's PET tensors, from the layout's fields                                           */
 
@@ -88,7 +86,7 @@ typedef struct carver {
 
 static float *carve(carver *c, int64_t n) {
   float *p = c->base ? c->base + c->used : NULL;
-  c->used += round16(n);
+  c->used += scl_pad_floats(n);
   return p;
 }
 
@@ -141,9 +139,9 @@ static void carve_work(vit_trainer *t, carver *c) {
   const int64_t unfold = (t->N - 1) * v->in_chans * v->patch_size * v->patch_size;
   if (unfold > s) s = unfold;
   if (t->F > s) s = t->F;
-  t->scratch_stride = round16(s);
+  t->scratch_stride = scl_pad_floats(s);
   t->scratch = carve(c, t->scratch_stride * t->threads);
-  t->gpart = carve(c, round16(t->pet_count) * (tr_chunks(t->max_batch, t->threads) - 1));
+  t->gpart = carve(c, scl_pad_floats(t->pet_count) * (tr_chunks(t->max_batch, t->threads) - 1));
 }
 
 static scl_err alloc_memory(vit_trainer *t) {
@@ -192,12 +190,11 @@ static double step_flops(const vit_trainer *t) {
 
 static scl_err check_config(const vit_model *m, const pet_config *cfg, int64_t max_batch,
                             int threads) {
-  if (!m) return SCL_ERROR(SCL_ERR_ARG, "trainer without a backbone");
-  if (max_batch < 1 || max_batch > (1 << 20))
-    return SCL_ERROR(SCL_ERR_ARG, "trainer max_batch %lld is outside [1, 2^20]",
-                     (long long)max_batch);
-  if (threads < 0 || threads > 1024)
-    return SCL_ERROR(SCL_ERR_ARG, "trainer thread count %d is outside [0, 1024]", threads);
+  SCL_CHECK(m, SCL_ERR_ARG, "trainer without a backbone");
+  SCL_CHECK(max_batch >= 1 && max_batch <= (1 << 20), SCL_ERR_ARG,
+            "trainer max_batch %lld is outside [1, 2^20]", (long long)max_batch);
+  SCL_CHECK(threads >= 0 && threads <= 1024, SCL_ERR_ARG,
+            "trainer thread count %d is outside [0, 1024]", threads);
   const unsigned all = PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_VPT_SHALLOW | PET_PREFIX;
   if (cfg->kinds & ~all) return SCL_ERROR(SCL_ERR_ARG, "unknown PET kinds 0x%x", cfg->kinds);
   if ((cfg->kinds & PET_VPT_DEEP) && (cfg->kinds & PET_VPT_SHALLOW))
@@ -250,7 +247,7 @@ static scl_err create(const vit_model *backbone, const pet_config *cfg, int64_t 
   scl_err err = trainer_setup(t, engine);
   if (err) {
     vit_trainer_destroy(&t);
-    return scl_error_trace(err, __FILE__, __LINE__, __func__);
+    return SCL_TRACE(err);
   }
   *out = t;
   return SCL_OK;
@@ -296,9 +293,8 @@ static scl_err frozen_forward(vit_trainer *t, const float *images, int64_t B, fl
 }
 
 static scl_err check_call(const vit_trainer *t, const pet_params *p, int64_t B, const char *what) {
-  if (B < 1 || B > t->max_batch)
-    return SCL_ERROR(SCL_ERR_ARG, "trainer %s of %lld images (at most %lld)", what, (long long)B,
-                     (long long)t->max_batch);
+  SCL_CHECK(B >= 1 && B <= t->max_batch, SCL_ERR_ARG, "trainer %s of %lld images (at most %lld)",
+            what, (long long)B, (long long)t->max_batch);
   char have[64], want[64];
   pet_kinds_format(t->pc.kinds, want, sizeof want);
   if (p && (p->cfg.kinds != t->pc.kinds || (t->pc.kinds && p->count != t->pet_count)))
@@ -324,7 +320,7 @@ static void run_team(vit_trainer *t, vit_pool_fn fn, void *job) {
 scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *images, int64_t B,
                             const vit_dropout_key *key, float *cls_out) {
   SCL_CALL(check_call(t, p, B, "forward"));
-  if (!images || !cls_out) return SCL_ERROR(SCL_ERR_ARG, "trainer forward: NULL images or output");
+  SCL_CHECK(images && cls_out, SCL_ERR_ARG, "trainer forward: NULL images or output");
   t->fwd_B = 0;
   if (t->pc.kinds == 0) {
     SCL_CALL(frozen_forward(t, images, B, cls_out));
@@ -350,11 +346,10 @@ scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *im
 
 scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls, int64_t B) {
   SCL_CALL(check_call(t, p, B, "backward"));
-  if (t->fwd_B != B)
-    return SCL_ERROR(SCL_ERR_ARG, "trainer backward of %lld images after a forward of %lld",
-                     (long long)B, (long long)t->fwd_B);
+  SCL_CHECK(t->fwd_B == B, SCL_ERR_ARG, "trainer backward of %lld images after a forward of %lld",
+            (long long)B, (long long)t->fwd_B);
   if (t->pc.kinds == 0) return SCL_OK; /* nothing upstream of the features trains */
-  const int64_t stride = round16(t->pet_count), n = tr_chunks(B, t->threads);
+  const int64_t stride = scl_pad_floats(t->pet_count), n = tr_chunks(B, t->threads);
   memset(t->gpart, 0, (size_t)(stride * (n - 1)) * sizeof(float));
   tr_bwd_job job = {t, p->param, p->grad, dcls, B, n, 0};
   run_team(t, tr_backward_thread, &job);
@@ -367,9 +362,8 @@ scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls, i
 
 scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *images, int64_t B,
                           float *cls_out) {
-  if (!images || !cls_out)
-    return SCL_ERROR(SCL_ERR_ARG, "trainer inference: NULL images or output");
-  if (B < 1) return SCL_ERROR(SCL_ERR_ARG, "trainer inference of %lld images", (long long)B);
+  SCL_CHECK(images && cls_out, SCL_ERR_ARG, "trainer inference: NULL images or output");
+  SCL_CHECK(B >= 1, SCL_ERR_ARG, "trainer inference of %lld images", (long long)B);
   if (!p || p->cfg.kinds == 0) {
     SCL_CALL(frozen_forward(t, images, B, cls_out));
     return SCL_OK;

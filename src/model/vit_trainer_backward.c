@@ -229,7 +229,7 @@ static void backward_chunk(bwd_ctx *c) {
 void tr_backward_thread(void *arg, int tid, int nthreads) {
   tr_bwd_job *job = arg;
   const vit_trainer *t = job->t;
-  const int64_t stride = (t->pet_count + 15) / 16 * 16;
+  const int64_t stride = scl_pad_floats(t->pet_count);
   (void)nthreads;
   for (int64_t k; (k = atomic_fetch_add(&job->next, 1)) < job->n_chunks;) {
     bwd_ctx c = {job,
