@@ -99,12 +99,14 @@ typedef struct learn_method_cfg {
   char *optimizer; /* "sgd", "adam", "adamw" */
   double lr, momentum, weight_decay, min_lr;
   int64_t t_max;
-  double head_sigma0; /* initial scale of cosine heads (SAFE/RanPAC code: 10) */
+  double head_sigma0; /* initial scale of cosine heads (SAFE code: 10; RanPAC, APER code: 1) */
   /* SAFE (docs/methods.md c) */
   double slow_diag, slow_rdn, fast_disf, fast_cc, gamma;
   int merge_result, shared_stats, authors_protocol;
-  int64_t rp_dim;       /* M of the random projection (10000) */
-  int64_t ridge_lo_exp; /* ridge candidates 10^lo .. 10^hi (SAFE 3..8, RanPAC -8..8) */
+  int keep_sigma;        /* 0: both heads' sigma back to head_sigma0 at the RP setup (b.5) */
+  int64_t fast_forwards; /* training forwards of the fast learner per step: 2 released, 1 (c.3) */
+  int64_t rp_dim;        /* M of the random projection (10000) */
+  int64_t ridge_lo_exp;  /* ridge candidates 10^lo .. 10^hi (SAFE 3..8, RanPAC -8..8) */
   int64_t ridge_hi_exp;
   double ridge_fit_fraction; /* rows of the session that fit; the rest validate (0.8) */
 } learn_method_cfg;

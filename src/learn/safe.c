@@ -4,10 +4,15 @@
  *
  * Session 1: PET S + cosine head W_S trained with CE + lambda_diag on_diag + lambda_rdn off_diag
  * of the transfer loss between per-sample-normalised slow features (a SECOND forward, with its
- * own dropout mask) and the frozen model's features. Then the fast learner starts as a copy.
- * Sessions t >= 2: PET F + head W_F (old rows kept, new rows zero, sigma kept) trained with CE
- * over all seen classes + lambda_cos * sum_b (1 - cos(phi_F, phi_S)) + lambda_cc * L_{s<->f}; the
- * slow learner runs in evaluation mode. A fresh SGD (momentum, weight decay on every trainable
+ * own dropout mask) and the frozen model's features. Then the fast learner starts as a copy, and
+ * both heads' sigma go back to method.head.sigma0 (10) as the released code's RP setup resets
+ * them (docs/methods.md b.5, c.2; method.safe.keep_sigma keeps the learned sigma); the trained
+ * rows stay. Sessions t >= 2: PET F + head W_F (old rows kept, new rows zero, sigma carried
+ * over) trained with CE over all seen classes + lambda_cos * sum_b (1 - cos(phi_F, phi_S)) +
+ * lambda_cc * L_{s<->f}; the slow learner runs in evaluation mode. The CE reads one training
+ * forward of the fast learner and the alignment and cross-classification terms a second one with
+ * its own dropout masks, as released (c.3; method.safe.fast_forwards = 1 shares one). A fresh
+ * SGD (momentum, weight decay on every trainable
  * tensor) each session, cosine LR with its own T_max (released: 20, also for the 15 later
  * epochs). Domain-incremental runs train only session 1, as the released code (docs/methods.md
  * c.9). */
@@ -89,23 +94,40 @@ static scl_err slow_step(safe *sf, const learn_session *s, const learn_batch *b,
   return SCL_OK;
 }
 
-/* Sessions >= 2: CE + alignment with the slow learner + cross-classification. */
+/* Whether the fast learner's second training forward differs from the first: only with
+ * method.safe.fast_forwards = 2 and a PET whose training forward draws dropout (an adapter with
+ * p > 0). Otherwise the two released forwards are the same computation and one serves both. */
+static int two_forwards(const safe *sf) {
+  return sf->cfg.fast_forwards == 2 && (sf->pc.kinds & PET_ADAPTER) &&
+         sf->pc.adapter_dropout > 0.0f;
+}
+
+/* Sessions >= 2: CE + alignment with the slow learner + cross-classification. With two forwards
+ * the CE gradient goes back through the first (dropout pass 0) before the second (pass 1) feeds
+ * the alignment and the slow head's term l2 (released SAFE.py:518 and :553, docs/methods.md c.3);
+ * with one, all three terms read the first and go back together. */
 static scl_err fast_step(safe *sf, const learn_session *s, const learn_batch *b, double *loss) {
   learn_step_buffers *w = &sf->w;
   const int64_t B = b->B_global, K = s->class_lo, Kt = s->class_hi, D = sf->D, CD = sf->C * D;
-  vit_dropout_key k0 = dropout_key(sf, s, b, 0);
-  float *gw = sf->head_f.grad;
+  vit_dropout_key k0 = dropout_key(sf, s, b, 0), k1 = dropout_key(sf, s, b, 1);
+  float *gw = sf->head_f.grad, *phi = w->phi;
   pet_params_zero_grad(sf->fast);
   SCL_CALL(learn_tune_ce(w, sf->trainer, sf->fast, &sf->head_f, b, Kt, &k0, sf->comm, &loss[1]));
+  if (two_forwards(sf)) {
+    SCL_CALL(learn_tune_backward(sf->trainer, sf->fast, w->dphi, D, b));
+    SCL_CALL(learn_tune_forward(sf->comm, sf->trainer, sf->fast, b, &k1, D, w->phi2));
+    memset(w->dphi, 0, (size_t)(B * D) * sizeof(float));
+    phi = w->phi2;
+  }
   SCL_CALL(learn_tune_infer(sf->comm, sf->trainer, sf->slow, b, D, w->ref));
   loss[2] = sf->cfg.fast_disf != 0.0
-                ? learn_align_loss(w->dphi, w->phi, w->ref, B, D, sf->cfg.fast_disf)
+                ? learn_align_loss(w->dphi, phi, w->ref, B, D, sf->cfg.fast_disf)
                 : 0.0;
   loss[3] = 0.0;
   if (sf->cfg.fast_cc != 0.0 && K > 0)
     loss[3] = learn_crossclass_loss(gw, gw + CD, w->dphi, w->scratch, NULL, sf->head_f.p,
-                                    sf->head_f.p + CD, sf->head_s.p, sf->head_s.p + CD, w->phi,
-                                    w->ref, b->labels_all, K, Kt, B, D, sf->cfg.fast_cc);
+                                    sf->head_f.p + CD, sf->head_s.p, sf->head_s.p + CD, phi, w->ref,
+                                    b->labels_all, K, Kt, B, D, sf->cfg.fast_cc);
   SCL_CALL(learn_tune_backward(sf->trainer, sf->fast, w->dphi, D, b));
   loss[0] = loss[1] + sf->cfg.fast_disf * loss[2] + sf->cfg.fast_cc * loss[3];
   SCL_CALL(learn_tune_sync(sf->comm, sf->fast));
@@ -136,6 +158,9 @@ static scl_err safe_train_end(learn_method *m, const learn_session *s) {
   /* model_branch1 = deepcopy(network): the slow learner freezes, the fast one starts from it */
   SCL_CALL(pet_params_copy(sf->fast, sf->slow));
   memcpy(sf->head_f.p, sf->head_s.p, (size_t)(sf->C * sf->D + 1) * sizeof(float));
+  /* setup_RP and setup_RP_branch call reset_parameters: sigma back to its start, rows kept */
+  if (!sf->cfg.keep_sigma)
+    *learn_head_sigma(&sf->head_s) = *learn_head_sigma(&sf->head_f) = (float)sf->cfg.head_sigma0;
   return SCL_OK;
 }
 
@@ -195,10 +220,13 @@ static scl_err alloc_buffers(safe *sf) {
 }
 
 /* Session 1: two forward+backward passes of the slow learner and one frozen forward per image;
- * later: forward+backward of the fast learner and a forward of the slow one. */
+ * later: one or two forward+backward passes of the fast learner (two_forwards) and a forward of
+ * the slow one. */
 static learn_cost safe_cost(const learn_method_cfg *cfg, int t) {
   int pet = strcmp(cfg->pet, "none") != 0, nets = cfg->merge_result ? 2 : 1;
-  double first = (pet ? 4.0 : 2.0) + 1.0, later = (pet ? 2.0 : 1.0) + 1.0;
+  int fwd =
+      cfg->fast_forwards == 2 && strstr(cfg->pet, "adapter") && cfg->adapter_dropout > 0.0 ? 2 : 1;
+  double first = (pet ? 4.0 : 2.0) + 1.0, later = (pet ? 2.0 * fwd : 1.0) + 1.0;
   return (learn_cost){
       t == 0 ? first * (double)cfg->epochs_first : later * (double)cfg->epochs_later, nets, 0,
       nets};

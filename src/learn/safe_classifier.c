@@ -7,8 +7,10 @@
  * separate statistics each learner has its own G, Q. Each learner's lambda is searched on its
  * own features of the session, in its own shuffled order (the released code uses two loaders).
  *
- * Prediction: logits = sigma * ReLU(phi W_rand) W_o^T per learner, with the learner's cosine-head
- * sigma; session 1 predicts with the fast learner alone; later sessions aggregate
+ * Prediction: logits = sigma * ReLU(phi W_rand) W_o^T per learner. sigma is method.head.sigma0
+ * (10) for both learners, as the released RP heads are reset at their setup and never trained
+ * (docs/methods.md b.5); with method.safe.keep_sigma it is the learner's cosine-head sigma, as
+ * learned so far. Session 1 predicts with the fast learner alone; later sessions aggregate
  * w_F logits_F + w_S logits_S with [w_F, w_S] = softmax(-gamma [H_F, H_S]) of the prediction
  * entropies H = -sum p log(p + 1e-9). Test labels are never consulted (docs/architecture.md section
  * 4). */
@@ -140,7 +142,10 @@ scl_err safe_predict(learn_method *m, const learn_session *s, const float *const
   size_t bytes = (size_t)((n ? n : 1) * k) * sizeof(float);
   SCL_CALL_GOTO(err, scl_alloc(bytes, "fast logits", (void **)&lf), done);
   SCL_CALL_GOTO(err, learn_rp_logits_with(sf->rp, sf->rp->w_out, k, features[0], n, lf), done);
-  const float sigma_f = sf->head_f.p[sf->C * sf->D], sigma_s = sf->head_s.p[sf->C * sf->D];
+  const float sigma_f =
+      sf->cfg.keep_sigma ? *learn_head_sigma(&sf->head_f) : (float)sf->cfg.head_sigma0;
+  const float sigma_s =
+      sf->cfg.keep_sigma ? *learn_head_sigma(&sf->head_s) : (float)sf->cfg.head_sigma0;
   for (int64_t i = 0; i < n * k; i++) lf[i] *= sigma_f;
   if (sf->cfg.merge_result) {
     const learn_rp *rp = sf->cfg.shared_stats ? sf->rp : sf->rp_slow;

@@ -65,7 +65,7 @@ static const cfg_key trial_keys[] = {
     K("method.vpt.xavier", CFG_BOOL, method.vpt_xavier, 0, 1, "false", NULL,
       "Xavier-uniform prompt init (the VPT paper) instead of the released zeros"),
     K("method.head.sigma0", CFG_FLOAT, method.head_sigma0, 0.001, 1000, "10.0", NULL,
-      "initial scale sigma of the cosine heads"),
+      "initial scale sigma of the cosine heads (released: SAFE 10; RanPAC and APER 1)"),
     K("method.safe.slow_diag", CFG_FLOAT, method.slow_diag, 0, 1e6, "0.01", NULL,
       "SAFE: weight of the transfer loss's diagonal term (IN-A 0.01, CIFAR 5e-10)"),
     K("method.safe.slow_rdn", CFG_FLOAT, method.slow_rdn, 0, 1e6, "10.0", NULL,
@@ -82,6 +82,12 @@ static const cfg_key trial_keys[] = {
       "SAFE: one G, Q for both learners as the released code (false: separate statistics)"),
     K("method.safe.authors_protocol", CFG_BOOL, method.authors_protocol, 0, 1, "true", NULL,
       "also store the released code's max(fast, aggregated) test accuracy as a diagnostic"),
+    K("method.safe.keep_sigma", CFG_BOOL, method.keep_sigma, 0, 1, "false", NULL,
+      "SAFE: keep the learned head sigma at the random-projection setup (false: reset to "
+      "method.head.sigma0 as the released code)"),
+    K("method.safe.fast_forwards", CFG_INT, method.fast_forwards, 1, 2, "2", NULL,
+      "SAFE: training forwards of the fast learner per step (2 released: CE, then alignment and "
+      "cross-classification; 1: one shared forward)"),
     K("train.epochs_first", CFG_INT, method.epochs_first, 0, 10000, "20", NULL,
       "epochs of session 1 (tuned_epoch)"),
     K("train.epochs_later", CFG_INT, method.epochs_later, 0, 10000, "15", NULL,
