@@ -381,6 +381,7 @@ static void close_trial(trial_state *st) {
   scl_free(st->val_idx);
   scl_free(st->val_labels);
   free(st->loss_log);
+  free(st->loss_terms);
   run_metrics_destroy(&st->metrics);
   vit_model_destroy(&st->backbone);
   data_sessions_destroy(&st->plan);
