@@ -36,6 +36,18 @@ SCL_NODISCARD scl_err linalg_ridge_search(const float *H, const int32_t *labels,
                                           const double *lambdas, int n_lambdas, double *mse,
                                           int *best);
 
+/* The same search in float32 as the released RanPAC and SAFE code run it (a diagnostic,
+ * method.ridge.precision = float32): Ga = Ha^T Ha and Ha^T Ya by sgemm, one LU solve (sgesv, as
+ * torch.linalg.solve) of (Ga + lambda I) W^T = Ha^T Ya per candidate, predictions by sgemm; each
+ * mse is the float32 value of the mean of the float32 squared errors. Where M exceeds the fitting
+ * rows, Ga's rounding error (about 1e-7 of its largest eigenvalue) swamps the small candidates,
+ * and the choice can be far from the exact search's. Same arguments and errors as
+ * linalg_ridge_search. */
+SCL_NODISCARD scl_err linalg_ridge_search_f32(const float *H, const int32_t *labels, int64_t n,
+                                              int64_t m, int64_t n_classes, int64_t n_fit,
+                                              const double *lambdas, int n_lambdas, double *mse,
+                                              int *best);
+
 /* W = ((G + lambda I)^-1 Q)^T by Cholesky (dpotrf/dpotrs) on a copy of G: W is (n_out x M)
  * float, the first n_out of Q's n_classes columns (the classes seen so far). G is not modified.
  * Errors: SCL_ERR_LAPACK naming lambda when G + lambda I is not positive definite. */

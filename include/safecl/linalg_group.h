@@ -23,6 +23,7 @@
 
 #include "safecl/core.h"
 #include "safecl/dist.h"
+#include "safecl/linalg.h"
 
 typedef enum {
   LINALG_SOLVER_AUTO = 0,
@@ -102,6 +103,24 @@ SCL_NODISCARD scl_err linalg_group_ridge_search(linalg_group *g, const float *H,
                                                 int64_t n, int64_t m, int64_t n_classes,
                                                 const double *lambdas, int n_lambdas, double *mse,
                                                 int *best);
+
+/* Precision of linalg_group_ridge_search: double (the default), or float32, the released
+ * code's own search (linalg_ridge_search_f32), a diagnostic (method.ridge.precision). float32
+ * runs on a group of one rank only (whichever solver): on more ranks the search refuses with
+ * SCL_ERR_ARG naming method.ridge.precision. Local; set the same on every rank. */
+typedef enum { LINALG_PRECISION_DOUBLE = 0, LINALG_PRECISION_FLOAT32 } linalg_precision;
+void linalg_group_set_search_precision(linalg_group *g, linalg_precision p);
+
+/* Every successful linalg_group_ridge_search leaves a record of its candidates, their scores and
+ * the choice (the same on every rank), for the trial's results. */
+#define LINALG_SEARCH_LOG 8
+typedef struct linalg_search_record {
+  int n_lambdas, best;
+  double lambda[LINALG_MAX_LAMBDAS], mse[LINALG_MAX_LAMBDAS];
+} linalg_search_record;
+/* Local: copies the records of the searches since the last call into out (oldest first; of
+ * more than LINALG_SEARCH_LOG, the latest) and forgets them; returns their count. */
+int linalg_group_take_searches(linalg_group *g, linalg_search_record out[LINALG_SEARCH_LOG]);
 
 /* Small sums the classifiers need, in place over the group. */
 SCL_NODISCARD scl_err linalg_group_sum_f64(linalg_group *g, double *v, int64_t n);

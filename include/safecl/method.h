@@ -109,6 +109,7 @@ typedef struct learn_method_cfg {
   int64_t ridge_lo_exp;  /* ridge candidates 10^lo .. 10^hi (SAFE 3..8, RanPAC -8..8) */
   int64_t ridge_hi_exp;
   double ridge_fit_fraction; /* rows of the session that fit; the rest validate (0.8) */
+  char *ridge_precision;     /* "double" or "float32" (the released code's search; one rank) */
 } learn_method_cfg;
 
 typedef struct linalg_group linalg_group;

@@ -31,6 +31,9 @@ struct linalg_group {
   int ctx_grid;     /* nprow x npcol grid (row-major over group ranks) */
   int ctx_root;     /* 1 x 1 grid of group rank 0; -1 on the other ranks */
   int nprow, npcol, myrow, mycol;
+  linalg_precision precision;                       /* of the ridge search */
+  int n_searches;                                   /* searches since the last take (log below) */
+  linalg_search_record searches[LINALG_SEARCH_LOG]; /* ring: search k at k % LINALG_SEARCH_LOG */
 };
 
 /* A square m x m double matrix distributed block-cyclically on the ScaLAPACK grid (block

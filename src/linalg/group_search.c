@@ -6,7 +6,9 @@
  * Ha^T Ya is summed from every rank's fitting rows, and for each candidate the M x C matrix
  * W(lambda)^T is formed replicated (one M x C reduction) so that every rank scores its own
  * validation rows without moving them; the squared errors are summed over the group. A rank
- * never holds the whole M x M matrix unless it is the LAPACK solver's rank 0. */
+ * never holds the whole M x M matrix unless it is the LAPACK solver's rank 0. The float32 search
+ * (a diagnostic) runs only on a group of one rank, with linalg_ridge_search_f32. Each search is
+ * recorded for linalg_group_take_searches. */
 #include <cblas.h>
 #include <string.h>
 
@@ -111,9 +113,67 @@ static scl_err search_body(linalg_group *g, grp_matrix *ga, grp_matrix *v, searc
   return SCL_OK;
 }
 
+/* The released float32 search on a group of one rank: the rows packed fitting rows first (in
+ * their order), then linalg_ridge_search_f32. */
+static scl_err search_f32(const float *H, const int32_t *labels, const uint8_t *fit, int64_t n,
+                          int64_t m, int64_t c, const double *lambdas, int nl, double *mse,
+                          int *best) {
+  float *rows = NULL;
+  int32_t *y = NULL;
+  int64_t n_fit = 0;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(
+      err, scl_alloc((size_t)(n * m) * sizeof(float), "float32 search rows", (void **)&rows), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)n * sizeof(int32_t), "float32 search labels", (void **)&y),
+                done);
+  for (int pass = 1, r = 0; pass >= 0; pass--)
+    for (int64_t i = 0; i < n; i++) {
+      if (fit[i] != pass) continue;
+      memcpy(rows + (int64_t)r * m, H + i * m, (size_t)m * sizeof(float));
+      y[r++] = labels[i];
+      n_fit += pass;
+    }
+  SCL_CALL_GOTO(err, linalg_ridge_search_f32(rows, y, n, m, c, n_fit, lambdas, nl, mse, best),
+                done);
+done:
+  scl_free(rows);
+  scl_free(y);
+  return err;
+}
+
+static void log_search(linalg_group *g, const double *lambdas, int nl, const double *mse,
+                       int best) {
+  linalg_search_record *r = &g->searches[g->n_searches++ % LINALG_SEARCH_LOG];
+  r->n_lambdas = nl;
+  r->best = best;
+  memcpy(r->lambda, lambdas, (size_t)nl * sizeof(double));
+  memcpy(r->mse, mse, (size_t)nl * sizeof(double));
+}
+
+void linalg_group_set_search_precision(linalg_group *g, linalg_precision p) { g->precision = p; }
+
+int linalg_group_take_searches(linalg_group *g, linalg_search_record out[LINALG_SEARCH_LOG]) {
+  int n = g->n_searches < LINALG_SEARCH_LOG ? g->n_searches : LINALG_SEARCH_LOG;
+  for (int k = 0; k < n; k++) out[k] = g->searches[(g->n_searches - n + k) % LINALG_SEARCH_LOG];
+  g->n_searches = 0;
+  return n;
+}
+
 scl_err linalg_group_ridge_search(linalg_group *g, const float *H, const int32_t *labels,
                                   const uint8_t *fit, int64_t n, int64_t m, int64_t n_classes,
                                   const double *lambdas, int n_lambdas, double *mse, int *best) {
+  SCL_CHECK(n_lambdas >= 1 && n_lambdas <= LINALG_MAX_LAMBDAS, SCL_ERR_ARG,
+            "ridge search: %d candidates (1 to %d)", n_lambdas, LINALG_MAX_LAMBDAS);
+  if (g->precision == LINALG_PRECISION_FLOAT32) {
+    SCL_CHECK(g->size == 1, SCL_ERR_ARG,
+              "method.ridge.precision = float32 runs on one rank only (the search of a group of "
+              "%d ranks is double): run the trial on one rank or set method.ridge.precision = "
+              "double",
+              g->size);
+    SCL_CALL(search_f32(H, labels, fit, n, m, n_classes, lambdas, n_lambdas, mse, best));
+    log_search(g, lambdas, n_lambdas, mse, *best);
+    return SCL_OK;
+  }
   double cnt[2];
   SCL_CALL(check_and_count(g, labels, fit, n, m, n_classes, n_lambdas, cnt));
   int64_t nval = 0;
@@ -132,6 +192,7 @@ scl_err linalg_group_ridge_search(linalg_group *g, const float *H, const int32_t
     mse[k] = w.sse[k] / (cnt[1] * (double)n_classes);
     if (mse[k] < mse[*best]) *best = k;
   }
+  log_search(g, lambdas, n_lambdas, mse, *best);
 done:
   grp_threads_restore(threads);
   grp_matrix_free(&ga);

@@ -12,5 +12,7 @@ void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t uplo_len);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
              double *b, const int *ldb, int *info, size_t uplo_len);
+void sgesv_(const int *n, const int *nrhs, float *a, const int *lda, int *ipiv, float *b,
+            const int *ldb, int *info);
 
 #endif /* SAFECL_LINALG_LAPACK_H */

@@ -5,8 +5,10 @@
  * dsyevd of Ha^T Ha serves all candidates, which is both cheaper (one M^3 factorisation instead
  * of one per candidate) and more accurate (double). The chosen lambda can still differ from the
  * reference on near-ties, since the reference scores in fp32. Everything is double: G and Q
- * accumulate over sessions and are compared in tests. */
+ * accumulate over sessions and are compared in tests. linalg_ridge_search_f32 is the reference's
+ * own float32 search, kept as a diagnostic (method.ridge.precision = float32). */
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,6 +165,82 @@ scl_err linalg_ridge_search(const float *H, const int32_t *labels, int64_t n, in
   }
 done:
   free_search(&b);
+  return err;
+}
+
+/* mse of the validation rows for one lambda in float32: (A + lambda I) X = B by sgesv on copies
+ * of A (m x m) and B (m x c), then P = Hb X. */
+static scl_err score_lambda_f32(const float *A, const float *B, const float *hb, const int32_t *yb,
+                                int64_t nb, int64_t m, int64_t c, double lambda, float *LU,
+                                float *X, float *P, int *ipiv, double *mse) {
+  memcpy(LU, A, (size_t)(m * m) * sizeof(float));
+  memcpy(X, B, (size_t)(m * c) * sizeof(float));
+  for (int64_t i = 0; i < m; i++) LU[i * m + i] += (float)lambda;
+  /* A is symmetric, so its row-major layout is the column-major one; X is column-major
+   * (c right-hand sides of length m). */
+  int n = (int)m, nrhs = (int)c, info = 0;
+  sgesv_(&n, &nrhs, LU, &n, ipiv, X, &n, &info);
+  SCL_CHECK(info >= 0, SCL_ERR_LAPACK, "sgesv failed: info=%d", info);
+  if (info > 0) { /* exactly singular in float32: torch.linalg.solve raises, no candidate */
+    *mse = INFINITY;
+    return SCL_OK;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)c, (int)m, 1.0f, hb, (int)m, X,
+              (int)m, 0.0f, P, (int)c);
+  double sum = 0.0;
+  for (int64_t i = 0; i < nb; i++)
+    for (int64_t k = 0; k < c; k++) {
+      float d = P[i * c + k] - (k == yb[i] ? 1.0f : 0.0f);
+      sum += (double)(d * d);
+    }
+  *mse = (double)(float)(sum / ((double)nb * (double)c));
+  return SCL_OK;
+}
+
+scl_err linalg_ridge_search_f32(const float *H, const int32_t *labels, int64_t n, int64_t m,
+                                int64_t n_classes, int64_t n_fit, const double *lambdas,
+                                int n_lambdas, double *mse, int *best) {
+  int64_t nb = n - n_fit, c = n_classes;
+  SCL_CHECK(
+      m > 0 && c > 0 && n_fit > 0 && nb > 0 && n_lambdas > 0 && m <= 46340 && n_fit <= 0x7fffffff,
+      SCL_ERR_ARG,
+      "float32 ridge search needs fitting and validation rows and M <= 46340: n=%lld "
+      "n_fit=%lld m=%lld classes=%lld candidates=%d",
+      (long long)n, (long long)n_fit, (long long)m, (long long)c, n_lambdas);
+  SCL_CALL(check_labels(labels, n, c));
+  size_t mm = (size_t)m * (size_t)m, f = sizeof(float);
+  float *A = NULL, *LU = NULL, *ya = NULL, *B = NULL, *X = NULL, *P = NULL;
+  int *ipiv = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, scl_alloc(mm * f, "float32 Gram matrix", (void **)&A), done);
+  SCL_CALL_GOTO(err, scl_alloc(mm * f, "float32 LU factors", (void **)&LU), done);
+  SCL_CALL_GOTO(err, scl_calloc((size_t)(n_fit * c) * f, "float32 one-hot", (void **)&ya), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)(m * c) * f, "float32 Ha^T Ya", (void **)&B), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)(m * c) * f, "float32 solution", (void **)&X), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)(nb * c) * f, "float32 predictions", (void **)&P), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)m * sizeof(int), "pivots", (void **)&ipiv), done);
+  for (int64_t i = 0; i < n_fit; i++) ya[i * c + labels[i]] = 1.0f;
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)m, (int)m, (int)n_fit, 1.0f, H, (int)m,
+              H, (int)m, 0.0f, A, (int)m);
+  /* B column-major (m x c): B[k * m + j] = (Ha^T Ya)[j][k] */
+  cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)m, (int)c, (int)n_fit, 1.0f, H, (int)m,
+              ya, (int)c, 0.0f, B, (int)m);
+  *best = 0;
+  for (int k = 0; k < n_lambdas; k++) {
+    SCL_CALL_GOTO(err,
+                  score_lambda_f32(A, B, H + n_fit * m, labels + n_fit, nb, m, c, lambdas[k], LU, X,
+                                   P, ipiv, &mse[k]),
+                  done);
+    if (mse[k] < mse[*best]) *best = k;
+  }
+done:
+  scl_free(A);
+  scl_free(LU);
+  scl_free(ya);
+  scl_free(B);
+  scl_free(X);
+  scl_free(P);
+  scl_free(ipiv);
   return err;
 }
 

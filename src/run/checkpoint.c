@@ -25,7 +25,7 @@
 #include "safecl/linalg_group.h"
 #include "trial_internal.h"
 
-#define CKPT_SCHEMA_VERSION 1
+#define CKPT_SCHEMA_VERSION 2
 
 static void ckpt_path(const trial_state *st, char *buf, size_t cap) {
   snprintf(buf, cap, "%s/ckpt.h5", st->cfg->run_dir);
@@ -93,14 +93,38 @@ static scl_err io_metrics(h5_file *f, run_metrics *m, int write) {
   return SCL_OK;
 }
 
+static scl_err alloc_terms(trial_state *st) {
+  if (st->loss_terms) return SCL_OK;
+  st->loss_terms = calloc((size_t)st->n_sessions, sizeof *st->loss_terms);
+  SCL_CHECK(st->loss_terms, SCL_ERR_NOMEM, "loss term names");
+  return SCL_OK;
+}
+
 static scl_err io_losses(h5_file *f, trial_state *st, int write) {
   if (write) {
     SCL_CALL(h5_write_f64_1d(f, "losses/epoch_sums", st->epoch_loss, LEARN_MAX_LOSS_TERMS));
     if (st->n_loss)
       SCL_CALL(h5_write_f64_2d(f, "losses/log", st->loss_log, st->n_loss, TRIAL_LOSS_COLS));
     SCL_CALL(h5_attr_write_i64(f, "losses", "records", st->n_loss));
+    SCL_CALL(alloc_terms(st));
+    const char *names[1024];
+    SCL_CHECK(st->n_sessions <= 1024, SCL_ERR_ARG, "%d sessions (at most 1024)", st->n_sessions);
+    for (int t = 0; t < st->n_sessions; t++) names[t] = st->loss_terms[t];
+    SCL_CALL(h5_write_strings(f, "losses/terms", names, st->n_sessions));
     return SCL_OK;
   }
+  char **names = NULL;
+  int64_t n_names = 0;
+  SCL_CALL(alloc_terms(st));
+  SCL_CALL(h5_read_strings(f, "losses/terms", &names, &n_names));
+  scl_err err = SCL_OK;
+  if (n_names != st->n_sessions)
+    err = SCL_ERROR(SCL_ERR_FORMAT, "checkpoint: %lld sessions of loss term names, not %d",
+                    (long long)n_names, st->n_sessions);
+  for (int t = 0; !err && t < st->n_sessions; t++)
+    snprintf(st->loss_terms[t], TRIAL_TERMS_CHARS, "%s", names[t]);
+  h5_strings_free(names, n_names);
+  SCL_CALL(err);
   int64_t records = 0;
   SCL_CALL(h5_read_f64_1d(f, "losses/epoch_sums", st->epoch_loss, LEARN_MAX_LOSS_TERMS));
   SCL_CALL(h5_attr_read_i64(f, "losses", "records", &records));
@@ -235,8 +259,9 @@ scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch
   return SCL_OK;
 }
 
-scl_err trial_log_losses(trial_state *st, int t, int64_t epoch, const learn_train_plan *plan,
-                         const double *mean) {
+scl_err trial_log_losses(trial_state *st, int t, int64_t epoch, int64_t step,
+                         const learn_train_plan *plan, const double *mean) {
+  SCL_CALL(alloc_terms(st));
   if (st->n_loss == st->cap_loss) {
     int64_t cap = st->cap_loss ? 2 * st->cap_loss : 64;
     double *grown = realloc(st->loss_log, (size_t)cap * TRIAL_LOSS_COLS * sizeof(double));
@@ -247,10 +272,13 @@ scl_err trial_log_losses(trial_state *st, int t, int64_t epoch, const learn_trai
   double *row = st->loss_log + st->n_loss * TRIAL_LOSS_COLS;
   row[0] = t;
   row[1] = (double)epoch;
-  for (int j = 0; j < LEARN_MAX_LOSS_TERMS; j++) row[2 + j] = j < plan->n_terms ? mean[j] : NAN;
+  row[2] = (double)step;
+  for (int j = 0; j < LEARN_MAX_LOSS_TERMS; j++) row[3 + j] = j < plan->n_terms ? mean[j] : NAN;
   st->n_loss++;
-  st->loss_terms = plan->n_terms;
+  char *names = st->loss_terms[t];
+  size_t o = 0;
   for (int j = 0; j < plan->n_terms; j++)
-    snprintf(st->loss_names[j], sizeof st->loss_names[j], "%s", plan->term_names[j]);
+    o += (size_t)snprintf(names + o, TRIAL_TERMS_CHARS - o, "%s%s", j ? "," : "",
+                          plan->term_names[j]);
   return SCL_OK;
 }

@@ -96,8 +96,15 @@ static void free_loop(loop_buffers *b) {
   io_image_free(&b->img);
 }
 
+/* Steps of the loss record that batch k (0-based) closes: train.log_every = N > 0 closes one
+ * after every N-th step of an epoch and at its last; 0 closes one per epoch. */
+static int closes_record(int64_t every, int64_t k, int64_t steps) {
+  return k + 1 == steps || (every > 0 && (k + 1) % every == 0);
+}
+
 /* One epoch from batch `k0`; sums the loss terms into sums[] (st->epoch_loss, which mid-session
- * checkpoints carry, so a resumed epoch reports the same mean loss). */
+ * checkpoints carry, so a resumed epoch reports the same mean loss) and logs a record of their
+ * mean whenever a step closes one (closes_record), then starts the sums afresh. */
 static scl_err run_epoch(trial_state *st, const learn_session *s, loop_buffers *b,
                          const int64_t *idx, const int32_t *labels, int64_t n,
                          const learn_train_plan *plan, int64_t e, int64_t k0, double *sums) {
@@ -117,6 +124,18 @@ static scl_err run_epoch(trial_state *st, const learn_session *s, loop_buffers *
     for (int j = 0; j < plan->n_terms; j++) sums[j] += losses[j];
     SCL_DEBUG("session %d epoch %lld batch %lld: loss %.9g", s->t + 1, (long long)e + 1,
               (long long)k + 1, losses[0]);
+    int64_t every = st->cfg->log_every;
+    if (closes_record(every, k, steps)) {
+      int64_t first = every > 0 ? k / every * every : 0; /* the record's first step */
+      double mean[LEARN_MAX_LOSS_TERMS];
+      for (int j = 0; j < plan->n_terms; j++) mean[j] = sums[j] / (double)(k + 1 - first);
+      SCL_CALL(trial_log_losses(st, s->t, e, k + 1, plan, mean));
+      if (k + 1 == steps)
+        SCL_INFO("session %d epoch %lld/%lld: loss %.4f (mean of steps %lld..%lld)", s->t + 1,
+                 (long long)e + 1, (long long)plan->epochs, mean[0], (long long)first + 1,
+                 (long long)k + 1);
+      memset(sums, 0, LEARN_MAX_LOSS_TERMS * sizeof(double));
+    }
     SCL_CALL(trial_step_boundary(st, s->t, e, k + 1));
   }
   return SCL_OK;
@@ -143,11 +162,8 @@ scl_err trial_train_session(trial_state *st, const learn_session *s, const int64
     if (k0 < steps)
       SCL_CALL_GOTO(err, run_epoch(st, s, &b, idx, labels, n, &plan, e, k0, sums), done);
     SCL_CALL_GOTO(err, ops->train_epoch_end(st->method, s, e), done);
-    double mean[LEARN_MAX_LOSS_TERMS];
-    for (int j = 0; j < plan.n_terms; j++) mean[j] = sums[j] / (double)steps;
-    SCL_CALL_GOTO(err, trial_log_losses(st, s->t, e, &plan, mean), done);
-    SCL_INFO("session %d epoch %lld/%lld: loss %.4f (%.1f s, %.2f img/s)", s->t + 1,
-             (long long)e + 1, (long long)plan.epochs, mean[0], scl_now() - t0,
+    SCL_INFO("session %d epoch %lld/%lld: %.1f s, %.2f img/s", s->t + 1, (long long)e + 1,
+             (long long)plan.epochs, scl_now() - t0,
              (double)(n - k0 * plan.batch) / (scl_now() - t0));
     SCL_CALL_GOTO(err, trial_step_boundary(st, s->t, e + 1, 0), done);
   }

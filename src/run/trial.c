@@ -381,6 +381,7 @@ static void close_trial(trial_state *st) {
   scl_free(st->val_idx);
   scl_free(st->val_labels);
   free(st->loss_log);
+  free(st->loss_terms);
   run_metrics_destroy(&st->metrics);
   vit_model_destroy(&st->backbone);
   data_sessions_destroy(&st->plan);
@@ -449,6 +450,13 @@ static scl_err open_learning(const run_trial_cfg *cfg, trial_state *st) {
                          : !strcmp(cfg->solver, "scalapack") ? LINALG_SOLVER_SCALAPACK
                                                              : LINALG_SOLVER_AUTO;
   SCL_CALL(linalg_group_create(st->group.comm, solver, (int)cfg->threads, &st->linalg));
+  int f32 = !strcmp(cfg->method.ridge_precision, "float32");
+  SCL_CHECK(!f32 || st->group.size == 1, SCL_ERR_ARG,
+            "method.ridge.precision = float32 runs on one rank only, and this trial's group has %d "
+            "ranks: run it on one rank or set method.ridge.precision = double",
+            st->group.size);
+  linalg_group_set_search_precision(st->linalg,
+                                    f32 ? LINALG_PRECISION_FLOAT32 : LINALG_PRECISION_DOUBLE);
   SCL_CALL(open_method(cfg, st));
   return SCL_OK;
 }

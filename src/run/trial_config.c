@@ -102,6 +102,8 @@ static const cfg_key trial_keys[] = {
     K("train.t_max", CFG_INT, method.t_max, 0, 100000, "20", NULL,
       "cosine schedule half-period in epochs, independent of the epochs run (released: 20); "
       "0 = constant learning rate"),
+    K("train.log_every", CFG_INT, log_every, 0, 1e9, "0", NULL,
+      "loss log: 0 = the mean of each epoch; N = the mean of every N steps (1: every step)"),
     KX("train.ckpt_every", CFG_INT, ckpt_every, 0, 1e9, "0", NULL,
        "checkpoint every N training steps (0: at session boundaries only)"),
     K("method.rp.dim", CFG_INT, method.rp_dim, 1, 1000000, "10000", NULL,
@@ -113,6 +115,11 @@ static const cfg_key trial_keys[] = {
     K("method.ridge.fit_fraction", CFG_FLOAT, method.ridge_fit_fraction, 0.05, 0.95, "0.8", NULL,
       "share of a session's (shuffled) training features that fits each candidate; the rest scores "
       "it"),
+    K("method.ridge.precision", CFG_STRING, method.ridge_precision, 0, 0, "double",
+      "double|float32",
+      "ridge search arithmetic; float32 is a diagnostic that searches as the released RanPAC and "
+      "SAFE code do (one rank only; where M exceeds the fitting rows it can choose a lambda far "
+      "from the exact optimum)"),
     KX("eval.batch", CFG_INT, eval_batch, 1, 4096, "32", NULL,
        "images per forward pass when extracting features"),
     K("eval.val_fraction", CFG_FLOAT, val_fraction, 0, 0.5, "0.0", NULL,

@@ -16,6 +16,8 @@ typedef struct trial_cache {
   uint8_t *have;
 } trial_cache;
 
+#define TRIAL_TERMS_CHARS 256
+
 typedef struct trial_state {
   const run_trial_cfg *cfg;
   run_group group;      /* the ranks this trial runs on (one process: dist_comm_self()) */
@@ -36,11 +38,10 @@ typedef struct trial_state {
   /* mid-session position of a loaded checkpoint (-1: at a session boundary) */
   int64_t resume_epoch, resume_batch;
   double epoch_loss[LEARN_MAX_LOSS_TERMS]; /* running sums of the current epoch */
-  /* loss curve: records of (session, epoch, mean term 0..LEARN_MAX_LOSS_TERMS-1) */
+  /* loss curve: records of (session, epoch, step, mean term 0..LEARN_MAX_LOSS_TERMS-1) */
   double *loss_log;
   int64_t n_loss, cap_loss;
-  int loss_terms;
-  char loss_names[LEARN_MAX_LOSS_TERMS][32];
+  char (*loss_terms)[TRIAL_TERMS_CHARS]; /* per session: its term names, comma-separated */
   int64_t *val_idx; /* the validation split: session-1 training samples held out */
   int32_t *val_labels;
   int64_t n_val;
@@ -62,7 +63,7 @@ SCL_NODISCARD scl_err trial_identity(trial_state *st);
  * an error that names it, never overwritten. */
 SCL_NODISCARD scl_err trial_check_existing(trial_state *st, int *finished,
                                            run_trial_result *result);
-#define TRIAL_LOSS_COLS (2 + LEARN_MAX_LOSS_TERMS)
+#define TRIAL_LOSS_COLS (3 + LEARN_MAX_LOSS_TERMS)
 
 /* Writes run.dir/ckpt.h5: metrics, loss curve and method state after `sessions_done` sessions,
  * plus the position inside session `sessions_done` (epoch, next batch; -1, -1 at a boundary). */
@@ -79,8 +80,9 @@ SCL_NODISCARD scl_err trial_checkpoint_load_method(trial_state *st);
 SCL_NODISCARD scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch);
 /* The stop hook, decided by the whole group (collective: any rank asking stops every rank). */
 int trial_should_stop(trial_state *st);
-/* Appends one epoch's mean loss terms to the loss curve. */
-SCL_NODISCARD scl_err trial_log_losses(trial_state *st, int t, int64_t epoch,
+/* Appends one record to the loss curve: the mean loss terms of session t's steps that end at
+ * step `step` (1-based within the epoch), and names session t's terms. */
+SCL_NODISCARD scl_err trial_log_losses(trial_state *st, int t, int64_t epoch, int64_t step,
                                        const learn_train_plan *plan, const double *mean);
 /* The training loop of session s over the samples idx (labels mapped); resume_epoch >= 0
  * continues a checkpointed session at (resume_epoch, resume_batch). */

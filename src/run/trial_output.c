@@ -12,8 +12,9 @@
  *   /timings/{train, fit, eval} (T float64 seconds)
  *   /diagnostics/authors_protocol_acc (T; SAFE only, attributes note, authors_protocol_final,
  *            authors_protocol_avg): the released code's test-selected figure, NOT an accuracy
- *   /losses (epochs x 8 float64: session, epoch, mean loss terms; attribute `columns` names them;
- *            absent for methods that never train)
+ *   /losses (records x 9 float64: session, epoch, step, mean loss terms over the record's steps;
+ *            absent for methods that never train), /loss_terms (T strings: session t's term
+ *            names, comma-separated; empty for a session without training)
  * It is written whole and published by rename: a reader never sees a partial file. */
 #include <math.h>
 #include <stdio.h>
@@ -138,15 +139,20 @@ static scl_err write_predictor(h5_file *f, const run_metrics *m, int p) {
   return SCL_OK;
 }
 
+/* /losses and /loss_terms: the term names are per session (SAFE's session 1 trains other terms
+ * than its later sessions), so the columns attribute names the terms by position only. */
 static scl_err write_losses(h5_file *f, const trial_state *st) {
   if (!st->n_loss) return SCL_OK;
   SCL_CALL(h5_write_f64_2d(f, "losses", st->loss_log, st->n_loss, TRIAL_LOSS_COLS));
   char cols[512];
-  size_t o = (size_t)snprintf(cols, sizeof cols, "session,epoch");
+  size_t o = (size_t)snprintf(cols, sizeof cols, "session,epoch,step");
   for (int j = 0; j < LEARN_MAX_LOSS_TERMS; j++)
-    o += (size_t)snprintf(cols + o, sizeof cols - o, ",%s",
-                          j < st->loss_terms ? st->loss_names[j] : "unused");
+    o += (size_t)snprintf(cols + o, sizeof cols - o, ",term%d", j);
   SCL_CALL(h5_attr_write_str(f, "losses", "columns", cols));
+  const char *names[1024];
+  SCL_CHECK(st->n_sessions <= 1024, SCL_ERR_ARG, "%d sessions (at most 1024)", st->n_sessions);
+  for (int t = 0; t < st->n_sessions; t++) names[t] = st->loss_terms[t];
+  SCL_CALL(h5_write_strings(f, "loss_terms", names, st->n_sessions));
   return SCL_OK;
 }
 

@@ -179,6 +179,10 @@ def test_safe_mid_session_resume(safecl, tmp):
     with h5py.File(os.path.join(ref_dir, "trial.h5"), "r") as f:
         ref = {k: f["predictors/%s/acc_matrix" % k][...] for k in ("safe", "slow", "fast")}
         ref_loss = f["losses"][...]
+        ref_terms = [str(x, "utf-8") if isinstance(x, bytes) else x for x in f["loss_terms"][...]]
+        check(ref_terms == ["total,ce,transfer", "total,ce,align,cross_class",
+                            "total,ce,align,cross_class"],
+              "/loss_terms names each session's own terms: %s" % ref_terms)
         agg, fast = f["predictors/safe/acc"][...], f["predictors/fast/acc"][...]
         diag = f["diagnostics/authors_protocol_acc"][...]
         want = np.concatenate([agg[:1], np.maximum(agg[1:], fast[1:])])
@@ -199,8 +203,10 @@ def test_safe_mid_session_resume(safecl, tmp):
             same = all(np.array_equal(f["predictors/%s/acc_matrix" % k][...], ref[k], equal_nan=True)
                        for k in ref)
             loss = f["losses"][...]
+            terms = [str(x, "utf-8") if isinstance(x, bytes) else x for x in f["loss_terms"][...]]
         check(same, "SAFE killed mid-session at checkpoint %d: slow, fast and aggregated matrices identical" % n)
         check(np.array_equal(loss, ref_loss, equal_nan=True), "the loss curve is identical too")
+        check(terms == ref_terms, "and its term names per session")
 
 
 def test_pet_methods(safecl, tmp):
@@ -220,7 +226,7 @@ def test_pet_methods(safecl, tmp):
             with h5py.File(os.path.join(d, "trial.h5"), "r") as f:
                 final = f.attrs["final_acc"]
                 loss = f["losses"][...]
-            ok = final > 100.0 / 8 and np.isfinite(loss[:, 2]).all()
+            ok = final > 100.0 / 8 and np.isfinite(loss[:, 3]).all()
         check(ok, "%s with %s trains and evaluates end to end" % (method, pet))
     safe = base + ["method.name=safe", "method.pet=adapter", "method.safe.fast_cc=1",
                    "train.ckpt_every=2"]

@@ -1,7 +1,8 @@
 /* ridge_driver.c: runs linalg's Gram accumulation, ridge search and solve on raw little-endian
  * inputs written by ridge_ref.py, and writes raw outputs for it to compare with NumPy.
  *   ridge_driver DIR N M C N_FIT N_SESSIONS LO_EXP HI_EXP
- * DIR/H.f32 (N x M), DIR/labels.i32 (N). Writes DIR/mse.f64, DIR/best.txt, DIR/G.f64 (upper
+ * DIR/H.f32 (N x M), DIR/labels.i32 (N). Writes DIR/mse.f64, DIR/best.txt, the float32 search's
+ * DIR/mse32.f64 and DIR/best32.txt, DIR/G.f64 (upper
  * triangle valid), DIR/Q.f64, DIR/W.f32 (C x M, solved with the best lambda on G, Q). G and Q
  * are accumulated over N_SESSIONS equal slices, as sessions do. */
 #include <stdio.h>
@@ -35,8 +36,8 @@ int main(int argc, char **argv) {
   const char *dir = argv[1];
   int64_t n = atoll(argv[2]), m = atoll(argv[3]), c = atoll(argv[4]), n_fit = atoll(argv[5]);
   int sessions = atoi(argv[6]);
-  double lambdas[LINALG_MAX_LAMBDAS], mse[LINALG_MAX_LAMBDAS];
-  int nl = linalg_lambda_grid(atoi(argv[7]), atoi(argv[8]), lambdas), best = -1;
+  double lambdas[LINALG_MAX_LAMBDAS], mse[LINALG_MAX_LAMBDAS], mse32[LINALG_MAX_LAMBDAS];
+  int nl = linalg_lambda_grid(atoi(argv[7]), atoi(argv[8]), lambdas), best = -1, best32 = -1;
   float *H = malloc((size_t)(n * m) * sizeof(float)), *W = malloc((size_t)(c * m) * 4);
   int32_t *y = malloc((size_t)n * sizeof(int32_t));
   double *G = calloc((size_t)(m * m), sizeof(double)), *Q = calloc((size_t)(m * c), 8);
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   scl_err err = linalg_ridge_search(H, y, n, m, c, n_fit, lambdas, nl, mse, &best);
+  if (!err) err = linalg_ridge_search_f32(H, y, n, m, c, n_fit, lambdas, nl, mse32, &best32);
   int64_t per = n / sessions;
   for (int s = 0; !err && s < sessions; s++) {
     int64_t r0 = s * per, rows = s == sessions - 1 ? n - r0 : per;
@@ -62,7 +64,12 @@ int main(int argc, char **argv) {
   if (!(f = fopen(path, "w"))) return 1;
   fprintf(f, "%d %.17g\n", best, lambdas[best]);
   fclose(f);
+  snprintf(path, sizeof path, "%s/best32.txt", dir);
+  if (!(f = fopen(path, "w"))) return 1;
+  fprintf(f, "%d %.17g\n", best32, lambdas[best32]);
+  fclose(f);
   if (write_raw(dir, "mse.f64", mse, (size_t)nl * 8) ||
+      write_raw(dir, "mse32.f64", mse32, (size_t)nl * 8) ||
       write_raw(dir, "G.f64", G, (size_t)(m * m) * 8) ||
       write_raw(dir, "Q.f64", Q, (size_t)(m * c) * 8) ||
       write_raw(dir, "W.f32", W, (size_t)(c * m) * 4))
