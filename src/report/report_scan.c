@@ -11,8 +11,9 @@
  * failed.txt and trial.cfg hold `key = value;` config lines (the `config` text of trial.h5) so
  * that a trial without results can still be placed in its table cell; failed.txt may add
  * `error = "...";` and free text, both taken as the message. Only trial.h5 is trusted for
- * numbers, and it is checked for its schema version first. index.h5 and the ledger are never
- * read: the report must work on a directory whose coordinator died. */
+ * numbers, and it is checked for its schema version first; a finished trial's /class_order
+ * and its config's dataset.order_seed and dataset.shuffle feed the class-order note. index.h5
+ * and the ledger are never read: the report must work on a directory whose coordinator died. */
 #include <dirent.h>
 #include <hdf5.h>
 #include <math.h>
@@ -125,7 +126,8 @@ static scl_err read_predictor(h5_file *f, int n_sessions, report_pred *p) {
 /* How the config sets the class order (docs/methods.md a.2): t->order_seed is the pinned seed
  * (-1 when the order follows the trial seed, as it does when the key is absent) and t->shuffled
  * is 0 for an unshuffled or domain-incremental benchmark, whose order is the label order. */
-static scl_err read_order_config(const char *config, const char *protocol, report_trial *t) {
+static scl_err read_order_config(const char *path, const char *config, const char *protocol,
+                                 report_trial *t) {
   char *seed = report_config_value(config, "dataset.order_seed");
   char *shuffle = report_config_value(config, "dataset.shuffle");
   char *end = NULL;
@@ -134,7 +136,7 @@ static scl_err read_order_config(const char *config, const char *protocol, repor
   t->shuffled = !(shuffle && !strcmp(shuffle, "false")) && strcmp(protocol, "domain-incremental");
   free(seed);
   free(shuffle);
-  SCL_CHECK(!bad, SCL_ERR_FORMAT, "config: dataset.order_seed is not an integer");
+  SCL_CHECK(!bad, SCL_ERR_FORMAT, "%s: config: dataset.order_seed is not an integer", path);
   return SCL_OK;
 }
 
@@ -169,7 +171,7 @@ static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
   SCL_CALL_GOTO(err, attr_str(f, NULL, "config", &config), done);
   SCL_CALL_GOTO(err, report_config_point(config, &t->point), done);
   SCL_CALL_GOTO(err, attr_str(f, NULL, "protocol", &protocol), done);
-  SCL_CALL_GOTO(err, read_order_config(config, protocol, t), done);
+  SCL_CALL_GOTO(err, read_order_config(h5_file_path(f), config, protocol, t), done);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "seed", &t->seed), done);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "n_sessions", &v), done);
   SCL_CHECK_GOTO(err, done, v >= 1 && v <= 100000, SCL_ERR_FORMAT, "%s: n_sessions = %lld",

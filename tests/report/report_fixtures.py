@@ -37,7 +37,8 @@ def class_order(seed, order_seed=-1, shuffle=True, n=30):
     trial seed, or at order_seed when it is pinned (>= 0); the label order without shuffling."""
     if not shuffle:
         return np.arange(n, dtype=np.int64)
-    return np.random.RandomState(order_seed if order_seed >= 0 else seed).permutation(n).astype(np.int64)
+    rs = np.random.RandomState(order_seed if order_seed >= 0 else seed)
+    return rs.permutation(n).astype(np.int64)
 
 
 def write_trial(path, dataset, method, category, seed, preds, val=NAN, extra=(),
@@ -177,7 +178,8 @@ def make_orders(root):
         write_trial(t("omni_%d" % s), "omnibenchmark", "simplecil", "representation", s, one,
                     order_seed=7)
         write_trial(t("cub_%d" % s), "cub200", "simplecil", "representation", s, one)
-    write_trial(t("inr_1"), "imagenet-r", "simplecil", "representation", 1, [("simplecil", 50, 60, 5)])
+    write_trial(t("inr_1"), "imagenet-r", "simplecil", "representation", 1,
+                [("simplecil", 50, 60, 5)])
 
 
 PUBLISHED = (
