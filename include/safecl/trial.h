@@ -25,7 +25,7 @@ typedef struct run_trial_cfg {
   int64_t init_cls;
   int64_t increment;
   int shuffle;
-  int64_t order_seed;
+  int64_t order_seed; /* -1: the class order follows `seed`; else it is pinned to this */
   int64_t resize;
   int64_t crop;
   int64_t syn_classes;

@@ -217,7 +217,7 @@ void report_data_free(report_data *d) {
     free(t->dir), free(t->id), free(t->message);
     free(t->dataset), free(t->method), free(t->category), free(t->point);
     for (int p = 0; p < t->n_pred; p++) free(t->pred[p].name), free(t->pred[p].acc);
-    free(t->pred);
+    free(t->pred), free(t->order);
   }
   free(d->trials);
   for (int k = 0; k < d->n_groups; k++) {

@@ -49,8 +49,12 @@ typedef struct report_trial {
   double val_acc; /* primary predictor's mean validation accuracy (NaN: no split) */
   int n_pred;
   report_pred *pred; /* [0] = the primary predictor */
-  int run;           /* which directory argument it was found under */
-  int dup_of;        /* -1, or the trial kept in its place (same id, or same point and seed) */
+  int64_t *order;    /* finished: /class_order (n_order labels); NULL when absent */
+  int64_t n_order;
+  int64_t order_seed; /* dataset.order_seed of the config: -1 follows the seed (or absent) */
+  int shuffled;       /* 0: dataset.shuffle = false or domain-incremental: a fixed order */
+  int run;            /* which directory argument it was found under */
+  int dup_of;         /* -1, or the trial kept in its place (same id, or same point and seed) */
 } report_trial;
 
 typedef struct report_point {

@@ -3,8 +3,10 @@
  *
  * In order: the sources of reported numbers with their protocol notes; how the configuration
  * of each dataset x method was chosen (on validation accuracy, or the only one, or refused
- * because there was no validation split); diagnostic predictors; then every failed,
- * unfinished and missing trial by name, and ignored duplicates. A configuration is named by the
+ * because there was no validation split); whether the seeds of each dataset varied its class
+ * order (the released code draws one order per seed, so published spreads over seeds are over
+ * class orders; docs/methods.md a.2); diagnostic predictors; then every failed, unfinished and
+ * missing trial by name, and ignored duplicates. A configuration is named by the
  * config lines that distinguish it from the other points of its group, so a sweep over one key
  * prints that key only. Nothing here is printed when there is nothing to say. */
 #include <stdio.h>
@@ -136,6 +138,77 @@ static void selection(writer *w, const report_data *d) {
   }
 }
 
+static int same_order(const report_trial *a, const report_trial *b) {
+  return a->n_order == b->n_order &&
+         !memcmp(a->order, b->order, (size_t)a->n_order * sizeof *a->order);
+}
+
+/* Over the finished trials of `dataset` that recorded their class order, pairs with different
+ * seeds: *varied if some pair has different orders, *kept if some pair has the same one. The
+ * pinned seed when every such trial pins the same one (else -1), and whether every one of them
+ * is unshuffled. */
+static void order_over_seeds(const report_data *d, const char *dataset, int *varied, int *kept,
+                             int64_t *pinned, int *unshuffled) {
+  *varied = *kept = 0;
+  *pinned = -2;
+  *unshuffled = 1;
+  for (int i = 0; i < d->n_trials; i++) {
+    const report_trial *a = &d->trials[i];
+    if (a->status != REPORT_FINISHED || a->dup_of >= 0 || !a->order || strcmp(a->dataset, dataset))
+      continue;
+    *pinned = *pinned == -2 || *pinned == a->order_seed ? a->order_seed : -1;
+    *unshuffled &= !a->shuffled;
+    for (int j = i + 1; j < d->n_trials && !(*varied && *kept); j++) {
+      const report_trial *b = &d->trials[j];
+      if (b->status != REPORT_FINISHED || b->dup_of >= 0 || !b->order || b->seed == a->seed ||
+          strcmp(b->dataset, dataset))
+        continue;
+      if (same_order(a, b))
+        *kept = 1;
+      else
+        *varied = 1;
+    }
+  }
+}
+
+/* "Class order over seeds: CIFAR-100 pinned (order_seed = 1993); IN-R varies with seed." Only
+ * datasets with finished trials of at least two seeds are named. */
+static void class_orders(writer *w, const report_data *d) {
+  int any = 0;
+  for (int k = 0; k < d->n_datasets; k++) {
+    int varied, kept, unshuffled;
+    int64_t pinned;
+    order_over_seeds(d, d->datasets[k], &varied, &kept, &pinned, &unshuffled);
+    if (!varied && !kept) continue;
+    if (!any++) {
+      begin(w);
+      fputs(
+          "Class order over seeds (the released code draws one per seed, so its published "
+          "spreads over seeds are over class orders; docs/methods.md a.2): ",
+          w->f);
+    } else {
+      fputs("; ", w->f);
+    }
+    put(w, report_dataset_label(d->datasets[k]));
+    if (varied && kept)
+      fputs(" varies with seed in some trials only", w->f);
+    else if (varied)
+      fputs(" varies with seed", w->f);
+    else if (unshuffled)
+      fputs(" fixed (not shuffled)", w->f);
+    else if (pinned >= 0) {
+      char pin[64];
+      snprintf(pin, sizeof pin, " pinned (order_seed = %lld)", (long long)pinned);
+      put(w, pin);
+    } else
+      fputs(" the same for every seed", w->f);
+  }
+  if (any) {
+    fputs(".", w->f);
+    end(w);
+  }
+}
+
 static void diagnostics(writer *w, const report_data *d) {
   for (int r = 0; r < d->n_rows; r++) {
     const report_row *row = &d->rows[r];
@@ -231,6 +304,7 @@ scl_err report_write_notes(const report_data *d, FILE *out) {
   writer w = {out, d->opts->format, 0};
   references(&w, d);
   selection(&w, d);
+  class_orders(&w, d);
   diagnostics(&w, d);
   trials_with_status(&w, d, REPORT_FAILED, "Failed");
   trials_with_status(&w, d, REPORT_UNFINISHED, "Unfinished");

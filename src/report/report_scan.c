@@ -11,8 +11,9 @@
  * failed.txt and trial.cfg hold `key = value;` config lines (the `config` text of trial.h5) so
  * that a trial without results can still be placed in its table cell; failed.txt may add
  * `error = "...";` and free text, both taken as the message. Only trial.h5 is trusted for
- * numbers, and it is checked for its schema version first. index.h5 and the ledger are never
- * read: the report must work on a directory whose coordinator died. */
+ * numbers, and it is checked for its schema version first; a finished trial's /class_order
+ * and its config's dataset.order_seed and dataset.shuffle feed the class-order note. index.h5
+ * and the ledger are never read: the report must work on a directory whose coordinator died. */
 #include <dirent.h>
 #include <hdf5.h>
 #include <math.h>
@@ -122,8 +123,41 @@ static scl_err read_predictor(h5_file *f, int n_sessions, report_pred *p) {
   return SCL_OK;
 }
 
+/* How the config sets the class order (docs/methods.md a.2): t->order_seed is the pinned seed
+ * (-1 when the order follows the trial seed, as it does when the key is absent) and t->shuffled
+ * is 0 for an unshuffled or domain-incremental benchmark, whose order is the label order. */
+static scl_err read_order_config(const char *path, const char *config, const char *protocol,
+                                 report_trial *t) {
+  char *seed = report_config_value(config, "dataset.order_seed");
+  char *shuffle = report_config_value(config, "dataset.shuffle");
+  char *end = NULL;
+  t->order_seed = seed ? strtoll(seed, &end, 10) : -1;
+  int bad = seed && (end == seed || *end != '\0');
+  t->shuffled = !(shuffle && !strcmp(shuffle, "false")) && strcmp(protocol, "domain-incremental");
+  free(seed);
+  free(shuffle);
+  SCL_CHECK(!bad, SCL_ERR_FORMAT, "%s: config: dataset.order_seed is not an integer", path);
+  return SCL_OK;
+}
+
+/* /class_order of a finished trial; a file without it leaves t->order NULL. */
+static scl_err read_class_order(h5_file *f, report_trial *t) {
+  int exists = 0, ndim = 0;
+  int64_t dims[H5_MAX_DIMS] = {0};
+  SCL_CALL(h5_exists(f, "class_order", &exists));
+  if (!exists) return SCL_OK;
+  SCL_CALL(h5_dataset_shape(f, "class_order", &ndim, dims));
+  SCL_CHECK(ndim == 1 && dims[0] >= 1 && dims[0] <= 10000000, SCL_ERR_FORMAT,
+            "%s: /class_order is not a list of labels", h5_file_path(f));
+  t->order = malloc((size_t)dims[0] * sizeof *t->order);
+  SCL_CHECK(t->order, SCL_ERR_NOMEM, "report: class order");
+  SCL_CALL(h5_read_i64_1d(f, "class_order", t->order, dims[0]));
+  t->n_order = dims[0];
+  return SCL_OK;
+}
+
 static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
-  char *kind = NULL, *config = NULL;
+  char *kind = NULL, *config = NULL, *protocol = NULL;
   int64_t v = 0;
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, attr_str(f, NULL, "kind", &kind), done);
@@ -136,6 +170,8 @@ static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
   SCL_CALL_GOTO(err, attr_str(f, NULL, "method_category", &t->category), done);
   SCL_CALL_GOTO(err, attr_str(f, NULL, "config", &config), done);
   SCL_CALL_GOTO(err, report_config_point(config, &t->point), done);
+  SCL_CALL_GOTO(err, attr_str(f, NULL, "protocol", &protocol), done);
+  SCL_CALL_GOTO(err, read_order_config(h5_file_path(f), config, protocol, t), done);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "seed", &t->seed), done);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "n_sessions", &v), done);
   SCL_CHECK_GOTO(err, done, v >= 1 && v <= 100000, SCL_ERR_FORMAT, "%s: n_sessions = %lld",
@@ -146,6 +182,7 @@ static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
 done:
   free(kind);
   free(config);
+  free(protocol);
   return err;
 }
 
@@ -169,6 +206,7 @@ static scl_err read_trial_h5(const char *path, report_trial *t) {
   SCL_CALL_GOTO(err, read_predictor_names(f, primary, t), done);
   for (int p = 0; p < t->n_pred; p++)
     SCL_CALL_GOTO(err, read_predictor(f, t->n_sessions, &t->pred[p]), done);
+  SCL_CALL_GOTO(err, read_class_order(f, t), done);
   t->status = REPORT_FINISHED;
 done:
   free(status);

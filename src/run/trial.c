@@ -59,8 +59,11 @@ static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
     st->n_sessions = 1;
     for (const char *c = cfg->domains; *c; c++) st->n_sessions += *c == ',';
   } else {
+    /* The class order follows the trial seed unless dataset.order_seed pins it (docs/methods.md
+     * a.2); both are in the canonical config, so the identity follows the order. */
+    int64_t order_seed = cfg->order_seed >= 0 ? cfg->order_seed : cfg->seed;
     SCL_CALL(data_sessions_create(nc, cfg->init_cls, cfg->increment, cfg->shuffle,
-                                  (uint32_t)cfg->order_seed, &st->plan));
+                                  (uint32_t)order_seed, &st->plan));
     st->n_sessions = st->plan->n_sessions;
   }
   return SCL_OK;

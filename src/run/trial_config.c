@@ -24,8 +24,9 @@ static const cfg_key trial_keys[] = {
       "classes of each later session"),
     K("dataset.shuffle", CFG_BOOL, shuffle, 0, 1, "true", NULL,
       "class order from np.random.permutation (false: folder/label order, as VTAB)"),
-    K("dataset.order_seed", CFG_INT, order_seed, 0, 4294967295.0, "1993", NULL,
-      "seed of the class order (the toolboxes use 1993)"),
+    K("dataset.order_seed", CFG_INT, order_seed, -1, 4294967295.0, "-1", NULL,
+      "seed of the class order: -1 = the trial seed, as the toolboxes (each seed its own "
+      "order); any other value pins the order whatever the seed (1993 = the iCaRL/PyCIL order)"),
     K("dataset.resize", CFG_INT, resize, 0, 8192, "224", NULL,
       "test transform: Resize(shorter side, bicubic); 256 for folder datasets, 224 for CIFAR"),
     K("dataset.crop", CFG_INT, crop, 8, 8192, "224", NULL, "test transform: CenterCrop"),

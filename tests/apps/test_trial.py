@@ -8,6 +8,8 @@
    Rerunning the same command does nothing; a run.dir holding another trial is refused; a
    trial SIGKILLed right after session k's checkpoint and rerun ends with the identical accuracy
    matrix (SimpleCIL after sessions 1, 2, 4; RanPAC, whose state is G, Q and W_o, after 2).
+   The class order follows the trial seed (seed 1994: its own order, matrix and id) unless
+   dataset.order_seed pins it (recorded in the identity config); unshuffled stays identity.
 3. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
    domain, every session evaluated on all domains' test images.
 Exits non-zero on any failure.
@@ -77,7 +79,7 @@ def test_class_incremental(safecl, tmp):
             "dataset.synthetic.classes=12", "dataset.synthetic.train_per_class=6",
             "dataset.synthetic.test_per_class=4", "dataset.synthetic.seed=5",
             "dataset.synthetic.difficulty=0.35",
-            "dataset.init_cls=4", "dataset.increment=3", "dataset.order_seed=1993",
+            "dataset.init_cls=4", "dataset.increment=3",
             "backbone.arch=vit_tiny_patch16_224", "backbone.seed=11", "eval.batch=8",
             "run.dir=" + run_dir]
     p = run(safecl, args)
@@ -96,7 +98,8 @@ def test_class_incremental(safecl, tmp):
         attrs = dict(f.attrs)
         class_order = f["class_order"][...]
         n_test = f["n_test"][...]
-    check(list(class_order) == list(order), "class order is NumPy's permutation(12) at seed 1993")
+    check(list(class_order) == list(order),
+          "class order (default: the trial seed, 1993) is NumPy's permutation(12) at seed 1993")
     check(list(n_test) == [16, 28, 40, 48], "every seen class's test images evaluated: %s" % list(n_test))
     same = np.array_equal(np.isnan(got), np.isnan(ref)) and np.allclose(got[~np.isnan(ref)], ref[~np.isnan(ref)], atol=1e-9)
     print("     acc matrix (trial):\n%s\n     acc matrix (NumPy from safecl features):\n%s" % (got, ref))
@@ -116,6 +119,7 @@ def test_class_incremental(safecl, tmp):
     p = run(safecl, [a if not a.startswith("dataset.increment") else "dataset.increment=4" for a in args])
     check(p.returncode != 0 and "not this trial" in p.stderr, "a run.dir holding another trial is refused")
     test_kill_and_resume(safecl, args, tmp, got, "simplecil", (1, 2, 4))
+    test_class_order_seed(safecl, args, tmp, (tr_x, tr_y, te_x, te_y), starts, got, attrs)
     val_dir = os.path.join(tmp, "val")
     va = [x if not x.startswith("run.dir=") else "run.dir=" + val_dir for x in args]
     p = run(safecl, va + ["eval.val_fraction=0.25"])
@@ -137,6 +141,52 @@ def test_class_incremental(safecl, tmp):
         rp_final = f.attrs["final_acc"]
     check(rp_final > 2 * 100.0 / 12, "RanPAC well above chance: %.1f%%" % rp_final)
     test_kill_and_resume(safecl, rp_args, tmp, rp_matrix, "ranpac", (2,))
+
+
+def test_class_order_seed(safecl, args, tmp, feats, starts, got_1993, attrs_1993):
+    """The class order follows the trial seed unless dataset.order_seed pins it (docs/methods.md
+    a.2), and the trial identity follows: seed 1994 has its own order and its own id; pinned at
+    1993, seed 1994 has the seed-1993 order (SimpleCIL draws nothing else, so the same matrix),
+    an id of its own and the pin in its identity config; without shuffling the order is the
+    identity whatever the seed."""
+    def trial(name, extra):
+        run_dir = os.path.join(tmp, name)
+        a = [x if not x.startswith("run.dir=") else "run.dir=" + run_dir for x in args] + extra
+        p = run(safecl, a)
+        check(p.returncode == 0, "%s: trial runs" % name)
+        if p.returncode:
+            return None
+        with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
+            return (list(f["class_order"][...]), f["predictors/simplecil/acc_matrix"][...],
+                    f.attrs["trial_id"], f.attrs["identity_config"])
+
+    def same(a, b):
+        return np.array_equal(np.isnan(a), np.isnan(b)) and np.allclose(a[~np.isnan(b)], b[~np.isnan(b)], atol=1e-9)
+
+    np.random.seed(1994)
+    order_1994 = list(np.random.permutation(12))
+    np.random.seed(1993)
+    order_1993 = list(np.random.permutation(12))
+    follows = trial("order_seed1994", ["seed=1994"])
+    if follows:
+        order, mat, tid, ident = follows
+        check(order == order_1994, "seed 1994: class order is NumPy's permutation(12) at seed 1994")
+        ref = reference_matrix(*feats, np.array(order_1994), starts)
+        check(same(mat, ref), "seed 1994: accuracy matrix equals the NumPy computation in that order")
+        check(tid != attrs_1993["trial_id"], "seeds 1993 and 1994 are different trials (ids differ)")
+        check("dataset.order_seed = -1;" in ident and "seed = 1994;" in ident,
+              "identity config records the followed order: order_seed -1 and seed 1994")
+    pinned = trial("order_pinned1994", ["seed=1994", "dataset.order_seed=1993"])
+    if pinned:
+        order, mat, tid, ident = pinned
+        check(order == order_1993, "seed 1994 pinned at order_seed 1993: the seed-1993 order")
+        check(same(mat, got_1993), "pinned: SimpleCIL's matrix equals seed 1993's (only the order is seeded)")
+        check(tid != attrs_1993["trial_id"] and (not follows or tid != follows[2]),
+              "pinned: an id of its own")
+        check("dataset.order_seed = 1993;" in ident, "pinned: order_seed 1993 in the identity config")
+    fixed = trial("order_noshuffle1994", ["seed=1994", "dataset.shuffle=false"])
+    if fixed:
+        check(fixed[0] == list(range(12)), "shuffle = false: identity order whatever the seed")
 
 
 def test_kill_and_resume(safecl, args, tmp, uninterrupted, method, kill_points):

@@ -16,9 +16,11 @@ import numpy as np
 NAN = float("nan")
 
 
-def config_text(dataset, method, seed, run_dir, extra=(), val=False):
+def config_text(dataset, method, seed, run_dir, extra=(), val=False, order_seed=-1, shuffle=True):
     """The effective config as cfg_dump prints it (a subset of the keys)."""
     lines = ['dataset.name = "%s";' % dataset,
+             "dataset.shuffle = %s;" % ("true" if shuffle else "false"),
+             "dataset.order_seed = %d;" % order_seed,
              'backbone.arch = "vit_base_patch16_224";',
              'method.name = "%s";' % method]
     lines += list(extra)
@@ -30,9 +32,19 @@ def config_text(dataset, method, seed, run_dir, extra=(), val=False):
     return "\n".join(lines) + "\n"
 
 
+def class_order(seed, order_seed=-1, shuffle=True, n=30):
+    """The class order safecl records (docs/methods.md a.2): NumPy's legacy permutation at the
+    trial seed, or at order_seed when it is pinned (>= 0); the label order without shuffling."""
+    if not shuffle:
+        return np.arange(n, dtype=np.int64)
+    rs = np.random.RandomState(order_seed if order_seed >= 0 else seed)
+    return rs.permutation(n).astype(np.int64)
+
+
 def write_trial(path, dataset, method, category, seed, preds, val=NAN, extra=(),
-                status="finished", schema=1, trial_id=None, T=3):
-    """preds: [(name, final, avg, forgetting)], the primary predictor first."""
+                status="finished", schema=1, trial_id=None, T=3, order_seed=-1, shuffle=True):
+    """preds: [(name, final, avg, forgetting)], the primary predictor first. The class order
+    follows the seed unless order_seed pins it; shuffle=False keeps the label order."""
     os.makedirs(path, exist_ok=True)
     with h5py.File(os.path.join(path, "trial.h5"), "w") as f:
         if schema is not None:
@@ -40,7 +52,8 @@ def write_trial(path, dataset, method, category, seed, preds, val=NAN, extra=(),
         f.attrs["kind"] = "trial"
         f.attrs["trial_id"] = trial_id or "id-" + os.path.basename(path)
         f.attrs["status"] = status
-        f.attrs["config"] = config_text(dataset, method, seed, path, extra, val == val)
+        f.attrs["config"] = config_text(dataset, method, seed, path, extra, val == val, order_seed,
+                                        shuffle)
         f.attrs["method"] = method
         f.attrs["method_category"] = category
         f.attrs["dataset"] = dataset
@@ -49,6 +62,7 @@ def write_trial(path, dataset, method, category, seed, preds, val=NAN, extra=(),
         f.attrs["n_classes"] = np.int64(30)
         f.attrs["seed"] = np.int64(seed)
         f.attrs["primary_predictor"] = preds[0][0]
+        f.create_dataset("class_order", data=class_order(seed, order_seed, shuffle))
         f.create_dataset("n_test", data=np.full(T, 100, dtype=np.int64))
         for k, (name, final, avg, forget) in enumerate(preds):
             acc = np.array([2 * avg - final, avg, final], dtype=np.float64)[:T]
@@ -112,12 +126,12 @@ def make_sweep(root):
         write_trial(t("inr_safe_%d" % s), "imagenet-r", "safe", "safe", s,
                     [("safe", safe, 79, 4), ("authors_protocol", auth, 81, 3),
                      ("fast", fast, 78, 6), ("slow", slow, 77, 2)])
-    # CIFAR-100: a tie on final accuracy (70.00 for both).
+    # CIFAR-100: a tie on final accuracy (70.00 for both); the class order pinned at 1993.
     for s in (1, 2, 3):
         write_trial(t("cifar_simplecil_%d" % s), "cifar100", "simplecil", "representation", s,
-                    [("simplecil", 70, 75, 8)])
+                    [("simplecil", 70, 75, 8)], order_seed=1993)
         write_trial(t("cifar_l2p_%d" % s), "cifar100", "l2p", "prompt", s,
-                    [("l2p", 68 + s, 75 + s, 8 + s)])
+                    [("l2p", 68 + s, 75 + s, 8 + s)], order_seed=1993)
     # CUB-200: SimpleCIL seed 1 finished, seed 2 unfinished (checkpoint after session 2).
     write_trial(t("cub_simplecil_1"), "cub200", "simplecil", "representation", 1,
                 [("simplecil", 40, 45, 3)])
@@ -131,21 +145,41 @@ def make_sweep(root):
 
 
 def make_refused(root):
-    """runB: two RanPAC points on VTAB without a validation split: refused; two L2P points
-    that both failed: no number, both failures counted."""
+    """runB: two RanPAC points on VTAB (not shuffled) without a validation split: refused; two
+    L2P points that both failed: no number, both failures counted."""
     for dim in (512, 1024):
         write_trial(os.path.join(root, "trials", "vtab_ranpac%d" % dim), "vtab", "ranpac",
                     "representation", 1, [("ranpac", 90, 91, 1)],
-                    extra=("method.rp.dim = %d;" % dim,))
+                    extra=("method.rp.dim = %d;" % dim,), shuffle=False)
     for pool in (10, 20):
         path = os.path.join(root, "trials", "vtab_l2p%d" % pool)
-        write_failed(path, config_text("vtab", "l2p", 1, path, ("method.l2p.pool = %d;" % pool,))
+        write_failed(path, config_text("vtab", "l2p", 1, path, ("method.l2p.pool = %d;" % pool,),
+                                       shuffle=False)
                      + 'error = "out of GPU memory";\n')
 
 
 def make_single(root):
     """runC: a `safecl train` run.dir (DIR/trial.h5)."""
-    write_trial(root, "vtab", "simplecil", "representation", 1, [("simplecil", 50, 60, 5)])
+    write_trial(root, "vtab", "simplecil", "representation", 1, [("simplecil", 50, 60, 5)],
+                shuffle=False)
+
+
+def make_orders(root):
+    """runD: class orders over seeds 1 and 2 (SimpleCIL 50, 52), for the class-order note:
+    VTAB not shuffled; IN-A pinned at 1993 for RanPAC but following the seed for SimpleCIL;
+    OmniBenchmark pinned at 7; CUB-200 follows the seed; IN-R one seed only (not named)."""
+    t = lambda name: os.path.join(root, "trials", name)
+    for s in (1, 2):
+        one = [("simplecil", 48 + 2 * s, 60, 5)]
+        write_trial(t("vtab_%d" % s), "vtab", "simplecil", "representation", s, one, shuffle=False)
+        write_trial(t("ina_simplecil_%d" % s), "imagenet-a", "simplecil", "representation", s, one)
+        write_trial(t("ina_ranpac_%d" % s), "imagenet-a", "ranpac", "representation", s,
+                    [("ranpac", 60, 70, 5)], order_seed=1993)
+        write_trial(t("omni_%d" % s), "omnibenchmark", "simplecil", "representation", s, one,
+                    order_seed=7)
+        write_trial(t("cub_%d" % s), "cub200", "simplecil", "representation", s, one)
+    write_trial(t("inr_1"), "imagenet-r", "simplecil", "representation", 1,
+                [("simplecil", 50, 60, 5)])
 
 
 PUBLISHED = (
@@ -160,7 +194,7 @@ PUBLISHED = (
 
 
 def make_all(tmp):
-    """Creates runA, runB, runC and published.csv under tmp.
+    """Creates runA, runB, runC, runD and published.csv under tmp.
 
     Hand-checkable numbers (mean +- sample std, n):
       IN-R final: SimpleCIL 62 +- 2 (3); RanPAC (dim 512) 72 +- sqrt(7) = 2.65 (3);
@@ -174,5 +208,6 @@ def make_all(tmp):
     make_sweep(os.path.join(tmp, "runA"))
     make_refused(os.path.join(tmp, "runB"))
     make_single(os.path.join(tmp, "runC"))
+    make_orders(os.path.join(tmp, "runD"))
     with open(os.path.join(tmp, "published.csv"), "w") as f:
         f.write(PUBLISHED)

@@ -5,7 +5,8 @@ means, stds and intervals are in make_all's docstring). Checks, each printing ok
 1. The exact Markdown, LaTeX and CSV text (with --published and --baseline; CSV also
    --forgetting): grouping, best marks (a tie included), failed / unfinished / missing /
    duplicate trials, the hyperparameter point chosen on validation (not on test) and the one
-   refused without validation, published rows with escaping in each format.
+   refused without validation, published rows with escaping in each format; the note that says
+   per dataset whether its seeds varied the class order (varies, pinned, not shuffled, mixed).
 2. The SVG plots parse as XML and hold one curve per plotted row; --out writes the same bytes
    as stdout, and a rerun prints identical text.
 3. Trial files of another schema version (newer, older, none) are rejected with the hint;
@@ -88,6 +89,7 @@ Final accuracy, average incremental accuracy: mean ± std over seeds, (n) finish
 - VTAB / L2P: 2 configurations; none finished: `method.l2p.pool = 10` (no validation, 0 finished); `method.l2p.pool = 20` (no validation, 0 finished).
 - VTAB / RanPAC: 2 configurations; no validation split, so none is chosen (never on the test set): `method.rp.dim = 1024` (no validation, 1 finished); `method.rp.dim = 512` (no validation, 1 finished).
 - No validation split (one configuration, used as run, not selected): CIFAR-100 / L2P, CIFAR-100 / SimpleCIL, IN-R / L2P, IN-R / SimpleCIL, IN-R / SAFE, CUB-200 / SimpleCIL, VTAB / SimpleCIL.
+- Class order over seeds (the released code draws one per seed, so its published spreads over seeds are over class orders; docs/methods.md a.2): CIFAR-100 pinned (order\_seed = 1993); IN-R varies with seed.
 - SAFE: authors' protocol: the released code's max(fast learner, aggregation) per session, chosen with test labels (docs/methods.md d.2); shown to compare with published numbers, never ranked.
 - Failed: IN-R / L2P seed 3 (`runA/trials/inr_l2p_3`): NaN loss at session 2, epoch 3
 - Failed: IN-R / RanPAC seed 2 `method.rp.dim = 1024` (`runA/trials/inr_ranpac1024_2`): trial.h5 status "stopped"
@@ -158,6 +160,7 @@ IN-R / RanPAC: 2 configurations; chosen on mean validation accuracy: \texttt{met
 VTAB / L2P: 2 configurations; none finished: \texttt{method.l2p.pool = 10} (no validation, 0 finished); \texttt{method.l2p.pool = 20} (no validation, 0 finished).\par
 VTAB / RanPAC: 2 configurations; no validation split, so none is chosen (never on the test set): \texttt{method.rp.dim = 1024} (no validation, 1 finished); \texttt{method.rp.dim = 512} (no validation, 1 finished).\par
 No validation split (one configuration, used as run, not selected): CIFAR-100 / L2P, CIFAR-100 / SimpleCIL, IN-R / L2P, IN-R / SimpleCIL, IN-R / SAFE, CUB-200 / SimpleCIL, VTAB / SimpleCIL.\par
+Class order over seeds (the released code draws one per seed, so its published spreads over seeds are over class orders; docs/methods.md a.2): CIFAR-100 pinned (order\_seed = 1993); IN-R varies with seed.\par
 SAFE: authors' protocol: the released code's max(fast learner, aggregation) per session, chosen with test labels (docs/methods.md d.2); shown to compare with published numbers, never ranked.\par
 Failed: IN-R / L2P seed 3 (\texttt{runA/trials/inr\_l2p\_3}): NaN loss at session 2, epoch 3\par
 Failed: IN-R / RanPAC seed 2 \texttt{method.rp.dim = 1024} (\texttt{runA/trials/inr\_ranpac1024\_2}): trial.h5 status "stopped"\par
@@ -287,6 +290,23 @@ def test_formats(safecl):
           "md --forgetting: lowest forgetting is the best")
 
 
+def test_class_orders(safecl):
+    """runD (report_fixtures.make_orders): one note names, per dataset with two finished seeds,
+    whether the seeds varied the class order, from the recorded orders and the config."""
+    want = ("Class order over seeds (the released code draws one per seed, so its published "
+            "spreads over seeds are over class orders; docs/methods.md a.2): IN-A varies with seed "
+            "in some trials only; CUB-200 varies with seed; OB pinned (order\\_seed = 7); VTAB "
+            "fixed (not shuffled).")
+    md = run([safecl, "report", "runD", "--no-published"]).stdout
+    check(("\n- " + want + "\n") in md, "md: the class-order note per dataset (IN-R, one seed, "
+          "not named)", md[md.find("### Notes"):])
+    tex = run([safecl, "report", "runD", "--no-published", "--format", "latex"]).stdout
+    check(("\n" + want + "\\par\n") in tex, "latex: the same class-order note",
+          tex[tex.find("minipage"):])
+    csv_text = run([safecl, "report", "runD", "--no-published", "--format", "csv"]).stdout
+    check("Class order" not in csv_text, "csv: no notes")
+
+
 def test_plots():
     want = {"cifar100": 2, "imagenet-r": 6, "cub200": 1, "vtab": 1}
     for dataset, n in sorted(want.items()):
@@ -398,6 +418,8 @@ def test_real(safecl, source):
     cell = "%.2f ± %.2f (2)" % (np.mean(final), np.std(final, ddof=1))
     check(p.returncode == 0 and ("| SimpleCIL | %s |" % cell) in p.stdout,
           "real trial files: SimpleCIL final %s, as h5py reads them" % cell, p.stdout + p.stderr)
+    check("docs/methods.md a.2): Synthetic varies with seed." in p.stdout,
+          "real trial files: the class order varied with the seed (the default)", p.stdout)
 
 
 def main():
@@ -412,6 +434,7 @@ def main():
     try:
         report_fixtures.make_all(tmp)
         test_formats(safecl)
+        test_class_orders(safecl)
         test_plots()
         test_rejections(safecl)
         test_shipped(safecl, analysis)
