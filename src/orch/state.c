@@ -57,11 +57,9 @@ orch_trial_state *orch_state_find(const orch_state *s, const char *id) {
 static scl_err grow(orch_state *s) {
   int64_t cap = s->table_cap ? 2 * s->table_cap : 1024;
   int64_t *old = s->table, old_cap = s->table_cap;
-  s->table = calloc((size_t)cap, sizeof *s->table);
-  if (!s->table) {
-    s->table = old;
-    return SCL_ERROR(SCL_ERR_NOMEM, "trial table of %lld slots", (long long)cap);
-  }
+  int64_t *table = calloc((size_t)cap, sizeof *table);
+  SCL_CHECK(table, SCL_ERR_NOMEM, "trial table of %lld slots", (long long)cap);
+  s->table = table;
   s->table_cap = cap;
   for (int64_t i = 0; i < old_cap; i++)
     if (old[i]) *slot_of(s, s->trials[old[i] - 1].id) = old[i];
