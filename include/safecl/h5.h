@@ -118,7 +118,7 @@ SCL_NODISCARD scl_err h5_attr_write_i64(h5_file *f, const char *obj, const char 
                                         int64_t value);
 SCL_NODISCARD scl_err h5_attr_write_f64(h5_file *f, const char *obj, const char *key, double value);
 SCL_NODISCARD scl_err h5_attr_exists(h5_file *f, const char *obj, const char *key, int *exists);
-/* *value is allocated here and owned by the caller: release it with scl_free. */
+/* *value is allocated here and owned by the caller: release it with free(). */
 SCL_NODISCARD scl_err h5_attr_read_str(h5_file *f, const char *obj, const char *key, char **value);
 /* Integer attributes of any integer type; a non-integer attribute is SCL_ERR_FORMAT. */
 SCL_NODISCARD scl_err h5_attr_read_i64(h5_file *f, const char *obj, const char *key,

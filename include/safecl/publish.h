@@ -22,7 +22,7 @@
  * (truncating a stale one) opened for writing; *fd is then owned by the caller, who closes it
  * before commit or abort. With fd == NULL only the name is made and a stale file of that name is
  * removed; this is for libraries (HDF5) that create the file themselves.
- * *tmp_path is allocated here and owned by the caller: release it with scl_free. On failure
+ * *tmp_path is allocated here and owned by the caller: release it with free(). On failure
  * *tmp_path is NULL, *fd is -1 and no file is left behind. */
 SCL_NODISCARD scl_err io_publish_begin(const char *path, char **tmp_path, int *fd);
 

@@ -12,6 +12,7 @@
  * Counts above INT_MAX elements are sent in pieces so that callers can use int64_t throughout. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -87,11 +88,10 @@ void dist_library_version(char *buf, size_t size) {
 static scl_err wrap(MPI_Comm dup, dist_comm **out) {
   *out = NULL;
   DIST_MPI(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
-  dist_comm *c = NULL;
-  scl_err err = scl_calloc(sizeof *c, "communicator", (void **)&c);
-  if (err) {
+  dist_comm *c = calloc(1, sizeof *c);
+  if (!c) {
     MPI_Comm_free(&dup);
-    return SCL_TRACE(err);
+    return SCL_ERROR(SCL_ERR_NOMEM, "communicator");
   }
   c->comm = dup;
   MPI_Comm_rank(dup, &c->rank);
@@ -114,7 +114,8 @@ scl_err dist_comm_create(MPI_Comm comm, dist_comm **out) {
 
 scl_err dist_comm_dup(const dist_comm *c, dist_comm **out) {
   if (is_self(c)) {
-    SCL_CALL(scl_alloc(sizeof **out, "communicator", (void **)out));
+    *out = malloc(sizeof **out);
+    SCL_CHECK(*out, SCL_ERR_NOMEM, "communicator");
     **out = self_comm;
     return SCL_OK;
   }

@@ -9,6 +9,7 @@
  * SCL_ERR_FORMAT (the file is not what was expected), not an HDF5 failure. On a group file
  * (h5_group.c) every rank writes rank 0's value and the ranks agree on the outcome. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "h5_internal.h"
@@ -16,7 +17,8 @@
 scl_err h5_str_dup(const char *src, size_t max, int spacepad, char **out) {
   size_t len = src ? strnlen(src, max) : 0;
   while (spacepad && len > 0 && src[len - 1] == ' ') len--;
-  SCL_CALL(scl_alloc(len + 1, "HDF5 string", (void **)out));
+  *out = malloc(len + 1);
+  SCL_CHECK(*out, SCL_ERR_NOMEM, "HDF5 string of %zu bytes", len);
   if (len) memcpy(*out, src, len);
   (*out)[len] = '\0';
   return SCL_OK;
@@ -70,12 +72,12 @@ scl_err h5_attr_write_str(h5_file *f, const char *obj, const char *key, const ch
   SCL_CALL(h5_group_bcast_str(f, &value, &rank0, key));
   hid_t t = h5_vlen_utf8_type();
   if (t < 0) {
-    scl_free(rank0);
+    free(rank0);
     return H5_FAIL(f, obj, "H5Tcopy(string type)");
   }
   scl_err err = h5_attr_write(f, obj, key, t, t, &value);
   H5Tclose(t);
-  scl_free(rank0);
+  free(rank0);
   SCL_CALL(err);
   return SCL_OK;
 }
@@ -190,14 +192,14 @@ static scl_err h5_attr_read_vlen(h5_file *f, h5_attr_handle *h, char **value) {
 
 static scl_err h5_attr_read_fixed(h5_file *f, h5_attr_handle *h, char **value) {
   size_t size = H5Tget_size(h->type);
-  char *buf = NULL;
-  SCL_CALL(scl_alloc(size + 1, "HDF5 string attribute", (void **)&buf));
+  char *buf = malloc(size + 1);
+  SCL_CHECK(buf, SCL_ERR_NOMEM, "HDF5 string attribute %s", h->label);
   scl_err err = SCL_OK;
   if (H5Aread(h->attr, h->type, buf) < 0)
     err = H5_FAIL(f, h->label, "H5Aread");
   else
     err = h5_str_dup(buf, size, H5Tget_strpad(h->type) == H5T_STR_SPACEPAD, value);
-  scl_free(buf);
+  free(buf);
   return err;
 }
 

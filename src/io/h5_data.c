@@ -8,6 +8,7 @@
  * files. Reads check the stored rank and dimensions against what the caller expects before
  * reading a byte, so a file written with another D or N is refused with both shapes named. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "h5_internal.h"
@@ -299,14 +300,14 @@ scl_err h5_read_f64_1d(h5_file *f, const char *name, double *dst, int64_t n) {
 
 void h5_strings_free(char **strs, int64_t n) {
   if (!strs) return;
-  for (int64_t i = 0; i < n; i++) scl_free(strs[i]);
-  scl_free(strs);
+  for (int64_t i = 0; i < n; i++) free(strs[i]);
+  free(strs);
 }
 
 static scl_err h5_read_vlen_strings(h5_file *f, const char *name, hid_t dset, hid_t ftype,
                                     int64_t n, char **out) {
-  char **raw = NULL;
-  SCL_CALL(scl_calloc((size_t)n * sizeof *raw, "HDF5 string pointers", (void **)&raw));
+  char **raw = calloc((size_t)n, sizeof *raw);
+  SCL_CHECK(raw, SCL_ERR_NOMEM, "HDF5 string pointers of '%s'", name);
   scl_err err = SCL_OK;
   hid_t mt = h5_vlen_utf8_type(), space = -1;
   if (mt < 0 || H5Tset_cset(mt, H5Tget_cset(ftype)) < 0) {
@@ -321,7 +322,7 @@ static scl_err h5_read_vlen_strings(h5_file *f, const char *name, hid_t dset, hi
   }
   if (space >= 0) H5Sclose(space);
   if (mt >= 0) H5Tclose(mt);
-  scl_free(raw);
+  free(raw);
   return err;
 }
 
@@ -361,9 +362,8 @@ scl_err h5_read_strings(h5_file *f, const char *name, char ***strs, int64_t *n) 
   SCL_CHECK_GOTO(err, done, nd == 1 && H5Tget_class(ftype) == H5T_STRING, SCL_ERR_FORMAT,
                  "HDF5 file '%s', dataset '%s': not a 1-D array of strings", f->path, name);
   int64_t count = (int64_t)dims[0];
-  SCL_CALL_GOTO(
-      err, scl_calloc((size_t)(count ? count : 1) * sizeof *out, "HDF5 strings", (void **)&out),
-      done);
+  out = calloc((size_t)(count ? count : 1), sizeof *out);
+  SCL_CHECK_GOTO(err, done, out, SCL_ERR_NOMEM, "HDF5 strings of '%s'", name);
   if (count && H5Tis_variable_str(ftype) > 0)
     err = h5_read_vlen_strings(f, name, dset, ftype, count, out);
   else if (count)

@@ -124,25 +124,23 @@ scl_err h5_file_alloc(const char *path, h5_file **out) {
   *out = NULL;
   SCL_CHECK(path && path[0], SCL_ERR_ARG, "h5: empty file path");
   h5_quiet();
-  h5_file *f = NULL;
-  SCL_CALL(scl_calloc(sizeof *f, "HDF5 file handle", (void **)&f));
+  h5_file *f = calloc(1, sizeof *f);
+  SCL_CHECK(f, SCL_ERR_NOMEM, "HDF5 file handle for '%s'", path);
   f->id = -1;
   f->comm = NULL;
-  size_t len = strlen(path) + 1;
-  scl_err err = scl_alloc(len, "HDF5 file path", (void **)&f->path);
-  if (err) {
-    scl_free(f);
-    return SCL_TRACE(err);
+  f->path = strdup(path);
+  if (!f->path) {
+    free(f);
+    return SCL_ERROR(SCL_ERR_NOMEM, "HDF5 file path '%s'", path);
   }
-  memcpy(f->path, path, len);
   *out = f;
   return SCL_OK;
 }
 
 void h5_file_free(h5_file *f) {
-  scl_free(f->tmp_path);
-  scl_free(f->path);
-  scl_free(f);
+  free(f->tmp_path);
+  free(f->path);
+  free(f);
 }
 
 /* File access: close every object with the file, lock where the filesystem allows. */

@@ -19,6 +19,7 @@
  * owner may remove it, as in publish.c). The trade-off of deciding every step collectively is
  * one small allreduce per dataset or attribute, negligible beside the file system. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "h5_internal.h"
@@ -77,11 +78,12 @@ scl_err h5_group_bcast_str(const h5_file *f, const char **value, char **owned, c
   char *copy = NULL;
   /* Every rank must reach the second broadcast, so an allocation failure is agreed on first. */
   scl_err err = SCL_OK;
-  if (f->rank != 0) err = scl_alloc((size_t)len + 1, "attribute value from rank 0", (void **)&copy);
+  if (f->rank != 0 && !(copy = malloc((size_t)len + 1)))
+    err = SCL_ERROR(SCL_ERR_NOMEM, "%s from rank 0", what);
   SCL_CALL(h5_group_agree(f, err));
   err = h5_group_bcast(f, f->rank == 0 ? (void *)*value : copy, (size_t)len, what);
   if (err) {
-    scl_free(copy);
+    free(copy);
     return SCL_TRACE(err);
   }
   if (copy) {
@@ -118,7 +120,8 @@ static scl_err h5_group_tmp_name(h5_file *f) {
     return SCL_ERROR(SCL_ERR_IO, "HDF5 file '%s': rank 0 could not reserve a temporary name",
                      f->path);
   }
-  if (f->rank != 0) err = scl_alloc((size_t)len + 1, "temporary file name", (void **)&f->tmp_path);
+  if (f->rank != 0 && !(f->tmp_path = malloc((size_t)len + 1)))
+    err = SCL_ERROR(SCL_ERR_NOMEM, "temporary file name for '%s'", f->path);
   SCL_CALL(h5_group_agree(f, err));
   SCL_CALL(dist_bcast(f->comm, 0, f->tmp_path, (size_t)len + 1));
   return SCL_OK;

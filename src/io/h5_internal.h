@@ -54,7 +54,7 @@ void h5_dxpl_close(hid_t dxpl);
  * attribute written by every rank has one value (hostname, time); a no-op on serial files. */
 scl_err h5_group_bcast(const h5_file *f, void *value, size_t len, const char *what);
 /* Group files: *value becomes rank 0's string, in a buffer owned by the caller (*owned, freed
- * with scl_free; NULL when *value was left as it was, which is always so on serial files). */
+ * with free(); NULL when *value was left as it was, which is always so on serial files). */
 scl_err h5_group_bcast_str(const h5_file *f, const char **value, char **owned, const char *what);
 /* The number of ranks writing f: the group's size, 1 for a serial file. */
 int h5_group_size(const h5_file *f);
@@ -85,7 +85,7 @@ int h5_link_exists(hid_t loc, const char *path);
 scl_err h5_require_writable(const h5_file *f, const char *obj);
 
 /* Copies at most `max` bytes of src (stopping at a NUL; trailing spaces dropped if spacepad)
- * into a new NUL-terminated string owned by the caller (scl_free). NULL src gives "". */
+ * into a new NUL-terminated string owned by the caller (free()). NULL src gives "". */
 scl_err h5_str_dup(const char *src, size_t max, int spacepad, char **out);
 
 /* A variable-length UTF-8 string type; the caller closes it with H5Tclose. <0 on failure. */

@@ -12,17 +12,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Directory part of `path` ("." when there is none); *out is freed with scl_free. */
+/* Directory part of `path` ("." when there is none); *out is freed with free(). */
 static scl_err dir_of(const char *path, char **out) {
   const char *slash = strrchr(path, '/');
   size_t n = slash ? (size_t)(slash - path) : 1;
   if (slash && n == 0) n = 1; /* "/file": the root directory */
-  char *dir = NULL;
-  SCL_CALL(scl_alloc(n + 1, "directory name", (void **)&dir));
+  char *dir = malloc(n + 1);
+  SCL_CHECK(dir, SCL_ERR_NOMEM, "directory name of '%s'", path);
   if (slash)
     memcpy(dir, path, n);
   else
@@ -50,21 +51,21 @@ scl_err io_publish_begin(const char *path, char **tmp_path, int *fd) {
   if (fd) *fd = -1;
   SCL_CHECK(path && path[0], SCL_ERR_ARG, "io_publish_begin: empty path");
   size_t len = strlen(path) + 32;
-  char *tmp = NULL;
-  SCL_CALL(scl_alloc(len, "temporary file name", (void **)&tmp));
+  char *tmp = malloc(len);
+  SCL_CHECK(tmp, SCL_ERR_NOMEM, "temporary file name for '%s'", path);
   snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
   if (fd) {
     *fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (*fd < 0) {
       scl_err err = SCL_ERROR(SCL_ERR_IO, "cannot create '%s' (to publish '%s'): %s", tmp, path,
                               strerror(errno));
-      scl_free(tmp);
+      free(tmp);
       return err;
     }
   } else if (unlink(tmp) != 0 && errno != ENOENT) {
     scl_err err =
         SCL_ERROR(SCL_ERR_IO, "cannot remove stale temporary file '%s': %s", tmp, strerror(errno));
-    scl_free(tmp);
+    free(tmp);
     return err;
   }
   *tmp_path = tmp;
@@ -85,7 +86,7 @@ scl_err io_publish_commit(const char *tmp_path, const char *path) {
   char *dir = NULL;
   SCL_CALL(dir_of(path, &dir));
   err = fsync_path(dir, 1, "directory");
-  scl_free(dir);
+  free(dir);
   SCL_CALL(err);
   return SCL_OK;
 }
@@ -119,11 +120,11 @@ scl_err io_write_file_atomic(const char *path, const void *data, size_t len) {
     err = SCL_ERROR(SCL_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
   if (err) {
     io_publish_abort(tmp);
-    scl_free(tmp);
+    free(tmp);
     return SCL_TRACE(err);
   }
   err = io_publish_commit(tmp, path);
-  scl_free(tmp);
+  free(tmp);
   SCL_CALL(err);
   return SCL_OK;
 }

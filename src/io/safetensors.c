@@ -208,9 +208,11 @@ static scl_err st_parse_metadata(io_safetensors *st, const cJSON *meta) {
   SCL_CHECK(cJSON_IsObject(meta), SCL_ERR_FORMAT,
             "safetensors file '%s': \"%s\" is not a JSON object", st->path, ST_META);
   int n = cJSON_GetArraySize(meta);
-  size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(char *);
-  SCL_CALL(scl_alloc(bytes, "safetensors metadata keys", (void **)&st->meta_keys));
-  SCL_CALL(scl_alloc(bytes, "safetensors metadata values", (void **)&st->meta_values));
+  size_t count = (size_t)(n > 0 ? n : 1);
+  st->meta_keys = malloc(count * sizeof *st->meta_keys);
+  SCL_CHECK(st->meta_keys, SCL_ERR_NOMEM, "safetensors metadata keys of '%s'", st->path);
+  st->meta_values = malloc(count * sizeof *st->meta_values);
+  SCL_CHECK(st->meta_values, SCL_ERR_NOMEM, "safetensors metadata values of '%s'", st->path);
   const cJSON *kv;
   cJSON_ArrayForEach(kv, meta) {
     SCL_CHECK(cJSON_IsString(kv), SCL_ERR_FORMAT,
@@ -237,8 +239,8 @@ static int st_cmp_span(const void *a, const void *b) {
 /* Duplicate names (cJSON keeps both copies of a repeated key) and overlapping byte ranges. */
 static scl_err st_check_unique(const io_safetensors *st, st_span *spans) {
   int n = st->count;
-  const io_tensor_info **by_name = NULL;
-  SCL_CALL(scl_alloc((size_t)(n > 0 ? n : 1) * sizeof *by_name, "tensor index", (void **)&by_name));
+  const io_tensor_info **by_name = malloc((size_t)(n > 0 ? n : 1) * sizeof *by_name);
+  SCL_CHECK(by_name, SCL_ERR_NOMEM, "tensor index of '%s'", st->path);
   for (int i = 0; i < n; i++) by_name[i] = &st->tensors[i];
   qsort(by_name, (size_t)n, sizeof *by_name, st_cmp_name);
   scl_err err = SCL_OK;
@@ -247,7 +249,7 @@ static scl_err st_check_unique(const io_safetensors *st, st_span *spans) {
       err = SCL_ERROR(SCL_ERR_FORMAT,
                       "safetensors file '%s': tensor '%s' appears more than once in the header",
                       st->path, by_name[i]->name);
-  scl_free(by_name);
+  free(by_name);
   SCL_CALL(err);
 
   qsort(spans, (size_t)n, sizeof *spans, st_cmp_span);
@@ -307,9 +309,10 @@ static scl_err st_parse_header(io_safetensors *st) {
 
   int items = cJSON_GetArraySize(st->header);
   size_t cap = (size_t)(items > 0 ? items : 1);
-  st_span *spans = NULL;
-  SCL_CALL(scl_calloc(cap * sizeof *st->tensors, "tensor table", (void **)&st->tensors));
-  SCL_CALL(scl_alloc(cap * sizeof *spans, "tensor spans", (void **)&spans));
+  st->tensors = calloc(cap, sizeof *st->tensors);
+  SCL_CHECK(st->tensors, SCL_ERR_NOMEM, "tensor table of '%s'", st->path);
+  st_span *spans = malloc(cap * sizeof *spans);
+  SCL_CHECK(spans, SCL_ERR_NOMEM, "tensor spans of '%s'", st->path);
   scl_err err = SCL_OK;
   const cJSON *item;
   cJSON_ArrayForEach(item, st->header) {
@@ -323,7 +326,7 @@ static scl_err st_parse_header(io_safetensors *st) {
   }
   SCL_CALL_GOTO(err, st_check_unique(st, spans), done);
 done:
-  scl_free(spans);
+  free(spans);
   return err;
 }
 
@@ -333,12 +336,11 @@ done:
 scl_err io_safetensors_open(const char *path, io_safetensors **out) {
   *out = NULL;
   SCL_CHECK(path, SCL_ERR_ARG, "io_safetensors_open: NULL path");
-  io_safetensors *st = NULL;
-  SCL_CALL(scl_calloc(sizeof *st, "safetensors handle", (void **)&st));
+  io_safetensors *st = calloc(1, sizeof *st);
+  SCL_CHECK(st, SCL_ERR_NOMEM, "safetensors handle for '%s'", path);
   scl_err err = SCL_OK;
-  size_t len = strlen(path) + 1;
-  SCL_CALL_GOTO(err, scl_alloc(len, "safetensors path", (void **)&st->path), fail);
-  memcpy(st->path, path, len);
+  st->path = strdup(path);
+  SCL_CHECK_GOTO(err, fail, st->path, SCL_ERR_NOMEM, "safetensors path '%s'", path);
   SCL_CALL_GOTO(err, st_map(st), fail);
   SCL_CALL_GOTO(err, st_parse_header(st), fail);
   *out = st;
@@ -353,11 +355,11 @@ void io_safetensors_close(io_safetensors **pst) {
   io_safetensors *st = *pst;
   if (st->map) munmap(st->map, st->map_len);
   cJSON_Delete(st->header);
-  scl_free(st->tensors);
-  scl_free(st->meta_keys);
-  scl_free(st->meta_values);
-  scl_free(st->path);
-  scl_free(st);
+  free(st->tensors);
+  free(st->meta_keys);
+  free(st->meta_values);
+  free(st->path);
+  free(st);
   *pst = NULL;
 }
 
@@ -544,8 +546,10 @@ scl_err io_safetensors_write(const char *path, const io_st_entry *entries, int n
   char *json = NULL, *tmp = NULL;
   int fd = -1;
   scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, scl_alloc(cap * sizeof *sorted, "tensor order", (void **)&sorted), done);
-  SCL_CALL_GOTO(err, scl_alloc(cap * sizeof *bytes, "tensor sizes", (void **)&bytes), done);
+  sorted = malloc(cap * sizeof *sorted);
+  SCL_CHECK_GOTO(err, done, sorted, SCL_ERR_NOMEM, "tensor order for '%s'", path);
+  bytes = malloc(cap * sizeof *bytes);
+  SCL_CHECK_GOTO(err, done, bytes, SCL_ERR_NOMEM, "tensor sizes for '%s'", path);
   for (int i = 0; i < n; i++) sorted[i] = &entries[i];
   qsort(sorted, (size_t)n, sizeof *sorted, st_cmp_entry);
   size_t total = 0;
@@ -572,10 +576,10 @@ scl_err io_safetensors_write(const char *path, const io_st_entry *entries, int n
   }
   SCL_CALL_GOTO(err, io_publish_commit(tmp, path), done);
 done:
-  scl_free(tmp);
+  free(tmp);
   cJSON_free(json);
   cJSON_Delete(root);
-  scl_free(bytes);
-  scl_free(sorted);
+  free(bytes);
+  free(sorted);
   return err;
 }

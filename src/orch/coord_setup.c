@@ -35,8 +35,8 @@ static void plan_text(const orch_trial *t, char *buf, size_t cap) {
 
 /* Maps plan trials to state entries, writing PLAN records for trials new to this directory. */
 static scl_err add_plan(coord *c) {
-  SCL_CALL(
-      scl_alloc((size_t)(c->plan->n + 1) * sizeof *c->state_of, "plan map", (void **)&c->state_of));
+  c->state_of = malloc((size_t)(c->plan->n + 1) * sizeof *c->state_of);
+  SCL_CHECK(c->state_of, SCL_ERR_NOMEM, "plan map");
   orch_record r = {.type = ORCH_REC_PLAN, .group = -1};
   for (int64_t i = 0; i < c->plan->n; i++) {
     const orch_trial *t = &c->plan->trials[i];
@@ -143,12 +143,12 @@ scl_err coord_setup(coord *c) {
   SCL_CALL(write_effective_sweep(c));
   SCL_CALL(add_plan(c));
   SCL_CALL(fill_queue(c));
-  SCL_CALL(
-      scl_alloc((size_t)(c->plan->n + 1) * sizeof *c->retry, "retry ring", (void **)&c->retry));
-  SCL_CALL(scl_alloc((size_t)(c->groups + 1) * sizeof *c->group_trial, "groups",
-                     (void **)&c->group_trial));
-  SCL_CALL(scl_calloc((size_t)(c->groups + 1) * sizeof *c->group_recorded, "groups",
-                      (void **)&c->group_recorded));
+  c->retry = malloc((size_t)(c->plan->n + 1) * sizeof *c->retry);
+  SCL_CHECK(c->retry, SCL_ERR_NOMEM, "retry ring");
+  c->group_trial = malloc((size_t)(c->groups + 1) * sizeof *c->group_trial);
+  SCL_CHECK(c->group_trial, SCL_ERR_NOMEM, "group trials");
+  c->group_recorded = calloc((size_t)(c->groups + 1), sizeof *c->group_recorded);
+  SCL_CHECK(c->group_recorded, SCL_ERR_NOMEM, "group record times");
   for (int g = 0; g < c->groups; g++) c->group_trial[g] = -1;
   if (c->failure) return SCL_TRACE(c->failure);
   SCL_CALL(orch_ledger_sync(c->ledger));
@@ -234,11 +234,11 @@ void coord_destroy(coord *c) {
   orch_rundir_close(&c->rd);
   orch_plan_destroy(&c->plan);
   orch_state_destroy(&c->state);
-  scl_free(c->state_of);
-  scl_free(c->queue);
-  scl_free(c->retry);
-  scl_free(c->group_trial);
-  scl_free(c->group_recorded);
+  free(c->state_of);
+  free(c->queue);
+  free(c->retry);
+  free(c->group_trial);
+  free(c->group_recorded);
 }
 
 scl_err orch_sweep_record_plan(const orch_sweep *s) {

@@ -9,6 +9,7 @@
  * failure (I/O, memory, HDF5, MPI inside the trial) is retried up to sweep.max_retries times; a
  * NaN (SCL_ERR_NUMERIC), bad input or a bug fails the trial at once, deterministically. A signal
  * turns every later reply into HALT (running trials checkpoint at their next boundary) or EXIT. */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -79,11 +80,11 @@ static scl_err layering_text(coord *c, int64_t t, char **text) {
   int n_files = c->sweep->n_base + (tr->dataset >= 0) + (tr->method >= 0);
   size_t len = 1;
   for (int i = 0; i < argc; i++) len += strlen(argv[i]) + 3;
-  scl_err err = scl_alloc(len, "trial layering", (void **)text);
-  for (int i = 0, pos = 0; !err && i < argc; i++)
+  *text = malloc(len);
+  for (int i = 0, pos = 0; *text && i < argc; i++)
     pos += snprintf(*text + pos, len - (size_t)pos, "%c %s\n", i < n_files ? 'F' : 'O', argv[i]);
   orch_args_free(argc, argv);
-  if (err) return SCL_TRACE(err);
+  SCL_CHECK(*text, SCL_ERR_NOMEM, "trial layering");
   return SCL_OK;
 }
 

@@ -194,8 +194,8 @@ static int longest_first(const void *a, const void *b) {
 }
 
 scl_err orch_cost_order(const orch_plan *plan, int64_t **order) {
-  SCL_CALL(
-      scl_alloc((size_t)(plan->n ? plan->n : 1) * sizeof **order, "trial order", (void **)order));
+  *order = malloc((size_t)(plan->n ? plan->n : 1) * sizeof **order);
+  SCL_CHECK(*order, SCL_ERR_NOMEM, "trial order of %lld trials", (long long)plan->n);
   for (int64_t i = 0; i < plan->n; i++) (*order)[i] = i;
   sort_plan = plan;
   qsort(*order, (size_t)plan->n, sizeof **order, longest_first);

@@ -67,7 +67,7 @@ static const char *const num_names[5] = {"final_acc", "avg_acc", "val_acc", "sec
 static void columns_free(columns *c, int64_t n) {
   for (int k = 0; k < 6; k++) {
     for (int64_t i = 0; c->str[k] && i < n; i++) free(c->str[k][i]);
-    scl_free(c->str[k]);
+    free(c->str[k]);
   }
   scl_free(c->seed);
   scl_free(c->retries);
@@ -76,8 +76,10 @@ static void columns_free(columns *c, int64_t n) {
 
 static scl_err fill(const orch_state *s, columns *c) {
   size_t n = (size_t)s->n;
-  for (int k = 0; k < 6; k++)
-    SCL_CALL(scl_calloc(n * sizeof(char *), "index", (void **)&c->str[k]));
+  for (int k = 0; k < 6; k++) {
+    c->str[k] = calloc(n ? n : 1, sizeof(char *));
+    SCL_CHECK(c->str[k], SCL_ERR_NOMEM, "index column %s", str_names[k]);
+  }
   SCL_CALL(scl_alloc(n * sizeof(int64_t), "index", (void **)&c->seed));
   SCL_CALL(scl_alloc(n * sizeof(int64_t), "index", (void **)&c->retries));
   for (int k = 0; k < 5; k++) SCL_CALL(scl_alloc(n * sizeof(double), "index", (void **)&c->num[k]));

@@ -186,15 +186,15 @@ scl_err orch_ledger_read_file(const char *path, orch_record_fn fn, void *ctx, in
   char *data = NULL;
   size_t len = 0;
   SCL_CALL(read_whole(path, &data, &len));
-  orch_record *r = NULL;
-  scl_err err = scl_alloc(sizeof *r, "ledger record", (void **)&r);
+  orch_record r;
+  scl_err err = SCL_OK;
   int64_t good = 0, bad = 0, pending_bad = 0, line_no = 0;
   size_t valid_end = 0, pos = 0;
   while (!err && pos < len) {
     const char *nl = memchr(data + pos, '\n', len - pos);
     size_t n = nl ? (size_t)(nl - (data + pos)) : len - pos;
     line_no++;
-    int rc = nl ? orch_record_parse(data + pos, n, r) : -1;
+    int rc = nl ? orch_record_parse(data + pos, n, &r) : -1;
     if (rc == 0) {
       if (pending_bad)
         SCL_WARN("%s: %lld damaged record(s) before line %lld skipped", path,
@@ -202,7 +202,7 @@ scl_err orch_ledger_read_file(const char *path, orch_record_fn fn, void *ctx, in
       bad += pending_bad;
       pending_bad = 0;
       good++;
-      err = fn ? fn(ctx, r, path) : SCL_OK;
+      err = fn ? fn(ctx, &r, path) : SCL_OK;
     } else if (rc == -2) {
       SCL_DEBUG("%s:%lld: unknown record type skipped", path, (long long)line_no);
     } else {
@@ -211,7 +211,6 @@ scl_err orch_ledger_read_file(const char *path, orch_record_fn fn, void *ctx, in
     pos += n + (nl ? 1 : 0);
     if (rc != -1) valid_end = pos;
   }
-  scl_free(r);
   scl_free(data);
   if (err) return SCL_TRACE(err);
   if (n_records) *n_records = good;
@@ -230,8 +229,8 @@ struct orch_ledger {
 
 scl_err orch_ledger_open(const char *run_dir, const char *job_id, orch_ledger **out) {
   *out = NULL;
-  orch_ledger *l = NULL;
-  SCL_CALL(scl_calloc(sizeof *l, "ledger", (void **)&l));
+  orch_ledger *l = calloc(1, sizeof *l);
+  SCL_CHECK(l, SCL_ERR_NOMEM, "ledger");
   l->fd = -1;
   snprintf(l->path, sizeof l->path, "%s/ledger.%s.log", run_dir, job_id);
   scl_err err = SCL_OK;
@@ -255,7 +254,7 @@ scl_err orch_ledger_open(const char *run_dir, const char *job_id, orch_ledger **
   return SCL_OK;
 fail:
   if (l->fd >= 0) close(l->fd);
-  scl_free(l);
+  free(l);
   return err;
 }
 
@@ -284,7 +283,7 @@ scl_err orch_ledger_close(orch_ledger **l) {
   if (!l || !*l) return SCL_OK;
   scl_err err = orch_ledger_sync(*l);
   close((*l)->fd);
-  scl_free(*l);
+  free(*l);
   *l = NULL;
   if (err) return SCL_TRACE(err);
   return SCL_OK;

@@ -45,7 +45,7 @@ void orch_cost_model_fit(const orch_state *state, orch_cost_model *m);
 double orch_cost_model_expect(const orch_cost_model *m, const char *plan_text, double prior);
 /* Replaces each planned (prior) cost by the model's expectation (state may be NULL). */
 void orch_cost_calibrate(orch_plan *plan, const orch_state *state);
-/* Trial indices sorted longest expected first (ties: plan order). Caller frees with scl_free. */
+/* Trial indices sorted longest expected first (ties: plan order). Caller frees with free(). */
 SCL_NODISCARD scl_err orch_cost_order(const orch_plan *plan, int64_t **order);
 
 /* ---------------------------------------------------------------------------------------- */

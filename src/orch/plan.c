@@ -173,15 +173,15 @@ static scl_err id_set_insert(id_set *set, const orch_plan *p, int64_t index, int
   *found = -1;
   if (2 * (index + 1) > set->cap) {
     int64_t cap = set->cap ? 2 * set->cap : 1024;
-    int64_t *slot = NULL;
-    SCL_CALL(scl_calloc((size_t)cap * sizeof *slot, "trial id set", (void **)&slot));
+    int64_t *slot = calloc((size_t)cap, sizeof *slot);
+    SCL_CHECK(slot, SCL_ERR_NOMEM, "trial id set of %lld slots", (long long)cap);
     for (int64_t i = 0; i < set->cap; i++) {
       if (!set->slot[i]) continue;
       int64_t j = (int64_t)(id_hash(p->trials[set->slot[i] - 1].id) & (uint64_t)(cap - 1));
       while (slot[j]) j = (j + 1) & (cap - 1);
       slot[j] = set->slot[i];
     }
-    scl_free(set->slot);
+    free(set->slot);
     set->slot = slot;
     set->cap = cap;
   }
@@ -292,15 +292,15 @@ static scl_err expand(orch_plan *p, const orch_sweep *s) {
         free(settings);
       }
     }
-  scl_free(set.slot);
+  free(set.slot);
   if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
 scl_err orch_plan_create(const orch_sweep *s, orch_plan **out) {
   *out = NULL;
-  orch_plan *p = NULL;
-  SCL_CALL(scl_calloc(sizeof *p, "plan", (void **)&p));
+  orch_plan *p = calloc(1, sizeof *p);
+  SCL_CHECK(p, SCL_ERR_NOMEM, "plan");
   scl_err err = expand(p, s);
   if (err) {
     orch_plan_destroy(&p);
@@ -317,6 +317,6 @@ void orch_plan_destroy(orch_plan **p) {
   if (!p || !*p) return;
   for (int64_t i = 0; i < (*p)->n; i++) trial_free(&(*p)->trials[i]);
   free((*p)->trials);
-  scl_free(*p);
+  free(*p);
   *p = NULL;
 }

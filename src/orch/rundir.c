@@ -112,7 +112,7 @@ scl_err orch_rundir_read_result(const char *run_dir, const char *id, double *fin
   if (!err) err = h5_attr_read_f64(f, NULL, "avg_acc", avg_acc);
   if (!err) err = h5_attr_read_f64(f, NULL, "val_acc", val_acc);
   if (!err) err = h5_attr_read_f64(f, NULL, "seconds_total", seconds);
-  scl_free(got);
+  free(got);
   scl_err close_err = h5_file_close(&f);
   if (!err) err = close_err;
   if (err) return SCL_TRACE(err);

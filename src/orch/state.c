@@ -18,7 +18,8 @@ const char *orch_trial_status_name(orch_trial_status s) {
 }
 
 scl_err orch_state_create(orch_state **out) {
-  SCL_CALL(scl_calloc(sizeof **out, "run state", (void **)out));
+  *out = calloc(1, sizeof **out);
+  SCL_CHECK(*out, SCL_ERR_NOMEM, "run state");
   return SCL_OK;
 }
 
@@ -29,9 +30,9 @@ void orch_state_destroy(orch_state **s) {
     free((*s)->trials[i].message);
   }
   free((*s)->trials);
-  scl_free((*s)->table);
-  scl_free((*s)->job.group);
-  scl_free(*s);
+  free((*s)->table);
+  free((*s)->job.group);
+  free(*s);
   *s = NULL;
 }
 
@@ -56,11 +57,13 @@ orch_trial_state *orch_state_find(const orch_state *s, const char *id) {
 static scl_err grow(orch_state *s) {
   int64_t cap = s->table_cap ? 2 * s->table_cap : 1024;
   int64_t *old = s->table, old_cap = s->table_cap;
-  SCL_CALL(scl_calloc((size_t)cap * sizeof *s->table, "trial table", (void **)&s->table));
+  int64_t *table = calloc((size_t)cap, sizeof *table);
+  SCL_CHECK(table, SCL_ERR_NOMEM, "trial table of %lld slots", (long long)cap);
+  s->table = table;
   s->table_cap = cap;
   for (int64_t i = 0; i < old_cap; i++)
     if (old[i]) *slot_of(s, s->trials[old[i] - 1].id) = old[i];
-  scl_free(old);
+  free(old);
   if (s->n == s->cap) {
     int64_t tcap = s->cap ? 2 * s->cap : 512;
     orch_trial_state *t = realloc(s->trials, (size_t)tcap * sizeof *t);
@@ -103,7 +106,7 @@ void orch_state_settle(orch_state *s) {
 
 static scl_err begin_job(orch_state *s, const orch_record *r) {
   orch_state_settle(s);
-  scl_free(s->job.group);
+  free(s->job.group);
   memset(&s->job, 0, sizeof s->job);
   snprintf(s->job.job_id, sizeof s->job.job_id, "%.*s", (int)strcspn(r->text, " "), r->text);
   const char *name = strstr(r->text, " sweep=");
@@ -113,8 +116,8 @@ static scl_err begin_job(orch_state *s, const orch_record *r) {
   s->job.restart = r->count;
   s->job.groups = r->group > 0 && r->group < 1000000 ? r->group : 0;
   s->job.group_size = r->attempt;
-  SCL_CALL(scl_alloc((size_t)(s->job.groups + 1) * sizeof *s->job.group, "job groups",
-                     (void **)&s->job.group));
+  s->job.group = malloc((size_t)(s->job.groups + 1) * sizeof *s->job.group);
+  SCL_CHECK(s->job.group, SCL_ERR_NOMEM, "job groups");
   for (int g = 0; g < s->job.groups; g++)
     s->job.group[g] = (orch_group_state){.trial = -1, .since = r->time};
   s->n_jobs++;

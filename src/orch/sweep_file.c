@@ -206,7 +206,8 @@ static scl_err parse_grid(const config_setting_t *c, orch_scope *scope) {
             "[...]; }, ... )",
             where);
   int n = config_setting_length(c);
-  SCL_CALL(scl_calloc((size_t)(n ? n : 1) * sizeof(orch_axis), "grid", (void **)&scope->grid));
+  scope->grid = calloc((size_t)(n ? n : 1), sizeof(orch_axis));
+  SCL_CHECK(scope->grid, SCL_ERR_NOMEM, "grid");
   for (int i = 0; i < n; i++) {
     scope->n_grid = i + 1;
     SCL_CALL(parse_axis(config_setting_get_elem(c, (unsigned)i), &scope->grid[i]));
@@ -220,8 +221,8 @@ static scl_err parse_points(const config_setting_t *c, orch_scope *scope) {
   SCL_CHECK(config_setting_is_list(c), SCL_ERR_ARG,
             "%s: points must be a list of lists: ( [\"k=v\", ...], ... )", where);
   int n = config_setting_length(c);
-  SCL_CALL(
-      scl_calloc((size_t)(n ? n : 1) * sizeof(orch_settings), "points", (void **)&scope->points));
+  scope->points = calloc((size_t)(n ? n : 1), sizeof(orch_settings));
+  SCL_CHECK(scope->points, SCL_ERR_NOMEM, "points");
   for (int i = 0; i < n; i++) {
     scope->n_points = i + 1;
     SCL_CALL(parse_settings(config_setting_get_elem(c, (unsigned)i), "a point", &scope->points[i]));
@@ -298,7 +299,8 @@ static scl_err parse_entries(const parse_ctx *p, const config_setting_t *c, orch
                      config_setting_name(c));
   int len = config_setting_length(c);
   if (*out) return SCL_ERROR(SCL_ERR_ARG, "%s: %s given twice", where, config_setting_name(c));
-  SCL_CALL(scl_calloc((size_t)(len ? len : 1) * sizeof **out, "sweep entries", (void **)out));
+  *out = calloc((size_t)(len ? len : 1), sizeof **out);
+  SCL_CHECK(*out, SCL_ERR_NOMEM, "sweep entries");
   for (int i = 0; i < len; i++) {
     *n = i + 1;
     SCL_CALL(parse_entry(p, config_setting_get_elem(c, (unsigned)i), &(*out)[i]));
@@ -312,8 +314,8 @@ static scl_err parse_base(const parse_ctx *p, const config_setting_t *c) {
   int len = config_setting_get_string(c) ? 1 : config_setting_length(c);
   if (!config_setting_get_string(c) && !config_setting_is_array(c))
     return SCL_ERROR(SCL_ERR_ARG, "%s: base must be a file name or a list of file names", where);
-  SCL_CALL(
-      scl_calloc((size_t)(len ? len : 1) * sizeof(char *), "base files", (void **)&p->s->base));
+  p->s->base = calloc((size_t)(len ? len : 1), sizeof(char *));
+  SCL_CHECK(p->s->base, SCL_ERR_NOMEM, "base files");
   for (int i = 0; i < len; i++) {
     const config_setting_t *e =
         config_setting_get_string(c) ? c : config_setting_get_elem(c, (unsigned)i);

@@ -15,9 +15,9 @@ static void scope_free(orch_scope *sc) {
     free(sc->grid[i].key);
     orch_settings_free(&sc->grid[i].values);
   }
-  scl_free(sc->grid);
+  free(sc->grid);
   for (int i = 0; i < sc->n_points; i++) orch_settings_free(&sc->points[i]);
-  scl_free(sc->points);
+  free(sc->points);
   memset(sc, 0, sizeof *sc);
 }
 
@@ -27,7 +27,7 @@ static void entries_free(orch_entry *e, int n) {
     free(e[i].where);
     scope_free(&e[i].scope);
   }
-  scl_free(e);
+  free(e);
 }
 
 void orch_sweep_destroy(orch_sweep **s) {
@@ -36,13 +36,13 @@ void orch_sweep_destroy(orch_sweep **s) {
   cfg_free(&orch_sweep_schema, w);
   free(w->path);
   for (int i = 0; i < w->n_base; i++) free(w->base[i]);
-  scl_free(w->base);
+  free(w->base);
   entries_free(w->datasets, w->n_datasets);
   entries_free(w->methods, w->n_methods);
   free(w->seeds);
   scope_free(&w->scope);
   orch_settings_free(&w->cmdline);
-  scl_free(w);
+  free(w);
   *s = NULL;
 }
 
@@ -91,9 +91,8 @@ static scl_err parse_cmdline(orch_sweep *s, orch_settings *scalars, int n, char 
 
 /* Each scalar checked alone (so an error names its file:line), then all applied in order. */
 static scl_err apply_scalars(orch_sweep *s, const orch_settings *scalars) {
-  char **texts = NULL;
-  SCL_CALL(
-      scl_calloc((size_t)(scalars->n + 1) * sizeof(char *), "sweep settings", (void **)&texts));
+  char **texts = calloc((size_t)scalars->n + 1, sizeof(char *));
+  SCL_CHECK(texts, SCL_ERR_NOMEM, "sweep settings");
   scl_err err = SCL_OK;
   for (int i = 0; i < scalars->n && !err; i++) {
     orch_sweep scratch = {0};
@@ -103,7 +102,7 @@ static scl_err apply_scalars(orch_sweep *s, const orch_settings *scalars) {
     if (err) err = orch_rewhere(err, scalars->v[i].where);
   }
   if (!err) err = cfg_load_files(&orch_sweep_schema, NULL, 0, scalars->n, texts, s);
-  scl_free(texts);
+  free(texts);
   if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
@@ -135,9 +134,9 @@ static scl_err check_seed_conflict(const orch_sweep *s) {
 scl_err orch_sweep_load(const char *path, int n_overrides, char *const *overrides,
                         orch_sweep **out) {
   *out = NULL;
-  orch_sweep *s = NULL;
   orch_settings scalars = {0};
-  SCL_CALL(scl_calloc(sizeof *s, "sweep", (void **)&s));
+  orch_sweep *s = calloc(1, sizeof *s);
+  SCL_CHECK(s, SCL_ERR_NOMEM, "sweep");
   s->path = strdup(path);
   scl_err err = s->path ? SCL_OK : SCL_ERROR(SCL_ERR_NOMEM, "sweep path");
   if (!err) err = orch_sweep_parse_file(s, &scalars, path);

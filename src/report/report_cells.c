@@ -80,10 +80,9 @@ static scl_err fill_curve(const report_data *d, const report_point *p, const cha
   }
   if (!c->curve_len) return SCL_OK;
   size_t T = (size_t)c->curve_len;
-  c->curve_mean = malloc(T * sizeof *c->curve_mean);
-  c->curve_std = malloc(T * sizeof *c->curve_std);
-  c->curve_n = malloc(T * sizeof *c->curve_n);
-  SCL_CHECK(c->curve_mean && c->curve_std && c->curve_n, SCL_ERR_NOMEM, "report: curves");
+  SCL_CALL(scl_alloc(T * sizeof *c->curve_mean, "report: mean curve", (void **)&c->curve_mean));
+  SCL_CALL(scl_alloc(T * sizeof *c->curve_std, "report: std curve", (void **)&c->curve_std));
+  SCL_CALL(scl_alloc(T * sizeof *c->curve_n, "report: curve counts", (void **)&c->curve_n));
   for (size_t s = 0; s < T; s++) {
     int k = 0;
     for (int i = 0; i < p->n_trials; i++) {
@@ -194,8 +193,11 @@ scl_err report_model_build(report_data *d) {
   SCL_CALL(report_published_rows(d));
   size_t n = (size_t)d->n_rows * (size_t)d->n_datasets;
   d->cells = calloc(n ? n : 1, sizeof *d->cells);
-  double *scratch = malloc(((size_t)d->n_trials + 1) * sizeof *scratch);
-  scl_err err = d->cells && scratch ? SCL_OK : SCL_ERROR(SCL_ERR_NOMEM, "report: cells");
+  SCL_CHECK(d->cells, SCL_ERR_NOMEM, "report: cells");
+  double *scratch = NULL;
+  SCL_CALL(scl_alloc(((size_t)d->n_trials + 1) * sizeof *scratch, "report: cell scratch",
+                     (void **)&scratch));
+  scl_err err = SCL_OK;
   for (int r = 0; r < d->n_rows && !err; r++)
     for (int ds = 0; ds < d->n_datasets && !err; ds++) {
       const report_row *row = &d->rows[r];
@@ -205,7 +207,7 @@ scl_err report_model_build(report_data *d) {
       err = fill_cell(d, row, g, report_cell_at(d, r, ds), scratch);
       if (!err && d->opts->baseline) fill_paired(d, row, ds, report_cell_at(d, r, ds), scratch);
     }
-  free(scratch);
+  scl_free(scratch);
   if (err) return SCL_TRACE(err);
   mark_best(d);
   return SCL_OK;
@@ -216,7 +218,7 @@ void report_data_free(report_data *d) {
     report_trial *t = &d->trials[i];
     free(t->dir), free(t->id), free(t->message);
     free(t->dataset), free(t->method), free(t->category), free(t->point);
-    for (int p = 0; p < t->n_pred; p++) free(t->pred[p].name), free(t->pred[p].acc);
+    for (int p = 0; p < t->n_pred; p++) free(t->pred[p].name), scl_free(t->pred[p].acc);
     free(t->pred), free(t->order);
   }
   free(d->trials);
@@ -233,7 +235,8 @@ void report_data_free(report_data *d) {
   free(d->rows);
   size_t n = d->cells ? (size_t)d->n_rows * (size_t)d->n_datasets : 0;
   for (size_t i = 0; i < n; i++)
-    free(d->cells[i].curve_mean), free(d->cells[i].curve_std), free(d->cells[i].curve_n);
+    scl_free(d->cells[i].curve_mean), scl_free(d->cells[i].curve_std),
+        scl_free(d->cells[i].curve_n);
   free(d->cells);
   for (int i = 0; i < d->n_pubs; i++) {
     report_pub *p = &d->pubs[i];

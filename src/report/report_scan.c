@@ -75,14 +75,6 @@ static scl_err read_text(const char *path, char **out) {
   return SCL_OK;
 }
 
-static scl_err attr_str(h5_file *f, const char *obj, const char *key, char **out) {
-  char *v = NULL;
-  SCL_CALL(h5_attr_read_str(f, obj, key, &v));
-  scl_err err = dup_str(v, out);
-  scl_free(v);
-  return err;
-}
-
 /* Fills t->pred from /predictors, the primary first, the others in name order. HDF5 is called
  * directly because h5.h has no group listing; H5Lget_name_by_idx exists in 1.10 and 1.12+. */
 static scl_err read_predictor_names(h5_file *f, const char *primary, report_trial *t) {
@@ -116,8 +108,8 @@ static scl_err read_predictor(h5_file *f, int n_sessions, report_pred *p) {
   snprintf(obj, sizeof obj, "predictors/%s", p->name);
   for (int m = 0; m < REPORT_N_METRICS; m++)
     SCL_CALL(h5_attr_read_f64(f, obj, report_metric_name(m), &p->metric[m]));
-  p->acc = malloc((size_t)n_sessions * sizeof *p->acc);
-  SCL_CHECK(p->acc, SCL_ERR_NOMEM, "report: accuracy curve");
+  SCL_CALL(
+      scl_alloc((size_t)n_sessions * sizeof *p->acc, "report: accuracy curve", (void **)&p->acc));
   snprintf(obj, sizeof obj, "predictors/%s/acc", p->name);
   SCL_CALL(h5_read_f64_1d(f, obj, p->acc, n_sessions));
   return SCL_OK;
@@ -160,17 +152,17 @@ static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
   char *kind = NULL, *config = NULL, *protocol = NULL;
   int64_t v = 0;
   scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, attr_str(f, NULL, "kind", &kind), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "kind", &kind), done);
   SCL_CHECK_GOTO(err, done, !strcmp(kind, "trial"), SCL_ERR_FORMAT,
                  "%s: kind = \"%s\", not a trial results file", h5_file_path(f), kind);
-  SCL_CALL_GOTO(err, attr_str(f, NULL, "status", status), done);
-  SCL_CALL_GOTO(err, attr_str(f, NULL, "trial_id", &t->id), done);
-  SCL_CALL_GOTO(err, attr_str(f, NULL, "dataset", &t->dataset), done);
-  SCL_CALL_GOTO(err, attr_str(f, NULL, "method", &t->method), done);
-  SCL_CALL_GOTO(err, attr_str(f, NULL, "method_category", &t->category), done);
-  SCL_CALL_GOTO(err, attr_str(f, NULL, "config", &config), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "status", status), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "trial_id", &t->id), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "dataset", &t->dataset), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "method", &t->method), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "method_category", &t->category), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "config", &config), done);
   SCL_CALL_GOTO(err, report_config_point(config, &t->point), done);
-  SCL_CALL_GOTO(err, attr_str(f, NULL, "protocol", &protocol), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "protocol", &protocol), done);
   SCL_CALL_GOTO(err, read_order_config(h5_file_path(f), config, protocol, t), done);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "seed", &t->seed), done);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "n_sessions", &v), done);
@@ -202,7 +194,7 @@ static scl_err read_trial_h5(const char *path, report_trial *t) {
     snprintf(t->message, n, "trial.h5 status \"%s\"", status);
     goto done;
   }
-  SCL_CALL_GOTO(err, attr_str(f, NULL, "primary_predictor", &primary), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "primary_predictor", &primary), done);
   SCL_CALL_GOTO(err, read_predictor_names(f, primary, t), done);
   for (int p = 0; p < t->n_pred; p++)
     SCL_CALL_GOTO(err, read_predictor(f, t->n_sessions, &t->pred[p]), done);

@@ -222,7 +222,7 @@ scl_err trial_checkpoint_load(trial_state *st, int *sessions_done) {
   st->metrics->sessions_done = (int)done_sessions;
   *sessions_done = (int)done_sessions;
 done:
-  scl_free(id);
+  free(id);
   if (f) {
     scl_err close_err = h5_file_close(&f);
     if (!err) err = close_err;

@@ -111,8 +111,8 @@ scl_err trial_check_existing(trial_state *st, int *finished, run_trial_result *r
   *finished = !strcmp(status, "finished");
   if (*finished && result) SCL_CALL_GOTO(err, read_result(f, result), done);
 done:
-  scl_free(id);
-  scl_free(status);
+  free(id);
+  free(status);
   if (f) {
     scl_err close_err = h5_file_close(&f);
     if (!err) err = close_err;

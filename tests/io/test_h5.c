@@ -63,7 +63,7 @@ static void check_provenance(h5_file *f) {
     if (v && k == 0) CHECK(strcmp(v, scl_version()) == 0, "code_version '%s'", v);
     if (v && k == 1) CHECK(strncmp(v, "1.", 2) == 0, "hdf5_version '%s'", v);
     if (v && k == 5) CHECK(strlen(v) == 20 && v[10] == 'T' && v[19] == 'Z', "created '%s'", v);
-    scl_free(v);
+    free(v);
   }
   int64_t threads = 0, schema = 0;
   CHECK_OK(h5_attr_read_i64(f, NULL, "threads", &threads));
@@ -98,7 +98,7 @@ static void check_contents(h5_file *f) {
   char *ds = NULL;
   CHECK_OK(h5_attr_read_str(f, "meta", "dataset", &ds));
   CHECK(ds && strcmp(ds, "synthetic") == 0, "meta@dataset '%s'", ds ? ds : "(null)");
-  scl_free(ds);
+  free(ds);
   CHECK_OK(h5_attr_read_f64(f, "features", "scale", &scale));
   CHECK(scale == 0.5, "scale");
   int ndim = 0, e1 = 0, e2 = 1, e3 = 1, a1 = 0;

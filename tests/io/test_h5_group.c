@@ -137,8 +137,8 @@ static void check_replicated(h5_file *f) {
     CHECK(strcmp(strs[k], names[k]) == 0, "class %lld '%s'", (long long)k, strs[k]);
   h5_strings_free(strs, ns);
   CHECK_OK(h5_check_schema(f, 1, "group test"));
-  scl_free(cfg);
-  scl_free(host);
+  free(cfg);
+  free(host);
 }
 
 /* Reads every piece of layout R from `name` and checks it. */

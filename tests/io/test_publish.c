@@ -45,7 +45,7 @@ static void test_abort(const char *dir) {
     close(fd);
     io_publish_abort(tmp);
     CHECK(!file_exists(tmp), "abort left '%s'", tmp);
-    scl_free(tmp);
+    free(tmp);
   }
   check_contents(path, "precious");
   CHECK(!file_exists(fresh), "aborted publication created '%s'", fresh);
