@@ -4,11 +4,11 @@
  * Holds everything a resumed trial needs to finish with exactly the metrics of an uninterrupted
  * one: the trial id, how many sessions are done, the position inside the current session (epoch,
  * next batch), the running loss sums of that epoch, the metrics and loss curve so far, the ridge
- * search records of the finished sessions, and the
- * method's state (the named tensors of ops->state: parameters, optimizer buffers, heads,
- * classifier statistics). Written whole under a temporary name and published by rename,
- * so a kill during the write leaves the previous checkpoint intact. Caches (test features of
- * frozen networks) are not saved: they are recomputed, which changes no number.
+ * search records of the finished sessions, and the method's state (the named tensors of
+ * ops->state: parameters, optimizer buffers, heads, classifier statistics). Written whole under
+ * a temporary name and published by rename, so a kill during the write leaves the previous
+ * checkpoint intact. Caches (test features of frozen networks) are not saved: they are
+ * recomputed, which changes no number.
  *
  * On a group of ranks the file is written collectively with parallel HDF5 (h5.h's group files):
  * every rank makes the same calls, replicated tensors are written once, and a distributed Gram
