@@ -21,7 +21,8 @@ import sys
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1  # RUN_TRIAL_SCHEMA_VERSION in include/safecl/trial.h
+# RUN_TRIAL_SCHEMA_VERSION in include/safecl/trial.h; 1 differs only in what this script does not read
+SCHEMA_VERSIONS = (1, 2)
 # Keys that do not make another configuration (run/trial_config.c marks them no_identity).
 NOT_A_POINT = {"seed", "run.dir", "threads", "eval.batch", "dataset.root", "train.ckpt_every"}
 
@@ -62,9 +63,9 @@ def read_trial(path):
     with h5py.File(h5, "r") as f:
         a = f.attrs
         version = int(a.get("schema_version", -1))
-        if version != SCHEMA_VERSION:
-            sys.exit("%s: schema_version %s, this script reads %d: use the load_results.py of the "
-                     "safecl that wrote it" % (h5, version, SCHEMA_VERSION))
+        if version not in SCHEMA_VERSIONS:
+            sys.exit("%s: schema_version %s, this script reads %s: use the load_results.py of the "
+                     "safecl that wrote it" % (h5, version, " and ".join(map(str, SCHEMA_VERSIONS))))
         row = {"path": path, "id": text(a["trial_id"]),
                "status": "finished" if text(a["status"]) == "finished" else "failed",
                "dataset": text(a["dataset"]), "method": text(a["method"]),

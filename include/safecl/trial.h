@@ -14,7 +14,9 @@
 #include "safecl/dist.h"
 #include "safecl/method.h"
 
-#define RUN_TRIAL_SCHEMA_VERSION 1
+/* trial.h5's layout (analysis/SCHEMA.md). 2: /losses has a step column and per-session term
+ * names (/loss_terms), /ridge_search added; version 1 files differ only there. */
+#define RUN_TRIAL_SCHEMA_VERSION 2
 
 typedef struct run_trial_cfg {
   char *dataset_name;

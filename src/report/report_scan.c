@@ -11,9 +11,10 @@
  * failed.txt and trial.cfg hold `key = value;` config lines (the `config` text of trial.h5) so
  * that a trial without results can still be placed in its table cell; failed.txt may add
  * `error = "...";` and free text, both taken as the message. Only trial.h5 is trusted for
- * numbers, and it is checked for its schema version first; a finished trial's /class_order
- * and its config's dataset.order_seed and dataset.shuffle feed the class-order note. index.h5
- * and the ledger are never read: the report must work on a directory whose coordinator died. */
+ * numbers, and it is checked for its schema version first (1 or 2); a finished trial's
+ * /class_order and its config's dataset.order_seed and dataset.shuffle feed the class-order note.
+ * index.h5 and the ledger are never read: the report must work on a directory whose coordinator
+ * died. */
 #include <dirent.h>
 #include <hdf5.h>
 #include <math.h>
@@ -178,13 +179,27 @@ done:
   return err;
 }
 
+/* Accepts trial results of schema REPORT_TRIAL_SCHEMA_OLDEST to REPORT_TRIAL_SCHEMA_VERSION; any
+ * other version (or none) is refused by h5_check_schema with its hint (newer: upgrade; older:
+ * regenerate). */
+static scl_err check_trial_schema(h5_file *f) {
+  int exists = 0;
+  int64_t v = REPORT_TRIAL_SCHEMA_VERSION;
+  SCL_CALL(h5_attr_exists(f, "/", "schema_version", &exists));
+  if (exists) SCL_CALL(h5_attr_read_i64(f, "/", "schema_version", &v));
+  if (v < REPORT_TRIAL_SCHEMA_OLDEST || v > REPORT_TRIAL_SCHEMA_VERSION)
+    v = REPORT_TRIAL_SCHEMA_VERSION;
+  SCL_CALL(h5_check_schema(f, v, "trial results"));
+  return SCL_OK;
+}
+
 /* Reads DIR/trial.h5 into t; a status other than "finished" makes t failed. */
 static scl_err read_trial_h5(const char *path, report_trial *t) {
   h5_file *f = NULL;
   char *status = NULL, *primary = NULL;
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, h5_file_open_read(path, &f), done);
-  SCL_CALL_GOTO(err, h5_check_schema(f, REPORT_TRIAL_SCHEMA_VERSION, "trial results"), done);
+  SCL_CALL_GOTO(err, check_trial_schema(f), done);
   SCL_CALL_GOTO(err, read_trial_attrs(f, t, &status), done);
   if (strcmp(status, "finished")) {
     t->status = REPORT_FAILED;

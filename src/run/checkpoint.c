@@ -3,11 +3,12 @@
  *
  * Holds everything a resumed trial needs to finish with exactly the metrics of an uninterrupted
  * one: the trial id, how many sessions are done, the position inside the current session (epoch,
- * next batch), the running loss sums of that epoch, the metrics and loss curve so far, and the
- * method's state (the named tensors of ops->state: parameters, optimizer buffers, heads,
- * classifier statistics). Written whole under a temporary name and published by rename,
- * so a kill during the write leaves the previous checkpoint intact. Caches (test features of
- * frozen networks) are not saved: they are recomputed, which changes no number.
+ * next batch), the running loss sums of that epoch, the metrics and loss curve so far, the ridge
+ * search records of the finished sessions, and the method's state (the named tensors of
+ * ops->state: parameters, optimizer buffers, heads, classifier statistics). Written whole under
+ * a temporary name and published by rename, so a kill during the write leaves the previous
+ * checkpoint intact. Caches (test features of frozen networks) are not saved: they are
+ * recomputed, which changes no number.
  *
  * On a group of ranks the file is written collectively with parallel HDF5 (h5.h's group files):
  * every rank makes the same calls, replicated tensors are written once, and a distributed Gram
@@ -25,7 +26,7 @@
 #include "safecl/linalg_group.h"
 #include "trial_internal.h"
 
-#define CKPT_SCHEMA_VERSION 2
+#define CKPT_SCHEMA_VERSION 3
 
 static void ckpt_path(const trial_state *st, char *buf, size_t cap) {
   snprintf(buf, cap, "%s/ckpt.h5", st->cfg->run_dir);
@@ -139,6 +140,63 @@ static scl_err io_losses(h5_file *f, trial_state *st, int write) {
   return SCL_OK;
 }
 
+/* The finished sessions' ridge search records (ridge_search/count: T int64; ridge_search/records:
+ * T * LINALG_SEARCH_LOG rows of n_lambdas, best, the candidates, their validation errors). */
+#define RIDGE_COLS (2 + 2 * LINALG_MAX_LAMBDAS)
+static scl_err io_ridge(h5_file *f, trial_state *st, int write) {
+  const int64_t T = st->n_sessions, rows = T * LINALG_SEARCH_LOG;
+  int64_t *count = NULL;
+  double *rec = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, scl_alloc((size_t)T * 8, "ridge search counts", (void **)&count), done);
+  SCL_CALL_GOTO(err,
+                scl_calloc((size_t)(rows * RIDGE_COLS) * 8, "ridge search records", (void **)&rec),
+                done);
+  if (write) {
+    for (int64_t i = 0; i < rows; i++) {
+      const linalg_search_record *r = &st->ridge[i];
+      double *row = rec + i * RIDGE_COLS;
+      row[0] = r->n_lambdas;
+      row[1] = r->best;
+      for (int j = 0; j < r->n_lambdas; j++) {
+        row[2 + j] = r->lambda[j];
+        row[2 + LINALG_MAX_LAMBDAS + j] = r->mse[j];
+      }
+    }
+    for (int64_t t = 0; t < T; t++) count[t] = st->n_ridge[t];
+    SCL_CALL_GOTO(err, h5_write_i64_1d(f, "ridge_search/count", count, T), done);
+    SCL_CALL_GOTO(err, h5_write_f64_2d(f, "ridge_search/records", rec, rows, RIDGE_COLS), done);
+    goto done;
+  }
+  SCL_CALL_GOTO(err, h5_read_i64_1d(f, "ridge_search/count", count, T), done);
+  SCL_CALL_GOTO(err, h5_read_f64_2d(f, "ridge_search/records", rec, rows, RIDGE_COLS), done);
+  for (int64_t i = 0; i < rows; i++) {
+    linalg_search_record *r = &st->ridge[i];
+    const double *row = rec + i * RIDGE_COLS;
+    r->n_lambdas = (int)row[0];
+    r->best = (int)row[1];
+    SCL_CHECK_GOTO(err, done,
+                   r->n_lambdas >= 0 && r->n_lambdas <= LINALG_MAX_LAMBDAS && r->best >= 0 &&
+                       (r->best < r->n_lambdas || r->n_lambdas == 0),
+                   SCL_ERR_FORMAT, "checkpoint: ridge search record %lld: %d candidates, best %d",
+                   (long long)i, r->n_lambdas, r->best);
+    for (int j = 0; j < r->n_lambdas; j++) {
+      r->lambda[j] = row[2 + j];
+      r->mse[j] = row[2 + LINALG_MAX_LAMBDAS + j];
+    }
+  }
+  for (int64_t t = 0; t < T; t++) {
+    SCL_CHECK_GOTO(err, done, count[t] >= 0 && count[t] <= LINALG_SEARCH_LOG, SCL_ERR_FORMAT,
+                   "checkpoint: session %lld has %lld ridge searches (at most %d)",
+                   (long long)t + 1, (long long)count[t], LINALG_SEARCH_LOG);
+    st->n_ridge[t] = (int)count[t];
+  }
+done:
+  scl_free(count);
+  scl_free(rec);
+  return err;
+}
+
 /* Testing aid, right after a checkpoint is published: SAFECL_FAULT_KILL_AFTER_SESSION=k kills
  * the process (SIGKILL) after the boundary checkpoint of session k; SAFECL_FAULT_KILL_AFTER_CKPT=n
  * after the n-th checkpoint this process writes (mid-session ones included). Tests use them to
@@ -174,6 +232,7 @@ static scl_err write_file(trial_state *st, int sessions_done, int64_t epoch, int
   SCL_CALL_GOTO(err, h5_attr_write_i64(f, NULL, "position_batch", batch), done);
   SCL_CALL_GOTO(err, io_metrics(f, st->metrics, 1), done);
   SCL_CALL_GOTO(err, io_losses(f, st, 1), done);
+  SCL_CALL_GOTO(err, io_ridge(f, st, 1), done);
   for (int i = 0; i < n; i++) SCL_CALL_GOTO(err, io_entry(f, &entries[i], 1), done);
   SCL_CALL_GOTO(err, h5_file_commit(&f), done);
 done:
@@ -214,6 +273,7 @@ scl_err trial_checkpoint_load(trial_state *st, int *sessions_done) {
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "position_batch", &st->resume_batch), done);
   SCL_CALL_GOTO(err, io_metrics(f, st->metrics, 0), done);
   SCL_CALL_GOTO(err, io_losses(f, st, 0), done);
+  SCL_CALL_GOTO(err, io_ridge(f, st, 0), done);
   if (st->resume_epoch < 0) { /* at a session boundary the method state is complete now */
     learn_state_entry entries[LEARN_MAX_STATE];
     int n = st->method->ops->state(st->method, entries);

@@ -1,6 +1,7 @@
 /* trial.c: one continual-learning trial: open the benchmark, plan the sessions, and for each
- * session train the method, fit its classifier on the session's training features and evaluate
- * every predictor on all test images of the classes seen so far (docs/architecture.md section 4).
+ * session train the method, fit its classifier on the session's training features (keeping the
+ * records of its ridge searches for trial.h5) and evaluate every predictor on all test images of
+ * the classes seen so far (docs/architecture.md section 4).
  *
  * Features of frozen networks (the pre-trained model) never change, so their test features are
  * cached across sessions: each test image goes through a frozen network once per trial.
@@ -348,6 +349,7 @@ static scl_err run_session(trial_state *st, int t) {
   sec[RUN_PHASE_TRAIN] = scl_now() - t0;
   t0 = scl_now();
   SCL_CALL_GOTO(err, fit_session(st, &s, idx, labels, n), done);
+  st->n_ridge[t] = linalg_group_take_searches(st->linalg, st->ridge + t * LINALG_SEARCH_LOG);
   sec[RUN_PHASE_FIT] = scl_now() - t0;
   t0 = scl_now();
   SCL_CALL_GOTO(err, data_sessions_select(plan, st->test, 0, s.class_hi, &tidx, &tlabels, &nt),
@@ -385,6 +387,8 @@ static void close_trial(trial_state *st) {
   scl_free(st->val_labels);
   free(st->loss_log);
   free(st->loss_terms);
+  free(st->ridge);
+  free(st->n_ridge);
   run_metrics_destroy(&st->metrics);
   vit_model_destroy(&st->backbone);
   data_sessions_destroy(&st->plan);
@@ -461,6 +465,9 @@ static scl_err open_learning(const run_trial_cfg *cfg, trial_state *st) {
   linalg_group_set_search_precision(st->linalg,
                                     f32 ? LINALG_PRECISION_FLOAT32 : LINALG_PRECISION_DOUBLE);
   SCL_CALL(open_method(cfg, st));
+  st->ridge = calloc((size_t)st->n_sessions * LINALG_SEARCH_LOG, sizeof *st->ridge);
+  st->n_ridge = calloc((size_t)st->n_sessions, sizeof *st->n_ridge);
+  SCL_CHECK(st->ridge && st->n_ridge, SCL_ERR_NOMEM, "ridge search records");
   return SCL_OK;
 }
 

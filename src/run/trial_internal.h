@@ -4,6 +4,7 @@
 #define SAFECL_RUN_TRIAL_INTERNAL_H
 
 #include "safecl/data.h"
+#include "safecl/linalg_group.h"
 #include "safecl/method.h"
 #include "safecl/metrics.h"
 #include "safecl/sessions.h"
@@ -42,6 +43,10 @@ typedef struct trial_state {
   double *loss_log;
   int64_t n_loss, cap_loss;
   char (*loss_terms)[TRIAL_TERMS_CHARS]; /* per session: its term names, comma-separated */
+  /* per session t: the ridge searches of its classifier fit, in the order the method ran them,
+   * ridge[t * LINALG_SEARCH_LOG + k] for k < n_ridge[t] */
+  linalg_search_record *ridge;
+  int *n_ridge;
   int64_t *val_idx; /* the validation split: session-1 training samples held out */
   int32_t *val_labels;
   int64_t n_val;

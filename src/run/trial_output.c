@@ -15,6 +15,10 @@
  *   /losses (records x 9 float64: session, epoch, step, mean loss terms over the record's steps;
  *            absent for methods that never train), /loss_terms (T strings: session t's term
  *            names, comma-separated; empty for a session without training)
+ *   /ridge_search/{session, search (R int64), lambda, val_mse (R x L float64, NaN past the
+ *            search's candidates), chosen (R float64), best (R int64)}: one entry per ridge
+ *            search of each session's classifier fit (search: its index in the session, in the
+ *            order the method ran them); absent for methods that never search
  * It is written whole and published by rename: a reader never sees a partial file. */
 #include <math.h>
 #include <stdio.h>
@@ -156,6 +160,57 @@ static scl_err write_losses(h5_file *f, const trial_state *st) {
   return SCL_OK;
 }
 
+/* /ridge_search: the records of every session's searches as rows (session, search), the
+ * candidates and their validation errors padded with NaN to the longest grid. */
+static scl_err write_ridge_search(h5_file *f, const trial_state *st) {
+  int64_t R = 0, L = 0;
+  for (int t = 0; t < st->n_sessions; t++) {
+    R += st->n_ridge[t];
+    for (int k = 0; k < st->n_ridge[t]; k++) {
+      int64_t nl = st->ridge[t * LINALG_SEARCH_LOG + k].n_lambdas;
+      L = nl > L ? nl : L;
+    }
+  }
+  if (!R) return SCL_OK;
+  int64_t *session = NULL, *search = NULL, *best = NULL;
+  double *lambda = NULL, *mse = NULL, *chosen = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, scl_alloc((size_t)R * 8, "ridge search sessions", (void **)&session), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)R * 8, "ridge search indices", (void **)&search), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)R * 8, "ridge search choices", (void **)&best), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)R * 8, "ridge search lambdas", (void **)&chosen), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)(R * L) * 8, "ridge candidates", (void **)&lambda), done);
+  SCL_CALL_GOTO(err, scl_alloc((size_t)(R * L) * 8, "ridge validation errors", (void **)&mse),
+                done);
+  int64_t r = 0;
+  for (int t = 0; t < st->n_sessions; t++)
+    for (int k = 0; k < st->n_ridge[t]; k++, r++) {
+      const linalg_search_record *rec = &st->ridge[t * LINALG_SEARCH_LOG + k];
+      session[r] = t;
+      search[r] = k;
+      best[r] = rec->best;
+      chosen[r] = rec->lambda[rec->best];
+      for (int64_t j = 0; j < L; j++) {
+        lambda[r * L + j] = j < rec->n_lambdas ? rec->lambda[j] : NAN;
+        mse[r * L + j] = j < rec->n_lambdas ? rec->mse[j] : NAN;
+      }
+    }
+  SCL_CALL_GOTO(err, h5_write_i64_1d(f, "ridge_search/session", session, R), done);
+  SCL_CALL_GOTO(err, h5_write_i64_1d(f, "ridge_search/search", search, R), done);
+  SCL_CALL_GOTO(err, h5_write_f64_2d(f, "ridge_search/lambda", lambda, R, L), done);
+  SCL_CALL_GOTO(err, h5_write_f64_2d(f, "ridge_search/val_mse", mse, R, L), done);
+  SCL_CALL_GOTO(err, h5_write_f64_1d(f, "ridge_search/chosen", chosen, R), done);
+  SCL_CALL_GOTO(err, h5_write_i64_1d(f, "ridge_search/best", best, R), done);
+done:
+  scl_free(session);
+  scl_free(search);
+  scl_free(best);
+  scl_free(chosen);
+  scl_free(lambda);
+  scl_free(mse);
+  return err;
+}
+
 /* The released SAFE code reports, after every session but the first, the better of the fast
  * learner's and the aggregated model's TEST accuracy (docs/methods.md d.2): a choice made with test
  * labels. It is kept only as this separately named diagnostic, never as the accuracy. */
@@ -250,6 +305,7 @@ scl_err trial_write_results(trial_state *st) {
   for (int p = 0; p < m->n_predictors; p++) SCL_CALL_GOTO(err, write_predictor(f, m, p), done);
   SCL_CALL_GOTO(err, write_timings(f, m), done);
   SCL_CALL_GOTO(err, write_losses(f, st), done);
+  SCL_CALL_GOTO(err, write_ridge_search(f, st), done);
   SCL_CALL_GOTO(err, write_authors_protocol(f, st), done);
   SCL_CALL_GOTO(err, h5_file_commit(&f), done);
 done:

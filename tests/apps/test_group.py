@@ -8,6 +8,9 @@ Checks, each against the one-rank run of the same config:
     accuracy matrix and the epoch loss curve within 1e-5;
   - APER (adapter tuner + prototypes), SimpleCIL and RanPAC (adapter phase 1 + random projection,
     ridge solver forced to ScaLAPACK and to LAPACK): accuracy matrices within 1e-5;
+  - SAFE's and RanPAC's /ridge_search (every session's searches): the same entries, candidates
+    and chosen lambdas, validation errors within 1e-5 as the losses (relative to max(|v|, 1):
+    the float32 features of a group differ in the last bits, 1e-5 to 8e-5 relative in the errors);
   - a checkpoint written by 2 ranks with G block-cyclic (ScaLAPACK), killed at a session boundary
     and mid-session, resumes on 1 and on 4 ranks and ends with the accuracy matrices of the
     uninterrupted run;
@@ -65,9 +68,24 @@ def train(args, ranks, run_dir, env_extra=None):
 
 
 def results(run_dir):
+    """(accuracy matrices, loss curve, /ridge_search as a dict: empty without searches)."""
     with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
         mats = {k: f["predictors/%s/acc_matrix" % k][...] for k in f["predictors"]}
-        return mats, f["losses"][...] if "losses" in f else np.zeros((0, 0))
+        ridge = {k: f["ridge_search"][k][...] for k in f["ridge_search"]} if "ridge_search" in f else {}
+        return mats, f["losses"][...] if "losses" in f else np.zeros((0, 0)), ridge
+
+
+def compare_ridge(name, a, b):
+    """The same searches (session, index, candidates) choosing the same lambdas, validation
+    errors within the losses' tolerance (loss_diff 1e-5)."""
+    same = set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in
+                                      ("session", "search", "lambda", "best", "chosen") if k in a)
+    diff = loss_diff(a["val_mse"], b["val_mse"]) if same and a else 0.0
+    rel = float(np.max(np.abs(a["val_mse"] - b["val_mse"]) / np.abs(a["val_mse"]), initial=0.0)) \
+        if same and a else 0.0
+    check(same and diff <= 1e-5,
+          "%s: /ridge_search (%d searches) the same, validation errors within 1e-5 as the losses "
+          "(%.2g; relative %.2g)" % (name, len(a.get("session", [])), diff, rel))
 
 
 def loss_diff(a, b):
@@ -96,6 +114,8 @@ def compare(name, ref, got, steps_ref=None, steps_got=None):
         check(rel <= 1e-5, "%s: epoch loss curve within 1e-5 (%.2g)" % (name, rel))
     elif lr.size or lg.size:
         check(False, "%s: loss curves of different shapes %s vs %s" % (name, lr.shape, lg.shape))
+    if ref[2] or got[2]:
+        compare_ridge(name, ref[2], got[2])
     if steps_ref is not None:
         rel = max((abs(steps_got[k] - v) / max(abs(v), 1.0) for k, v in steps_ref.items()
                    if k in steps_got), default=np.inf)
@@ -186,6 +206,7 @@ def test_checkpoint_resize(tmp):
                   "2-rank run" % resume)
             rel = loss_diff(ref[1], got[1])
             check(rel <= 1e-5, "resumed on %d rank(s): loss curve within 1e-5 (%.2g)" % (resume, rel))
+            compare_ridge("resumed on %d rank(s)" % resume, ref[2], got[2])
 
 
 def make_folder_dataset(root, bad_split, bad_class):

@@ -10,6 +10,9 @@
    matrix (SimpleCIL after sessions 1, 2, 4; RanPAC, whose state is G, Q and W_o, after 2).
    The class order follows the trial seed (seed 1994: its own order, matrix and id) unless
    dataset.order_seed pins it (recorded in the identity config); unshuffled stays identity.
+   RanPAC's and SAFE's trial.h5 record every session's ridge searches (/ridge_search): one per
+   session (RanPAC) or two (SAFE: fast, slow), each choosing its candidate of smallest
+   validation error; a resumed trial writes the same table.
 3. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
    domain, every session evaluated on all domains' test images.
 Exits non-zero on any failure.
@@ -70,6 +73,40 @@ def reference_matrix(tr_x, tr_y, te_x, te_y, order, starts):
             grp = (te_m[seen] >= starts[s]) & (te_m[seen] < starts[s + 1])
             acc[t, s] = 100.0 * np.mean(pred[grp] == te_m[seen][grp])
     return acc
+
+
+def ridge_table(path):
+    """/ridge_search of a trial.h5 as a dict of arrays (None when absent)."""
+    with h5py.File(os.path.join(path, "trial.h5"), "r") as f:
+        if "ridge_search" not in f:
+            return None
+        return {k: f["ridge_search"][k][...] for k in f["ridge_search"]}
+
+
+def check_ridge_table(t, n_sessions, per_session, grid, name):
+    """One entry per session and search, on the configured grid, each choosing its candidate of
+    smallest validation error (the search's rule: the first smallest)."""
+    if t is None:
+        check(False, "%s: trial.h5 has /ridge_search" % name)
+        return
+    want_s = np.repeat(np.arange(n_sessions), per_session)
+    want_k = np.tile(np.arange(per_session), n_sessions)
+    check(np.array_equal(t["session"], want_s) and np.array_equal(t["search"], want_k),
+          "%s: /ridge_search has one entry per session and search (%d x %d)"
+          % (name, n_sessions, per_session))
+    check(all(np.allclose(row, grid, rtol=1e-12, atol=0) for row in t["lambda"]),
+          "%s: every search's candidates are the grid %s" % (name, grid))
+    am = np.argmin(t["val_mse"], axis=1)
+    check(np.array_equal(t["best"], am) and
+          np.array_equal(t["chosen"], t["lambda"][np.arange(len(am)), am]) and
+          np.all(np.isfinite(t["val_mse"])) and np.all(t["val_mse"] > 0),
+          "%s: each chosen lambda is the candidate of smallest validation error: %s"
+          % (name, list(t["chosen"])))
+
+
+def same_ridge_table(a, b):
+    return (a is None) == (b is None) and (a is None or (
+        set(a) == set(b) and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)))
 
 
 def test_class_incremental(safecl, tmp):
@@ -140,7 +177,10 @@ def test_class_incremental(safecl, tmp):
         rp_matrix = f["predictors/ranpac/acc_matrix"][...]
         rp_final = f.attrs["final_acc"]
     check(rp_final > 2 * 100.0 / 12, "RanPAC well above chance: %.1f%%" % rp_final)
-    test_kill_and_resume(safecl, rp_args, tmp, rp_matrix, "ranpac", (2,))
+    rp_ridge = ridge_table(os.path.join(tmp, "rp"))
+    check_ridge_table(rp_ridge, 4, 1, [10.0 ** e for e in range(-2, 5)], "RanPAC")
+    check(ridge_table(run_dir) is None, "SimpleCIL, which never searches, has no /ridge_search")
+    test_kill_and_resume(safecl, rp_args, tmp, rp_matrix, "ranpac", (2,), rp_ridge)
 
 
 def test_class_order_seed(safecl, args, tmp, feats, starts, got_1993, attrs_1993):
@@ -189,8 +229,9 @@ def test_class_order_seed(safecl, args, tmp, feats, starts, got_1993, attrs_1993
         check(fixed[0] == list(range(12)), "shuffle = false: identity order whatever the seed")
 
 
-def test_kill_and_resume(safecl, args, tmp, uninterrupted, method, kill_points):
-    """SIGKILL right after the checkpoint of session k, rerun, compare with the uninterrupted run."""
+def test_kill_and_resume(safecl, args, tmp, uninterrupted, method, kill_points, ridge=None):
+    """SIGKILL right after the checkpoint of session k, rerun, compare with the uninterrupted run
+    (its accuracy matrix and its /ridge_search table, `ridge`)."""
     for k in kill_points:
         run_dir = os.path.join(tmp, "killed_%s_%d" % (method, k))
         a = [x if not x.startswith("run.dir=") else "run.dir=" + run_dir for x in args]
@@ -208,6 +249,8 @@ def test_kill_and_resume(safecl, args, tmp, uninterrupted, method, kill_points):
         check(np.array_equal(np.isnan(resumed), np.isnan(uninterrupted)) and
               np.array_equal(resumed[~np.isnan(resumed)], uninterrupted[~np.isnan(uninterrupted)]),
               "%s killed after session %d and resumed: accuracy matrix identical" % (method, k))
+        check(same_ridge_table(ridge_table(run_dir), ridge),
+              "%s killed after session %d and resumed: /ridge_search identical" % (method, k))
         check(not os.path.exists(os.path.join(run_dir, "ckpt.h5")), "checkpoint removed once finished")
 
 
@@ -240,6 +283,8 @@ def test_safe_mid_session_resume(safecl, tmp):
               "the released code's max(fast, aggregated) figure is only a named diagnostic; "
               "final_acc is the aggregated prediction")
         check(ref_loss.shape[0] == 2 + 1 + 1, "one loss record per epoch (%d)" % ref_loss.shape[0])
+    ref_ridge = ridge_table(ref_dir)
+    check_ridge_table(ref_ridge, 3, 2, [10.0 ** e for e in range(-2, 5)], "SAFE (fast, slow)")
     for n in (2, 5):
         d = os.path.join(tmp, "safe_kill_%d" % n)
         env = dict(os.environ, SAFECL_FAULT_KILL_AFTER_CKPT=str(n))
@@ -257,6 +302,7 @@ def test_safe_mid_session_resume(safecl, tmp):
         check(same, "SAFE killed mid-session at checkpoint %d: slow, fast and aggregated matrices identical" % n)
         check(np.array_equal(loss, ref_loss, equal_nan=True), "the loss curve is identical too")
         check(terms == ref_terms, "and its term names per session")
+        check(same_ridge_table(ridge_table(d), ref_ridge), "and its /ridge_search table")
 
 
 def test_pet_methods(safecl, tmp):

@@ -331,7 +331,7 @@ def test_plots():
 
 
 def test_rejections(safecl):
-    for version, hints in ((2, ["schema version 2", "newer", "upgrade"]),
+    for version, hints in ((3, ["schema version 3", "newer", "upgrade"]),
                            (0, ["schema version 0", "older", "regenerate"]),
                            (None, ["no schema_version attribute", "not a safecl file"])):
         d = "schema_%s" % version
@@ -340,6 +340,13 @@ def test_rejections(safecl):
         p = run([safecl, "report", d])
         check(p.returncode == 1 and p.stdout == "" and all(h in p.stderr for h in hints),
               "schema_version %s rejected with a hint: %s" % (version, ", ".join(hints)),
+              p.stderr)
+    for version in (1, 2):  # 2 adds /ridge_search and changes /losses, which the report does not read
+        d = "schema_ok_%s" % version
+        report_fixtures.write_trial(d, "vtab", "simplecil", "representation", 1,
+                                    [("simplecil", 50, 60, 5)], schema=version)
+        p = run([safecl, "report", d])
+        check(p.returncode == 0 and "50.00" in p.stdout, "schema_version %s is read" % version,
               p.stderr)
     os.makedirs("empty")
     cases = [
