@@ -21,6 +21,7 @@
 #include "safecl/pet.h"
 #include "safecl/safetensors.h"
 #include "safecl/vit.h"
+#include "../common/driver_io.h"
 
 typedef struct args {
   vit_config vc;
@@ -32,26 +33,14 @@ typedef struct args {
 
 static int parse(int argc, char **argv, args *a) {
   memset(a, 0, sizeof *a);
-  snprintf(a->vc.name, sizeof a->vc.name, "custom");
-  a->vc.in_chans = 3;
-  a->vc.ln_eps = 1e-6f;
+  driver_vit_defaults(&a->vc);
   a->fast_forwards = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *k = argv[i], *v = argv[i + 1];
     if (!strcmp(k, "--method"))
       a->method = v;
-    else if (!strcmp(k, "--width"))
-      a->vc.width = atol(v);
-    else if (!strcmp(k, "--depth"))
-      a->vc.depth = atol(v);
-    else if (!strcmp(k, "--heads"))
-      a->vc.heads = atol(v);
-    else if (!strcmp(k, "--img"))
-      a->vc.img_size = atol(v);
-    else if (!strcmp(k, "--patch"))
-      a->vc.patch_size = atol(v);
-    else if (!strcmp(k, "--mlp"))
-      a->vc.mlp_hidden = atol(v);
+    else if (driver_vit_option(&a->vc, k, v))
+      continue;
     else if (!strcmp(k, "--weights"))
       a->weights = v;
     else if (!strcmp(k, "--images"))
@@ -85,27 +74,6 @@ static int parse(int argc, char **argv, args *a) {
   }
   return argc % 2 == 1 && a->method && a->weights && a->images && a->labels && a->batches &&
          a->out && a->T > 0 && a->C >= a->T && a->B > 0 && a->E > 0 && a->K > 0;
-}
-
-static scl_err read_raw(const char *path, void *dst, size_t size, size_t count) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open", path);
-  size_t got = fread(dst, size, count, f);
-  fclose(f);
-  if (got != count)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: %zu items, expected %zu", path, got, count);
-  return SCL_OK;
-}
-
-static scl_err write_raw(const args *a, const char *name, const void *src, size_t bytes) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", a->out, name);
-  FILE *f = fopen(path, "wb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot create", path);
-  size_t put = fwrite(src, 1, bytes, f);
-  fclose(f);
-  if (put != bytes) return SCL_ERROR(SCL_ERR_IO, "%s: short write", path);
-  return SCL_OK;
 }
 
 static const learn_state_entry *find_state(const learn_state_entry *st, int n, const char *name) {
@@ -197,9 +165,9 @@ static scl_err run(const args *a) {
   scl_err err = SCL_OK;
   if (!img || !labels || !idx || !lab_b || !train_labels || !losses || !masks || !batch_img)
     SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "driver buffers");
-  SCL_CALL_GOTO(err, read_raw(a->images, img, sizeof(float), (size_t)(N * img_n)), done);
-  SCL_CALL_GOTO(err, read_raw(a->labels, labels, sizeof(int64_t), (size_t)N), done);
-  SCL_CALL_GOTO(err, read_raw(a->batches, idx, sizeof(int64_t), (size_t)(steps * a->B)), done);
+  SCL_CALL_GOTO(err, driver_read(a->images, img, sizeof(float), (size_t)(N * img_n)), done);
+  SCL_CALL_GOTO(err, driver_read(a->labels, labels, sizeof(int64_t), (size_t)N), done);
+  SCL_CALL_GOTO(err, driver_read(a->batches, idx, sizeof(int64_t), (size_t)(steps * a->B)), done);
   SCL_CALL_GOTO(err, vit_model_create(&a->vc, a->B, 1, &m), done);
   SCL_CALL_GOTO(err, vit_model_load(m, a->weights, 0), done);
   learn_context ctx = {m, a->C, 7, 0, &cfg, NULL, NULL};
@@ -241,9 +209,11 @@ static scl_err run(const args *a) {
     sigmas[4 * t + 3] = ((float *)hf->data)[hn - 1];
     SCL_CALL_GOTO(err, lm->ops->train_end(lm, &s), done);
   }
-  SCL_CALL_GOTO(err, write_raw(a, "losses.bin", losses, (size_t)(row * 4) * sizeof(double)), done);
-  SCL_CALL_GOTO(err, write_raw(a, "sigmas.bin", sigmas, (size_t)(4 * T) * sizeof(double)), done);
-  SCL_CALL_GOTO(err, write_raw(a, "masks.bin", masks, mask_step * (size_t)row), done);
+  SCL_CALL_GOTO(err, driver_write(a->out, "losses.bin", losses, (size_t)(row * 4) * sizeof(double)),
+                done);
+  SCL_CALL_GOTO(err, driver_write(a->out, "sigmas.bin", sigmas, (size_t)(4 * T) * sizeof(double)),
+                done);
+  SCL_CALL_GOTO(err, driver_write(a->out, "masks.bin", masks, mask_step * (size_t)row), done);
 done:
   if (lm) lm->ops->destroy(&lm);
   vit_model_destroy(&m);
@@ -258,9 +228,5 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: see the header of safe_driver.c\n");
     return 2;
   }
-  if (run(&a)) {
-    scl_log_error_traceback();
-    return 1;
-  }
-  return 0;
+  return driver_exit(run(&a));
 }

@@ -9,24 +9,7 @@
 #include <stdlib.h>
 
 #include "safecl/linalg.h"
-
-static int read_raw(const char *dir, const char *name, void *dst, size_t bytes) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "rb");
-  size_t got = f ? fread(dst, 1, bytes, f) : 0;
-  if (f) fclose(f);
-  return got == bytes ? 0 : -1;
-}
-
-static int write_raw(const char *dir, const char *name, const void *src, size_t bytes) {
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "wb");
-  size_t put = f ? fwrite(src, 1, bytes, f) : 0;
-  if (f) fclose(f);
-  return put == bytes ? 0 : -1;
-}
+#include "../common/driver_io.h"
 
 int main(int argc, char **argv) {
   if (argc != 9) {
@@ -42,7 +25,8 @@ int main(int argc, char **argv) {
   int32_t *y = malloc((size_t)n * sizeof(int32_t));
   double *G = calloc((size_t)(m * m), sizeof(double)), *Q = calloc((size_t)(m * c), 8);
   if (!H || !W || !y || !G || !Q) return 1;
-  if (read_raw(dir, "H.f32", H, (size_t)(n * m) * 4) || read_raw(dir, "labels.i32", y, n * 4)) {
+  if (driver_read_in(dir, "H.f32", H, (size_t)(n * m) * 4) ||
+      driver_read_in(dir, "labels.i32", y, n * 4)) {
     fprintf(stderr, "ridge_driver: cannot read inputs in %s\n", dir);
     return 1;
   }
@@ -68,11 +52,11 @@ int main(int argc, char **argv) {
   if (!(f = fopen(path, "w"))) return 1;
   fprintf(f, "%d %.17g\n", best32, lambdas[best32]);
   fclose(f);
-  if (write_raw(dir, "mse.f64", mse, (size_t)nl * 8) ||
-      write_raw(dir, "mse32.f64", mse32, (size_t)nl * 8) ||
-      write_raw(dir, "G.f64", G, (size_t)(m * m) * 8) ||
-      write_raw(dir, "Q.f64", Q, (size_t)(m * c) * 8) ||
-      write_raw(dir, "W.f32", W, (size_t)(c * m) * 4))
+  if (driver_write(dir, "mse.f64", mse, (size_t)nl * 8) ||
+      driver_write(dir, "mse32.f64", mse32, (size_t)nl * 8) ||
+      driver_write(dir, "G.f64", G, (size_t)(m * m) * 8) ||
+      driver_write(dir, "Q.f64", Q, (size_t)(m * c) * 8) ||
+      driver_write(dir, "W.f32", W, (size_t)(c * m) * 4))
     return 1;
   free(H);
   free(W);

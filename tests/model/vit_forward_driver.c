@@ -12,6 +12,7 @@
 
 #include "safecl/core.h"
 #include "safecl/vit.h"
+#include "../common/driver_io.h"
 
 typedef struct driver_args {
   const char *arch, *weights, *images, *out;
@@ -49,24 +50,6 @@ static int parse(int argc, char **argv, driver_args *a) {
   return a->arch && a->weights && a->images && a->out && a->batch > 0;
 }
 
-static scl_err read_raw(const char *path, float *dst, size_t count) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open", path);
-  size_t got = fread(dst, sizeof(float), count, f);
-  fclose(f);
-  if (got != count)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: %zu floats, expected %zu", path, got, count);
-  return SCL_OK;
-}
-
-static scl_err write_raw(const char *path, const float *src, size_t count) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot create", path);
-  size_t put = fwrite(src, sizeof(float), count, f);
-  if (fclose(f) != 0 || put != count) return SCL_ERROR(SCL_ERR_IO, "%s: write failed", path);
-  return SCL_OK;
-}
-
 static scl_err run(const driver_args *a, vit_model **m, float **images, float **out) {
   vit_config cfg;
   SCL_CALL(vit_config_preset(a->arch, &cfg));
@@ -77,12 +60,12 @@ static scl_err run(const driver_args *a, vit_model **m, float **images, float **
   const size_t n_out = (size_t)a->batch * (size_t)cfg.width;
   SCL_CALL(scl_alloc(n_img * sizeof(float), "images", (void **)images));
   SCL_CALL(scl_alloc(n_out * sizeof(float), "features", (void **)out));
-  SCL_CALL(read_raw(a->images, *images, n_img));
+  SCL_CALL(driver_read(a->images, *images, sizeof(float), n_img));
   if (a->ref)
     SCL_CALL(vit_model_forward_ref(*m, *images, a->batch, *out));
   else
     SCL_CALL(vit_model_forward(*m, *images, a->batch, *out));
-  SCL_CALL(write_raw(a->out, *out, n_out));
+  SCL_CALL(driver_write(NULL, a->out, *out, n_out * sizeof(float)));
   return SCL_OK;
 }
 
@@ -98,9 +81,9 @@ int main(int argc, char **argv) {
   vit_model *m = NULL;
   float *images = NULL, *out = NULL;
   scl_err err = run(&a, &m, &images, &out);
-  if (err) scl_log_error_traceback();
+  const int status = driver_exit(err);
   scl_free(out);
   scl_free(images);
   vit_model_destroy(&m);
-  return err ? 1 : 0;
+  return status;
 }

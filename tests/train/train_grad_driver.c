@@ -20,6 +20,7 @@
 #include "safecl/pet.h"
 #include "safecl/safetensors.h"
 #include "safecl/vit.h"
+#include "../common/driver_io.h"
 
 typedef struct args {
   vit_config vc;
@@ -32,18 +33,8 @@ typedef struct args {
 } args;
 
 static int parse_pair(args *a, const char *k, const char *v) {
-  if (!strcmp(k, "--width"))
-    a->vc.width = atol(v);
-  else if (!strcmp(k, "--depth"))
-    a->vc.depth = atol(v);
-  else if (!strcmp(k, "--heads"))
-    a->vc.heads = atol(v);
-  else if (!strcmp(k, "--img"))
-    a->vc.img_size = atol(v);
-  else if (!strcmp(k, "--patch"))
-    a->vc.patch_size = atol(v);
-  else if (!strcmp(k, "--mlp"))
-    a->vc.mlp_hidden = atol(v);
+  if (driver_vit_option(&a->vc, k, v))
+    return 1;
   else if (!strcmp(k, "--pet"))
     return pet_kinds_parse(v, &a->pc.kinds) == SCL_OK;
   else if (!strcmp(k, "--adapter-dim"))
@@ -90,9 +81,7 @@ static int parse_pair(args *a, const char *k, const char *v) {
 
 static int parse(int argc, char **argv, args *a) {
   memset(a, 0, sizeof *a);
-  snprintf(a->vc.name, sizeof a->vc.name, "custom");
-  a->vc.in_chans = 3;
-  a->vc.ln_eps = 1e-6f;
+  driver_vit_defaults(&a->vc);
   a->pc = (pet_config){0, 64, 0.1f, 0.0f, 5, 0, 0, 0};
   for (int i = 0; i < 256; i++) a->index[i] = i;
   for (int i = 1; i + 1 < argc; i += 2)
@@ -100,16 +89,6 @@ static int parse(int argc, char **argv, args *a) {
   a->key.index = a->index;
   return argc % 2 == 1 && a->weights && a->pet_weights && a->images && a->dcls && a->out &&
          a->batch > 0 && a->batch <= 256;
-}
-
-static scl_err read_raw(const char *path, float *dst, size_t count) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open", path);
-  size_t got = fread(dst, sizeof(float), count, f);
-  fclose(f);
-  if (got != count)
-    return SCL_ERROR(SCL_ERR_FORMAT, "%s: %zu floats, expected %zu", path, got, count);
-  return SCL_OK;
 }
 
 static scl_err load_pet(pet_params *p, const char *path) {
@@ -191,8 +170,8 @@ static scl_err run(const args *a) {
   SCL_CALL_GOTO(err, pet_params_create(&a->vc, &a->pc, &p), done);
   SCL_CALL_GOTO(err, load_pet(p, a->pet_weights), done);
   SCL_CALL_GOTO(err, vit_trainer_create(m, &a->pc, B, (int)a->threads, &t), done);
-  SCL_CALL_GOTO(err, read_raw(a->images, img, (size_t)(B * 3 * S * S)), done);
-  SCL_CALL_GOTO(err, read_raw(a->dcls, dcls, (size_t)(B * D)), done);
+  SCL_CALL_GOTO(err, driver_read(a->images, img, sizeof(float), (size_t)(B * 3 * S * S)), done);
+  SCL_CALL_GOTO(err, driver_read(a->dcls, dcls, sizeof(float), (size_t)(B * D)), done);
   SCL_CALL_GOTO(err, vit_trainer_forward(t, p, img, B, a->keyed ? &a->key : NULL, cls), done);
   SCL_CALL_GOTO(err, vit_trainer_infer(t, p, img, B, inf), done);
   SCL_CALL_GOTO(err, vit_trainer_infer(t, NULL, img, B, ptm), done);
@@ -214,9 +193,5 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: see the header of train_grad_driver.c\n");
     return 2;
   }
-  if (run(&a)) {
-    scl_log_error_traceback();
-    return 1;
-  }
-  return 0;
+  return driver_exit(run(&a));
 }
