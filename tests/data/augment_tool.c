@@ -19,24 +19,10 @@
 #include <string.h>
 
 #include "safecl/augment.h"
+#include "raw_image.h"
 
 #define N_WORDS 24
 #define N_TABLE (1u << 24)
-
-static scl_err raw_read(const char *path, data_image *img) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open", path);
-  uint32_t wh[2];
-  scl_err err = SCL_OK;
-  if (fread(wh, sizeof wh, 1, f) != 1)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: no header", path);
-  SCL_CALL_GOTO(err, io_image_reserve(img, (int)wh[0], (int)wh[1]), done);
-  if (fread(img->rgb, (size_t)img->w * img->h * 3, 1, f) != 1)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: short pixel data", path);
-done:
-  fclose(f);
-  return err;
-}
 
 static scl_err write_all(FILE *f, const char *path, const void *data, size_t len) {
   if (fwrite(data, 1, len, f) != len) return SCL_ERROR(SCL_ERR_IO, "%s: write failed", path);

@@ -14,21 +14,7 @@
 #include <string.h>
 
 #include "safecl/data.h"
-
-static scl_err raw_read(const char *path, data_image *img) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return SCL_ERROR(SCL_ERR_IO, "%s: cannot open", path);
-  uint32_t wh[2];
-  scl_err err = SCL_OK;
-  if (fread(wh, sizeof wh, 1, f) != 1)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: no header", path);
-  SCL_CALL_GOTO(err, io_image_reserve(img, (int)wh[0], (int)wh[1]), done);
-  if (fread(img->rgb, (size_t)img->w * img->h * 3, 1, f) != 1)
-    SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: short pixel data", path);
-done:
-  fclose(f);
-  return err;
-}
+#include "raw_image.h"
 
 static scl_err raw_write(const char *path, const void *head, size_t head_len, const void *data,
                          size_t len) {
