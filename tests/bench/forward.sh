@@ -29,32 +29,13 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -x "$safecl" ]] || { echo "forward.sh: no safecl binary at $safecl (use --safecl)" >&2; exit 2; }
 
-field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2"; }
-median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-
-echo "load before: $(uptime)"
-ours_ips=() peer_ips=() ours_best=() peer_best=() ours_rss=() peer_rss=()
-for ((r = 1; r <= repeat; r++)); do
-  ours=$("$safecl" bench forward --arch "$arch" --batch "$batch" --iters "$iters" \
-         --threads "$threads" "${full[@]}")
-  echo "ours: $ours"
-  peer=$(OMP_WAIT_POLICY=PASSIVE "$python" "$here/forward_peer.py" --arch "$arch" \
-         --batch "$batch" --iters "$iters" --threads "$threads")
-  echo "peer: $peer"
-  ours_ips+=("$(field img_per_s "$ours")") ours_rss+=("$(field peak_rss_mb "$ours")")
-  peer_ips+=("$(field img_per_s "$peer")") peer_rss+=("$(field peak_rss_mb "$peer")")
-  ours_best+=("$(field best_img_per_s "$ours")") peer_best+=("$(field best_img_per_s "$peer")")
-done
-echo "load after:  $(uptime)"
-o=$(printf '%s\n' "${ours_ips[@]}" | median) p=$(printf '%s\n' "${peer_ips[@]}" | median)
-ob=$(printf '%s\n' "${ours_best[@]}" | sort -g | tail -1)
-pb=$(printf '%s\n' "${peer_best[@]}" | sort -g | tail -1)
-orss=$(printf '%s\n' "${ours_rss[@]}" | sort -g | tail -1)
-prss=$(printf '%s\n' "${peer_rss[@]}" | sort -g | tail -1)
-awk -v o="$o" -v p="$p" -v ob="$ob" -v pb="$pb" -v orss="$orss" -v prss="$prss" -v a="$arch" \
-    -v b="$batch" -v t="$threads" -v r="$repeat" 'BEGIN {
-  printf "summary arch=%s batch=%s threads=%s repeats=%s ours_img_per_s=%.3f peer_img_per_s=%.3f " \
-         "ratio=%.3f ours_best_img_per_s=%.3f peer_best_img_per_s=%.3f best_ratio=%.3f " \
-         "ours_peak_rss_mb=%.1f peer_peak_rss_mb=%.1f\n", a, b, t, r, o, p, o / p, ob, pb, ob / pb,
-         orss, prss
-}'
+source "$here/alternate.sh"
+run_ours() {
+  "$safecl" bench forward --arch "$arch" --batch "$batch" --iters "$iters" --threads "$threads" \
+    "${full[@]}"
+}
+run_peer() {
+  "$python" "$here/forward_peer.py" --arch "$arch" --batch "$batch" --iters "$iters" \
+    --threads "$threads"
+}
+alternate "$repeat" "arch=$arch batch=$batch threads=$threads"

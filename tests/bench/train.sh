@@ -31,32 +31,12 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -x "${ours_cmd[0]}" ]] || { echo "train.sh: no binary at ${ours_cmd[0]}" >&2; exit 2; }
 
-field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<"$2"; }
-median() { sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-
-echo "load before: $(uptime)"
-ours_ips=() peer_ips=() ours_best=() peer_best=() ours_rss=() peer_rss=()
-for ((r = 1; r <= repeat; r++)); do
-  ours=$("${ours_cmd[@]}" --arch "$arch" --pet "$pet" --batch "$batch" --iters "$iters" \
-         --threads "$threads")
-  echo "ours: $ours"
-  peer=$(OMP_WAIT_POLICY=PASSIVE "$python" "$here/train_peer.py" --arch "$arch" --pet "$pet" \
-         --batch "$batch" --iters "$iters" --threads "$threads")
-  echo "peer: $peer"
-  ours_ips+=("$(field img_per_s "$ours")") ours_rss+=("$(field peak_rss_mb "$ours")")
-  peer_ips+=("$(field img_per_s "$peer")") peer_rss+=("$(field peak_rss_mb "$peer")")
-  ours_best+=("$(field best_img_per_s "$ours")") peer_best+=("$(field best_img_per_s "$peer")")
-done
-echo "load after:  $(uptime)"
-o=$(printf '%s\n' "${ours_ips[@]}" | median) p=$(printf '%s\n' "${peer_ips[@]}" | median)
-ob=$(printf '%s\n' "${ours_best[@]}" | sort -g | tail -1)
-pb=$(printf '%s\n' "${peer_best[@]}" | sort -g | tail -1)
-orss=$(printf '%s\n' "${ours_rss[@]}" | sort -g | tail -1)
-prss=$(printf '%s\n' "${peer_rss[@]}" | sort -g | tail -1)
-awk -v o="$o" -v p="$p" -v ob="$ob" -v pb="$pb" -v orss="$orss" -v prss="$prss" -v a="$arch" \
-    -v e="$pet" -v b="$batch" -v t="$threads" -v r="$repeat" 'BEGIN {
-  printf "summary arch=%s pet=%s batch=%s threads=%s repeats=%s ours_img_per_s=%.3f " \
-         "peer_img_per_s=%.3f ratio=%.3f ours_best_img_per_s=%.3f peer_best_img_per_s=%.3f " \
-         "best_ratio=%.3f ours_peak_rss_mb=%.1f peer_peak_rss_mb=%.1f\n", a, e, b, t, r, o, p, \
-         o / p, ob, pb, ob / pb, orss, prss
-}'
+source "$here/alternate.sh"
+run_ours() {
+  "${ours_cmd[@]}" --arch "$arch" --pet "$pet" --batch "$batch" --iters "$iters" --threads "$threads"
+}
+run_peer() {
+  "$python" "$here/train_peer.py" --arch "$arch" --pet "$pet" --batch "$batch" --iters "$iters" \
+    --threads "$threads"
+}
+alternate "$repeat" "arch=$arch pet=$pet batch=$batch threads=$threads"
