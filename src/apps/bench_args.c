@@ -36,3 +36,24 @@ int bench_common_option(const char *cmd, const char *key, const char *val,
     }
   return 0;
 }
+
+int bench_parse(int argc, char **argv, const char *cmd, const bench_common_opts *common,
+                bench_extra_option extra, void *ctx, void (*usage)(FILE *f)) {
+  for (int i = 2; i < argc; i++) {
+    const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int ok = 1, takes_value = 1;
+    if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
+      usage(stdout);
+      return 1;
+    }
+    if (!bench_common_option(cmd, k, v, common, &ok) &&
+        !(extra && extra(ctx, k, v, &takes_value, &ok))) {
+      fprintf(stderr, "safecl bench %s: unknown or incomplete argument '%s'\n\n", cmd, k);
+      usage(stderr);
+      return 2;
+    }
+    if (!ok) return 2;
+    i += takes_value;
+  }
+  return 0;
+}

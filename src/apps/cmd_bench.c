@@ -38,29 +38,21 @@ static void usage(FILE *f) {
           vit_config_preset_names());
 }
 
+static int forward_option(void *ctx, const char *key, const char *val, int *takes_value, int *ok) {
+  (void)val, (void)ok;
+  if (strcmp(key, "--full-last-block")) return 0;
+  ((bench_args *)ctx)->full_last_block = 1;
+  *takes_value = 0;
+  return 1;
+}
+
 /* Returns 0 on success, 2 on a usage error, 1 when help was printed. */
 static int parse_args(int argc, char **argv, bench_args *a) {
   *a = (bench_args){NULL, 0, 10, 2, 0, 0, 0};
   const bench_common_opts common = {&a->arch,   &a->batch,   &a->iters,
                                     &a->warmup, &a->threads, &a->seed};
-  for (int i = 2; i < argc; i++) {
-    const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    int ok = 1;
-    if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
-      usage(stdout);
-      return 1;
-    } else if (!strcmp(k, "--full-last-block")) {
-      a->full_last_block = 1;
-      continue;
-    } else if (bench_common_option("forward", k, v, &common, &ok)) {
-    } else {
-      fprintf(stderr, "safecl bench: unknown or incomplete argument '%s'\n\n", k);
-      usage(stderr);
-      return 2;
-    }
-    if (!ok) return 2;
-    i++;
-  }
+  int status = bench_parse(argc, argv, "forward", &common, forward_option, a, usage);
+  if (status) return status;
   if (!a->arch || a->batch < 1) {
     fprintf(stderr, "safecl bench forward: --arch and --batch are required\n\n");
     usage(stderr);

@@ -52,29 +52,24 @@ static void usage(FILE *f) {
 }
 
 /* 0 ok, 1 help printed, 2 usage error. */
+static int train_option(void *ctx, const char *key, const char *val, int *takes_value, int *ok) {
+  train_args *a = ctx;
+  (void)takes_value;
+  if (!strcmp(key, "--pet") && val) {
+    a->pet = val;
+    return 1;
+  }
+  if (strcmp(key, "--classes")) return 0;
+  *ok = bench_parse_long("train", key, val, 2, &a->classes);
+  return 1;
+}
+
 static int parse_args(int argc, char **argv, train_args *a) {
   *a = (train_args){NULL, NULL, 0, 5, 1, 0, 0, 100};
   const bench_common_opts common = {&a->arch,   &a->batch,   &a->iters,
                                     &a->warmup, &a->threads, &a->seed};
-  for (int i = 2; i < argc; i++) {
-    const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    int ok = 1;
-    if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
-      usage(stdout);
-      return 1;
-    } else if (!strcmp(k, "--pet") && v) {
-      a->pet = v;
-    } else if (!strcmp(k, "--classes")) {
-      ok = bench_parse_long("train", k, v, 2, &a->classes);
-    } else if (bench_common_option("train", k, v, &common, &ok)) {
-    } else {
-      fprintf(stderr, "safecl bench train: unknown or incomplete argument '%s'\n\n", k);
-      usage(stderr);
-      return 2;
-    }
-    if (!ok) return 2;
-    i++;
-  }
+  int status = bench_parse(argc, argv, "train", &common, train_option, a, usage);
+  if (status) return status;
   if (!a->arch || !a->pet || a->batch < 1) {
     fprintf(stderr, "safecl bench train: --arch, --pet and --batch are required\n\n");
     usage(stderr);
