@@ -130,14 +130,15 @@ static scl_err check_config(const pet_config *cfg) {
 scl_err pet_layout_create(const vit_config *vit, const pet_config *cfg, pet_layout *out) {
   *out = (pet_layout){0};
   SCL_CALL(check_config(cfg));
-  SCL_CALL(scl_calloc((size_t)vit->depth * sizeof(pet_block), "PET layout", (void **)&out->blocks));
+  out->blocks = calloc((size_t)vit->depth, sizeof(pet_block));
+  SCL_CHECK(out->blocks, SCL_ERR_NOMEM, "cannot allocate the PET layout");
   layout L = {out, NULL, NULL, 0};
   return build(&L, vit, cfg); /* cannot fail without a name table */
 }
 
 void pet_layout_destroy(pet_layout *lay) {
   if (!lay) return;
-  scl_free(lay->blocks);
+  free(lay->blocks);
   *lay = (pet_layout){0};
 }
 
@@ -146,18 +147,13 @@ scl_err pet_params_create(const vit_config *vit, const pet_config *cfg, pet_para
   SCL_CALL(check_config(cfg));
   pet_params *p = NULL;
   scl_err err = SCL_OK;
-  SCL_CALL(scl_calloc(sizeof *p, "PET block", (void **)&p));
-  SCL_CALL_GOTO(
-      err, scl_calloc(MAX_TENSORS * sizeof *p->tensors, "PET tensor table", (void **)&p->tensors),
-      fail);
-  SCL_CALL_GOTO(
-      err,
-      scl_calloc(MAX_TENSORS * sizeof *p->init_kinds, "PET init table", (void **)&p->init_kinds),
-      fail);
-  SCL_CALL_GOTO(
-      err,
-      scl_calloc((size_t)vit->depth * sizeof(pet_block), "PET layout", (void **)&p->layout.blocks),
-      fail);
+  p = calloc(1, sizeof *p);
+  SCL_CHECK(p, SCL_ERR_NOMEM, "cannot allocate a PET block");
+  p->tensors = calloc(MAX_TENSORS, sizeof *p->tensors);
+  p->init_kinds = calloc(MAX_TENSORS, sizeof *p->init_kinds);
+  p->layout.blocks = calloc((size_t)vit->depth, sizeof(pet_block));
+  SCL_CHECK_GOTO(err, fail, p->tensors && p->init_kinds && p->layout.blocks, SCL_ERR_NOMEM,
+                 "cannot allocate the PET tensor tables");
   layout L = {&p->layout, p->tensors, p->init_kinds, 0};
   SCL_CALL_GOTO(err, build(&L, vit, cfg), fail);
   p->cfg = *cfg;
@@ -178,10 +174,10 @@ void pet_params_destroy(pet_params **p) {
   if (!p || !*p) return;
   scl_free((*p)->param);
   scl_free((*p)->grad);
-  scl_free((*p)->tensors);
-  scl_free((*p)->init_kinds);
+  free((*p)->tensors);
+  free((*p)->init_kinds);
   pet_layout_destroy(&(*p)->layout);
-  scl_free(*p);
+  free(*p);
   *p = NULL;
 }
 

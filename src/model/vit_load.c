@@ -11,6 +11,7 @@
  * Messages name the file, the tensor and both shapes: the reader is usually looking at a
  * checkpoint someone else exported. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "safecl/safetensors.h"
@@ -182,14 +183,13 @@ static scl_err load_from(load_ctx *c, unsigned flags) {
 scl_err vit_model_load(vit_model *m, const char *path, unsigned flags) {
   load_ctx c = {.m = m, .path = path, .hf_prefix = ""};
   SCL_CALL(io_safetensors_open(path, &c.st));
-  scl_err err =
-      scl_calloc((size_t)io_safetensors_count(c.st) + 1, "tensor flags", (void **)&c.used);
-  if (!err)
-    err = scl_calloc((size_t)m->n_tensors * MAX_PARTS * sizeof *c.src, "tensor sources",
-                     (void **)&c.src);
-  if (!err) err = load_from(&c, flags);
-  scl_free(c.src);
-  scl_free(c.used);
+  c.used = calloc((size_t)io_safetensors_count(c.st) + 1, sizeof *c.used);
+  c.src = calloc((size_t)m->n_tensors * MAX_PARTS, sizeof *c.src);
+  scl_err err = c.used && c.src
+                    ? load_from(&c, flags)
+                    : SCL_ERROR(SCL_ERR_NOMEM, "%s: cannot allocate the tensor tables", path);
+  free(c.src);
+  free(c.used);
   io_safetensors_close(&c.st);
   if (err) return SCL_TRACE(err);
   SCL_INFO("%s: loaded %lld parameters of %s (%s naming)", path, (long long)m->param_count,

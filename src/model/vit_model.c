@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vit_trainer_internal.h"
@@ -71,10 +72,9 @@ static void bind_params(vit_model *m) {
 
 static scl_err alloc_params(vit_model *m) {
   m->n_tensors = tensor_count(&m->cfg);
-  SCL_CALL(scl_calloc((size_t)m->n_tensors * sizeof(vit_tensor), "ViT tensor table",
-                      (void **)&m->tensors));
-  SCL_CALL(scl_calloc((size_t)m->cfg.depth * sizeof(vit_block_params), "ViT block views",
-                      (void **)&m->p.blocks));
+  m->tensors = calloc((size_t)m->n_tensors, sizeof(vit_tensor));
+  m->p.blocks = calloc((size_t)m->cfg.depth, sizeof(vit_block_params));
+  SCL_CHECK(m->tensors && m->p.blocks, SCL_ERR_NOMEM, "cannot allocate the ViT tensor tables");
   describe_tensors(&m->cfg, m->tensors);
   int64_t total = 0;
   m->param_count = 0;
@@ -107,7 +107,8 @@ scl_err vit_model_create(const vit_config *cfg, int64_t max_batch, int threads, 
   SCL_CHECK(threads >= 0 && threads <= 1024, SCL_ERR_ARG,
             "ViT '%s': thread count %d is outside [0, 1024]", cfg->name, threads);
   vit_model *m = NULL;
-  SCL_CALL(scl_calloc(sizeof *m, "ViT model", (void **)&m));
+  m = calloc(1, sizeof *m);
+  SCL_CHECK(m, SCL_ERR_NOMEM, "cannot allocate a ViT model");
   m->cfg = *cfg;
   m->max_batch = max_batch;
   m->tokens = vit_config_tokens(cfg);
@@ -127,9 +128,9 @@ void vit_model_destroy(vit_model **mp) {
   vit_model *m = *mp;
   vit_trainer_destroy(&m->engine);
   scl_free(m->param_block);
-  scl_free(m->p.blocks);
-  scl_free(m->tensors);
-  scl_free(m);
+  free(m->p.blocks);
+  free(m->tensors);
+  free(m);
   *mp = NULL;
 }
 

@@ -145,8 +145,8 @@ static void carve_work(vit_trainer *t, carver *c) {
 }
 
 static scl_err alloc_memory(vit_trainer *t) {
-  SCL_CALL(
-      scl_calloc((size_t)t->vc.depth * sizeof(tr_layer), "trainer layers", (void **)&t->layers));
+  t->layers = calloc((size_t)t->vc.depth, sizeof(tr_layer));
+  SCL_CHECK(t->layers, SCL_ERR_NOMEM, "cannot allocate the trainer's layer table");
   set_levels(t);
   carver c = {NULL, 0};
   carve_caches(t, &c);
@@ -238,7 +238,8 @@ static scl_err create(const vit_model *backbone, const pet_config *cfg, int64_t 
                       int threads, int engine, vit_trainer **out) {
   *out = NULL;
   vit_trainer *t = NULL;
-  SCL_CALL(scl_calloc(sizeof *t, "trainer", (void **)&t));
+  t = calloc(1, sizeof *t);
+  SCL_CHECK(t, SCL_ERR_NOMEM, "cannot allocate a trainer");
   t->m = backbone;
   t->vc = backbone->cfg;
   t->pc = *cfg;
@@ -273,9 +274,9 @@ void vit_trainer_destroy(vit_trainer **tp) {
   vit_pool_destroy(&t->pool);
   scl_free(t->cache_block);
   scl_free(t->work_block);
-  scl_free(t->layers);
+  free(t->layers);
   pet_layout_destroy(&t->lay);
-  scl_free(t);
+  free(t);
   *tp = NULL;
 }
 
