@@ -26,37 +26,32 @@
 /* ---------------------------------------------------------------------------------------- */
 /* A block's PET tensors, from the layout's fields                                           */
 
+/* Resolves every field of block o against base with at (pet_at or pet_at_const): the one list
+ * of a block's PET fields, shared by the parameter and the gradient view. */
+#define TR_RESOLVE(v, at, base, o)                \
+  do {                                            \
+    for (int k = 0; k < PET_SSF_SITES; k++) {     \
+      (v).ssf_s[k] = at(base, (o)->ssf[k].scale); \
+      (v).ssf_b[k] = at(base, (o)->ssf[k].shift); \
+    }                                             \
+    (v).ad_dw = at(base, (o)->adapter.down_w);    \
+    (v).ad_db = at(base, (o)->adapter.down_b);    \
+    (v).ad_uw = at(base, (o)->adapter.up_w);      \
+    (v).ad_ub = at(base, (o)->adapter.up_b);      \
+    (v).pk = at(base, (o)->prefix.key);           \
+    (v).pv = at(base, (o)->prefix.value);         \
+    (v).prompts = at(base, (o)->prompts);         \
+  } while (0)
+
 tr_pet tr_pet_at(const vit_trainer *t, const float *param, int64_t l) {
-  const pet_block *o = &t->lay.blocks[l];
   tr_pet v;
-  for (int k = 0; k < PET_SSF_SITES; k++) {
-    v.ssf_s[k] = pet_at_const(param, o->ssf[k].scale);
-    v.ssf_b[k] = pet_at_const(param, o->ssf[k].shift);
-  }
-  v.ad_dw = pet_at_const(param, o->adapter.down_w);
-  v.ad_db = pet_at_const(param, o->adapter.down_b);
-  v.ad_uw = pet_at_const(param, o->adapter.up_w);
-  v.ad_ub = pet_at_const(param, o->adapter.up_b);
-  v.pk = pet_at_const(param, o->prefix.key);
-  v.pv = pet_at_const(param, o->prefix.value);
-  v.prompts = pet_at_const(param, o->prompts);
+  TR_RESOLVE(v, pet_at_const, param, &t->lay.blocks[l]);
   return v;
 }
 
 tr_grad tr_grad_at(const vit_trainer *t, float *grad, int64_t l) {
-  const pet_block *o = &t->lay.blocks[l];
   tr_grad v;
-  for (int k = 0; k < PET_SSF_SITES; k++) {
-    v.ssf_s[k] = pet_at(grad, o->ssf[k].scale);
-    v.ssf_b[k] = pet_at(grad, o->ssf[k].shift);
-  }
-  v.ad_dw = pet_at(grad, o->adapter.down_w);
-  v.ad_db = pet_at(grad, o->adapter.down_b);
-  v.ad_uw = pet_at(grad, o->adapter.up_w);
-  v.ad_ub = pet_at(grad, o->adapter.up_b);
-  v.pk = pet_at(grad, o->prefix.key);
-  v.pv = pet_at(grad, o->prefix.value);
-  v.prompts = pet_at(grad, o->prompts);
+  TR_RESOLVE(v, pet_at, grad, &t->lay.blocks[l]);
   return v;
 }
 
