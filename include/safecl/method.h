@@ -29,6 +29,15 @@ typedef struct learn_network {
   int frozen; /* 1: its features never change during the trial (the runner caches them) */
   scl_err (*forward)(void *ctx, const float *images, int64_t B, float *out);
   void *ctx;
+  /* 1: only predict reads it; the runner does not extract it for fit (its slot in fit's
+   * features is NULL). The prompt methods' networks output logits and fit nothing. */
+  int predict_only;
+  /* > 0: a diagnostic network whose output for an image depends on the other images of its call
+   * (PILOT's batch-wise test evaluation, docs/methods.md f.6). On a test list the runner calls it
+   * on the list sorted by label (stable), cut into consecutive batches of exactly this many
+   * images (the last one shorter), and hands predict each image's row at its own list position.
+   * 0: the output of an image depends on that image alone (every honest network). */
+  int64_t test_batch;
 } learn_network;
 
 /* The rank group a trial runs on is a dist_comm (dist.h, free of MPI headers): methods call its
@@ -110,6 +119,20 @@ typedef struct learn_method_cfg {
   int64_t ridge_hi_exp;
   double ridge_fit_fraction; /* rows of the session that fit; the rest validate (0.8) */
   char *ridge_precision;     /* "double" or "float32" (the released code's search; one rank) */
+  int drop_last;             /* train.drop_last: skip an epoch's last, incomplete batch (CODA) */
+  /* prompt-based methods (docs/methods.md f-i) */
+  char *prompt_protocol;   /* "honest", or "pilot_diag": also PILOT's batch-wise test protocol
+                                as the diagnostic predictor "pilot_diag" (f.6) */
+  int64_t prompt_pool;     /* L2P prompt pool, DualPrompt E-pool, CODA components */
+  int64_t prompt_length;   /* tokens per pool entry (L2P 5, DualPrompt E 5, CODA 8) */
+  int64_t prompt_top_k;    /* selected entries per image (L2P 5, DualPrompt 1) */
+  int64_t prompt_g_length; /* DualPrompt G-prompt length */
+  int64_t prompt_g_layers; /* blocks [0, g_layers) carry G-prompts (DualPrompt 2, CODA 0) */
+  int64_t prompt_e_layers; /* the next e_layers blocks carry E-prompts (DualPrompt 3, CODA 5) */
+  double prompt_pull;      /* weight of the key pull term (L2P, DualPrompt 0.1) */
+  int prompt_vote_train;   /* L2P: batch-wise vote of the selection during training */
+  double coda_ortho;       /* CODA-Prompt orthogonality penalty mu (released 0) */
+  char *coda_init;         /* "gs" (per-session Gram-Schmidt, released) or "ortho" (paper) */
 } learn_method_cfg;
 
 typedef struct linalg_group linalg_group;

@@ -25,9 +25,19 @@
  *            before block 0, kept through all blocks. Init zeros (released) or, as the VPT
  *            paper's code, U(+-sqrt(6 / (C P P + D))).
  *            Tensor vpt.prompts (depth or 1, n_tokens, D).
- *   prefix   prefix tuning of attention keys and values (prompt-based baselines): for each
- *            listed layer, learned K and V prefixes (prefix_len x D each) are prepended to the
- *            keys and values of that layer (queries unchanged). Tensor prefix.{layer}.{key,value}.
+ *   prefix   prefix tuning of attention keys and values: for each listed layer, learned K and V
+ *            prefixes (prefix_len x D each), shared by every image, are prepended to the keys and
+ *            values of that layer (queries unchanged). Tensor prefix.{layer}.{key,value}.
+ *   input_prompt, sample_prefix
+ *            the prompt-based methods' per-image inputs (docs/methods.md f.5): tensors that
+ *            differ per image, which the method composes from its own pools for every batch and
+ *            passes with each call (vit_prompt_io below); they hold no tensors in pet_params.
+ *            input_prompt: input_tokens tokens per image inserted after the class token with the
+ *            class token's position embedding, travelling through every block (L2P; sequence
+ *            [CLS, tokens, patches]); with pool_input_tokens the output is the mean of those
+ *            tokens after the final LayerNorm instead of the class token. sample_prefix: per-image
+ *            key and value prefixes (sample_prefix_len each) at the blocks in
+ *            sample_prefix_layers (DualPrompt's G- and E-prompts, CODA-Prompt's composed prompts).
  * Several kinds may be combined where the code needs it (kinds is a bit set).
  *
  * Frozen parameters never get gradients; only pet_params.grad is written, by accumulation (+=).
@@ -46,18 +56,27 @@ enum {
   PET_SSF = 1u << 1,
   PET_VPT_DEEP = 1u << 2,
   PET_VPT_SHALLOW = 1u << 3,
-  PET_PREFIX = 1u << 4
+  PET_PREFIX = 1u << 4,
+  PET_INPUT_PROMPT = 1u << 5,
+  PET_SAMPLE_PREFIX = 1u << 6
 };
 
+/* Blocks a layer bit set can name (prefix_layers, sample_prefix_layers). */
+#define PET_MAX_LAYERS 32
+
 typedef struct pet_config {
-  unsigned kinds;         /* bit set of PET_*; 0 = no PET (the pre-trained model) */
-  int64_t adapter_dim;    /* 64 */
-  float adapter_scale;    /* 0.1 */
-  float adapter_dropout;  /* 0.1 */
-  int64_t vpt_tokens;     /* 5 */
-  int vpt_xavier;         /* 0: zeros as released; 1: the VPT paper code's Xavier-uniform */
-  int64_t prefix_len;     /* prefix tokens per layer */
-  uint32_t prefix_layers; /* bit i set: prefixes at block i */
+  unsigned kinds;            /* bit set of PET_*; 0 = no PET (the pre-trained model) */
+  int64_t adapter_dim;       /* 64 */
+  float adapter_scale;       /* 0.1 */
+  float adapter_dropout;     /* 0.1 */
+  int64_t vpt_tokens;        /* 5 */
+  int vpt_xavier;            /* 0: zeros as released; 1: the VPT paper code's Xavier-uniform */
+  int64_t prefix_len;        /* prefix tokens per layer */
+  uint32_t prefix_layers;    /* bit i set: prefixes at block i */
+  int64_t input_tokens;      /* PET_INPUT_PROMPT: tokens per image (L2P: top_k x length = 25) */
+  int pool_input_tokens;     /* PET_INPUT_PROMPT: 1 = output the mean of the tokens (L2P) */
+  int64_t sample_prefix_len; /* PET_SAMPLE_PREFIX: prefix keys (and values) per image and block */
+  uint32_t sample_prefix_layers; /* PET_SAMPLE_PREFIX: bit i set: per-image prefixes at block i */
 } pet_config;
 
 /* Parser and printer of PET kind names, the one table every caller uses: "none", or a
@@ -207,6 +226,32 @@ SCL_NODISCARD scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, c
  * same gradient again. A forward with key NULL may be followed by a backward too (no dropout). */
 SCL_NODISCARD scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls,
                                            int64_t B);
+/* The per-image prompt inputs of one call (PET_INPUT_PROMPT, PET_SAMPLE_PREFIX), row b for image
+ * b of the call, and where the backward puts their gradients (accumulated, +=; NULL: not
+ * wanted). The same io (same memory, unchanged) must be passed to the backward of a forward.
+ *   tokens  (B, input_tokens, D)       dtokens likewise
+ *   pk[l], pv[l] (B, sample_prefix_len, D) at every block l of sample_prefix_layers, NULL
+ *           elsewhere; dpk[l], dpv[l] likewise */
+typedef struct vit_prompt_io {
+  const float *tokens;
+  float *dtokens;
+  const float *pk[PET_MAX_LAYERS], *pv[PET_MAX_LAYERS];
+  float *dpk[PET_MAX_LAYERS], *dpv[PET_MAX_LAYERS];
+} vit_prompt_io;
+
+/* vit_trainer_forward / _backward / _infer with per-image prompt inputs: io is required when the
+ * trainer's config has PET_INPUT_PROMPT or PET_SAMPLE_PREFIX and must be NULL otherwise; p may be
+ * NULL when the config has no kinds with tensors. out (B, D) is the class token, or the mean of
+ * the input tokens with pool_input_tokens. */
+SCL_NODISCARD scl_err vit_trainer_forward_io(vit_trainer *t, const pet_params *p,
+                                             const float *images, int64_t B,
+                                             const vit_dropout_key *key, const vit_prompt_io *io,
+                                             float *out);
+SCL_NODISCARD scl_err vit_trainer_backward_io(vit_trainer *t, pet_params *p, const float *dout,
+                                              int64_t B, const vit_prompt_io *io);
+SCL_NODISCARD scl_err vit_trainer_infer_io(vit_trainer *t, const pet_params *p, const float *images,
+                                           int64_t B, const vit_prompt_io *io, float *out);
+
 /* Inference through backbone + p (no dropout): the feature extractor of a learner; any B >= 1,
  * run in chunks of max_batch. p NULL is the pre-trained model (vit_model_forward on the
  * backbone, in chunks of its max_batch). It leaves the activations kept by the

@@ -79,7 +79,12 @@ static int parse_args(int argc, char **argv, train_args *a) {
 }
 
 static scl_err pet_config_of(const char *name, pet_config *pc) {
-  *pc = (pet_config){0, 64, 0.1f, 0.1f, 5, 0, 5, 0xffffffffu};
+  *pc = (pet_config){.adapter_dim = 64,
+                     .adapter_scale = 0.1f,
+                     .adapter_dropout = 0.1f,
+                     .vpt_tokens = 5,
+                     .prefix_len = 5,
+                     .prefix_layers = 0xffffffffu};
   SCL_CALL(pet_kinds_parse(name, &pc->kinds));
   return SCL_OK;
 }

@@ -44,7 +44,8 @@ static scl_err aper_train_end(learn_method *m, const learn_session *s) {
 static int aper_networks(learn_method *m, const learn_session *s, learn_network *out) {
   aper *a = (aper *)m;
   (void)s;
-  out[0] = (learn_network){"ptm", a->D, 1, ptm_forward, a->ptm};
+  out[0] = (learn_network){
+      .name = "ptm", .dim = a->D, .frozen = 1, .forward = ptm_forward, .ctx = a->ptm};
   out[1] = learn_tuner_network(a->tuner);
   return 2;
 }

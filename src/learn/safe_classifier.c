@@ -36,9 +36,9 @@ static scl_err slow_forward(void *ctx, const float *images, int64_t B, float *ou
 int safe_networks(learn_method *m, const learn_session *s, learn_network *out) {
   safe *sf = (safe *)m;
   (void)s;
-  out[0] = (learn_network){"fast", sf->D, 0, fast_forward, sf};
+  out[0] = (learn_network){.name = "fast", .dim = sf->D, .forward = fast_forward, .ctx = sf};
   if (!sf->cfg.merge_result) return 1;
-  out[1] = (learn_network){"slow", sf->D, 0, slow_forward, sf};
+  out[1] = (learn_network){.name = "slow", .dim = sf->D, .forward = slow_forward, .ctx = sf};
   return 2;
 }
 

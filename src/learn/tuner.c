@@ -94,7 +94,8 @@ static scl_err adapted_forward(void *ctx, const float *images, int64_t B, float 
 }
 
 learn_network learn_tuner_network(learn_tuner *t) {
-  return (learn_network){"adapted", t->D, 1, adapted_forward, t};
+  return (learn_network){
+      .name = "adapted", .dim = t->D, .frozen = 1, .forward = adapted_forward, .ctx = t};
 }
 
 int learn_tuner_state(learn_tuner *t, learn_state_entry *out) {

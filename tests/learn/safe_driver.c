@@ -150,7 +150,11 @@ static scl_err run(const args *a) {
                           .ridge_lo_exp = -8,
                           .ridge_hi_exp = 8,
                           .ridge_fit_fraction = 0.8};
-  pet_config pc = {PET_ADAPTER, 8, 1.0f, (float)a->dropout, 5, 0, 0, 0};
+  pet_config pc = {.kinds = PET_ADAPTER,
+                   .adapter_dim = 8,
+                   .adapter_scale = 1.0f,
+                   .adapter_dropout = (float)a->dropout,
+                   .vpt_tokens = 5};
   const int64_t tokens = pet_config_tokens(&a->vc, &pc), r = pc.adapter_dim;
   const size_t mask_step = (size_t)(2 * a->vc.depth * a->B * tokens * r);
   vit_model *m = NULL;

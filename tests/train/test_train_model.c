@@ -47,7 +47,13 @@ static vit_config tiny(void) {
 }
 
 static pet_config pet_of(unsigned kinds) {
-  pet_config pc = {kinds, 8, 0.1f, 0.25f, 3, 0, 2, 0x3};
+  pet_config pc = {.kinds = kinds,
+                   .adapter_dim = 8,
+                   .adapter_scale = 0.1f,
+                   .adapter_dropout = 0.25f,
+                   .vpt_tokens = 3,
+                   .prefix_len = 2,
+                   .prefix_layers = 0x3};
   return pc;
 }
 
@@ -291,7 +297,11 @@ static void released_layout(void) {
   const unsigned kinds[3] = {PET_ADAPTER, PET_SSF, PET_VPT_DEEP};
   const int64_t want[3] = {1189632, 205824, 46080}; /* docs/methods.md b.2, b.3, b.4 */
   for (int k = 0; k < 3; k++) {
-    pet_config pc = {kinds[k], 64, 0.1f, 0.1f, 5, 0, 0, 0};
+    pet_config pc = {.kinds = kinds[k],
+                     .adapter_dim = 64,
+                     .adapter_scale = 0.1f,
+                     .adapter_dropout = 0.1f,
+                     .vpt_tokens = 5};
     pet_params *p = NULL;
     die(pet_params_create(&c, &pc, &p));
     pet_params_init(p, 3, 4);

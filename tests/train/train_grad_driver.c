@@ -82,7 +82,7 @@ static int parse_pair(args *a, const char *k, const char *v) {
 static int parse(int argc, char **argv, args *a) {
   memset(a, 0, sizeof *a);
   driver_vit_defaults(&a->vc);
-  a->pc = (pet_config){0, 64, 0.1f, 0.0f, 5, 0, 0, 0};
+  a->pc = (pet_config){.adapter_dim = 64, .adapter_scale = 0.1f, .vpt_tokens = 5};
   for (int i = 0; i < 256; i++) a->index[i] = i;
   for (int i = 1; i + 1 < argc; i += 2)
     if (!parse_pair(a, argv[i], argv[i + 1])) return 0;
