@@ -257,6 +257,7 @@ static scl_err trainer_setup(vit_trainer *t, int engine) {
   t->Tin = (t->pc.kinds & PET_INPUT_PROMPT) ? t->pc.input_tokens : 0;
   t->T = t->Nt - t->N - t->Tin;
   t->nq = t->pc.pool_input_tokens ? 1 + t->Tin : 1;
+  t->per_image = (t->pc.kinds & (PET_INPUT_PROMPT | PET_SAMPLE_PREFIX)) != 0;
   t->D = v->width, t->F = v->mlp_hidden, t->H = v->heads;
   t->r = (t->pc.kinds & PET_ADAPTER) ? t->pc.adapter_dim : 0;
   if (t->pc.kinds == 0 && !engine) return SCL_OK;
