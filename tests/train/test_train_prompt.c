@@ -225,9 +225,9 @@ static void independence(const char *label, pet_config pc) {
           same &= same_rows(dpk2[l], dpk[l], perm, NMAX, pf) &&
                   same_rows(dpv2[l], dpv[l], perm, NMAX, pf);
       printf(
-          "%s %s: outputs and per-image gradients of a %s batch of 7 at %d thread(s) are "
+          "%s %s: outputs and per-image gradients of a batch of 7 (%s) at %d thread(s) are "
           "bit-identical to each image alone\n",
-          same ? "PASS" : "FAIL", label, s ? "permuted" : "", threads);
+          same ? "PASS" : "FAIL", label, s ? "permuted" : "in order", threads);
       failures += !same;
       rig_destroy(&batch);
     }
@@ -244,8 +244,6 @@ static void infer_chunks(const char *label, pet_config pc) {
   rig s;
   rig_create(&s, pc, 2, 3);
   for (int b = 0; b < NMAX; b++) {
-    const float *out[1];
-    (void)out;
     gather_io(&s.io, &r.io, &pc, &b, 1);
     die(vit_trainer_forward_io(s.t, s.p ? r.p : NULL, r.images + b * IMG, 1, NULL, &s.io,
                                one + b * D_));
