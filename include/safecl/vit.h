@@ -106,6 +106,10 @@ typedef struct vit_model {
   struct vit_trainer *engine; /* owned: the forward (pet.h's trainer without PET, inference) */
   int full_last_block;        /* 0 (default): prune the last block to the class token; 1: compute
                           every token, as the PyTorch model does (for benchmark comparisons) */
+  int per_image; /* 0 (default): threads run GEMMs over all their images' rows; 1: every image is
+                    computed alone, so that its output does not depend on the other images of the
+                    call (OpenBLAS's result for a row depends on the other rows of a GEMM): the
+                    prompt methods' test-time query (docs/pet.md) */
 } vit_model;
 
 /* Allocates parameters (zero) and activations for max_batch images, touching every page once

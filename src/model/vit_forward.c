@@ -6,7 +6,9 @@
  * (image, head) pairs of attention, with one barrier after the embedding and two per block.
  * Only the class token leaves the model, so by default the last block computes keys and values
  * for every token but queries, projection and MLP for the class token alone (about 6% of a
- * ViT-B forward); m->full_last_block turns that off for like-for-like benchmarks.
+ * ViT-B forward); m->full_last_block turns that off for like-for-like benchmarks, and
+ * m->per_image runs every image alone (no row mode), so an image's output is bit-identical
+ * whatever batch it comes in.
  *
  * vit_model_forward_ref runs the `_ref` kernels single-threaded on every token, for tests; it
  * allocates its activations per call, so the model carries no memory for it. */

@@ -499,12 +499,13 @@ scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *imag
 }
 
 void tr_engine_forward(vit_trainer *t, const float *images, int64_t B, float *cls_out) {
+  t->per_image = t->m->per_image; /* the engine's trainer follows its model's switch */
   tr_fwd_job job = {.t = t,
                     .images = images,
                     .B = B,
                     .cls_out = cls_out,
                     .n_chunks = tr_chunks(B, t->threads),
-                    .rows = B % t->threads != 0};
+                    .rows = !t->per_image && B % t->threads != 0};
   run_team(t, tr_forward_thread, &job);
 }
 
