@@ -49,6 +49,7 @@ static const name_entry predictors[] = {
     {"slow", "slow learner", NULL},
     {"fast", "fast learner", NULL},
     {"authors_protocol", "authors' protocol", "diagnostic"},
+    {"pilot_diag", "PILOT batch-wise protocol (leaks test batches)", "diagnostic"},
 };
 static const int n_predictors = (int)(sizeof predictors / sizeof predictors[0]);
 

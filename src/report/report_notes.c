@@ -221,6 +221,14 @@ static void diagnostics(writer *w, const report_data *d) {
           "test labels (docs/methods.md d.2); shown to compare with published numbers, never "
           "ranked.",
           w->f);
+    else if (!strcmp(row->predictor, "pilot_diag"))
+      fputs(
+          ": the prompt method evaluated as PILOT's released code does it, on batches of the "
+          "class-sorted test list with a batch-wise prompt vote (and DualPrompt's prefix "
+          "reshape; docs/architecture.md section 4): the batches leak the task of every test "
+          "image, so it is not an accuracy; shown to compare with published numbers, never "
+          "ranked.",
+          w->f);
     else
       fputs(": a diagnostic predictor, never ranked.", w->f);
     end(w);

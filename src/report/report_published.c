@@ -6,8 +6,8 @@
  * method, dataset and metric) and a bad line is an error naming file:line, because a silently
  * skipped reference number is worse than none. A published row is one (category, method,
  * source, table); it is shown only when it has a value in a column of the report, and it is
- * placed right after our own rows of the method with the same display name (case-insensitive),
- * else at the end of its category. Reference numbers [k] follow the order rows appear in. */
+ * placed right after our own rows of the method with the same display name (case-insensitive;
+ * a published "APER+Adapter" is a variant of our "APER"), else at the end of its category. Reference numbers [k] follow the order rows appear in. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,15 +215,23 @@ const report_pub *report_published_at(const report_data *d, int row, int ds, int
   return NULL;
 }
 
+/* 1 if a published method name belongs to our method labelled `label`: the same name, or the
+ * name followed by '+' and a variant (APER+Adapter after APER), case-insensitively. */
+static int pub_matches(const char *method, const char *label) {
+  size_t n = strlen(label);
+  return !strncasecmp(method, label, n) && (method[n] == '\0' || method[n] == '+');
+}
+
 /* Appends to out the published rows of category cat matching method label `label` (NULL: all
- * that are left), marking them used. */
+ * that are left, each followed by the other rows of its method), marking them used. */
 static void emit_pub_rows(report_row *pub_rows, int n_pub, int *used, int cat, const char *label,
                           report_row *out, int *n_out) {
   for (int i = 0; i < n_pub; i++)
     if (!used[i] && pub_rows[i].category == cat &&
-        (!label || !strcasecmp(pub_rows[i].method, label))) {
+        (!label || pub_matches(pub_rows[i].method, label))) {
       used[i] = 1;
       out[(*n_out)++] = pub_rows[i];
+      if (!label) emit_pub_rows(pub_rows, n_pub, used, cat, pub_rows[i].method, out, n_out);
     }
 }
 

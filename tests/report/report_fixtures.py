@@ -182,6 +182,19 @@ def make_orders(root):
                 [("simplecil", 50, 60, 5)])
 
 
+def make_prompt(root):
+    """runP: the prompt family on CIFAR-100, seeds 1 and 2: L2P 71/72 final with its pilot_diag
+    diagnostic 81/82 (above every own row, never ranked), DualPrompt 73/74, CODA-Prompt 75/76."""
+    t = lambda name: os.path.join(root, "trials", name)
+    for s in (1, 2):
+        write_trial(t("l2p_%d" % s), "cifar100", "l2p", "prompt", s,
+                    [("l2p", 70 + s, 75, 5), ("pilot_diag", 80 + s, 85, 4)])
+        write_trial(t("dualprompt_%d" % s), "cifar100", "dualprompt", "prompt", s,
+                    [("dualprompt", 72 + s, 76, 5)])
+        write_trial(t("coda_%d" % s), "cifar100", "coda_prompt", "prompt", s,
+                    [("coda_prompt", 74 + s, 77, 5)])
+
+
 PUBLISHED = (
     "source,table,method,category,dataset,metric,value,protocol_note\n"
     '"Source A, 2023",Table 2,RanPAC,representation,imagenet-r,final_acc,77.9,'
@@ -194,7 +207,7 @@ PUBLISHED = (
 
 
 def make_all(tmp):
-    """Creates runA, runB, runC, runD and published.csv under tmp.
+    """Creates runA, runB, runC, runD, runP and published.csv under tmp.
 
     Hand-checkable numbers (mean +- sample std, n):
       IN-R final: SimpleCIL 62 +- 2 (3); RanPAC (dim 512) 72 +- sqrt(7) = 2.65 (3);
@@ -209,5 +222,6 @@ def make_all(tmp):
     make_refused(os.path.join(tmp, "runB"))
     make_single(os.path.join(tmp, "runC"))
     make_orders(os.path.join(tmp, "runD"))
+    make_prompt(os.path.join(tmp, "runP"))
     with open(os.path.join(tmp, "published.csv"), "w") as f:
         f.write(PUBLISHED)

@@ -13,6 +13,8 @@ means, stds and intervals are in make_all's docstring). Checks, each printing ok
    bad directories, an unknown baseline, a malformed published CSV and bad options fail with a
    message (exit 1, or 2 for usage).
 4. The shipped analysis/published.csv loads and its RanPAC rows appear marked as reported;
+   the prompt-based section (runP: L2P with its pilot_diag diagnostic, DualPrompt, CODA-Prompt)
+   lists the three methods, the diagnostic never ranked and explained, published rows after them;
    analysis/load_results.py reads the run directories; real `safecl train` trial files report.
 Exits non-zero on any failure.
 """
@@ -21,6 +23,7 @@ import csv
 import difflib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -385,17 +388,57 @@ def test_shipped(safecl, analysis):
               for r in rows), "published.csv: SAFE DomainNet 67.82")
     p = run([safecl, "report", "runA", "--published", published])
     out = p.stdout
-    check(p.returncode == 0 and "| RanPAC (reported [1]) | 92.2 | — | 77.9 | — | 90.3 | — |" in out,
+    ref = re.search(r"\| RanPAC \(reported \[(\d+)\]\) \| 92.2 \| — \| 77.9 \| — \| 90.3 \| — \|", out)
+    check(p.returncode == 0 and ref is not None,
           "shipped published numbers beside ours, marked reported")
-    check("| NCM only (RanPAC ablation) (reported [1]) | 83.4 | — | 61.2 | — | 85.1 | — |" in out
+    check(ref is not None and ("| NCM only (RanPAC ablation) (reported [%s]) | 83.4 | — | 61.2 | — "
+                               "| 85.1 | — |" % ref.group(1)) in out
           and "67.82" not in out, "ablation rows shown, DomainNet (no column) not")
+    check("| L2P (reported [1]) | 79.93 | 85.94 | 69.77 | 75.46 | 56.25 | 67.05 |" in out
+          and "| SimpleCIL (reported [1]) | 81.26 | 87.57 | 54.55 | 61.26 | 86.73 | 92.20 |" in out,
+          "the survey table (MOS Table 1) gives L2P's and SimpleCIL's final and average accuracy")
+    lines = out.splitlines()
+    at = [i for i, l in enumerate(lines) if l.startswith("| APER+")]
+    check(len(at) == 6 and at == list(range(at[0], at[0] + 6)),
+          "the APER variants' published rows stay together")
+    bare = [(r["method"], r["dataset"], r["metric"]) for r in rows
+            if not (r["value"] and r["source"] and r["protocol_note"])]
+    check(not bare, "published.csv: every row has a value, a source and a protocol note %s" % bare)
+    prompt = [r for r in rows if r["category"] == "prompt"]
+    check(all(("batch" in r["protocol_note"]) for r in prompt if r["method"] in ("L2P", "DualPrompt")),
+          "published.csv: every L2P and DualPrompt row says its test selection was batch-wise")
+    check(all(("SAFE" in r["protocol_note"]) for r in prompt),
+          "published.csv: every prompt row says whether its protocol is SAFE's")
     cwd = os.getcwd()
     os.chdir(os.path.dirname(analysis))  # the default: analysis/published.csv in the cwd
     default = run([safecl, "report", os.path.join(cwd, "runA")]).stdout
     none = run([safecl, "report", os.path.join(cwd, "runA"), "--no-published"]).stdout
     os.chdir(cwd)
-    check("RanPAC (reported [1])" in default and "(reported [" not in none,
+    check("RanPAC (reported [" in default and "(reported [" not in none,
           "published numbers by default from the repository root, --no-published turns them off")
+
+
+def test_prompt_family(safecl, analysis):
+    """runP: the prompt-based section with L2P, DualPrompt and CODA-Prompt, L2P's pilot_diag
+    predictor as a never-ranked diagnostic row with its note, and the shipped published rows."""
+    p = run([safecl, "report", "runP", "--published", os.path.join(analysis, "published.csv")])
+    out = p.stdout
+    rows = [l for l in out.splitlines() if l.startswith("| ")][2:]  # past header and rule
+    names = [l.split(" | ")[0][2:] for l in rows]
+    want = ["*Prompt-based*", "L2P", "L2P: PILOT batch-wise protocol (leaks test batches)",
+            "DualPrompt", "CODA-Prompt"]
+    own = [n for n in names if "(reported" not in n][:5]
+    check(p.returncode == 0 and own == want, "the prompt-based section lists the three methods "
+          "and L2P's diagnostic: %s" % own, p.stderr)
+    diag = [l for l in rows if l.startswith("| L2P: PILOT")]
+    check(len(diag) == 1 and "**" not in diag[0] and "81.50 ± 0.71 (2)" in diag[0],
+          "pilot_diag: its own row, never bold though above every own row", out)
+    check("**75.50 ± 0.71** (2)" in out, "CODA-Prompt is the best prompt run (the diagnostic is not)")
+    check("- L2P: PILOT batch-wise protocol (leaks test batches): the prompt method evaluated as "
+          "PILOT's released code does it" in out, "the diagnostic's note")
+    at, dp = names.index("L2P"), names.index("DualPrompt")
+    check(dp > at + 2 and all(n.startswith("L2P (reported [") for n in names[at + 2:dp]),
+          "the published L2P rows follow L2P's own rows", "\n".join(names))
 
 
 def test_load_results(analysis):
@@ -445,6 +488,7 @@ def main():
         test_plots()
         test_rejections(safecl)
         test_shipped(safecl, analysis)
+        test_prompt_family(safecl, analysis)
         test_load_results(analysis)
         test_real(safecl, os.path.dirname(analysis))
     finally:
