@@ -116,6 +116,28 @@ static scl_err read_predictor(h5_file *f, int n_sessions, report_pred *p) {
   return SCL_OK;
 }
 
+/* SAFE's released-code figure (/diagnostics/authors_protocol_acc, written by run/trial_output.c)
+ * as one more predictor named "authors_protocol", which report_names.c makes a diagnostic: its
+ * final and average accuracy are the file's attributes; forgetting is not defined for it. */
+static scl_err read_authors_protocol(h5_file *f, int n_sessions, report_trial *t) {
+  int exists = 0;
+  SCL_CALL(h5_exists(f, "diagnostics/authors_protocol_acc", &exists));
+  if (!exists) return SCL_OK;
+  report_pred *grown = realloc(t->pred, (size_t)(t->n_pred + 1) * sizeof *t->pred);
+  SCL_CHECK(grown, SCL_ERR_NOMEM, "report: predictors");
+  t->pred = grown;
+  report_pred *p = &t->pred[t->n_pred++];
+  memset(p, 0, sizeof *p);
+  SCL_CALL(dup_str("authors_protocol", &p->name));
+  p->metric[REPORT_FORGET] = NAN;
+  SCL_CALL(h5_attr_read_f64(f, "diagnostics", "authors_protocol_final", &p->metric[REPORT_FINAL]));
+  SCL_CALL(h5_attr_read_f64(f, "diagnostics", "authors_protocol_avg", &p->metric[REPORT_AVG]));
+  SCL_CALL(
+      scl_alloc((size_t)n_sessions * sizeof *p->acc, "report: accuracy curve", (void **)&p->acc));
+  SCL_CALL(h5_read_f64_1d(f, "diagnostics/authors_protocol_acc", p->acc, n_sessions));
+  return SCL_OK;
+}
+
 /* How the config sets the class order (docs/methods.md a.2): t->order_seed is the pinned seed
  * (-1 when the order follows the trial seed, as it does when the key is absent) and t->shuffled
  * is 0 for an unshuffled or domain-incremental benchmark, whose order is the label order. */
@@ -213,6 +235,7 @@ static scl_err read_trial_h5(const char *path, report_trial *t) {
   SCL_CALL_GOTO(err, read_predictor_names(f, primary, t), done);
   for (int p = 0; p < t->n_pred; p++)
     SCL_CALL_GOTO(err, read_predictor(f, t->n_sessions, &t->pred[p]), done);
+  SCL_CALL_GOTO(err, read_authors_protocol(f, t->n_sessions, t), done);
   SCL_CALL_GOTO(err, read_class_order(f, t), done);
   t->status = REPORT_FINISHED;
 done:

@@ -221,19 +221,22 @@ static scl_err write_authors_protocol(h5_file *f, const trial_state *st) {
     if (!strcmp(m->names[p], "fast")) fast = p;
   if (fast < 0 || !st->cfg->method.authors_protocol) return SCL_OK;
   const int T = m->n_sessions;
-  double acc[64], sum = 0.0;
-  if (T > 64) return SCL_OK;
+  double *acc = NULL, sum = 0.0;
+  SCL_CALL(scl_alloc((size_t)T * sizeof *acc, "authors' protocol curve", (void **)&acc));
   for (int t = 0; t < T; t++) {
     double agg = m->acc_total[t], fa = m->acc_total[fast * T + t];
     acc[t] = t == 0 ? agg : (fa > agg ? fa : agg);
     sum += acc[t];
   }
-  SCL_CALL(h5_write_f64_1d(f, "diagnostics/authors_protocol_acc", acc, T));
-  SCL_CALL(h5_attr_write_str(f, "diagnostics", "note",
-                             "max(fast, aggregated) test accuracy per session as the released "
-                             "code reports it: selected with test labels, not a valid accuracy"));
-  SCL_CALL(h5_attr_write_f64(f, "diagnostics", "authors_protocol_final", acc[T - 1]));
-  SCL_CALL(h5_attr_write_f64(f, "diagnostics", "authors_protocol_avg", sum / T));
+  scl_err err = h5_write_f64_1d(f, "diagnostics/authors_protocol_acc", acc, T);
+  if (!err)
+    err = h5_attr_write_str(f, "diagnostics", "note",
+                            "max(fast, aggregated) test accuracy per session as the released "
+                            "code reports it: selected with test labels, not a valid accuracy");
+  if (!err) err = h5_attr_write_f64(f, "diagnostics", "authors_protocol_final", acc[T - 1]);
+  if (!err) err = h5_attr_write_f64(f, "diagnostics", "authors_protocol_avg", sum / T);
+  scl_free(acc);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 

@@ -66,6 +66,11 @@ def write_trial(path, dataset, method, category, seed, preds, val=NAN, extra=(),
         f.create_dataset("n_test", data=np.full(T, 100, dtype=np.int64))
         for k, (name, final, avg, forget) in enumerate(preds):
             acc = np.array([2 * avg - final, avg, final], dtype=np.float64)[:T]
+            if name == "authors_protocol":  # as run/trial_output.c writes SAFE's diagnostic
+                f["diagnostics/authors_protocol_acc"] = acc
+                f["diagnostics"].attrs["authors_protocol_final"] = np.float64(final)
+                f["diagnostics"].attrs["authors_protocol_avg"] = np.float64(avg)
+                continue
             g = f.create_group("predictors/" + name)
             mat = np.full((T, T), np.nan)
             for t in range(T):
