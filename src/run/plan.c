@@ -99,7 +99,7 @@ void run_plan_price(const run_trial_cfg *cfg, run_plan *p, const learn_method_op
     s->gflop[0] = c.train_passes * (double)trained_images(cfg, s->n_train) * fwd_gflop;
     s->gflop[1] = (double)c.feature_nets * (double)s->n_train * fwd_gflop;
     s->gflop[2] = ((double)c.frozen_nets * (double)fresh +
-                   (double)(c.feature_nets - c.frozen_nets) * (double)s->n_test) *
+                   (double)(c.feature_nets - c.frozen_nets + c.test_nets) * (double)s->n_test) *
                   fwd_gflop;
     s->gflop[3] =
         c.rp_learners * classifier_gflop((double)s->n_train, D_feat, M, (double)n_classes);
