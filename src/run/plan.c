@@ -92,7 +92,7 @@ void run_plan_price(const run_trial_cfg *cfg, run_plan *p, const learn_method_op
   p->total_gflop = p->total_seconds = 0.0;
   for (int t = 0; t < p->n_sessions; t++) {
     run_plan_session *s = &p->s[t];
-    learn_cost c = ops->cost ? ops->cost(&cfg->method, t) : (learn_cost){0, 1, 1, 0};
+    learn_cost c = ops->cost ? ops->cost(&cfg->method, t) : (learn_cost){0, 1, 1, 0, 0};
     if (c.train_passes == 0.0) s->epochs = 0;
     int64_t fresh = s->n_test - tested; /* frozen networks see each test image once */
     tested = s->n_test;
