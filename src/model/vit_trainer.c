@@ -257,6 +257,7 @@ static scl_err trainer_setup(vit_trainer *t, int engine) {
   t->Tin = (t->pc.kinds & PET_INPUT_PROMPT) ? t->pc.input_tokens : 0;
   t->T = t->Nt - t->N - t->Tin;
   t->nq = t->pc.pool_input_tokens ? 1 + t->Tin : 1;
+  t->per_image = (t->pc.kinds & (PET_INPUT_PROMPT | PET_SAMPLE_PREFIX)) != 0;
   t->D = v->width, t->F = v->mlp_hidden, t->H = v->heads;
   t->r = (t->pc.kinds & PET_ADAPTER) ? t->pc.adapter_dim : 0;
   if (t->pc.kinds == 0 && !engine) return SCL_OK;
@@ -347,8 +348,8 @@ static scl_err check_io(const vit_trainer *t, const vit_prompt_io *io, const cha
   if (!needs) return SCL_OK;
   if ((t->pc.kinds & PET_INPUT_PROMPT) && !io->tokens)
     return SCL_ERROR(SCL_ERR_ARG, "trainer %s: input prompts without vit_prompt_io.tokens", what);
-  for (int64_t l = 0; l < t->vc.depth; l++) {
-    const int want = t->layers[l].sample;
+  for (int64_t l = 0; l < PET_MAX_LAYERS; l++) {
+    const int want = l < t->vc.depth && t->layers[l].sample;
     if (want && (!io->pk[l] || !io->pv[l]))
       return SCL_ERROR(SCL_ERR_ARG,
                        "trainer %s: per-image prefixes at block %lld without pk[%lld] "
