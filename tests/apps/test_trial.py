@@ -496,6 +496,53 @@ def test_domain_incremental(safecl, tmp):
     check(attrs["protocol"] == "domain-incremental", "protocol recorded as domain-incremental")
 
 
+def test_coda_prompt(safecl, tmp):
+    """CODA-Prompt end to end (tiny random ViT, 3 sessions, batch 10 with drop_last), its
+    configuration errors, and a kill mid-session and after session 1 with resumes that end with
+    the uninterrupted accuracy matrix and loss curve."""
+    base = ["train", "dataset.format=synthetic", "dataset.synthetic.classes=8",
+            "dataset.synthetic.train_per_class=6", "dataset.synthetic.test_per_class=3",
+            "dataset.synthetic.difficulty=0.35", "dataset.init_cls=4", "dataset.increment=2",
+            "backbone.arch=vit_tiny_patch16_224", "method.name=coda_prompt",
+            "method.prompt.pool=12", "method.prompt.length=4", "method.prompt.g_layers=0",
+            "method.prompt.e_layers=2", "train.optimizer=adam", "train.lr=0.01",
+            "train.weight_decay=0", "train.epochs_first=2", "train.epochs_later=1",
+            "train.batch=10", "train.drop_last=true", "eval.batch=7"]
+    ref_dir = os.path.join(tmp, "coda_ref")
+    p = run(safecl, base + ["run.dir=" + ref_dir])
+    check(p.returncode == 0, "coda_prompt trains and evaluates end to end")
+    if p.returncode:
+        return
+    with h5py.File(os.path.join(ref_dir, "trial.h5"), "r") as f:
+        ref = f["predictors/coda_prompt/acc_matrix"][...]
+        ref_loss = f["losses"][...]
+    # drop_last: 24, 12, 12 training images in batches of 10 -> 2, 1, 1 steps; one record per epoch
+    check(ref.shape == (3, 3) and ref_loss.shape[0] == 2 + 1 + 1 and
+          np.isfinite(ref_loss[:, 3]).all(), "coda_prompt: 3 x 3 accuracy matrix, finite losses")
+    p = run(safecl, base + ["method.prompt.protocol=pilot_diag",
+                            "run.dir=" + os.path.join(tmp, "coda_diag")])
+    check(p.returncode != 0 and "per image" in p.stderr,
+          "coda_prompt refuses protocol = pilot_diag, saying why")
+    p = run(safecl, base + ["method.prompt.pool=2", "run.dir=" + os.path.join(tmp, "coda_pool")])
+    check(p.returncode != 0 and "cannot be shared by 3 sessions" in p.stderr,
+          "coda_prompt refuses fewer components than sessions")
+    for env_key, n, what in (("SAFECL_FAULT_KILL_AFTER_CKPT", "1", "mid-session (checkpoint 1)"),
+                             ("SAFECL_FAULT_KILL_AFTER_SESSION", "1", "after session 1")):
+        d = os.path.join(tmp, "coda_kill_%s" % env_key[-4:])
+        extra = ["train.ckpt_every=1"] if env_key.endswith("CKPT") else []
+        env = dict(os.environ, **{env_key: n})
+        k = subprocess.run([safecl] + base + extra + ["run.dir=" + d], capture_output=True,
+                           text=True, env=env)
+        r = run(safecl, base + extra + ["run.dir=" + d])
+        same = False
+        if k.returncode == -9 and r.returncode == 0:
+            with h5py.File(os.path.join(d, "trial.h5"), "r") as f:
+                same = np.array_equal(f["predictors/coda_prompt/acc_matrix"][...], ref,
+                                      equal_nan=True) and \
+                    np.array_equal(f["losses"][...], ref_loss, equal_nan=True)
+        check(same, "coda_prompt killed %s and resumed: identical accuracy matrix and losses" % what)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--safecl", required=True)
@@ -506,6 +553,7 @@ def main():
         test_aper_without_pet_is_simplecil(a.safecl, tmp)
         test_pet_methods(a.safecl, tmp)
         test_safe_mid_session_resume(a.safecl, tmp)
+        test_coda_prompt(a.safecl, tmp)
         test_drop_last(a.safecl, tmp)
         test_prompt_methods(a.safecl, tmp)
     if failures:
