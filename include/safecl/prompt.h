@@ -104,6 +104,12 @@ void learn_prompt_argmax(int32_t *pred, const float *logits, int64_t n, int64_t 
 /* ---------------------------------------------------------------------------------------- */
 /* Query, normalisation, similarity, selection                                               */
 
+/* Sets backbone->per_image (vit.h) to `alone` and returns its previous value. A test-time network
+ * forward runs its queries with alone = 1: an image's query, and so its selection, is then
+ * bit-identical whatever batch the image comes in (OpenBLAS's result for a row depends on the
+ * other rows of a GEMM); training keeps the batched GEMMs. */
+int learn_prompt_alone(vit_model *backbone, int alone);
+
 /* q (B, D) = class token of the frozen, unprompted model (docs/methods.md f.4), run in chunks of
  * the backbone's max_batch; keeps no activations. */
 SCL_NODISCARD scl_err learn_prompt_query(vit_model *backbone, const float *images, int64_t B,

@@ -398,9 +398,9 @@ static scl_err coda_train_end(learn_method *m, const learn_session *s) {
 }
 
 /* The predict-only network: logits (B, C) of the prompted model with the components of the
- * session being evaluated, image by image (in chunks that do not interact). */
-static scl_err coda_net_forward(void *ctx, const float *images, int64_t B, float *out) {
-  coda *c = ctx;
+ * session being evaluated, image by image (in chunks that do not interact; the queries with the
+ * backbone computing every image alone, learn_prompt_alone). */
+static scl_err coda_logits(coda *c, const float *images, int64_t B, float *out) {
   int64_t pt;
   SCL_CALL(ensure_session(c, c->eval_t, c->eval_n));
   SCL_CALL(per_session(c, c->eval_n, &pt));
@@ -415,6 +415,14 @@ static scl_err coda_net_forward(void *ctx, const float *images, int64_t B, float
     learn_prompt_logits(out + r * c->C, &c->p, c->feat, n, 0, c->C);
   }
   return SCL_OK;
+}
+
+static scl_err coda_net_forward(void *ctx, const float *images, int64_t B, float *out) {
+  coda *c = ctx;
+  const int was = learn_prompt_alone(c->backbone, 1);
+  scl_err err = coda_logits(c, images, B, out);
+  learn_prompt_alone(c->backbone, was);
+  return err;
 }
 
 static int coda_networks(learn_method *m, const learn_session *s, learn_network *out) {

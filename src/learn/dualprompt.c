@@ -182,11 +182,21 @@ static scl_err dp_logits(dualprompt *d, const float *images, int64_t B, int pilo
   return SCL_OK;
 }
 
+/* The networks' forwards: queries with the backbone computing every image alone
+ * (learn_prompt_alone), so an image's selection never depends on its batch. */
 static scl_err dp_forward(void *ctx, const float *images, int64_t B, float *out) {
-  return dp_logits(ctx, images, B, 0, out);
+  dualprompt *d = ctx;
+  const int was = learn_prompt_alone(d->backbone, 1);
+  scl_err err = dp_logits(d, images, B, 0, out);
+  learn_prompt_alone(d->backbone, was);
+  return err;
 }
 static scl_err dp_forward_diag(void *ctx, const float *images, int64_t B, float *out) {
-  return dp_logits(ctx, images, B, 1, out);
+  dualprompt *d = ctx;
+  const int was = learn_prompt_alone(d->backbone, 1);
+  scl_err err = dp_logits(d, images, B, 1, out);
+  learn_prompt_alone(d->backbone, was);
+  return err;
 }
 
 static int dp_networks(learn_method *m, const learn_session *s, learn_network *out) {

@@ -151,11 +151,21 @@ static scl_err l2p_logits(l2p *l, const float *images, int64_t B, int vote, floa
   return SCL_OK;
 }
 
+/* The networks' forwards: queries with the backbone computing every image alone
+ * (learn_prompt_alone), so an image's selection never depends on its batch. */
 static scl_err l2p_forward(void *ctx, const float *images, int64_t B, float *out) {
-  return l2p_logits(ctx, images, B, 0, out);
+  l2p *l = ctx;
+  const int was = learn_prompt_alone(l->backbone, 1);
+  scl_err err = l2p_logits(l, images, B, 0, out);
+  learn_prompt_alone(l->backbone, was);
+  return err;
 }
 static scl_err l2p_forward_diag(void *ctx, const float *images, int64_t B, float *out) {
-  return l2p_logits(ctx, images, B, 1, out);
+  l2p *l = ctx;
+  const int was = learn_prompt_alone(l->backbone, 1);
+  scl_err err = l2p_logits(l, images, B, 1, out);
+  learn_prompt_alone(l->backbone, was);
+  return err;
 }
 
 static int l2p_networks(learn_method *m, const learn_session *s, learn_network *out) {

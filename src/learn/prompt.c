@@ -187,6 +187,12 @@ void learn_prompt_argmax(int32_t *pred, const float *logits, int64_t n, int64_t 
 /* ---------------------------------------------------------------------------------------- */
 /* Query and selection                                                                       */
 
+int learn_prompt_alone(vit_model *backbone, int alone) {
+  const int was = backbone->per_image;
+  backbone->per_image = alone;
+  return was;
+}
+
 scl_err learn_prompt_query(vit_model *backbone, const float *images, int64_t B, float *q) {
   const int64_t chunk = backbone->max_batch, D = backbone->cfg.width;
   const int64_t per = 3 * backbone->cfg.img_size * backbone->cfg.img_size;
