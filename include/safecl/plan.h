@@ -1,7 +1,8 @@
 /* plan.h: what a trial will cost, before running it (`safecl plan`; the sweep's scheduling).
  *
  * Work is counted per session from the dataset sizes and the method's learn_cost: training
- * passes, feature extraction for the classifier statistics, evaluation (frozen networks' test
+ * passes (over the complete batches only with train.drop_last), feature extraction for the
+ * classifier statistics, evaluation (frozen networks' test
  * features once per trial), and the random-projection ridge classifiers (projection, Gram
  * accumulation, the eigendecomposition of the search and the Cholesky solve). Seconds come from
  * rates measured on this machine at plan time: a ViT forward of the configured architecture,

@@ -12,6 +12,7 @@
 #include "safecl/config.h"
 #include "safecl/core.h"
 #include "safecl/dist.h"
+#include "safecl/extract.h"
 #include "safecl/method.h"
 
 /* trial.h5's layout (analysis/SCHEMA.md). 2: /losses has a step column and per-session term
@@ -79,5 +80,34 @@ SCL_NODISCARD scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *gr
  * per process and cached (by their config keys and path), so a coordinator can name thousands
  * of trials cheaply. Not thread-safe. */
 SCL_NODISCARD scl_err run_trial_identity(const run_trial_cfg *cfg, char id[33]);
+
+/* The batch-wise evaluation of a diagnostic network (learn_network.test_batch > 0; docs/
+ * architecture.md section 4). A list of n images is taken in the order of its labels (a stable
+ * sort: ties keep list order, as PILOT's class-sorted test loader has them) and cut into
+ * consecutive batches of exactly `batch` images, the last one shorter; the group's ranks take
+ * whole batches, rank r its learn_shard of the batch count. */
+typedef struct run_batch_plan {
+  int64_t n, batch, n_batches;
+  int64_t *order;      /* (n) list positions in sorted order; batch b is order[b*batch ...] */
+  int64_t first, last; /* this rank's batches [first, last) */
+  int64_t lo, hi;      /* the same as rows of the sorted list: [lo, hi) */
+} run_batch_plan;
+
+/* The plan of rank `rank` of `size` for a list with these labels; run_batch_plan_free releases
+ * it. */
+SCL_NODISCARD scl_err run_batch_plan_create(const int32_t *labels, int64_t n, int64_t batch,
+                                            int size, int rank, run_batch_plan *p);
+/* Rows [*lo, *hi) of the sorted list that rank `rank` of `size` holds under plan p. */
+void run_batch_plan_rows(const run_batch_plan *p, int size, int rank, int64_t *lo, int64_t *hi);
+void run_batch_plan_free(run_batch_plan *p);
+
+/* Outputs of the batch-wise network `net` for the list idx[0..n) of `ds` (labels: the images'
+ * mapped labels), one forward call per batch of the plan (opts->batch is not used), gathered over
+ * the group `comm` (collective; a failure on one rank fails every rank). out receives this rank's
+ * learn_shard [lo, hi) of the list, in list order: row i - lo is image i's output. */
+SCL_NODISCARD scl_err run_extract_batchwise(const learn_network *net, const data_dataset *ds,
+                                            const int64_t *idx, const int32_t *labels, int64_t n,
+                                            const run_extract_opts *opts, const dist_comm *comm,
+                                            float *out);
 
 #endif /* SAFECL_TRIAL_H */

@@ -240,6 +240,12 @@ static const struct {
                   {"vpt_deep", PET_VPT_DEEP}, {"vpt_shallow", PET_VPT_SHALLOW},
                   {"prefix", PET_PREFIX},     {"vpt", PET_VPT_DEEP}}; /* alias, parsed only */
 
+/* The per-image kinds are set by the prompt methods, not named by users: printed only. */
+static const struct {
+  const char *name;
+  unsigned kind;
+} per_image_names[] = {{"input_prompt", PET_INPUT_PROMPT}, {"sample_prefix", PET_SAMPLE_PREFIX}};
+
 const char *pet_kind_names(void) { return "none|adapter|ssf|vpt_deep|vpt_shallow|prefix"; }
 
 scl_err pet_kinds_parse(const char *names, unsigned *kinds) {
@@ -271,11 +277,18 @@ const char *pet_kinds_format(unsigned kinds, char *buf, size_t size) {
       if (w < 0 || (size_t)w >= size - used) return buf;
       used += (size_t)w;
     }
+  for (size_t i = 0; i < sizeof per_image_names / sizeof per_image_names[0]; i++)
+    if (kinds & per_image_names[i].kind) {
+      int w = snprintf(buf + used, size - used, "%s%s", used ? "," : "", per_image_names[i].name);
+      if (w < 0 || (size_t)w >= size - used) return buf;
+      used += (size_t)w;
+    }
   if (!used) snprintf(buf, size, "none");
   return buf;
 }
 
 int64_t pet_config_tokens(const vit_config *vit, const pet_config *cfg) {
   const int vpt = (cfg->kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW)) != 0;
-  return vit_config_tokens(vit) + (vpt ? cfg->vpt_tokens : 0);
+  const int input = (cfg->kinds & PET_INPUT_PROMPT) != 0;
+  return vit_config_tokens(vit) + (vpt ? cfg->vpt_tokens : 0) + (input ? cfg->input_tokens : 0);
 }

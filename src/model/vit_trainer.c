@@ -58,17 +58,20 @@ tr_grad tr_grad_at(const vit_trainer *t, float *grad, int64_t l) {
 /* ---------------------------------------------------------------------------------------- */
 /* Levels and memory                                                                         */
 
-/* Bottom-up: a block's backward must reach its input when anything below it trains. */
+/* Bottom-up: a block's backward must reach its input when anything below it trains (input
+ * tokens enter below block 0, so with them every block is TR_FULL). */
 static void set_levels(vit_trainer *t) {
-  int below = t->lay.ssf_patch.scale >= 0;
+  int below = t->lay.ssf_patch.scale >= 0 || (t->pc.kinds & PET_INPUT_PROMPT);
   for (int64_t l = 0; l < t->vc.depth; l++) {
     const pet_block *o = &t->lay.blocks[l];
+    const int sample = (t->pc.kinds & PET_SAMPLE_PREFIX) && (t->pc.sample_prefix_layers >> l & 1u);
     tr_level lv = TR_SKIP;
     if (o->adapter.down_w >= 0) lv = TR_ADAPTER;
-    if (o->prefix.key >= 0) lv = TR_ATTN;
+    if (o->prefix.key >= 0 || sample) lv = TR_ATTN;
     if (below || o->ssf[PET_SSF_LN1].scale >= 0 || o->prompts >= 0) lv = TR_FULL;
     t->layers[l].level = lv;
-    t->layers[l].L = o->prefix.key >= 0 ? t->pc.prefix_len : 0;
+    t->layers[l].sample = sample;
+    t->layers[l].L = sample ? t->pc.sample_prefix_len : o->prefix.key >= 0 ? t->pc.prefix_len : 0;
     if (lv != TR_SKIP) below = 1;
   }
 }
@@ -87,7 +90,7 @@ static float *carve(carver *c, int64_t n) {
 
 static void carve_layer(const vit_trainer *t, carver *c, tr_layer *y, int64_t l) {
   const int64_t R = t->max_batch * t->Nt, D = t->D;
-  const int64_t Rt = l == t->vc.depth - 1 ? t->max_batch : R;
+  const int64_t Rt = l == t->vc.depth - 1 ? t->max_batch * t->nq : R;
   const int ssf = (t->pc.kinds & PET_SSF) != 0, ad = t->lay.blocks[l].adapter.down_w >= 0;
   const tr_level lv = y->level;
   if (lv == TR_FULL) {
@@ -111,9 +114,9 @@ static void carve_layer(const vit_trainer *t, carver *c, tr_layer *y, int64_t l)
 
 static void carve_caches(vit_trainer *t, carver *c) {
   for (int64_t l = 0; l < t->vc.depth; l++) carve_layer(t, c, &t->layers[l], l);
-  t->xf = carve(c, t->max_batch * t->D);
-  t->meanf = carve(c, t->max_batch);
-  t->rstdf = carve(c, t->max_batch);
+  t->xf = carve(c, t->max_batch * t->nq * t->D);
+  t->meanf = carve(c, t->max_batch * t->nq);
+  t->rstdf = carve(c, t->max_batch * t->nq);
   if (t->lay.ssf_patch.scale >= 0) t->patch = carve(c, t->max_batch * (t->N - 1) * t->D);
 }
 
@@ -128,8 +131,10 @@ static void carve_work(vit_trainer *t, carver *c) {
   if (t->pc.kinds & PET_SSF) t->w_qkv2 = carve(c, R * 3 * D);
   t->w_h = carve(c, R * t->F);
   if (t->pc.kinds & PET_ADAPTER) t->w_ad = carve(c, R * 2 * t->r);
-  t->w_cls = carve(c, t->max_batch * D);
-  const int64_t Lmax = (t->pc.kinds & PET_PREFIX) ? t->pc.prefix_len : 0;
+  t->w_cls = carve(c, t->max_batch * t->nq * D);
+  int64_t Lmax = 0;
+  for (int64_t l = 0; l < v->depth; l++)
+    if (t->layers[l].L > Lmax) Lmax = t->layers[l].L;
   int64_t s = 2 * t->Nt * (Lmax + t->Nt);
   const int64_t unfold = (t->N - 1) * v->in_chans * v->patch_size * v->patch_size;
   if (unfold > s) s = unfold;
@@ -170,7 +175,7 @@ static double step_flops(const vit_trainer *t) {
   for (int64_t l = 0; l < t->vc.depth; l++) {
     const tr_layer *y = &t->layers[l];
     const int last = l == t->vc.depth - 1, ad = t->lay.blocks[l].adapter.down_w >= 0;
-    const double rows = last ? 1.0 : Nt, Nk = (double)y->L + Nt;
+    const double rows = last ? (double)t->nq : Nt, Nk = (double)y->L + Nt;
     const double tail = 2.0 * rows * (D * D + 2.0 * D * F), attn = 4.0 * rows * Nk * D;
     f += 2.0 * Nt * 3.0 * D * D + attn + tail + (ad ? 4.0 * rows * D * r : 0.0);
     if (y->level == TR_ADAPTER) f += 6.0 * rows * D * r;
@@ -183,6 +188,36 @@ static double step_flops(const vit_trainer *t) {
 /* ---------------------------------------------------------------------------------------- */
 /* Create / destroy                                                                          */
 
+/* The per-image kinds: sizes in range, and no combination the sequence layout cannot hold. */
+static scl_err check_prompt_config(const vit_config *v, const pet_config *cfg) {
+  const uint32_t in_depth = v->depth >= 32 ? 0xffffffffu : (1u << v->depth) - 1u;
+  if (cfg->kinds & PET_INPUT_PROMPT) {
+    if (cfg->input_tokens < 1 || cfg->input_tokens > 4096)
+      return SCL_ERROR(SCL_ERR_ARG, "input prompts: input_tokens %lld is outside [1, 4096]",
+                       (long long)cfg->input_tokens);
+    if (cfg->kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW | PET_SSF))
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "input prompts (after the class token) cannot be combined with VPT or SSF");
+  }
+  if (cfg->kinds & PET_SAMPLE_PREFIX) {
+    if (cfg->sample_prefix_len < 1 || cfg->sample_prefix_len > 4096)
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "per-image prefixes: sample_prefix_len %lld is outside [1, 4096]",
+                       (long long)cfg->sample_prefix_len);
+    if (cfg->sample_prefix_layers == 0 || (cfg->sample_prefix_layers & ~in_depth))
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "per-image prefixes: sample_prefix_layers 0x%x names no block or a block "
+                       ">= depth %lld",
+                       cfg->sample_prefix_layers, (long long)v->depth);
+    if ((cfg->kinds & PET_PREFIX) && (cfg->prefix_layers & cfg->sample_prefix_layers))
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "shared and per-image prefixes on the same blocks (0x%x): one prefix per "
+                       "block",
+                       cfg->prefix_layers & cfg->sample_prefix_layers);
+  }
+  return SCL_OK;
+}
+
 static scl_err check_config(const vit_model *m, const pet_config *cfg, int64_t max_batch,
                             int threads) {
   SCL_CHECK(m, SCL_ERR_ARG, "trainer without a backbone");
@@ -190,8 +225,10 @@ static scl_err check_config(const vit_model *m, const pet_config *cfg, int64_t m
             "trainer max_batch %lld is outside [1, 2^20]", (long long)max_batch);
   SCL_CHECK(threads >= 0 && threads <= 1024, SCL_ERR_ARG,
             "trainer thread count %d is outside [0, 1024]", threads);
-  const unsigned all = PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_VPT_SHALLOW | PET_PREFIX;
+  const unsigned all = PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_VPT_SHALLOW | PET_PREFIX |
+                       PET_INPUT_PROMPT | PET_SAMPLE_PREFIX;
   if (cfg->kinds & ~all) return SCL_ERROR(SCL_ERR_ARG, "unknown PET kinds 0x%x", cfg->kinds);
+  SCL_CALL(check_prompt_config(&m->cfg, cfg));
   if ((cfg->kinds & PET_VPT_DEEP) && (cfg->kinds & PET_VPT_SHALLOW))
     return SCL_ERROR(SCL_ERR_ARG, "VPT cannot be both deep and shallow");
   if ((cfg->kinds & PET_PREFIX) && (cfg->prefix_len < 1 || cfg->prefix_layers == 0))
@@ -217,7 +254,10 @@ static scl_err trainer_setup(vit_trainer *t, int engine) {
   const vit_config *v = &t->vc;
   t->N = vit_config_tokens(v);
   t->Nt = pet_config_tokens(v, &t->pc);
-  t->T = t->Nt - t->N;
+  t->Tin = (t->pc.kinds & PET_INPUT_PROMPT) ? t->pc.input_tokens : 0;
+  t->T = t->Nt - t->N - t->Tin;
+  t->nq = t->pc.pool_input_tokens ? 1 + t->Tin : 1;
+  t->per_image = (t->pc.kinds & (PET_INPUT_PROMPT | PET_SAMPLE_PREFIX)) != 0;
   t->D = v->width, t->F = v->mlp_hidden, t->H = v->heads;
   t->r = (t->pc.kinds & PET_ADAPTER) ? t->pc.adapter_dim : 0;
   if (t->pc.kinds == 0 && !engine) return SCL_OK;
@@ -288,10 +328,47 @@ static scl_err frozen_forward(vit_trainer *t, const float *images, int64_t B, fl
   return SCL_OK;
 }
 
-static scl_err check_call(const vit_trainer *t, const pet_params *p, int64_t B, const char *what) {
+/* Kinds whose tensors live in pet_params (the per-image kinds come with each call). */
+#define TR_TENSOR_KINDS (PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_VPT_SHALLOW | PET_PREFIX)
+
+/* The per-image inputs the config needs are all there, and io is absent without them. */
+static scl_err check_io(const vit_trainer *t, const vit_prompt_io *io, const char *what) {
+  const int needs = (t->pc.kinds & (PET_INPUT_PROMPT | PET_SAMPLE_PREFIX)) != 0;
+  if (!needs && io)
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "trainer %s: per-image prompt inputs given, but the trainer has neither input "
+                     "prompts nor per-image prefixes",
+                     what);
+  if (needs && !io)
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "trainer %s: the trainer's %s need per-image prompt inputs (vit_prompt_io), "
+                     "none given",
+                     what,
+                     (t->pc.kinds & PET_INPUT_PROMPT) ? "input prompts" : "per-image prefixes");
+  if (!needs) return SCL_OK;
+  if ((t->pc.kinds & PET_INPUT_PROMPT) && !io->tokens)
+    return SCL_ERROR(SCL_ERR_ARG, "trainer %s: input prompts without vit_prompt_io.tokens", what);
+  for (int64_t l = 0; l < PET_MAX_LAYERS; l++) {
+    const int want = l < t->vc.depth && t->layers[l].sample;
+    if (want && (!io->pk[l] || !io->pv[l]))
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "trainer %s: per-image prefixes at block %lld without pk[%lld] "
+                       "and pv[%lld]",
+                       what, (long long)l, (long long)l, (long long)l);
+    if (!want && (io->pk[l] || io->pv[l] || io->dpk[l] || io->dpv[l]))
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "trainer %s: per-image prefixes given at block %lld, which has none "
+                       "(sample_prefix_layers 0x%x)",
+                       what, (long long)l, t->pc.sample_prefix_layers);
+  }
+  return SCL_OK;
+}
+
+static scl_err check_call(const vit_trainer *t, const pet_params *p, int64_t B,
+                          const vit_prompt_io *io, const char *what) {
   SCL_CHECK(B >= 1 && B <= t->max_batch, SCL_ERR_ARG, "trainer %s of %lld images (at most %lld)",
             what, (long long)B, (long long)t->max_batch);
-  char have[64], want[64];
+  char have[96], want[96];
   pet_kinds_format(t->pc.kinds, want, sizeof want);
   if (p && (p->cfg.kinds != t->pc.kinds || (t->pc.kinds && p->count != t->pet_count)))
     return SCL_ERROR(SCL_ERR_ARG,
@@ -299,9 +376,10 @@ static scl_err check_call(const vit_trainer *t, const pet_params *p, int64_t B, 
                      "(%lld floats)",
                      what, pet_kinds_format(p->cfg.kinds, have, sizeof have), (long long)p->count,
                      want, (long long)t->pet_count);
-  if (t->pc.kinds && !p)
+  if ((t->pc.kinds & TR_TENSOR_KINDS) && !p)
     return SCL_ERROR(SCL_ERR_ARG, "trainer %s: the trainer has PET kinds %s but no PET block", what,
                      want);
+  SCL_CALL(check_io(t, io, what));
   return SCL_OK;
 }
 
@@ -313,13 +391,13 @@ static void run_team(vit_trainer *t, vit_pool_fn fn, void *job) {
   openblas_set_num_threads(blas_threads);
 }
 
-scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *images, int64_t B,
-                            const vit_dropout_key *key, float *cls_out) {
-  SCL_CALL(check_call(t, p, B, "forward"));
-  SCL_CHECK(images && cls_out, SCL_ERR_ARG, "trainer forward: NULL images or output");
+scl_err vit_trainer_forward_io(vit_trainer *t, const pet_params *p, const float *images, int64_t B,
+                               const vit_dropout_key *key, const vit_prompt_io *io, float *out) {
+  SCL_CALL(check_call(t, p, B, io, "forward"));
+  SCL_CHECK(images && out, SCL_ERR_ARG, "trainer forward: NULL images or output");
   t->fwd_B = 0;
   if (t->pc.kinds == 0) {
-    SCL_CALL(frozen_forward(t, images, B, cls_out));
+    SCL_CALL(frozen_forward(t, images, B, out));
     t->fwd_B = B;
     return SCL_OK;
   }
@@ -327,12 +405,13 @@ scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *im
   if (masked && !key->index)
     return SCL_ERROR(SCL_ERR_ARG, "trainer forward: dropout key without sample indices");
   tr_fwd_job job = {.t = t,
-                    .param = p->param,
+                    .param = p ? p->param : NULL,
                     .images = images,
                     .B = B,
                     .key = masked ? key : NULL,
+                    .io = io,
                     .keep = 1,
-                    .cls_out = cls_out,
+                    .cls_out = out,
                     .n_chunks = tr_chunks(B, t->threads)};
   run_team(t, tr_forward_thread, &job);
   t->fwd_B = B;
@@ -340,14 +419,22 @@ scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *im
   return SCL_OK;
 }
 
-scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls, int64_t B) {
-  SCL_CALL(check_call(t, p, B, "backward"));
+scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *images, int64_t B,
+                            const vit_dropout_key *key, float *cls_out) {
+  SCL_CALL(vit_trainer_forward_io(t, p, images, B, key, NULL, cls_out));
+  return SCL_OK;
+}
+
+scl_err vit_trainer_backward_io(vit_trainer *t, pet_params *p, const float *dout, int64_t B,
+                                const vit_prompt_io *io) {
+  SCL_CALL(check_call(t, p, B, io, "backward"));
+  SCL_CHECK(dout, SCL_ERR_ARG, "trainer backward: NULL output gradient");
   SCL_CHECK(t->fwd_B == B, SCL_ERR_ARG, "trainer backward of %lld images after a forward of %lld",
             (long long)B, (long long)t->fwd_B);
   if (t->pc.kinds == 0) return SCL_OK; /* nothing upstream of the features trains */
   const int64_t stride = scl_pad_floats(t->pet_count), n = tr_chunks(B, t->threads);
   memset(t->gpart, 0, (size_t)(stride * (n - 1)) * sizeof(float));
-  tr_bwd_job job = {t, p->param, p->grad, dcls, B, n, 0};
+  tr_bwd_job job = {t, p ? p->param : NULL, p ? p->grad : NULL, dout, io, B, n, 0};
   run_team(t, tr_backward_thread, &job);
   for (int64_t k = 1; k < n; k++) { /* in chunk order: the sum does not depend on scheduling */
     const float *g = t->gpart + (k - 1) * stride;
@@ -356,26 +443,58 @@ scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls, i
   return SCL_OK;
 }
 
+scl_err vit_trainer_backward(vit_trainer *t, pet_params *p, const float *dcls, int64_t B) {
+  SCL_CALL(vit_trainer_backward_io(t, p, dcls, B, NULL));
+  return SCL_OK;
+}
+
+/* io with every input pointer moved to image b0 (gradients are not read by inference). */
+static vit_prompt_io io_from(const vit_trainer *t, const vit_prompt_io *io, int64_t b0) {
+  vit_prompt_io o = {0};
+  if (io->tokens) o.tokens = io->tokens + b0 * t->Tin * t->D;
+  for (int64_t l = 0; l < t->vc.depth; l++) {
+    const int64_t s = b0 * t->layers[l].L * t->D;
+    if (io->pk[l]) o.pk[l] = io->pk[l] + s;
+    if (io->pv[l]) o.pv[l] = io->pv[l] + s;
+  }
+  return o;
+}
+
+scl_err vit_trainer_infer_io(vit_trainer *t, const pet_params *p, const float *images, int64_t B,
+                             const vit_prompt_io *io, float *out) {
+  SCL_CHECK(images && out, SCL_ERR_ARG, "trainer inference: NULL images or output");
+  SCL_CHECK(B >= 1, SCL_ERR_ARG, "trainer inference of %lld images", (long long)B);
+  if (t->pc.kinds == 0 || (!p && !(t->pc.kinds & ~TR_TENSOR_KINDS))) {
+    SCL_CALL(check_io(t, io, "inference")); /* the pre-trained model: io never applies */
+    SCL_CALL(frozen_forward(t, images, B, out));
+    return SCL_OK;
+  }
+  SCL_CALL(check_call(t, p, 1, io, "inference"));
+  const int64_t img = t->vc.in_chans * t->vc.img_size * t->vc.img_size;
+  for (int64_t b0 = 0; b0 < B; b0 += t->max_batch) {
+    const int64_t n = B - b0 < t->max_batch ? B - b0 : t->max_batch;
+    const vit_prompt_io shifted = io ? io_from(t, io, b0) : (vit_prompt_io){0};
+    tr_fwd_job job = {.t = t,
+                      .param = p ? p->param : NULL,
+                      .images = images + b0 * img,
+                      .B = n,
+                      .io = io ? &shifted : NULL,
+                      .cls_out = out + b0 * t->D,
+                      .n_chunks = tr_chunks(n, t->threads)};
+    run_team(t, tr_forward_thread, &job);
+  }
+  return SCL_OK;
+}
+
 scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *images, int64_t B,
                           float *cls_out) {
   SCL_CHECK(images && cls_out, SCL_ERR_ARG, "trainer inference: NULL images or output");
   SCL_CHECK(B >= 1, SCL_ERR_ARG, "trainer inference of %lld images", (long long)B);
-  if (!p || p->cfg.kinds == 0) {
+  if (!p || p->cfg.kinds == 0) { /* the pre-trained model, whatever the trainer's kinds */
     SCL_CALL(frozen_forward(t, images, B, cls_out));
     return SCL_OK;
   }
-  SCL_CALL(check_call(t, p, 1, "inference"));
-  const int64_t img = t->vc.in_chans * t->vc.img_size * t->vc.img_size;
-  for (int64_t b0 = 0; b0 < B; b0 += t->max_batch) {
-    const int64_t n = B - b0 < t->max_batch ? B - b0 : t->max_batch;
-    tr_fwd_job job = {.t = t,
-                      .param = p->param,
-                      .images = images + b0 * img,
-                      .B = n,
-                      .cls_out = cls_out + b0 * t->D,
-                      .n_chunks = tr_chunks(n, t->threads)};
-    run_team(t, tr_forward_thread, &job);
-  }
+  SCL_CALL(vit_trainer_infer_io(t, p, images, B, NULL, cls_out));
   return SCL_OK;
 }
 

@@ -9,8 +9,12 @@
  * stored statistics, GELU inputs (and SSF'd qkv) from the stored linear outputs, attention
  * probabilities per (image, head). The residual stream's gradient lives in w_x and the block
  * walks it down in place: every path into the stream (identity, adapter, MLP, attention)
- * accumulates into it. The last block's tail runs on the packed class rows, as in the forward,
- * and its gradient is scattered back to token rows before LayerNorm 1. */
+ * accumulates into it. The last block's tail runs on the packed output rows (nq per image), as
+ * in the forward, and its gradient is scattered back to token rows before LayerNorm 1.
+ *
+ * Per-image prompt inputs (job->io): the gradient of image b's prefix rows goes straight into
+ * row b of dpk[l] / dpv[l], and that of its input tokens into row b of dtokens, from the stream
+ * gradient at block 0's input; images belong to one chunk each, so no copies are needed. */
 #include <string.h>
 
 #include "safecl/nn.h"
@@ -39,7 +43,7 @@ static const float *off(const float *p, int64_t o) { return p ? p + o : NULL; }
 static bwd_io bind(const bwd_ctx *c, int64_t l) {
   const vit_trainer *t = c->t;
   const tr_layer *y = &t->layers[l];
-  const int64_t D = t->D, R0 = c->R0, Tc = l == t->vc.depth - 1 ? c->b0 : R0;
+  const int64_t D = t->D, R0 = c->R0, Tc = l == t->vc.depth - 1 ? c->b0 * t->nq : R0;
   bwd_io io;
   io.x0 = off(y->x0, R0 * D);
   io.mean1 = off(y->mean1, R0);
@@ -125,34 +129,46 @@ static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
   nn_linear_backward(io->t2, NULL, NULL, dpo, NULL, bp->proj_w, rows, D, D);
 }
 
-/* The last block's packed class-row gradient (n rows at dx) -> token rows (zero elsewhere). */
+/* The last block's packed output-row gradient (nq rows per image at dx) -> token rows (zero
+ * elsewhere). */
 static void scatter_class_rows(const bwd_ctx *c, float *dx) {
   const vit_trainer *t = c->t;
-  const int64_t D = t->D, Nt = t->Nt;
+  const int64_t D = t->D, Nt = t->Nt, nq = t->nq;
   float *tmp = t->w_y + c->R0 * D;
-  memcpy(tmp, dx, (size_t)(c->n * D) * sizeof(float));
+  memcpy(tmp, dx, (size_t)(c->n * nq * D) * sizeof(float));
   zero(dx, c->n * Nt * D);
   for (int64_t i = 0; i < c->n; i++)
-    memcpy(dx + i * Nt * D, tmp + i * D, (size_t)D * sizeof(float));
+    memcpy(dx + i * Nt * D, tmp + i * nq * D, (size_t)(nq * D) * sizeof(float));
 }
 
 /* Attention down to dqkv (prefix gradients), then, at TR_FULL, to the block input. */
 static void attention_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, tr_grad *g,
                                const vit_block_params *bp, int64_t l) {
   const vit_trainer *t = c->t;
-  const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt;
+  const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt, L = t->layers[l].L;
   const int last = l == t->vc.depth - 1;
+  const int64_t nq = last ? t->nq : Nt;
+  const vit_prompt_io *pio = c->job->io;
   const float *qkv = io->qkv;
   if (pp->ssf_s[PET_SSF_QKV]) {
     nn_ssf_forward(io->qkv2, io->qkv, pp->ssf_s[PET_SSF_QKV], pp->ssf_b[PET_SSF_QKV], rows, 3 * D);
     qkv = io->qkv2;
   }
   zero(io->dqkv, rows * 3 * D);
-  for (int64_t i = 0; i < c->n; i++)
+  for (int64_t i = 0; i < c->n; i++) {
+    const float *pk = pp->pk, *pv = pp->pv;
+    float *dpk = g->pk, *dpv = g->pv;
+    if (t->layers[l].sample) { /* row b0 + i of the per-image prefixes and their gradients */
+      const int64_t o = (c->b0 + i) * L * D;
+      pk = pio->pk[l] + o, pv = pio->pv[l] + o;
+      dpk = pio->dpk[l] ? pio->dpk[l] + o : NULL;
+      dpv = pio->dpv[l] ? pio->dpv[l] + o : NULL;
+    }
     for (int64_t h = 0; h < t->H; h++)
-      nn_attention_head_backward(io->dqkv + i * Nt * 3 * D, g->pk, g->pv, c->scratch,
-                                 io->t2 + i * (last ? 1 : Nt) * D, qkv + i * Nt * 3 * D, pp->pk,
-                                 pp->pv, t->layers[l].L, last ? 1 : Nt, Nt, t->H, D / t->H, h);
+      nn_attention_head_backward(io->dqkv + i * Nt * 3 * D, dpk, dpv, c->scratch,
+                                 io->t2 + i * nq * D, qkv + i * Nt * 3 * D, pk, pv, L, nq, Nt, t->H,
+                                 D / t->H, h);
+  }
   if (t->layers[l].level < TR_FULL) return;
   if (pp->ssf_s[PET_SSF_QKV])
     nn_ssf_backward_inplace(io->dqkv, g->ssf_s[PET_SSF_QKV], g->ssf_b[PET_SSF_QKV], io->qkv,
@@ -168,29 +184,52 @@ static void attention_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet 
   nn_layernorm_backward(io->dx, NULL, NULL, io->t1, io->x0, bp->norm1_w, io->mean1, io->rstd1, rows,
                         D);
   if (pp->prompts) { /* appended before this block: their gradient stops here */
-    nn_vpt_backward(g->prompts, io->dx, c->n, t->N, t->T, D);
-    for (int64_t i = 0; i < c->n; i++) zero(io->dx + (i * Nt + t->N) * D, t->T * D);
+    nn_vpt_backward(g->prompts, io->dx, c->n, t->N + t->Tin, t->T, D);
+    for (int64_t i = 0; i < c->n; i++) zero(io->dx + (i * Nt + t->N + t->Tin) * D, t->T * D);
   }
 }
 
-/* dcls -> SSF_norm -> final LayerNorm -> packed class rows of the stream gradient. */
+/* dout -> (pooled tokens: dout / Tin on each token row, 0 on the class row) -> SSF_norm -> final
+ * LayerNorm -> packed output rows (nq per image) of the stream gradient. */
 static void final_backward(const bwd_ctx *c) {
   const vit_trainer *t = c->t;
-  const int64_t D = t->D, b0 = c->b0, n = c->n;
-  const float *dcls = c->job->dcls + b0 * D;
+  const int64_t D = t->D, b0 = c->b0, nq = t->nq, rows = c->n * nq;
+  const float *dy = c->job->dcls + b0 * D;
   float *dx = t->w_x + c->R0 * D, *t1 = t->w_a + c->R0 * D, *t2 = t->w_b + c->R0 * D;
+  const float *xf = t->xf + b0 * nq * D, *mean = t->meanf + b0 * nq, *rstd = t->rstdf + b0 * nq;
+  if (nq > 1) { /* the mean's gradient: dout / Tin on every token row, 0 on the class row */
+    const float inv = 1.0f / (float)(nq - 1);
+    for (int64_t i = 0; i < c->n; i++) {
+      zero(t1 + i * nq * D, D);
+      for (int64_t j = 1; j < nq; j++)
+        for (int64_t d = 0; d < D; d++) t1[(i * nq + j) * D + d] = dy[i * D + d] * inv;
+    }
+    dy = t1;
+  }
   const pet_ssf *sn = &t->lay.ssf_norm;
   if (sn->scale >= 0) {
     const float *s = c->job->param + sn->scale;
-    nn_layernorm_recompute(t2, t->xf + b0 * D, t->meanf + b0, t->rstdf + b0, t->m->p.norm_w,
-                           t->m->p.norm_b, n, D);
-    zero(t1, n * D);
-    nn_ssf_backward(t1, c->grad + sn->scale, c->grad + sn->shift, dcls, t2, s, n, D);
-    dcls = t1;
+    nn_layernorm_recompute(t2, xf, mean, rstd, t->m->p.norm_w, t->m->p.norm_b, rows, D);
+    zero(dx, rows * D);
+    nn_ssf_backward(dx, c->grad + sn->scale, c->grad + sn->shift, dy, t2, s, rows, D);
+    memcpy(t1, dx, (size_t)(rows * D) * sizeof(float));
+    dy = t1;
   }
-  zero(dx, n * D);
-  nn_layernorm_backward(dx, NULL, NULL, dcls, t->xf + b0 * D, t->m->p.norm_w, t->meanf + b0,
-                        t->rstdf + b0, n, D);
+  zero(dx, rows * D);
+  nn_layernorm_backward(dx, NULL, NULL, dy, xf, t->m->p.norm_w, mean, rstd, rows, D);
+}
+
+/* Input tokens: dtokens rows of this chunk's images += the token rows of dL/dx_0 (the position
+ * embedding is a constant). */
+static void tokens_backward(const bwd_ctx *c) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, n = t->Tin * D;
+  float *dt = c->job->io->dtokens;
+  for (int64_t i = 0; i < c->n; i++) {
+    const float *src = t->w_x + (c->R0 + i * t->Nt + 1) * D;
+    float *dst = dt + (c->b0 + i) * n;
+    for (int64_t k = 0; k < n; k++) dst[k] += src[k];
+  }
 }
 
 /* SSF after the patch embedding: its gradients from the patch rows of dL/dx_0. */
@@ -201,8 +240,8 @@ static void embed_backward(const bwd_ctx *c) {
   const float *s = c->job->param + sp->scale;
   for (int64_t i = 0; i < c->n; i++)
     nn_ssf_backward(NULL, c->grad + sp->scale, c->grad + sp->shift,
-                    t->w_x + (c->R0 + i * t->Nt + 1) * D, t->patch + (c->b0 + i) * Np * D, s, Np,
-                    D);
+                    t->w_x + (c->R0 + i * t->Nt + 1 + t->Tin) * D, t->patch + (c->b0 + i) * Np * D,
+                    s, Np, D);
 }
 
 /* One chunk of images, top to bottom. */
@@ -215,7 +254,7 @@ static void backward_chunk(bwd_ctx *c) {
     tr_grad g = tr_grad_at(t, c->grad, l);
     const vit_block_params *bp = &t->m->p.blocks[l];
     const bwd_io io = bind(c, l);
-    const int64_t rows = l == t->vc.depth - 1 ? c->n : c->n * t->Nt;
+    const int64_t rows = l == t->vc.depth - 1 ? c->n * t->nq : c->n * t->Nt;
     if (t->layers[l].level == TR_ADAPTER) {
       adapter_backward(c, &io, &pp, &g, NULL, rows);
       continue;
@@ -224,6 +263,7 @@ static void backward_chunk(bwd_ctx *c) {
     attention_backward(c, &io, &pp, &g, bp, l);
   }
   if (l < 0 && t->lay.ssf_patch.scale >= 0) embed_backward(c);
+  if (l < 0 && t->Tin > 0 && c->job->io->dtokens) tokens_backward(c);
 }
 
 void tr_backward_thread(void *arg, int tid, int nthreads) {
@@ -241,8 +281,11 @@ void tr_backward_thread(void *arg, int tid, int nthreads) {
                  t->scratch + tid * t->scratch_stride};
     int64_t b1;
     tr_chunk(job->B, job->n_chunks, k, &c.b0, &b1);
-    c.n = b1 - c.b0;
-    c.R0 = c.b0 * t->Nt;
-    backward_chunk(&c);
+    const int64_t step = t->per_image ? 1 : b1 - c.b0; /* as the forward (vit_trainer_forward.c) */
+    for (; c.b0 < b1; c.b0 += step) {
+      c.n = step;
+      c.R0 = c.b0 * t->Nt;
+      backward_chunk(&c);
+    }
   }
 }

@@ -2,8 +2,9 @@
  * points), vit_trainer_forward.c, vit_trainer_backward.c and vit_trainer_dropout.c (private to
  * src/model).
  *
- * Memory. Everything is sized at create for max_batch images of Nt = N + T tokens (T VPT
- * prompts) and R = max_batch * Nt rows:
+ * Memory. Everything is sized at create for max_batch images of Nt = N + Tin + T tokens (Tin
+ * per-image input tokens after the class token, T VPT prompts after the patches) and
+ * R = max_batch * Nt rows:
  *   - per block, a cache of what its backward needs, no more (tr_layer; which tensors a block
  *     keeps depends on how deep the backward must go through it, tr_level);
  *   - one working set (R rows of x, y, a, b, qkv, hidden...) that serves as the forward's
@@ -48,11 +49,12 @@ typedef struct tr_grad {
 } tr_grad;
 
 /* A block's cache; NULL members are not kept at this block's level. "tail" rows are R for
- * every block but the last, whose tail (after attention) runs on the class tokens alone, packed
- * one row per image. */
+ * every block but the last, whose tail (after attention) runs on the first nq rows of each image
+ * alone (the class token, and the input tokens when they are pooled), packed nq rows per image. */
 typedef struct tr_layer {
   tr_level level;
   int64_t L;            /* prefix length at this block (0: none) */
+  int sample;           /* the prefix is per image (vit_prompt_io.pk/pv), else pet_params' */
   float *x0;            /* (R, D) block input, prompts included */
   float *mean1, *rstd1; /* (R) LayerNorm 1 statistics */
   float *qkv;           /* (R, 3D) qkv linear output (before SSF) */
@@ -69,12 +71,15 @@ struct vit_trainer {
   vit_config vc;
   pet_config pc;
   int64_t max_batch, N, T, Nt, D, F, H, r;
+  int64_t Tin;   /* per-image input tokens at rows [1, 1 + Tin) (PET_INPUT_PROMPT), else 0 */
+  int64_t nq;    /* rows per image the last block's tail computes: 1 + Tin when pooled, else 1 */
+  int per_image; /* per-image inputs: chunks run image by image (vit_trainer_forward.c) */
   int threads;
   vit_pool *pool;
   pet_layout lay;    /* where each PET tensor sits in a matching pet_params */
   int64_t pet_count; /* floats of a matching pet_params (lay.count) */
   tr_layer *layers;
-  float *xf, *meanf, *rstdf; /* (max_batch, D), (max_batch): final LayerNorm input, statistics */
+  float *xf, *meanf, *rstdf; /* (max_batch nq, D), (max_batch nq): final LayerNorm input, stats */
   float *patch;              /* SSF: (max_batch * (N - 1), D) patch embedding before its SSF */
   float *cache_block;
   /* working set (R rows unless stated) */
@@ -82,7 +87,7 @@ struct vit_trainer {
   float *w_qkv, *w_qkv2;        /* (R, 3D); w_qkv2 only with SSF */
   float *w_h;                   /* (R, F) */
   float *w_ad;                  /* (R, 2r) adapter pre-activation and hidden / backward scratch */
-  float *w_cls;                 /* (max_batch, D) packed class rows during inference */
+  float *w_cls;                 /* (max_batch nq, D) packed tail rows during inference */
   float *scratch;               /* threads x scratch_stride */
   int64_t scratch_stride;
   float *gpart; /* (chunks - 1) x pet_count: gradient copies of chunks 1.. */
@@ -122,6 +127,7 @@ typedef struct tr_fwd_job {
   const float *images;
   int64_t B;
   const vit_dropout_key *key; /* NULL: no dropout */
+  const vit_prompt_io *io;    /* per-image inputs, row 0 = image 0 of the job; NULL: none */
   int keep;
   float *cls_out;
   int64_t n_chunks;
@@ -134,6 +140,7 @@ typedef struct tr_bwd_job {
   const float *param;
   float *grad; /* chunk 0's target; chunks 1.. use t->gpart */
   const float *dcls;
+  const vit_prompt_io *io;
   int64_t B;
   int64_t n_chunks;
   atomic_llong next;

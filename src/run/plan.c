@@ -76,6 +76,12 @@ static double classifier_gflop(double n, double D, double M, double C) {
   return (project * 2.0 + gram + search_gram + search + solve) / 1e9;
 }
 
+/* Training images per epoch: all n, or with train.drop_last the complete batches only. */
+static int64_t trained_images(const run_trial_cfg *cfg, int64_t n) {
+  int64_t B = cfg->method.batch > 0 ? cfg->method.batch : 1;
+  return cfg->method.drop_last ? n / B * B : n;
+}
+
 void run_plan_price(const run_trial_cfg *cfg, run_plan *p, const learn_method_ops *ops,
                     const vit_config *vc, int64_t n_classes) {
   const run_plan_rates *r = &p->rates;
@@ -90,7 +96,7 @@ void run_plan_price(const run_trial_cfg *cfg, run_plan *p, const learn_method_op
     if (c.train_passes == 0.0) s->epochs = 0;
     int64_t fresh = s->n_test - tested; /* frozen networks see each test image once */
     tested = s->n_test;
-    s->gflop[0] = c.train_passes * (double)s->n_train * fwd_gflop;
+    s->gflop[0] = c.train_passes * (double)trained_images(cfg, s->n_train) * fwd_gflop;
     s->gflop[1] = (double)c.feature_nets * (double)s->n_train * fwd_gflop;
     s->gflop[2] = ((double)c.frozen_nets * (double)fresh +
                    (double)(c.feature_nets - c.frozen_nets) * (double)s->n_test) *

@@ -9,6 +9,11 @@
  * (epoch, next batch) goes into the checkpoint, and a resumed session continues from it with the
  * same numbers as an uninterrupted one.
  *
+ * With train.drop_last an epoch ends before its last batch when that batch is incomplete
+ * (floor(n / B) steps instead of ceil(n / B), as a DataLoader with drop_last=True), so every step
+ * sees B images; the step count given to train_begin and the checkpoint positions are those
+ * steps.
+ *
  * On a group of G ranks every rank walks the same epoch order; of each global batch it reads
  * and transforms only its shard (learn_shard), while the labels and sample indices of the whole
  * batch go to the method for the batch-wide loss terms. Reading can fail on one rank alone (a
@@ -31,6 +36,11 @@ typedef struct loop_buffers {
 } loop_buffers;
 
 static uint32_t epoch_key(int t, int64_t epoch) { return (uint32_t)t * 4096u + (uint32_t)epoch; }
+
+/* Steps of an epoch over n images in batches of B (train.drop_last: complete batches only). */
+static int64_t epoch_steps(const trial_state *st, int64_t n, int64_t B) {
+  return st->cfg->method.drop_last ? n / B : (n + B - 1) / B;
+}
 
 static scl_err ensure_scratch(loop_buffers *b, const data_train_params *p) {
   size_t need = data_train_transform_scratch_bytes(b->img.w, b->img.h, p);
@@ -108,7 +118,7 @@ static int closes_record(int64_t every, int64_t k, int64_t steps) {
 static scl_err run_epoch(trial_state *st, const learn_session *s, loop_buffers *b,
                          const int64_t *idx, const int32_t *labels, int64_t n,
                          const learn_train_plan *plan, int64_t e, int64_t k0, double *sums) {
-  int64_t steps = (n + plan->batch - 1) / plan->batch;
+  int64_t steps = epoch_steps(st, n, plan->batch);
   uint32_t ekey = epoch_key(s->t, e);
   SCL_CALL(data_shuffle((uint64_t)st->cfg->seed, ekey, n, b->perm));
   for (int64_t k = k0; k < steps; k++) {
@@ -148,10 +158,16 @@ scl_err trial_train_session(trial_state *st, const learn_session *s, const int64
   if (!ops->train_plan) return SCL_OK;
   learn_train_plan plan = ops->train_plan(st->method, s);
   if (plan.epochs <= 0 || n == 0) return SCL_OK;
-  int64_t steps = (n + plan.batch - 1) / plan.batch;
+  int64_t steps = epoch_steps(st, n, plan.batch),
+          used = steps * plan.batch < n ? steps * plan.batch : n;
   loop_buffers b = {0};
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, alloc_loop(&b, plan.batch, n, st->cfg->crop, st->group.size), done);
+  if (steps == 0)
+    SCL_WARN(
+        "session %d: %lld training images, fewer than train.batch = %lld with "
+        "train.drop_last: its epochs take no step",
+        s->t + 1, (long long)n, (long long)plan.batch);
   SCL_CALL_GOTO(err, ops->train_begin(st->method, s, steps), done);
   if (resume_epoch >= 0)
     SCL_CALL_GOTO(err, run_group_agree(&st->group, trial_checkpoint_load_method(st)), done);
@@ -164,7 +180,7 @@ scl_err trial_train_session(trial_state *st, const learn_session *s, const int64
     SCL_CALL_GOTO(err, ops->train_epoch_end(st->method, s, e), done);
     SCL_INFO("session %d epoch %lld/%lld: %.1f s, %.2f img/s", s->t + 1, (long long)e + 1,
              (long long)plan.epochs, scl_now() - t0,
-             (double)(n - k0 * plan.batch) / (scl_now() - t0));
+             (double)(k0 < steps ? used - k0 * plan.batch : 0) / (scl_now() - t0));
     SCL_CALL_GOTO(err, trial_step_boundary(st, s->t, e + 1, 0), done);
   }
   SCL_CALL_GOTO(err, ops->train_end(st->method, s), done);

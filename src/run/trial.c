@@ -4,7 +4,10 @@
  * the classes seen so far (docs/architecture.md section 4).
  *
  * Features of frozen networks (the pre-trained model) never change, so their test features are
- * cached across sessions: each test image goes through a frozen network once per trial.
+ * cached across sessions: each test image goes through a frozen network once per trial. A
+ * predict-only network (its output is already the prediction's input, e.g. logits) is never
+ * passed the training list; a batch-wise diagnostic network (test_batch > 0) runs on
+ * label-sorted batches of each list it predicts (batchwise.c) and is never cached.
  *
  * On a group of ranks (docs/architecture.md section 2) every rank opens the same data and walks the
  * same lists; feature extraction is sharded (rank r takes its learn_shard of every list), the
@@ -162,26 +165,49 @@ static scl_err test_features(trial_state *st, int k, const learn_network *net, c
   return SCL_OK;
 }
 
-/* Features of this rank's shard of the session's samples idx[0..n) through every network the
- * method names: rows [*lo, *hi) of the list. */
-static scl_err session_features(trial_state *st, const learn_session *s, int train,
-                                const int64_t *idx, int64_t n, float **feats, int *n_nets,
-                                int64_t *lo, int64_t *hi) {
+/* The lists whose features a session extracts: the training list for the classifier's fit,
+ * the validation split (training images), the test list. */
+typedef enum { LIST_FIT = 0, LIST_VAL, LIST_TEST } list_kind;
+
+/* Features of this rank's shard of the list idx[0..n) (mapped labels `labels`) through every
+ * network the method names: rows [*lo, *hi) of the list. A predict-only network gets no
+ * features for the fit (its slot stays NULL); a batch-wise network (test_batch > 0) runs on
+ * the label-sorted batches of the whole list on every kind of list (run_extract_batchwise), so
+ * its predictor is defined the same way wherever it is evaluated. The loop visits every network
+ * on every rank even after a failure, because the batch-wise extraction is collective. */
+static scl_err session_features(trial_state *st, const learn_session *s, list_kind kind,
+                                const int64_t *idx, const int32_t *labels, int64_t n, float **feats,
+                                int *n_nets, int64_t *lo, int64_t *hi) {
   learn_network nets[LEARN_MAX_NETWORKS];
   *n_nets = st->method->ops->networks(st->method, s, nets);
   learn_shard(n, st->group.size, st->group.rank, lo, hi);
   const int64_t *mine = idx + *lo, count = *hi - *lo;
-  run_extract_opts o = {
-      (int)st->cfg->resize,           (int)st->cfg->crop, NULL, NULL, st->cfg->eval_batch,
-      "train (classifier statistics)"};
+  const data_dataset *ds = kind == LIST_TEST ? st->test : st->train;
+  run_extract_opts o = {(int)st->cfg->resize,
+                        (int)st->cfg->crop,
+                        NULL,
+                        NULL,
+                        st->cfg->eval_batch,
+                        kind == LIST_FIT   ? "train (classifier statistics)"
+                        : kind == LIST_VAL ? "validation"
+                                           : "test"};
+  scl_err err = SCL_OK;
   for (int k = 0; k < *n_nets; k++) {
-    SCL_CALL(scl_alloc((size_t)((count ? count : 1) * nets[k].dim) * sizeof(float),
-                       "session features", (void **)&feats[k]));
-    if (train)
-      SCL_CALL(run_extract(&nets[k], st->train, mine, count, &o, feats[k], NULL, NULL));
-    else
-      SCL_CALL(test_features(st, k, &nets[k], mine, count, feats[k]));
+    const learn_network *net = &nets[k];
+    if (kind == LIST_FIT && net->predict_only) continue;
+    if (!err)
+      err = scl_alloc((size_t)((count ? count : 1) * net->dim) * sizeof(float), "session features",
+                      (void **)&feats[k]);
+    if (net->test_batch > 0) {
+      err = run_group_agree(&st->group, err);
+      if (!err) err = run_extract_batchwise(net, ds, idx, labels, n, &o, st->group.comm, feats[k]);
+    } else if (!err && kind == LIST_TEST) {
+      err = test_features(st, k, net, mine, count, feats[k]);
+    } else if (!err) {
+      err = run_extract(net, ds, mine, count, &o, feats[k], NULL, NULL);
+    }
   }
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -211,16 +237,17 @@ static scl_err shard_positions(int64_t lo, int64_t hi, int64_t **pos) {
   return SCL_OK;
 }
 
-/* Predictions of every predictor for the list idx[0..n) (pred: P x n, on every rank): features
- * and predictions of this rank's shard, then gathered. */
-static scl_err predict_list(trial_state *st, const learn_session *s, int train, const int64_t *idx,
-                            int64_t n, int32_t *pred) {
+/* Predictions of every predictor for the list idx[0..n) with mapped labels `labels` (pred: P x n,
+ * on every rank): features and predictions of this rank's shard, then gathered. The labels only
+ * order the batches of a batch-wise diagnostic network (session_features). */
+static scl_err predict_list(trial_state *st, const learn_session *s, list_kind kind,
+                            const int64_t *idx, const int32_t *labels, int64_t n, int32_t *pred) {
   float *feats[LEARN_MAX_NETWORKS] = {0};
   int32_t *mine = NULL;
   int n_nets = 0;
   int64_t lo = 0, hi = 0;
   const int P = st->metrics->n_predictors;
-  scl_err err = session_features(st, s, train, idx, n, feats, &n_nets, &lo, &hi);
+  scl_err err = session_features(st, s, kind, idx, labels, n, feats, &n_nets, &lo, &hi);
   if (!err)
     err = scl_alloc((size_t)(P * (hi > lo ? hi - lo : 1)) * sizeof(int32_t), "predictions",
                     (void **)&mine);
@@ -304,7 +331,8 @@ static scl_err evaluate_validation(trial_state *st, const learn_session *s) {
                 scl_alloc((size_t)(st->metrics->n_predictors * st->n_val) * 4,
                           "validation predictions", (void **)&pred),
                 done);
-  SCL_CALL_GOTO(err, predict_list(st, s, 1, st->val_idx, st->n_val, pred), done);
+  SCL_CALL_GOTO(err, predict_list(st, s, LIST_VAL, st->val_idx, st->val_labels, st->n_val, pred),
+                done);
   run_metrics_record_val(st->metrics, s->t, pred, st->val_labels, st->n_val);
 done:
   scl_free(pred);
@@ -317,7 +345,7 @@ static scl_err fit_session(trial_state *st, const learn_session *s, const int64_
   float *feats[LEARN_MAX_NETWORKS] = {0};
   int64_t lo = 0, hi = 0, *pos = NULL;
   int n_nets = 0;
-  scl_err err = session_features(st, s, 1, idx, n, feats, &n_nets, &lo, &hi);
+  scl_err err = session_features(st, s, LIST_FIT, idx, labels, n, feats, &n_nets, &lo, &hi);
   if (!err) err = shard_positions(lo, hi, &pos);
   err = run_group_agree(&st->group, err);
   if (!err)
@@ -358,7 +386,7 @@ static scl_err run_session(trial_state *st, int t) {
                 scl_alloc((size_t)(st->metrics->n_predictors * (nt ? nt : 1)) * 4, "predictions",
                           (void **)&pred),
                 done);
-  SCL_CALL_GOTO(err, predict_list(st, &s, 0, tidx, nt, pred), done);
+  SCL_CALL_GOTO(err, predict_list(st, &s, LIST_TEST, tidx, tlabels, nt, pred), done);
   SCL_CALL_GOTO(err, test_groups(st, tidx, tlabels, nt, &group), done);
   run_metrics_record(st->metrics, t, pred, tlabels, group, nt);
   SCL_CALL_GOTO(err, evaluate_validation(st, &s), done);

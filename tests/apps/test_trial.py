@@ -13,6 +13,9 @@
    RanPAC's and SAFE's trial.h5 record every session's ridge searches (/ridge_search): one per
    session (RanPAC) or two (SAFE: fast, slow), each choosing its candidate of smallest
    validation error; a resumed trial writes the same table.
+   train.drop_last: SAFE (heads only) with 24 and 12 training images per session in batches of
+   5 takes floor(n / 5) steps per epoch (4 and 2; ceil without it), every step closing a loss
+   record with train.log_every = 1, and a trial killed mid-session resumes to the same records.
 3. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
    domain, every session evaluated on all domains' test images.
 Exits non-zero on any failure.
@@ -342,6 +345,46 @@ def test_pet_methods(safecl, tmp):
     check(same, "SAFE with an adapter killed mid-session and resumed: identical matrices and losses")
 
 
+def test_drop_last(safecl, tmp):
+    """train.drop_last: an epoch's incomplete last batch is skipped (epochs x floor(n / B) steps),
+    and checkpoint positions count those steps (a kill mid-session resumes to the same curve)."""
+    base = ["train", "method.name=safe", "method.pet=none", "dataset.format=synthetic",
+            "dataset.synthetic.classes=8", "dataset.synthetic.train_per_class=6",
+            "dataset.synthetic.test_per_class=3", "dataset.synthetic.difficulty=0.35",
+            "dataset.init_cls=4", "dataset.increment=2", "backbone.arch=vit_tiny_patch16_224",
+            "train.epochs_first=2", "train.epochs_later=1", "train.batch=5", "method.rp.dim=256",
+            "method.ridge.lo_exp=-2", "method.ridge.hi_exp=4", "method.safe.fast_cc=1",
+            "eval.batch=8", "train.log_every=1"]
+    steps = {}
+    for drop in ("true", "false"):
+        d = os.path.join(tmp, "drop_last_%s" % drop)
+        p = run(safecl, base + ["train.drop_last=" + drop, "run.dir=" + d])
+        check(p.returncode == 0, "SAFE with train.drop_last=%s runs" % drop)
+        if p.returncode:
+            return
+        with h5py.File(os.path.join(d, "trial.h5"), "r") as f:
+            loss = f["losses"][...]
+        steps[drop] = [[int(np.sum((loss[:, 0] == t) & (loss[:, 1] == e))) for e in range(2)]
+                       for t in range(3)]
+        if drop == "true":
+            ref_loss = loss
+    check(steps["true"] == [[4, 4], [2, 0], [2, 0]],
+          "drop_last: floor(24/5) = 4 and floor(12/5) = 2 steps per epoch: %s" % steps["true"])
+    check(steps["false"] == [[5, 5], [3, 0], [3, 0]],
+          "without drop_last: ceil(24/5) = 5 and ceil(12/5) = 3 steps per epoch: %s" % steps["false"])
+    d = os.path.join(tmp, "drop_last_kill")
+    args = base + ["train.drop_last=true", "train.ckpt_every=3", "run.dir=" + d]
+    env = dict(os.environ, SAFECL_FAULT_KILL_AFTER_CKPT="2")
+    k = subprocess.run([safecl] + args, capture_output=True, text=True, env=env)
+    r = run(safecl, args)
+    same = False
+    if k.returncode == -9 and r.returncode == 0:
+        with h5py.File(os.path.join(d, "trial.h5"), "r") as f:
+            same = np.array_equal(f["losses"][...], ref_loss, equal_nan=True)
+    check(same, "drop_last: killed after checkpoint 2 (inside session 1's second epoch) "
+          "and resumed: the same loss records")
+
+
 def make_domainnet(root, rng, domains, classes, per):
     for d_i, dom in enumerate(domains):
         for split, n in (("train", per), ("test", per // 2)):
@@ -397,6 +440,53 @@ def test_domain_incremental(safecl, tmp):
     check(attrs["protocol"] == "domain-incremental", "protocol recorded as domain-incremental")
 
 
+def test_coda_prompt(safecl, tmp):
+    """CODA-Prompt end to end (tiny random ViT, 3 sessions, batch 10 with drop_last), its
+    configuration errors, and a kill mid-session and after session 1 with resumes that end with
+    the uninterrupted accuracy matrix and loss curve."""
+    base = ["train", "dataset.format=synthetic", "dataset.synthetic.classes=8",
+            "dataset.synthetic.train_per_class=6", "dataset.synthetic.test_per_class=3",
+            "dataset.synthetic.difficulty=0.35", "dataset.init_cls=4", "dataset.increment=2",
+            "backbone.arch=vit_tiny_patch16_224", "method.name=coda_prompt",
+            "method.prompt.pool=12", "method.prompt.length=4", "method.prompt.g_layers=0",
+            "method.prompt.e_layers=2", "train.optimizer=adam", "train.lr=0.01",
+            "train.weight_decay=0", "train.epochs_first=2", "train.epochs_later=1",
+            "train.batch=10", "train.drop_last=true", "eval.batch=7"]
+    ref_dir = os.path.join(tmp, "coda_ref")
+    p = run(safecl, base + ["run.dir=" + ref_dir])
+    check(p.returncode == 0, "coda_prompt trains and evaluates end to end")
+    if p.returncode:
+        return
+    with h5py.File(os.path.join(ref_dir, "trial.h5"), "r") as f:
+        ref = f["predictors/coda_prompt/acc_matrix"][...]
+        ref_loss = f["losses"][...]
+    # drop_last: 24, 12, 12 training images in batches of 10 -> 2, 1, 1 steps; one record per epoch
+    check(ref.shape == (3, 3) and ref_loss.shape[0] == 2 + 1 + 1 and
+          np.isfinite(ref_loss[:, 3]).all(), "coda_prompt: 3 x 3 accuracy matrix, finite losses")
+    p = run(safecl, base + ["method.prompt.protocol=pilot_diag",
+                            "run.dir=" + os.path.join(tmp, "coda_diag")])
+    check(p.returncode != 0 and "per image" in p.stderr,
+          "coda_prompt refuses protocol = pilot_diag, saying why")
+    p = run(safecl, base + ["method.prompt.pool=2", "run.dir=" + os.path.join(tmp, "coda_pool")])
+    check(p.returncode != 0 and "cannot be shared by 3 sessions" in p.stderr,
+          "coda_prompt refuses fewer components than sessions")
+    for env_key, n, what in (("SAFECL_FAULT_KILL_AFTER_CKPT", "1", "mid-session (checkpoint 1)"),
+                             ("SAFECL_FAULT_KILL_AFTER_SESSION", "1", "after session 1")):
+        d = os.path.join(tmp, "coda_kill_%s" % env_key[-4:])
+        extra = ["train.ckpt_every=1"] if env_key.endswith("CKPT") else []
+        env = dict(os.environ, **{env_key: n})
+        k = subprocess.run([safecl] + base + extra + ["run.dir=" + d], capture_output=True,
+                           text=True, env=env)
+        r = run(safecl, base + extra + ["run.dir=" + d])
+        same = False
+        if k.returncode == -9 and r.returncode == 0:
+            with h5py.File(os.path.join(d, "trial.h5"), "r") as f:
+                same = np.array_equal(f["predictors/coda_prompt/acc_matrix"][...], ref,
+                                      equal_nan=True) and \
+                    np.array_equal(f["losses"][...], ref_loss, equal_nan=True)
+        check(same, "coda_prompt killed %s and resumed: identical accuracy matrix and losses" % what)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--safecl", required=True)
@@ -407,6 +497,8 @@ def main():
         test_aper_without_pet_is_simplecil(a.safecl, tmp)
         test_pet_methods(a.safecl, tmp)
         test_safe_mid_session_resume(a.safecl, tmp)
+        test_coda_prompt(a.safecl, tmp)
+        test_drop_last(a.safecl, tmp)
     if failures:
         print("test_trial: %d failure(s)" % len(failures))
         sys.exit(1)
