@@ -176,10 +176,12 @@ typedef struct learn_state_entry {
  * slight overestimate for frozen weights), feature_nets networks through which every training
  * image (classifier statistics) and every test image are passed, frozen_nets of which are
  * frozen (their test features are computed once per trial), rp_learners ridge classifiers of
- * width M fitted per session. */
+ * width M fitted per session, test_nets forwards through which every test image (and no
+ * training image) passes each session (predict-only networks). */
 typedef struct learn_cost {
   double train_passes;
   int feature_nets, frozen_nets, rp_learners;
+  int test_nets;
 } learn_cost;
 
 typedef struct learn_method learn_method;

@@ -112,7 +112,7 @@ static void aper_destroy(learn_method **m) {
 
 static learn_cost aper_cost(const learn_method_cfg *cfg, int t) {
   int tune = t == 0 && strcmp(cfg->pet, "none") != 0;
-  return (learn_cost){tune ? 2.0 * (double)cfg->epochs_first : 0.0, 2, 2, 0};
+  return (learn_cost){tune ? 2.0 * (double)cfg->epochs_first : 0.0, 2, 2, 0, 0};
 }
 
 static scl_err aper_create(const learn_context *ctx, learn_method **out);

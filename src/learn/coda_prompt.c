@@ -474,7 +474,7 @@ static void coda_destroy(learn_method **m) {
  * the training images for a classifier. */
 static learn_cost coda_cost(const learn_method_cfg *cfg, int t) {
   const int64_t epochs = t == 0 ? cfg->epochs_first : cfg->epochs_later;
-  return (learn_cost){3.05 * (double)epochs, 2, 0, 0};
+  return (learn_cost){.train_passes = 3.05 * (double)epochs, .test_nets = 2};
 }
 
 static scl_err coda_create(const learn_context *ctx, learn_method **out);

@@ -114,7 +114,7 @@ static void ranpac_destroy(learn_method **m) {
 
 static learn_cost ranpac_cost(const learn_method_cfg *cfg, int t) {
   int tune = t == 0 && strcmp(cfg->pet, "none") != 0;
-  return (learn_cost){tune ? 2.0 * (double)cfg->epochs_first : 0.0, 1, 1, 1};
+  return (learn_cost){tune ? 2.0 * (double)cfg->epochs_first : 0.0, 1, 1, 1, 0};
 }
 
 static scl_err ranpac_create(const learn_context *ctx, learn_method **out);

@@ -228,8 +228,8 @@ static learn_cost safe_cost(const learn_method_cfg *cfg, int t) {
       cfg->fast_forwards == 2 && strstr(cfg->pet, "adapter") && cfg->adapter_dropout > 0.0 ? 2 : 1;
   double first = (pet ? 4.0 : 2.0) + 1.0, later = (pet ? 2.0 * fwd : 1.0) + 1.0;
   return (learn_cost){
-      t == 0 ? first * (double)cfg->epochs_first : later * (double)cfg->epochs_later, nets, 0,
-      nets};
+      t == 0 ? first * (double)cfg->epochs_first : later * (double)cfg->epochs_later, nets, 0, nets,
+      0};
 }
 
 static scl_err safe_create(const learn_context *ctx, learn_method **out);

@@ -69,7 +69,7 @@ static void simplecil_destroy(learn_method **m) {
 
 static learn_cost simplecil_cost(const learn_method_cfg *cfg, int t) {
   (void)cfg, (void)t;
-  return (learn_cost){0.0, 1, 1, 0};
+  return (learn_cost){0.0, 1, 1, 0, 0};
 }
 
 static scl_err simplecil_create(const learn_context *ctx, learn_method **out);

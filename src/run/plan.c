@@ -92,14 +92,14 @@ void run_plan_price(const run_trial_cfg *cfg, run_plan *p, const learn_method_op
   p->total_gflop = p->total_seconds = 0.0;
   for (int t = 0; t < p->n_sessions; t++) {
     run_plan_session *s = &p->s[t];
-    learn_cost c = ops->cost ? ops->cost(&cfg->method, t) : (learn_cost){0, 1, 1, 0};
+    learn_cost c = ops->cost ? ops->cost(&cfg->method, t) : (learn_cost){0, 1, 1, 0, 0};
     if (c.train_passes == 0.0) s->epochs = 0;
     int64_t fresh = s->n_test - tested; /* frozen networks see each test image once */
     tested = s->n_test;
     s->gflop[0] = c.train_passes * (double)trained_images(cfg, s->n_train) * fwd_gflop;
     s->gflop[1] = (double)c.feature_nets * (double)s->n_train * fwd_gflop;
     s->gflop[2] = ((double)c.frozen_nets * (double)fresh +
-                   (double)(c.feature_nets - c.frozen_nets) * (double)s->n_test) *
+                   (double)(c.feature_nets - c.frozen_nets + c.test_nets) * (double)s->n_test) *
                   fwd_gflop;
     s->gflop[3] =
         c.rp_learners * classifier_gflop((double)s->n_train, D_feat, M, (double)n_classes);

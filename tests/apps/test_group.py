@@ -8,6 +8,9 @@ Checks, each against the one-rank run of the same config:
     accuracy matrix and the epoch loss curve within 1e-5;
   - APER (adapter tuner + prototypes), SimpleCIL and RanPAC (adapter phase 1 + random projection,
     ridge solver forced to ScaLAPACK and to LAPACK): accuracy matrices within 1e-5;
+  - L2P (the training vote over the global batch, summed prompt gradients) and DualPrompt with
+    pilot_diag (the diagnostic's whole batches per rank) at 2 ranks, batch 7: every predictor's
+    accuracy matrix and the epoch loss curve within 1e-5;
   - SAFE's and RanPAC's /ridge_search (every session's searches): the same entries, candidates
     and chosen lambdas, validation errors within 1e-5 as the losses (relative to max(|v|, 1):
     the float32 features of a group differ in the last bits, 1e-5 to 8e-5 relative in the errors);
@@ -149,6 +152,13 @@ def test_equivalence(tmp):
         "ranpac": COMMON + ["method.name=ranpac", "method.pet=adapter", "train.epochs_first=1",
                             "train.batch=7", "method.rp.dim=300", "method.ridge.lo_exp=-2",
                             "method.ridge.hi_exp=4"],
+        "l2p": COMMON + ["method.name=l2p", "train.epochs_first=1", "train.epochs_later=1",
+                         "train.batch=7", "train.optimizer=adam", "train.t_max=0",
+                         "method.prompt.pool=4", "method.prompt.top_k=2"],
+        "dualprompt": COMMON + ["method.name=dualprompt", "train.epochs_first=1",
+                                "train.epochs_later=1", "train.batch=7", "train.optimizer=adam",
+                                "train.t_max=0", "method.prompt.pool=2",
+                                "method.prompt.protocol=pilot_diag"],
     }
     for name, args in others.items():
         code, _, err = train(args, 1, os.path.join(tmp, name + "_1"))
@@ -157,7 +167,7 @@ def test_equivalence(tmp):
             print(err[-3000:])
             continue
         base = results(os.path.join(tmp, name + "_1"))
-        variants = [(n, []) for n in (2, 4)]
+        variants = [(n, []) for n in ((2,) if name in ("l2p", "dualprompt") else (2, 4))]
         if name == "ranpac":
             variants = [(n, ["linalg.solver=" + s]) for n in (2, 4) for s in ("scalapack", "lapack")]
         for n, extra in variants:

@@ -16,7 +16,9 @@
    train.drop_last: SAFE (heads only) with 24 and 12 training images per session in batches of
    5 takes floor(n / 5) steps per epoch (4 and 2; ceil without it), every step closing a loss
    record with train.log_every = 1, and a trial killed mid-session resumes to the same records.
-3. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
+3. L2P and DualPrompt with the pilot_diag protocol: both predictors stored, kill and resume
+   mid-session identical, DualPrompt's per-image outcomes identical at eval.batch 1 and 5.
+4. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
    domain, every session evaluated on all domains' test images.
 Exits non-zero on any failure.
 """
@@ -385,6 +387,60 @@ def test_drop_last(safecl, tmp):
           "and resumed: the same loss records")
 
 
+def test_prompt_methods(safecl, tmp):
+    """L2P and DualPrompt end to end with protocol = pilot_diag: the method's predictor and the
+    diagnostic "pilot_diag" stored under their own names, finite losses of three terms; a trial
+    killed after checkpoint 2 (inside session 1) and resumed ends with identical matrices and
+    losses; DualPrompt's honest predictions per test image are identical at eval.batch 1 and 5
+    (the diagnostic's are not required to be)."""
+    base = ["train", "dataset.format=synthetic", "dataset.synthetic.classes=6",
+            "dataset.synthetic.train_per_class=5", "dataset.synthetic.test_per_class=3",
+            "dataset.synthetic.difficulty=0.35", "dataset.init_cls=2", "dataset.increment=2",
+            "backbone.arch=vit_tiny_patch16_224", "train.epochs_first=1", "train.epochs_later=1",
+            "train.batch=4", "train.optimizer=adam", "train.lr=0.01", "train.weight_decay=0",
+            "train.t_max=0", "method.prompt.protocol=pilot_diag", "method.prompt.pool=4",
+            "method.prompt.top_k=2", "eval.batch=5", "train.ckpt_every=2"]
+    for method in ("l2p", "dualprompt"):
+        args = base + ["method.name=" + method] + (
+            ["method.prompt.top_k=1"] if method == "dualprompt" else [])
+        ref_dir, kill_dir = (os.path.join(tmp, "%s_%s" % (method, x)) for x in ("ref", "kill"))
+        p = run(safecl, args + ["run.dir=" + ref_dir])
+        check(p.returncode == 0, "%s trains and evaluates end to end" % method)
+        if p.returncode:
+            continue
+        with h5py.File(os.path.join(ref_dir, "trial.h5"), "r") as f:
+            names = sorted(f["predictors"])
+            loss = f["losses"][...]
+            ref = {n: f["predictors/%s/acc_matrix" % n][...] for n in names}
+        check(names == sorted([method, "pilot_diag"]),
+              "%s stores its predictor and pilot_diag under their own names: %s" % (method, names))
+        check(loss.shape[0] == 3 and np.isfinite(loss[:, 3:6]).all(),
+              "%s: one finite loss record (total, ce, key similarity) per session" % method)
+        env = dict(os.environ, SAFECL_FAULT_KILL_AFTER_CKPT="2")
+        k = subprocess.run([safecl] + args + ["run.dir=" + kill_dir], capture_output=True,
+                           text=True, env=env)
+        r = run(safecl, args + ["run.dir=" + kill_dir])
+        same = False
+        if k.returncode == -9 and r.returncode == 0:
+            with h5py.File(os.path.join(kill_dir, "trial.h5"), "r") as f:
+                same = all(np.array_equal(f["predictors/%s/acc_matrix" % n][...], ref[n],
+                                          equal_nan=True) for n in names) and \
+                    np.array_equal(f["losses"][...], loss, equal_nan=True)
+        check(same, "%s killed mid-session (exit %d) and resumed: identical matrices and losses"
+              % (method, k.returncode))
+        if method != "dualprompt":
+            continue
+        one_dir = os.path.join(tmp, "dualprompt_eval1")
+        p = run(safecl, args + ["eval.batch=1", "run.dir=" + one_dir])
+        same = False
+        if p.returncode == 0:
+            with h5py.File(os.path.join(ref_dir, "trial.h5"), "r") as a, \
+                 h5py.File(os.path.join(one_dir, "trial.h5"), "r") as b:
+                same = np.array_equal(a["predictors/dualprompt/correct"][...],
+                                      b["predictors/dualprompt/correct"][...])
+        check(same, "dualprompt: every test image's honest outcome identical at eval.batch 1 and 5")
+
+
 def make_domainnet(root, rng, domains, classes, per):
     for d_i, dom in enumerate(domains):
         for split, n in (("train", per), ("test", per // 2)):
@@ -499,6 +555,7 @@ def main():
         test_safe_mid_session_resume(a.safecl, tmp)
         test_coda_prompt(a.safecl, tmp)
         test_drop_last(a.safecl, tmp)
+        test_prompt_methods(a.safecl, tmp)
     if failures:
         print("test_trial: %d failure(s)" % len(failures))
         sys.exit(1)

@@ -1,0 +1,355 @@
+/* dualprompt.c: DualPrompt (Wang et al., ECCV 2022) as PILOT runs it (docs/methods.md h): G-prompts
+ * (key and value prefixes shared by every image) at blocks [0, g_layers), and an E-prompt pool of
+ * M slots at the next e_layers blocks with one key per slot shared by those blocks; the feature is
+ * the class token, the head a linear layer over all classes trained on the session's columns.
+ * Loss: CE over [K_old, K_seen) minus pull x the similarity of the query to the used key.
+ *
+ * Session t trains slot t (copied from slot t - 1 when the session starts) without key matching
+ * while t < M; from t = M on the slot is chosen by key matching (voted over the global batch with
+ * method.prompt.vote_train, as PILOT's batch-wise selection). Testing picks each image's slot by
+ * its own query (top-1 over all M keys) and gives it its own prefixes (docs/methods.md f.6); the
+ * PILOT test protocol (batch vote over the call and the reshaped E-prefix layout) is only the
+ * diagnostic network "pilot_diag" (method.prompt.protocol = pilot_diag). Every prefix reaches the
+ * trainer per image (vit_prompt_io): the G-prompts are copied to every row and their gradients
+ * summed back, an E-slot's gradient is summed onto the slot of its image. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "safecl/prompt.h"
+#include "safecl/tuning.h"
+
+#define TAG_DP_HEAD 1401u
+#define TAG_DP_G 1402u
+#define TAG_DP_E 1403u
+#define TAG_DP_KEYS 1404u
+
+typedef struct dualprompt {
+  learn_method base;
+  learn_method_cfg cfg;
+  vit_model *backbone; /* shared, not owned */
+  const dist_comm *comm;
+  int64_t C, D, M, L, G, E, Bbuf; /* L prefix length, G/E prompted blocks */
+  int diag;
+  learn_prompt_params p;
+  int64_t off_g, off_e, off_keys; /* G (G, 2, L, D), E (E, 2, M, L, D), keys (M, D) */
+  vit_trainer *trainer;
+  learn_prompt_io io;
+  float *q, *qn, *qsq, *kn, *ksq, *sim, *dkn, *feat, *dfeat, *scratch;
+  int64_t *idx, *counts;
+} dualprompt;
+
+static float *g_prompt(dualprompt *d, float *base, int64_t layer, int kv) {
+  return base + d->off_g + (layer * 2 + kv) * d->L * d->D;
+}
+static float *e_prompt(dualprompt *d, float *base, int64_t layer, int kv, int64_t slot) {
+  return base + d->off_e + ((layer * 2 + kv) * d->M + slot) * d->L * d->D;
+}
+
+/* Slot of every one of the first B images into d->idx: `fixed` >= 0 for all, or top-1 key
+ * matching of the queries (then voted over `comm`, NULL: no vote). */
+static scl_err dp_select(dualprompt *d, const float *images, int64_t B, int64_t fixed,
+                         const dist_comm *comm) {
+  if (B > 0) SCL_CALL(learn_prompt_query(d->backbone, images, B, d->q));
+  learn_prompt_l2norm_forward(d->qn, d->qsq, d->q, B, d->D);
+  learn_prompt_l2norm_forward(d->kn, d->ksq, d->p.param + d->off_keys, d->M, d->D);
+  if (fixed >= 0) {
+    for (int64_t b = 0; b < B; b++) d->idx[b] = fixed;
+    return SCL_OK;
+  }
+  learn_prompt_similarity(d->sim, d->qn, d->kn, B, d->M, d->D);
+  learn_prompt_topk(d->idx, d->sim, B, d->M, 1);
+  if (comm) SCL_CALL(learn_prompt_vote_group(comm, d->idx, B, 1, d->M, d->counts));
+  return SCL_OK;
+}
+
+/* Per-image prefixes of the first B images. reshape: PILOT's E-prefix layout (f.6). */
+static void dp_prefixes(dualprompt *d, int64_t B, int reshape) {
+  const size_t bytes = (size_t)(d->L * d->D) * sizeof(float);
+  const int64_t row = d->L * d->D;
+  for (int64_t l = 0; l < d->G; l++)
+    for (int64_t b = 0; b < B; b++) {
+      memcpy(d->io.pk[l] + b * row, g_prompt(d, d->p.param, l, 0), bytes);
+      memcpy(d->io.pv[l] + b * row, g_prompt(d, d->p.param, l, 1), bytes);
+    }
+  for (int64_t e = 0; e < d->E; e++)
+    for (int64_t b = 0; b < B; b++)
+      for (int r = 0; r < 2; r++) {
+        int64_t src = b;
+        int role = r;
+        if (reshape) learn_prompt_pilot_reshape(B, b, r, &src, &role);
+        float *dst = (r == 0 ? d->io.pk[d->G + e] : d->io.pv[d->G + e]) + b * row;
+        memcpy(dst, e_prompt(d, d->p.param, e, role, d->idx[src]), bytes);
+      }
+}
+
+static learn_train_plan dp_train_plan(learn_method *m, const learn_session *s) {
+  dualprompt *d = (dualprompt *)m;
+  return (learn_train_plan){.epochs = s->t == 0 ? d->cfg.epochs_first : d->cfg.epochs_later,
+                            .batch = d->cfg.batch,
+                            .n_terms = 3,
+                            .term_names = {"total", "ce", "key_similarity"}};
+}
+
+static scl_err dp_train_begin(learn_method *m, const learn_session *s, int64_t steps) {
+  dualprompt *d = (dualprompt *)m;
+  (void)steps;
+  learn_prompt_adam_reset(&d->p); /* a fresh optimizer every session (f.8) */
+  if (s->t >= 1 && s->t < d->M)   /* h.4: slot t starts as a copy of slot t - 1 */
+    for (int64_t e = 0; e < d->E; e++)
+      for (int kv = 0; kv < 2; kv++)
+        memcpy(e_prompt(d, d->p.param, e, kv, s->t), e_prompt(d, d->p.param, e, kv, s->t - 1),
+               (size_t)(d->L * d->D) * sizeof(float));
+  return SCL_OK;
+}
+
+static scl_err dp_train_step(learn_method *m, const learn_session *s, const learn_batch *b,
+                             double *losses) {
+  dualprompt *d = (dualprompt *)m;
+  const int64_t B = b->B, D = d->D, row = d->L * D;
+  SCL_CHECK(b->B_global <= d->Bbuf, SCL_ERR_INTERNAL,
+            "DualPrompt step of %lld images (buffers for %lld)", (long long)b->B_global,
+            (long long)d->Bbuf);
+  learn_prompt_zero_grad(&d->p);
+  SCL_CALL(dp_select(d, b->images, B, s->t < d->M ? s->t : -1,
+                     d->cfg.prompt_vote_train ? d->comm : NULL));
+  dp_prefixes(d, B, 0);
+  vit_prompt_io io = learn_prompt_io_view(&d->io, 0, 1);
+  if (B > 0)
+    SCL_CALL(
+        vit_trainer_forward_io(d->trainer, NULL, b->images, B, NULL, &io, d->feat + b->offset * D));
+  double ce = 0.0;
+  SCL_CALL(learn_prompt_head_step(d->comm, &d->p, b, d->feat, d->dfeat, d->scratch, s->class_lo,
+                                  s->class_hi, &ce));
+  if (B > 0) {
+    learn_prompt_io_zero_grad(&d->io, B);
+    SCL_CALL(vit_trainer_backward_io(d->trainer, NULL, d->dfeat + b->offset * D, B, &io));
+  }
+  for (int64_t l = 0; l < d->G + d->E; l++)
+    for (int kv = 0; kv < 2; kv++) {
+      const float *src = kv == 0 ? d->io.dpk[l] : d->io.dpv[l];
+      for (int64_t r = 0; r < B; r++) {
+        float *g = l < d->G ? g_prompt(d, d->p.grad, l, kv)
+                            : e_prompt(d, d->p.grad, l - d->G, kv, d->idx[r]);
+        for (int64_t i = 0; i < row; i++) g[i] += src[r * row + i];
+      }
+    }
+  /* pull term S = (1/B_global) sum_b qn_b . kn_idx_b (docs/methods.md h.3) */
+  const double scale = -d->cfg.prompt_pull / (double)b->B_global;
+  double S = 0.0;
+  memset(d->dkn, 0, (size_t)(d->M * D) * sizeof(float));
+  for (int64_t r = 0; r < B; r++) {
+    const int64_t id = d->idx[r];
+    const float *qr = d->qn + r * D;
+    double dot = 0.0;
+    for (int64_t i = 0; i < D; i++) dot += (double)qr[i] * d->kn[id * D + i];
+    S += dot;
+    for (int64_t i = 0; i < D; i++) d->dkn[id * D + i] += (float)(scale * qr[i]);
+  }
+  learn_prompt_l2norm_backward(d->p.grad + d->off_keys, d->dkn, d->kn, d->ksq, d->M, D);
+  if (dist_comm_size(d->comm) > 1) SCL_CALL(dist_allreduce_f64(d->comm, &S, 1, DIST_SUM));
+  S /= (double)b->B_global;
+  SCL_CALL(learn_prompt_sync(d->comm, &d->p));
+  learn_prompt_adam_step(&d->p, learn_tune_lr(&d->cfg, b->epoch), d->cfg.weight_decay);
+  losses[0] = ce - d->cfg.prompt_pull * S;
+  losses[1] = ce;
+  losses[2] = S;
+  return SCL_OK;
+}
+
+static scl_err dp_no_op(learn_method *m, const learn_session *s, int64_t epoch) {
+  (void)m, (void)s, (void)epoch;
+  return SCL_OK;
+}
+static scl_err dp_train_end(learn_method *m, const learn_session *s) {
+  (void)m, (void)s;
+  return SCL_OK;
+}
+
+/* Logits (B, C); pilot: PILOT's batch vote over the call and reshaped E-prefixes. */
+static scl_err dp_logits(dualprompt *d, const float *images, int64_t B, int pilot, float *out) {
+  const int64_t per = 3 * d->backbone->cfg.img_size * d->backbone->cfg.img_size;
+  SCL_CHECK(!pilot || B <= d->Bbuf, SCL_ERR_INTERNAL,
+            "pilot_diag call of %lld images (the vote spans at most %lld)", (long long)B,
+            (long long)d->Bbuf);
+  for (int64_t i = 0; i < B; i += d->Bbuf) {
+    const int64_t n = B - i < d->Bbuf ? B - i : d->Bbuf;
+    SCL_CALL(dp_select(d, images + i * per, n, -1, pilot ? dist_comm_self() : NULL));
+    dp_prefixes(d, n, pilot);
+    vit_prompt_io io = learn_prompt_io_view(&d->io, 0, 0);
+    SCL_CALL(vit_trainer_infer_io(d->trainer, NULL, images + i * per, n, &io, d->feat));
+    learn_prompt_logits(out + i * d->C, &d->p, d->feat, n, 0, d->C);
+  }
+  return SCL_OK;
+}
+
+static scl_err dp_forward(void *ctx, const float *images, int64_t B, float *out) {
+  return dp_logits(ctx, images, B, 0, out);
+}
+static scl_err dp_forward_diag(void *ctx, const float *images, int64_t B, float *out) {
+  return dp_logits(ctx, images, B, 1, out);
+}
+
+static int dp_networks(learn_method *m, const learn_session *s, learn_network *out) {
+  dualprompt *d = (dualprompt *)m;
+  (void)s;
+  out[0] = (learn_network){
+      .name = "prompted", .dim = d->C, .forward = dp_forward, .ctx = d, .predict_only = 1};
+  if (!d->diag) return 1;
+  out[1] = (learn_network){.name = "pilot_diag",
+                           .dim = d->C,
+                           .forward = dp_forward_diag,
+                           .ctx = d,
+                           .predict_only = 1,
+                           .test_batch = d->cfg.batch};
+  return 2;
+}
+
+static scl_err dp_fit(learn_method *m, const learn_session *s, const float *const *features,
+                      const int32_t *labels, const int64_t *pos, int64_t n) {
+  (void)m, (void)s, (void)features, (void)labels, (void)pos, (void)n; /* nothing to fit */
+  return SCL_OK;
+}
+
+static scl_err dp_predict(learn_method *m, const learn_session *s, const float *const *features,
+                          int64_t n, int32_t *pred) {
+  dualprompt *d = (dualprompt *)m;
+  for (int k = 0; k < 1 + d->diag; k++)
+    learn_prompt_argmax(pred + k * n, features[k], n, d->C, s->class_hi);
+  return SCL_OK;
+}
+
+static int dp_predictors(const learn_method *m, const char **names) {
+  names[0] = "dualprompt";
+  if (!((const dualprompt *)m)->diag) return 1;
+  names[1] = "pilot_diag";
+  return 2;
+}
+
+static int dp_state(learn_method *m, learn_state_entry *out) {
+  return learn_prompt_state(&((dualprompt *)m)->p, out);
+}
+
+static void dp_destroy(learn_method **m) {
+  if (!m || !*m) return;
+  dualprompt *d = (dualprompt *)*m;
+  vit_trainer_destroy(&d->trainer);
+  learn_prompt_params_free(&d->p);
+  learn_prompt_io_free(&d->io);
+  float *f[] = {d->q, d->qn, d->qsq, d->kn, d->ksq, d->sim, d->dkn, d->feat, d->dfeat, d->scratch};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) scl_free(f[i]);
+  scl_free(d->idx);
+  scl_free(d->counts);
+  free(d);
+  *m = NULL;
+}
+
+/* h.5: query 1 F + prompted forward 1.0 F + backward to block 0 1.05 F per training image and
+ * epoch; a test image costs 2 F, twice with the diagnostic network. */
+static learn_cost dp_cost(const learn_method_cfg *cfg, int t) {
+  const int64_t epochs = t == 0 ? cfg->epochs_first : cfg->epochs_later;
+  const int diag = cfg->prompt_protocol && !strcmp(cfg->prompt_protocol, "pilot_diag");
+  return (learn_cost){.train_passes = 3.05 * (double)epochs, .test_nets = diag ? 4 : 2};
+}
+
+static scl_err dp_create(const learn_context *ctx, learn_method **out);
+
+const learn_method_ops learn_dualprompt_ops = {
+    .name = "dualprompt",
+    .label = "DualPrompt",
+    .category = "prompt",
+    .cost_factor = 17.0,
+    .create = dp_create,
+    .cost = dp_cost,
+    .train_plan = dp_train_plan,
+    .train_begin = dp_train_begin,
+    .train_step = dp_train_step,
+    .train_epoch_end = dp_no_op,
+    .train_end = dp_train_end,
+    .networks = dp_networks,
+    .fit = dp_fit,
+    .predict = dp_predict,
+    .predictors = dp_predictors,
+    .state = dp_state,
+    .destroy = dp_destroy,
+};
+
+static scl_err dp_alloc(dualprompt *d, int ranks) {
+  const int64_t B = d->Bbuf, D = d->D, M = d->M;
+  struct {
+    float **p;
+    int64_t n;
+    const char *what;
+  } f[] = {{&d->q, B * D, "DualPrompt queries"},
+           {&d->qn, B * D, "DualPrompt normalised queries"},
+           {&d->qsq, B, "DualPrompt query norms"},
+           {&d->kn, M * D, "DualPrompt normalised keys"},
+           {&d->ksq, M, "DualPrompt key norms"},
+           {&d->sim, B * M, "DualPrompt similarities"},
+           {&d->dkn, M * D, "DualPrompt key gradient"},
+           {&d->feat, B * D, "DualPrompt features"},
+           {&d->dfeat, B * D, "DualPrompt feature gradient"},
+           {&d->scratch, learn_prompt_ce_scratch(B, d->C), "DualPrompt logits"}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    SCL_CALL(scl_calloc((size_t)f[i].n * sizeof(float), f[i].what, (void **)f[i].p));
+  SCL_CALL(scl_calloc((size_t)B * sizeof(int64_t), "DualPrompt selection", (void **)&d->idx));
+  SCL_CALL(scl_calloc((size_t)M * sizeof(int64_t), "DualPrompt vote counts", (void **)&d->counts));
+  const uint32_t layers = (uint32_t)((1ull << (d->G + d->E)) - 1u);
+  SCL_CALL(learn_prompt_io_create(&d->io, B, D, 0, d->L, layers));
+  pet_config pc = {
+      .kinds = PET_SAMPLE_PREFIX, .sample_prefix_len = d->L, .sample_prefix_layers = layers};
+  const int64_t shard = (d->cfg.batch + ranks - 1) / ranks; /* the most rows a rank trains */
+  SCL_CALL(vit_trainer_create(d->backbone, &pc, shard, 0, &d->trainer));
+  return SCL_OK;
+}
+
+static scl_err dp_create(const learn_context *ctx, learn_method **out) {
+  const learn_method_cfg *c = ctx->cfg;
+  const int64_t depth = ctx->backbone->cfg.depth;
+  SCL_CHECK(!strcmp(c->optimizer, "adam"), SCL_ERR_ARG,
+            "method dualprompt: train.optimizer = \"%s\", DualPrompt trains with \"adam\"",
+            c->optimizer);
+  SCL_CHECK(c->prompt_g_length == c->prompt_length || c->prompt_g_layers == 0, SCL_ERR_ARG,
+            "method dualprompt: method.prompt.g_length = %lld differs from method.prompt.length "
+            "= %lld (the trainer takes one prefix length for every block)",
+            (long long)c->prompt_g_length, (long long)c->prompt_length);
+  SCL_CHECK(c->prompt_e_layers >= 1 && c->prompt_g_layers + c->prompt_e_layers <= depth,
+            SCL_ERR_ARG,
+            "method dualprompt: method.prompt.g_layers = %lld plus e_layers = %lld must be at "
+            "most the %lld blocks, with at least one E-layer",
+            (long long)c->prompt_g_layers, (long long)c->prompt_e_layers, (long long)depth);
+  dualprompt *d = calloc(1, sizeof *d);
+  SCL_CHECK(d, SCL_ERR_NOMEM, "dualprompt");
+  d->base.ops = &learn_dualprompt_ops;
+  d->cfg = *c;
+  d->backbone = ctx->backbone;
+  d->comm = ctx->comm ? ctx->comm : dist_comm_self();
+  d->C = ctx->n_classes;
+  d->D = ctx->backbone->cfg.width;
+  d->M = c->prompt_pool;
+  d->L = c->prompt_length;
+  d->G = c->prompt_g_layers;
+  d->E = c->prompt_e_layers;
+  d->Bbuf = c->batch;
+  d->diag = !strcmp(c->prompt_protocol, "pilot_diag");
+  learn_method *m = &d->base;
+  const int64_t numel[3] = {d->G * 2 * d->L * d->D, d->E * 2 * d->M * d->L * d->D, d->M * d->D};
+  int64_t off[3];
+  scl_err err = learn_prompt_params_create(&d->p, d->C, d->D, 3, numel, off);
+  if (!err) err = dp_alloc(d, dist_comm_size(d->comm));
+  if (err) {
+    dp_destroy(&m);
+    return SCL_TRACE(err);
+  }
+  d->off_g = off[0];
+  d->off_e = off[1];
+  d->off_keys = off[2];
+  /* h.1: G, E and keys U(-1, 1); head timm trunc-normal(0.02) with zero bias */
+  learn_prompt_uniform(d->p.param + d->off_g, d->G * 2, d->L * d->D, -1.0f, 1.0f, ctx->seed,
+                       TAG_DP_G);
+  learn_prompt_uniform(d->p.param + d->off_e, d->E * 2 * d->M, d->L * d->D, -1.0f, 1.0f, ctx->seed,
+                       TAG_DP_E);
+  learn_prompt_uniform(d->p.param + d->off_keys, d->M, d->D, -1.0f, 1.0f, ctx->seed, TAG_DP_KEYS);
+  learn_prompt_head_init_rows(&d->p, LEARN_PROMPT_HEAD_TIMM, ctx->seed, TAG_DP_HEAD);
+  *out = m;
+  return SCL_OK;
+}
