@@ -27,8 +27,9 @@ in [0, K0), written as a PyTorch user would write the released models (docs/meth
 
 Attention is timm 0.6's (q k^T scaled, softmax, times v; PyTorch 1.13 has no fused attention on
 the CPU). Runs with torch.set_num_threads(T) and OMP_WAIT_POLICY=PASSIVE (set here unless the
-environment says otherwise). Prints one line with img_per_s=, best_img_per_s=, query_s=, fwd_s=,
-bwd_s= and peak_rss_mb= in the form of `safecl bench train`.
+environment says otherwise). Prints one line with img_per_s=, best_img_per_s=, cpu_s_per_iter=
+(CPU time of every thread per timed step), query_s=, fwd_s=, bwd_s= and peak_rss_mb= in the form
+of `safecl bench train`.
 """
 import argparse
 import os
@@ -224,18 +225,20 @@ def main():
     for _ in range(args.warmup):
         step()
     times, qs, fwd, bwd = [], 0.0, 0.0, 0.0
+    cpu0 = time.process_time()
     for _ in range(args.iters):
         t0 = time.perf_counter()
         a, f, b, loss = step()
         times.append(time.perf_counter() - t0)
         qs, fwd, bwd = qs + a, fwd + f, bwd + b
+    cpu = (time.process_time() - cpu0) / args.iters
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     arch = vit_ref.ALIASES.get(args.arch, args.arch)
     mean, best, n = sum(times) / len(times), min(times), args.iters
     print(f"peer=torch-{torch.__version__} arch={arch} method={args.method} batch={args.batch} "
           f"threads={args.threads} iters={n} s_per_iter={mean:.4f} best_s_per_iter={best:.4f} "
           f"img_per_s={args.batch / mean:.3f} best_img_per_s={args.batch / best:.3f} "
-          f"query_s={qs / n:.4f} fwd_s={fwd / n:.4f} bwd_s={bwd / n:.4f} "
+          f"cpu_s_per_iter={cpu:.4f} query_s={qs / n:.4f} fwd_s={fwd / n:.4f} bwd_s={bwd / n:.4f} "
           f"params={sum(p.numel() for p in params)} loss={loss:.4f} peak_rss_mb={rss_mb:.1f}")
 
 
