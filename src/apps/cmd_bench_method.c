@@ -16,7 +16,9 @@
  *
  * Under `mpirun -np G` each rank holds its learn_shard of the batch's images and the labels and
  * indices of the whole batch, as the training loop hands them; rank 0 prints the group's
- * throughput (global batch / slowest rank's step time). plan_gflop_per_image is the method's
+ * throughput (global batch / slowest rank's step time). cpu_s_per_iter is the CPU time (user +
+ * system, every thread, summed over the ranks) of a timed step: on a shared machine other
+ * processes inflate the wall time of a step far more than its CPU time. plan_gflop_per_image is the method's
  * own cost model (learn_method_ops.cost: frozen-forward units per training image and epoch)
  * times one forward's GFLOP, so gflop_per_s is an estimate, not a count. */
 #include <cblas.h>
@@ -54,6 +56,14 @@ typedef struct method_rig {
   int64_t *labels, *index;
   int32_t *train_labels;
 } method_rig;
+
+/* User plus system CPU seconds of this process so far (every thread). */
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
 
 /* The method's configuration: defaults, the config file, the overrides, then NAME and --batch. */
 static scl_err load_config(const bench_method_args *a, method_rig *r) {
@@ -182,6 +192,7 @@ static scl_err run(const bench_method_args *a, method_rig *r, const dist_comm *w
     SCL_CALL(r->ops->train_step(r->method, &r->session, &batch, losses));
   }
   SCL_CALL(dist_barrier(world));
+  const double cpu0 = cpu_seconds();
   for (long it = 0; it < a->iters; it++, s++) {
     fill_batch(a, r, s, &batch); /* outside the timed step, as the loop's image reading */
     double t0 = scl_now();
@@ -190,10 +201,12 @@ static scl_err run(const bench_method_args *a, method_rig *r, const dist_comm *w
     total += dt;
     if (dt < best) best = dt;
   }
+  double cpu = cpu_seconds() - cpu0;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   double rss = (double)ru.ru_maxrss / 1024.0, times[2] = {total, best};
   SCL_CALL(dist_allreduce_f64(world, times, 2, DIST_MAX)); /* the slowest rank sets the pace */
+  SCL_CALL(dist_allreduce_f64(world, &cpu, 1, DIST_SUM));
   SCL_CALL(dist_allreduce_f64(world, &rss, 1, DIST_MAX));
   if (r->g.rank != 0) return SCL_OK;
   const learn_cost cost = r->ops->cost ? r->ops->cost(&r->cfg.method, 0) : (learn_cost){0};
@@ -204,11 +217,12 @@ static scl_err run(const bench_method_args *a, method_rig *r, const dist_comm *w
   printf(
       "bench=train arch=%s method=%s batch=%ld ranks=%d threads=%d iters=%ld "
       "s_per_iter=%.4f best_s_per_iter=%.4f img_per_s=%.3f best_img_per_s=%.3f "
-      "plan_units_per_image=%.2f plan_gflop_per_image=%.2f gflop_per_s=%.1f loss=%.4f "
+      "cpu_s_per_iter=%.4f plan_units_per_image=%.2f plan_gflop_per_image=%.2f "
+      "gflop_per_s=%.1f loss=%.4f "
       "session_classes=%ld classes=%ld config=%s peak_rss_mb=%.1f\n",
       r->backbone->cfg.name, a->method, a->batch, r->g.size, openblas_get_num_threads(), a->iters,
-      mean, best, ips, (double)a->batch / best, units, gflop, ips * gflop, losses[0],
-      a->session_classes, a->classes, r->config_path, rss);
+      mean, best, ips, (double)a->batch / best, cpu / (double)a->iters, units, gflop, ips * gflop,
+      losses[0], a->session_classes, a->classes, r->config_path, rss);
   return SCL_OK;
 }
 
