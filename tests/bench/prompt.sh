@@ -32,6 +32,9 @@ config=()
 cfg="$here/../../configs/methods/$method.cfg"
 [[ -r "$cfg" ]] && config=(--config "$cfg")
 
+# OpenBLAS 0.3.21 takes a CPU it does not know for Haswell (AVX2 kernels) unless
+# OPENBLAS_CORETYPE names one; both sides load the same OpenBLAS and see the same environment.
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; $(lscpu | sed -n 's/^Model name: *//p')"
 source "$here/alternate.sh"
 run_ours() {
   "$safecl" bench train --arch "$arch" --method "$method" "${config[@]}" --batch "$batch" \
