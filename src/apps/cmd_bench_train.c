@@ -1,4 +1,5 @@
-/* cmd_bench_train.c: `safecl bench train`: throughput and memory of one PET training step.
+/* cmd_bench_train.c: `safecl bench train`: throughput and memory of one PET training step;
+ * with --method, of a registered method's step instead (cmd_bench_method.c).
  *
  * The step is SAFE's per-batch work minus its optional second pass: vit_trainer_forward (keyed,
  * so adapter dropout draws its masks), the cosine head and cross-entropy, the head's backward,
@@ -22,56 +23,96 @@
 
 #include "safecl/bench_args.h"
 #include "safecl/bench_train.h"
+#include "safecl/config.h"
 #include "safecl/core.h"
 #include "safecl/dist_mpi.h"
 #include "safecl/learn.h"
+#include "safecl/method.h"
 #include "safecl/pet.h"
 #include "safecl/run_group.h"
 #include "safecl/tuning.h"
 #include "safecl/vit.h"
 
 typedef struct train_args {
-  const char *arch, *pet;
-  long batch, iters, warmup, threads, seed, classes;
+  const char *arch, *pet, *method, *config;
+  long batch, iters, warmup, threads, seed, classes, session_classes, eval_batch;
+  int n_overrides;
+  char **overrides; /* --method: key=value trial keys, pointers into argv */
 } train_args;
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: safecl bench train --arch A --pet KIND --batch B [--iters N] [--warmup W]\n"
-          "                          [--threads T] [--seed S] [--classes K]\n\n"
+          "                          [--threads T] [--seed S] [--classes K]\n"
+          "       safecl bench train --arch A --method NAME [--batch B] [--config FILE]\n"
+          "                          [--session-classes K0] [--eval-batch E] [--iters N]\n"
+          "                          [--warmup W] [--threads T] [--seed S] [--classes K]\n"
+          "                          [key=value ...]\n\n"
           "  --arch A      ViT preset: %s\n"
           "  --pet KIND    adapter (AdaptFormer, 64, dropout 0.1), ssf, vpt (deep, 5 prompts),\n"
           "                vpt_shallow, prefix (length 5 on every block)\n"
-          "  --batch B     images per step (>= 1)\n"
+          "  --method NAME a registered method's training step in session 1: %s\n"
+          "  --batch B     images per step (>= 1; --method: default 16, sets train.batch)\n"
           "  --iters N     timed steps (default 5)\n"
           "  --warmup W    untimed steps first (default 1)\n"
           "  --threads T   threads (default: OpenBLAS's count; never more than the cores)\n"
           "  --seed S      seed of weights, images and labels (default 0)\n"
-          "  --classes K   cosine-head classes (default 100)\n",
-          vit_config_preset_names());
+          "  --classes K   classes (default 100; --pet: of the cosine head)\n"
+          "  --config FILE --method: trial config with method.* and train.* keys (default:\n"
+          "                configs/methods/NAME.cfg if readable here, else the key defaults)\n"
+          "  --session-classes K0  --method: session 1 holds classes [0, K0) (default 10)\n"
+          "  --eval-batch E --method: images the backbone is created for (default: the batch\n"
+          "                shard of one rank; a trial uses eval.batch)\n"
+          "  key=value     --method: trial keys applied after the config file\n",
+          vit_config_preset_names(), learn_method_names());
 }
 
 /* 0 ok, 1 help printed, 2 usage error. */
 static int train_option(void *ctx, const char *key, const char *val, int *takes_value, int *ok) {
   train_args *a = ctx;
-  (void)takes_value;
-  if (!strcmp(key, "--pet") && val) {
-    a->pet = val;
+  const char **strings[] = {&a->pet, &a->method, &a->config};
+  const char *string_keys[] = {"--pet", "--method", "--config"};
+  for (int i = 0; i < 3; i++)
+    if (!strcmp(key, string_keys[i]) && val) {
+      *strings[i] = val;
+      return 1;
+    }
+  if (cfg_is_override(key)) {
+    a->overrides[a->n_overrides++] = (char *)key;
+    *takes_value = 0;
     return 1;
   }
-  if (strcmp(key, "--classes")) return 0;
-  *ok = bench_parse_long("train", key, val, 2, &a->classes);
+  if (!strcmp(key, "--classes"))
+    *ok = bench_parse_long("train", key, val, 2, &a->classes);
+  else if (!strcmp(key, "--session-classes"))
+    *ok = bench_parse_long("train", key, val, 1, &a->session_classes);
+  else if (!strcmp(key, "--eval-batch"))
+    *ok = bench_parse_long("train", key, val, 1, &a->eval_batch);
+  else
+    return 0;
   return 1;
 }
 
 static int parse_args(int argc, char **argv, train_args *a) {
-  *a = (train_args){NULL, NULL, 0, 5, 1, 0, 0, 100};
+  *a = (train_args){.iters = 5, .warmup = 1, .classes = 100, .session_classes = 10};
+  a->overrides = calloc((size_t)argc, sizeof *a->overrides);
+  if (!a->overrides) {
+    fprintf(stderr, "safecl bench train: out of memory\n");
+    return 2;
+  }
   const bench_common_opts common = {&a->arch,   &a->batch,   &a->iters,
                                     &a->warmup, &a->threads, &a->seed};
   int status = bench_parse(argc, argv, "train", &common, train_option, a, usage);
   if (status) return status;
-  if (!a->arch || !a->pet || a->batch < 1) {
-    fprintf(stderr, "safecl bench train: --arch, --pet and --batch are required\n\n");
+  if (a->method && !a->batch) a->batch = 16;
+  const char *bad = !a->arch                ? "--arch is required"
+                    : !a->pet == !a->method ? "give exactly one of --pet and --method"
+                    : a->batch < 1          ? "--pet needs --batch"
+                    : a->pet && (a->config || a->n_overrides || a->eval_batch)
+                        ? "--config, --eval-batch and key=value go with --method only"
+                        : NULL;
+  if (bad) {
+    fprintf(stderr, "safecl bench train: %s\n\n", bad);
     usage(stderr);
     return 2;
   }
@@ -218,7 +259,29 @@ int cmd_bench_train(int argc, char **argv) {
   }
   train_args a;
   int rc = parse_args(argc, argv, &a);
-  if (rc) return rc == 1 ? 0 : 2;
+  if (rc) {
+    free(a.overrides);
+    return rc == 1 ? 0 : 2;
+  }
+  if (a.method) {
+    const bench_method_args m = {.arch = a.arch,
+                                 .method = a.method,
+                                 .config = a.config,
+                                 .batch = a.batch,
+                                 .iters = a.iters,
+                                 .warmup = a.warmup,
+                                 .threads = a.threads,
+                                 .seed = a.seed,
+                                 .classes = a.classes,
+                                 .session_classes = a.session_classes,
+                                 .eval_batch = a.eval_batch,
+                                 .n_overrides = a.n_overrides,
+                                 .overrides = a.overrides};
+    rc = bench_train_method(&m);
+    free(a.overrides);
+    return rc;
+  }
+  free(a.overrides);
   rig r = {0};
   dist_comm *world = NULL;
   scl_err err = dist_comm_create(MPI_COMM_WORLD, &world);
