@@ -281,11 +281,8 @@ void tr_backward_thread(void *arg, int tid, int nthreads) {
                  t->scratch + tid * t->scratch_stride};
     int64_t b1;
     tr_chunk(job->B, job->n_chunks, k, &c.b0, &b1);
-    const int64_t step = t->per_image ? 1 : b1 - c.b0; /* as the forward (vit_trainer_forward.c) */
-    for (; c.b0 < b1; c.b0 += step) {
-      c.n = step;
-      c.R0 = c.b0 * t->Nt;
-      backward_chunk(&c);
-    }
+    c.n = b1 - c.b0;
+    c.R0 = c.b0 * t->Nt;
+    backward_chunk(&c);
   }
 }

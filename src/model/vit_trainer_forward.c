@@ -17,10 +17,10 @@
  * written by embed() at rows [1, 1 + Tin) of each image, with the class token's position
  * embedding (the patches follow at rows 1 + Tin.., with position rows 1..N-1); per-image key and
  * value prefixes are passed to the attention kernel per image in attention_phase(). Everything an
- * image computes depends on that image's rows alone, and with these inputs (tr per_image) the
- * chunk runs image by image, so that every GEMM has one image's rows: OpenBLAS's result for a
- * row depends on the other rows of the call (its blocking), and an image's output must not
- * depend on the batch it comes in.
+ * image computes depends on that image's rows alone, and with these inputs (tr per_image) an
+ * inference chunk runs image by image, so that every GEMM has one image's rows: OpenBLAS's result
+ * for a row depends on the other rows of the call (its blocking), and an image's test-time output
+ * must not depend on the batch it comes in (training keeps the chunk's GEMMs).
  * Dropout masks are drawn per sample (vit_trainer_dropout.c). Inference without PET on a batch
  * the thread count does not divide runs in row mode instead (forward_rows), so that a batch of
  * one image still uses every core; an inference may also compute every token of the last block
@@ -345,7 +345,9 @@ void tr_forward_thread(void *arg, int tid, int nthreads) {
     fwd_ctx c = {job, t, 0, 0, 0, t->scratch + tid * t->scratch_stride};
     int64_t b1;
     tr_chunk(job->B, job->n_chunks, k, &c.b0, &b1);
-    const int64_t step = t->per_image ? 1 : b1 - c.b0; /* per image: GEMMs of one image's rows */
+    /* inference with per-image inputs: GEMMs of one image's rows (training needs no invariance
+     * and keeps the chunk's GEMMs, 5-10% faster on ViT-B) */
+    const int64_t step = t->per_image && !job->keep ? 1 : b1 - c.b0;
     for (; c.b0 < b1; c.b0 += step) {
       c.n = step;
       c.R0 = c.b0 * t->Nt;

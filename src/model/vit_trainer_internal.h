@@ -73,7 +73,8 @@ struct vit_trainer {
   int64_t max_batch, N, T, Nt, D, F, H, r;
   int64_t Tin;   /* per-image input tokens at rows [1, 1 + Tin) (PET_INPUT_PROMPT), else 0 */
   int64_t nq;    /* rows per image the last block's tail computes: 1 + Tin when pooled, else 1 */
-  int per_image; /* per-image inputs: chunks run image by image (vit_trainer_forward.c) */
+  int per_image; /* inference chunks run image by image (vit_trainer_forward.c): per-image inputs,
+                    or the engine of a vit_model with per_image set */
   int threads;
   vit_pool *pool;
   pet_layout lay;    /* where each PET tensor sits in a matching pet_params */
