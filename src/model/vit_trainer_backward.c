@@ -49,7 +49,7 @@ static bwd_io bind(const bwd_ctx *c, int64_t l) {
   io.mean1 = off(y->mean1, R0);
   io.rstd1 = off(y->rstd1, R0);
   io.qkv = off(y->qkv, R0 * 3 * D);
-  io.x1 = off(y->x1, Tc * D);
+  io.x1 = y->rebuild_x1 ? t->w_y + R0 * D : off(y->x1, Tc * D);
   io.mean2 = off(y->mean2, Tc);
   io.rstd2 = off(y->rstd2, Tc);
   io.h = off(y->h, Tc * t->F);
@@ -127,6 +127,31 @@ static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
   }
   zero(io->t2, rows * D);
   nn_linear_backward(io->t2, NULL, NULL, dpo, NULL, bp->proj_w, rows, D, D);
+}
+
+/* x1 = x0 + proj_b + ctx proj_w^T of a block that did not keep it (tr_layer.rebuild_x1), into
+ * io->x1 (w_y), with ctx recomputed into t2: the forward's own operations on the same rows of
+ * the same chunk, so bit-identical to the x1 the forward had. Costs the block's attention
+ * forward and projection again (about 4% of an L2P step). */
+static void rebuild_x1(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp,
+                       const vit_block_params *bp, int64_t l) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt, L = t->layers[l].L;
+  const vit_prompt_io *pio = c->job->io;
+  for (int64_t i = 0; i < c->n; i++) {
+    const float *pk = pp->pk, *pv = pp->pv;
+    if (t->layers[l].sample) {
+      const int64_t o = (c->b0 + i) * L * D;
+      pk = pio->pk[l] + o, pv = pio->pv[l] + o;
+    }
+    for (int64_t h = 0; h < t->H; h++)
+      nn_attention_head_forward(io->t2 + i * Nt * D, c->scratch, io->qkv + i * Nt * 3 * D, pk, pv,
+                                L, Nt, Nt, t->H, D / t->H, h);
+  }
+  float *x1 = (float *)io->x1;
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < D; j++) x1[r * D + j] = io->x0[r * D + j] + bp->proj_b[j];
+  nn_linear_add_forward(x1, io->t2, bp->proj_w, NULL, rows, D, D);
 }
 
 /* The last block's packed output-row gradient (nq rows per image at dx) -> token rows (zero
@@ -259,6 +284,7 @@ static void backward_chunk(bwd_ctx *c) {
       adapter_backward(c, &io, &pp, &g, NULL, rows);
       continue;
     }
+    if (t->layers[l].rebuild_x1) rebuild_x1(c, &io, &pp, bp, l);
     tail_backward(c, &io, &pp, &g, bp, rows);
     attention_backward(c, &io, &pp, &g, bp, l);
   }

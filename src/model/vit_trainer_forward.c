@@ -78,7 +78,14 @@ static fwd_io bind(const fwd_ctx *c, int64_t l) {
   io.qkv = pick(y->qkv, R0, t->w_qkv, R0, 3 * D);
   io.qkv_attn = ssf ? t->w_qkv + R0 * 3 * D : io.qkv;
   io.ctx = t->w_b + R0 * D;
-  io.x_mid = y->x1 ? y->x1 + Tc * D : (last ? t->w_cls + Tc * D : io.x_in);
+  if (y->x1)
+    io.x_mid = y->x1 + Tc * D;
+  else if (last)
+    io.x_mid = t->w_cls + Tc * D;
+  else if (y->rebuild_x1) /* not kept, and x_in is the kept x0: the stream buffer x_in is not */
+    io.x_mid = ((l & 1) ? t->w_x : t->w_y) + R0 * D;
+  else
+    io.x_mid = io.x_in;
   if (last && keep)
     io.x_out = t->xf + Tc * D;
   else if (last) /* inference: straight into the output, or pooled from the free stream buffer */

@@ -58,7 +58,9 @@ typedef struct tr_layer {
   float *x0;            /* (R, D) block input, prompts included */
   float *mean1, *rstd1; /* (R) LayerNorm 1 statistics */
   float *qkv;           /* (R, 3D) qkv linear output (before SSF) */
-  float *x1;            /* (tail, D) after the attention residual */
+  float *x1;            /* (tail, D) after the attention residual; NULL when rebuild_x1 */
+  int rebuild_x1;       /* x1 is not kept: the backward rebuilds it from x0 and qkv (a TR_FULL block
+                     below the last without adapter or SSF; saves R x D floats per block) */
   float *mean2, *rstd2; /* (tail) */
   float *h;             /* (tail, F) fc1 output (before SSF and GELU) */
   float *po, *m;        /* (tail, D) SSF only: projection and fc2 outputs before their SSF */
