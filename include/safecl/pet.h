@@ -259,6 +259,16 @@ SCL_NODISCARD scl_err vit_trainer_infer_io(vit_trainer *t, const pet_params *p, 
  * learner -> backward, as SAFE's fast learner does with the slow one. */
 SCL_NODISCARD scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *images,
                                         int64_t B, float *cls_out);
+/* Lets m's own forward (vit_model_forward, on m's engine) run in t's working set, and frees the
+ * engine's: for a learner whose trainer never holds transient data while the model's forward
+ * runs (the prompt methods, whose query forward comes before the prompted forward and after its
+ * backward), it saves the engine's working set (about 100 MB per 16 images on ViT-B/16).
+ * m->max_batch becomes the largest batch whose working set fits in t's (callers chunk by it);
+ * when not even one image fits nothing changes. The model's forward and t's calls must never
+ * overlap; t must be destroyed before m, and its destruction gives the engine a working set of
+ * its own again. One lender per model. */
+SCL_NODISCARD scl_err vit_trainer_lend_work(vit_trainer *t, vit_model *m);
+
 /* FLOPs of one training step per image (forward + backward, PET included), for the planner. */
 double vit_trainer_flops_per_image(const vit_trainer *t);
 

@@ -544,6 +544,7 @@ static scl_err create_buffers(coda *c) {
   c->pc = (pet_config){
       .kinds = PET_SAMPLE_PREFIX, .sample_prefix_len = c->Lp / 2, .sample_prefix_layers = layers};
   SCL_CALL(vit_trainer_create(c->backbone, &c->pc, B, 0, &c->trainer));
+  SCL_CALL(vit_trainer_lend_work(c->trainer, c->backbone)); /* the query runs in it (pet.h) */
   SCL_CALL(learn_prompt_io_create(&c->io, B, c->D, 0, c->Lp / 2, layers));
   SCL_CALL(alloc_floats(&c->q, B * c->D, "CODA-Prompt queries"));
   SCL_CALL(alloc_floats(&c->feat, B * c->D, "CODA-Prompt features"));

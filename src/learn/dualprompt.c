@@ -309,6 +309,7 @@ static scl_err dp_alloc(dualprompt *d, int ranks) {
       .kinds = PET_SAMPLE_PREFIX, .sample_prefix_len = d->L, .sample_prefix_layers = layers};
   const int64_t shard = (d->cfg.batch + ranks - 1) / ranks; /* the most rows a rank trains */
   SCL_CALL(vit_trainer_create(d->backbone, &pc, shard, 0, &d->trainer));
+  SCL_CALL(vit_trainer_lend_work(d->trainer, d->backbone)); /* the query runs in it (pet.h) */
   return SCL_OK;
 }
 

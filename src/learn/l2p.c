@@ -277,6 +277,7 @@ static scl_err l2p_alloc(l2p *l, int ranks) {
   pet_config pc = {.kinds = PET_INPUT_PROMPT, .input_tokens = l->k * l->Lp, .pool_input_tokens = 1};
   const int64_t shard = (l->cfg.batch + ranks - 1) / ranks; /* the most rows a rank trains */
   SCL_CALL(vit_trainer_create(l->backbone, &pc, shard, 0, &l->trainer));
+  SCL_CALL(vit_trainer_lend_work(l->trainer, l->backbone)); /* the query runs in it (pet.h) */
   return SCL_OK;
 }
 

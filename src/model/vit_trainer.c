@@ -305,12 +305,62 @@ scl_err tr_engine_create(const vit_model *m, vit_trainer **out) {
   return SCL_OK;
 }
 
+/* Floats of a working set laid out by carve_work for t's shape with max_batch images (counted
+ * on a copy: counting sets the carved pointers to NULL). */
+static int64_t work_floats(const vit_trainer *t, int64_t max_batch) {
+  vit_trainer copy = *t;
+  copy.max_batch = max_batch;
+  carver c = {NULL, 0};
+  carve_work(&copy, &c);
+  return c.used;
+}
+
+scl_err vit_trainer_lend_work(vit_trainer *t, vit_model *m) {
+  vit_trainer *e = m->engine;
+  SCL_CHECK(t && e && t != e && t->work_block, SCL_ERR_ARG,
+            "lend work: a trainer with a working set and a model with its engine are needed");
+  SCL_CHECK(!e->work_lent && !t->lent_to, SCL_ERR_ARG,
+            "lend work: the model's forward already runs in a lent working set");
+  const int64_t have = work_floats(t, t->max_batch);
+  int64_t mb = e->max_batch;
+  while (mb >= 1 && work_floats(e, mb) > have) mb--;
+  if (mb < 1) return SCL_OK; /* not even one image fits: the model keeps its own */
+  scl_free(e->work_block);
+  e->max_batch = mb;
+  e->work_block = t->work_block;
+  e->work_lent = 1;
+  carver c = {e->work_block, 0};
+  carve_work(e, &c);
+  m->max_batch = mb;
+  t->lent_to = m;
+  return SCL_OK;
+}
+
+/* The lender goes: the model's engine gets a working set of its own again (of the lent size);
+ * if that allocation fails the model is left with max_batch 0, and its forward says so. */
+static void take_back_work(vit_trainer *t) {
+  vit_model *m = t->lent_to;
+  vit_trainer *e = m->engine;
+  e->work_block = NULL;
+  e->work_lent = 0;
+  t->lent_to = NULL;
+  if (scl_calloc((size_t)work_floats(e, e->max_batch) * sizeof(float), "trainer working set",
+                 (void **)&e->work_block)) {
+    scl_error_take(NULL, 0);
+    m->max_batch = 0;
+    return;
+  }
+  carver c = {e->work_block, 0};
+  carve_work(e, &c);
+}
+
 void vit_trainer_destroy(vit_trainer **tp) {
   if (!tp || !*tp) return;
   vit_trainer *t = *tp;
+  if (t->lent_to) take_back_work(t);
   vit_pool_destroy(&t->pool);
   scl_free(t->cache_block);
-  scl_free(t->work_block);
+  if (!t->work_lent) scl_free(t->work_block);
   free(t->layers);
   pet_layout_destroy(&t->lay);
   free(t);

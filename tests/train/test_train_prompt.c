@@ -12,6 +12,8 @@
  *               rows of dtokens / dpk / dpv agree with it alone within float reassociation
  *   infer       vit_trainer_infer_io of more images than max_batch (chunks offset the io rows)
  *               equals the forward one image at a time
+ *   lend work   the model's forward in a prompt trainer's working set (vit_trainer_lend_work)
+ *               gives the same bits, between the trainer's steps and after it is destroyed
  *   refusals    io missing or given where it does not apply, missing per-block prefixes, bad
  *               combinations and sizes at create
  * Exit status: number of failures (capped). */
@@ -345,6 +347,51 @@ static void refusals(pet_config l2p, pet_config dual) {
   refused_create("shared and per-image prefixes on block 0", bad);
 }
 
+/* vit_trainer_lend_work: the model's forward (7 images, per image) gives the same bits before
+ * lending, in the lent working set (in chunks of the shrunk max_batch), after a training forward
+ * and backward of the lender, and after the lender is destroyed (a working set of its own again). */
+static void lend_work(void) {
+  const pet_config dual = {
+      .kinds = PET_SAMPLE_PREFIX, .sample_prefix_len = 3, .sample_prefix_layers = 0x3};
+  rig r;
+  rig_create(&r, dual, 2, 2); /* the trainer's working set holds 2 images; the model's 2 too */
+  vit_model *m = NULL;
+  vit_config c = tiny();
+  die(vit_model_create(&c, NMAX, 2, &m)); /* 7 images: more than the lender's set holds */
+  vit_model_init_random(m, 3);
+  m->per_image = 1;
+  float *ref = buf(NMAX * D_), *got = buf(NMAX * D_);
+  die(vit_model_forward(m, r.images, NMAX, ref));
+  vit_trainer *t = NULL;
+  die(vit_trainer_create(m, &dual, 2, 2, &t));
+  die(vit_trainer_lend_work(t, m));
+  const int shrunk = m->max_batch >= 1 && m->max_batch < NMAX;
+  int same = 1;
+  for (int round = 0; round < 2; round++) {
+    for (int64_t b = 0; b < NMAX; b += m->max_batch) {
+      const int64_t n = NMAX - b < m->max_batch ? NMAX - b : m->max_batch;
+      die(vit_model_forward(m, r.images + b * IMG, n, got + b * D_));
+    }
+    same &= !memcmp(got, ref, (size_t)NMAX * D_ * sizeof(float));
+    die(vit_trainer_forward_io(t, NULL, r.images, 2, NULL, &r.io, r.out)); /* the lender works */
+    die(vit_trainer_backward_io(t, NULL, r.dout, 2, &r.io));
+  }
+  vit_trainer_destroy(&t);
+  memset(got, 0, (size_t)NMAX * D_ * sizeof(float));
+  for (int64_t b = 0; b < NMAX; b += m->max_batch) {
+    const int64_t n = NMAX - b < m->max_batch ? NMAX - b : m->max_batch;
+    die(vit_model_forward(m, r.images + b * IMG, n, got + b * D_));
+  }
+  same &= !memcmp(got, ref, (size_t)NMAX * D_ * sizeof(float));
+  printf(
+      "%s lend work: max_batch 7 -> %lld; the model's forward bit-identical in the lent working "
+      "set, between the lender's steps and after the lender is gone\n",
+      shrunk && same ? "PASS" : "FAIL", (long long)m->max_batch);
+  failures += !(shrunk && same);
+  vit_model_destroy(&m);
+  rig_destroy(&r);
+}
+
 int main(void) {
   /* L2P's shape: 4 tokens after the class token, output their mean */
   const pet_config l2p = {.kinds = PET_INPUT_PROMPT, .input_tokens = 4, .pool_input_tokens = 1};
@@ -371,6 +418,7 @@ int main(void) {
   independence("l2p", l2p);
   independence("sample_prefix", dual);
   independence("mixed", mixed);
+  lend_work();
   infer_chunks("l2p", l2p);
   infer_chunks("sample_prefix", dual);
   infer_chunks("mixed", mixed);
