@@ -259,15 +259,18 @@ SCL_NODISCARD scl_err vit_trainer_infer_io(vit_trainer *t, const pet_params *p, 
  * learner -> backward, as SAFE's fast learner does with the slow one. */
 SCL_NODISCARD scl_err vit_trainer_infer(vit_trainer *t, const pet_params *p, const float *images,
                                         int64_t B, float *cls_out);
-/* Lets m's own forward (vit_model_forward, on m's engine) run in t's working set, and frees the
- * engine's: for a learner whose trainer never holds transient data while the model's forward
- * runs (the prompt methods, whose query forward comes before the prompted forward and after its
- * backward), it saves the engine's working set (about 100 MB per 16 images on ViT-B/16).
- * m->max_batch becomes the largest batch whose working set fits in t's (callers chunk by it);
- * when not even one image fits nothing changes. The model's forward and t's calls must never
- * overlap; t must be destroyed before m, and its destruction gives the engine a working set of
- * its own again. One lender per model. */
-SCL_NODISCARD scl_err vit_trainer_lend_work(vit_trainer *t, vit_model *m);
+/* vit_trainer_create, and the backbone's own forward (vit_model_forward, on its engine) then runs
+ * in the new trainer's working set: the engine's is freed BEFORE the trainer allocates, so the
+ * two are never resident together. For a learner whose trainer never holds transient data while
+ * the model's forward runs (the prompt methods: the query forward comes before the prompted
+ * forward and after its backward) it saves the engine's working set (about 100 MB per 16 images
+ * on ViT-B/16). backbone->max_batch becomes the largest batch whose working set fits (callers
+ * chunk by it); when not even one image fits, or the create fails, the engine gets a set of its
+ * own again. The model's forward and the trainer's calls must never overlap; the trainer must be
+ * destroyed before the model, and its destruction gives the engine a set of its own again. One
+ * lender per model. */
+SCL_NODISCARD scl_err vit_trainer_create_lending(vit_model *backbone, const pet_config *cfg,
+                                                 int64_t max_batch, int threads, vit_trainer **out);
 
 /* FLOPs of one training step per image (forward + backward, PET included), for the planner. */
 double vit_trainer_flops_per_image(const vit_trainer *t);

@@ -543,8 +543,8 @@ static scl_err create_buffers(coda *c) {
   for (int64_t l = 0; l < c->L; l++) layers |= 1u << (c->first + l);
   c->pc = (pet_config){
       .kinds = PET_SAMPLE_PREFIX, .sample_prefix_len = c->Lp / 2, .sample_prefix_layers = layers};
-  SCL_CALL(vit_trainer_create(c->backbone, &c->pc, B, 0, &c->trainer));
-  SCL_CALL(vit_trainer_lend_work(c->trainer, c->backbone)); /* the query runs in it (pet.h) */
+  SCL_CALL(vit_trainer_create_lending(c->backbone, &c->pc, B, 0,
+                                      &c->trainer)); /* the query runs in its working set (pet.h) */
   SCL_CALL(learn_prompt_io_create(&c->io, B, c->D, 0, c->Lp / 2, layers));
   SCL_CALL(alloc_floats(&c->q, B * c->D, "CODA-Prompt queries"));
   SCL_CALL(alloc_floats(&c->feat, B * c->D, "CODA-Prompt features"));

@@ -308,8 +308,8 @@ static scl_err dp_alloc(dualprompt *d, int ranks) {
   pet_config pc = {
       .kinds = PET_SAMPLE_PREFIX, .sample_prefix_len = d->L, .sample_prefix_layers = layers};
   const int64_t shard = (d->cfg.batch + ranks - 1) / ranks; /* the most rows a rank trains */
-  SCL_CALL(vit_trainer_create(d->backbone, &pc, shard, 0, &d->trainer));
-  SCL_CALL(vit_trainer_lend_work(d->trainer, d->backbone)); /* the query runs in it (pet.h) */
+  SCL_CALL(vit_trainer_create_lending(d->backbone, &pc, shard, 0,
+                                      &d->trainer)); /* the query runs in its working set (pet.h) */
   return SCL_OK;
 }
 

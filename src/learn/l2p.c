@@ -276,8 +276,8 @@ static scl_err l2p_alloc(l2p *l, int ranks) {
   SCL_CALL(learn_prompt_io_create(&l->io, B, D, l->k * l->Lp, 0, 0));
   pet_config pc = {.kinds = PET_INPUT_PROMPT, .input_tokens = l->k * l->Lp, .pool_input_tokens = 1};
   const int64_t shard = (l->cfg.batch + ranks - 1) / ranks; /* the most rows a rank trains */
-  SCL_CALL(vit_trainer_create(l->backbone, &pc, shard, 0, &l->trainer));
-  SCL_CALL(vit_trainer_lend_work(l->trainer, l->backbone)); /* the query runs in it (pet.h) */
+  SCL_CALL(vit_trainer_create_lending(l->backbone, &pc, shard, 0,
+                                      &l->trainer)); /* the query runs in its working set (pet.h) */
   return SCL_OK;
 }
 

@@ -315,17 +315,14 @@ static int64_t work_floats(const vit_trainer *t, int64_t max_batch) {
   return c.used;
 }
 
-scl_err vit_trainer_lend_work(vit_trainer *t, vit_model *m) {
+/* Carves m's engine over t's working set with the largest max_batch that fits (m->max_batch
+ * follows); 0 when not even one image fits (nothing changed). The engine's own set is gone. */
+static int lend(vit_trainer *t, vit_model *m) {
   vit_trainer *e = m->engine;
-  SCL_CHECK(t && e && t != e && t->work_block, SCL_ERR_ARG,
-            "lend work: a trainer with a working set and a model with its engine are needed");
-  SCL_CHECK(!e->work_lent && !t->lent_to, SCL_ERR_ARG,
-            "lend work: the model's forward already runs in a lent working set");
   const int64_t have = work_floats(t, t->max_batch);
   int64_t mb = e->max_batch;
   while (mb >= 1 && work_floats(e, mb) > have) mb--;
-  if (mb < 1) return SCL_OK; /* not even one image fits: the model keeps its own */
-  scl_free(e->work_block);
+  if (mb < 1) return 0;
   e->max_batch = mb;
   e->work_block = t->work_block;
   e->work_lent = 1;
@@ -333,17 +330,15 @@ scl_err vit_trainer_lend_work(vit_trainer *t, vit_model *m) {
   carve_work(e, &c);
   m->max_batch = mb;
   t->lent_to = m;
-  return SCL_OK;
+  return 1;
 }
 
-/* The lender goes: the model's engine gets a working set of its own again (of the lent size);
- * if that allocation fails the model is left with max_batch 0, and its forward says so. */
-static void take_back_work(vit_trainer *t) {
-  vit_model *m = t->lent_to;
+/* The engine gets a working set of its own again (of its current max_batch); if that
+ * allocation fails the model is left with max_batch 0, and its forward says so. */
+static void own_work(vit_model *m) {
   vit_trainer *e = m->engine;
   e->work_block = NULL;
   e->work_lent = 0;
-  t->lent_to = NULL;
   if (scl_calloc((size_t)work_floats(e, e->max_batch) * sizeof(float), "trainer working set",
                  (void **)&e->work_block)) {
     scl_error_take(NULL, 0);
@@ -354,10 +349,25 @@ static void take_back_work(vit_trainer *t) {
   carve_work(e, &c);
 }
 
+scl_err vit_trainer_create_lending(vit_model *backbone, const pet_config *cfg, int64_t max_batch,
+                                   int threads, vit_trainer **out) {
+  *out = NULL;
+  vit_trainer *e = backbone->engine;
+  SCL_CHECK(e && !e->work_lent, SCL_ERR_ARG,
+            "trainer create: the model's forward already runs in a lent working set");
+  /* freed first, so that the engine's and the trainer's sets are never resident together */
+  scl_free(e->work_block);
+  e->work_block = NULL;
+  scl_err err = vit_trainer_create(backbone, cfg, max_batch, threads, out);
+  if (err || !lend(*out, backbone)) own_work(backbone);
+  if (err) return SCL_TRACE(err);
+  return SCL_OK;
+}
+
 void vit_trainer_destroy(vit_trainer **tp) {
   if (!tp || !*tp) return;
   vit_trainer *t = *tp;
-  if (t->lent_to) take_back_work(t);
+  if (t->lent_to) own_work(t->lent_to); /* the lender goes: the engine needs its own again */
   vit_pool_destroy(&t->pool);
   scl_free(t->cache_block);
   if (!t->work_lent) scl_free(t->work_block);

@@ -95,7 +95,7 @@ struct vit_trainer {
   int64_t scratch_stride;
   float *gpart; /* (chunks - 1) x pet_count: gradient copies of chunks 1.. */
   float *work_block;
-  int work_lent;      /* engine: work_block is a lender trainer's (vit_trainer_lend_work) */
+  int work_lent;      /* engine: work_block is a lender trainer's (vit_trainer_create_lending) */
   vit_model *lent_to; /* lender: the model whose engine runs in this trainer's working set */
   /* the kept forward */
   int64_t fwd_B;  /* images of the last kept forward, 0 = none */

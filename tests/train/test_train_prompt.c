@@ -12,7 +12,7 @@
  *               rows of dtokens / dpk / dpv agree with it alone within float reassociation
  *   infer       vit_trainer_infer_io of more images than max_batch (chunks offset the io rows)
  *               equals the forward one image at a time
- *   lend work   the model's forward in a prompt trainer's working set (vit_trainer_lend_work)
+ *   lend work   the model's forward in a prompt trainer's working set (vit_trainer_create_lending)
  *               gives the same bits, between the trainer's steps and after it is destroyed
  *   refusals    io missing or given where it does not apply, missing per-block prefixes, bad
  *               combinations and sizes at create
@@ -347,7 +347,7 @@ static void refusals(pet_config l2p, pet_config dual) {
   refused_create("shared and per-image prefixes on block 0", bad);
 }
 
-/* vit_trainer_lend_work: the model's forward (7 images, per image) gives the same bits before
+/* vit_trainer_create_lending: the model's forward (7 images, per image) gives the same bits before
  * lending, in the lent working set (in chunks of the shrunk max_batch), after a training forward
  * and backward of the lender, and after the lender is destroyed (a working set of its own again). */
 static void lend_work(void) {
@@ -363,8 +363,7 @@ static void lend_work(void) {
   float *ref = buf(NMAX * D_), *got = buf(NMAX * D_);
   die(vit_model_forward(m, r.images, NMAX, ref));
   vit_trainer *t = NULL;
-  die(vit_trainer_create(m, &dual, 2, 2, &t));
-  die(vit_trainer_lend_work(t, m));
+  die(vit_trainer_create_lending(m, &dual, 2, 2, &t));
   const int shrunk = m->max_batch >= 1 && m->max_batch < NMAX;
   int same = 1;
   for (int round = 0; round < 2; round++) {
