@@ -104,11 +104,16 @@ void learn_prompt_argmax(int32_t *pred, const float *logits, int64_t n, int64_t 
 /* ---------------------------------------------------------------------------------------- */
 /* Query, normalisation, similarity, selection                                               */
 
-/* Sets backbone->per_image (vit.h) to `alone` and returns its previous value. A test-time network
- * forward runs its queries with alone = 1: an image's query, and so its selection, is then
- * bit-identical whatever batch the image comes in (OpenBLAS's result for a row depends on the
+/* A method's test-time logits of B images; diag selects its diagnostic variant (pilot_diag). */
+typedef scl_err (*learn_prompt_logits_fn)(void *method, const float *images, int64_t B, int diag,
+                                          float *out);
+/* Runs fn with backbone->per_image (vit.h) set, restored after: the queries of a test-time
+ * network forward are then computed image by image, so an image's query, and so its selection,
+ * is bit-identical whatever batch the image comes in (OpenBLAS's result for a row depends on the
  * other rows of a GEMM); training keeps the batched GEMMs. */
-int learn_prompt_alone(vit_model *backbone, int alone);
+SCL_NODISCARD scl_err learn_prompt_test_forward(vit_model *backbone, learn_prompt_logits_fn fn,
+                                                void *method, const float *images, int64_t B,
+                                                int diag, float *out);
 
 /* q (B, D) = class token of the frozen, unprompted model (docs/methods.md f.4), run in chunks of
  * the backbone's max_batch; keeps no activations. */

@@ -399,8 +399,10 @@ static scl_err coda_train_end(learn_method *m, const learn_session *s) {
 
 /* The predict-only network: logits (B, C) of the prompted model with the components of the
  * session being evaluated, image by image (in chunks that do not interact; the queries with the
- * backbone computing every image alone, learn_prompt_alone). */
-static scl_err coda_logits(coda *c, const float *images, int64_t B, float *out) {
+ * backbone computing every image alone, learn_prompt_test_forward). */
+static scl_err coda_logits(void *ctx, const float *images, int64_t B, int diag, float *out) {
+  coda *c = ctx;
+  (void)diag; /* CODA-Prompt has no diagnostic network */
   int64_t pt;
   SCL_CALL(ensure_session(c, c->eval_t, c->eval_n));
   SCL_CALL(per_session(c, c->eval_n, &pt));
@@ -418,11 +420,7 @@ static scl_err coda_logits(coda *c, const float *images, int64_t B, float *out) 
 }
 
 static scl_err coda_net_forward(void *ctx, const float *images, int64_t B, float *out) {
-  coda *c = ctx;
-  const int was = learn_prompt_alone(c->backbone, 1);
-  scl_err err = coda_logits(c, images, B, out);
-  learn_prompt_alone(c->backbone, was);
-  return err;
+  return learn_prompt_test_forward(((coda *)ctx)->backbone, coda_logits, ctx, images, B, 0, out);
 }
 
 static int coda_networks(learn_method *m, const learn_session *s, learn_network *out) {

@@ -166,7 +166,8 @@ static scl_err dp_train_end(learn_method *m, const learn_session *s) {
 }
 
 /* Logits (B, C); pilot: PILOT's batch vote over the call and reshaped E-prefixes. */
-static scl_err dp_logits(dualprompt *d, const float *images, int64_t B, int pilot, float *out) {
+static scl_err dp_logits(void *ctx, const float *images, int64_t B, int pilot, float *out) {
+  dualprompt *d = ctx;
   const int64_t per = 3 * d->backbone->cfg.img_size * d->backbone->cfg.img_size;
   SCL_CHECK(!pilot || B <= d->Bbuf, SCL_ERR_INTERNAL,
             "pilot_diag call of %lld images (the vote spans at most %lld)", (long long)B,
@@ -182,21 +183,14 @@ static scl_err dp_logits(dualprompt *d, const float *images, int64_t B, int pilo
   return SCL_OK;
 }
 
-/* The networks' forwards: queries with the backbone computing every image alone
- * (learn_prompt_alone), so an image's selection never depends on its batch. */
+/* The networks' forwards, with per-image queries (learn_prompt_test_forward). */
 static scl_err dp_forward(void *ctx, const float *images, int64_t B, float *out) {
-  dualprompt *d = ctx;
-  const int was = learn_prompt_alone(d->backbone, 1);
-  scl_err err = dp_logits(d, images, B, 0, out);
-  learn_prompt_alone(d->backbone, was);
-  return err;
+  return learn_prompt_test_forward(((dualprompt *)ctx)->backbone, dp_logits, ctx, images, B, 0,
+                                   out);
 }
 static scl_err dp_forward_diag(void *ctx, const float *images, int64_t B, float *out) {
-  dualprompt *d = ctx;
-  const int was = learn_prompt_alone(d->backbone, 1);
-  scl_err err = dp_logits(d, images, B, 1, out);
-  learn_prompt_alone(d->backbone, was);
-  return err;
+  return learn_prompt_test_forward(((dualprompt *)ctx)->backbone, dp_logits, ctx, images, B, 1,
+                                   out);
 }
 
 static int dp_networks(learn_method *m, const learn_session *s, learn_network *out) {

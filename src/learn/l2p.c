@@ -135,7 +135,8 @@ static scl_err l2p_train_end(learn_method *m, const learn_session *s) {
 }
 
 /* Logits (B, C) of the prompted model; vote: PILOT's batch-wise selection over the call. */
-static scl_err l2p_logits(l2p *l, const float *images, int64_t B, int vote, float *out) {
+static scl_err l2p_logits(void *ctx, const float *images, int64_t B, int vote, float *out) {
+  l2p *l = ctx;
   const int64_t per = 3 * l->backbone->cfg.img_size * l->backbone->cfg.img_size;
   SCL_CHECK(!vote || B <= l->Bbuf, SCL_ERR_INTERNAL,
             "pilot_diag call of %lld images (the vote spans at most %lld)", (long long)B,
@@ -151,21 +152,12 @@ static scl_err l2p_logits(l2p *l, const float *images, int64_t B, int vote, floa
   return SCL_OK;
 }
 
-/* The networks' forwards: queries with the backbone computing every image alone
- * (learn_prompt_alone), so an image's selection never depends on its batch. */
+/* The networks' forwards, with per-image queries (learn_prompt_test_forward). */
 static scl_err l2p_forward(void *ctx, const float *images, int64_t B, float *out) {
-  l2p *l = ctx;
-  const int was = learn_prompt_alone(l->backbone, 1);
-  scl_err err = l2p_logits(l, images, B, 0, out);
-  learn_prompt_alone(l->backbone, was);
-  return err;
+  return learn_prompt_test_forward(((l2p *)ctx)->backbone, l2p_logits, ctx, images, B, 0, out);
 }
 static scl_err l2p_forward_diag(void *ctx, const float *images, int64_t B, float *out) {
-  l2p *l = ctx;
-  const int was = learn_prompt_alone(l->backbone, 1);
-  scl_err err = l2p_logits(l, images, B, 1, out);
-  learn_prompt_alone(l->backbone, was);
-  return err;
+  return learn_prompt_test_forward(((l2p *)ctx)->backbone, l2p_logits, ctx, images, B, 1, out);
 }
 
 static int l2p_networks(learn_method *m, const learn_session *s, learn_network *out) {

@@ -187,10 +187,14 @@ void learn_prompt_argmax(int32_t *pred, const float *logits, int64_t n, int64_t 
 /* ---------------------------------------------------------------------------------------- */
 /* Query and selection                                                                       */
 
-int learn_prompt_alone(vit_model *backbone, int alone) {
+scl_err learn_prompt_test_forward(vit_model *backbone, learn_prompt_logits_fn fn, void *method,
+                                  const float *images, int64_t B, int diag, float *out) {
   const int was = backbone->per_image;
-  backbone->per_image = alone;
-  return was;
+  backbone->per_image = 1;
+  scl_err err = fn(method, images, B, diag, out);
+  backbone->per_image = was;
+  if (err) return SCL_TRACE(err);
+  return SCL_OK;
 }
 
 scl_err learn_prompt_query(vit_model *backbone, const float *images, int64_t B, float *q) {
