@@ -89,6 +89,11 @@ void learn_cosine_grow(float *dst, const float *src, int64_t K_old, int64_t K_ne
  * NULL. Returns NAN if a label is outside [0, K). */
 double learn_ce_loss(float *dlogits, const float *logits, const int64_t *y, int64_t B, int64_t K,
                      double scale);
+/* The same over a column range of classes [y0, y0 + K): logits (B, K) are those columns and the
+ * labels y are class ids in that range (the prompt methods' session columns, docs/methods.md
+ * f.7). Returns NAN if a label is outside it. */
+double learn_ce_loss_range(float *dlogits, const float *logits, const int64_t *y, int64_t y0,
+                           int64_t B, int64_t K, double scale);
 
 /* SAFE's transfer loss as coded (slow_cm, docs/methods.md c.1): s = normalize(feat), p =
  * normalize(ptm) per sample, C = s^T p / B (D, D), loss = lambda_diag * sum_i (C_ii - 1)^2 +

@@ -84,11 +84,13 @@ void learn_prompt_logits(float *logits, const learn_prompt_params *p, const floa
 /* Floats of scratch learn_prompt_ce needs for B rows and K = k_seen - k_old classes. */
 static inline int64_t learn_prompt_ce_scratch(int64_t B, int64_t K) { return 2 * B * K; }
 /* Cross-entropy of the classes [k_old, k_seen) only (docs/methods.md f.7): mean over B rows of
- * logsumexp(logits[k_old:k_seen]) - logit[y], labels y in [k_old, k_seen). p->grad += the head
- * gradient (rows [k_old, k_seen) and their biases, nothing else); dfeat (B, D) +=
- * dCE/dfeat, or NULL. Returns the CE (NAN if a label is outside the range). */
+ * logsumexp(logits[k_old:k_seen]) - logit[y], labels y in [k_old, k_seen) (learn_ce_loss_range).
+ * p->grad += scale x the head gradient (rows [k_old, k_seen) and their biases, nothing else);
+ * dfeat (B, D) += scale x dCE/dfeat, or NULL. scale is the rows' share of a larger batch mean
+ * (1 for a whole batch). Returns the CE (NAN if a label is outside the range). */
 double learn_prompt_ce(learn_prompt_params *p, float *dfeat, float *scratch, const float *feat,
-                       const int64_t *labels, int64_t B, int64_t k_old, int64_t k_seen);
+                       const int64_t *labels, int64_t B, int64_t k_old, int64_t k_seen,
+                       double scale);
 /* The data-parallel head part of a step: feat (B_global, D), whose rows [b->offset, b->offset
  * + b->B) this rank has filled, is gathered; the CE over the whole batch and the head gradient
  * (p->grad += ) are computed on every rank; dfeat (B_global, D) is overwritten with dCE/dfeat.
@@ -100,6 +102,30 @@ SCL_NODISCARD scl_err learn_prompt_head_step(const dist_comm *comm, learn_prompt
 /* pred[i] = argmax of row i of logits (n rows of width dim) over columns [0, K), ties to the
  * lower class. */
 void learn_prompt_argmax(int32_t *pred, const float *logits, int64_t n, int64_t dim, int64_t K);
+
+/* ---------------------------------------------------------------------------------------- */
+/* The learn_method_ops entries the prompt methods share                                     */
+
+/* Nothing to do at an epoch's end (the schedules are functions of the epoch index) or at a
+ * session's end, and nothing to fit: the head is trained and the networks output logits. */
+SCL_NODISCARD scl_err learn_prompt_no_epoch_end(learn_method *m, const learn_session *s,
+                                                int64_t epoch);
+SCL_NODISCARD scl_err learn_prompt_no_train_end(learn_method *m, const learn_session *s);
+SCL_NODISCARD scl_err learn_prompt_no_fit(learn_method *m, const learn_session *s,
+                                          const float *const *features, const int32_t *labels,
+                                          const int64_t *pos, int64_t n);
+/* The networks of a prompt method into out: "prompted", the honest logits (C wide) from
+ * forward(ctx); with forward_diag, also "pilot_diag" from forward_diag(ctx), called on the
+ * label-sorted test list in batches of exactly test_batch images (docs/methods.md f.6). Both
+ * are predict-only. Returns the count. */
+int learn_prompt_networks(learn_network *out, void *ctx, int64_t C,
+                          scl_err (*forward)(void *, const float *, int64_t, float *),
+                          scl_err (*forward_diag)(void *, const float *, int64_t, float *),
+                          int64_t test_batch);
+/* pred (nets x n): for every network k, the argmax of its logits features[k] (n x C) over the
+ * seen classes [0, K). */
+void learn_prompt_predict(int32_t *pred, const float *const *features, int nets, int64_t n,
+                          int64_t C, int64_t K);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Query, normalisation, similarity, selection                                               */

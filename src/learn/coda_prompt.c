@@ -315,23 +315,9 @@ static void compose(coda *c, int64_t n, int64_t f) {
  * the sum of the rows' CE. */
 static double head_ce(coda *c, const int64_t *labels, int64_t n, int64_t B_global, int64_t lo,
                       int64_t hi) {
-  const int64_t K = hi - lo, D = c->D;
-  int64_t y[CODA_CHUNK];
-  for (int64_t b = 0; b < n; b++) y[b] = labels[b] - lo;
-  float *dl = c->logits + n * K;
-  learn_prompt_logits(c->logits, &c->p, c->feat, n, lo, hi);
-  memset(dl, 0, (size_t)(n * K) * sizeof(float));
-  const double ce = learn_ce_loss(dl, c->logits, y, n, K, (double)n / (double)B_global);
-  float *gw = c->p.grad + c->p.head_w + lo * D, *gb = c->p.grad + c->p.head_b + lo;
-  const float *w = c->p.param + c->p.head_w + lo * D;
-  memset(c->dfeat, 0, (size_t)(n * D) * sizeof(float));
-  for (int64_t b = 0; b < n; b++)
-    for (int64_t k = 0; k < K; k++) {
-      const float g = dl[b * K + k];
-      gb[k] += g;
-      for (int64_t d = 0; d < D; d++) gw[k * D + d] += g * c->feat[b * D + d];
-      for (int64_t d = 0; d < D; d++) c->dfeat[b * D + d] += g * w[k * D + d];
-    }
+  memset(c->dfeat, 0, (size_t)(n * c->D) * sizeof(float));
+  const double ce = learn_prompt_ce(&c->p, c->dfeat, c->logits, c->feat, labels, n, lo, hi,
+                                    (double)n / (double)B_global);
   return ce * (double)n;
 }
 
@@ -388,15 +374,6 @@ static scl_err coda_train_step(learn_method *m, const learn_session *s, const le
   return SCL_OK;
 }
 
-static scl_err coda_epoch_end(learn_method *m, const learn_session *s, int64_t epoch) {
-  (void)m, (void)s, (void)epoch; /* the schedule is a function of the epoch index */
-  return SCL_OK;
-}
-static scl_err coda_train_end(learn_method *m, const learn_session *s) {
-  (void)m, (void)s;
-  return SCL_OK;
-}
-
 /* The predict-only network: logits (B, C) of the prompted model with the components of the
  * session being evaluated, image by image (in chunks that do not interact; the queries with the
  * backbone computing every image alone, learn_prompt_test_forward). */
@@ -427,25 +404,12 @@ static int coda_networks(learn_method *m, const learn_session *s, learn_network 
   coda *c = (coda *)m;
   c->eval_t = s->t;
   c->eval_n = s->n_sessions;
-  out[0] = (learn_network){.name = "prompted",
-                           .dim = c->C,
-                           .frozen = 0,
-                           .forward = coda_net_forward,
-                           .ctx = c,
-                           .predict_only = 1};
-  return 1;
-}
-
-static scl_err coda_fit(learn_method *m, const learn_session *s, const float *const *features,
-                        const int32_t *labels, const int64_t *pos, int64_t n) {
-  (void)m, (void)s, (void)features, (void)labels, (void)pos, (void)n;
-  return SCL_OK; /* the head is trained, not fitted: no classifier statistics */
+  return learn_prompt_networks(out, c, c->C, coda_net_forward, NULL, 0);
 }
 
 static scl_err coda_predict(learn_method *m, const learn_session *s, const float *const *features,
                             int64_t n, int32_t *pred) {
-  coda *c = (coda *)m;
-  learn_prompt_argmax(pred, features[0], n, c->C, s->class_hi);
+  learn_prompt_predict(pred, features, 1, n, ((coda *)m)->C, s->class_hi);
   return SCL_OK;
 }
 
@@ -495,10 +459,10 @@ const learn_method_ops learn_coda_prompt_ops = {
     .train_plan = coda_train_plan,
     .train_begin = coda_train_begin,
     .train_step = coda_train_step,
-    .train_epoch_end = coda_epoch_end,
-    .train_end = coda_train_end,
+    .train_epoch_end = learn_prompt_no_epoch_end,
+    .train_end = learn_prompt_no_train_end,
     .networks = coda_networks,
-    .fit = coda_fit,
+    .fit = learn_prompt_no_fit,
     .predict = coda_predict,
     .predictors = coda_predictors,
     .state = coda_state,

@@ -156,15 +156,6 @@ static scl_err dp_train_step(learn_method *m, const learn_session *s, const lear
   return SCL_OK;
 }
 
-static scl_err dp_no_op(learn_method *m, const learn_session *s, int64_t epoch) {
-  (void)m, (void)s, (void)epoch;
-  return SCL_OK;
-}
-static scl_err dp_train_end(learn_method *m, const learn_session *s) {
-  (void)m, (void)s;
-  return SCL_OK;
-}
-
 /* Logits (B, C); pilot: PILOT's batch vote over the call and reshaped E-prefixes. */
 static scl_err dp_logits(void *ctx, const float *images, int64_t B, int pilot, float *out) {
   dualprompt *d = ctx;
@@ -196,29 +187,14 @@ static scl_err dp_forward_diag(void *ctx, const float *images, int64_t B, float 
 static int dp_networks(learn_method *m, const learn_session *s, learn_network *out) {
   dualprompt *d = (dualprompt *)m;
   (void)s;
-  out[0] = (learn_network){
-      .name = "prompted", .dim = d->C, .forward = dp_forward, .ctx = d, .predict_only = 1};
-  if (!d->diag) return 1;
-  out[1] = (learn_network){.name = "pilot_diag",
-                           .dim = d->C,
-                           .forward = dp_forward_diag,
-                           .ctx = d,
-                           .predict_only = 1,
-                           .test_batch = d->cfg.batch};
-  return 2;
-}
-
-static scl_err dp_fit(learn_method *m, const learn_session *s, const float *const *features,
-                      const int32_t *labels, const int64_t *pos, int64_t n) {
-  (void)m, (void)s, (void)features, (void)labels, (void)pos, (void)n; /* nothing to fit */
-  return SCL_OK;
+  return learn_prompt_networks(out, d, d->C, dp_forward, d->diag ? dp_forward_diag : NULL,
+                               d->cfg.batch);
 }
 
 static scl_err dp_predict(learn_method *m, const learn_session *s, const float *const *features,
                           int64_t n, int32_t *pred) {
   dualprompt *d = (dualprompt *)m;
-  for (int k = 0; k < 1 + d->diag; k++)
-    learn_prompt_argmax(pred + k * n, features[k], n, d->C, s->class_hi);
+  learn_prompt_predict(pred, features, 1 + d->diag, n, d->C, s->class_hi);
   return SCL_OK;
 }
 
@@ -267,10 +243,10 @@ const learn_method_ops learn_dualprompt_ops = {
     .train_plan = dp_train_plan,
     .train_begin = dp_train_begin,
     .train_step = dp_train_step,
-    .train_epoch_end = dp_no_op,
-    .train_end = dp_train_end,
+    .train_epoch_end = learn_prompt_no_epoch_end,
+    .train_end = learn_prompt_no_train_end,
     .networks = dp_networks,
-    .fit = dp_fit,
+    .fit = learn_prompt_no_fit,
     .predict = dp_predict,
     .predictors = dp_predictors,
     .state = dp_state,

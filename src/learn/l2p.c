@@ -125,15 +125,6 @@ static scl_err l2p_train_step(learn_method *m, const learn_session *s, const lea
   return SCL_OK;
 }
 
-static scl_err l2p_no_op(learn_method *m, const learn_session *s, int64_t epoch) {
-  (void)m, (void)s, (void)epoch;
-  return SCL_OK;
-}
-static scl_err l2p_train_end(learn_method *m, const learn_session *s) {
-  (void)m, (void)s;
-  return SCL_OK;
-}
-
 /* Logits (B, C) of the prompted model; vote: PILOT's batch-wise selection over the call. */
 static scl_err l2p_logits(void *ctx, const float *images, int64_t B, int vote, float *out) {
   l2p *l = ctx;
@@ -163,29 +154,14 @@ static scl_err l2p_forward_diag(void *ctx, const float *images, int64_t B, float
 static int l2p_networks(learn_method *m, const learn_session *s, learn_network *out) {
   l2p *l = (l2p *)m;
   (void)s;
-  out[0] = (learn_network){
-      .name = "prompted", .dim = l->C, .forward = l2p_forward, .ctx = l, .predict_only = 1};
-  if (!l->diag) return 1;
-  out[1] = (learn_network){.name = "pilot_diag",
-                           .dim = l->C,
-                           .forward = l2p_forward_diag,
-                           .ctx = l,
-                           .predict_only = 1,
-                           .test_batch = l->cfg.batch};
-  return 2;
-}
-
-static scl_err l2p_fit(learn_method *m, const learn_session *s, const float *const *features,
-                       const int32_t *labels, const int64_t *pos, int64_t n) {
-  (void)m, (void)s, (void)features, (void)labels, (void)pos, (void)n; /* nothing to fit */
-  return SCL_OK;
+  return learn_prompt_networks(out, l, l->C, l2p_forward, l->diag ? l2p_forward_diag : NULL,
+                               l->cfg.batch);
 }
 
 static scl_err l2p_predict(learn_method *m, const learn_session *s, const float *const *features,
                            int64_t n, int32_t *pred) {
   l2p *l = (l2p *)m;
-  for (int k = 0; k < 1 + l->diag; k++)
-    learn_prompt_argmax(pred + k * n, features[k], n, l->C, s->class_hi);
+  learn_prompt_predict(pred, features, 1 + l->diag, n, l->C, s->class_hi);
   return SCL_OK;
 }
 
@@ -235,10 +211,10 @@ const learn_method_ops learn_l2p_ops = {
     .train_plan = l2p_train_plan,
     .train_begin = l2p_train_begin,
     .train_step = l2p_train_step,
-    .train_epoch_end = l2p_no_op,
-    .train_end = l2p_train_end,
+    .train_epoch_end = learn_prompt_no_epoch_end,
+    .train_end = learn_prompt_no_train_end,
     .networks = l2p_networks,
-    .fit = l2p_fit,
+    .fit = learn_prompt_no_fit,
     .predict = l2p_predict,
     .predictors = l2p_predictors,
     .state = l2p_state,

@@ -15,12 +15,12 @@
 #include "safecl/core.h"
 
 /* Mean cross-entropy over R rows of logits (R, K) where row r < nid has label r and row r >= nid
- * has label y[r - nid]. dlogits += scale * gradient (NULL: skip). NAN on a bad label. */
-static double ce_core(float *dlogits, const float *logits, int64_t nid, const int64_t *y, int64_t R,
-                      int64_t K, double scale) {
+ * has label y[r - nid] - y0. dlogits += scale * gradient (NULL: skip). NAN on a bad label. */
+static double ce_core(float *dlogits, const float *logits, int64_t nid, const int64_t *y,
+                      int64_t y0, int64_t R, int64_t K, double scale) {
   double total = 0.0;
   for (int64_t r = 0; r < R; r++) {
-    const int64_t t = r < nid ? r : y[r - nid];
+    const int64_t t = r < nid ? r : y[r - nid] - y0;
     if (t < 0 || t >= K) return NAN;
     const float *l = logits + r * K;
     double m = l[0];
@@ -40,7 +40,12 @@ static double ce_core(float *dlogits, const float *logits, int64_t nid, const in
 
 double learn_ce_loss(float *dlogits, const float *logits, const int64_t *y, int64_t B, int64_t K,
                      double scale) {
-  return ce_core(dlogits, logits, 0, y, B, K, scale);
+  return ce_core(dlogits, logits, 0, y, 0, B, K, scale);
+}
+
+double learn_ce_loss_range(float *dlogits, const float *logits, const int64_t *y, int64_t y0,
+                           int64_t B, int64_t K, double scale) {
+  return ce_core(dlogits, logits, 0, y, y0, B, K, scale);
 }
 
 /* Scratch layout of the cross-classification loss, R = K + B stacked rows. */
@@ -83,7 +88,7 @@ static double cc_half(float *dw, float *dsigma, int want_dx, const cc_scratch *s
   learn_cosine_forward(s->logits, &c, s->x, w, sigma, R, Kt, D);
   const int need = dw || dsigma || want_dx;
   if (need) memset(s->dlogits, 0, (size_t)(R * Kt) * sizeof(float));
-  double loss = ce_core(need ? s->dlogits : NULL, s->logits, K, y, R, Kt, scale);
+  double loss = ce_core(need ? s->dlogits : NULL, s->logits, K, y, 0, R, Kt, scale);
   if (want_dx) memset(s->dx, 0, (size_t)(R * D) * sizeof(float));
   if (need)
     learn_cosine_backward(want_dx ? s->dx : NULL, dw, dsigma, s->bwd, s->dlogits, s->x, w, sigma,

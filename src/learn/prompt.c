@@ -134,23 +134,15 @@ void learn_prompt_logits(float *logits, const learn_prompt_params *p, const floa
 }
 
 double learn_prompt_ce(learn_prompt_params *p, float *dfeat, float *scratch, const float *feat,
-                       const int64_t *labels, int64_t B, int64_t k_old, int64_t k_seen) {
+                       const int64_t *labels, int64_t B, int64_t k_old, int64_t k_seen,
+                       double scale) {
   const int64_t K = k_seen - k_old, D = p->D;
   if (B == 0) return 0.0;
   float *logits = scratch, *dlogits = scratch + B * K;
   learn_prompt_logits(logits, p, feat, B, k_old, k_seen);
-  double total = 0.0;
-  for (int64_t r = 0; r < B; r++) {
-    const int64_t t = labels[r] - k_old;
-    if (t < 0 || t >= K) return NAN;
-    const float *l = logits + r * K;
-    double mx = l[0], z = 0.0;
-    for (int64_t k = 1; k < K; k++) mx = l[k] > mx ? l[k] : mx;
-    for (int64_t k = 0; k < K; k++) z += exp((double)l[k] - mx);
-    total += mx + log(z) - (double)l[t];
-    for (int64_t k = 0; k < K; k++)
-      dlogits[r * K + k] = (float)((exp((double)l[k] - mx) / z - (k == t ? 1.0 : 0.0)) / (double)B);
-  }
+  memset(dlogits, 0, (size_t)(B * K) * sizeof(float));
+  const double ce = learn_ce_loss_range(dlogits, logits, labels, k_old, B, K, scale);
+  if (isnan(ce)) return ce;
   /* dW[k_old:k_seen] += dlogits^T feat; db += column sums; dfeat += dlogits W[k_old:k_seen] */
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)D, (int)B, 1.0f, dlogits,
               (int)K, feat, (int)D, 1.0f, p->grad + p->head_w + k_old * D, (int)D);
@@ -162,7 +154,7 @@ double learn_prompt_ce(learn_prompt_params *p, float *dfeat, float *scratch, con
   if (dfeat)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)D, (int)K, 1.0f, dlogits,
                 (int)K, p->param + p->head_w + k_old * D, (int)D, 1.0f, dfeat, (int)D);
-  return total / (double)B;
+  return ce;
 }
 
 scl_err learn_prompt_head_step(const dist_comm *comm, learn_prompt_params *p, const learn_batch *b,
@@ -170,7 +162,7 @@ scl_err learn_prompt_head_step(const dist_comm *comm, learn_prompt_params *p, co
                                int64_t k_seen, double *ce) {
   SCL_CALL(learn_tune_gather(comm, b, feat, p->D));
   memset(dfeat, 0, (size_t)(b->B_global * p->D) * sizeof(float));
-  *ce = learn_prompt_ce(p, dfeat, scratch, feat, b->labels_all, b->B_global, k_old, k_seen);
+  *ce = learn_prompt_ce(p, dfeat, scratch, feat, b->labels_all, b->B_global, k_old, k_seen, 1.0);
   return SCL_OK;
 }
 
@@ -186,6 +178,43 @@ void learn_prompt_argmax(int32_t *pred, const float *logits, int64_t n, int64_t 
 
 /* ---------------------------------------------------------------------------------------- */
 /* Query and selection                                                                       */
+
+scl_err learn_prompt_no_epoch_end(learn_method *m, const learn_session *s, int64_t epoch) {
+  (void)m, (void)s, (void)epoch;
+  return SCL_OK;
+}
+
+scl_err learn_prompt_no_train_end(learn_method *m, const learn_session *s) {
+  (void)m, (void)s;
+  return SCL_OK;
+}
+
+scl_err learn_prompt_no_fit(learn_method *m, const learn_session *s, const float *const *features,
+                            const int32_t *labels, const int64_t *pos, int64_t n) {
+  (void)m, (void)s, (void)features, (void)labels, (void)pos, (void)n;
+  return SCL_OK;
+}
+
+int learn_prompt_networks(learn_network *out, void *ctx, int64_t C,
+                          scl_err (*forward)(void *, const float *, int64_t, float *),
+                          scl_err (*forward_diag)(void *, const float *, int64_t, float *),
+                          int64_t test_batch) {
+  out[0] = (learn_network){
+      .name = "prompted", .dim = C, .forward = forward, .ctx = ctx, .predict_only = 1};
+  if (!forward_diag) return 1;
+  out[1] = (learn_network){.name = "pilot_diag",
+                           .dim = C,
+                           .forward = forward_diag,
+                           .ctx = ctx,
+                           .predict_only = 1,
+                           .test_batch = test_batch};
+  return 2;
+}
+
+void learn_prompt_predict(int32_t *pred, const float *const *features, int nets, int64_t n,
+                          int64_t C, int64_t K) {
+  for (int k = 0; k < nets; k++) learn_prompt_argmax(pred + k * n, features[k], n, C, K);
+}
 
 scl_err learn_prompt_test_forward(vit_model *backbone, learn_prompt_logits_fn fn, void *method,
                                   const float *images, int64_t B, int diag, float *out) {

@@ -97,7 +97,7 @@ static void test_ce_range(void) {
   float feat[B * D], dfeat[B * D] = {0}, scratch[2 * B * 2];
   fill_uniform(feat, B * D, 4, 1, -1.0f, 1.0f);
   const int64_t y[B] = {2, 3, 3};
-  double ce = learn_prompt_ce(&p, dfeat, scratch, feat, y, B, 2, 4);
+  double ce = learn_prompt_ce(&p, dfeat, scratch, feat, y, B, 2, 4, 1.0);
   CHECK(isfinite(ce) && ce > 0.0, "CE %g", ce);
   int outside = 0, inside = 0;
   for (int64_t k = 0; k < C; k++) {
@@ -112,7 +112,8 @@ static void test_ce_range(void) {
   CHECK(outside == 0 && inside > 0, "CE range: %d nonzero gradients outside [2, 4), %d inside",
         outside, inside);
   const int64_t bad[B] = {2, 4, 3};
-  CHECK(isnan(learn_prompt_ce(&p, NULL, scratch, feat, bad, B, 2, 4)), "label 4 outside [2, 4)");
+  CHECK(isnan(learn_prompt_ce(&p, NULL, scratch, feat, bad, B, 2, 4, 1.0)),
+        "label 4 outside [2, 4)");
   learn_prompt_params_free(&p);
 }
 
