@@ -133,6 +133,30 @@ typedef struct learn_method_cfg {
   int prompt_vote_train;   /* L2P: batch-wise vote of the selection during training */
   double coda_ortho;       /* CODA-Prompt orthogonality penalty mu (released 0) */
   char *coda_init;         /* "gs" (per-session Gram-Schmidt, released) or "ortho" (paper) */
+  /* EASE (docs/methods.md j) */
+  double ease_alpha;     /* weight alpha of the other subspaces' cosines, as alpha / t (j.5) */
+  double ease_beta;      /* weight of the pre-trained model's subspace with use_init_ptm */
+  int ease_use_init_ptm; /* 1: the plain pre-trained model is subspace -1 (j.1) */
+  int ease_reweight;     /* 1: the reweighted logits of j.5; 0: plain cosine on the concatenation */
+  int ease_moni_adam;    /* 1: the OmniBenchmark special case (j.6): one adapter, plain cosine */
+  /* SLCA (docs/methods.md k) */
+  double slca_bcb_lrscale; /* backbone learning rate = train.lr x this (1/100) */
+  int64_t slca_milestone;  /* epoch after which both learning rates drop by 10 (0: never) */
+  int64_t slca_ca_epochs;  /* classifier-alignment epochs (authors 5, PILOT 3) */
+  double slca_ca_lr;       /* classifier-alignment learning rate (0.01) */
+  int64_t slca_ca_samples; /* Gaussian samples per class and alignment epoch (256) */
+  double slca_logit_tau;   /* logit-normalisation temperature (0.1; 0: no normalisation) */
+  int slca_fresh_norm;     /* 1: a fresh final LayerNorm (gamma 1, beta 0) as the authors' code;
+                              0: the pre-trained one as PILOT */
+  /* LAE (docs/methods.md l) */
+  int64_t lae_length;        /* prefix tokens per block (10) */
+  int64_t lae_layers;        /* blocks [0, layers) carry prefixes (5) */
+  double lae_ema_decay;      /* offline expert <- decay x offline + (1 - decay) x online (0.9999) */
+  char *lae_ema_init;        /* "authors": offline = trained online at session 1; "pilot": from
+                               the untrained online at creation, updated from session 0 */
+  int64_t lae_freeze_epochs; /* head-only epochs at the start of a session (3) */
+  int lae_freeze_first;      /* 1: also in session 0 (PILOT); 0: sessions >= 1 only (authors) */
+  char *lae_head_init;       /* "authors": N(0, 0.001^2) weights; "pilot": kaiming-uniform */
 } learn_method_cfg;
 
 typedef struct linalg_group linalg_group;

@@ -38,6 +38,16 @@
  *            tokens after the final LayerNorm instead of the class token. sample_prefix: per-image
  *            key and value prefixes (sample_prefix_len each) at the blocks in
  *            sample_prefix_layers (DualPrompt's G- and E-prompts, CODA-Prompt's composed prompts).
+ *   full     full fine-tuning (SLCA, docs/methods.md k.1): the block holds a copy of every backbone
+ *            tensor (pet_params_copy_backbone), the trainer reads every weight from it instead of
+ *            the shared frozen model and the backward writes a gradient for each of them (patch
+ *            embedding, class token, position embedding, every block, final LayerNorm). The copy
+ *            is vit_model's param_block byte for byte (same tensor order and padding), so the
+ *            weight gradient is one contiguous array for the data-parallel allreduce.
+ * The prefix kind has LAE's options (docs/methods.md l.2): prefix_after_cls inserts the prefix
+ * after the class token's key (order k_0, prefix, k_1..), prefix_compensate renormalises the
+ * prefix columns of every softmax row by their sum, prefix_scales multiplies keys and values by
+ * learnable scalars (tensors prefix.{layer}.{key,value}_scale, initialised to 1).
  * Several kinds may be combined where the code needs it (kinds is a bit set).
  *
  * Frozen parameters never get gradients; only pet_params.grad is written, by accumulation (+=).
@@ -58,7 +68,8 @@ enum {
   PET_VPT_SHALLOW = 1u << 3,
   PET_PREFIX = 1u << 4,
   PET_INPUT_PROMPT = 1u << 5,
-  PET_SAMPLE_PREFIX = 1u << 6
+  PET_SAMPLE_PREFIX = 1u << 6,
+  PET_FULL = 1u << 7
 };
 
 /* Blocks a layer bit set can name (prefix_layers, sample_prefix_layers). */
@@ -77,6 +88,9 @@ typedef struct pet_config {
   int pool_input_tokens;     /* PET_INPUT_PROMPT: 1 = output the mean of the tokens (L2P) */
   int64_t sample_prefix_len; /* PET_SAMPLE_PREFIX: prefix keys (and values) per image and block */
   uint32_t sample_prefix_layers; /* PET_SAMPLE_PREFIX: bit i set: per-image prefixes at block i */
+  int prefix_after_cls;          /* PET_PREFIX: 1 = prefix after the class token's key (LAE) */
+  int prefix_compensate;         /* PET_PREFIX: 1 = renormalise the prefix columns (LAE) */
+  int prefix_scales;             /* PET_PREFIX: 1 = learnable key and value scalars (LAE) */
 } pet_config;
 
 /* Parser and printer of PET kind names, the one table every caller uses: "none", or a
@@ -125,7 +139,8 @@ typedef struct pet_adapter_block {
 } pet_adapter_block;
 
 typedef struct pet_prefix_block {
-  int64_t key, value; /* (L, D) each, shared by every image */
+  int64_t key, value;             /* (L, D) each, shared by every image */
+  int64_t key_scale, value_scale; /* (1) each with prefix_scales */
 } pet_prefix_block;
 
 /* The tensors one block reads. */
@@ -140,7 +155,8 @@ typedef struct pet_layout {
   pet_ssf ssf_patch, ssf_norm; /* (D) after the patch embedding, after the final LayerNorm */
   int64_t vpt;                 /* (depth or 1, T, D) all prompts; blocks[l].prompts point in */
   pet_block *blocks;           /* depth entries, owned */
-  int64_t count;               /* floats in the block, every tensor 64-byte aligned */
+  int64_t full;  /* PET_FULL: the backbone copy, vit_model.param_block's layout (its padded size) */
+  int64_t count; /* floats in the block, every tensor 64-byte aligned */
 } pet_layout;
 
 /* The layout of cfg on this backbone shape, pet_params.c's one definition of the order. */
@@ -178,6 +194,8 @@ void pet_params_destroy(pet_params **p);
 void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag);
 /* dst <- src (same config): the fast learner starts as a copy of the slow one. */
 SCL_NODISCARD scl_err pet_params_copy(pet_params *dst, const pet_params *src);
+/* PET_FULL: the full-tuning copy <- the backbone's weights (p's vit config must equal m's). */
+SCL_NODISCARD scl_err pet_params_copy_backbone(pet_params *p, const vit_model *m);
 /* The tensor of this name (metadata lookup for tests and export), or NULL. */
 const pet_tensor *pet_params_find(const pet_params *p, const char *name);
 void pet_params_zero_grad(pet_params *p);

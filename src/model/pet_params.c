@@ -66,11 +66,12 @@ static void absent(pet_layout *lay, int64_t depth) {
   absent_ssf(&lay->ssf_patch);
   absent_ssf(&lay->ssf_norm);
   lay->vpt = -1;
+  lay->full = -1;
   for (int64_t l = 0; l < depth; l++) {
     pet_block *b = &lay->blocks[l];
     for (int k = 0; k < PET_SSF_SITES; k++) absent_ssf(&b->ssf[k]);
     b->adapter = (pet_adapter_block){-1, -1, -1, -1};
-    b->prefix = (pet_prefix_block){-1, -1};
+    b->prefix = (pet_prefix_block){-1, -1, -1, -1};
     b->prompts = -1;
   }
   lay->count = 0;
