@@ -184,6 +184,8 @@ enum {
   SCL_STREAM_SPLIT = 6,    /* validation splits */
   SCL_STREAM_SYNTHETIC = 7 /* the synthetic dataset */
 };
+/* SLCA's Gaussian class samples and their shuffles (docs/methods.md k.4). */
+enum { SCL_STREAM_GAUSSIAN = 8 };
 
 void scl_rng_init(scl_rng *rng, uint64_t seed, uint32_t stream, uint32_t epoch, uint32_t index);
 uint32_t scl_rng_u32(scl_rng *rng);

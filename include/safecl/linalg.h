@@ -1,5 +1,5 @@
 /* linalg.h: ridge-regression systems of the random-projection classifiers (docs/methods.md
- * c.5-c.6).
+ * c.5-c.6), and the Cholesky factor of a covariance (SLCA, k.4).
  *
  * Shapes: H (N x M) are random-projection features ReLU(phi W_rand), one row per image; labels
  * are class indices in [0, C); Y is their one-hot matrix (never materialised). G = H^T H (M x M)
@@ -53,6 +53,13 @@ SCL_NODISCARD scl_err linalg_ridge_search_f32(const float *H, const int32_t *lab
  * Errors: SCL_ERR_LAPACK naming lambda when G + lambda I is not positive definite. */
 SCL_NODISCARD scl_err linalg_ridge_solve(const double *G, const double *Q, int64_t m,
                                          int64_t n_classes, int64_t n_out, double lambda, float *W);
+
+/* In place: the row-major symmetric positive definite A (n x n) becomes its lower Cholesky factor
+ * L (A = L L^T, the strictly upper triangle zeroed), computed by dpotrf in double with OpenBLAS on
+ * one thread, so the factor does not depend on the caller's thread count (SLCA's Gaussian
+ * samples, docs/methods.md k.4). Errors: SCL_ERR_LAPACK naming the leading minor that is not
+ * positive (A is then partly overwritten), SCL_ERR_ARG for n outside 1 .. 46340. */
+SCL_NODISCARD scl_err linalg_cholesky_f64(double *A, int64_t n);
 
 /* Candidate grids of the reference code: SAFE's 10^3..10^8 (6 values) and RanPAC's
  * 10^-8..10^8 (17 values). Returns the count written to out (at most LINALG_MAX_LAMBDAS). */
