@@ -181,6 +181,13 @@ void nn_patch_embed_forward(float *out, float *cols, const float *img, const flo
                             const float *b, int64_t B, nn_patch_dims dims, int64_t out_stride);
 void nn_patch_embed_forward_ref(float *out, const float *img, const float *w, const float *b,
                                 int64_t B, nn_patch_dims dims, int64_t out_stride);
+/* Weight gradients (the image needs none): for each of B images with dy its (Np, D) output
+ * gradient at dout + b * dout_stride, dw (D, C*P*P) += dy^T unfold(img) and db (D) += colsum(dy)
+ * (either may be NULL). cols is scratch of Np*C*P*P floats. */
+void nn_patch_embed_backward(float *dw, float *db, float *cols, const float *dout, const float *img,
+                             int64_t B, nn_patch_dims dims, int64_t dout_stride);
+void nn_patch_embed_backward_ref(float *dw, float *db, const float *dout, const float *img,
+                                 int64_t B, nn_patch_dims dims, int64_t dout_stride);
 
 /* ---------------------------------------------------------------------------------------- */
 /* AdaptFormer adapter (docs/methods.md b.2): a = s * (Dropout_p(ReLU(x Wd^T + bd)) Wu^T + bu) */

@@ -94,12 +94,12 @@ typedef struct pet_config {
 } pet_config;
 
 /* Parser and printer of PET kind names, the one table every caller uses: "none", or a
- * comma-separated list of adapter, ssf, vpt_deep (alias vpt), vpt_shallow, prefix. An unknown
+ * comma-separated list of adapter, ssf, vpt_deep (alias vpt), vpt_shallow, prefix, full. An unknown
  * name is SCL_ERR_ARG naming it and listing the valid ones. */
 SCL_NODISCARD scl_err pet_kinds_parse(const char *names, unsigned *kinds);
 /* "adapter,ssf" or "none" into buf (always terminated); returns buf. */
 const char *pet_kinds_format(unsigned kinds, char *buf, size_t size);
-/* The valid names, for help texts: "none|adapter|ssf|vpt_deep|vpt_shallow|prefix". */
+/* The valid names, for help texts: "none|adapter|ssf|vpt_deep|vpt_shallow|prefix|full". */
 const char *pet_kind_names(void);
 
 /* Tokens per image of a run with this PET config: the backbone's N (197 for ViT-B/16) plus its
@@ -169,7 +169,7 @@ void pet_layout_destroy(pet_layout *lay);
 typedef struct pet_tensor {
   char name[48];
   int ndim;
-  int64_t shape[3];
+  int64_t shape[4];      /* 4 dimensions: the full-tuning copy's patch embedding (D, C, P, P) */
   int64_t offset, numel; /* into param / grad */
 } pet_tensor;
 
@@ -190,11 +190,13 @@ SCL_NODISCARD scl_err pet_params_create(const vit_config *vit, const pet_config 
                                         pet_params **out);
 void pet_params_destroy(pet_params **p);
 /* The released initialisation above, every draw from the counter RNG keyed by (seed,
- * SCL_STREAM_INIT, tag, tensor index), so it is the same on every rank. */
+ * SCL_STREAM_INIT, tag, tensor index), so it is the same on every rank. The full-tuning copy is
+ * left as it is (pet_params_copy_backbone fills it). */
 void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag);
 /* dst <- src (same config): the fast learner starts as a copy of the slow one. */
 SCL_NODISCARD scl_err pet_params_copy(pet_params *dst, const pet_params *src);
-/* PET_FULL: the full-tuning copy <- the backbone's weights (p's vit config must equal m's). */
+/* PET_FULL: the full-tuning copy <- the backbone's weights (p's vit config must equal m's; a
+ * mismatch is named). The copy's tensors are named "backbone.<timm name>". */
 SCL_NODISCARD scl_err pet_params_copy_backbone(pet_params *p, const vit_model *m);
 /* The tensor of this name (metadata lookup for tests and export), or NULL. */
 const pet_tensor *pet_params_find(const pet_params *p, const char *name);

@@ -16,9 +16,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { INIT_ZERO, INIT_ONE_NOISE, INIT_NOISE, INIT_KAIMING, INIT_XAVIER } init_kind;
+/* INIT_BACKBONE: the full-tuning copy, filled by pet_params_copy_backbone, never by init. */
+typedef enum {
+  INIT_ZERO,
+  INIT_ONE_NOISE,
+  INIT_NOISE,
+  INIT_KAIMING,
+  INIT_XAVIER,
+  INIT_BACKBONE
+} init_kind;
 
-#define MAX_TENSORS 512
+/* 4 + 12 x depth + 2 backbone tensors under PET_FULL: 530 for depth 32 */
+#define MAX_TENSORS 1024
 
 /* The walk's state: the typed layout, and (when t is not NULL) the name table. */
 typedef struct layout {
@@ -28,29 +37,38 @@ typedef struct layout {
   int n;
 } layout;
 
-/* Appends one tensor at the end of the block and stores its offset in *slot. */
-static scl_err add(layout *L, int64_t *slot, init_kind init, int ndim, int64_t d0, int64_t d1,
-                   int64_t d2, const char *fmt, ...) SCL_PRINTF(8, 9);
-static scl_err add(layout *L, int64_t *slot, init_kind init, int ndim, int64_t d0, int64_t d1,
-                   int64_t d2, const char *fmt, ...) {
-  const int64_t numel = d0 * (ndim > 1 ? d1 : 1) * (ndim > 2 ? d2 : 1);
+/* Appends one tensor of ndim <= 4 dimensions at the end of the block and stores its offset in
+ * *slot. */
+static scl_err add_shaped(layout *L, int64_t *slot, init_kind init, int ndim, const int64_t *shape,
+                          const char *name) {
+  int64_t numel = 1;
+  for (int k = 0; k < ndim; k++) numel *= shape[k];
   *slot = L->lay->count;
   L->lay->count += scl_pad_floats(numel); /* 64-byte aligned tensors */
   if (!L->t) return SCL_OK;
   SCL_CHECK(L->n != MAX_TENSORS, SCL_ERR_ARG, "PET block has more than %d tensors", MAX_TENSORS);
   pet_tensor *t = &L->t[L->n];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(t->name, sizeof t->name, fmt, ap);
-  va_end(ap);
+  snprintf(t->name, sizeof t->name, "%s", name);
   t->ndim = ndim;
-  t->shape[0] = d0;
-  t->shape[1] = d1;
-  t->shape[2] = d2;
+  for (int k = 0; k < 4; k++) t->shape[k] = k < ndim ? shape[k] : 0;
   t->numel = numel;
   t->offset = *slot;
   L->init[L->n++] = (int)init;
   return SCL_OK;
+}
+
+/* add_shaped with up to three dimensions and a printf name. */
+static scl_err add(layout *L, int64_t *slot, init_kind init, int ndim, int64_t d0, int64_t d1,
+                   int64_t d2, const char *fmt, ...) SCL_PRINTF(8, 9);
+static scl_err add(layout *L, int64_t *slot, init_kind init, int ndim, int64_t d0, int64_t d1,
+                   int64_t d2, const char *fmt, ...) {
+  char name[sizeof((pet_tensor *)0)->name];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(name, sizeof name, fmt, ap);
+  va_end(ap);
+  const int64_t shape[3] = {d0, d1, d2};
+  return add_shaped(L, slot, init, ndim, shape, name);
 }
 
 static scl_err add_ssf(layout *L, pet_ssf *s, int64_t n, const char *where) {
@@ -77,10 +95,40 @@ static void absent(pet_layout *lay, int64_t depth) {
   lay->count = 0;
 }
 
+/* PET_FULL: one tensor per backbone tensor, named "backbone.<timm name>", in vit_model's order
+ * (timm's state_dict order) and padding, so the region is a byte copy of vit_model.param_block
+ * (pet_params_copy_backbone checks every name, size and offset). lay->full is the region's
+ * start. */
+static scl_err add_backbone(layout *L, const vit_config *v) {
+  static const char *const names[12] = {"norm1.weight",  "norm1.bias",       "attn.qkv.weight",
+                                        "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
+                                        "norm2.weight",  "norm2.bias",       "mlp.fc1.weight",
+                                        "mlp.fc1.bias",  "mlp.fc2.weight",   "mlp.fc2.bias"};
+  const int64_t D = v->width, F = v->mlp_hidden, P = v->patch_size, N = vit_config_tokens(v);
+  const int64_t shapes[12][2] = {{D}, {D}, {3 * D, D}, {3 * D}, {D, D}, {D},
+                                 {D}, {D}, {F, D},     {F},     {D, F}, {D}};
+  int64_t at;
+  SCL_CALL(add_shaped(L, &L->lay->full, INIT_BACKBONE, 4, (int64_t[]){D, v->in_chans, P, P},
+                      "backbone.patch_embed.proj.weight"));
+  SCL_CALL(add_shaped(L, &at, INIT_BACKBONE, 1, (int64_t[]){D}, "backbone.patch_embed.proj.bias"));
+  SCL_CALL(add_shaped(L, &at, INIT_BACKBONE, 3, (int64_t[]){1, 1, D}, "backbone.cls_token"));
+  SCL_CALL(add_shaped(L, &at, INIT_BACKBONE, 3, (int64_t[]){1, N, D}, "backbone.pos_embed"));
+  for (int64_t l = 0; l < v->depth; l++)
+    for (int j = 0; j < 12; j++) {
+      char name[sizeof L->t->name];
+      snprintf(name, sizeof name, "backbone.blocks.%lld.%s", (long long)l, names[j]);
+      SCL_CALL(add_shaped(L, &at, INIT_BACKBONE, shapes[j][1] ? 2 : 1, shapes[j], name));
+    }
+  SCL_CALL(add_shaped(L, &at, INIT_BACKBONE, 1, (int64_t[]){D}, "backbone.norm.weight"));
+  SCL_CALL(add_shaped(L, &at, INIT_BACKBONE, 1, (int64_t[]){D}, "backbone.norm.bias"));
+  return SCL_OK;
+}
+
 static scl_err build(layout *L, const vit_config *v, const pet_config *c) {
   const int64_t D = v->width, F = v->mlp_hidden, T = c->vpt_tokens;
   pet_layout *lay = L->lay;
   absent(lay, v->depth);
+  if (c->kinds & PET_FULL) SCL_CALL(add_backbone(L, v));
   if (c->kinds & PET_SSF) SCL_CALL(add_ssf(L, &lay->ssf_patch, D, "ssf.patch"));
   if (c->kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW))
     SCL_CALL(add(L, &lay->vpt, c->vpt_xavier ? INIT_XAVIER : INIT_ZERO, 3,
@@ -121,6 +169,13 @@ static scl_err build(layout *L, const vit_config *v, const pet_config *c) {
 }
 
 static scl_err check_config(const pet_config *cfg) {
+  if ((cfg->kinds & PET_FULL) && cfg->kinds != PET_FULL) {
+    char buf[96];
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "PET kinds %s: full fine-tuning (full) trains every backbone tensor and "
+                     "cannot be combined with another PET kind",
+                     pet_kinds_format(cfg->kinds, buf, sizeof buf));
+  }
   if ((cfg->kinds & PET_ADAPTER) && cfg->adapter_dim < 1)
     return SCL_ERROR(SCL_ERR_ARG, "adapter bottleneck %lld", (long long)cfg->adapter_dim);
   if ((cfg->kinds & (PET_VPT_DEEP | PET_VPT_SHALLOW)) && cfg->vpt_tokens < 1)
@@ -183,9 +238,9 @@ void pet_params_destroy(pet_params **p) {
 }
 
 void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag) {
-  memset(p->param, 0, (size_t)p->count * sizeof(float));
   for (int i = 0; i < p->n_tensors; i++) {
     const pet_tensor *t = &p->tensors[i];
+    if (p->init_kinds[i] == INIT_BACKBONE) continue; /* pet_params_copy_backbone's */
     float *x = p->param + t->offset;
     scl_rng r;
     scl_rng_init(&r, seed, SCL_STREAM_INIT, tag, (uint32_t)i);
@@ -203,6 +258,8 @@ void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag) {
           break;
         case INIT_KAIMING: /* kaiming_uniform(a = sqrt 5): bound 1/sqrt(fan_in) */
           x[k] = (float)((2.0 * scl_rng_uniform(&r) - 1.0) / sqrt((double)fan_in));
+          break;
+        case INIT_BACKBONE:
           break;
         case INIT_XAVIER: /* the VPT code's "xavier": fan_in = C * P * P of a patch, fan_out = D */
           x[k] =
@@ -223,6 +280,59 @@ scl_err pet_params_copy(pet_params *dst, const pet_params *src) {
   return SCL_OK;
 }
 
+/* The fields of vit_config that fix the parameter shapes, each named on a mismatch. */
+static scl_err same_shape(const vit_config *a, const vit_config *b) {
+  const struct {
+    const char *name;
+    int64_t x, y;
+  } f[] = {{"img_size", a->img_size, b->img_size},
+           {"patch_size", a->patch_size, b->patch_size},
+           {"in_chans", a->in_chans, b->in_chans},
+           {"width", a->width, b->width},
+           {"depth", a->depth, b->depth},
+           {"heads", a->heads, b->heads},
+           {"mlp_hidden", a->mlp_hidden, b->mlp_hidden}};
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+    if (f[i].x != f[i].y)
+      return SCL_ERROR(SCL_ERR_ARG,
+                       "copy of the backbone into a full-tuning block: %s is %lld in the block's "
+                       "ViT config (%s) and %lld in the model's (%s)",
+                       f[i].name, (long long)f[i].x, a->name, (long long)f[i].y, b->name);
+  if (a->ln_eps != b->ln_eps)
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "copy of the backbone into a full-tuning block: ln_eps is %g in the block's "
+                     "ViT config and %g in the model's",
+                     (double)a->ln_eps, (double)b->ln_eps);
+  return SCL_OK;
+}
+
+scl_err pet_params_copy_backbone(pet_params *p, const vit_model *m) {
+  SCL_CHECK(p->cfg.kinds & PET_FULL, SCL_ERR_ARG,
+            "copy of the backbone into a PET block without full fine-tuning (kinds 0x%x)",
+            p->cfg.kinds);
+  SCL_CALL(same_shape(&p->vit, &m->cfg));
+  /* the region is the model's block tensor for tensor: names, sizes and offsets */
+  SCL_CHECK(p->n_tensors == m->n_tensors, SCL_ERR_ARG,
+            "copy of the backbone: the block has %d backbone tensors, the model %d", p->n_tensors,
+            m->n_tensors);
+  for (int i = 0; i < m->n_tensors; i++) {
+    const pet_tensor *t = &p->tensors[i];
+    const vit_tensor *s = &m->tensors[i];
+    SCL_CHECK(!strncmp(t->name, "backbone.", 9) && !strcmp(t->name + 9, s->name) &&
+                  t->numel == s->numel &&
+                  t->offset - p->layout.full == (int64_t)(s->data - m->param_block),
+              SCL_ERR_ARG,
+              "copy of the backbone: tensor %d is %s (%lld floats at %lld) in the block and %s "
+              "(%lld floats at %lld) in the model",
+              i, t->name, (long long)t->numel, (long long)(t->offset - p->layout.full), s->name,
+              (long long)s->numel, (long long)(s->data - m->param_block));
+  }
+  const vit_tensor *last = &m->tensors[m->n_tensors - 1];
+  const int64_t n = (int64_t)(last->data - m->param_block) + scl_pad_floats(last->numel);
+  memcpy(p->param + p->layout.full, m->param_block, (size_t)n * sizeof(float));
+  return SCL_OK;
+}
+
 const pet_tensor *pet_params_find(const pet_params *p, const char *name) {
   for (int i = 0; i < p->n_tensors; i++)
     if (!strcmp(p->tensors[i].name, name)) return &p->tensors[i];
@@ -239,7 +349,8 @@ static const struct {
   unsigned kind;
 } kind_names[] = {{"adapter", PET_ADAPTER},   {"ssf", PET_SSF},
                   {"vpt_deep", PET_VPT_DEEP}, {"vpt_shallow", PET_VPT_SHALLOW},
-                  {"prefix", PET_PREFIX},     {"vpt", PET_VPT_DEEP}}; /* alias, parsed only */
+                  {"prefix", PET_PREFIX},     {"full", PET_FULL},
+                  {"vpt", PET_VPT_DEEP}}; /* alias, parsed only */
 
 /* The per-image kinds are set by the prompt methods, not named by users: printed only. */
 static const struct {
@@ -247,7 +358,7 @@ static const struct {
   unsigned kind;
 } per_image_names[] = {{"input_prompt", PET_INPUT_PROMPT}, {"sample_prefix", PET_SAMPLE_PREFIX}};
 
-const char *pet_kind_names(void) { return "none|adapter|ssf|vpt_deep|vpt_shallow|prefix"; }
+const char *pet_kind_names(void) { return "none|adapter|ssf|vpt_deep|vpt_shallow|prefix|full"; }
 
 scl_err pet_kinds_parse(const char *names, unsigned *kinds) {
   *kinds = 0;

@@ -56,12 +56,63 @@ tr_grad tr_grad_at(const vit_trainer *t, float *grad, int64_t l) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* The backbone's weights: frozen, or the learner's full-tuning copy                         */
+
+/* w (a tensor of vit_model.param_block) moved to the same offset in base's backbone region. The
+ * const is cast away for the gradient views; the weight views are only read. */
+static float *moved(const vit_trainer *t, const float *base, const float *w) {
+  return (float *)base + t->lay.full + (w - t->m->param_block);
+}
+
+static vit_block_params block_moved(const vit_trainer *t, const float *base, int64_t l) {
+  const vit_block_params *b = &t->m->p.blocks[l];
+  return (vit_block_params){
+      moved(t, base, b->norm1_w), moved(t, base, b->norm1_b), moved(t, base, b->qkv_w),
+      moved(t, base, b->qkv_b),   moved(t, base, b->proj_w),  moved(t, base, b->proj_b),
+      moved(t, base, b->norm2_w), moved(t, base, b->norm2_b), moved(t, base, b->fc1_w),
+      moved(t, base, b->fc1_b),   moved(t, base, b->fc2_w),   moved(t, base, b->fc2_b)};
+}
+
+static vit_params all_moved(const vit_trainer *t, const float *base) {
+  const vit_params *w = &t->m->p;
+  return (vit_params){moved(t, base, w->patch_w),
+                      moved(t, base, w->patch_b),
+                      moved(t, base, w->cls_token),
+                      moved(t, base, w->pos_embed),
+                      NULL,
+                      moved(t, base, w->norm_w),
+                      moved(t, base, w->norm_b)};
+}
+
+vit_params tr_weights(const vit_trainer *t, const float *param) {
+  if (!(t->pc.kinds & PET_FULL)) {
+    vit_params w = t->m->p;
+    w.blocks = NULL;
+    return w;
+  }
+  return all_moved(t, param);
+}
+
+vit_block_params tr_block_weights(const vit_trainer *t, const float *param, int64_t l) {
+  return !(t->pc.kinds & PET_FULL) ? t->m->p.blocks[l] : block_moved(t, param, l);
+}
+
+vit_params tr_weight_grads(const vit_trainer *t, float *grad) {
+  return !(t->pc.kinds & PET_FULL) ? (vit_params){0} : all_moved(t, grad);
+}
+
+vit_block_params tr_block_grads(const vit_trainer *t, float *grad, int64_t l) {
+  return !(t->pc.kinds & PET_FULL) ? (vit_block_params){0} : block_moved(t, grad, l);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Levels and memory                                                                         */
 
 /* Bottom-up: a block's backward must reach its input when anything below it trains (input
- * tokens enter below block 0, so with them every block is TR_FULL). */
+ * tokens enter below block 0, and full fine-tuning trains the embedding: with either, every
+ * block is TR_FULL). */
 static void set_levels(vit_trainer *t) {
-  int below = t->lay.ssf_patch.scale >= 0 || (t->pc.kinds & PET_INPUT_PROMPT);
+  int below = t->lay.ssf_patch.scale >= 0 || (t->pc.kinds & (PET_INPUT_PROMPT | PET_FULL));
   for (int64_t l = 0; l < t->vc.depth; l++) {
     const pet_block *o = &t->lay.blocks[l];
     const int sample = (t->pc.kinds & PET_SAMPLE_PREFIX) && (t->pc.sample_prefix_layers >> l & 1u);
@@ -120,6 +171,8 @@ static void carve_caches(vit_trainer *t, carver *c) {
   t->meanf = carve(c, t->max_batch * t->nq);
   t->rstdf = carve(c, t->max_batch * t->nq);
   if (t->lay.ssf_patch.scale >= 0) t->patch = carve(c, t->max_batch * (t->N - 1) * t->D);
+  if (t->pc.kinds & PET_FULL)
+    t->images = carve(c, t->max_batch * t->vc.in_chans * t->vc.img_size * t->vc.img_size);
 }
 
 static void carve_work(vit_trainer *t, carver *c) {
@@ -169,7 +222,8 @@ static scl_err alloc_memory(vit_trainer *t) {
 /* ---------------------------------------------------------------------------------------- */
 /* Cost model                                                                                */
 
-/* 2 x multiply-adds of the matrix products one image costs, forward + backward. */
+/* 2 x multiply-adds of the matrix products one image costs, forward + backward (with full
+ * fine-tuning, the weight-gradient GEMMs too: one more of each linear layer's size). */
 static double step_flops(const vit_trainer *t) {
   const double D = (double)t->D, F = (double)t->F, Nt = (double)t->Nt, r = (double)t->r;
   const double K = (double)(t->vc.in_chans * t->vc.patch_size * t->vc.patch_size);
@@ -183,7 +237,9 @@ static double step_flops(const vit_trainer *t) {
     if (y->level == TR_ADAPTER) f += 6.0 * rows * D * r;
     if (y->level >= TR_ATTN) f += tail + 2.5 * attn + (ad ? 8.0 * rows * D * r : 0.0);
     if (y->level == TR_FULL) f += 2.0 * Nt * 3.0 * D * D;
+    if (t->pc.kinds & PET_FULL) f += 2.0 * Nt * 3.0 * D * D + tail; /* weight gradients */
   }
+  if (t->pc.kinds & PET_FULL) f += 2.0 * (double)(t->N - 1) * K * D;
   return f;
 }
 
@@ -228,7 +284,7 @@ static scl_err check_config(const vit_model *m, const pet_config *cfg, int64_t m
   SCL_CHECK(threads >= 0 && threads <= 1024, SCL_ERR_ARG,
             "trainer thread count %d is outside [0, 1024]", threads);
   const unsigned all = PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_VPT_SHALLOW | PET_PREFIX |
-                       PET_INPUT_PROMPT | PET_SAMPLE_PREFIX;
+                       PET_INPUT_PROMPT | PET_SAMPLE_PREFIX | PET_FULL;
   if (cfg->kinds & ~all) return SCL_ERROR(SCL_ERR_ARG, "unknown PET kinds 0x%x", cfg->kinds);
   SCL_CALL(check_prompt_config(&m->cfg, cfg));
   if ((cfg->kinds & PET_VPT_DEEP) && (cfg->kinds & PET_VPT_SHALLOW))
@@ -265,6 +321,14 @@ static scl_err trainer_setup(vit_trainer *t, int engine) {
   if (t->pc.kinds == 0 && !engine) return SCL_OK;
   SCL_CALL(pet_layout_create(v, &t->pc, &t->lay));
   t->pet_count = t->lay.count;
+  if (t->pc.kinds & PET_FULL) { /* the copy is the model's block byte for byte (tr_weights) */
+    const vit_tensor *last = &t->m->tensors[t->m->n_tensors - 1];
+    const int64_t n = (int64_t)(last->data - t->m->param_block) + scl_pad_floats(last->numel);
+    SCL_CHECK(t->lay.count - t->lay.full == n, SCL_ERR_ARG,
+              "full fine-tuning: the PET layout's backbone region has %lld floats, the model's "
+              "parameter block %lld",
+              (long long)(t->lay.count - t->lay.full), (long long)n);
+  }
   SCL_CALL(alloc_memory(t));
   SCL_CALL(vit_pool_create(t->threads, &t->pool));
   t->flops = step_flops(t);
@@ -391,7 +455,8 @@ static scl_err frozen_forward(vit_trainer *t, const float *images, int64_t B, fl
 }
 
 /* Kinds whose tensors live in pet_params (the per-image kinds come with each call). */
-#define TR_TENSOR_KINDS (PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_VPT_SHALLOW | PET_PREFIX)
+#define TR_TENSOR_KINDS \
+  (PET_ADAPTER | PET_SSF | PET_VPT_DEEP | PET_VPT_SHALLOW | PET_PREFIX | PET_FULL)
 
 /* The per-image inputs the config needs are all there, and io is absent without them. */
 static scl_err check_io(const vit_trainer *t, const vit_prompt_io *io, const char *what) {

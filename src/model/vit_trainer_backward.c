@@ -2,7 +2,7 @@
  * class-token gradient down to the lowest PET tensor, accumulating into that chunk's gradient
  * copy (chunk 0's is the learner's own gradient; the others are added in chunk order).
  *
- * The backbone is frozen, so every linear layer costs one GEMM (its input gradient) and the
+ * With a frozen backbone every linear layer costs one GEMM (its input gradient) and the
  * walk stops as soon as nothing below trains (tr_level): an adapter-only learner never
  * differentiates the first block's attention, prefixes stop at their lowest block's q, k, v.
  * What the forward did not keep is rebuilt here from what it did: LayerNorm outputs from the
@@ -11,6 +11,13 @@
  * walks it down in place: every path into the stream (identity, adapter, MLP, attention)
  * accumulates into it. The last block's tail runs on the packed output rows (nq per image), as
  * in the forward, and its gradient is scattered back to token rows before LayerNorm 1.
+ *
+ * Under full fine-tuning (PET_FULL) the walk goes through every block and also writes the weight
+ * gradient of every backbone tensor into the chunk's copy of the backbone region
+ * (tr_block_grads; NULL views elsewhere, which the kernels skip): a second GEMM per linear layer
+ * whose input is rebuilt where it was not kept (LayerNorm outputs from their statistics, GELU(h)
+ * from h, the attention context from qkv), then the embedding's gradients from the stream
+ * gradient at block 0's input and the kept images.
  *
  * Per-image prompt inputs (job->io): the gradient of image b's prefix rows goes straight into
  * row b of dpk[l] / dpv[l], and that of its input tokens into row b of dtokens, from the stream
@@ -93,9 +100,12 @@ static void gelu_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
   }
 }
 
-/* Tail rows: dx holds dL/dx_out on entry and dL/dx_mid on exit; t2 receives dL/dctx. */
+/* Tail rows: dx holds dL/dx_out on entry and dL/dx_mid on exit; t2 receives dL/dctx. With
+ * weight gradients (gw: full fine-tuning, which has no PET module beside it) each linear layer's
+ * input is rebuilt just before its dW GEMM in the buffer its input gradient then overwrites:
+ * GELU(h) in dh, LN2(x1) in t1; the attention context is in t2 on entry (rebuild_x1, context). */
 static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, tr_grad *g,
-                          const vit_block_params *bp, int64_t rows) {
+                          const vit_block_params *bp, const vit_block_params *gw, int64_t rows) {
   const vit_trainer *t = c->t;
   const int64_t D = t->D, F = t->F;
   const float *dm = io->dx;
@@ -105,10 +115,18 @@ static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
                     pp->ssf_s[PET_SSF_FC2], rows, D);
     dm = io->t1;
   }
+  if (gw->fc2_w) {
+    nn_gelu_forward(io->dh, io->h, rows * F);
+    nn_linear_backward(NULL, gw->fc2_w, gw->fc2_b, dm, io->dh, NULL, rows, F, D);
+  }
   zero(io->dh, rows * F);
   nn_linear_backward(io->dh, NULL, NULL, dm, NULL, bp->fc2_w, rows, F, D);
   if (pp->ad_dw) adapter_backward(c, io, pp, g, io->dx, rows); /* last read of dL/dx_out */
   gelu_backward(c, io, pp, g, rows);
+  if (gw->fc1_w) {
+    nn_layernorm_recompute(io->t1, io->x1, io->mean2, io->rstd2, bp->norm2_w, bp->norm2_b, rows, D);
+    nn_linear_backward(NULL, gw->fc1_w, gw->fc1_b, io->dh, io->t1, NULL, rows, D, F);
+  }
   zero(io->t1, rows * D);
   nn_linear_backward(io->t1, NULL, NULL, io->dh, NULL, bp->fc1_w, rows, D, F);
   if (pp->ssf_s[PET_SSF_LN2]) {
@@ -116,8 +134,8 @@ static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
     nn_ssf_backward_inplace(io->t1, g->ssf_s[PET_SSF_LN2], g->ssf_b[PET_SSF_LN2], io->t2,
                             pp->ssf_s[PET_SSF_LN2], rows, D);
   }
-  nn_layernorm_backward(io->dx, NULL, NULL, io->t1, io->x1, bp->norm2_w, io->mean2, io->rstd2, rows,
-                        D);
+  nn_layernorm_backward(io->dx, gw->norm2_w, gw->norm2_b, io->t1, io->x1, bp->norm2_w, io->mean2,
+                        io->rstd2, rows, D);
   const float *dpo = io->dx;
   if (pp->ssf_s[PET_SSF_PROJ]) {
     zero(io->t1, rows * D);
@@ -125,18 +143,17 @@ static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
                     pp->ssf_s[PET_SSF_PROJ], rows, D);
     dpo = io->t1;
   }
+  if (gw->proj_w) nn_linear_backward(NULL, gw->proj_w, gw->proj_b, dpo, io->t2, NULL, rows, D, D);
   zero(io->t2, rows * D);
   nn_linear_backward(io->t2, NULL, NULL, dpo, NULL, bp->proj_w, rows, D, D);
 }
 
-/* x1 = x0 + proj_b + ctx proj_w^T of a block that did not keep it (tr_layer.rebuild_x1), into
- * io->x1 (w_y), with ctx recomputed into t2: the forward's own operations on the same rows of
- * the same chunk, so bit-identical to the x1 the forward had. Costs the block's attention
- * forward and projection again (about 4% of an L2P step). */
-static void rebuild_x1(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp,
-                       const vit_block_params *bp, int64_t l) {
+/* The attention context of the first nq query rows of each image (packed nq rows per image)
+ * into t2, recomputed from the kept qkv with the forward's own operations, so bit-identical to
+ * the forward's. */
+static void context(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, int64_t l, int64_t nq) {
   const vit_trainer *t = c->t;
-  const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt, L = t->layers[l].L;
+  const int64_t D = t->D, Nt = t->Nt, L = t->layers[l].L;
   const vit_prompt_io *pio = c->job->io;
   for (int64_t i = 0; i < c->n; i++) {
     const float *pk = pp->pk, *pv = pp->pv;
@@ -145,9 +162,21 @@ static void rebuild_x1(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp,
       pk = pio->pk[l] + o, pv = pio->pv[l] + o;
     }
     for (int64_t h = 0; h < t->H; h++)
-      nn_attention_head_forward(io->t2 + i * Nt * D, c->scratch, io->qkv + i * Nt * 3 * D, pk, pv,
-                                L, Nt, Nt, t->H, D / t->H, h);
+      nn_attention_head_forward(io->t2 + i * nq * D, c->scratch, io->qkv + i * Nt * 3 * D, pk, pv,
+                                L, nq, Nt, t->H, D / t->H, h);
   }
+}
+
+/* x1 = x0 + proj_b + ctx proj_w^T of a block that did not keep it (tr_layer.rebuild_x1), into
+ * io->x1 (w_y), with ctx recomputed into t2 (where it stays for the projection's weight
+ * gradient): the forward's own operations on the same rows of the same chunk, so bit-identical
+ * to the x1 the forward had. Costs the block's attention forward and projection again (about 4%
+ * of an L2P step). */
+static void rebuild_x1(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp,
+                       const vit_block_params *bp, int64_t l) {
+  const vit_trainer *t = c->t;
+  const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt;
+  context(c, io, pp, l, Nt);
   float *x1 = (float *)io->x1;
   for (int64_t r = 0; r < rows; r++)
     for (int64_t j = 0; j < D; j++) x1[r * D + j] = io->x0[r * D + j] + bp->proj_b[j];
@@ -168,7 +197,7 @@ static void scatter_class_rows(const bwd_ctx *c, float *dx) {
 
 /* Attention down to dqkv (prefix gradients), then, at TR_FULL, to the block input. */
 static void attention_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, tr_grad *g,
-                               const vit_block_params *bp, int64_t l) {
+                               const vit_block_params *bp, const vit_block_params *gw, int64_t l) {
   const vit_trainer *t = c->t;
   const int64_t D = t->D, Nt = t->Nt, rows = c->n * Nt, L = t->layers[l].L;
   const int last = l == t->vc.depth - 1;
@@ -200,14 +229,18 @@ static void attention_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet 
                             pp->ssf_s[PET_SSF_QKV], rows, 3 * D);
   zero(io->t1, rows * D);
   nn_linear_backward(io->t1, NULL, NULL, io->dqkv, NULL, bp->qkv_w, rows, D, 3 * D);
+  if (gw->qkv_w) { /* every token row: the last block's keys and values have gradients too */
+    nn_layernorm_recompute(io->t2, io->x0, io->mean1, io->rstd1, bp->norm1_w, bp->norm1_b, rows, D);
+    nn_linear_backward(NULL, gw->qkv_w, gw->qkv_b, io->dqkv, io->t2, NULL, rows, D, 3 * D);
+  }
   if (pp->ssf_s[PET_SSF_LN1]) {
     nn_layernorm_recompute(io->t2, io->x0, io->mean1, io->rstd1, bp->norm1_w, bp->norm1_b, rows, D);
     nn_ssf_backward_inplace(io->t1, g->ssf_s[PET_SSF_LN1], g->ssf_b[PET_SSF_LN1], io->t2,
                             pp->ssf_s[PET_SSF_LN1], rows, D);
   }
   if (last) scatter_class_rows(c, io->dx);
-  nn_layernorm_backward(io->dx, NULL, NULL, io->t1, io->x0, bp->norm1_w, io->mean1, io->rstd1, rows,
-                        D);
+  nn_layernorm_backward(io->dx, gw->norm1_w, gw->norm1_b, io->t1, io->x0, bp->norm1_w, io->mean1,
+                        io->rstd1, rows, D);
   if (pp->prompts) { /* appended before this block: their gradient stops here */
     nn_vpt_backward(g->prompts, io->dx, c->n, t->N + t->Tin, t->T, D);
     for (int64_t i = 0; i < c->n; i++) zero(io->dx + (i * Nt + t->N + t->Tin) * D, t->T * D);
@@ -231,17 +264,18 @@ static void final_backward(const bwd_ctx *c) {
     }
     dy = t1;
   }
+  const vit_params w = tr_weights(t, c->job->param), gw = tr_weight_grads(t, c->grad);
   const pet_ssf *sn = &t->lay.ssf_norm;
   if (sn->scale >= 0) {
     const float *s = c->job->param + sn->scale;
-    nn_layernorm_recompute(t2, xf, mean, rstd, t->m->p.norm_w, t->m->p.norm_b, rows, D);
+    nn_layernorm_recompute(t2, xf, mean, rstd, w.norm_w, w.norm_b, rows, D);
     zero(dx, rows * D);
     nn_ssf_backward(dx, c->grad + sn->scale, c->grad + sn->shift, dy, t2, s, rows, D);
     memcpy(t1, dx, (size_t)(rows * D) * sizeof(float));
     dy = t1;
   }
   zero(dx, rows * D);
-  nn_layernorm_backward(dx, NULL, NULL, dy, xf, t->m->p.norm_w, mean, rstd, rows, D);
+  nn_layernorm_backward(dx, gw.norm_w, gw.norm_b, dy, xf, w.norm_w, mean, rstd, rows, D);
 }
 
 /* Input tokens: dtokens rows of this chunk's images += the token rows of dL/dx_0 (the position
@@ -269,6 +303,25 @@ static void embed_backward(const bwd_ctx *c) {
                     s, Np, D);
 }
 
+/* Full fine-tuning: the embedding's gradients from dL/dx_0 (w_x): the class token's from the
+ * class rows, the position embedding's from every row, the patch embedding's weights and bias
+ * from the patch rows and the kept images (vit_trainer.images), image by image in chunk order. */
+static void embed_weights_backward(const bwd_ctx *c) {
+  const vit_trainer *t = c->t;
+  const vit_config *v = &t->vc;
+  const int64_t D = t->D, Nt = t->Nt, img = v->in_chans * v->img_size * v->img_size;
+  const vit_params gw = tr_weight_grads(t, c->grad);
+  const nn_patch_dims dims = {v->in_chans, v->img_size, v->img_size, v->patch_size, D};
+  const float *dx = t->w_x + c->R0 * D;
+  for (int64_t i = 0; i < c->n; i++) {
+    const float *di = dx + i * Nt * D;
+    for (int64_t j = 0; j < D; j++) gw.cls_token[j] += di[j];
+    for (int64_t j = 0; j < Nt * D; j++) gw.pos_embed[j] += di[j];
+  }
+  nn_patch_embed_backward(gw.patch_w, gw.patch_b, c->scratch, dx + D, t->images + c->b0 * img, c->n,
+                          dims, Nt * D);
+}
+
 /* One chunk of images, top to bottom. */
 static void backward_chunk(bwd_ctx *c) {
   const vit_trainer *t = c->t;
@@ -277,17 +330,22 @@ static void backward_chunk(bwd_ctx *c) {
   for (; l >= 0 && t->layers[l].level != TR_SKIP; l--) {
     const tr_pet pp = tr_pet_at(t, c->job->param, l);
     tr_grad g = tr_grad_at(t, c->grad, l);
-    const vit_block_params *bp = &t->m->p.blocks[l];
+    const vit_block_params bw = tr_block_weights(t, c->job->param, l), *bp = &bw;
+    const vit_block_params gw = tr_block_grads(t, c->grad, l);
     const bwd_io io = bind(c, l);
     const int64_t rows = l == t->vc.depth - 1 ? c->n * t->nq : c->n * t->Nt;
     if (t->layers[l].level == TR_ADAPTER) {
       adapter_backward(c, &io, &pp, &g, NULL, rows);
       continue;
     }
-    if (t->layers[l].rebuild_x1) rebuild_x1(c, &io, &pp, bp, l);
-    tail_backward(c, &io, &pp, &g, bp, rows);
-    attention_backward(c, &io, &pp, &g, bp, l);
+    if (t->layers[l].rebuild_x1)
+      rebuild_x1(c, &io, &pp, bp, l);
+    else if (gw.proj_w) /* the projection's weight gradient reads the context */
+      context(c, &io, &pp, l, rows / c->n);
+    tail_backward(c, &io, &pp, &g, bp, &gw, rows);
+    attention_backward(c, &io, &pp, &g, bp, &gw, l);
   }
+  if (l < 0 && (t->pc.kinds & PET_FULL)) embed_weights_backward(c);
   if (l < 0 && t->lay.ssf_patch.scale >= 0) embed_backward(c);
   if (l < 0 && t->Tin > 0 && c->job->io->dtokens) tokens_backward(c);
 }

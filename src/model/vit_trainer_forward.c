@@ -21,6 +21,9 @@
  * inference chunk runs image by image, so that every GEMM has one image's rows: OpenBLAS's result
  * for a row depends on the other rows of the call (its blocking), and an image's test-time output
  * must not depend on the batch it comes in (training keeps the chunk's GEMMs).
+ * Under full fine-tuning (PET_FULL) every weight is read from the learner's copy of the backbone
+ * (tr_weights) instead of the shared model, and a kept forward keeps its images for the patch
+ * embedding's weight gradient.
  * Dropout masks are drawn per sample (vit_trainer_dropout.c). Inference without PET on a batch
  * the thread count does not divide runs in row mode instead (forward_rows), so that a batch of
  * one image still uses every core; an inference may also compute every token of the last block
@@ -110,7 +113,7 @@ static fwd_io bind(const fwd_ctx *c, int64_t l) {
 static void embed(const fwd_ctx *c, const float *param, float *x) {
   const vit_trainer *t = c->t;
   const vit_config *v = &t->vc;
-  const vit_params *w = &t->m->p;
+  const vit_params w = tr_weights(t, param);
   const int64_t D = t->D, Np = t->N - 1, img = v->in_chans * v->img_size * v->img_size;
   const int64_t Tin = t->Tin;
   const nn_patch_dims dims = {v->in_chans, v->img_size, v->img_size, v->patch_size, D};
@@ -121,14 +124,15 @@ static void embed(const fwd_ctx *c, const float *param, float *x) {
     float *xi = x + i * t->Nt * D;
     float *xp = xi + (1 + Tin) * D; /* the patch rows */
     float *patch = gs && c->job->keep ? t->patch + b * Np * D : xp;
-    nn_patch_embed_forward(patch, c->scratch, c->job->images + b * img, w->patch_w, w->patch_b, 1,
+    nn_patch_embed_forward(patch, c->scratch, c->job->images + b * img, w.patch_w, w.patch_b, 1,
                            dims, Np * D);
+    if (t->images && c->job->keep) /* full fine-tuning: the patch weights' gradient reads them */
+      memcpy(t->images + b * img, c->job->images + b * img, (size_t)img * sizeof(float));
     if (gs) nn_ssf_forward(xp, patch, gs, gb, Np, D);
-    nn_residual_forward(xp, xp, w->pos_embed + D, Np * D);
-    nn_residual_forward(xi, w->cls_token, w->pos_embed, D);
+    nn_residual_forward(xp, xp, w.pos_embed + D, Np * D);
+    nn_residual_forward(xi, w.cls_token, w.pos_embed, D);
     for (int64_t j = 0; j < Tin; j++)
-      nn_residual_forward(xi + (1 + j) * D, c->job->io->tokens + (b * Tin + j) * D, w->pos_embed,
-                          D);
+      nn_residual_forward(xi + (1 + j) * D, c->job->io->tokens + (b * Tin + j) * D, w.pos_embed, D);
   }
 }
 
@@ -251,7 +255,7 @@ static void block(const fwd_ctx *c, int64_t l) {
   const int64_t D = t->D, Nt = t->Nt, nq = t->nq;
   const int last = pruned(c, l);
   const tr_pet pp = tr_pet_at(t, c->job->param, l);
-  const vit_block_params *bp = &t->m->p.blocks[l];
+  const vit_block_params bw = tr_block_weights(t, c->job->param, l), *bp = &bw;
   const fwd_io io = bind(c, l);
   attention_phase(c, &io, &pp, bp, l, last ? nq : Nt);
   if (io.mask) draw_masks(c, io.mask, l, last ? nq : Nt);
@@ -281,6 +285,7 @@ static void final_norm(const fwd_ctx *c) {
   const vit_trainer *t = c->t;
   const int64_t D = t->D, b0 = c->b0, nq = t->nq, rows = c->n * nq;
   const float *param = c->job->param;
+  const vit_params w = tr_weights(t, param);
   float *out = c->job->cls_out + b0 * D;
   if (!pruned(c, t->vc.depth - 1)) /* every token computed: gather the class rows first */
     for (int64_t i = 0; i < c->n; i++)
@@ -288,11 +293,11 @@ static void final_norm(const fwd_ctx *c) {
              (size_t)D * sizeof(float));
   float *y = nq == 1 ? out : t->w_a + c->R0 * D;
   if (c->job->keep)
-    nn_layernorm_forward(y, t->meanf + b0 * nq, t->rstdf + b0 * nq, t->xf + b0 * nq * D,
-                         t->m->p.norm_w, t->m->p.norm_b, rows, D, t->vc.ln_eps);
+    nn_layernorm_forward(y, t->meanf + b0 * nq, t->rstdf + b0 * nq, t->xf + b0 * nq * D, w.norm_w,
+                         w.norm_b, rows, D, t->vc.ln_eps);
   else
     nn_layernorm_forward(y, NULL, NULL, nq == 1 ? out : stream(c, t->vc.depth) + c->R0 * D,
-                         t->m->p.norm_w, t->m->p.norm_b, rows, D, t->vc.ln_eps);
+                         w.norm_w, w.norm_b, rows, D, t->vc.ln_eps);
   if (t->lay.ssf_norm.scale >= 0)
     nn_ssf_forward(y, y, param + t->lay.ssf_norm.scale, param + t->lay.ssf_norm.shift, rows, D);
   if (nq > 1) pool_tokens(out, y, c->n, nq, D);

@@ -84,6 +84,7 @@ struct vit_trainer {
   tr_layer *layers;
   float *xf, *meanf, *rstdf; /* (max_batch nq, D), (max_batch nq): final LayerNorm input, stats */
   float *patch;              /* SSF: (max_batch * (N - 1), D) patch embedding before its SSF */
+  float *images; /* PET_FULL: (max_batch, C, S, S) the kept forward's images (patch weight grad) */
   float *cache_block;
   /* working set (R rows unless stated) */
   float *w_x, *w_y, *w_a, *w_b; /* (R, D) */
@@ -124,6 +125,16 @@ static inline void tr_chunk(int64_t B, int64_t n, int64_t k, int64_t *b0, int64_
 
 tr_pet tr_pet_at(const vit_trainer *t, const float *param, int64_t l);
 tr_grad tr_grad_at(const vit_trainer *t, float *grad, int64_t l);
+
+/* The backbone weights a call reads: the frozen model's (vit_model.p), or under PET_FULL the
+ * learner's copy, each tensor at param + lay.full + its offset in vit_model.param_block (the copy
+ * has the block's layout, pet_params.c). blocks is left NULL: tr_block_weights gives block l. */
+vit_params tr_weights(const vit_trainer *t, const float *param);
+vit_block_params tr_block_weights(const vit_trainer *t, const float *param, int64_t l);
+/* The same views against a gradient array (the learner's or a chunk's copy) under PET_FULL;
+ * every pointer NULL otherwise (the backbone is frozen: the kernels skip NULL weight gradients). */
+vit_params tr_weight_grads(const vit_trainer *t, float *grad);
+vit_block_params tr_block_grads(const vit_trainer *t, float *grad, int64_t l);
 
 /* Per-thread bodies run by the pool. keep = 0 is inference (no cache, no dropout). */
 typedef struct tr_fwd_job {

@@ -39,6 +39,34 @@ static void fd_linear(void) {
   fd_check("fd linear db", c.b, db, 4, lin_loss, &c, EPS, FD_TOL);
 }
 
+/* Patch embedding of 2 images 3 x 8 x 12 with patch 4 (6 patches each), width 5, output rows
+ * 7 apart (one row left free, as for the class token). */
+typedef struct pe_ctx {
+  float *img, *w, *b, *y, *wy, *cols;
+  nn_patch_dims d;
+} pe_ctx;
+
+static double pe_loss(void *p) {
+  pe_ctx *c = p;
+  nn_patch_embed_forward(c->y, c->cols, c->img, c->w, c->b, 2, c->d, 7 * 5);
+  return weighted_sum(c->wy, c->y, 2 * 7 * 5);
+}
+
+static void fd_patch_embed(void) {
+  const nn_patch_dims d = {3, 8, 12, 4, 5};
+  pe_ctx c = {rand_buf(2 * 3 * 8 * 12, 0, 1, 91),
+              rand_buf(5 * 48, -1, 1, 92),
+              rand_buf(5, -1, 1, 93),
+              buf(2 * 7 * 5),
+              rand_buf(2 * 7 * 5, -1, 1, 94),
+              buf(6 * 48),
+              d};
+  float *dw = buf(5 * 48), *db = buf(5);
+  nn_patch_embed_backward(dw, db, c.cols, c.wy, c.img, 2, d, 7 * 5);
+  fd_check("fd patch_embed dw", c.w, dw, 5 * 48, pe_loss, &c, EPS, FD_TOL);
+  fd_check("fd patch_embed db", c.b, db, 5, pe_loss, &c, EPS, FD_TOL);
+}
+
 typedef struct ln_ctx {
   float *x, *g, *b, *y, *wy, *mean, *rstd;
   int64_t rows, D;
@@ -306,6 +334,21 @@ static void ref_linear(int64_t rows, int64_t din, int64_t dout) {
   check("ref linear_backward dx only (frozen)", dx, dx2, rows * din, 1e-5, 1e-5);
 }
 
+/* 3 images 3 x 32 x 48, patch 16 (6 patches), width 40, output rows 7 apart; accumulating
+ * into nonzero gradients. Each element sums 18 products and its start value, all in [-1, 1]: a
+ * float sum's error is below 19 x 2^-24 x 19 = 2.2e-5 whatever the order. */
+static void ref_patch_embed(void) {
+  const nn_patch_dims d = {3, 32, 48, 16, 40};
+  const int64_t K = 3 * 16 * 16, stride = 7 * 40;
+  float *img = rand_buf(3 * 3 * 32 * 48, 0, 1, 95), *dy = rand_buf(3 * stride, -1, 1, 96);
+  float *dw = rand_buf(40 * K, -1, 1, 97), *db = rand_buf(40, -1, 1, 98), *cols = buf(6 * K);
+  float *dw2 = copy_buf(dw, 40 * K), *db2 = copy_buf(db, 40);
+  nn_patch_embed_backward(dw, db, cols, dy, img, 3, d, stride);
+  nn_patch_embed_backward_ref(dw2, db2, dy, img, 3, d, stride);
+  check("ref patch_embed_backward dw", dw, dw2, 40 * K, 2.2e-5, 0);
+  check("ref patch_embed_backward db", db, db2, 40, 2.2e-5, 0);
+}
+
 static void ref_rowwise(void) {
   const int64_t rows = 13, D = 77;
   float *x = rand_buf(rows * D, -3, 5, 40), *g = rand_buf(D, 0.5f, 1.5f, 41),
@@ -410,6 +453,7 @@ static void ref_pet(void) {
 
 int main(void) {
   fd_linear();
+  fd_patch_embed();
   fd_layernorm();
   layernorm_large_mean();
   fd_activations();
@@ -422,6 +466,7 @@ int main(void) {
   ref_linear(37, 50, 29);
   ref_linear(1, 768, 64);
   ref_linear(197, 64, 96);
+  ref_patch_embed();
   ref_rowwise();
   ref_attention(2, 17, 3, 8, 0);
   ref_attention(2, 17, 3, 8, 4);

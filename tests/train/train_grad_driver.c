@@ -1,12 +1,13 @@
 /* train_grad_driver.c: the trainer's forward and backward for tests/train/test_train_parity.py.
  *
  *   train_grad_driver --width D --depth L --heads H --img S --patch P --mlp F
- *                     --pet adapter|ssf|vpt_deep|vpt_shallow|prefix[,...] [--adapter-dim r]
+ *                     --pet adapter|ssf|vpt_deep|vpt_shallow|prefix[,...]|full [--adapter-dim r]
  *                     [--dropout p] [--vpt-tokens T] [--prefix-len L --prefix-layers MASK]
  *                     --weights FILE --pet-weights FILE --images FILE --dcls FILE --batch B
  *                     --out FILE [--threads T] [--key SEED,STEP,PASS] [--index i0,i1,...]
  *
- * Weights are .safetensors (backbone in timm names, PET tensors in pet_params names); images
+ * Weights are .safetensors (backbone in timm names, PET tensors in pet_params names: with full,
+ * the trained copy of the backbone as backbone.<timm name>, read instead of --weights); images
  * (B, 3, S, S) and dcls (B, D) raw float32. The driver runs forward (keyed when --key is given:
  * adapter dropout on), then an inference with the same PET block and one with none (which must
  * leave the kept activations alone), then the backward, and writes a .safetensors with "cls"
@@ -125,8 +126,10 @@ static scl_err write_out(const args *a, const pet_params *p, const float *cls, c
   for (int i = 0; i < p->n_tensors; i++) {
     const pet_tensor *t = &p->tensors[i];
     snprintf(names[i], sizeof names[i], "grad.%s", t->name);
-    e[n] = (io_st_entry){
-        names[i], t->ndim, {t->shape[0], t->shape[1], t->shape[2]}, p->grad + t->offset};
+    e[n] = (io_st_entry){names[i],
+                         t->ndim,
+                         {t->shape[0], t->shape[1], t->shape[2], t->shape[3]},
+                         p->grad + t->offset};
     n++;
   }
   for (int l = 0; l < n_masks; l++) {
