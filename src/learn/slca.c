@@ -53,7 +53,7 @@ static learn_train_plan slca_train_plan(learn_method *m, const learn_session *s)
                             .term_names = {"ce"}};
 }
 
-/* A fresh optimizer every session (docs/methods.md f.8): the first step sets the momentum. */
+/* A fresh optimizer every session (docs/methods.md k.2): the first step sets the momentum. */
 static scl_err slca_train_begin(learn_method *m, const learn_session *s, int64_t steps) {
   slca *l = (slca *)m;
   (void)s, (void)steps;
@@ -232,7 +232,7 @@ const learn_method_ops learn_slca_ops = {
     .destroy = slca_destroy,
 };
 
-/* The backbone copy with the authors' fresh final LayerNorm (gamma 1, beta 0; f.1) if asked. */
+/* The backbone copy with the authors' fresh final LayerNorm (gamma 1, beta 0; k.1) if asked. */
 static scl_err slca_init_backbone(slca *l) {
   SCL_CALL(pet_params_copy_backbone(l->full, l->backbone));
   if (!l->cfg.slca_fresh_norm) return SCL_OK;
