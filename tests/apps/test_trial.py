@@ -20,6 +20,8 @@
    mid-session identical, DualPrompt's per-image outcomes identical at eval.batch 1 and 5.
 4. SimpleCIL, domain-incremental on a generated DomainNet-style list dataset: one session per
    domain, every session evaluated on all domains' test images.
+5. SLCA (full fine-tuning, statistics, alignment): kill and resume mid-session and after session
+   1 identical, the covariances in the checkpoint, PILOT's switches.
 Exits non-zero on any failure.
 """
 import argparse
@@ -543,6 +545,63 @@ def test_coda_prompt(safecl, tmp):
         check(same, "coda_prompt killed %s and resumed: identical accuracy matrix and losses" % what)
 
 
+def test_slca(safecl, tmp):
+    """SLCA end to end (tiny random ViT, every backbone tensor trained, 3 sessions): its predictor
+    and a finite CE per session; the checkpoint holds the class covariances, one D x D block per
+    class of the benchmark; killed mid-session and after session 1, resumed to the uninterrupted
+    accuracy matrix and losses (the backbone copy, its momentum, raw and aligned heads and the
+    statistics are all in the state); PILOT's switches (pre-trained final LayerNorm, 3 alignment
+    epochs) run too."""
+    base = ["train", "dataset.format=synthetic", "dataset.synthetic.classes=6",
+            "dataset.synthetic.train_per_class=5", "dataset.synthetic.test_per_class=3",
+            "dataset.synthetic.difficulty=0.35", "dataset.init_cls=2", "dataset.increment=2",
+            "backbone.arch=vit_tiny_patch16_224", "method.name=slca", "train.optimizer=sgd",
+            "train.lr=0.01", "train.epochs_first=2", "train.epochs_later=1", "train.batch=4",
+            "method.slca.milestone=1", "method.slca.ca_samples=16", "method.slca.ca_epochs=2",
+            "eval.batch=5"]
+    ref_dir = os.path.join(tmp, "slca_ref")
+    p = run(safecl, base + ["run.dir=" + ref_dir])
+    check(p.returncode == 0, "slca trains, aligns and evaluates end to end")
+    if p.returncode:
+        return
+    with h5py.File(os.path.join(ref_dir, "trial.h5"), "r") as f:
+        names = sorted(f["predictors"])
+        ref = f["predictors/slca/acc_matrix"][...]
+        ref_loss = f["losses"][...]
+    check(names == ["slca"] and ref.shape == (3, 3) and ref_loss.shape[0] == 2 + 1 + 1 and
+          np.isfinite(ref_loss[:, 3]).all(),
+          "slca: its predictor, a 3 x 3 accuracy matrix, one finite CE per epoch")
+    check(p.stderr.count("classifier alignment, 8 mini-batches") == 1 and
+          p.stderr.count("classifier alignment, 12 mini-batches") == 1,
+          "slca: the alignment of sessions 2 and 3 steps K_seen mini-batches per epoch (4, 6)")
+    for env_key, n, what in (("SAFECL_FAULT_KILL_AFTER_CKPT", "2", "mid-session (checkpoint 2)"),
+                             ("SAFECL_FAULT_KILL_AFTER_SESSION", "1", "after session 1")):
+        d = os.path.join(tmp, "slca_kill_%s" % env_key[-4:])
+        extra = ["train.ckpt_every=2"] if env_key.endswith("CKPT") else []
+        env = dict(os.environ, **{env_key: n})
+        k = subprocess.run([safecl] + base + extra + ["run.dir=" + d], capture_output=True,
+                           text=True, env=env)
+        if not extra and k.returncode == -9:
+            with h5py.File(os.path.join(d, "ckpt.h5"), "r") as f:
+                cov = f["method/slca_class_cov"]
+                shape, fitted = cov.shape, bool(np.any(cov[:2]) and not np.any(cov[2:]))
+            check(shape == (6, 192 * 192) and fitted,
+                  "slca: the checkpoint after session 1 holds one 192 x 192 covariance per class, "
+                  "those of session 1's classes fitted")
+        r = run(safecl, base + extra + ["run.dir=" + d])
+        same = False
+        if k.returncode == -9 and r.returncode == 0:
+            with h5py.File(os.path.join(d, "trial.h5"), "r") as f:
+                same = np.array_equal(f["predictors/slca/acc_matrix"][...], ref,
+                                      equal_nan=True) and \
+                    np.array_equal(f["losses"][...], ref_loss, equal_nan=True)
+        check(same, "slca killed %s and resumed: identical accuracy matrix and losses" % what)
+    p = run(safecl, base + ["method.slca.fresh_norm=false", "method.slca.ca_epochs=3",
+                            "run.dir=" + os.path.join(tmp, "slca_pilot")])
+    check(p.returncode == 0 and "classifier alignment, 12 mini-batches" in p.stderr,
+          "slca with PILOT's switches (pre-trained final LayerNorm, 3 alignment epochs) runs")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--safecl", required=True)
@@ -556,6 +615,7 @@ def main():
         test_coda_prompt(a.safecl, tmp)
         test_drop_last(a.safecl, tmp)
         test_prompt_methods(a.safecl, tmp)
+        test_slca(a.safecl, tmp)
     if failures:
         print("test_trial: %d failure(s)" % len(failures))
         sys.exit(1)
