@@ -11,6 +11,9 @@ Checks, each against the one-rank run of the same config:
   - L2P (the training vote over the global batch, summed prompt gradients) and DualPrompt with
     pilot_diag (the diagnostic's whole batches per rank) at 2 ranks, batch 7: every predictor's
     accuracy matrix and the epoch loss curve within 1e-5;
+  - SLCA (the full backbone's gradient summed over the group, class statistics from sharded
+    features, the alignment's samples drawn per class by their rank and gathered) at 2 ranks,
+    batch 7: accuracy matrix and epoch loss curve within 1e-5;
   - SAFE's and RanPAC's /ridge_search (every session's searches): the same entries, candidates
     and chosen lambdas, validation errors within 1e-5 as the losses (relative to max(|v|, 1):
     the float32 features of a group differ in the last bits, 1e-5 to 8e-5 relative in the errors);
@@ -159,6 +162,9 @@ def test_equivalence(tmp):
                                 "train.epochs_later=1", "train.batch=7", "train.optimizer=adam",
                                 "train.t_max=0", "method.prompt.pool=2",
                                 "method.prompt.protocol=pilot_diag"],
+        "slca": COMMON + ["method.name=slca", "train.epochs_first=1", "train.epochs_later=1",
+                          "train.batch=7", "train.optimizer=sgd", "method.slca.ca_samples=16",
+                          "method.slca.ca_epochs=2"],
     }
     for name, args in others.items():
         code, _, err = train(args, 1, os.path.join(tmp, name + "_1"))
@@ -167,7 +173,7 @@ def test_equivalence(tmp):
             print(err[-3000:])
             continue
         base = results(os.path.join(tmp, name + "_1"))
-        variants = [(n, []) for n in ((2,) if name in ("l2p", "dualprompt") else (2, 4))]
+        variants = [(n, []) for n in ((2,) if name in ("l2p", "dualprompt", "slca") else (2, 4))]
         if name == "ranpac":
             variants = [(n, ["linalg.solver=" + s]) for n in (2, 4) for s in ("scalapack", "lapack")]
         for n, extra in variants:
