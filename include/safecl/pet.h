@@ -94,12 +94,12 @@ typedef struct pet_config {
 } pet_config;
 
 /* Parser and printer of PET kind names, the one table every caller uses: "none", or a
- * comma-separated list of adapter, ssf, vpt_deep (alias vpt), vpt_shallow, prefix, full. An unknown
+ * comma-separated list of adapter, ssf, vpt_deep (alias vpt), vpt_shallow, prefix. An unknown
  * name is SCL_ERR_ARG naming it and listing the valid ones. */
 SCL_NODISCARD scl_err pet_kinds_parse(const char *names, unsigned *kinds);
 /* "adapter,ssf" or "none" into buf (always terminated); returns buf. */
 const char *pet_kinds_format(unsigned kinds, char *buf, size_t size);
-/* The valid names, for help texts: "none|adapter|ssf|vpt_deep|vpt_shallow|prefix|full". */
+/* The valid names, for help texts: "none|adapter|ssf|vpt_deep|vpt_shallow|prefix". */
 const char *pet_kind_names(void);
 
 /* Tokens per image of a run with this PET config: the backbone's N (197 for ViT-B/16) plus its
