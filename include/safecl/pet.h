@@ -94,12 +94,12 @@ typedef struct pet_config {
 } pet_config;
 
 /* Parser and printer of PET kind names, the one table every caller uses: "none", or a
- * comma-separated list of adapter, ssf, vpt_deep (alias vpt), vpt_shallow, prefix, full. An unknown
+ * comma-separated list of adapter, ssf, vpt_deep (alias vpt), vpt_shallow, prefix. An unknown
  * name is SCL_ERR_ARG naming it and listing the valid ones. */
 SCL_NODISCARD scl_err pet_kinds_parse(const char *names, unsigned *kinds);
 /* "adapter,ssf" or "none" into buf (always terminated); returns buf. */
 const char *pet_kinds_format(unsigned kinds, char *buf, size_t size);
-/* The valid names, for help texts: "none|adapter|ssf|vpt_deep|vpt_shallow|prefix|full". */
+/* The valid names, for help texts: "none|adapter|ssf|vpt_deep|vpt_shallow|prefix". */
 const char *pet_kind_names(void);
 
 /* Tokens per image of a run with this PET config: the backbone's N (197 for ViT-B/16) plus its
@@ -211,7 +211,7 @@ typedef struct vit_trainer vit_trainer;
  * config, kept for the backward pass; allocated (and touched) once here, the hot path never
  * allocates. Only what the backward needs is kept (LayerNorm outputs, GELU outputs and
  * attention probabilities are recomputed): ViT-B/16 with adapters at max_batch 16 takes about
- * 1.0 GB besides the backbone's 343 MB. The backbone is shared and must outlive the trainer.
+ * 1.0 GB besides the backbone's 343 MB, full fine-tuning 1.35 GB at 2 threads (docs/pet.md). The backbone is shared and must outlive the trainer.
  * threads: 0 = OpenBLAS's count, as vit_model_create; never more than the online cores. The
  * trainer has its own thread team; a trainer is used by one thread at a time. */
 SCL_NODISCARD scl_err vit_trainer_create(const vit_model *backbone, const pet_config *cfg,

@@ -349,16 +349,18 @@ static const struct {
   unsigned kind;
 } kind_names[] = {{"adapter", PET_ADAPTER},   {"ssf", PET_SSF},
                   {"vpt_deep", PET_VPT_DEEP}, {"vpt_shallow", PET_VPT_SHALLOW},
-                  {"prefix", PET_PREFIX},     {"full", PET_FULL},
-                  {"vpt", PET_VPT_DEEP}}; /* alias, parsed only */
+                  {"prefix", PET_PREFIX},     {"vpt", PET_VPT_DEEP}}; /* alias, parsed only */
 
-/* The per-image kinds are set by the prompt methods, not named by users: printed only. */
+/* The per-image kinds are set by the prompt methods, and full fine-tuning by the method that
+ * fills the backbone copy (pet_params_copy_backbone; a learner that only ran pet_params_init
+ * would train a zero backbone), not named by users: printed only. */
 static const struct {
   const char *name;
   unsigned kind;
-} per_image_names[] = {{"input_prompt", PET_INPUT_PROMPT}, {"sample_prefix", PET_SAMPLE_PREFIX}};
+} per_image_names[] = {
+    {"input_prompt", PET_INPUT_PROMPT}, {"sample_prefix", PET_SAMPLE_PREFIX}, {"full", PET_FULL}};
 
-const char *pet_kind_names(void) { return "none|adapter|ssf|vpt_deep|vpt_shallow|prefix|full"; }
+const char *pet_kind_names(void) { return "none|adapter|ssf|vpt_deep|vpt_shallow|prefix"; }
 
 scl_err pet_kinds_parse(const char *names, unsigned *kinds) {
   *kinds = 0;

@@ -12,6 +12,11 @@
  * computes its tail for the class tokens alone, in the forward as in the backward. Nothing is
  * allocated after create.
  *
+ * Full fine-tuning (PET_FULL, docs/pet.md) trains the backbone itself: every weight is read from
+ * the learner's copy of it (tr_weights moves the model's pointers into the copy), every block is
+ * TR_FULL and the backward adds each tensor's weight gradient; the images are kept for the patch
+ * embedding's, and each chunk after the first has a gradient copy of the whole backbone.
+ *
  * Without PET modules (kinds == 0) nothing trains: the forward is the frozen model's and the
  * backward has nothing to accumulate (heads-only training). The frozen model's own forward is a
  * PET-less trainer too (tr_engine_create), the one place a trainer of kinds 0 allocates buffers. The forward and backward themselves

@@ -2,7 +2,7 @@
  * its compute: the wall time of one allreduce of the whole gradient (the backbone copy's padded
  * parameter block, 85.8 M floats on ViT-B/16) over the ranks of the job, against the time of a
  * forward + backward of `batch` images on one rank, and the memory the full-tuning trainer adds
- * (FULL_TUNING.md).
+ * (tests/bench/FULL_TUNING.md).
  *
  *   mpiexec -n P bench_full_tuning [--arch vit_base_patch16_224] [--batch 16] [--threads 2]
  *                                  [--iters 2] [--reduce-iters 5] [--step 0|1]

@@ -12,7 +12,8 @@
  *                leaves the copy alone; every tensor is backbone.<timm name> at the model's
  *                offset in its parameter block, the region is the block's padded size
  *   refusals     full with another kind, a copy between different ViT shapes (the field is
- *                named), a copy into a block without full
+ *                named), a copy into a block without full, a block of another kind or none on a
+ *                full-tuning trainer, the kind name full (printed, never parsed)
  * Exit status: number of failures (capped). */
 #include <stdint.h>
 
@@ -241,6 +242,11 @@ static void refusals(void) {
   expect_error("forward without a block on a full-tuning trainer",
                vit_trainer_forward(t, NULL, img, 1, NULL, out), NULL);
   vit_trainer_destroy(&t);
+  unsigned kinds = 0;
+  char name[32];
+  expect_error("the kind name full (set by the method, not parsed)",
+               pet_kinds_parse("full", &kinds), "'full'");
+  expect("PET_FULL prints as full", !strcmp(pet_kinds_format(PET_FULL, name, sizeof name), "full"));
   pet_params_destroy(&p), pet_params_destroy(&q);
   vit_model_destroy(&m);
 }

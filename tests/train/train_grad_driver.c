@@ -36,6 +36,8 @@ typedef struct args {
 static int parse_pair(args *a, const char *k, const char *v) {
   if (driver_vit_option(&a->vc, k, v))
     return 1;
+  else if (!strcmp(k, "--pet") && !strcmp(v, "full")) /* set by methods, not parsed */
+    a->pc.kinds = PET_FULL;
   else if (!strcmp(k, "--pet"))
     return pet_kinds_parse(v, &a->pc.kinds) == SCL_OK;
   else if (!strcmp(k, "--adapter-dim"))
