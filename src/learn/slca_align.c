@@ -79,22 +79,26 @@ scl_err learn_slca_stats_fit(learn_slca_stats *s, const dist_comm *comm, const f
   SCL_CHECK(lo >= 0 && hi <= s->C && lo < hi, SCL_ERR_ARG,
             "SLCA statistics of classes [%lld, %lld) of %lld", (long long)lo, (long long)hi,
             (long long)s->C);
-  for (int64_t i = 0; i < n; i++)
-    SCL_CHECK(labels[i] >= lo && labels[i] < hi, SCL_ERR_ARG,
-              "SLCA statistics: label %d of row %lld is outside the session's classes [%lld, %lld)",
-              (int)labels[i], (long long)i, (long long)lo, (long long)hi);
   double *sums = NULL, *S = NULL, *chunk = NULL;
   scl_err err = SCL_OK;
+  for (int64_t i = 0; i < n; i++)
+    SCL_CHECK_GOTO(err, agree, labels[i] >= lo && labels[i] < hi, SCL_ERR_ARG,
+                   "SLCA statistics: label %d of row %lld is outside the session's classes "
+                   "[%lld, %lld)",
+                   (int)labels[i], (long long)i, (long long)lo, (long long)hi);
   /* sums (nc, D + 1): the count, then the feature sum of each class */
   SCL_CALL_GOTO(
       err, scl_calloc((size_t)(nc * (D + 1)) * sizeof(double), "SLCA class sums", (void **)&sums),
-      done);
+      agree);
   SCL_CALL_GOTO(err, scl_alloc((size_t)(D * D) * sizeof(double), "SLCA scatter", (void **)&S),
-                done);
+                agree);
   SCL_CALL_GOTO(
       err,
       scl_alloc((size_t)(STATS_CHUNK * D) * sizeof(double), "SLCA centred rows", (void **)&chunk),
-      done);
+      agree);
+agree: /* a rank's failure above is every rank's, before the first collective */
+  err = dist_agree(comm, err);
+  if (err) goto done;
   for (int64_t i = 0; i < n; i++) {
     double *r = sums + (labels[i] - lo) * (D + 1);
     r[0] += 1.0;
