@@ -7,7 +7,8 @@
  *   determinism  two forward+backward runs at the same thread count give bit-identical features
  *                and gradients (1 and 2 threads differ by float reassociation only: the chunk
  *                sums differ, so they are compared with a tolerance); an inference between
- *                forward and backward leaves the gradient bit-identical
+ *                forward and backward leaves the gradient bit-identical; a second backward
+ *                adds the same gradient again (+=)
  *   copy         pet_params_copy_backbone gives the frozen model's features; pet_params_init
  *                leaves the copy alone; every tensor is backbone.<timm name> at the model's
  *                offset in its parameter block, the region is the block's padded size
@@ -169,6 +170,14 @@ static void determinism(void) {
     check_rel(what, one.p->grad + t->offset, ref + t->offset, t->numel, 1e-4);
   }
   free(ref);
+  /* A second backward adds the gradient again: 2 g1 up to the rounding of sums that start at
+   * g1 instead of 0, a few ulps of the tensor's largest element (1e-5 relative). */
+  die(vit_trainer_backward(a.t, a.p, a.dcls, B_TEST));
+  double *twice = malloc((size_t)a.p->count * sizeof(double));
+  if (!twice) exit(2);
+  for (int64_t k = 0; k < a.p->count; k++) twice[k] = 2.0 * g1[k];
+  check_rel("a second backward adds the gradient again", a.p->grad, twice, a.p->count, 1e-5);
+  free(twice);
   rig_destroy(&a), rig_destroy(&b), rig_destroy(&one);
 }
 
