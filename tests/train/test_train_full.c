@@ -11,7 +11,8 @@
  *                adds the same gradient again (+=)
  *   copy         pet_params_copy_backbone gives the frozen model's features; pet_params_init
  *                leaves the copy alone; every tensor is backbone.<timm name> at the model's
- *                offset in its parameter block, the region is the block's padded size
+ *                offset in its parameter block, the region is the block's padded size (ViT-B/16:
+ *                its 85,798,656 parameters)
  *   refusals     full with another kind, a copy between different ViT shapes (the field is
  *                named), a copy into a block without full, a block of another kind or none on a
  *                full-tuning trainer, the kind name full (printed, never parsed)
@@ -216,6 +217,13 @@ static void copy_and_layout(void) {
   expect("the region is the model's padded parameter block",
          p->layout.full == 0 &&
              p->count == (int64_t)(last->data - m->param_block) + scl_pad_floats(last->numel));
+  vit_config base;
+  pet_layout lay;
+  die(vit_config_preset("vit_base_patch16_224", &base));
+  die(pet_layout_create(&base, &full_config, &lay));
+  expect("ViT-B/16: the region is the 85,798,656 parameters (no padding at these shapes)",
+         lay.full == 0 && lay.count == vit_config_param_count(&base) && lay.count == 85798656);
+  pet_layout_destroy(&lay);
   expect("pet_params_find names a backbone tensor",
          pet_params_find(p, "backbone.blocks.1.attn.qkv.weight") == &p->tensors[4 + 12 + 2]);
   die(pet_params_copy_backbone(p, m));
