@@ -12,7 +12,7 @@
  *   copy         pet_params_copy_backbone gives the frozen model's features; pet_params_init
  *                leaves the copy alone; every tensor is backbone.<timm name> at the model's
  *                offset in its parameter block, the region is the block's padded size (ViT-B/16:
- *                its 85,798,656 parameters)
+ *                its 85,798,656 parameters); the planner's FLOPs count the weight gradients
  *   refusals     full with another kind, a copy between different ViT shapes (the field is
  *                named), a copy into a block without full, a block of another kind or none on a
  *                full-tuning trainer, the kind name full (printed, never parsed)
@@ -217,6 +217,21 @@ static void copy_and_layout(void) {
   expect("the region is the model's padded parameter block",
          p->layout.full == 0 &&
              p->count == (int64_t)(last->data - m->param_block) + scl_pad_floats(last->numel));
+  /* The planner's count: every GEMM with a weight three times (forward, input gradient, weight
+   * gradient; the patch embedding twice: the image needs no gradient), attention's two products
+   * 3.5 times (forward, backward, probabilities recomputed per head); the last block's tail and
+   * attention queries on the class row alone. */
+  const double N = 5, D = 32, F = 128, K = 3 * 16 * 16;
+  double want = 2.0 * 2.0 * (N - 1) * K * D;
+  for (int l = 0; l < 2; l++) {
+    const double rows = l == 1 ? 1 : N;
+    want += 3.0 * (2.0 * N * 3 * D * D) + 3.0 * (2.0 * rows * (D * D + 2 * D * F)) +
+            3.5 * (4.0 * rows * N * D);
+  }
+  const double flops = vit_trainer_flops_per_image(r.t);
+  printf("%s planner FLOPs per image %.0f, expected %.0f\n", flops == want ? "PASS" : "FAIL", flops,
+         want);
+  failures += flops != want;
   vit_config base;
   pet_layout lay;
   die(vit_config_preset("vit_base_patch16_224", &base));
