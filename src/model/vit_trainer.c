@@ -557,6 +557,25 @@ scl_err vit_trainer_forward(vit_trainer *t, const pet_params *p, const float *im
   return SCL_OK;
 }
 
+/* p->grad += the gradient copies of chunks 1..n-1 (vit_trainer_internal.h), split over the team
+ * by element ranges: every element adds the copies in chunk order, so the sum does not depend on
+ * the split or on which thread ran which chunk. */
+typedef struct sum_job {
+  const vit_trainer *t;
+  float *grad;
+  int64_t n_chunks;
+} sum_job;
+
+static void sum_thread(void *arg, int tid, int nthreads) {
+  const sum_job *j = arg;
+  const int64_t n = j->t->pet_count, stride = scl_pad_floats(n);
+  const int64_t i0 = n * tid / nthreads, i1 = n * (tid + 1) / nthreads;
+  for (int64_t k = 1; k < j->n_chunks; k++) {
+    const float *g = j->t->gpart + (k - 1) * stride;
+    for (int64_t i = i0; i < i1; i++) j->grad[i] += g[i];
+  }
+}
+
 scl_err vit_trainer_backward_io(vit_trainer *t, pet_params *p, const float *dout, int64_t B,
                                 const vit_prompt_io *io) {
   SCL_CALL(check_call(t, p, B, io, "backward"));
@@ -564,13 +583,12 @@ scl_err vit_trainer_backward_io(vit_trainer *t, pet_params *p, const float *dout
   SCL_CHECK(t->fwd_B == B, SCL_ERR_ARG, "trainer backward of %lld images after a forward of %lld",
             (long long)B, (long long)t->fwd_B);
   if (t->pc.kinds == 0) return SCL_OK; /* nothing upstream of the features trains */
-  const int64_t stride = scl_pad_floats(t->pet_count), n = tr_chunks(B, t->threads);
-  memset(t->gpart, 0, (size_t)(stride * (n - 1)) * sizeof(float));
+  const int64_t n = tr_chunks(B, t->threads);
   tr_bwd_job job = {t, p ? p->param : NULL, p ? p->grad : NULL, dout, io, B, n, 0};
   run_team(t, tr_backward_thread, &job);
-  for (int64_t k = 1; k < n; k++) { /* in chunk order: the sum does not depend on scheduling */
-    const float *g = t->gpart + (k - 1) * stride;
-    for (int64_t i = 0; i < t->pet_count; i++) p->grad[i] += g[i];
+  if (n > 1 && p && t->pet_count > 0) { /* the chunks' copies, added by the team */
+    sum_job sum = {t, p->grad, n};
+    vit_pool_run(t->pool, sum_thread, &sum);
   }
   return SCL_OK;
 }

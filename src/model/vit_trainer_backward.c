@@ -367,6 +367,8 @@ void tr_backward_thread(void *arg, int tid, int nthreads) {
     tr_chunk(job->B, job->n_chunks, k, &c.b0, &b1);
     c.n = b1 - c.b0;
     c.R0 = c.b0 * t->Nt;
+    if (k > 0) /* a fresh copy, zeroed by the thread that fills it */
+      memset(c.grad, 0, (size_t)t->pet_count * sizeof(float));
     backward_chunk(&c);
   }
 }

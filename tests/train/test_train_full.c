@@ -7,10 +7,12 @@
  *   determinism  two forward+backward runs at the same thread count give bit-identical features
  *                and gradients (1 and 2 threads differ by float reassociation only: the chunk
  *                sums differ, so they are compared with a tolerance); an inference between
- *                forward and backward leaves the gradient bit-identical
+ *                forward and backward leaves the gradient bit-identical; a second backward
+ *                adds the same gradient again (+=)
  *   copy         pet_params_copy_backbone gives the frozen model's features; pet_params_init
  *                leaves the copy alone; every tensor is backbone.<timm name> at the model's
- *                offset in its parameter block, the region is the block's padded size
+ *                offset in its parameter block, the region is the block's padded size (ViT-B/16:
+ *                its 85,798,656 parameters); the planner's FLOPs count the weight gradients
  *   refusals     full with another kind, a copy between different ViT shapes (the field is
  *                named), a copy into a block without full, a block of another kind or none on a
  *                full-tuning trainer, the kind name full (printed, never parsed)
@@ -169,6 +171,14 @@ static void determinism(void) {
     check_rel(what, one.p->grad + t->offset, ref + t->offset, t->numel, 1e-4);
   }
   free(ref);
+  /* A second backward adds the gradient again: 2 g1 up to the rounding of sums that start at
+   * g1 instead of 0, a few ulps of the tensor's largest element (1e-5 relative). */
+  die(vit_trainer_backward(a.t, a.p, a.dcls, B_TEST));
+  double *twice = malloc((size_t)a.p->count * sizeof(double));
+  if (!twice) exit(2);
+  for (int64_t k = 0; k < a.p->count; k++) twice[k] = 2.0 * g1[k];
+  check_rel("a second backward adds the gradient again", a.p->grad, twice, a.p->count, 1e-5);
+  free(twice);
   rig_destroy(&a), rig_destroy(&b), rig_destroy(&one);
 }
 
@@ -207,6 +217,28 @@ static void copy_and_layout(void) {
   expect("the region is the model's padded parameter block",
          p->layout.full == 0 &&
              p->count == (int64_t)(last->data - m->param_block) + scl_pad_floats(last->numel));
+  /* The planner's count: every GEMM with a weight three times (forward, input gradient, weight
+   * gradient; the patch embedding twice: the image needs no gradient), attention's two products
+   * 3.5 times (forward, backward, probabilities recomputed per head); the last block's tail and
+   * attention queries on the class row alone. */
+  const double N = 5, D = 32, F = 128, K = 3 * 16 * 16;
+  double want = 2.0 * 2.0 * (N - 1) * K * D;
+  for (int l = 0; l < 2; l++) {
+    const double rows = l == 1 ? 1 : N;
+    want += 3.0 * (2.0 * N * 3 * D * D) + 3.0 * (2.0 * rows * (D * D + 2 * D * F)) +
+            3.5 * (4.0 * rows * N * D);
+  }
+  const double flops = vit_trainer_flops_per_image(r.t);
+  printf("%s planner FLOPs per image %.0f, expected %.0f\n", flops == want ? "PASS" : "FAIL", flops,
+         want);
+  failures += flops != want;
+  vit_config base;
+  pet_layout lay;
+  die(vit_config_preset("vit_base_patch16_224", &base));
+  die(pet_layout_create(&base, &full_config, &lay));
+  expect("ViT-B/16: the region is the 85,798,656 parameters (no padding at these shapes)",
+         lay.full == 0 && lay.count == vit_config_param_count(&base) && lay.count == 85798656);
+  pet_layout_destroy(&lay);
   expect("pet_params_find names a backbone tensor",
          pet_params_find(p, "backbone.blocks.1.attn.qkv.weight") == &p->tensors[4 + 12 + 2]);
   die(pet_params_copy_backbone(p, m));
