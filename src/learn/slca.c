@@ -293,6 +293,11 @@ static scl_err slca_create(const learn_context *ctx, learn_method **out) {
   /* k.1: per-session heads trunc-normal(0.02) (torch's absolute bounds +-2 never bind), bias 0 */
   learn_prompt_head_init_rows(&l->head, LEARN_PROMPT_HEAD_TIMM, ctx->seed, TAG_SLCA_HEAD);
   memcpy(l->aligned, l->head.param, (size_t)l->head.count * sizeof(float));
+  SCL_INFO(
+      "slca: class statistics of %lld classes take %.1f MB (resident as classes are fitted), "
+      "the backbone copy, its gradient and momentum %.1f MB",
+      (long long)l->C, learn_slca_stats_bytes(l->C, l->D) / 1048576.0,
+      3.0 * 4.0 * (double)l->full->count / 1048576.0);
   *out = m;
   return SCL_OK;
 }
