@@ -315,7 +315,9 @@ static scl_err ease_alloc(ease *e, const learn_context *ctx) {
   SCL_CALL(learn_step_buffers_create(&e->w, e->B, e->C, e->D));
   const int ranks = dist_comm_size(e->comm);
   const int64_t shard = (e->B + ranks - 1) / ranks; /* the most rows a rank trains */
-  SCL_CALL(vit_trainer_create(ctx->backbone, &e->pc, shard, 0, &e->trainer));
+  /* The pre-trained model's forward (the use_init_ptm block) never runs while the trainer holds
+   * a training forward's activations, so its engine works in the trainer's memory (pet.h). */
+  SCL_CALL(vit_trainer_create_lending(ctx->backbone, &e->pc, shard, 0, &e->trainer));
   SCL_INFO(
       "ease: adapter bank %lld set(s) x %lld floats = %.1f MB (%.2f MB per session); "
       "prototypes %lld x %lld = %.1f MB",
