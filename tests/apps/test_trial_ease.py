@@ -10,6 +10,7 @@ random ViT (docs/methods.md j).
 3. method.ease.use_init_ptm and method.ease.reweight = false run; the OmniBenchmark special case
    (moni_adam) trains in session 1 only (one loss record).
 4. DomainNet (domain-incremental) is refused with a message saying why.
+5. `safecl plan` shows the classifier-list cost growing as t + 1 forwards per image.
 Exits non-zero on any failure."""
 import argparse
 import os
@@ -85,6 +86,25 @@ def test_domainnet_refused(safecl, tmp):
           "ease refuses a domain-incremental benchmark, saying why")
 
 
+def test_plan(safecl, root):
+    """`safecl plan` prices EASE's classifier list and evaluation at (t + 1) forwards per image in
+    session t (one per subspace), so those columns grow with the session count; training is
+    2.05 forwards per image and epoch every session."""
+    p = run(safecl, ["plan", os.path.join(root, "configs/datasets/synthetic.cfg"),
+                     os.path.join(root, "configs/methods/ease.cfg"),
+                     os.path.join(root, "configs/backbones/vit_tiny_random.cfg"),
+                     "train.epochs_first=1", "train.epochs_later=1"])
+    rows = [line.split() for line in p.stdout.splitlines() + p.stderr.splitlines()
+            if len(line.split()) == 9 and line.split()[0].isdigit()]
+    ok = p.returncode == 0 and len(rows) == 4
+    if ok:  # 80 training images every session: features_s of session t = (t + 1) x session 1's
+        feat = [float(r[5]) for r in rows]
+        train = [float(r[4]) for r in rows]
+        ok = all(abs(feat[t] / feat[0] - (t + 1)) <= 0.1 * (t + 1) for t in range(4)) and \
+            max(train) - min(train) <= 0.1 * max(train)
+    check(ok, "safecl plan: EASE's feature cost grows as t + 1, its training cost stays flat")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--safecl", required=True)
@@ -92,6 +112,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         test_ease(a.safecl, tmp)
         test_domainnet_refused(a.safecl, tmp)
+        test_plan(a.safecl, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     if failures:
         print("test_trial_ease: %d failure(s)" % len(failures))
         sys.exit(1)
