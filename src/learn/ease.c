@@ -160,14 +160,14 @@ static scl_err ease_forward(void *ctx, const float *images, int64_t B, float *ou
   ease *e = ctx;
   SCL_CALL(check_session(e, e->net_t));
   const int64_t D = e->D, nb = blocks_at(e, e->net_t),
-                per = 3 * e->backbone->cfg.img_size * e->backbone->cfg.img_size;
+                per = e->backbone->cfg.in_chans * e->backbone->cfg.img_size *
+                      e->backbone->cfg.img_size;
   for (int64_t i = 0; i < B; i += e->Bc) {
     const int64_t n = B - i < e->Bc ? B - i : e->Bc;
     for (int64_t j = 0; j < nb; j++) {
-      pet_params v;
-      if (!(e->ptm && j == 0)) v = slot_view(e, j - e->ptm);
-      SCL_CALL(vit_trainer_infer(e->trainer, e->ptm && j == 0 ? NULL : &v, images + i * per, n,
-                                 e->chunk));
+      const int pre = e->ptm && j == 0; /* the pre-trained model */
+      const pet_params v = slot_view(e, pre ? 0 : j - e->ptm);
+      SCL_CALL(vit_trainer_infer(e->trainer, pre ? NULL : &v, images + i * per, n, e->chunk));
       for (int64_t r = 0; r < n; r++)
         memcpy(out + ((i + r) * nb + j) * D, e->chunk + r * D, (size_t)D * sizeof(float));
     }
