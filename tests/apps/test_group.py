@@ -8,6 +8,8 @@ Checks, each against the one-rank run of the same config:
     accuracy matrix and the epoch loss curve within 1e-5;
   - APER (adapter tuner + prototypes), SimpleCIL and RanPAC (adapter phase 1 + random projection,
     ridge solver forced to ScaLAPACK and to LAPACK): accuracy matrices within 1e-5;
+  - EASE at 2 ranks, batch 7 (the adapter set's summed gradient, the proxy head from the
+    gathered batch, prototypes from the shards): accuracy matrix and epoch loss curve within 1e-5;
   - L2P (the training vote over the global batch, summed prompt gradients) and DualPrompt with
     pilot_diag (the diagnostic's whole batches per rank) at 2 ranks, batch 7: every predictor's
     accuracy matrix and the epoch loss curve within 1e-5;
@@ -165,6 +167,8 @@ def test_equivalence(tmp):
         "slca": COMMON + ["method.name=slca", "train.epochs_first=1", "train.epochs_later=1",
                           "train.batch=7", "train.optimizer=sgd", "method.slca.ca_samples=16",
                           "method.slca.ca_epochs=2"],
+        "ease": COMMON + ["method.name=ease", "method.pet=adapter", "method.adapter.dim=8",
+                          "train.epochs_first=1", "train.epochs_later=1", "train.batch=7"],
     }
     for name, args in others.items():
         code, _, err = train(args, 1, os.path.join(tmp, name + "_1"))
@@ -173,7 +177,7 @@ def test_equivalence(tmp):
             print(err[-3000:])
             continue
         base = results(os.path.join(tmp, name + "_1"))
-        variants = [(n, []) for n in ((2,) if name in ("l2p", "dualprompt", "slca") else (2, 4))]
+        variants = [(n, []) for n in ((2,) if name in ("l2p", "dualprompt", "slca", "ease") else (2, 4))]
         if name == "ranpac":
             variants = [(n, ["linalg.solver=" + s]) for n in (2, 4) for s in ("scalapack", "lapack")]
         for n, extra in variants:
