@@ -170,6 +170,8 @@ typedef struct learn_context {
   const learn_method_cfg *cfg;
   const dist_comm *comm; /* the trial's rank group (NULL is taken as dist_comm_self()) */
   linalg_group *linalg;  /* the group's ridge solver (linalg_group.h; shared, not owned) */
+  int n_sessions; /* sessions of the trial, for storage that grows per session (EASE's adapter
+                     bank); 0 = unknown: such a method holds one session and refuses a later one */
 } learn_context;
 
 /* One tensor of a method's state, for checkpoints: the runner writes `data` out and, on resume,

@@ -124,7 +124,8 @@ static scl_err open_method(const run_trial_cfg *cfg, trial_state *st) {
                        .domain_incremental = st->dil,
                        .cfg = &cfg->method,
                        .comm = st->group.comm,
-                       .linalg = st->linalg};
+                       .linalg = st->linalg,
+                       .n_sessions = st->n_sessions};
   SCL_CALL(ops->create(&ctx, &st->method));
   const char *names[LEARN_MAX_PREDICTORS] = {0};
   int np = ops->predictors(st->method, names);

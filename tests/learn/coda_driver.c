@@ -115,7 +115,7 @@ static scl_err run(const args *a) {
   SCL_CALL_GOTO(err, vit_model_create(&a->vc, a->B, 1, &m), done);
   SCL_CALL_GOTO(err, vit_model_load(m, a->weights, 0), done);
   SCL_CALL_GOTO(err, write_layout(a), done);
-  learn_context ctx = {m, a->C, 7, 0, &cfg, NULL, NULL};
+  learn_context ctx = {m, a->C, 7, 0, &cfg, NULL, NULL, (int)a->T};
   SCL_CALL_GOTO(err, learn_method_find("coda_prompt")->create(&ctx, &lm), done);
   learn_state_entry st[LEARN_MAX_STATE];
   const int ns = lm->ops->state(lm, st);
