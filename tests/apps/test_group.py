@@ -8,6 +8,8 @@ Checks, each against the one-rank run of the same config:
     accuracy matrix and the epoch loss curve within 1e-5;
   - APER (adapter tuner + prototypes), SimpleCIL and RanPAC (adapter phase 1 + random projection,
     ridge solver forced to ScaLAPACK and to LAPACK): accuracy matrices within 1e-5;
+  - EASE at 2 ranks, batch 7 (the adapter set's summed gradient, the proxy head from the
+    gathered batch, prototypes from the shards): accuracy matrix and epoch loss curve within 1e-5;
   - L2P (the training vote over the global batch, summed prompt gradients) and DualPrompt with
     pilot_diag (the diagnostic's whole batches per rank) at 2 ranks, batch 7: every predictor's
     accuracy matrix and the epoch loss curve within 1e-5;
@@ -159,6 +161,8 @@ def test_equivalence(tmp):
                                 "train.epochs_later=1", "train.batch=7", "train.optimizer=adam",
                                 "train.t_max=0", "method.prompt.pool=2",
                                 "method.prompt.protocol=pilot_diag"],
+        "ease": COMMON + ["method.name=ease", "method.pet=adapter", "method.adapter.dim=8",
+                          "train.epochs_first=1", "train.epochs_later=1", "train.batch=7"],
     }
     for name, args in others.items():
         code, _, err = train(args, 1, os.path.join(tmp, name + "_1"))
@@ -167,7 +171,7 @@ def test_equivalence(tmp):
             print(err[-3000:])
             continue
         base = results(os.path.join(tmp, name + "_1"))
-        variants = [(n, []) for n in ((2,) if name in ("l2p", "dualprompt") else (2, 4))]
+        variants = [(n, []) for n in ((2,) if name in ("l2p", "dualprompt", "ease") else (2, 4))]
         if name == "ranpac":
             variants = [(n, ["linalg.solver=" + s]) for n in (2, 4) for s in ("scalapack", "lapack")]
         for n, extra in variants:

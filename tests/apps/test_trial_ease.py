@@ -1,0 +1,102 @@
+"""test_trial_ease.py: `safecl train` with EASE end to end on the synthetic benchmark with a tiny
+random ViT (docs/methods.md j).
+
+1. Three sessions: one predictor "ease", a 3 x 3 accuracy matrix, one finite CE record per
+   session; the log states the adapter bank's bytes.
+2. A trial SIGKILLed right after a mid-session checkpoint (train.ckpt_every = 1) and one killed
+   after session 1's checkpoint, each rerun, end with the uninterrupted accuracy matrix and loss
+   records bit for bit (the bank, the training set, its momentum, the proxy head, the prototypes
+   and the session boundaries are the checkpointed state).
+3. method.ease.use_init_ptm and method.ease.reweight = false run; the OmniBenchmark special case
+   (moni_adam) trains in session 1 only (one loss record).
+4. DomainNet (domain-incremental) is refused with a message saying why.
+Exits non-zero on any failure."""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+from test_trial import check, failures, make_domainnet, run
+
+BASE = ["train", "dataset.format=synthetic", "dataset.synthetic.classes=6",
+        "dataset.synthetic.train_per_class=4", "dataset.synthetic.test_per_class=2",
+        "dataset.synthetic.difficulty=0.35", "dataset.init_cls=2", "dataset.increment=2",
+        "backbone.arch=vit_tiny_patch16_224", "method.name=ease", "method.pet=adapter",
+        "method.adapter.dim=8", "train.epochs_first=2", "train.epochs_later=1", "train.batch=4",
+        "train.lr=0.05", "eval.batch=5"]
+
+
+def results(d):
+    with h5py.File(os.path.join(d, "trial.h5"), "r") as f:
+        return sorted(f["predictors"]), f["predictors/ease/acc_matrix"][...], f["losses"][...]
+
+
+def test_ease(safecl, tmp):
+    ref_dir = os.path.join(tmp, "ease_ref")
+    p = run(safecl, BASE + ["run.dir=" + ref_dir])
+    check(p.returncode == 0, "ease trains and evaluates end to end")
+    if p.returncode:
+        return
+    names, ref, loss = results(ref_dir)
+    check(names == ["ease"], "one predictor, 'ease': %s" % names)
+    check(ref.shape == (3, 3) and loss.shape[0] == 2 + 1 + 1 and np.isfinite(loss[:, 3]).all(),
+          "3 x 3 accuracy matrix, one finite CE record per epoch")
+    check("adapter bank 3 set(s)" in p.stderr, "the log states the adapter bank's size")
+    for env_key, extra, what in (("SAFECL_FAULT_KILL_AFTER_CKPT", ["train.ckpt_every=1"],
+                                  "mid-session (checkpoint 1)"),
+                                 ("SAFECL_FAULT_KILL_AFTER_SESSION", [], "after session 1")):
+        d = os.path.join(tmp, "ease_kill_%s" % env_key[-4:])
+        env = dict(os.environ, **{env_key: "1"})
+        k = subprocess.run([safecl] + BASE + extra + ["run.dir=" + d], capture_output=True,
+                           text=True, env=env)
+        r = run(safecl, BASE + extra + ["run.dir=" + d])
+        same = False
+        if k.returncode == -9 and r.returncode == 0:
+            _, m, l = results(d)
+            same = np.array_equal(m, ref, equal_nan=True) and np.array_equal(l, loss,
+                                                                              equal_nan=True)
+        check(same, "ease killed %s (exit %d) and resumed: identical matrix and losses"
+              % (what, k.returncode))
+    for extra, want_records in ((["method.ease.use_init_ptm=true"], 4),
+                                (["method.ease.reweight=false"], 4),
+                                (["method.ease.moni_adam=true"], 2)):
+        d = os.path.join(tmp, "ease_" + extra[0].split(".")[-1].replace("=", "_"))
+        p = run(safecl, BASE + extra + ["run.dir=" + d])
+        ok = p.returncode == 0
+        if ok:
+            _, m, l = results(d)
+            ok = m.shape == (3, 3) and l.shape[0] == want_records
+        check(ok, "ease with %s runs (%d loss records)" % (extra[0], want_records))
+
+
+def test_domainnet_refused(safecl, tmp):
+    root = os.path.join(tmp, "DomainNet")
+    domains = ["real", "sketch"]
+    make_domainnet(root, np.random.default_rng(3), domains, classes=2, per=2)
+    p = run(safecl, ["train", "method.name=ease", "method.pet=adapter", "dataset.format=domainnet",
+                     "dataset.root=" + root, "dataset.domains=" + ",".join(domains),
+                     "dataset.classes=2", "dataset.shuffle=false", "dataset.resize=224",
+                     "backbone.arch=vit_tiny_patch16_224", "run.dir=" + os.path.join(tmp, "dn")])
+    check(p.returncode != 0 and "class-incremental" in p.stderr,
+          "ease refuses a domain-incremental benchmark, saying why")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--safecl", required=True)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        test_ease(a.safecl, tmp)
+        test_domainnet_refused(a.safecl, tmp)
+    if failures:
+        print("test_trial_ease: %d failure(s)" % len(failures))
+        sys.exit(1)
+    print("test_trial_ease: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
