@@ -219,7 +219,8 @@ typedef struct learn_method learn_method;
 typedef struct learn_method_ops {
   const char *name;     /* config name (method.name), e.g. "simplecil" */
   const char *label;    /* display name in reports, e.g. "SimpleCIL" */
-  const char *category; /* family for report grouping: "prompt", "representation" or "safe" */
+  const char *category; /* family for report grouping: "prompt", "representation",
+                           "mixture" (model mixture: EASE, LAE) or "safe" */
   /* Relative cost of a trial (SimpleCIL = 1) for the planner's rough guess, used only when the
    * cost model cannot price a trial (its dataset cannot be opened where the sweep is planned). */
   double cost_factor;

@@ -4,11 +4,11 @@
  * run.dir holding trial.h5) through h5.h only: it never needs index.h5 or the ledger. For each
  * dataset x method it picks one hyperparameter point on the validation split (never on the
  * test set), aggregates the seeds of that point as mean +- sample std (n), and prints the table
- * as Markdown, LaTeX or CSV, grouped prompt-based / representation-based / SAFE (with the slow
- * and fast learners as their own rows), published numbers beside ours and marked as reported,
- * and optionally a paired comparison against a baseline over shared seeds. Failed, unfinished
- * and missing trials are counted in the cells and listed under the table (conventions in
- * analysis/SCHEMA.md). Nothing here is collective; the report runs in one process. */
+ * as Markdown, LaTeX or CSV, grouped prompt-based / representation-based / model mixture /
+ * SAFE (with the slow and fast learners as their own rows), published numbers beside ours and
+ * marked as reported, and optionally a paired comparison against a baseline over shared seeds.
+ * Failed, unfinished and missing trials are counted in the cells and listed under the table
+ * (conventions in analysis/SCHEMA.md). Nothing here is collective; the report runs in one process. */
 #ifndef SAFECL_REPORT_H
 #define SAFECL_REPORT_H
 

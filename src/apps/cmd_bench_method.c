@@ -3,24 +3,29 @@
  * it (src/run/train_loop.c).
  *
  * The method is created with a learn_context like a trial's: a frozen backbone of --arch with
- * random weights, --classes classes, the trial seed, the group's dist_comm and ridge solver. Its
- * learn_method_cfg is the trial key table's defaults, then the --config file (or, without one,
- * configs/methods/NAME.cfg when the working directory has it), then the key=value overrides,
- * with method.name = NAME and train.batch = --batch last. Session 0 owns classes [0, K0) of K
- * (--session-classes, --classes); train_begin is called once for an epoch of warmup + iters
- * steps, then every step is a train_step on random images (uniform in [0, 1], image b of step s
- * drawn from (seed, s * B + b), so the same on whichever rank holds it) and random labels in
- * [0, K0). Everything the method allocates at create and train_begin is outside the timed
- * steps. The backbone is created for the largest shard a rank trains (what the methods' frozen
- * forwards of a training batch need); --eval-batch sizes it as a trial's eval.batch does.
+ * random weights, --classes classes in ceil(--classes / --session-classes) sessions (what sizes
+ * storage kept per session, such as EASE's adapter bank), the trial seed, the group's dist_comm
+ * and ridge solver. Its learn_method_cfg is the trial key table's defaults, then the --config
+ * file (or, without one, configs/methods/NAME.cfg when the working directory has it), then the
+ * key=value overrides, with method.name = NAME and train.batch = --batch last. Session 0 owns
+ * classes [0, K0) of K (--session-classes, --classes); train_begin is called once for an epoch
+ * of warmup + iters steps, then every step is a train_step on random images (uniform in [0, 1],
+ * image b of step s drawn from (seed, s * B + b), so the same on whichever rank holds it) and
+ * random labels in [0, K0). Everything the method allocates at create and train_begin is outside
+ * the timed steps. The backbone is created for the largest shard a rank trains (what the
+ * methods' frozen forwards of a training batch need); --eval-batch sizes it as a trial's
+ * eval.batch does.
  *
  * Under `mpirun -np G` each rank holds its learn_shard of the batch's images and the labels and
  * indices of the whole batch, as the training loop hands them; rank 0 prints the group's
  * throughput (global batch / slowest rank's step time). cpu_s_per_iter is the CPU time (user +
  * system, every thread, summed over the ranks) of a timed step: on a shared machine other
- * processes inflate the wall time of a step far more than its CPU time. plan_gflop_per_image is the method's
- * own cost model (learn_method_ops.cost: frozen-forward units per training image and epoch)
- * times one forward's GFLOP, so gflop_per_s is an estimate, not a count. */
+ * processes inflate the wall time of a step far more than its CPU time. plan_gflop_per_image is
+ * the method's own cost model (learn_method_ops.cost: frozen-forward units per training image
+ * and epoch) times one forward's GFLOP, so gflop_per_s is an estimate, not a count. peak_rss_mb
+ * is the process's peak resident set (getrusage ru_maxrss; the largest over the ranks):
+ * everything the method, the backbone and the bench hold at any time, as the PyTorch peers
+ * (tests/bench/prompt_peer.py, methods_peer.py) report theirs: whole processes compared. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,16 +113,21 @@ static scl_err rig_create(const bench_method_args *a, method_rig *r, const dist_
                           a->eval_batch > 0 ? a->eval_batch : shard, (int)a->threads,
                           &r->backbone));
   SCL_CALL(linalg_group_create(r->g.comm, LINALG_SOLVER_AUTO, (int)a->threads, &r->linalg));
+  /* The trial this session would open: ceil(K / K0) sessions, which sizes the storage a method
+   * keeps per session (EASE's adapter bank) as a trial's does. */
+  const int64_t K0 = a->session_classes;
+  const int n_sessions = (int)((a->classes + K0 - 1) / K0);
   const learn_context ctx = {.backbone = r->backbone,
                              .n_classes = a->classes,
                              .seed = (uint64_t)a->seed,
                              .cfg = &r->cfg.method,
                              .comm = r->g.comm,
-                             .linalg = r->linalg};
+                             .linalg = r->linalg,
+                             .n_sessions = n_sessions};
   SCL_CALL(r->ops->create(&ctx, &r->method));
 
   /* Session 0 and its training list: one epoch of warmup + iters steps. */
-  const int64_t steps = a->warmup + a->iters, n = steps * r->B, K0 = a->session_classes;
+  const int64_t steps = a->warmup + a->iters, n = steps * r->B;
   r->img = (int64_t)vc.in_chans * vc.img_size * vc.img_size;
   SCL_CALL(
       scl_alloc((size_t)(shard * r->img) * sizeof(float), "bench images", (void **)&r->images));
@@ -129,7 +139,7 @@ static scl_err rig_create(const bench_method_args *a, method_rig *r, const dist_
   scl_rng_init(&rng, (uint64_t)a->seed, SCL_STREAM_SYNTHETIC, 2, 0);
   for (int64_t i = 0; i < n; i++) r->train_labels[i] = (int32_t)scl_rng_below(&rng, (uint32_t)K0);
   r->session = (learn_session){.t = 0,
-                               .n_sessions = (int)((a->classes + K0 - 1) / K0),
+                               .n_sessions = n_sessions,
                                .class_lo = 0,
                                .class_hi = K0,
                                .n_classes = a->classes,

@@ -66,11 +66,6 @@ static void set_int(csv_line *l, int c, long long v) {
   snprintf(l->num[c], sizeof l->num[c], "%lld", v);
 }
 
-static const char *category_id(int cat) {
-  static const char *const ids[REPORT_N_CATS] = {"prompt", "representation", "safe", "other"};
-  return ids[cat];
-}
-
 static const char *selection_id(int sel) {
   static const char *const ids[] = {"none", "single", "validation", "refused"};
   return ids[sel];
@@ -88,7 +83,7 @@ static void base_line(const report_data *d, int r, int ds, csv_line *l, char *co
   const report_row *row = &d->rows[r];
   const report_group *g = report_group_find(d, d->datasets[ds], row->method);
   memset(l, 0, sizeof *l);
-  l->str[C_CAT] = category_id(row->category);
+  l->str[C_CAT] = report_category_id(row->category);
   l->str[C_METHOD] = row->method;
   l->str[C_PRED] = row->primary ? primary_name(d, row->method) : row->predictor;
   l->str[C_DATASET] = d->datasets[ds];
@@ -169,7 +164,7 @@ static void trial_lines(FILE *f, const report_data *d) {
     l.str[C_NOTE] = t->message ? t->message : "";
     const report_group *g = t->placed ? report_group_find(d, t->dataset, t->method) : NULL;
     if (g) {
-      l.str[C_CAT] = category_id(report_category_index(g->category));
+      l.str[C_CAT] = report_category_id(report_category_index(g->category));
       l.str[C_METHOD] = t->method;
       l.str[C_DATASET] = t->dataset;
       set_int(&l, C_SEED, t->seed);
@@ -191,7 +186,7 @@ static void missing_lines(FILE *f, const report_data *d) {
         csv_line l;
         memset(&l, 0, sizeof l);
         l.str[C_KIND] = "missing";
-        l.str[C_CAT] = category_id(report_category_index(g->category));
+        l.str[C_CAT] = report_category_id(report_category_index(g->category));
         l.str[C_METHOD] = g->method;
         l.str[C_DATASET] = g->dataset;
         set_int(&l, C_SEED, g->points[q].missing[j]);

@@ -22,7 +22,15 @@
 
 enum { REPORT_FINAL = 0, REPORT_AVG, REPORT_FORGET, REPORT_N_METRICS };
 enum { REPORT_FINISHED = 0, REPORT_FAILED, REPORT_UNFINISHED };
-enum { REPORT_CAT_PROMPT = 0, REPORT_CAT_REPR, REPORT_CAT_SAFE, REPORT_CAT_OTHER, REPORT_N_CATS };
+/* Method families in display order (report_names.c holds their ids and headings). */
+enum {
+  REPORT_CAT_PROMPT = 0,
+  REPORT_CAT_REPR,
+  REPORT_CAT_MIXTURE,
+  REPORT_CAT_SAFE,
+  REPORT_CAT_OTHER,
+  REPORT_N_CATS
+};
 
 /* How a group's point was chosen. */
 enum {
@@ -164,7 +172,10 @@ int report_method_rank(const char *method);
 const char *report_method_default_category(const char *method);
 const char *report_dataset_label(const char *dataset);
 int report_dataset_rank(const char *dataset);
+/* A family's index (REPORT_CAT_*) from its id ("prompt", "representation", "mixture", "safe";
+ * REPORT_CAT_OTHER for any other), its id and its heading. */
 int report_category_index(const char *category);
+const char *report_category_id(int category);
 const char *report_category_label(int category);
 const char *report_predictor_label(const char *predictor);
 int report_predictor_rank(const char *predictor);

@@ -147,8 +147,9 @@ static scl_err add_pub(report_data *d, char **fields, int n, const int map[N_COL
             "%s:%d: metric '%s' (expected final_acc, avg_acc or forgetting)", path, line,
             p->metric);
   SCL_CHECK(report_category_index(p->category) != REPORT_CAT_OTHER, SCL_ERR_FORMAT,
-            "%s:%d: category '%s' (expected prompt, representation or safe)", path, line,
-            p->category);
+            "%s:%d: category '%s' (expected %s, %s, %s or %s)", path, line, p->category,
+            report_category_id(REPORT_CAT_PROMPT), report_category_id(REPORT_CAT_REPR),
+            report_category_id(REPORT_CAT_MIXTURE), report_category_id(REPORT_CAT_SAFE));
   SCL_CHECK(p->source[0] && p->method[0] && p->dataset[0], SCL_ERR_FORMAT,
             "%s:%d: empty source, method or dataset", path, line);
   for (int i = 0; i + 1 < d->n_pubs; i++)

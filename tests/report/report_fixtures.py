@@ -200,6 +200,26 @@ def make_prompt(root):
                     [("coda_prompt", 74 + s, 77, 5)])
 
 
+def make_mixture(root):
+    """runM: one method per family on CIFAR-100, seeds 1 and 2: SimpleCIL 60/61 and SLCA 80/81
+    (representation), EASE 85/86 and LAE 82/83 (model mixture), SAFE 84/85; plus EASE on
+    IN-R seed 1 as a failed trial whose file holds no category (failed.txt: its config lines and
+    the error), placed by the method's name alone."""
+    t = lambda name: os.path.join(root, "trials", name)
+    for s in (1, 2):
+        write_trial(t("simplecil_%d" % s), "cifar100", "simplecil", "representation", s,
+                    [("simplecil", 59 + s, 70, 5)])
+        write_trial(t("slca_%d" % s), "cifar100", "slca", "representation", s,
+                    [("slca", 79 + s, 88, 3)])
+        write_trial(t("ease_%d" % s), "cifar100", "ease", "mixture", s, [("ease", 84 + s, 90, 2)])
+        write_trial(t("lae_%d" % s), "cifar100", "lae", "mixture", s, [("lae", 81 + s, 89, 4)])
+        write_trial(t("safe_%d" % s), "cifar100", "safe", "safe", s,
+                    [("safe", 83 + s, 89, 2), ("slow", 80, 88, 2), ("fast", 82, 88, 2)])
+    path = t("ease_inr_1")
+    write_failed(path, 'error = "killed by the scheduler";\n' + config_text("imagenet-r", "ease", 1,
+                                                                             path))
+
+
 PUBLISHED = (
     "source,table,method,category,dataset,metric,value,protocol_note\n"
     '"Source A, 2023",Table 2,RanPAC,representation,imagenet-r,final_acc,77.9,'
@@ -212,7 +232,7 @@ PUBLISHED = (
 
 
 def make_all(tmp):
-    """Creates runA, runB, runC, runD, runP and published.csv under tmp.
+    """Creates runA, runB, runC, runD, runP, runM and published.csv under tmp.
 
     Hand-checkable numbers (mean +- sample std, n):
       IN-R final: SimpleCIL 62 +- 2 (3); RanPAC (dim 512) 72 +- sqrt(7) = 2.65 (3);
@@ -228,5 +248,6 @@ def make_all(tmp):
     make_single(os.path.join(tmp, "runC"))
     make_orders(os.path.join(tmp, "runD"))
     make_prompt(os.path.join(tmp, "runP"))
+    make_mixture(os.path.join(tmp, "runM"))
     with open(os.path.join(tmp, "published.csv"), "w") as f:
         f.write(PUBLISHED)

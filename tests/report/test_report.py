@@ -15,6 +15,8 @@ means, stds and intervals are in make_all's docstring). Checks, each printing ok
 4. The shipped analysis/published.csv loads and its RanPAC rows appear marked as reported;
    the prompt-based section (runP: L2P with its pilot_diag diagnostic, DualPrompt, CODA-Prompt)
    lists the three methods, the diagnostic never ranked and explained, published rows after them;
+   the model-mixture section (runM: EASE, LAE) sits between the representation-based section and
+   SAFE's, with the published SLCA, EASE and MOS rows and their notes, in every format;
    analysis/load_results.py reads the run directories; real `safecl train` trial files report.
 Exits non-zero on any failure.
 """
@@ -399,7 +401,7 @@ def test_shipped(safecl, analysis):
           "the survey table (MOS Table 1) gives L2P's and SimpleCIL's final and average accuracy")
     lines = out.splitlines()
     at = [i for i, l in enumerate(lines) if l.startswith("| APER+")]
-    check(len(at) == 6 and at == list(range(at[0], at[0] + 6)),
+    check(len(at) == 10 and at == list(range(at[0], at[0] + 10)),
           "the APER variants' published rows stay together")
     bare = [(r["method"], r["dataset"], r["metric"]) for r in rows
             if not (r["value"] and r["source"] and r["protocol_note"])]
@@ -439,6 +441,62 @@ def test_prompt_family(safecl, analysis):
     at, dp = names.index("L2P"), names.index("DualPrompt")
     check(dp > at + 2 and all(n.startswith("L2P (reported [") for n in names[at + 2:dp]),
           "the published L2P rows follow L2P's own rows", "\n".join(names))
+
+
+def test_mixture_family(safecl, analysis):
+    """runM: EASE and LAE trials (method_category "mixture") in a "Model mixture" section between
+    the representation-based one (SimpleCIL, SLCA) and SAFE's; a failed EASE trial whose file
+    names no category placed in the same row; the shipped published rows of SLCA, EASE and the
+    MOS table's reference row beside them, with their protocol notes; the CSV's category column."""
+    published = os.path.join(analysis, "published.csv")
+    p = run([safecl, "report", "runM", "--published", published])
+    out = p.stdout
+    rows = [l for l in out.splitlines() if l.startswith("| ")][2:]  # past header and rule
+    names = [l.split(" | ")[0][2:] for l in rows]
+    own = [n for n in names if "(reported" not in n]
+    want = ["*Representation-based*", "SimpleCIL", "SLCA", "*Model mixture*", "EASE", "LAE",
+            "*SAFE (with its slow and fast learners)*", "SAFE", "SAFE: slow learner",
+            "SAFE: fast learner"]
+    check(p.returncode == 0 and own[own.index("*Representation-based*"):] == want,
+          "the model-mixture section holds EASE and LAE, between representation and SAFE: %s"
+          % own, p.stderr)
+    ease, lae = names.index("EASE"), names.index("LAE")
+    between = names[ease + 1:lae]
+    check(len(between) == 4 and all(n.startswith("EASE (reported [") for n in between),
+          "EASE's four published rows (MOS table, EASE table, IN1K and IN21K logs) follow EASE",
+          "\n".join(names))
+    check(names[lae + 1].startswith("MOS (reported [") and names[lae + 2].startswith("*SAFE"),
+          "the MOS table's reference row closes the model-mixture section", "\n".join(names))
+    ease_row = rows[ease]
+    check("**85.50 ± 0.71** (2)" in ease_row and "— (0; 1 failed)" in ease_row,
+          "EASE's row: its runs, and the failed IN-R trial placed by its method name", ease_row)
+    slca = names.index("SLCA")
+    after = rows[slca + 1:slca + 3]
+    check(all(r.startswith("| SLCA (reported [") for r in after)
+          and any("| 88.55 | 92.49 | 77.00 | 81.17 |" in r for r in after)
+          and any("| 91.53 | — | 77.00 | — |" in r for r in after),
+          "SLCA's published rows (MOS table, README figure) follow SLCA's runs", "\n".join(rows))
+    check("| EASE (reported [" in out and "| 85.8 | 91.5145 | 76.17 | 81.737 |" in out
+          and "| 84.21 | 90.619 | 77.33 | 82.604 |" in out,
+          "EASE's run logs (IN1K and IN21K) keep the logs' digits", out)
+    check("| 70.58 | 78.31 |" in out, "EASE's own table: IN-R B0-Inc5", out)
+    notes = [l for l in out.splitlines() if l.startswith("- [")]
+    check(any("EASE: survey protocol: ViT-B/16-IN21K, CIFAR B0-Inc5" in l for l in notes)
+          and any("SLCA: survey protocol: ViT-B/16-IN21K" in l for l in notes)
+          and any("EASE: EASE's released config and code, ViT-B/16-IN1K" in l for l in notes),
+          "the protocol notes of the EASE and SLCA rows", "\n".join(notes))
+    p = run([safecl, "report", "runM", "--published", published, "--format", "csv"])
+    cats = {(r["kind"], r["method"]): r["category"] for r in csv.DictReader(io.StringIO(p.stdout))}
+    check(p.returncode == 0 and cats.get(("run", "ease")) == "mixture"
+          and cats.get(("run", "lae")) == "mixture" and cats.get(("failed", "ease")) == "mixture"
+          and cats.get(("run", "slca")) == "representation"
+          and cats.get(("reported", "EASE")) == "mixture"
+          and cats.get(("reported", "MOS")) == "mixture",
+          "CSV: EASE, LAE (runs, failed, reported) and MOS in category mixture, SLCA in "
+          "representation", str(cats))
+    p = run([safecl, "report", "runM", "--format", "latex", "--no-published"])
+    check(p.returncode == 0 and "\\textit{Model mixture}" in p.stdout,
+          "LaTeX: the model-mixture heading", p.stdout)
 
 
 def test_load_results(analysis):
@@ -489,6 +547,7 @@ def main():
         test_rejections(safecl)
         test_shipped(safecl, analysis)
         test_prompt_family(safecl, analysis)
+        test_mixture_family(safecl, analysis)
         test_load_results(analysis)
         test_real(safecl, os.path.dirname(analysis))
     finally:
