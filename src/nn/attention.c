@@ -120,8 +120,8 @@ NN_WIDE static void softmax_grad_rows(float *dp, const float *p, int64_t rows, i
 }
 
 /* The softmax and compensation backward of rows whose prefix sits at columns [p, p + L).
- * On entry P holds the softmax A, G = dO [v; pv; v]^T with the prefix block not yet multiplied
- * by the value scale; on exit P holds the forward's probabilities A' (compensated when
+ * On entry P holds the softmax A, G = dO [v; pv; v]^T with the prefix block without the value
+ * scale; on exit P holds the forward's probabilities A' (compensated when
  * compensate) and G the score gradient dS. With A'_j = A_j / lam on the prefix (lam = its sum)
  * and g = dL/dA' (the prefix block times the value scale):
  *   c = sum_prefix g A' (0 when the floor binds: lam is then a constant),
