@@ -7,8 +7,8 @@ Checks:
     offline are stored under their names with a 3 x 3 accuracy matrix and finite losses; in
     session 1 (no offline expert yet) the offline predictor is the online one, image by image;
   - a trial killed inside session 2's first prefix epoch (after checkpoint 7: the offline expert
-    and the prefix's own Adam step count are live) and one killed after session 1 (the offline
-    expert not yet born) resume and end with the uninterrupted run's accuracy matrices and
+    and the prefix's own Adam step count are live) and one killed after session 1 (before the
+    offline expert exists) resume and end with the uninterrupted run's accuracy matrices and
     losses, bit for bit;
   - PILOT's switches (offline expert from the start, freezing in session 1, kaiming head) run;
   - a prefix on more blocks than the backbone has, and an optimizer other than Adam, are
