@@ -190,6 +190,7 @@ static void fd_attention(int64_t L, int64_t nq) {
 typedef struct lae_ctx {
   double *qkv, *pk, *pv, *ks, *vs, *w; /* ks, vs: one element each */
   int64_t pos, L, B, N, H, Dh, nq;
+  int comp;        /* the compensation on */
   int64_t floored; /* rows of the last evaluation whose prefix sum was below the floor */
 } lae_ctx;
 
@@ -217,8 +218,8 @@ static double lae_loss(void *p) {
         for (int64_t j = 0; j < Nk; j++) sum += (a[j] = exp(a[j] - m));
         for (int64_t j = 0; j < Nk; j++) a[j] /= sum;
         for (int64_t j = c->pos; j < c->pos + c->L; j++) lam += a[j];
-        c->floored += lam <= 1e-12;
-        lam = lam > 1e-12 ? lam : 1e-12;
+        c->floored += c->comp && lam <= 1e-12;
+        lam = !c->comp ? 1.0 : lam > 1e-12 ? lam : 1e-12;
         for (int64_t j = c->pos; j < c->pos + c->L; j++) a[j] /= lam;
         for (int64_t d = 0; d < c->Dh; d++) {
           double o = 0.0;
@@ -271,7 +272,8 @@ static void lae_fd(const char *what, double *x, const float *g, int64_t n, lae_c
  * sit near shift / sqrt(Dh): at -51.5 the prefix sums of the rows land around 1e-13, below the
  * compensation's floor, where the compensated prefix still carries ~0.1 of a row (a visible
  * gradient) and the divisor is the constant 1e-12. */
-static void fd_lae_attention(int64_t pos, int64_t nq, float ks, float vs, float prefix_shift) {
+static void fd_lae_attention(int64_t pos, int64_t nq, int comp, float ks, float vs,
+                             float prefix_shift) {
   const int64_t B = 2, N = 5, H = 2, Dh = 3, L = 3, D = H * Dh, Nk = L + N;
   float *qkv = rand_buf(B * N * 3 * D, -1, 1, 70), *pk = rand_buf(L * D, -1, 1, 71);
   float *pv = rand_buf(L * D, -1, 1, 72), *w = rand_buf(B * nq * D, -1, 1, 73);
@@ -281,7 +283,7 @@ static void fd_lae_attention(int64_t pos, int64_t nq, float ks, float vs, float 
         for (int64_t d = 0; d < D; d++) qkv[(b * N + i) * 3 * D + d] = 1.0f;
     for (int64_t i = 0; i < L * D; i++) pk[i] = 0.1f * pk[i] + prefix_shift / (float)Dh;
   }
-  const nn_prefix_mode mode = {pos, 1, ks, vs};
+  const nn_prefix_mode mode = {pos, comp, ks, vs};
   float *out = buf(B * nq * D), *probs = buf(nq * Nk), *scratch = buf(2 * nq * Nk);
   float *dqkv = buf(B * N * 3 * D), *dpk = buf(L * D), *dpv = buf(L * D), *dks = buf(1),
         *dvs = buf(1);
@@ -307,6 +309,7 @@ static void fd_lae_attention(int64_t pos, int64_t nq, float ks, float vs, float 
                H,
                Dh,
                nq,
+               comp,
                0};
   /* forward: loss of the kernel's output against the double definition */
   double lf = 0.0;
@@ -315,14 +318,14 @@ static void fd_lae_attention(int64_t pos, int64_t nq, float ks, float vs, float 
   const int fwd_ok =
       fabs(lf - lr) <= 1e-5 * (1.0 + fabs(lr)) && (prefix_shift == 0.0f || c.floored > 0);
   printf(
-      "%s lae attention forward (pos %lld, nq %lld, shift %g): loss %.9g vs double %.9g; "
-      "%lld of %lld rows floored\n",
-      fwd_ok ? "PASS" : "FAIL", (long long)pos, (long long)nq, (double)prefix_shift, lf, lr,
+      "%s lae attention forward (pos %lld, nq %lld, compensate %d, shift %g): loss %.9g vs "
+      "double %.9g; %lld of %lld rows floored\n",
+      fwd_ok ? "PASS" : "FAIL", (long long)pos, (long long)nq, comp, (double)prefix_shift, lf, lr,
       (long long)c.floored, (long long)(B * H * nq));
   if (!fwd_ok) failures++;
   char what[96];
-  snprintf(what, sizeof what, "fd lae dqkv (pos %lld nq %lld shift %g)", (long long)pos,
-           (long long)nq, (double)prefix_shift);
+  snprintf(what, sizeof what, "fd lae dqkv (pos %lld nq %lld comp %d shift %g)", (long long)pos,
+           (long long)nq, comp, (double)prefix_shift);
   lae_fd(what, c.qkv, dqkv, B * N * 3 * D, &c);
   lae_fd("fd lae dprefix_k", c.pk, dpk, L * D, &c);
   lae_fd("fd lae dprefix_v", c.pv, dpv, L * D, &c);
@@ -565,10 +568,11 @@ int main(void) {
   fd_attention(0, 1);
   fd_attention(3, 5);
   fd_attention(3, 1);
-  fd_lae_attention(1, 5, 0.8f, 1.3f, 0.0f);
-  fd_lae_attention(1, 1, 0.8f, 1.3f, 0.0f);
-  fd_lae_attention(0, 5, 1.1f, 0.7f, 0.0f);
-  fd_lae_attention(1, 5, 1.0f, 1.0f, -51.5f); /* the floor binds in some rows */
+  fd_lae_attention(1, 5, 1, 0.8f, 1.3f, 0.0f);
+  fd_lae_attention(1, 1, 1, 0.8f, 1.3f, 0.0f);
+  fd_lae_attention(0, 5, 1, 1.1f, 0.7f, 0.0f);
+  fd_lae_attention(1, 5, 0, 0.8f, 1.3f, 0.0f);   /* scales and position without compensation */
+  fd_lae_attention(1, 5, 1, 1.0f, 1.0f, -51.5f); /* the floor binds in some rows */
   fd_adapter();
   fd_ssf_vpt();
   ref_linear(37, 50, 29);
