@@ -320,8 +320,8 @@ static scl_err lae_create(const learn_context *ctx, learn_method **out) {
   l->C = ctx->n_classes;
   l->D = ctx->backbone->cfg.width;
   l->Bbuf = c->batch;
-  l->pilot_ema = !strcmp(c->lae_ema_init, "pilot");
-  l->pilot_head = !strcmp(c->lae_head_init, "pilot");
+  l->pilot_ema = c->lae_ema_init && !strcmp(c->lae_ema_init, "pilot"); /* NULL: the authors' */
+  l->pilot_head = c->lae_head_init && !strcmp(c->lae_head_init, "pilot");
   learn_method *m = &l->base;
   scl_err err = lae_alloc(l, dist_comm_size(l->comm));
   if (err) {
