@@ -119,6 +119,18 @@ NN_WIDE static void softmax_grad_rows(float *dp, const float *p, int64_t rows, i
   }
 }
 
+/* sum of a[j] g[j] over n entries in 16 lanes (the softmax backward's own summation order), so
+ * that the reduction vectorises. */
+NN_WIDE static float dot_lanes(const float *a, const float *g, int64_t n) {
+  float lane[16] = {0}, s = 0.0f;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; k++) lane[k] += a[j + k] * g[j + k];
+  for (; j < n; j++) s += a[j] * g[j];
+  for (int k = 0; k < 16; k++) s += lane[k];
+  return s;
+}
+
 /* The softmax and compensation backward of rows whose prefix sits at columns [p, p + L).
  * On entry P holds the softmax A, G = dO [v; pv; v]^T with the prefix block without the value
  * scale; on exit P holds the forward's probabilities A' (compensated when
@@ -129,8 +141,8 @@ NN_WIDE static void softmax_grad_rows(float *dp, const float *p, int64_t rows, i
  *   dS_j = A'_j (g_j - r) on token columns, A'_j (g_j - c - lam r) on prefix columns;
  * without compensation lam = 1 and c = 0, the plain softmax backward. *dvs += sum_prefix A' G
  * before the scaling, the value scale's gradient. */
-static void prefix_grad_rows(float *G, float *P, float *dvs, int64_t nq, int64_t Nk, int64_t p,
-                             int64_t L, int compensate, float vs) {
+NN_WIDE static void prefix_grad_rows(float *G, float *P, float *dvs, int64_t nq, int64_t Nk,
+                                     int64_t p, int64_t L, int compensate, float vs) {
   double acc = 0.0;
   for (int64_t r = 0; r < nq; r++) {
     float *g = G + r * Nk, *a = P + r * Nk;
@@ -140,15 +152,14 @@ static void prefix_grad_rows(float *G, float *P, float *dvs, int64_t nq, int64_t
       lam = prefix_divisor(a + p, L, &live);
       for (int64_t j = 0; j < L; j++) a[p + j] /= lam;
     }
-    float unscaled = 0.0f, pre = 0.0f, tok = 0.0f;
+    float unscaled = 0.0f, pre = 0.0f;
     for (int64_t j = p; j < p + L; j++) {
       unscaled += a[j] * g[j];
       g[j] *= vs;
       pre += a[j] * g[j];
     }
     acc += unscaled;
-    for (int64_t j = 0; j < p; j++) tok += a[j] * g[j];
-    for (int64_t j = p + L; j < Nk; j++) tok += a[j] * g[j];
+    const float tok = dot_lanes(a, g, p) + dot_lanes(a + p + L, g + p + L, Nk - p - L);
     const float c = live ? pre : 0.0f, rr = live ? tok : tok + pre;
     for (int64_t j = 0; j < p; j++) g[j] = a[j] * (g[j] - rr);
     for (int64_t j = p; j < p + L; j++) g[j] = a[j] * (g[j] - c - lam * rr);
