@@ -144,6 +144,23 @@ void nn_attention_forward_ref(float *out, float *probs, const float *qkv, const 
                               const float *pv, int64_t L, int64_t B, int64_t N, int64_t H,
                               int64_t Dh);
 
+/* LAE's prefix options (docs/methods.md l.2). pos: the prefix columns follow the first pos token
+ * keys (0: the prefix first; 1: after the class token, key order [k_0, prefix, k_1..]), the
+ * same for the values. key_scale, value_scale multiply the prefix keys and values. compensate:
+ * after the softmax, the L prefix columns of every row are divided by their sum lam (floored at
+ * 1e-12), the others unchanged (the row then sums to 2 - lam). NULL = {0, 0, 1, 1}, the plain
+ * prefix. */
+typedef struct nn_prefix_mode {
+  int64_t pos;
+  int compensate;
+  float key_scale, value_scale;
+} nn_prefix_mode;
+
+/* nn_attention_head_forward with a prefix mode; probs receives the compensated probabilities. */
+void nn_attention_head_forward_mode(float *out, float *probs, const float *qkv, const float *pk,
+                                    const float *pv, int64_t L, const nn_prefix_mode *mode,
+                                    int64_t nq, int64_t N, int64_t H, int64_t Dh, int64_t h);
+
 /* Backward of one (image, head), probabilities recomputed (not stored): with P the forward's
  * probabilities and dO = dout (nq rows, leading dimension D):
  *   dV += P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)), dQ += dS K / sqrt(Dh),
@@ -154,6 +171,13 @@ void nn_attention_head_backward(float *dqkv, float *dpk, float *dpv, float *scra
                                 const float *dout, const float *qkv, const float *pk,
                                 const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
                                 int64_t Dh, int64_t h);
+/* nn_attention_head_backward with a prefix mode, through the compensation; dks, dvs (NULL: not
+ * wanted) += the gradients of the key and value scales (this head's share). Same scratch. */
+void nn_attention_head_backward_mode(float *dqkv, float *dpk, float *dpv, float *dks, float *dvs,
+                                     float *scratch, const float *dout, const float *qkv,
+                                     const float *pk, const float *pv, int64_t L,
+                                     const nn_prefix_mode *mode, int64_t nq, int64_t N, int64_t H,
+                                     int64_t Dh, int64_t h);
 /* Whole batch (every token a query): dqkv (B, N, 3D), dout (B, N, D). scratch as above. */
 void nn_attention_backward(float *dqkv, float *dpk, float *dpv, float *scratch, const float *dout,
                            const float *qkv, const float *pk, const float *pv, int64_t L, int64_t B,

@@ -47,7 +47,8 @@
  * The prefix kind has LAE's options (docs/methods.md l.2): prefix_after_cls inserts the prefix
  * after the class token's key (order k_0, prefix, k_1..), prefix_compensate renormalises the
  * prefix columns of every softmax row by their sum, prefix_scales multiplies keys and values by
- * learnable scalars (tensors prefix.{layer}.{key,value}_scale, initialised to 1).
+ * learnable scalars (tensors prefix.{layer}.{key,value}_scale, initialised to 1), and
+ * prefix_uniform draws the keys and values from LAE's U(0, 0.01) instead of N(0, 0.02).
  * Several kinds may be combined where the code needs it (kinds is a bit set).
  *
  * Frozen parameters never get gradients; only pet_params.grad is written, by accumulation (+=).
@@ -91,6 +92,7 @@ typedef struct pet_config {
   int prefix_after_cls;          /* PET_PREFIX: 1 = prefix after the class token's key (LAE) */
   int prefix_compensate;         /* PET_PREFIX: 1 = renormalise the prefix columns (LAE) */
   int prefix_scales;             /* PET_PREFIX: 1 = learnable key and value scalars (LAE) */
+  int prefix_uniform; /* PET_PREFIX: 1 = keys and values ~ U(0, 0.01) (LAE); 0 = N(0, 0.02) */
 } pet_config;
 
 /* Parser and printer of PET kind names, the one table every caller uses: "none", or a

@@ -18,12 +18,13 @@ extern const learn_method_ops learn_dualprompt_ops;
 extern const learn_method_ops learn_coda_prompt_ops;
 extern const learn_method_ops learn_slca_ops;
 extern const learn_method_ops learn_ease_ops;
+extern const learn_method_ops learn_lae_ops;
 
 /* Display order within a family is the order of the SAFE paper's comparison tables. */
 static const learn_method_ops *const registry[] = {
-    &learn_simplecil_ops,   &learn_aper_ops, &learn_ranpac_ops,
-    &learn_safe_ops,        &learn_l2p_ops,  &learn_dualprompt_ops,
-    &learn_coda_prompt_ops, &learn_slca_ops, &learn_ease_ops,
+    &learn_simplecil_ops, &learn_aper_ops,       &learn_ranpac_ops,      &learn_safe_ops,
+    &learn_l2p_ops,       &learn_dualprompt_ops, &learn_coda_prompt_ops, &learn_slca_ops,
+    &learn_ease_ops,      &learn_lae_ops,
 };
 enum { N_METHODS = (int)(sizeof registry / sizeof registry[0]) };
 

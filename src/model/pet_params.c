@@ -19,10 +19,12 @@
 /* INIT_BACKBONE: the full-tuning copy, filled by pet_params_copy_backbone, never by init. */
 typedef enum {
   INIT_ZERO,
+  INIT_ONE,
   INIT_ONE_NOISE,
   INIT_NOISE,
   INIT_KAIMING,
   INIT_XAVIER,
+  INIT_UNIFORM_001,
   INIT_BACKBONE
 } init_kind;
 
@@ -156,10 +158,15 @@ static scl_err build(layout *L, const vit_config *v, const pet_config *c) {
     }
     if ((c->kinds & PET_PREFIX) && (c->prefix_layers >> i & 1u)) {
       pet_prefix_block *x = &blk->prefix;
-      SCL_CALL(
-          add(L, &x->key, INIT_NOISE, 2, c->prefix_len, D, 0, "prefix.%lld.key", (long long)i));
-      SCL_CALL(
-          add(L, &x->value, INIT_NOISE, 2, c->prefix_len, D, 0, "prefix.%lld.value", (long long)i));
+      const init_kind pi = c->prefix_uniform ? INIT_UNIFORM_001 : INIT_NOISE;
+      SCL_CALL(add(L, &x->key, pi, 2, c->prefix_len, D, 0, "prefix.%lld.key", (long long)i));
+      SCL_CALL(add(L, &x->value, pi, 2, c->prefix_len, D, 0, "prefix.%lld.value", (long long)i));
+      if (c->prefix_scales) { /* LAE's scalars, initialised to 1 (docs/methods.md l.1) */
+        SCL_CALL(
+            add(L, &x->key_scale, INIT_ONE, 1, 1, 0, 0, "prefix.%lld.key_scale", (long long)i));
+        SCL_CALL(
+            add(L, &x->value_scale, INIT_ONE, 1, 1, 0, 0, "prefix.%lld.value_scale", (long long)i));
+      }
     }
     if ((c->kinds & PET_VPT_DEEP) || ((c->kinds & PET_VPT_SHALLOW) && i == 0))
       blk->prompts = lay->vpt + i * T * D;
@@ -249,6 +256,12 @@ void pet_params_init(pet_params *p, uint64_t seed, uint32_t tag) {
       switch ((init_kind)p->init_kinds[i]) {
         case INIT_ZERO:
           x[k] = 0.0f;
+          break;
+        case INIT_ONE:
+          x[k] = 1.0f;
+          break;
+        case INIT_UNIFORM_001: /* LAE's prefix init U(0, 0.01) (docs/methods.md l.1) */
+          x[k] = (float)(0.01 * scl_rng_uniform(&r));
           break;
         case INIT_ONE_NOISE:
           x[k] = (float)(1.0 + 0.02 * scl_rng_normal(&r));

@@ -45,6 +45,8 @@
     (v).ad_ub = at(base, (o)->adapter.up_b);      \
     (v).pk = at(base, (o)->prefix.key);           \
     (v).pv = at(base, (o)->prefix.value);         \
+    (v).pks = at(base, (o)->prefix.key_scale);    \
+    (v).pvs = at(base, (o)->prefix.value_scale);  \
     (v).prompts = at(base, (o)->prompts);         \
   } while (0)
 

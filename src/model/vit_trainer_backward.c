@@ -155,6 +155,7 @@ static void context(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, int64_
   const vit_trainer *t = c->t;
   const int64_t D = t->D, Nt = t->Nt, L = t->layers[l].L;
   const vit_prompt_io *pio = c->job->io;
+  const nn_prefix_mode mode = tr_prefix_mode(t, pp, l);
   for (int64_t i = 0; i < c->n; i++) {
     const float *pk = pp->pk, *pv = pp->pv;
     if (t->layers[l].sample) {
@@ -162,8 +163,8 @@ static void context(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, int64_
       pk = pio->pk[l] + o, pv = pio->pv[l] + o;
     }
     for (int64_t h = 0; h < t->H; h++)
-      nn_attention_head_forward(io->t2 + i * nq * D, c->scratch, io->qkv + i * Nt * 3 * D, pk, pv,
-                                L, nq, Nt, t->H, D / t->H, h);
+      nn_attention_head_forward_mode(io->t2 + i * nq * D, c->scratch, io->qkv + i * Nt * 3 * D, pk,
+                                     pv, L, &mode, nq, Nt, t->H, D / t->H, h);
   }
 }
 
@@ -209,6 +210,7 @@ static void attention_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet 
     qkv = io->qkv2;
   }
   zero(io->dqkv, rows * 3 * D);
+  const nn_prefix_mode mode = tr_prefix_mode(t, pp, l);
   for (int64_t i = 0; i < c->n; i++) {
     const float *pk = pp->pk, *pv = pp->pv;
     float *dpk = g->pk, *dpv = g->pv;
@@ -219,9 +221,9 @@ static void attention_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet 
       dpv = pio->dpv[l] ? pio->dpv[l] + o : NULL;
     }
     for (int64_t h = 0; h < t->H; h++)
-      nn_attention_head_backward(io->dqkv + i * Nt * 3 * D, dpk, dpv, c->scratch,
-                                 io->t2 + i * nq * D, qkv + i * Nt * 3 * D, pk, pv, L, nq, Nt, t->H,
-                                 D / t->H, h);
+      nn_attention_head_backward_mode(io->dqkv + i * Nt * 3 * D, dpk, dpv, g->pks, g->pvs,
+                                      c->scratch, io->t2 + i * nq * D, qkv + i * Nt * 3 * D, pk, pv,
+                                      L, &mode, nq, Nt, t->H, D / t->H, h);
   }
   if (t->layers[l].level < TR_FULL) return;
   if (pp->ssf_s[PET_SSF_QKV])

@@ -172,13 +172,15 @@ static void attention_phase(const fwd_ctx *c, const fwd_io *io, const tr_pet *pp
   const vit_trainer *t = c->t;
   const int64_t D = t->D, Nt = t->Nt, L = t->layers[l].L;
   if (pp->prompts) nn_vpt_forward(io->x_in, pp->prompts, c->n, t->N + t->Tin, t->T, D);
+  const nn_prefix_mode mode = tr_prefix_mode(t, pp, l);
   qkv_phase(c, io, pp, bp, c->n * Nt);
   for (int64_t i = 0; i < c->n; i++) {
     const float *pk, *pv;
     prefix_of(c, pp, l, c->b0 + i, &pk, &pv);
     for (int64_t h = 0; h < t->H; h++)
-      nn_attention_head_forward(io->ctx + i * nq * D, c->scratch, io->qkv_attn + i * Nt * 3 * D, pk,
-                                pv, L, nq, Nt, t->H, D / t->H, h);
+      nn_attention_head_forward_mode(io->ctx + i * nq * D, c->scratch,
+                                     io->qkv_attn + i * Nt * 3 * D, pk, pv, L, &mode, nq, Nt, t->H,
+                                     D / t->H, h);
   }
 }
 

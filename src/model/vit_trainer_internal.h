@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "safecl/nn.h"
 #include "safecl/pet.h"
 #include "vit_pool.h"
 
@@ -36,8 +37,9 @@ typedef enum { TR_SKIP, TR_ADAPTER, TR_ATTN, TR_FULL } tr_level;
 typedef struct tr_pet {
   const float *ssf_s[PET_SSF_SITES], *ssf_b[PET_SSF_SITES];
   const float *ad_dw, *ad_db, *ad_uw, *ad_ub;
-  const float *pk, *pv; /* (L, D) prefix keys and values */
-  const float *prompts; /* (T, D) prompts written before this block */
+  const float *pk, *pv;   /* (L, D) prefix keys and values */
+  const float *pks, *pvs; /* (1) their scales (prefix_scales), else NULL */
+  const float *prompts;   /* (T, D) prompts written before this block */
 } tr_pet;
 
 /* The same against a gradient array (the learner's or a chunk's copy), writable. */
@@ -45,6 +47,7 @@ typedef struct tr_grad {
   float *ssf_s[PET_SSF_SITES], *ssf_b[PET_SSF_SITES];
   float *ad_dw, *ad_db, *ad_uw, *ad_ub;
   float *pk, *pv;
+  float *pks, *pvs;
   float *prompts;
 } tr_grad;
 
@@ -135,6 +138,17 @@ vit_block_params tr_block_weights(const vit_trainer *t, const float *param, int6
  * every pointer NULL otherwise (the backbone is frozen: the kernels skip NULL weight gradients). */
 vit_params tr_weight_grads(const vit_trainer *t, float *grad);
 vit_block_params tr_block_grads(const vit_trainer *t, float *grad, int64_t l);
+/* The attention kernel's prefix mode of block l's shared prefix (pet_config's LAE options,
+ * docs/methods.md l.2; the scales read from the learner's block pp); per-image prefixes are
+ * plain. */
+static inline nn_prefix_mode tr_prefix_mode(const vit_trainer *t, const tr_pet *pp, int64_t l) {
+  nn_prefix_mode m = {0, 0, 1.0f, 1.0f};
+  if (t->layers[l].sample || !pp->pk) return m;
+  m.pos = t->pc.prefix_after_cls ? 1 : 0;
+  m.compensate = t->pc.prefix_compensate;
+  if (pp->pks) m.key_scale = *pp->pks, m.value_scale = *pp->pvs;
+  return m;
+}
 
 /* Per-thread bodies run by the pool. keep = 0 is inference (no cache, no dropout). */
 typedef struct tr_fwd_job {

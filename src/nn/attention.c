@@ -6,7 +6,11 @@
  * (N, D) output, which is timm's transpose(1, 2).reshape. The scale goes into the first GEMM's
  * alpha. An optional prefix of L keys and values (prefix tuning) is two column blocks of the
  * score matrix, so neither the prefix nor the token keys are copied; with L = 0 the prefix
- * blocks are skipped and the kernel is the plain one. One head is the unit of work: its
+ * blocks are skipped and the kernel is the plain one. LAE's prefix (docs/methods.md l.2) is the
+ * same prefix with three options (nn_prefix_mode): its columns may sit after the first `pos`
+ * token keys (after the class token), the keys and values are multiplied by scalars (in the
+ * GEMMs' alpha, never copied), and the prefix columns of every probability row may be divided
+ * by their sum (compensation); the backward differentiates all three. One head is the unit of work: its
  * products are small (N x N x Dh), so a caller that wants threads hands out (image, head) pairs
  * rather than threading inside BLAS, and the scores stay in cache from the first product
  * through the softmax into the second.
@@ -32,25 +36,63 @@ static void gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, c
               (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-/* probs (nq, L + N) = softmax([q pk^T, q k^T] / sqrt(Dh)) of head h. */
-static void head_probs(float *probs, const float *qkv, const float *pk, int64_t L, int64_t nq,
-                       int64_t N, int64_t H, int64_t Dh, int64_t h) {
-  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N;
+/* The plain prefix: first in the key order, no compensation, unit scales. */
+static const nn_prefix_mode plain_mode = {0, 0, 1.0f, 1.0f};
+
+/* Where the prefix columns start in a score row: after mode->pos token keys (0 without a
+ * prefix, so the token keys are one block). */
+static int64_t prefix_pos(const nn_prefix_mode *mode, int64_t L) { return L > 0 ? mode->pos : 0; }
+
+/* The compensation's divisor of one probability row: the sum of its L prefix columns, floored at
+ * 1e-12 (docs/methods.md l.2); *live = 0 when the floor binds (the divisor is then a constant). */
+static float prefix_divisor(const float *a, int64_t L, int *live) {
+  float s = 0.0f;
+  for (int64_t j = 0; j < L; j++) s += a[j];
+  *live = s > 1e-12f;
+  return *live ? s : 1e-12f;
+}
+
+/* probs (nq, L + N) = softmax of head h's scores over the columns [k_0..k_{p-1}, ks pk, k_p..]
+ * / sqrt(Dh), p = prefix_pos; compensated when compensate (the forward's probabilities). */
+static void head_probs(float *probs, const float *qkv, const float *pk, int64_t L,
+                       const nn_prefix_mode *mode, int compensate, int64_t nq, int64_t N, int64_t H,
+                       int64_t Dh, int64_t h) {
+  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N, p = prefix_pos(mode, L);
   const float scale = 1.0f / sqrtf((float)Dh);
   const float *q = qkv + h * Dh, *k = qkv + D + h * Dh;
-  if (L > 0) gemm(0, 1, nq, L, Dh, scale, q, ld, pk + h * Dh, D, 0.0f, probs, Nk);
-  gemm(0, 1, nq, N, Dh, scale, q, ld, k, ld, 0.0f, probs + L, Nk);
+  gemm(0, 1, nq, p, Dh, scale, q, ld, k, ld, 0.0f, probs, Nk);
+  if (L > 0)
+    gemm(0, 1, nq, L, Dh, scale * mode->key_scale, q, ld, pk + h * Dh, D, 0.0f, probs + p, Nk);
+  gemm(0, 1, nq, N - p, Dh, scale, q, ld, k + p * ld, ld, 0.0f, probs + p + L, Nk);
   nn_softmax_forward(probs, probs, nq, Nk);
+  if (!(compensate && L > 0 && mode->compensate)) return;
+  for (int64_t r = 0; r < nq; r++) {
+    float *a = probs + r * Nk + p;
+    int live;
+    const float d = prefix_divisor(a, L, &live);
+    for (int64_t j = 0; j < L; j++) a[j] /= d;
+  }
+}
+
+void nn_attention_head_forward_mode(float *out, float *probs, const float *qkv, const float *pk,
+                                    const float *pv, int64_t L, const nn_prefix_mode *mode,
+                                    int64_t nq, int64_t N, int64_t H, int64_t Dh, int64_t h) {
+  if (!mode) mode = &plain_mode;
+  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N, p = prefix_pos(mode, L), o = h * Dh;
+  const float *v = qkv + 2 * D + o;
+  head_probs(probs, qkv, pk, L, mode, 1, nq, N, H, Dh, h);
+  gemm(0, 0, nq, Dh, p, 1.0f, probs, Nk, v, ld, 0.0f, out + o, D);
+  if (L > 0)
+    gemm(0, 0, nq, Dh, L, mode->value_scale, probs + p, Nk, pv + o, D, p > 0 ? 1.0f : 0.0f, out + o,
+         D);
+  gemm(0, 0, nq, Dh, N - p, 1.0f, probs + p + L, Nk, v + p * ld, ld, p + L > 0 ? 1.0f : 0.0f,
+       out + o, D);
 }
 
 void nn_attention_head_forward(float *out, float *probs, const float *qkv, const float *pk,
                                const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
                                int64_t Dh, int64_t h) {
-  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N;
-  head_probs(probs, qkv, pk, L, nq, N, H, Dh, h);
-  if (L > 0) gemm(0, 0, nq, Dh, L, 1.0f, probs, Nk, pv + h * Dh, D, 0.0f, out + h * Dh, D);
-  gemm(0, 0, nq, Dh, N, 1.0f, probs + L, Nk, qkv + 2 * D + h * Dh, ld, L > 0 ? 1.0f : 0.0f,
-       out + h * Dh, D);
+  nn_attention_head_forward_mode(out, probs, qkv, pk, pv, L, NULL, nq, N, H, Dh, h);
 }
 
 void nn_attention_forward(float *out, float *probs, const float *qkv, const float *pk,
@@ -77,26 +119,100 @@ NN_WIDE static void softmax_grad_rows(float *dp, const float *p, int64_t rows, i
   }
 }
 
+/* sum of a[j] g[j] over n entries in 16 lanes (the softmax backward's own summation order), so
+ * that the reduction vectorises. */
+NN_WIDE static float dot_lanes(const float *a, const float *g, int64_t n) {
+  float lane[16] = {0}, s = 0.0f;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; k++) lane[k] += a[j + k] * g[j + k];
+  for (; j < n; j++) s += a[j] * g[j];
+  for (int k = 0; k < 16; k++) s += lane[k];
+  return s;
+}
+
+/* The softmax and compensation backward of rows whose prefix sits at columns [p, p + L).
+ * On entry P holds the softmax A, G = dO [v; pv; v]^T with the prefix block without the value
+ * scale; on exit P holds the forward's probabilities A' (compensated when
+ * compensate) and G the score gradient dS. With A'_j = A_j / lam on the prefix (lam = its sum)
+ * and g = dL/dA' (the prefix block times the value scale):
+ *   c = sum_prefix g A' (0 when the floor binds: lam is then a constant),
+ *   r = sum_all g A' - c (= the sum over the token columns when unfloored, so it is summed there),
+ *   dS_j = A'_j (g_j - r) on token columns, A'_j (g_j - c - lam r) on prefix columns;
+ * without compensation lam = 1 and c = 0, the plain softmax backward. *dvs += sum_prefix A' G
+ * before the scaling, the value scale's gradient. */
+NN_WIDE static void prefix_grad_rows(float *G, float *P, float *dvs, int64_t nq, int64_t Nk,
+                                     int64_t p, int64_t L, int compensate, float vs) {
+  double acc = 0.0;
+  for (int64_t r = 0; r < nq; r++) {
+    float *g = G + r * Nk, *a = P + r * Nk;
+    float lam = 1.0f;
+    int live = 0;
+    if (compensate) {
+      lam = prefix_divisor(a + p, L, &live);
+      for (int64_t j = 0; j < L; j++) a[p + j] /= lam;
+    }
+    float unscaled = 0.0f, pre = 0.0f;
+    for (int64_t j = p; j < p + L; j++) {
+      unscaled += a[j] * g[j];
+      g[j] *= vs;
+      pre += a[j] * g[j];
+    }
+    acc += unscaled;
+    const float tok = dot_lanes(a, g, p) + dot_lanes(a + p + L, g + p + L, Nk - p - L);
+    const float c = live ? pre : 0.0f, rr = live ? tok : tok + pre;
+    for (int64_t j = 0; j < p; j++) g[j] = a[j] * (g[j] - rr);
+    for (int64_t j = p; j < p + L; j++) g[j] = a[j] * (g[j] - c - lam * rr);
+    for (int64_t j = p + L; j < Nk; j++) g[j] = a[j] * (g[j] - rr);
+  }
+  if (dvs) *dvs += (float)acc;
+}
+
+void nn_attention_head_backward_mode(float *dqkv, float *dpk, float *dpv, float *dks, float *dvs,
+                                     float *scratch, const float *dout, const float *qkv,
+                                     const float *pk, const float *pv, int64_t L,
+                                     const nn_prefix_mode *mode, int64_t nq, int64_t N, int64_t H,
+                                     int64_t Dh, int64_t h) {
+  if (!mode) mode = &plain_mode;
+  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N, o = h * Dh, p = prefix_pos(mode, L);
+  const float scale = 1.0f / sqrtf((float)Dh), ks = mode->key_scale, vs = mode->value_scale;
+  const float *q = qkv + o, *k = qkv + D + o, *v = qkv + 2 * D + o, *dO = dout + o;
+  float *dq = dqkv + o, *dk = dqkv + D + o, *dv = dqkv + 2 * D + o;
+  float *P = scratch, *dS = scratch + nq * Nk;
+  const int special = L > 0 && (mode->compensate || vs != 1.0f || dvs);
+  head_probs(P, qkv, pk, L, mode, !special, nq, N, H, Dh, h);
+  /* dP = dO [v; pv; v]^T (the prefix block without the value scale when special) */
+  gemm(0, 1, nq, p, Dh, 1.0f, dO, D, v, ld, 0.0f, dS, Nk);
+  if (L > 0) gemm(0, 1, nq, L, Dh, special ? 1.0f : vs, dO, D, pv + o, D, 0.0f, dS + p, Nk);
+  gemm(0, 1, nq, N - p, Dh, 1.0f, dO, D, v + p * ld, ld, 0.0f, dS + p + L, Nk);
+  if (special) prefix_grad_rows(dS, P, dvs, nq, Nk, p, L, mode->compensate, vs);
+  /* dV += P^T dO with the forward's probabilities */
+  gemm(1, 0, p, Dh, nq, 1.0f, P, Nk, dO, D, 1.0f, dv, ld);
+  if (L > 0 && dpv) gemm(1, 0, L, Dh, nq, vs, P + p, Nk, dO, D, 1.0f, dpv + o, D);
+  gemm(1, 0, N - p, Dh, nq, 1.0f, P + p + L, Nk, dO, D, 1.0f, dv + p * ld, ld);
+  if (!special) softmax_grad_rows(dS, P, nq, Nk);
+  /* dQ += dS [k; ks pk; k] / sqrt(Dh); dK += dS^T Q / sqrt(Dh), the prefix's times ks */
+  gemm(0, 0, nq, Dh, p, scale, dS, Nk, k, ld, 1.0f, dq, ld);
+  if (L > 0) gemm(0, 0, nq, Dh, L, scale * ks, dS + p, Nk, pk + o, D, 1.0f, dq, ld);
+  gemm(0, 0, nq, Dh, N - p, scale, dS + p + L, Nk, k + p * ld, ld, 1.0f, dq, ld);
+  gemm(1, 0, p, Dh, nq, scale, dS, Nk, q, ld, 1.0f, dk, ld);
+  if (L > 0 && dpk) gemm(1, 0, L, Dh, nq, scale * ks, dS + p, Nk, q, ld, 1.0f, dpk + o, D);
+  gemm(1, 0, N - p, Dh, nq, scale, dS + p + L, Nk, q, ld, 1.0f, dk + p * ld, ld);
+  if (L > 0 && dks) { /* dks += sum_prefix dS (q . pk) / sqrt(Dh), the unscaled scores in P */
+    gemm(0, 1, nq, L, Dh, scale, q, ld, pk + o, D, 0.0f, P + p, Nk);
+    double s = 0.0;
+    for (int64_t r = 0; r < nq; r++)
+      for (int64_t j = p; j < p + L; j++) s += (double)dS[r * Nk + j] * P[r * Nk + j];
+    *dks += (float)s;
+  }
+}
+
 void nn_attention_head_backward(float *dqkv, float *dpk, float *dpv, float *scratch,
                                 const float *dout, const float *qkv, const float *pk,
                                 const float *pv, int64_t L, int64_t nq, int64_t N, int64_t H,
                                 int64_t Dh, int64_t h) {
-  const int64_t D = H * Dh, ld = 3 * D, Nk = L + N, o = h * Dh;
-  const float scale = 1.0f / sqrtf((float)Dh);
-  const float *q = qkv + o, *k = qkv + D + o, *v = qkv + 2 * D + o, *dO = dout + o;
-  float *P = scratch, *dS = scratch + nq * Nk;
-  head_probs(P, qkv, pk, L, nq, N, H, Dh, h);
-  /* dP = dO [pv; v]^T, then dV += P^T dO */
-  if (L > 0) gemm(0, 1, nq, L, Dh, 1.0f, dO, D, pv + o, D, 0.0f, dS, Nk);
-  gemm(0, 1, nq, N, Dh, 1.0f, dO, D, v, ld, 0.0f, dS + L, Nk);
-  if (L > 0 && dpv) gemm(1, 0, L, Dh, nq, 1.0f, P, Nk, dO, D, 1.0f, dpv + o, D);
-  gemm(1, 0, N, Dh, nq, 1.0f, P + L, Nk, dO, D, 1.0f, dqkv + 2 * D + o, ld);
-  softmax_grad_rows(dS, P, nq, Nk);
-  /* dQ += dS [pk; k] / sqrt(Dh); dK += dS^T Q / sqrt(Dh) */
-  if (L > 0) gemm(0, 0, nq, Dh, L, scale, dS, Nk, pk + o, D, 1.0f, dqkv + o, ld);
-  gemm(0, 0, nq, Dh, N, scale, dS + L, Nk, k, ld, 1.0f, dqkv + o, ld);
-  if (L > 0 && dpk) gemm(1, 0, L, Dh, nq, scale, dS, Nk, q, ld, 1.0f, dpk + o, D);
-  gemm(1, 0, N, Dh, nq, scale, dS + L, Nk, q, ld, 1.0f, dqkv + D + o, ld);
+  nn_attention_head_backward_mode(dqkv, dpk, dpv, NULL, NULL, scratch, dout, qkv, pk, pv, L, NULL,
+                                  nq, N, H, Dh, h);
 }
 
 void nn_attention_backward(float *dqkv, float *dpk, float *dpv, float *scratch, const float *dout,

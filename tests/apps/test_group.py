@@ -16,6 +16,9 @@ Checks, each against the one-rank run of the same config:
   - SLCA (the full backbone's gradient summed over the group, class statistics from sharded
     features, the alignment's samples drawn per class by their rank and gathered) at 2 ranks,
     batch 7: accuracy matrix and epoch loss curve within 1e-5;
+  - LAE at 2 ranks, batch 7 (the prefix gradient summed over the group, a head-only epoch, the
+    offline expert's EMA on every rank): its three predictors' accuracy matrices and the epoch
+    loss curve within 1e-5;
   - SAFE's and RanPAC's /ridge_search (every session's searches): the same entries, candidates
     and chosen lambdas, validation errors within 1e-5 as the losses (relative to max(|v|, 1):
     the float32 features of a group differ in the last bits, 1e-5 to 8e-5 relative in the errors);
@@ -169,6 +172,10 @@ def test_equivalence(tmp):
                           "method.slca.ca_epochs=2"],
         "ease": COMMON + ["method.name=ease", "method.pet=adapter", "method.adapter.dim=8",
                           "train.epochs_first=1", "train.epochs_later=1", "train.batch=7"],
+        "lae": COMMON + ["method.name=lae", "train.epochs_first=1", "train.epochs_later=2",
+                         "train.batch=7", "train.optimizer=adam", "train.t_max=0",
+                         "method.lae.length=2", "method.lae.layers=2",
+                         "method.lae.freeze_epochs=1", "method.lae.ema_decay=0.9"],
     }
     for name, args in others.items():
         code, _, err = train(args, 1, os.path.join(tmp, name + "_1"))
@@ -177,7 +184,7 @@ def test_equivalence(tmp):
             print(err[-3000:])
             continue
         base = results(os.path.join(tmp, name + "_1"))
-        variants = [(n, []) for n in ((2,) if name in ("l2p", "dualprompt", "slca", "ease") else (2, 4))]
+        variants = [(n, []) for n in ((2,) if name in ("l2p", "dualprompt", "slca", "ease", "lae") else (2, 4))]
         if name == "ranpac":
             variants = [(n, ["linalg.solver=" + s]) for n in (2, 4) for s in ("scalapack", "lapack")]
         for n, extra in variants:

@@ -10,7 +10,11 @@
   vpt      petl/vpt.py: prompts (depth or 1, T, D), zeros; deep: cat after the tokens before
            block i and drop the last T after it; shallow: cat before block 0, drop after the last
   prefix   prefix tuning of keys and values (DualPrompt style): prefix (L, D) per listed layer
-           prepended to k and v after the head split; queries unchanged
+           prepended to k and v after the head split; queries unchanged. LAE's options
+           (docs/methods.md l.2): prefix_after_cls puts the prefix after the class token's key
+           and value, prefix_scales multiplies them by learnable scalars (init 1) and
+           prefix_compensate divides the prefix columns of each attention row by their sum
+           (clamped at 1e-12) after the softmax
 
 The backbone keeps timm's names (vit_ref); PET tensors are reachable under safecl's names
 (pet_params.c) through pet_parameters(). A fixed dropout mask per block can be fed
@@ -75,7 +79,8 @@ class PetViT(nn.Module):
     "vpt_shallow", "prefix"}; the backbone is frozen (requires_grad False)."""
 
     def __init__(self, vit, kinds, adapter_dim=64, adapter_scale=0.1, adapter_dropout=0.1,
-                 vpt_tokens=5, prefix_len=0, prefix_layers=()):
+                 vpt_tokens=5, prefix_len=0, prefix_layers=(), prefix_after_cls=False,
+                 prefix_compensate=False, prefix_scales=False):
         super().__init__()
         self.vit = vit
         for p in self.vit.parameters():
@@ -101,9 +106,16 @@ class PetViT(nn.Module):
             self.prompts = nn.Parameter(torch.zeros(n, vpt_tokens, dim))
         self.prefix_layers = sorted(prefix_layers) if "prefix" in self.kinds else []
         self.prefix = nn.ParameterDict()
+        self.prefix_len = prefix_len
+        self.prefix_pos = 1 if prefix_after_cls else 0
+        self.prefix_compensate = prefix_compensate
+        self.prefix_scales = prefix_scales
         for l in self.prefix_layers:
             self.prefix[f"{l}_key"] = nn.Parameter(0.02 * torch.randn(prefix_len, dim))
             self.prefix[f"{l}_value"] = nn.Parameter(0.02 * torch.randn(prefix_len, dim))
+            if prefix_scales:
+                self.prefix[f"{l}_key_scale"] = nn.Parameter(torch.ones(1))
+                self.prefix[f"{l}_value_scale"] = nn.Parameter(torch.ones(1))
 
     def pet_parameters(self):
         """{safecl name: Parameter}, names as src/model/pet_params.c lays them out."""
@@ -126,6 +138,9 @@ class PetViT(nn.Module):
         for l in self.prefix_layers:
             out[f"prefix.{l}.key"] = self.prefix[f"{l}_key"]
             out[f"prefix.{l}.value"] = self.prefix[f"{l}_value"]
+            if self.prefix_scales:
+                out[f"prefix.{l}.key_scale"] = self.prefix[f"{l}_key_scale"]
+                out[f"prefix.{l}.value_scale"] = self.prefix[f"{l}_value_scale"]
         return out
 
     def set_adapter_masks(self, masks):
@@ -144,9 +159,18 @@ class PetViT(nn.Module):
         if i in self.prefix_layers:
             def heads(p):
                 return p.reshape(1, -1, self.heads, dh).permute(0, 2, 1, 3).expand(b, -1, -1, -1)
-            k = torch.cat((heads(self.prefix[f"{i}_key"]), k), dim=2)
-            v = torch.cat((heads(self.prefix[f"{i}_value"]), v), dim=2)
+            pk, pv = heads(self.prefix[f"{i}_key"]), heads(self.prefix[f"{i}_value"])
+            if self.prefix_scales:
+                pk = pk * self.prefix[f"{i}_key_scale"]
+                pv = pv * self.prefix[f"{i}_value_scale"]
+            s = self.prefix_pos
+            k = torch.cat((k[:, :, :s], pk, k[:, :, s:]), dim=2)
+            v = torch.cat((v[:, :, :s], pv, v[:, :, s:]), dim=2)
         attn = ((q @ k.transpose(-2, -1)) * a.scale).softmax(dim=-1)
+        if i in self.prefix_layers and self.prefix_compensate:
+            s, e = self.prefix_pos, self.prefix_pos + self.prefix_len
+            lam = attn[..., s:e].sum(dim=-1, keepdim=True).clamp(min=1e-12)
+            attn = torch.cat((attn[..., :s], attn[..., s:e] / lam, attn[..., e:]), dim=-1)
         x = (attn @ v).transpose(1, 2).reshape(b, n, d)
         return self._ssf(i, "proj", a.proj(x))
 
@@ -203,6 +227,6 @@ def init_pet_random(model, seed):
     gradient path: with W_up = 0 the adapter's down projection gets no gradient)."""
     g = torch.Generator().manual_seed(seed)
     for name, p in model.pet_parameters().items():
-        base = 1.0 if name.endswith(".scale") else 0.0
+        base = 1.0 if name.endswith("scale") else 0.0
         p.copy_(base + 0.2 * torch.randn(p.shape, generator=g, dtype=torch.float64).to(p.dtype))
     return model

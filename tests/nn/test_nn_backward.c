@@ -211,6 +211,157 @@ static void fd_attention(int64_t L, int64_t nq) {
   }
 }
 
+/* LAE's prefix (docs/methods.md l.2) in double, from the definition: key order [k_0..k_{pos-1},
+ * ks pk, k_pos..], softmax, the prefix columns divided by max(their sum, 1e-12), values likewise
+ * with vs pv. Its central differences (step 1e-5: truncation ~1e-10, rounding ~1e-11 relative)
+ * are the reference for the float kernel's analytic gradients. */
+typedef struct lae_ctx {
+  double *qkv, *pk, *pv, *ks, *vs, *w; /* ks, vs: one element each */
+  int64_t pos, L, B, N, H, Dh, nq;
+  int comp;        /* the compensation on */
+  int64_t floored; /* rows of the last evaluation whose prefix sum was below the floor */
+} lae_ctx;
+
+static double lae_loss(void *p) {
+  lae_ctx *c = p;
+  const int64_t D = c->H * c->Dh, Nk = c->L + c->N;
+  double loss = 0.0, *a = malloc((size_t)Nk * sizeof(double));
+  if (!a) exit(2);
+  c->floored = 0;
+  for (int64_t b = 0; b < c->B; b++)
+    for (int64_t h = 0; h < c->H; h++)
+      for (int64_t i = 0; i < c->nq; i++) {
+        const double *x = c->qkv + b * c->N * 3 * D, *q = x + i * 3 * D + h * c->Dh;
+        double m = -INFINITY, sum = 0.0, lam = 0.0;
+        for (int64_t j = 0; j < Nk; j++) {
+          const int pre = j >= c->pos && j < c->pos + c->L;
+          const int64_t t = j < c->pos ? j : j - c->L;
+          const double *k =
+              pre ? c->pk + (j - c->pos) * D + h * c->Dh : x + t * 3 * D + D + h * c->Dh;
+          double s = 0.0;
+          for (int64_t d = 0; d < c->Dh; d++) s += q[d] * k[d] * (pre ? *c->ks : 1.0);
+          a[j] = s / sqrt((double)c->Dh);
+          m = a[j] > m ? a[j] : m;
+        }
+        for (int64_t j = 0; j < Nk; j++) sum += (a[j] = exp(a[j] - m));
+        for (int64_t j = 0; j < Nk; j++) a[j] /= sum;
+        for (int64_t j = c->pos; j < c->pos + c->L; j++) lam += a[j];
+        c->floored += c->comp && lam <= 1e-12;
+        lam = !c->comp ? 1.0 : lam > 1e-12 ? lam : 1e-12;
+        for (int64_t j = c->pos; j < c->pos + c->L; j++) a[j] /= lam;
+        for (int64_t d = 0; d < c->Dh; d++) {
+          double o = 0.0;
+          for (int64_t j = 0; j < Nk; j++) {
+            const int pre = j >= c->pos && j < c->pos + c->L;
+            const int64_t t = j < c->pos ? j : j - c->L;
+            o += a[j] * (pre ? *c->vs * c->pv[(j - c->pos) * D + h * c->Dh + d]
+                             : x[t * 3 * D + 2 * D + h * c->Dh + d]);
+          }
+          loss += c->w[(b * c->nq + i) * D + h * c->Dh + d] * o;
+        }
+      }
+  free(a);
+  return loss;
+}
+
+static double *to_double(const float *x, int64_t n) {
+  double *d = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+  if (!d) exit(2);
+  for (int64_t i = 0; i < n; i++) d[i] = x[i];
+  return d;
+}
+
+/* Central differences in double of every element of x (n) against the float gradient g. */
+static void lae_fd(const char *what, double *x, const float *g, int64_t n, lae_ctx *c) {
+  double *fd = malloc((size_t)n * sizeof(double));
+  if (!fd) exit(2);
+  for (int64_t i = 0; i < n; i++) {
+    const double save = x[i], h = 1e-5 * (fabs(save) > 1.0 ? fabs(save) : 1.0);
+    x[i] = save + h;
+    const double lp = lae_loss(c);
+    x[i] = save - h;
+    const double lm = lae_loss(c);
+    x[i] = save;
+    fd[i] = (lp - lm) / (2.0 * h);
+  }
+  /* the float kernel: every dot, softmax sum and GEMM here has at most Nk + Dh <= 16 terms, so
+   * its relative error per term is below 16 u = 1e-6, and a score of size S (30 in the floored
+   * case) is off by S u, which moves its exp by S u = 2e-6 relative; gradients sum such terms
+   * with cancellation up to ~3x the tensor's largest element here, hence 1e-5 relative to that
+   * element (the double differences contribute ~1e-9) */
+  check_rel(what, g, fd, n, 1e-5);
+  free(fd);
+}
+
+/* One LAE attention (prefix after `pos` keys, compensation, scales ks, vs) on B images with nq
+ * query rows: the float kernel's forward against the double definition, and its gradients of
+ * qkv, pk, pv, ks and vs against the double central differences. A nonzero prefix_shift sets
+ * every query to 1 and the prefix keys to 0.1 U(-1, 1) + shift / Dh, so that the prefix scores
+ * sit near shift / sqrt(Dh): at -51.5 the prefix sums of the rows land around 1e-13, below the
+ * compensation's floor, where the compensated prefix still carries ~0.1 of a row (a visible
+ * gradient) and the divisor is the constant 1e-12. */
+static void fd_lae_attention(int64_t pos, int64_t nq, int comp, float ks, float vs,
+                             float prefix_shift) {
+  const int64_t B = 2, N = 5, H = 2, Dh = 3, L = 3, D = H * Dh, Nk = L + N;
+  float *qkv = rand_buf(B * N * 3 * D, -1, 1, 70), *pk = rand_buf(L * D, -1, 1, 71);
+  float *pv = rand_buf(L * D, -1, 1, 72), *w = rand_buf(B * nq * D, -1, 1, 73);
+  if (prefix_shift != 0.0f) {
+    for (int64_t b = 0; b < B; b++)
+      for (int64_t i = 0; i < N; i++)
+        for (int64_t d = 0; d < D; d++) qkv[(b * N + i) * 3 * D + d] = 1.0f;
+    for (int64_t i = 0; i < L * D; i++) pk[i] = 0.1f * pk[i] + prefix_shift / (float)Dh;
+  }
+  const nn_prefix_mode mode = {pos, comp, ks, vs};
+  float *out = buf(B * nq * D), *probs = buf(nq * Nk), *scratch = buf(2 * nq * Nk);
+  float *dqkv = buf(B * N * 3 * D), *dpk = buf(L * D), *dpv = buf(L * D), *dks = buf(1),
+        *dvs = buf(1);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < H; h++) {
+      nn_attention_head_forward_mode(out + b * nq * D, probs, qkv + b * N * 3 * D, pk, pv, L, &mode,
+                                     nq, N, H, Dh, h);
+      nn_attention_head_backward_mode(dqkv + b * N * 3 * D, dpk, dpv, dks, dvs, scratch,
+                                      w + b * nq * D, qkv + b * N * 3 * D, pk, pv, L, &mode, nq, N,
+                                      H, Dh, h);
+    }
+  const float ksv = ks, vsv = vs;
+  lae_ctx c = {to_double(qkv, B * N * 3 * D),
+               to_double(pk, L * D),
+               to_double(pv, L * D),
+               to_double(&ksv, 1),
+               to_double(&vsv, 1),
+               to_double(w, B * nq * D),
+               pos,
+               L,
+               B,
+               N,
+               H,
+               Dh,
+               nq,
+               comp,
+               0};
+  /* forward: loss of the kernel's output against the double definition */
+  double lf = 0.0;
+  for (int64_t i = 0; i < B * nq * D; i++) lf += (double)w[i] * out[i];
+  const double lr = lae_loss(&c);
+  const int fwd_ok =
+      fabs(lf - lr) <= 1e-5 * (1.0 + fabs(lr)) && (prefix_shift == 0.0f || c.floored > 0);
+  printf(
+      "%s lae attention forward (pos %lld, nq %lld, compensate %d, shift %g): loss %.9g vs "
+      "double %.9g; %lld of %lld rows floored\n",
+      fwd_ok ? "PASS" : "FAIL", (long long)pos, (long long)nq, comp, (double)prefix_shift, lf, lr,
+      (long long)c.floored, (long long)(B * H * nq));
+  if (!fwd_ok) failures++;
+  char what[96];
+  snprintf(what, sizeof what, "fd lae dqkv (pos %lld nq %lld comp %d shift %g)", (long long)pos,
+           (long long)nq, comp, (double)prefix_shift);
+  lae_fd(what, c.qkv, dqkv, B * N * 3 * D, &c);
+  lae_fd("fd lae dprefix_k", c.pk, dpk, L * D, &c);
+  lae_fd("fd lae dprefix_v", c.pv, dpv, L * D, &c);
+  lae_fd("fd lae dkey_scale", c.ks, dks, 1, &c);
+  lae_fd("fd lae dvalue_scale", c.vs, dvs, 1, &c);
+  free(c.qkv), free(c.pk), free(c.pv), free(c.ks), free(c.vs), free(c.w);
+}
+
 typedef struct ad_ctx {
   float *x, *wd, *bd, *wu, *bu, *y, *wy, *pre, *hid;
   const uint8_t *mask;
@@ -461,6 +612,11 @@ int main(void) {
   fd_attention(0, 1);
   fd_attention(3, 5);
   fd_attention(3, 1);
+  fd_lae_attention(1, 5, 1, 0.8f, 1.3f, 0.0f);
+  fd_lae_attention(1, 1, 1, 0.8f, 1.3f, 0.0f);
+  fd_lae_attention(0, 5, 1, 1.1f, 0.7f, 0.0f);
+  fd_lae_attention(1, 5, 0, 0.8f, 1.3f, 0.0f);   /* scales and position without compensation */
+  fd_lae_attention(1, 5, 1, 1.0f, 1.0f, -51.5f); /* the floor binds in some rows */
   fd_adapter();
   fd_ssf_vpt();
   ref_linear(37, 50, 29);

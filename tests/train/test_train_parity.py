@@ -102,7 +102,9 @@ def build(args):
     layers = [i for i in range(depth) if args.prefix_layers >> i & 1]
     model = pet_ref.PetViT(vit, kinds, adapter_dim=args.adapter_dim, adapter_dropout=args.dropout,
                            vpt_tokens=args.vpt_tokens, prefix_len=args.prefix_len,
-                           prefix_layers=layers)
+                           prefix_layers=layers, prefix_after_cls=args.prefix_after_cls,
+                           prefix_compensate=args.prefix_compensate,
+                           prefix_scales=args.prefix_scales)
     return pet_ref.init_pet_random(model, args.seed + 1)
 
 
@@ -117,7 +119,9 @@ def run_driver(args, model, tmp, images, dcls):
            str(S), "--patch", str(P), "--mlp", str(Fh), "--pet", args.pet, "--adapter-dim",
            str(args.adapter_dim), "--dropout", str(args.dropout), "--vpt-tokens",
            str(args.vpt_tokens), "--prefix-len", str(args.prefix_len), "--prefix-layers",
-           str(args.prefix_layers), "--weights", os.path.join(tmp, "w.safetensors"),
+           str(args.prefix_layers), "--prefix-after-cls", str(args.prefix_after_cls),
+           "--prefix-compensate", str(args.prefix_compensate), "--prefix-scales",
+           str(args.prefix_scales), "--weights", os.path.join(tmp, "w.safetensors"),
            "--pet-weights", os.path.join(tmp, "pet.safetensors"), "--images",
            os.path.join(tmp, "img.bin"), "--dcls", os.path.join(tmp, "dcls.bin"), "--batch",
            str(args.batch), "--threads", str(args.threads), "--out",
@@ -145,6 +149,9 @@ def main():
     ap.add_argument("--vpt-tokens", type=int, default=3)
     ap.add_argument("--prefix-len", type=int, default=0)
     ap.add_argument("--prefix-layers", type=int, default=0)
+    ap.add_argument("--prefix-after-cls", type=int, default=0, help="LAE: prefix after CLS")
+    ap.add_argument("--prefix-compensate", type=int, default=0, help="LAE: compensation")
+    ap.add_argument("--prefix-scales", type=int, default=0, help="LAE: learnable scales")
     ap.add_argument("--keyed", action="store_true", help="adapter dropout on, masks shared")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=0)

@@ -3,6 +3,7 @@
  *   train_grad_driver --width D --depth L --heads H --img S --patch P --mlp F
  *                     --pet adapter|ssf|vpt_deep|vpt_shallow|prefix[,...]|full [--adapter-dim r]
  *                     [--dropout p] [--vpt-tokens T] [--prefix-len L --prefix-layers MASK]
+ *                     [--prefix-after-cls 0|1] [--prefix-compensate 0|1] [--prefix-scales 0|1]
  *                     --weights FILE --pet-weights FILE --images FILE --dcls FILE --batch B
  *                     --out FILE [--threads T] [--key SEED,STEP,PASS] [--index i0,i1,...]
  *
@@ -50,6 +51,12 @@ static int parse_pair(args *a, const char *k, const char *v) {
     a->pc.prefix_len = atol(v);
   else if (!strcmp(k, "--prefix-layers"))
     a->pc.prefix_layers = (uint32_t)strtoul(v, NULL, 0);
+  else if (!strcmp(k, "--prefix-after-cls"))
+    a->pc.prefix_after_cls = atoi(v);
+  else if (!strcmp(k, "--prefix-compensate"))
+    a->pc.prefix_compensate = atoi(v);
+  else if (!strcmp(k, "--prefix-scales"))
+    a->pc.prefix_scales = atoi(v);
   else if (!strcmp(k, "--weights"))
     a->weights = v;
   else if (!strcmp(k, "--pet-weights"))
