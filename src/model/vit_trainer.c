@@ -129,8 +129,8 @@ static void set_levels(vit_trainer *t) {
     if (below || o->ssf[PET_SSF_LN1].scale >= 0 || o->prompts >= 0) lv = TR_FULL;
     t->layers[l].level = lv;
     t->layers[l].sample = sample;
-    t->layers[l].rebuild_x1 =
-        lv == TR_FULL && l < t->vc.depth - 1 && o->adapter.down_w < 0 && !(t->pc.kinds & PET_SSF);
+    t->layers[l].rebuild_x1 = lv == TR_FULL && l < t->vc.depth - 1 && o->adapter.down_w < 0 &&
+                              !(t->pc.kinds & (PET_SSF | PET_FULL));
     t->layers[l].L = sample ? t->pc.sample_prefix_len : o->prefix.key >= 0 ? t->pc.prefix_len : 0;
     if (lv != TR_SKIP) below = 1;
   }
@@ -166,6 +166,7 @@ static void carve_layer(const vit_trainer *t, carver *c, tr_layer *y, int64_t l)
     if (ssf) y->po = carve(c, Rt * D), y->m = carve(c, Rt * D);
   }
   if (lv >= TR_ADAPTER && !y->rebuild_x1) y->x1 = carve(c, Rt * D);
+  if (lv == TR_FULL && (t->pc.kinds & PET_FULL)) y->ctx = carve(c, Rt * D);
   if (lv >= TR_ADAPTER && ad) {
     y->a_pre = carve(c, Rt * t->r);
     y->mask = (uint8_t *)carve(c, (Rt * t->r + 3) / 4);

@@ -38,6 +38,7 @@ typedef struct bwd_ctx {
 /* Block l's caches and working buffers, offset to this chunk's rows. */
 typedef struct bwd_io {
   const float *x0, *mean1, *rstd1, *qkv, *x1, *mean2, *rstd2, *h, *po, *m, *a_pre;
+  const float *ctx; /* the kept attention context (full fine-tuning), else NULL */
   const uint8_t *mask;
   float *dx, *t1, *t2; /* (rows, D): stream gradient and two temporaries */
   float *dqkv, *qkv2, *dh, *ad;
@@ -57,6 +58,7 @@ static bwd_io bind(const bwd_ctx *c, int64_t l) {
   io.rstd1 = off(y->rstd1, R0);
   io.qkv = off(y->qkv, R0 * 3 * D);
   io.x1 = y->rebuild_x1 ? t->w_y + R0 * D : off(y->x1, Tc * D);
+  io.ctx = off(y->ctx, Tc * D);
   io.mean2 = off(y->mean2, Tc);
   io.rstd2 = off(y->rstd2, Tc);
   io.h = off(y->h, Tc * t->F);
@@ -103,7 +105,8 @@ static void gelu_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
 /* Tail rows: dx holds dL/dx_out on entry and dL/dx_mid on exit; t2 receives dL/dctx. With
  * weight gradients (gw: full fine-tuning, which has no PET module beside it) each linear layer's
  * input is rebuilt just before its dW GEMM in the buffer its input gradient then overwrites:
- * GELU(h) in dh, LN2(x1) in t1; the attention context is in t2 on entry (rebuild_x1, context). */
+ * GELU(h) in dh, LN2(x1) in t1; the attention context is the kept one (tr_layer.ctx) or in t2 on
+ * entry (rebuild_x1, context). */
 static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, tr_grad *g,
                           const vit_block_params *bp, const vit_block_params *gw, int64_t rows) {
   const vit_trainer *t = c->t;
@@ -143,7 +146,9 @@ static void tail_backward(const bwd_ctx *c, const bwd_io *io, const tr_pet *pp, 
                     pp->ssf_s[PET_SSF_PROJ], rows, D);
     dpo = io->t1;
   }
-  if (gw->proj_w) nn_linear_backward(NULL, gw->proj_w, gw->proj_b, dpo, io->t2, NULL, rows, D, D);
+  if (gw->proj_w)
+    nn_linear_backward(NULL, gw->proj_w, gw->proj_b, dpo, io->ctx ? io->ctx : io->t2, NULL, rows, D,
+                       D);
   zero(io->t2, rows * D);
   nn_linear_backward(io->t2, NULL, NULL, dpo, NULL, bp->proj_w, rows, D, D);
 }
@@ -342,7 +347,7 @@ static void backward_chunk(bwd_ctx *c) {
     }
     if (t->layers[l].rebuild_x1)
       rebuild_x1(c, &io, &pp, bp, l);
-    else if (gw.proj_w) /* the projection's weight gradient reads the context */
+    else if (gw.proj_w && !io.ctx) /* the projection's weight gradient reads the context */
       context(c, &io, &pp, l, rows / c->n);
     tail_backward(c, &io, &pp, &g, bp, &gw, rows);
     attention_backward(c, &io, &pp, &g, bp, &gw, l);

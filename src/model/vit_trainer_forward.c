@@ -80,7 +80,7 @@ static fwd_io bind(const fwd_ctx *c, int64_t l) {
   io.rstd1 = y->rstd1 ? y->rstd1 + R0 : NULL;
   io.qkv = pick(y->qkv, R0, t->w_qkv, R0, 3 * D);
   io.qkv_attn = ssf ? t->w_qkv + R0 * 3 * D : io.qkv;
-  io.ctx = t->w_b + R0 * D;
+  io.ctx = y->ctx ? y->ctx + Tc * D : t->w_b + R0 * D;
   if (y->x1)
     io.x_mid = y->x1 + Tc * D;
   else if (last)

@@ -62,6 +62,8 @@ typedef struct tr_layer {
   float *mean1, *rstd1; /* (R) LayerNorm 1 statistics */
   float *qkv;           /* (R, 3D) qkv linear output (before SSF) */
   float *x1;            /* (tail, D) after the attention residual; NULL when rebuild_x1 */
+  float *ctx;           /* (tail, D) full fine-tuning: the attention context, the projection's
+                           input (its weight gradient reads it; kept instead of recomputed) */
   int rebuild_x1;       /* x1 is not kept: the backward rebuilds it from x0 and qkv (a TR_FULL block
                      below the last without adapter or SSF; saves R x D floats per block) */
   float *mean2, *rstd2; /* (tail) */
