@@ -22,16 +22,9 @@ typedef struct name_entry {
 /* Methods with published numbers that safecl does not run yet; a row leaves this table when its
  * method joins the registry. Table order is display order within a category. */
 static const name_entry published_only[] = {
-    {"l2p", "L2P", "prompt"},
-    {"dualprompt", "DualPrompt", "prompt"},
-    {"coda_prompt", "CODA-Prompt", "prompt"},
-    {"coda-prompt", "CODA-Prompt", "prompt"},
     {"sprompts", "S-iPrompts", "prompt"},
     {"s-iprompts", "S-iPrompts", "prompt"},
     {"adam", "ADaM", "representation"},
-    {"slca", "SLCA", "representation"},
-    {"ease", "EASE", "mixture"},
-    {"lae", "LAE", "mixture"},
     {"ssiat", "SSIAT", "representation"},
 };
 static const int n_published_only = (int)(sizeof published_only / sizeof published_only[0]);

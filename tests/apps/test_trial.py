@@ -58,6 +58,8 @@ def features(safecl, tmp, split, common):
                      "data.synthetic.seed=5", "data.synthetic.difficulty=0.35",
                      "backbone.arch=vit_tiny_patch16_224",
                      "backbone.seed=11", "out=" + out])
+    if p.returncode:
+        raise SystemExit("safecl features (%s split) failed with exit %d" % (split, p.returncode))
     with h5py.File(out, "r") as f:
         return f["features"][...].astype(np.float64), f["labels"][...]
 

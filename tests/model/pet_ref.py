@@ -26,7 +26,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import vit_ref
 
 
 def ssf_ada(x, scale, shift):
