@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
-# check_configs.sh: every shipped trial config parses: each dataset x method x backbone
-# combination through `safecl train --print-config`; and an unknown key is refused by name.
+# check_configs.sh: every shipped trial config parses through `safecl train --print-config`: each
+# dataset x method pair with the first backbone file, and each backbone file with every dataset
+# (the backbone files set only backbone.* keys, which no dataset or method file sets, so the full
+# product would parse the same keys again: 576 runs instead of 208, 190 s instead of 71 s on 2
+# cores); and an
+# unknown key is refused by name.
 set -uo pipefail
 safecl="$1"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 fail=0 n=0
+backbones=("$root"/configs/backbones/*.cfg)
+check() {
+  n=$((n + 1))
+  if ! out=$("$safecl" train --print-config "$@" 2>&1); then
+    echo "FAIL: $*"; echo "$out"; fail=1
+  fi
+}
 for d in "$root"/configs/datasets/*.cfg; do
-  for m in "$root"/configs/methods/*.cfg; do
-    for b in "$root"/configs/backbones/*.cfg; do
-      n=$((n + 1))
-      if ! out=$("$safecl" train --print-config "$d" "$m" "$b" 2>&1); then
-        echo "FAIL: $d $m $b"; echo "$out"; fail=1
-      fi
-    done
-  done
+  for m in "$root"/configs/methods/*.cfg; do check "$d" "$m" "${backbones[0]}"; done
+  for b in "${backbones[@]:1}"; do check "$d" "$root/configs/methods/simplecil.cfg" "$b"; done
 done
-echo "$n dataset x method x backbone combinations parsed"
+# The premise of the reduced product: a backbone file changes no key outside backbone.*.
+base=$("$safecl" train --print-config "$root/configs/datasets/cifar100.cfg" \
+       "$root/configs/methods/simplecil.cfg" 2>&1)
+for b in "${backbones[@]}"; do
+  other=$(diff <(echo "$base") <("$safecl" train --print-config \
+          "$root/configs/datasets/cifar100.cfg" "$root/configs/methods/simplecil.cfg" "$b" 2>&1) |
+          grep -E '^[<>]' | grep -vE '^[<>] backbone\.')
+  [ -z "$other" ] || { echo "FAIL: $b changes keys outside backbone.*:"; echo "$other"; fail=1; }
+done
+echo "$n dataset x method and dataset x backbone combinations parsed"
 out=$("$safecl" train --print-config "$root/configs/datasets/cifar100.cfg" dataset.bogus=1 2>&1) \
   && { echo "FAIL: an unknown key was accepted"; fail=1; }
 echo "$out" | grep -q "unknown key 'dataset.bogus'" || { echo "FAIL: unknown key message: $out"; fail=1; }
