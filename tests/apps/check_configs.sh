@@ -3,8 +3,7 @@
 # dataset x method pair with the first backbone file, and each backbone file with every dataset
 # (the backbone files set only backbone.* keys, which no dataset or method file sets, so the full
 # product would parse the same keys again: 576 runs instead of 208, 190 s instead of 71 s on 2
-# cores); and an
-# unknown key is refused by name.
+# cores); and an unknown key is refused by name.
 set -uo pipefail
 safecl="$1"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
