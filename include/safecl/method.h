@@ -227,6 +227,11 @@ typedef struct learn_method_ops {
   SCL_NODISCARD scl_err (*create)(const learn_context *ctx, learn_method **out);
   /* Planning without an instance (see learn_cost); t = session index. */
   learn_cost (*cost)(const learn_method_cfg *cfg, int t);
+  /* Bytes the method allocates for a whole trial of n_classes classes in n_sessions sessions on
+   * this backbone shape, the parts that grow with classes or sessions included (SLCA's class
+   * statistics, EASE's adapter bank and prototypes), for `safecl plan`; NULL: a few MB at most. */
+  double (*state_bytes)(const learn_method_cfg *cfg, const vit_config *vc, int64_t n_classes,
+                        int n_sessions);
   /* Training, driven by the runner's loop (run/train_loop.c); train_plan may be NULL (never
    * trains). The loop calls train_begin, then train_step for every batch of every epoch,
    * train_epoch_end after each epoch, and train_end. losses[k] receives term k of this step's

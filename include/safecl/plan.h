@@ -7,7 +7,8 @@
  * accumulation, the eigendecomposition of the search and the Cholesky solve). Seconds come from
  * rates measured on this machine at plan time: a ViT forward of the configured architecture,
  * a dgemm, and a dsyevd scaled by M^3. Training passes are costed as forwards (a backward with
- * frozen weights costs about one forward), an estimate, not a measurement. */
+ * frozen weights costs about one forward), an estimate, not a measurement. Memory: the ridge
+ * classifiers' matrices and the method's own state (learn_method_ops.state_bytes). */
 #ifndef SAFECL_PLAN_H
 #define SAFECL_PLAN_H
 
@@ -34,6 +35,7 @@ typedef struct run_plan {
   run_plan_rates rates;
   double total_gflop, total_seconds;
   double classifier_bytes; /* G, Q, search matrices at their largest */
+  double method_bytes; /* the method's own state over the trial (learn_method_ops.state_bytes) */
 } run_plan;
 
 /* Measures the rates for this config's architecture (about a second for ViT-B). */

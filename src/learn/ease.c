@@ -278,6 +278,25 @@ static learn_cost ease_cost(const learn_method_cfg *cfg, int t) {
 
 static scl_err ease_create(const learn_context *ctx, learn_method **out);
 
+/* The bank (one adapter set per session; one with moni_adam), the set in training with its
+ * gradient and momentum, and the prototypes (one block per subspace), as ease_alloc sizes them. */
+static double ease_state_bytes(const learn_method_cfg *cfg, const vit_config *vc, int64_t n_classes,
+                               int n_sessions) {
+  pet_config pc;
+  pet_layout lay;
+  if (learn_pet_config(cfg, &pc) != SCL_OK || pet_layout_create(vc, &pc, &lay) != SCL_OK) {
+    char msg[256]; /* a config create refuses: create reports it; the plan prints no state */
+    (void)scl_error_take(msg, sizeof msg);
+    return 0.0;
+  }
+  const double P = (double)lay.count;
+  pet_layout_destroy(&lay);
+  const int moni = cfg->ease_moni_adam, ptm = cfg->ease_use_init_ptm || moni;
+  const int T = n_sessions > 0 ? n_sessions : 1;
+  const double slots = moni ? 1.0 : (double)T, blocks = (moni ? 1.0 : (double)T) + ptm;
+  return 4.0 * ((slots + 3.0) * P + (double)n_classes * blocks * (double)vc->width);
+}
+
 const learn_method_ops learn_ease_ops = {
     .name = "ease",
     .label = "EASE",
@@ -285,6 +304,7 @@ const learn_method_ops learn_ease_ops = {
     .cost_factor = 30.0,
     .create = ease_create,
     .cost = ease_cost,
+    .state_bytes = ease_state_bytes,
     .train_plan = ease_train_plan,
     .train_begin = ease_train_begin,
     .train_step = ease_train_step,

@@ -212,6 +212,16 @@ static learn_cost slca_cost(const learn_method_cfg *cfg, int t) {
 
 static scl_err slca_create(const learn_context *ctx, learn_method **out);
 
+/* The class statistics of every class, the backbone copy with its gradient and momentum, and the
+ * heads (raw, gradient, momentum, aligned copy), as slca_alloc sizes them. */
+static double slca_state_bytes(const learn_method_cfg *cfg, const vit_config *vc, int64_t n_classes,
+                               int n_sessions) {
+  (void)cfg, (void)n_sessions;
+  return learn_slca_stats_bytes(n_classes, vc->width) +
+         4.0 * (3.0 * (double)vit_config_param_count(vc) +
+                4.0 * (double)n_classes * (double)(vc->width + 1));
+}
+
 const learn_method_ops learn_slca_ops = {
     .name = "slca",
     .label = "SLCA",
@@ -219,6 +229,7 @@ const learn_method_ops learn_slca_ops = {
     .cost_factor = 62.0,
     .create = slca_create,
     .cost = slca_cost,
+    .state_bytes = slca_state_bytes,
     .train_plan = slca_train_plan,
     .train_begin = slca_train_begin,
     .train_step = slca_train_step,

@@ -113,6 +113,8 @@ void run_plan_price(const run_trial_cfg *cfg, run_plan *p, const learn_method_op
   p->classifier_bytes = ops->cost && ops->cost(&cfg->method, 0).rp_learners
                             ? (cfg->method.shared_stats ? 2.0 : 3.0) * 8.0 * M * M
                             : 0.0;
+  p->method_bytes =
+      ops->state_bytes ? ops->state_bytes(&cfg->method, vc, n_classes, p->n_sessions) : 0.0;
 }
 
 void run_plan_print(const run_trial_cfg *cfg, const run_plan *p, FILE *f) {
@@ -133,7 +135,9 @@ void run_plan_print(const run_trial_cfg *cfg, const run_plan *p, FILE *f) {
   }
   fprintf(f,
           "total: %.2f TFLOP, estimated %.0f s (%.2f h) on this machine; classifier "
-          "matrices %.2f GB\n",
+          "matrices %.2f GB",
           p->total_gflop / 1e3, p->total_seconds, p->total_seconds / 3600.0,
           p->classifier_bytes / 1e9);
+  if (p->method_bytes > 0.0) fprintf(f, "; method state %.2f GB", p->method_bytes / 1e9);
+  fputc('\n', f);
 }

@@ -7,7 +7,8 @@
  *     session 2's differ in every seen row;
  *   - session 2's training leaves session 1's head rows bit-identical (frozen, no decay);
  *   - predictions are the argmax of the aligned heads' logits;
- *   - refusals: an optimizer other than SGD, a domain-incremental benchmark. */
+ *   - refusals: an optimizer other than SGD, a domain-incremental benchmark;
+ *   - the plan's method state (learn_method_ops.state_bytes) covers what the method holds. */
 #include <math.h>
 #include <string.h>
 
@@ -106,8 +107,22 @@ int main(void) {
   }
   CHECK_OK(ops->create(&ctx, &lm));
   if (!lm) return 1;
-  lm->ops->state(lm, st);
+  const int n_state = lm->ops->state(lm, st);
   check_copy(m, st[0].data, 1);
+  /* safecl plan's figure (state_bytes) against the storage the method holds: its checkpointed
+   * state plus the two gradient arrays it does not checkpoint (the copy's and the heads'). */
+  double held = 0.0;
+  for (int i = 0; i < n_state; i++)
+    held += (double)st[i].shape[0] * (double)(st[i].ndim > 1 ? st[i].shape[1] : 1) *
+            (st[i].dtype == LEARN_F32 ? 4.0 : 8.0);
+  const vit_config tv = tiny();
+  const double grads = 4.0 * ((double)vit_config_param_count(&tv) + (double)(C * (D + 1)));
+  const double planned = ops->state_bytes(&cfg, &tv, C, 2);
+  CHECK(planned >= held && planned <= held + grads + 1024.0,
+        "plan's method state %.0f bytes against %.0f held + %.0f of gradients", planned, held,
+        grads);
+  printf("  plan's method state %.0f bytes: %.0f held in the state + %.0f of gradients\n", planned,
+         held, grads);
   const float *raw = st[2].data, *aligned = st[4].data;
   float *img = talloc((size_t)(NI * per), sizeof(float)), *feat = talloc((size_t)(NI * D), 4);
   float *saved = talloc((size_t)H, sizeof(float));
