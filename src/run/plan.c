@@ -138,6 +138,6 @@ void run_plan_print(const run_trial_cfg *cfg, const run_plan *p, FILE *f) {
           "matrices %.2f GB",
           p->total_gflop / 1e3, p->total_seconds, p->total_seconds / 3600.0,
           p->classifier_bytes / 1e9);
-  if (p->method_bytes > 0.0) fprintf(f, "; method state %.2f GB", p->method_bytes / 1e9);
+  if (p->method_bytes > 0.0) fprintf(f, "; method state %.3f GB", p->method_bytes / 1e9);
   fputc('\n', f);
 }

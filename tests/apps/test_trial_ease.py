@@ -15,6 +15,7 @@ random ViT (docs/methods.md j).
 Exits non-zero on any failure."""
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -113,6 +114,17 @@ def test_plan(safecl, root):
         ok = all(abs(feat[t] / feat[0] - (t + 1)) <= 0.1 * (t + 1) for t in range(4)) and \
             max(train) - min(train) <= 0.1 * max(train)
     check(ok, "safecl plan: EASE's feature cost grows as t + 1, its training cost stays flat")
+    # The plan's method state on ViT-B/16 (the default arch), r = 64, 20 classes in 4 sessions:
+    # the bank of 4 sets plus the set in training, its gradient and momentum, 1,189,632 floats
+    # each (docs/methods.md j.7), and prototypes of 4 blocks of 768 per class.
+    p = run(safecl, ["plan", os.path.join(root, "configs/datasets/synthetic.cfg"),
+                     os.path.join(root, "configs/methods/ease.cfg"),
+                     "train.epochs_first=1", "train.epochs_later=1"])
+    m = re.search(r"method state ([0-9.]+) GB", p.stdout + p.stderr)
+    want = 4.0 * ((4 + 3) * 1189632 + 20 * 4 * 768) / 1e9
+    check(p.returncode == 0 and m is not None and abs(float(m.group(1)) - want) <= 0.0005,
+          "safecl plan: EASE's method state %s GB, expected %.3f GB"
+          % (m.group(1) if m else "(not printed)", want))
 
 
 def main():
