@@ -33,7 +33,6 @@ thread per timed step), fwd_s=, bwd_s=, opt_s= and peak_rss_mb= (ru_maxrss of th
 """
 import argparse
 import os
-import resource
 import sys
 import time
 
@@ -45,6 +44,7 @@ import torch.nn.functional as F  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "model"))
 import pet_ref  # noqa: E402
 import vit_ref  # noqa: E402
+from peer_common import measure  # noqa: E402
 
 
 class Ease(nn.Module):
@@ -189,24 +189,8 @@ def main():
         model.after_step()
         return t1 - t0, t2 - t1, time.perf_counter() - t2, loss.item()
 
-    for _ in range(args.warmup):
-        step()
-    times, fwd, bwd, upd = [], 0.0, 0.0, 0.0
-    cpu0 = time.process_time()
-    for _ in range(args.iters):
-        t0 = time.perf_counter()
-        f, b, u, loss = step()
-        times.append(time.perf_counter() - t0)
-        fwd, bwd, upd = fwd + f, bwd + b, upd + u
-    cpu = (time.process_time() - cpu0) / args.iters
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    arch = vit_ref.ALIASES.get(args.arch, args.arch)
-    mean, best, n = sum(times) / len(times), min(times), args.iters
-    print(f"peer=torch-{torch.__version__} arch={arch} method={args.method} batch={args.batch} "
-          f"threads={args.threads} iters={n} s_per_iter={mean:.4f} best_s_per_iter={best:.4f} "
-          f"img_per_s={args.batch / mean:.3f} best_img_per_s={args.batch / best:.3f} "
-          f"cpu_s_per_iter={cpu:.4f} fwd_s={fwd / n:.4f} bwd_s={bwd / n:.4f} opt_s={upd / n:.4f} "
-          f"params={sum(p.numel() for p in params)} loss={loss:.4f} peak_rss_mb={rss_mb:.1f}")
+    measure(step, args, vit_ref.ALIASES.get(args.arch, args.arch), ("fwd_s", "bwd_s", "opt_s"),
+            sum(p.numel() for p in params))
 
 
 if __name__ == "__main__":

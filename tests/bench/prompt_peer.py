@@ -33,7 +33,6 @@ of `safecl bench train`.
 """
 import argparse
 import os
-import resource
 import sys
 import time
 
@@ -44,6 +43,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "model"))
 import vit_ref  # noqa: E402
+from peer_common import measure  # noqa: E402
 
 
 def eps_normalize(x):
@@ -222,24 +222,8 @@ def main():
         opt.step()
         return t1 - t0, t2 - t1, t3 - t2, loss.item()
 
-    for _ in range(args.warmup):
-        step()
-    times, qs, fwd, bwd = [], 0.0, 0.0, 0.0
-    cpu0 = time.process_time()
-    for _ in range(args.iters):
-        t0 = time.perf_counter()
-        a, f, b, loss = step()
-        times.append(time.perf_counter() - t0)
-        qs, fwd, bwd = qs + a, fwd + f, bwd + b
-    cpu = (time.process_time() - cpu0) / args.iters
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    arch = vit_ref.ALIASES.get(args.arch, args.arch)
-    mean, best, n = sum(times) / len(times), min(times), args.iters
-    print(f"peer=torch-{torch.__version__} arch={arch} method={args.method} batch={args.batch} "
-          f"threads={args.threads} iters={n} s_per_iter={mean:.4f} best_s_per_iter={best:.4f} "
-          f"img_per_s={args.batch / mean:.3f} best_img_per_s={args.batch / best:.3f} "
-          f"cpu_s_per_iter={cpu:.4f} query_s={qs / n:.4f} fwd_s={fwd / n:.4f} bwd_s={bwd / n:.4f} "
-          f"params={sum(p.numel() for p in params)} loss={loss:.4f} peak_rss_mb={rss_mb:.1f}")
+    measure(step, args, vit_ref.ALIASES.get(args.arch, args.arch), ("query_s", "fwd_s", "bwd_s"),
+            sum(p.numel() for p in params))
 
 
 if __name__ == "__main__":
