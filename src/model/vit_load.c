@@ -10,6 +10,7 @@
  * caller says otherwise, since an unexpected tensor usually means the wrong architecture.
  * Messages name the file, the tensor and both shapes: the reader is usually looking at a
  * checkpoint someone else exported. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,8 @@ static void hf_name(const load_ctx *c, const char *name, int part, char *out, si
                    {"norm2.", "layernorm_after."},
                    {"mlp.fc1.", "intermediate.dense."},
                    {"mlp.fc2.", "output.dense."}};
-  const char *leaf = strrchr(name, '.') + 1, *pre = c->hf_prefix; /* leaf: weight or bias */
+  const char *dot = strrchr(name, '.'), *pre = c->hf_prefix;
+  const char *leaf = dot ? dot + 1 : name; /* weight or bias; dotless names (cls_token) have none */
   int layer = -1, skip = 0;
   snprintf(out, size, "?%s", name);
   if (strcmp(name, "cls_token") == 0) {
@@ -159,15 +161,32 @@ static scl_err detect_naming(load_ctx *c) {
                    c->path);
 }
 
-/* Copies every resolved tensor into the parameter block. */
+/* The first index of x[0..n) that is NaN or infinite, or -1. */
+static int64_t first_non_finite(const float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return i;
+  return -1;
+}
+
+/* Copies every resolved tensor into the parameter block, refusing NaN and infinity: one such
+ * weight makes every output NaN, so the run would finish at chance accuracy. The check runs on
+ * the copied values, so after this refusal the model holds part of the file (vit_model_open
+ * destroys it). */
 static scl_err read_all(const load_ctx *c) {
   for (int i = 0; i < c->m->n_tensors; i++) {
     const vit_tensor *t = &c->m->tensors[i];
     const int parts = c->src[i * MAX_PARTS + 1] ? 3 : 1;
     const int64_t count = t->numel / parts;
-    for (int p = 0; p < parts; p++)
-      SCL_CALL(
-          io_safetensors_read_f32(c->st, c->src[i * MAX_PARTS + p], t->data + p * count, count));
+    for (int p = 0; p < parts; p++) {
+      const io_tensor_info *f = c->src[i * MAX_PARTS + p];
+      float *dst = t->data + p * count;
+      SCL_CALL(io_safetensors_read_f32(c->st, f, dst, count));
+      const int64_t bad = first_non_finite(dst, count);
+      SCL_CHECK(bad < 0, SCL_ERR_FORMAT,
+                "%s: tensor '%s' holds a non-finite weight (%s) at flat index %lld; the "
+                "backbone must be finite",
+                c->path, f->name, isnan(dst[bad]) ? "NaN" : "infinity", (long long)bad);
+    }
   }
   return SCL_OK;
 }
