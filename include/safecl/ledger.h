@@ -73,7 +73,8 @@ uint32_t orch_crc32(const void *data, size_t len);
  * does not fit (cap >= 3 * ORCH_LEDGER_TEXT_MAX + 512 always fits). */
 size_t orch_record_format(const orch_record *r, char *buf, size_t cap);
 /* Parses one line (without its newline). 0 if valid; -1 if damaged (CRC, syntax); -2 if the
- * CRC is right but the type is unknown. */
+ * CRC is right but the type is unknown; -3 if the CRC is right but an integer field (group,
+ * attempt, sessions, count) is outside its type's range. */
 int orch_record_parse(const char *line, size_t len, orch_record *r);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -137,6 +138,11 @@ int orch_record_parse(const char *line, size_t len, orch_record *r) {
     }
     if (parse_num(s, n, &v[i])) return -1;
   }
+  /* Integer fields out of their type's range (NaN included) cannot come from orch_record_format:
+   * converting them would be undefined, so the record is refused before any cast. */
+  for (int i = 2; i <= 4; i++)
+    if (!(v[i] >= INT32_MIN && v[i] <= INT32_MAX)) return -3;
+  if (!(v[5] >= -0x1p63 && v[5] < 0x1p63)) return -3;
   r->time = v[0];
   r->group = (int32_t)v[2];
   r->attempt = (int32_t)v[3];
@@ -205,6 +211,10 @@ scl_err orch_ledger_read_file(const char *path, orch_record_fn fn, void *ctx, in
       err = fn ? fn(ctx, &r, path) : SCL_OK;
     } else if (rc == -2) {
       SCL_DEBUG("%s:%lld: unknown record type skipped", path, (long long)line_no);
+    } else if (rc == -3) {
+      SCL_WARN("%s:%lld: damaged record skipped (an integer field is out of range)", path,
+               (long long)line_no);
+      bad++;
     } else {
       pending_bad++;
     }

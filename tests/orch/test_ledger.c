@@ -2,7 +2,8 @@
  *
  * Checks: the CRC is zlib's (so Python tools agree); records round-trip exactly (doubles, NaN,
  * escaped text) and a flipped byte is caught; a torn tail (a writer killed mid-record) is cut off
- * before appending again, while a damaged record in the middle is skipped and counted; ledgers
+ * before appending again, while a damaged record in the middle is skipped and counted, as is a
+ * record whose CRC is right but whose integer fields are out of range (count 1e300); ledgers
  * of several jobs merge in the order of their first records; replay gives each trial's status,
  * retries, interrupted attempts (crashes) and the latest job's groups; 20,000 records replay in
  * well under a second. */
@@ -119,6 +120,62 @@ static void test_torn_tail(const char *dir) {
   printf("torn tail and damage: ok\n");
 }
 
+/* r's line with space-separated field `k` after the CRC (0: type, 3: group, 6: count) replaced
+ * by `value`, the CRC recomputed: a record no writer produces but that passes the CRC. */
+static size_t with_field(const orch_record *r, int k, const char *value, char *out, size_t cap) {
+  char line[8192];
+  size_t n = orch_record_format(r, line, sizeof line);
+  line[n - 1] = '\0'; /* drop the newline */
+  char *start = line + 9;
+  for (int i = 0; i < k && start; i++) start = strchr(start, ' ') + 1;
+  char *stop = strchr(start, ' ');
+  int body = snprintf(out + 9, cap - 9, "%.*s%s%s", (int)(start - (line + 9)), line + 9, value,
+                      stop ? stop : "");
+  char crc[9];
+  snprintf(crc, sizeof crc, "%08x", (unsigned)orch_crc32(out + 9, (size_t)body));
+  memcpy(out, crc, 8);
+  out[8] = ' ';
+  return 9 + (size_t)body;
+}
+
+/* Integer fields out of range with a valid CRC (a count of 1e300, 2^31 sessions, a NaN
+ * group) are refused before any conversion, counted as damaged, and passed to no reader; such
+ * a line at the end is complete, not a torn tail. */
+static void test_out_of_range(const char *dir) {
+  orch_record r = rec(ORCH_REC_PLAN, 30, "0123456789abcdef0123456789abcdef", -1);
+  r.count = 777;
+  static const struct {
+    int field;
+    const char *value;
+  } bad[] = {{6, "1e300"}, {6, "-1e19"}, {5, "2147483648"}, {3, "nan"}, {4, "-inf"}};
+  char line[8192];
+  orch_record back;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    size_t n = with_field(&r, bad[i].field, bad[i].value, line, sizeof line);
+    CHECK(orch_record_parse(line, n, &back) == -3, "field %d = %s is refused: %s", bad[i].field,
+          bad[i].value, line);
+  }
+  size_t n = with_field(&r, 6, "9007199254740992", line, sizeof line);
+  CHECK(orch_record_parse(line, n, &back) == 0 && back.count == 9007199254740992LL,
+        "count 2^53 is in range");
+  char path[1024], good[8192];
+  snprintf(path, sizeof path, "%s/ledger.range.log", dir);
+  size_t gn = orch_record_format(&r, good, sizeof good);
+  good[gn] = '\0';
+  append_raw(path, good);
+  n = with_field(&r, 6, "1e300", line, sizeof line);
+  memcpy(line + n, "\n", 2);
+  append_raw(path, line);
+  append_raw(path, good);
+  append_raw(path, line);
+  int64_t count = 0, damaged = -1, tail = 0;
+  CHECK_OK(orch_ledger_read_file(path, count_cb, &count, NULL, &damaged, &tail));
+  CHECK(count == 2 && damaged == 2 && tail == file_size(path),
+        "out-of-range records skipped: %lld records, %lld damaged, tail %lld of %lld",
+        (long long)count, (long long)damaged, (long long)tail, (long long)file_size(path));
+  printf("out-of-range fields: ok\n");
+}
+
 static void write_job(const char *dir, const char *job, const orch_record *r, int n) {
   orch_ledger *l = NULL;
   CHECK_OK(orch_ledger_open(dir, job, &l));
@@ -204,6 +261,9 @@ int main(void) {
   snprintf(sub, sizeof sub, "%s/torn", dir);
   mkdir(sub, 0777);
   test_torn_tail(sub);
+  snprintf(sub, sizeof sub, "%s/range", dir);
+  mkdir(sub, 0777);
+  test_out_of_range(sub);
   snprintf(sub, sizeof sub, "%s/replay", dir);
   mkdir(sub, 0777);
   test_replay(sub);
