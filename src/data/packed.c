@@ -111,7 +111,24 @@ done:
   return err;
 }
 
-/* Copies the split's metadata out of the HDF5 file into ds. */
+/* Other safecl files (trial.h5, features) share the schema attribute: the kind tells them apart. */
+static scl_err check_kind(h5_file *f, const char *path) {
+  int exists = 0;
+  char *kind = NULL;
+  SCL_CALL(h5_attr_exists(f, "/", "kind", &exists));
+  SCL_CHECK(exists, SCL_ERR_FORMAT, "%s: no 'kind' attribute: not a packed dataset", path);
+  SCL_CALL(h5_attr_read_str(f, "/", "kind", &kind));
+  const int ok = strcmp(kind, "packed-dataset") == 0;
+  scl_err err =
+      ok ? SCL_OK
+         : SCL_ERROR(SCL_ERR_FORMAT, "%s: kind is '%s', not 'packed-dataset': not a packed dataset",
+                     path, kind);
+  free(kind);
+  return err;
+}
+
+/* Copies the split's metadata out of the HDF5 file into ds, checking what later reads index
+ * with: one path per label, and every label a class of class_names. */
 static scl_err load_meta(data_dataset *ds, h5_file *f, const char *split) {
   char name[64];
   int ndim = 0;
@@ -127,6 +144,11 @@ static scl_err load_meta(data_dataset *ds, h5_file *f, const char *split) {
   SCL_CALL(h5_read_i64_1d(f, name, ds->pack_offsets, ds->count + 1));
   snprintf(name, sizeof name, "%s/paths", split);
   SCL_CALL(h5_read_strings(f, name, &strs, &nc));
+  if (nc != ds->count) {
+    h5_strings_free(strs, nc);
+    return SCL_ERROR(SCL_ERR_FORMAT, "%s: %s holds %lld paths but %s/labels %lld labels", ds->root,
+                     name, (long long)nc, split, (long long)ds->count);
+  }
   scl_err err = SCL_OK;
   for (int64_t i = 0; i < nc && !err; i++) err = strpool_add(&ds->paths, strs[i], strlen(strs[i]));
   h5_strings_free(strs, nc);
@@ -137,7 +159,14 @@ static scl_err load_meta(data_dataset *ds, h5_file *f, const char *split) {
     err = strpool_add(&ds->classes, strs[i], strlen(strs[i]));
   h5_strings_free(strs, nc);
   if (err) return SCL_TRACE(err);
+  SCL_CHECK(nc >= 1, SCL_ERR_FORMAT, "%s: %s is empty", ds->root, name);
   ds->n_classes = nc;
+  for (int64_t i = 0; i < ds->count; i++)
+    SCL_CHECK(ds->labels[i] >= 0 && ds->labels[i] < nc, SCL_ERR_FORMAT,
+              "%s: %s/labels[%lld] = %d is not a class: %s names %lld classes (labels 0 to "
+              "%lld)",
+              ds->root, split, (long long)i, (int)ds->labels[i], name, (long long)nc,
+              (long long)nc - 1);
   SCL_CALL(h5_attr_read_i64(f, split, "manifest_hi", &hi));
   SCL_CALL(h5_attr_read_i64(f, split, "manifest_lo", &lo));
   ds->manifest = (scl_hash){(uint64_t)hi, (uint64_t)lo};
@@ -152,6 +181,7 @@ scl_err ds_packed_open(data_dataset *ds, const data_source *src) {
   if (!(ds->root = strdup(src->root))) return SCL_ERROR(SCL_ERR_NOMEM, "pack path");
   SCL_CALL_GOTO(err, h5_file_open_read(src->root, &f), done);
   SCL_CALL_GOTO(err, h5_check_schema(f, PACK_SCHEMA_VERSION, "packed dataset"), done);
+  SCL_CALL_GOTO(err, check_kind(f, src->root), done);
   SCL_CALL_GOTO(err, load_meta(ds, f, src->split), done);
   snprintf(name, sizeof name, "%s/blob", src->split);
   SCL_CALL_GOTO(err, h5_blob_locate(f, name, &blob_off, &blob_len), done);

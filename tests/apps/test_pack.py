@@ -3,7 +3,8 @@
 Packs a generated class-folder dataset, then checks that `safecl features` gives bit-identical
 features, labels, paths and manifest from the pack and from the folder, that a trial has the same
 identity on both, that a damaged image inside the pack is reported as pack.h5:<sample path>, and
-that a file that is not a pack is refused. Exits non-zero on any failure.
+that a file that is not a pack is refused, and that packs with labels outside the classes, fewer
+paths than labels or another kind are refused at open. Exits non-zero on any failure.
 """
 import argparse
 import os
@@ -39,6 +40,47 @@ def features(safecl, root, out):
     with h5py.File(out, "r") as f:
         return (f["features"][...], f["labels"][...], [s for s in f["paths"][...]],
                 f.attrs["dataset_manifest_xxh3"])
+
+
+def set_label(index, value):
+    def edit(f):
+        labels = f["test/labels"][...]
+        labels[index] = value
+        f["test/labels"][...] = labels
+    return edit
+
+
+def drop_paths(f):
+    paths = f["test/paths"][...]
+    del f["test/paths"]
+    f.create_dataset("test/paths", data=paths[:-2])
+
+
+def set_kind(f):
+    f.attrs["kind"] = "trial"
+
+
+def check_damaged_packs(safecl, root, tmp):
+    """Packs damaged as a hostile or broken writer would are refused at open with a message
+    naming the file and what is wrong: labels outside the classes (2e9 once crashed the session
+    selection), fewer paths than labels (once read out of bounds), a file of another kind."""
+    cases = [("label 2e9", set_label(0, 2000000000), "test/labels[0] = 2000000000 is not a class"),
+             ("label -1", set_label(3, -1), "test/labels[3] = -1 is not a class"),
+             ("paths shorter than labels", drop_paths, "test/paths holds"),
+             ("kind attribute", set_kind, "kind is 'trial'")]
+    for what, edit, needle in cases:
+        bad = os.path.join(tmp, "bad.h5")
+        p = run(safecl, ["pack", root, bad])
+        check(p.returncode == 0, "pack for the '%s' case" % what)
+        with h5py.File(bad, "r+") as f:
+            edit(f)
+        p = run(safecl, ["features", "data.format=folder", "dataset.root=" + bad,
+                         "data.resize=256", "backbone.arch=vit_tiny_patch16_224",
+                         "out=" + os.path.join(tmp, "bad_features.h5")])
+        msg = [l for l in p.stderr.splitlines() if "error" in l]
+        print("     %s -> %s" % (what, msg[0] if msg else p.stderr.strip()[-300:]))
+        check(p.returncode != 0 and bad in p.stderr and needle in p.stderr,
+              "a pack with a damaged %s is refused naming the file and '%s'" % (what, needle))
 
 
 def main():
@@ -79,6 +121,7 @@ def main():
         print("     damaged image -> %s" % (msg[0] if msg else p.stderr))
         check(p.returncode != 0 and (pack + ":" + bad_path) in p.stderr,
               "a damaged image in the pack is reported as pack:path")
+        check_damaged_packs(a.safecl, root, tmp)
         notpack = os.path.join(tmp, "plain.h5")
         with h5py.File(notpack, "w") as f:
             f["x"] = np.zeros(3)
