@@ -15,6 +15,7 @@
  * /class_order and its config's dataset.order_seed and dataset.shuffle feed the class-order note.
  * index.h5 and the ledger are never read: the report must work on a directory whose coordinator
  * died. */
+#include <ctype.h>
 #include <dirent.h>
 #include <hdf5.h>
 #include <math.h>
@@ -76,30 +77,53 @@ static scl_err read_text(const char *path, char **out) {
   return SCL_OK;
 }
 
+/* A predictor name as the trainer writes them (ranpac, safe_fused): 1 to 63 letters, digits,
+ * '_', '-' or '.', and not "." or "..". Anything else would make "predictors/<name>" a path into
+ * another object (a nested path, the group itself) or come from damaged bytes. */
+static int plain_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 63 || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && !strchr("_-.", s[i])) return 0;
+  return 1;
+}
+
 /* Fills t->pred from /predictors, the primary first, the others in name order. HDF5 is called
- * directly because h5.h has no group listing; H5Lget_name_by_idx exists in 1.10 and 1.12+. */
+ * directly because h5.h has no group listing; H5Lget_name_by_idx exists in 1.10 and 1.12+.
+ * The primary must be a plain name that is one of the group's links, so every slot written is
+ * one of the info.nlinks allocated. */
 static scl_err read_predictor_names(h5_file *f, const char *primary, report_trial *t) {
   char obj[320];
   int exists = 0;
+  SCL_CHECK(plain_name(primary), SCL_ERR_FORMAT,
+            "%s: primary_predictor '%.80s' is not a plain predictor name (1 to 63 letters, "
+            "digits, '_', '-', '.'): the file is damaged",
+            h5_file_path(f), primary);
   snprintf(obj, sizeof obj, "predictors/%s", primary);
   SCL_CALL(h5_exists(f, obj, &exists));
   SCL_CHECK(exists, SCL_ERR_FORMAT, "%s: primary_predictor '%s' has no /%s", h5_file_path(f),
             primary, obj);
   hid_t hid = (hid_t)h5_file_hid(f);
   H5G_info_t info;
-  SCL_CHECK(H5Gget_info_by_name(hid, "predictors", &info, H5P_DEFAULT) >= 0 && info.nlinks <= 64,
+  SCL_CHECK(H5Gget_info_by_name(hid, "predictors", &info, H5P_DEFAULT) >= 0 && info.nlinks >= 1 &&
+                info.nlinks <= 64,
             SCL_ERR_FORMAT, "%s: unreadable /predictors group", h5_file_path(f));
   t->pred = calloc(info.nlinks, sizeof *t->pred);
   SCL_CHECK(t->pred, SCL_ERR_NOMEM, "report: predictors");
-  t->n_pred = 1; /* slot 0 is kept for the primary, which exists */
+  t->n_pred = 1; /* slot 0 is kept for the primary */
+  int found = 0;
   for (hsize_t i = 0; i < info.nlinks; i++) {
     char name[256];
     ssize_t len = H5Lget_name_by_idx(hid, "predictors", H5_INDEX_NAME, H5_ITER_INC, i, name,
                                      sizeof name, H5P_DEFAULT);
     SCL_CHECK(len >= 0 && len < (ssize_t)sizeof name, SCL_ERR_FORMAT,
               "%s: unreadable predictor name", h5_file_path(f));
-    int slot = strcmp(name, primary) ? t->n_pred++ : 0;
-    SCL_CALL(dup_str(name, &t->pred[slot].name));
+    const int is_primary = !found && strcmp(name, primary) == 0;
+    SCL_CHECK(is_primary || t->n_pred < (int)info.nlinks, SCL_ERR_FORMAT,
+              "%s: primary_predictor '%s' is not one of the links of /predictors", h5_file_path(f),
+              primary);
+    found |= is_primary;
+    SCL_CALL(dup_str(name, &t->pred[is_primary ? 0 : t->n_pred++].name));
   }
   return SCL_OK;
 }

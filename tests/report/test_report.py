@@ -353,6 +353,23 @@ def test_rejections(safecl):
         p = run([safecl, "report", d])
         check(p.returncode == 0 and "50.00" in p.stdout, "schema_version %s is read" % version,
               p.stderr)
+    # A damaged primary_predictor: a nested path or the group itself once overflowed the
+    # predictor table (heap write); flipped bytes give a name that is not plain or not present.
+    for k, (primary, msg) in enumerate((("simplecil/acc", "is not a plain predictor name"),
+                                        (".", "is not a plain predictor name"),
+                                        ("simple\x01cil", "is not a plain predictor name"),
+                                        ("x" * 300, "is not a plain predictor name"),
+                                        ("simplecim", "has no /predictors/simplecim"))):
+        d = "bad_primary_%d" % k
+        report_fixtures.write_trial(d, "vtab", "simplecil", "representation", 1,
+                                    [("simplecil", 50, 60, 5)])
+        path = os.path.join(d, "trial.h5")
+        with h5py.File(path, "r+") as f:
+            f.attrs["primary_predictor"] = primary
+        p = run([safecl, "report", d])
+        check(p.returncode == 1 and path in p.stderr and msg in p.stderr,
+              "primary_predictor %r refused naming the file: '%s'" % (primary[:20], msg),
+              "got exit %d: %s" % (p.returncode, p.stderr[-400:]))
     os.makedirs("empty")
     cases = [
         (["nonexistent"], 1, "nonexistent is not a directory"),
