@@ -136,7 +136,9 @@ enum {
  * q, k and v concatenated into qkv), detected from the file. Classifier tensors (timm head.*,
  * pre_logits.*; HF pooler.*, classifier.*) are skipped silently. A missing tensor, a tensor of
  * the wrong shape, or (unless VIT_LOAD_IGNORE_UNEXPECTED) any other tensor is an error naming
- * the file, the tensor and the shapes, and is found before any parameter is written. */
+ * the file, the tensor and the shapes, and is found before any parameter is written. A NaN or
+ * infinite value is SCL_ERR_FORMAT naming the file, the tensor and its first such index, found
+ * while copying (the model then holds part of the file and should be destroyed). */
 SCL_NODISCARD scl_err vit_model_load(vit_model *m, const char *path, unsigned flags);
 
 /* The backbone of a run in one call: preset `arch` (SCL_ERR_ARG naming `crop_key` unless it

@@ -3,7 +3,8 @@
  *
  * The naming is detected from the class token's name, then every model tensor is resolved to
  * the file tensor(s) it comes from and every shape is checked before a single float is copied,
- * so a refused file leaves the model untouched. Hugging Face keeps q, k and v as three (D, D)
+ * so a file refused for its names or shapes leaves the model untouched. NaN and infinity are
+ * refused as they are copied (the model then holds part of the file). Hugging Face keeps q, k and v as three (D, D)
  * linears; they are stacked into timm's fused (3D, D) qkv in that order, which is exactly the
  * layout timm's reshape (B, N, 3, H, Dh) reads. Classifier heads are skipped silently because a
  * backbone file often carries one; anything else the model has no use for is refused unless the
