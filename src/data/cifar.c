@@ -5,7 +5,9 @@
  * read: ranks on one node then share one copy in the page cache, and open costs one sequential
  * pass (label scan plus the content hash that goes into the manifest; the whole file is 154 MB
  * for train, so hashing it is cheap where hashing 100k JPEGs would not be). The torchvision
- * "python" pickles are not read here (docs/methods.md a.4 says the two hold the same images). */
+ * "python" pickles are not read here (docs/methods.md a.4 says the two hold the same images).
+ * A file of any other size than the release's (50000 train, 10000 test records) is refused, so a
+ * copy cut short at a record boundary is not taken for a smaller dataset. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +25,8 @@
 #define CIFAR_RECORD (2 + 3 * CIFAR_PLANE)
 #define CIFAR_FINE 100
 #define CIFAR_COARSE 20
+#define CIFAR_TRAIN_RECORDS 50000
+#define CIFAR_TEST_RECORDS 10000
 
 static scl_err join(char *out, const char *a, const char *b, const char *c) {
   int n = snprintf(out, PATH_MAX, "%s%s%s", a, b, c);
@@ -46,7 +50,9 @@ static scl_err find_bin(const char *root, const char *split, char *path, char *d
   return SCL_ERROR(SCL_ERR_IO, "%s: no %s.bin in it or in %s/cifar-100-binary", root, split, root);
 }
 
-static scl_err map_file(data_dataset *ds, const char *path) {
+static scl_err map_file(data_dataset *ds, const char *path, const char *split) {
+  long long records = strcmp(split, "test") ? CIFAR_TRAIN_RECORDS : CIFAR_TEST_RECORDS;
+  size_t want = (size_t)records * CIFAR_RECORD;
   int fd = open(path, O_RDONLY);
   SCL_CHECK(fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
@@ -54,10 +60,10 @@ static scl_err map_file(data_dataset *ds, const char *path) {
   SCL_CHECK_GOTO(err, done, fstat(fd, &st) == 0, SCL_ERR_IO, "%s: cannot stat: %s", path,
                  strerror(errno));
   size_t len = (size_t)st.st_size;
-  SCL_CHECK_GOTO(err, done, len != 0 && len % CIFAR_RECORD == 0, SCL_ERR_FORMAT,
-                 "%s: %zu bytes is not a whole number of %d-byte CIFAR-100 records (truncated, "
-                 "or the CIFAR-10 file?)",
-                 path, len, CIFAR_RECORD);
+  SCL_CHECK_GOTO(err, done, len == want, SCL_ERR_FORMAT,
+                 "%s: %zu bytes, expected %zu (%lld records of %d bytes, CIFAR-100's %s split): "
+                 "truncated, or not CIFAR-100's %s.bin (CIFAR-10's records are 3073 bytes)?",
+                 path, len, want, records, CIFAR_RECORD, split, split);
   void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
   SCL_CHECK_GOTO(err, done, map != MAP_FAILED, SCL_ERR_IO, "%s: cannot map: %s", path,
                  strerror(errno));
@@ -98,7 +104,7 @@ scl_err ds_cifar_open(data_dataset *ds, const data_source *src) {
   char path[PATH_MAX], dir[PATH_MAX];
   SCL_CALL(find_bin(src->root, src->split, path, dir));
   if (!(ds->root = strdup(path))) return SCL_ERROR(SCL_ERR_NOMEM, "cannot copy a path");
-  SCL_CALL(map_file(ds, path));
+  SCL_CALL(map_file(ds, path, src->split));
   ds->count = (int64_t)(ds->map_len / CIFAR_RECORD);
   ds->n_classes = CIFAR_FINE;
   int64_t cap = 0;

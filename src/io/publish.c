@@ -6,7 +6,9 @@
  * after it: without the first a crash could publish an empty or partial file under the final
  * name; without the second the rename itself could be lost. What this deliberately does not do is
  * clean up temporary files left by processes that died: on a shared filesystem the pid in the
- * name may belong to a live process on another node, so only the owner may remove it. */
+ * name may belong to a live process on another node, so only the owner may remove it. Whatever
+ * sits under our own temporary name (a stale file of ours, or a symlink planted there) is removed
+ * and the file created afresh with O_EXCL | O_NOFOLLOW, so no write ever lands in a link's target. */
 #include "safecl/publish.h"
 
 #include <errno.h>
@@ -54,19 +56,20 @@ scl_err io_publish_begin(const char *path, char **tmp_path, int *fd) {
   char *tmp = malloc(len);
   SCL_CHECK(tmp, SCL_ERR_NOMEM, "temporary file name for '%s'", path);
   snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+  if (unlink(tmp) != 0 && errno != ENOENT) {
+    scl_err err =
+        SCL_ERROR(SCL_ERR_IO, "cannot remove stale temporary file '%s': %s", tmp, strerror(errno));
+    free(tmp);
+    return err;
+  }
   if (fd) {
-    *fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (*fd < 0) {
       scl_err err = SCL_ERROR(SCL_ERR_IO, "cannot create '%s' (to publish '%s'): %s", tmp, path,
                               strerror(errno));
       free(tmp);
       return err;
     }
-  } else if (unlink(tmp) != 0 && errno != ENOENT) {
-    scl_err err =
-        SCL_ERROR(SCL_ERR_IO, "cannot remove stale temporary file '%s': %s", tmp, strerror(errno));
-    free(tmp);
-    return err;
   }
   *tmp_path = tmp;
   return SCL_OK;

@@ -161,7 +161,7 @@ int orch_record_parse(const char *line, size_t len, orch_record *r) {
 static scl_err read_whole(const char *path, char **data, size_t *len) {
   *data = NULL;
   *len = 0;
-  int fd = open(path, O_RDONLY);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   SCL_CHECK(fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
   scl_err err = SCL_OK;
@@ -244,20 +244,26 @@ scl_err orch_ledger_open(const char *run_dir, const char *job_id, orch_ledger **
   l->fd = -1;
   snprintf(l->path, sizeof l->path, "%s/ledger.%s.log", run_dir, job_id);
   scl_err err = SCL_OK;
-  if (access(l->path, F_OK) == 0) {
+  /* O_NOFOLLOW and the regular-file check: records and the torn-tail cut go into this file,
+   * never into the target of a symlink planted under its name. */
+  l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  SCL_CHECK_GOTO(err, fail, l->fd >= 0 || errno != ELOOP, SCL_ERR_IO,
+                 "%s: is a symbolic link; refusing to write through it (remove it)", l->path);
+  SCL_CHECK_GOTO(err, fail, l->fd >= 0, SCL_ERR_IO, "%s: cannot open for appending: %s", l->path,
+                 strerror(errno));
+  struct stat st;
+  SCL_CHECK_GOTO(err, fail, fstat(l->fd, &st) == 0 && S_ISREG(st.st_mode), SCL_ERR_IO,
+                 "%s: not a regular file; refusing to use it as the ledger", l->path);
+  if (st.st_size > 0) {
     int64_t tail = 0;
-    struct stat st;
     SCL_CALL_GOTO(err, orch_ledger_read_file(l->path, NULL, NULL, NULL, NULL, &tail), fail);
-    if (stat(l->path, &st) == 0 && tail < (int64_t)st.st_size) {
+    if (fstat(l->fd, &st) == 0 && tail < (int64_t)st.st_size) {
       SCL_WARN("%s: torn tail of %lld bytes (a writer died mid-record) cut off", l->path,
                (long long)(st.st_size - tail));
-      SCL_CHECK_GOTO(err, fail, truncate(l->path, (off_t)tail) == 0, SCL_ERR_IO,
+      SCL_CHECK_GOTO(err, fail, ftruncate(l->fd, (off_t)tail) == 0, SCL_ERR_IO,
                      "%s: cannot truncate torn tail: %s", l->path, strerror(errno));
     }
   }
-  l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  SCL_CHECK_GOTO(err, fail, l->fd >= 0, SCL_ERR_IO, "%s: cannot open for appending: %s", l->path,
-                 strerror(errno));
   SCL_CHECK_GOTO(err, fail, fsync(l->fd) == 0, SCL_ERR_IO, "%s: fsync failed: %s", l->path,
                  strerror(errno));
   *out = l;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,8 +40,17 @@ static void job_name(orch_rundir *rd) {
 static scl_err take_lock(orch_rundir *rd) {
   char path[4200], holder[512] = "";
   snprintf(path, sizeof path, "%s/lock", rd->path);
-  rd->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  /* O_NOFOLLOW: the holder line is written into this file, never into a symlink's target. */
+  rd->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  SCL_CHECK(rd->lock_fd >= 0 || errno != ELOOP, SCL_ERR_IO,
+            "%s: is a symbolic link; refusing to write through it (remove it)", path);
   SCL_CHECK(rd->lock_fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(rd->lock_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(rd->lock_fd);
+    rd->lock_fd = -1;
+    return SCL_ERROR(SCL_ERR_IO, "%s: not a regular file; refusing to use it as the lock", path);
+  }
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
   if (fcntl(rd->lock_fd, F_SETLK, &fl) != 0) {
     if (errno == EACCES || errno == EAGAIN) {

@@ -100,6 +100,13 @@ scl_err orch_sweep_print_trial(const char *index, int argc, char **argv) {
                    (long long)p->n);
   SCL_CHECK_GOTO(err, done, s->run_dir[0], SCL_ERR_ARG, "--trial needs run.dir=DIR");
   SCL_CALL_GOTO(err, orch_plan_args(s, &p->trials[i], s->run_dir, &n, &args), done);
+  /* One argument per line (jobs/array.sbatch reads them so): a newline inside one would split it
+   * and inject an extra key=value, so such an argument is refused before anything is printed. */
+  for (int k = 0; k < n; k++)
+    SCL_CHECK_GOTO(err, done, !strchr(args[k], '\n'), SCL_ERR_ARG,
+                   "--trial %s: train argument %d contains a newline (a path with a newline in "
+                   "its name?), which would split it in the one-per-line output: '%s'",
+                   index, k + 1, args[k]);
   for (int k = 0; k < n; k++) printf("%s\n", args[k]);
 done:
   orch_args_free(n, args);

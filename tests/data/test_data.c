@@ -2,8 +2,8 @@
  * full resize, crop geometry (torchvision's rounding and padding), ToTensor exactness, the folder
  * dataset's order, labels and manifest on a generated tree, CIFAR-100 binary files written here,
  * the synthetic dataset's determinism and class structure, and bad input (missing root, empty
- * class, truncated JPEG, garbage PNG, CIFAR of the wrong size), whose messages must name the
- * file. Every input is generated here in a temporary directory that is removed at the end.
+ * class, truncated JPEG, garbage PNG, CIFAR of the wrong size or cut at a record boundary), whose
+ * messages must name the file. Every input is generated here in a temporary directory that is removed at the end.
  * Exits non-zero on any failure. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <ftw.h>
@@ -274,8 +274,10 @@ static void test_folder(void) {
 
 static uint8_t cifar_px(int r, int c, int p) { return (uint8_t)(r * 7 + c * 50 + p * 3); }
 
-static void write_cifar(const char *rel, int n, size_t extra) {
-  size_t len = (size_t)n * 3074 + extra;
+/* `n` records as cifar_px says, then zero records (labels 0) up to `total`, then `extra` bytes;
+ * the zeros are a hole in a sparse file, so full-size files cost no disk. */
+static void write_cifar(const char *rel, int n, int total, size_t extra) {
+  size_t len = (size_t)n * 3074;
   uint8_t *buf = calloc(1, len);
   for (int r = 0; r < n; r++) {
     uint8_t *rec = buf + (size_t)r * 3074;
@@ -288,12 +290,13 @@ static void write_cifar(const char *rel, int n, size_t extra) {
   snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
   write_file(path, buf, len);
   free(buf);
+  CHECK(truncate(path, (off_t)((size_t)total * 3074 + extra)) == 0, "cannot extend %s", path);
 }
 
 static void test_cifar(void) {
   mkdirs("%s/c/cifar-100-binary%s%s", "", "");
-  write_cifar("c/cifar-100-binary/train.bin", 5, 0);
-  write_cifar("c/cifar-100-binary/test.bin", 3, 0);
+  write_cifar("c/cifar-100-binary/train.bin", 5, 50000, 0);
+  write_cifar("c/cifar-100-binary/test.bin", 3, 10000, 0);
   char names[2000] = "", path[1024];
   for (int k = 0; k < 100; k++) snprintf(names + strlen(names), 20, "name_%d\n", k);
   snprintf(path, sizeof path, "%s/c/cifar-100-binary/fine_label_names.txt", tmpdir);
@@ -302,7 +305,7 @@ static void test_cifar(void) {
   OK(open_at("cifar100", "c", "train", &ds));
   OK(open_at("cifar100", "c/cifar-100-binary", "train", &ds2));
   if (!ds || !ds2) return;
-  CHECK(data_dataset_count(ds) == 5 && data_dataset_num_classes(ds) == 100, "cifar counts");
+  CHECK(data_dataset_count(ds) == 50000 && data_dataset_num_classes(ds) == 100, "cifar counts");
   CHECK(data_dataset_manifest_hash(ds).lo == data_dataset_manifest_hash(ds2).lo,
         "root and root/cifar-100-binary give different manifests");
   CHECK(strcmp(data_dataset_path(ds, 3), "cifar100/train/000003") == 0, "path %s",
@@ -323,7 +326,7 @@ static void test_cifar(void) {
   CHECK(bad == 0 && img.w == 32 && img.h == 32, "cifar pixels: %d differ", bad);
   data_dataset_close(&ds), data_dataset_close(&ds2);
   OK(open_at("cifar100", "c", "test", &ds));
-  CHECK(ds && data_dataset_count(ds) == 3, "cifar test split");
+  CHECK(ds && data_dataset_count(ds) == 10000, "cifar test split");
   data_dataset_close(&ds);
   io_image_free(&img);
   printf("cifar100 dataset: records, labels, planes -> HWC and names as expected\n");
@@ -460,9 +463,14 @@ static void test_bad_input(void) {
     data_dataset_close(&ds);
   }
   mkdirs("%s/w%s%s", "", "");
-  write_cifar("w/train.bin", 2, 5);
+  write_cifar("w/train.bin", 2, 2, 5);
   expect_error(open_at("cifar100", "w", "train", &ds), SCL_ERR_FORMAT, "w/train.bin",
                "CIFAR file of wrong size");
+  mkdirs("%s/t%s%s", "", "");
+  write_cifar("t/train.bin", 2, 49999, 0);
+  expect_error(open_at("cifar100", "t", "train", &ds), SCL_ERR_FORMAT,
+               "t/train.bin: 153696926 bytes, expected 153700000 (50000 records",
+               "CIFAR file cut at a record boundary");
   expect_error(open_at("cifar100", "w", "test", &ds), SCL_ERR_IO, "w", "CIFAR split missing");
   expect_error(open_at("imagenet", "f", "train", &ds), SCL_ERR_ARG, "imagenet", "unknown format");
   expect_error(open_at("folder", "f", "val", &ds), SCL_ERR_ARG, "val", "unknown split");

@@ -1,7 +1,8 @@
 /* test_domainnet.c: the DomainNet list reader: domains concatenated in the order given, "./"
  * prefixes and tabs accepted, blank lines skipped, labels, domains and class names as the lists
- * say, images read from ROOT/path; malformed lines, missing lists and labels beyond the class
- * count refused naming the file (and line). */
+ * say, images read from ROOT/path; malformed lines, missing lists, labels beyond the class count,
+ * entries leaving ROOT (absolute or with "..") and listed files that do not exist refused at open
+ * naming the file (and line). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,9 @@ int main(void) {
   put("sketch_test.txt", "sketch/cat/s1.png 0\r\n");
   put("broken_test.txt", "real/cat/r1.png 0\nreal/dog/r2.png dog\n");
   put("big_test.txt", "real/cat/r1.png 7\n");
+  put("up_test.txt", "real/cat/r1.png 0\nreal/../../outside.png 1\n");
+  put("abs_test.txt", "real/cat/r1.png 0\n/etc/passwd 1\n");
+  put("gone_test.txt", "real/cat/r1.png 0\n\nreal/dog/gone.png 1\n");
 
   data_source src = {.format = "domainnet",
                      .root = root,
@@ -94,6 +98,10 @@ int main(void) {
   expect_fail("real,broken", 0, "broken_test.txt:2");
   expect_fail("real,clipart", 0, "clipart_test.txt");
   expect_fail("big", 2, "label 7");
+  expect_fail("real,up", 0, "up_test.txt:2: 'real/../../outside.png' leaves the dataset root");
+  expect_fail("abs", 0, "abs_test.txt:2: '/etc/passwd' leaves the dataset root");
+  expect_fail("gone", 0, "gone_test.txt:3: listed file");
+  expect_fail("gone", 0, "real/dog/gone.png' is missing");
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", root);
   if (system(cmd) != 0) fprintf(stderr, "note: could not remove %s\n", root);

@@ -2,7 +2,9 @@
  * replaces files with exactly the bytes given and leaves no temporary file; that an aborted
  * publication and a child process killed (_exit) before commit leave an existing destination
  * intact and create nothing where there was nothing; that failures name the path; and that
- * io_mkdirs creates nested directories, accepts existing ones and refuses a file in the way. */
+ * io_mkdirs creates nested directories, accepts existing ones and refuses a file in the way; and
+ * that a symlink planted under the temporary name is replaced, its target's bytes left as they were. */
+#include <errno.h>
 #include <sys/wait.h>
 
 #include "io/io_test.h"
@@ -97,6 +99,24 @@ static void test_errors(const char *dir) {
   CHECK(!file_exists(path), "failed commit created '%s'", path);
 }
 
+static void test_planted_symlink(const char *dir) {
+  char path[512], tmp[600], victim[512];
+  snprintf(path, sizeof path, "%s/pub.txt", dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+  CHECK_OK(io_write_file_atomic(victim, "victim bytes", 12));
+  CHECK(symlink("victim.txt", tmp) == 0, "cannot plant symlink '%s': %s", tmp, strerror(errno));
+  CHECK_OK(io_write_file_atomic(path, "published", 9));
+  check_contents(victim, "victim bytes");
+  check_contents(path, "published");
+  struct stat st;
+  CHECK(lstat(path, &st) == 0 && S_ISREG(st.st_mode), "'%s' is not a regular file", path);
+  CHECK(lstat(tmp, &st) != 0, "temporary name '%s' left behind", tmp);
+  unlink(path);
+  unlink(victim);
+  printf("planted symlink under the temporary name: replaced, target intact: ok\n");
+}
+
 static void test_mkdirs(const char *dir) {
   char a[512], abc[600], file[600];
   snprintf(a, sizeof a, "%s/a", dir);
@@ -123,6 +143,7 @@ int main(void) {
   test_abort(dir);
   test_killed_child(dir);
   test_errors(dir);
+  test_planted_symlink(dir);
   test_mkdirs(dir);
   if (failures == 0) scratch_remove(dir);
   printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);

@@ -6,9 +6,12 @@
  * record whose CRC is right but whose integer fields are out of range (count 1e300); ledgers
  * of several jobs merge in the order of their first records; replay gives each trial's status,
  * retries, interrupted attempts (crashes) and the latest job's groups; 20,000 records replay in
- * well under a second. */
+ * well under a second; a symlink planted as a job's ledger or as the run directory's lock is
+ * refused by name and its target's bytes are left as they were. */
+#include <errno.h>
 #include <math.h>
 
+#include "../../src/orch/orch_internal.h"
 #include "orch/orch_test.h"
 #include "safecl/ledger.h"
 #include "safecl/orch.h"
@@ -254,6 +257,34 @@ static void test_replay_speed(const char *dir) {
   orch_state_destroy(&s);
 }
 
+static void check_victim(const char *path, const char *want) {
+  char got[64] = "";
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(got, 1, sizeof got - 1, f) : 0;
+  if (f) fclose(f);
+  got[n] = '\0';
+  CHECK(strcmp(got, want) == 0, "symlink target '%s' holds '%s', expected '%s'", path, got, want);
+}
+
+static void test_planted_links(const char *dir) {
+  char victim[1024], link[1024];
+  snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+  write_text(victim, "precious bytes\n");
+  snprintf(link, sizeof link, "%s/ledger.evil.log", dir);
+  CHECK(symlink("victim.txt", link) == 0, "cannot plant '%s': %s", link, strerror(errno));
+  orch_ledger *l = NULL;
+  CHECK_FAILS(orch_ledger_open(dir, "evil", &l), SCL_ERR_IO, "ledger.evil.log: is a symbolic link");
+  if (l) CHECK_OK(orch_ledger_close(&l));
+  check_victim(victim, "precious bytes\n");
+  snprintf(link, sizeof link, "%s/lock", dir);
+  CHECK(symlink("victim.txt", link) == 0, "cannot plant '%s': %s", link, strerror(errno));
+  orch_rundir rd;
+  CHECK_FAILS(orch_rundir_open(dir, &rd), SCL_ERR_IO, "/lock: is a symbolic link");
+  orch_rundir_close(&rd);
+  check_victim(victim, "precious bytes\n");
+  printf("planted symlinks (ledger, lock): refused, targets intact: ok\n");
+}
+
 int main(void) {
   char dir[256], sub[300];
   scratch_dir("ledger_test", dir, sizeof dir);
@@ -270,5 +301,8 @@ int main(void) {
   snprintf(sub, sizeof sub, "%s/speed", dir);
   mkdir(sub, 0777);
   test_replay_speed(sub);
+  snprintf(sub, sizeof sub, "%s/links", dir);
+  mkdir(sub, 0777);
+  test_planted_links(sub);
   return finish("test_ledger");
 }

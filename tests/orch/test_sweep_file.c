@@ -6,7 +6,8 @@
  * trial's `safecl train` arguments layer files first and end with the seed and run.dir; the
  * effective dump reads back to the same trial ids; command-line keys set sweep settings or trial
  * keys; a trial whose dataset cannot be opened becomes a failing trial, not a sweep error; and
- * every kind of mistake in a sweep file is refused with its file:line. */
+ * every kind of mistake in a sweep file is refused with its file:line; `sweep --trial` refuses a
+ * train argument with a newline in it (its output is one argument per line). */
 #include "orch/orch_test.h"
 #include "safecl/orch.h"
 
@@ -162,10 +163,23 @@ static void test_errors(void) {
   printf("errors: ok\n");
 }
 
+static void test_trial_newline(void) {
+  const char *path =
+      sweep_file("nl.cfg",
+                 "  name = \"nl\";\n"
+                 "  methods = [\"" SAFECL_SOURCE_DIR "/configs/methods/simplecil.cfg\"];\n");
+  char run[512], *argv[3] = {"0", (char *)path, run};
+  snprintf(run, sizeof run, "run.dir=%s/nl_run", dir);
+  CHECK_OK(orch_sweep_print_trial("0", 3, argv));
+  snprintf(run, sizeof run, "run.dir=%s/x\nmethod.ridge.hi_exp=9", dir);
+  CHECK_FAILS(orch_sweep_print_trial("0", 3, argv), SCL_ERR_ARG, "contains a newline");
+}
+
 int main(void) {
   scratch_dir("sweep_file_test", dir, sizeof dir);
   test_expansion();
   test_unidentifiable();
   test_errors();
+  test_trial_newline();
   return finish("test_sweep_file");
 }
