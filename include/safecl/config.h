@@ -82,6 +82,12 @@ SCL_NODISCARD scl_err cfg_dump(const cfg_schema *schema, const void *cfg, char *
 SCL_NODISCARD scl_err cfg_dump_identity(const cfg_schema *schema, const void *cfg, char **text);
 /* The key table as help text. */
 void cfg_print_help(const cfg_schema *schema, FILE *f);
+/* Reads the libconfig file `path` into `lc` (set its include dir first) with every integer read
+ * as the 64-bit value written, never wrapped (libconfig 1.5 wraps literals without an L); a
+ * directory, an unreadable file or a syntax error is an error naming the file (and line). The
+ * settings' source file is `path`, which must outlive `lc`. */
+struct config_t;
+SCL_NODISCARD scl_err cfg_read_libconfig(struct config_t *lc, const char *path);
 /* True if `arg` looks like an override (contains '=' before any '/'). */
 int cfg_is_override(const char *arg);
 

@@ -31,9 +31,13 @@ static const char *type_name(cfg_type t) {
 }
 
 static scl_err check_bounds(const cfg_key *k, double v, const char *where) {
-  if (!isfinite(v) || v < k->min || v > k->max)
+  if (!isfinite(v) || v < k->min || v > k->max) {
+    if (k->type == CFG_INT) /* integers in full: 4294969289, not 4.29497e+09 */
+      return SCL_ERROR(SCL_ERR_ARG, "%s: %s = %.17g is out of range [%.17g, %.17g]", where, k->name,
+                       v, k->min, k->max);
     return SCL_ERROR(SCL_ERR_ARG, "%s: %s = %g is out of range [%g, %g]", where, k->name, v, k->min,
                      k->max);
+  }
   return SCL_OK;
 }
 
@@ -99,9 +103,11 @@ static scl_err set_from_text(const cfg_key *k, void *cfg, const char *text, cons
     case CFG_STRING: {
       size_t n = strlen(text);
       if (n >= 2 && text[0] == '"' && text[n - 1] == '"') {
-        char buf[4096];
-        snprintf(buf, sizeof buf, "%.*s", (int)(n - 2), text + 1);
-        return set_string(k, cfg, buf, where);
+        char *inner = strndup(text + 1, n - 2);
+        SCL_CHECK(inner, SCL_ERR_NOMEM, "copying %s", k->name);
+        scl_err err = set_string(k, cfg, inner, where);
+        free(inner);
+        return err;
       }
       return set_string(k, cfg, text, where);
     }
@@ -207,6 +213,9 @@ static scl_err load_includes(const cfg_schema *schema, config_t *lc, const char 
   config_setting_t *inc = config_lookup(lc, "include");
   if (!inc) return SCL_OK;
   int is_str = config_setting_type(inc) == CONFIG_TYPE_STRING;
+  SCL_CHECK(is_str || config_setting_is_array(inc) || config_setting_is_list(inc), SCL_ERR_ARG,
+            "%s:%d: include must be a string or a list of strings", config_setting_source_file(inc),
+            config_setting_source_line(inc));
   int n = is_str ? 1 : config_setting_length(inc);
   for (int i = 0; i < n; i++) {
     config_setting_t *e = is_str ? inc : config_setting_get_elem(inc, (unsigned)i);
@@ -236,19 +245,10 @@ static scl_err load_file(const cfg_schema *schema, const char *path, void *cfg, 
   } else {
     dir[0] = '\0';
   }
-  scl_err err = SCL_OK;
-  if (!config_read_file(&lc, path)) {
-    const char *f = config_error_file(&lc);
-    if (config_error_type(&lc) == CONFIG_ERR_FILE_IO && !f)
-      err = SCL_ERROR(SCL_ERR_IO, "%s: cannot read config file: %s", path, strerror(errno));
-    else
-      err = SCL_ERROR(SCL_ERR_ARG, "%s:%d: %s", f ? f : path, config_error_line(&lc),
-                      config_error_text(&lc));
-  } else {
-    err = load_includes(schema, &lc, dir, cfg, depth);
-    if (!err) err = walk_group(schema, config_root_setting(&lc), "", cfg);
-    if (err) SCL_TRACE(err);
-  }
+  scl_err err = cfg_read_libconfig(&lc, path);
+  if (!err) err = load_includes(schema, &lc, dir, cfg, depth);
+  if (!err) err = walk_group(schema, config_root_setting(&lc), "", cfg);
+  if (err) SCL_TRACE(err);
   config_destroy(&lc);
   return err;
 }

@@ -15,6 +15,8 @@ typedef struct demo_cfg {
   int flip;
   char *format;
   cfg_floats mean;
+  int64_t seed;
+  char *root;
 } demo_cfg;
 
 static const cfg_key demo_keys[] = {
@@ -24,9 +26,11 @@ static const cfg_key demo_keys[] = {
     {"data.format", CFG_STRING, offsetof(demo_cfg, format), 0, 0, "synthetic",
      "folder|cifar100|synthetic", "reader", 0, NULL},
     {"data.mean", CFG_FLOATS, offsetof(demo_cfg, mean), -10, 10, "[]", NULL, "mean", 0, NULL},
+    {"seed", CFG_INT, offsetof(demo_cfg, seed), 0, 4294967295.0, "1993", NULL, "seed", 0, NULL},
+    {"data.root", CFG_STRING, offsetof(demo_cfg, root), 0, 0, "", NULL, "root", 0, NULL},
 };
 static const cfg_renamed demo_renamed[] = {{"data.reader", "data.format"}};
-static const cfg_schema demo = {"demo", demo_keys, 5, demo_renamed, 1};
+static const cfg_schema demo = {"demo", demo_keys, 7, demo_renamed, 1};
 
 #include "../common/scl_check.h"
 
@@ -85,6 +89,68 @@ static void test_renamed(const char *dir) {
   unlink(log);
 }
 
+/* Integers in a file are read as written, never wrapped to 32 bits (libconfig 1.5 wraps a literal
+ * without an L), and range-checked with the file:line and key; names, strings, comments and
+ * floats holding digits are left alone. */
+static void test_big_integers(const char *dir) {
+  char path[512], inc[512], where[600];
+  snprintf(path, sizeof path, "%s/big.cfg", dir);
+  snprintf(inc, sizeof inc, "%s/inc.cfg", dir);
+  write_file(path,
+             "# 99999999999999999999 in a comment\nseed = 4294967295;\n"
+             "data = { root = \"/d/4294969289\"; mean = [1.5e0, -.5, 2.]; };\n"
+             "/* 10000000000 */ train = { lr = 1E-3; batch = 0x10; };\n");
+  demo_cfg c = {0};
+  scl_error_clear();
+  CHECK(cfg_load(&demo, path, 0, NULL, &c) == SCL_OK, "load: %s", scl_error_message());
+  CHECK(c.seed == 4294967295LL && !strcmp(c.root, "/d/4294969289") && c.batch == 16 &&
+            c.lr == 1e-3 && c.mean.n == 3 && c.mean.v[0] == 1.5 && c.mean.v[1] == -0.5,
+        "values as written: seed %lld batch %lld", (long long)c.seed, (long long)c.batch);
+  cfg_free(&demo, &c);
+  write_file(path, "train = { batch = 8; };\nseed = 4294969289;\n");
+  snprintf(where, sizeof where, "big.cfg:2: seed = 4294969289 is out of range [0, 4294967295]");
+  expect_error(path, 0, NULL, where);
+  write_file(path, "seed = 10000000000;\n");
+  expect_error(path, 0, NULL, "big.cfg:1: seed = 10000000000 is out of range");
+  write_file(path, "train = { batch = -4294967280; };\n");
+  expect_error(path, 0, NULL, "big.cfg:1: train.batch = -4294967280 is out of range");
+  write_file(path, "\nseed = 99999999999999999999;\n");
+  expect_error(path, 0, NULL, "big.cfg:2: integer 99999999999999999999 does not fit in 64 bits");
+  write_file(inc, "seed = 4294969289;\n");
+  write_file(path, "@include \"inc.cfg\"\n");
+  expect_error(path, 0, NULL, "inc.cfg:1: integer 4294969289 does not fit in 32 bits");
+  unlink(inc);
+  unlink(path);
+}
+
+/* A mistyped include and an include of a directory are refused, naming the file. */
+static void test_bad_includes(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/inc_bad.cfg", dir);
+  write_file(path, "train = { batch = 8; };\ninclude = 5;\n");
+  expect_error(path, 0, NULL, "inc_bad.cfg:2: include must be a string or a list of strings");
+  write_file(path, "include = \".\";\n");
+  expect_error(path, 0, NULL, "is a directory");
+  unlink(path);
+}
+
+/* A quoted override of any length is taken whole. */
+static void test_long_override(void) {
+  size_t n = 5000;
+  char *ov = malloc(n + 16);
+  CHECK(ov != NULL, "malloc");
+  if (!ov) return;
+  strcpy(ov, "data.root=\"");
+  memset(ov + 11, 'r', n);
+  strcpy(ov + 11 + n, "\"");
+  demo_cfg c = {0};
+  CHECK(cfg_load(&demo, NULL, 1, &ov, &c) == SCL_OK, "load: %s", scl_error_message());
+  CHECK(c.root && strlen(c.root) == n && c.root[n - 1] == 'r',
+        "override of %zu characters kept: %zu", n, c.root ? strlen(c.root) : 0);
+  cfg_free(&demo, &c);
+  free(ov);
+}
+
 int main(void) {
   char dir[] = "/tmp/safecl_cfg_XXXXXX";
   if (!mkdtemp(dir)) return 1;
@@ -107,7 +173,7 @@ int main(void) {
   CHECK(cfg_dump(&demo, &c, &text) == SCL_OK, "dump");
   const char *want =
       "train.batch = 16;\ntrain.lr = 0.5;\ndata.flip = false;\ndata.format = \"folder\";\n"
-      "data.mean = [0.5, 0.25, 1];\n";
+      "data.mean = [0.5, 0.25, 1];\nseed = 1993;\ndata.root = \"\";\n";
   CHECK(text && !strcmp(text, want), "dump:\n%s", text);
   free(text);
   cfg_free(&demo, &c);
@@ -134,6 +200,9 @@ int main(void) {
     cfg_free(&demo, &d);
   }
   test_renamed(dir);
+  test_big_integers(dir);
+  test_bad_includes(dir);
+  test_long_override();
   unlink(base);
   unlink(main_cfg);
   unlink(bad);
