@@ -1,12 +1,16 @@
 """test_train_full_disk.py: `safecl train` whose first checkpoint meets a full disk (run.dir on a
-256 KiB tmpfs, which a tiny SAFE trial's checkpoint outgrows) exits 1 with HDF5's "No space left
-on device" naming ckpt.h5, never on a signal (the temporary file's HDF5 id must be closed by
-h5_file_abort, or HDF5's cleanup at MPI_Finalize crashes), and leaves no temporary behind.
+256 KiB tmpfs, which a tiny SAFE trial's checkpoint outgrows) exits 1 with an error naming
+ckpt.h5, never on a signal (the temporary file's HDF5 id must be closed by h5_file_abort, or
+HDF5's cleanup at MPI_Finalize crashes) and without hanging, and leaves no temporary behind:
+1. on one rank (a serial file: "No space left on device");
+2. under mpiexec -np 2 (a group file written with MPI-IO: the ranks must leave the collective
+   close together).
 Needs to mount a tmpfs (root): exits 77 (skipped) where mounting is not permitted.
 Exits non-zero on any failure.
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +26,7 @@ TRIAL = ["method.name=safe", "method.pet=none", "dataset.format=synthetic",
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--safecl", required=True)
+    ap.add_argument("--mpiexec", required=True)
     a = ap.parse_args()
     failures = []
 
@@ -36,19 +41,30 @@ def main():
             print("skip: cannot mount a tmpfs here (needs root)")
             return 77
         try:
-            run_dir = os.path.join(tmp, "run")
-            p = subprocess.run([a.safecl, "train"] + TRIAL + ["run.dir=" + run_dir],
-                               capture_output=True, text=True, timeout=600)
-            check(p.returncode == 1, "exit status 1 on a full disk (got %d)" % p.returncode)
-            check("ckpt.h5" in p.stderr and "No space left on device" in p.stderr,
-                  "the message names ckpt.h5 and the full disk")
-            crashed = [w for w in ("Segmentation", "signal 11", "End of error message")
-                       if w in p.stderr]
-            check(not crashed, "no crash at exit %s" % crashed)
-            left = sorted(os.listdir(run_dir))
-            check(left == ["lock"], "no temporary file left: %s" % left)
-            if failures:
-                print(p.stderr[-3000:])
+            for name, launch, want in (
+                    ("one rank", [], "No space left on device"),
+                    ("2 ranks", [a.mpiexec, "-np", "2", "--oversubscribe"], "write failed")):
+                run_dir = os.path.join(tmp, "run_%d" % len(launch))
+                try:
+                    p = subprocess.run(launch + [a.safecl, "train"] + TRIAL +
+                                       ["run.dir=" + run_dir], capture_output=True, text=True,
+                                       timeout=300)
+                except subprocess.TimeoutExpired:
+                    check(False, "%s: ends within 300 s (it hung)" % name)
+                    continue
+                out = p.stdout + p.stderr
+                check(p.returncode == 1, "%s: exit status 1 on a full disk (got %d)"
+                      % (name, p.returncode))
+                check("ckpt.h5" in out and want in out,
+                      "%s: the message names ckpt.h5 and the failed write" % name)
+                crashed = [w for w in ("Segmentation", "signal 11", "End of error message")
+                           if w in out]
+                check(not crashed, "%s: no crash at exit %s" % (name, crashed))
+                left = sorted(os.listdir(run_dir))
+                check(left == ["lock"], "%s: no temporary file left: %s" % (name, left))
+                if failures:
+                    print(out[-3000:])
+                shutil.rmtree(run_dir)
         finally:
             subprocess.run(["umount", tmp])
     if failures:
