@@ -211,6 +211,13 @@ void orch_state_settle(orch_state *s);
  * returned error means the ranks could not agree (an MPI failure): the caller aborts the job. */
 SCL_NODISCARD scl_err orch_sweep_run(const dist_comm *world, int argc, char **argv, int *exit_code);
 
+/* `safecl train`'s run directory lock, the one a sweep takes (src/orch/rundir.c): creates RUN_DIR
+ * and locks RUN_DIR/lock for this process's life, recording host and pid in it. Fails
+ * (SCL_ERR_ARG) naming the directory and the holder while another process holds it.
+ * orch_run_unlock releases it. */
+SCL_NODISCARD scl_err orch_run_lock(const char *run_dir, int *fd);
+void orch_run_unlock(int *fd);
+
 /* What `safecl sweep` prints about a planned sweep without running it. */
 typedef enum {
   ORCH_SWEEP_LIST,   /* --list: one line per trial: index, id, expected seconds, status, label */

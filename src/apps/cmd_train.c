@@ -1,5 +1,6 @@
-/* cmd_train.c: `safecl train CONFIG [key=value ...]`: argv to run_trial_ex. Under
- * `mpirun -np G` (or srun) the G ranks of the job run the one trial as one data-parallel group
+/* cmd_train.c: `safecl train CONFIG [key=value ...]`: argv to run_trial_ex, under run.dir's lock
+ * (the one a sweep takes), so one run directory holds one running trial. Under `mpirun -np G`
+ * (or srun) the G ranks of the job run the one trial as one data-parallel group
  * (docs/architecture.md section 2); alone it is a group of one. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +8,19 @@
 
 #include "safecl/apps.h"
 #include "safecl/dist_mpi.h"
+#include "safecl/orch.h"
 #include "safecl/trial.h"
+
+/* Rank 0 takes run.dir's lock (a second train of the directory, or a sweep holding it, refuses
+ * at once, naming the holder); every rank learns the verdict. */
+static scl_err take_run_dir(const run_trial_cfg *cfg, const dist_comm *world, int *lock_fd) {
+  int64_t verdict = SCL_OK;
+  if (dist_comm_rank(world) == 0) verdict = orch_run_lock(cfg->run_dir, lock_fd);
+  SCL_CALL(dist_bcast(world, 0, &verdict, sizeof verdict));
+  if (verdict && dist_comm_rank(world) != 0)
+    return SCL_ERROR((scl_err)verdict, "rank 0 could not take %s/lock", cfg->run_dir);
+  return (scl_err)verdict;
+}
 
 int cmd_train(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
@@ -36,7 +49,10 @@ int cmd_train(int argc, char **argv) {
     dist_comm *world = NULL;
     err = dist_comm_create(MPI_COMM_WORLD, &world);
     if (!err && dist_comm_size(world) > 1) scl_log_set_rank(dist_comm_rank(world));
+    int lock_fd = -1;
+    if (!err) err = take_run_dir(&cfg, world, &lock_fd);
     if (!err) err = run_trial_ex(&cfg, world, NULL, NULL);
+    orch_run_unlock(&lock_fd);
     dist_comm_destroy(&world);
   }
   if (err) scl_log_error_traceback();

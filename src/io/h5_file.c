@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "h5_internal.h"
 #include "safecl/publish.h"
@@ -236,6 +237,10 @@ void h5_file_abort(h5_file **pf) {
   }
   h5_file *f = *pf;
   *pf = NULL;
+  /* The contents are discarded: emptying the temporary first frees its space, so that the close
+   * (which flushes) succeeds on a full disk. A failed H5Fclose leaves the id registered over a
+   * half-destroyed file, which HDF5's own cleanup at MPI_Finalize then dereferences. */
+  if (f->tmp_path && truncate(f->tmp_path, 0) != 0) errno = 0;
   if (f->id >= 0 && H5Fclose(f->id) < 0) H5Eclear2(H5E_DEFAULT);
   io_publish_abort(f->tmp_path);
   h5_file_free(f);

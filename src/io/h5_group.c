@@ -18,9 +18,11 @@
  * destination against other writers, or recover a temporary left by a killed group (only its
  * owner may remove it, as in publish.c). The trade-off of deciding every step collectively is
  * one small allreduce per dataset or attribute, negligible beside the file system. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "h5_internal.h"
 #include "safecl/dist_mpi.h"
@@ -201,6 +203,14 @@ scl_err h5_group_finish(h5_file **pf, scl_err local, int publish) {
   int report = publish;
   scl_err err = h5_group_verdict(f, local, report);
   scl_err mine = SCL_OK;
+  if (err || !publish) {
+    /* Discarded: rank 0 empties the temporary first, so that the collective close's flush finds
+     * space on a full disk; a flush failing on some ranks only leaves them in different
+     * collectives inside H5Fclose (a hang), and a failed close leaves an id for HDF5's cleanup
+     * at MPI_Finalize to crash on. The vote keeps the other ranks out of the close until then. */
+    if (f->rank == 0 && truncate(f->tmp_path, 0) != 0) errno = 0;
+    (void)dist_vote(f->comm, SCL_OK, NULL);
+  }
   if (!err && publish && H5Fflush(f->id, H5F_SCOPE_GLOBAL) < 0)
     mine = report ? H5_FAIL(f, NULL, "H5Fflush") : SCL_ERR_HDF5;
   if (H5Fclose(f->id) < 0 && !mine) mine = report ? H5_FAIL(f, NULL, "H5Fclose") : SCL_ERR_HDF5;

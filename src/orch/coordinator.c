@@ -220,6 +220,22 @@ static scl_err handle(coord *c, const orch_msg *in, int from) {
   return SCL_ERROR(SCL_ERR_INTERNAL, "unexpected %s from rank %d", orch_msg_name(in->type), from);
 }
 
+/* After a failed setup there is no plan or state to dispatch from: answer each group's first
+ * message with EXIT 1, so that every rank ends cleanly with the job's exit status. */
+static scl_err dismiss_groups(coord *c) {
+  orch_msg in = {0};
+  scl_err err = SCL_OK;
+  for (int left = c->groups; left > 0 && !err; left--) {
+    int from = -1;
+    err = orch_msg_recv(c->world, DIST_ANY_SOURCE, &in, &from);
+    orch_msg out = {.type = ORCH_MSG_EXIT, .group = in.group, .trial = -1, .exit_code = 1};
+    if (!err) err = orch_msg_send(c->world, from, &out);
+    orch_msg_clear(&in);
+  }
+  if (err) return SCL_TRACE(err);
+  return SCL_OK;
+}
+
 scl_err orch_coordinator_run(const dist_comm *world, const orch_coord_opts *o, int *exit_code) {
   coord c = {.world = world,
              .sweep = o->sweep,
@@ -229,12 +245,13 @@ scl_err orch_coordinator_run(const dist_comm *world, const orch_coord_opts *o, i
              .t_start = scl_now()};
   c.rd.lock_fd = -1;
   *exit_code = 1;
-  scl_err setup = coord_setup(&c), err = SCL_OK;
-  if (setup) { /* answer every group with EXIT so that the job ends cleanly */
+  scl_err err = coord_setup(&c);
+  if (err) {
     scl_log_error_traceback();
     scl_error_take(NULL, 0);
-    c.failure = setup;
-    c.stopping = 1;
+    err = dismiss_groups(&c);
+    coord_destroy(&c);
+    return err;
   }
   orch_msg in = {0};
   while (c.active > 0) {
@@ -249,7 +266,7 @@ scl_err orch_coordinator_run(const dist_comm *world, const orch_coord_opts *o, i
     if (dt > c.stats.handle_max) c.stats.handle_max = dt;
     orch_msg_clear(&in);
   }
-  *exit_code = setup ? 1 : coord_finish(&c);
+  *exit_code = coord_finish(&c);
 done:
   orch_msg_clear(&in);
   coord_destroy(&c);

@@ -1,10 +1,14 @@
-/* rundir.c: the run directory: creation, the one-sweep-at-a-time lock, this job's name, and
+/* rundir.c: the run directory: creation, the one-job-at-a-time lock, this job's name, and
  * reading a finished trial's numbers back from its trial.h5.
  *
  * The lock is an fcntl lock on RUN_DIR/lock, held by world rank 0 for the job's life and released
  * by the kernel when the process dies, so a SIGKILLed job never leaves a stale lock. Filesystems
  * without POSIX locks (some NFS mounts) get a warning, not a refusal: the lock guards against a
- * user's mistake (two sweeps on one directory), not against anything safecl does itself. */
+ * user's mistake (two sweeps, or two `safecl train`, on one directory), not against anything
+ * safecl does itself. A sweep's workers run their trials in RUN_DIR/trials/<id> under the
+ * coordinator's lock; `safecl train` takes the same lock on its own run.dir (orch_run_lock), so a
+ * second train of that directory refuses at once, while the trains of an array job
+ * (jobs/array.sbatch: each in its own trials/<id>) run side by side. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,44 +41,66 @@ static void job_name(orch_rundir *rd) {
       *p = '_';
 }
 
-static scl_err take_lock(orch_rundir *rd) {
+/* Takes the write lock on RUN_DIR/lock into *fd and records `holder_text` in the file, or fails
+ * naming the holder: the text recorded there and its pid as the kernel reports it. */
+static scl_err take_lock(const char *run_dir, const char *holder_text, int *fd) {
   char path[4200], holder[512] = "";
-  snprintf(path, sizeof path, "%s/lock", rd->path);
+  snprintf(path, sizeof path, "%s/lock", run_dir);
   /* O_NOFOLLOW: the holder line is written into this file, never into a symlink's target. */
-  rd->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
-  SCL_CHECK(rd->lock_fd >= 0 || errno != ELOOP, SCL_ERR_IO,
+  *fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  SCL_CHECK(*fd >= 0 || errno != ELOOP, SCL_ERR_IO,
             "%s: is a symbolic link; refusing to write through it (remove it)", path);
-  SCL_CHECK(rd->lock_fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  SCL_CHECK(*fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
-  if (fstat(rd->lock_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(rd->lock_fd);
-    rd->lock_fd = -1;
+  if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(*fd);
+    *fd = -1;
     return SCL_ERROR(SCL_ERR_IO, "%s: not a regular file; refusing to use it as the lock", path);
   }
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-  if (fcntl(rd->lock_fd, F_SETLK, &fl) != 0) {
+  if (fcntl(*fd, F_SETLK, &fl) != 0) {
     if (errno == EACCES || errno == EAGAIN) {
-      ssize_t n = pread(rd->lock_fd, holder, sizeof holder - 1, 0);
+      struct flock who = fl;
+      long pid = fcntl(*fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+      ssize_t n = pread(*fd, holder, sizeof holder - 1, 0);
       holder[n > 0 ? n : 0] = '\0';
       holder[strcspn(holder, "\n")] = '\0';
-      close(rd->lock_fd);
-      rd->lock_fd = -1;
+      close(*fd);
+      *fd = -1;
       return SCL_ERROR(SCL_ERR_ARG,
-                       "%s is in use by another sweep (%s); wait for it or use "
-                       "another run.dir",
-                       rd->path, holder[0] ? holder : "holder unknown");
+                       "%s is in use by another safecl sweep or train (%s%slock held by pid %ld); "
+                       "wait for it or use another run.dir",
+                       run_dir, holder, holder[0] ? ", " : "", pid);
     }
-    SCL_WARN("%s: file locks unsupported here (%s); make sure only one sweep uses %s", path,
-             strerror(errno), rd->path);
+    SCL_WARN("%s: file locks unsupported here (%s); make sure only one sweep or train uses %s",
+             path, strerror(errno), run_dir);
   }
-  char host[256] = "?";
-  gethostname(host, sizeof host);
-  host[sizeof host - 1] = '\0';
-  int n =
-      snprintf(holder, sizeof holder, "host %s pid %ld job %s\n", host, (long)getpid(), rd->job_id);
-  if (ftruncate(rd->lock_fd, 0) != 0 || pwrite(rd->lock_fd, holder, (size_t)n, 0) != n)
+  int n = snprintf(holder, sizeof holder, "%s\n", holder_text);
+  if (ftruncate(*fd, 0) != 0 || pwrite(*fd, holder, (size_t)n, 0) != n)
     SCL_WARN("%s: cannot record the lock holder: %s", path, strerror(errno));
   return SCL_OK;
+}
+
+static void host_name(char *host, size_t cap) {
+  snprintf(host, cap, "?");
+  gethostname(host, cap);
+  host[cap - 1] = '\0';
+}
+
+scl_err orch_run_lock(const char *run_dir, int *fd) {
+  *fd = -1;
+  SCL_CHECK(run_dir && run_dir[0], SCL_ERR_ARG, "run.dir is not set");
+  SCL_CALL(io_mkdirs(run_dir));
+  char host[256], text[600];
+  host_name(host, sizeof host);
+  snprintf(text, sizeof text, "train, host %s pid %ld", host, (long)getpid());
+  SCL_CALL(take_lock(run_dir, text, fd));
+  return SCL_OK;
+}
+
+void orch_run_unlock(int *fd) {
+  if (*fd >= 0) close(*fd); /* releases the lock */
+  *fd = -1;
 }
 
 scl_err orch_rundir_open(const char *path, orch_rundir *rd) {
@@ -88,14 +114,14 @@ scl_err orch_rundir_open(const char *path, orch_rundir *rd) {
   snprintf(trials, sizeof trials, "%s/trials", path);
   SCL_CALL(io_mkdirs(trials));
   job_name(rd);
-  SCL_CALL(take_lock(rd));
+  char host[256], text[600];
+  host_name(host, sizeof host);
+  snprintf(text, sizeof text, "sweep job %s, host %s pid %ld", rd->job_id, host, (long)getpid());
+  SCL_CALL(take_lock(rd->path, text, &rd->lock_fd));
   return SCL_OK;
 }
 
-void orch_rundir_close(orch_rundir *rd) {
-  if (rd->lock_fd >= 0) close(rd->lock_fd); /* releases the lock */
-  rd->lock_fd = -1;
-}
+void orch_rundir_close(orch_rundir *rd) { orch_run_unlock(&rd->lock_fd); }
 
 void orch_rundir_trial(const char *run_dir, const char *id, char *buf, size_t cap) {
   snprintf(buf, cap, "%s/trials/%s", run_dir, id);
