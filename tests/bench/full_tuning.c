@@ -14,31 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "safecl/dist_mpi.h"
 #include "safecl/pet.h"
 #include "safecl/vit.h"
+#include "../common/rss.h"
 
 typedef struct opts {
   const char *arch;
   int64_t batch;
   int threads, iters, reduce_iters, step;
 } opts;
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double rss_mb(void) {
-  long pages = 0, rss = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-  if (f) fclose(f);
-  return (double)rss * 4096.0 / 1048576.0;
-}
 
 /* Forward + backward of o->batch synthetic images through the full-tuning trainer. */
 static scl_err step(const opts *o, const vit_config *c) {
@@ -63,11 +49,11 @@ static scl_err step(const opts *o, const vit_config *c) {
   const double r2 = rss_mb();
   double tf = 0.0, tb = 0.0;
   for (int it = 0; it <= o->iters; it++) { /* iteration 0 warms up */
-    const double t0 = now();
+    const double t0 = scl_now();
     SCL_CALL_GOTO(err, vit_trainer_forward(t, p, images, B, NULL, io), done);
-    const double t1 = now();
+    const double t1 = scl_now();
     SCL_CALL_GOTO(err, vit_trainer_backward(t, p, io + B * D, B), done);
-    const double t2 = now();
+    const double t2 = scl_now();
     if (it) tf += t1 - t0, tb += t2 - t1;
   }
   printf(
@@ -97,9 +83,9 @@ static scl_err reduce(const opts *o, const dist_comm *w, const vit_config *c) {
   double total = 0.0;
   for (int it = 0; it <= o->reduce_iters && !err; it++) { /* iteration 0 warms up */
     err = dist_barrier(w);
-    const double t0 = now();
+    const double t0 = scl_now();
     if (!err) err = dist_allreduce_f32(w, p->grad, p->count, DIST_SUM);
-    double dt = now() - t0;
+    double dt = scl_now() - t0;
     if (!err) err = dist_allreduce_f64(w, &dt, 1, DIST_MAX);
     if (it) total += dt;
   }

@@ -9,24 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "safecl/pet.h"
 #include "safecl/vit.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double rss_mb(void) {
-  long pages = 0, rss = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
-  if (f) fclose(f);
-  return (double)rss * 4096.0 / 1048576.0;
-}
+#include "../common/rss.h"
 
 static scl_err shape(vit_model *m, const char *name, pet_config pc, int64_t B, int threads,
                      int iters) {
@@ -49,11 +35,11 @@ static scl_err shape(vit_model *m, const char *name, pet_config pc, int64_t B, i
   const double mem = rss_mb() - before;
   double tf = 0.0, tb = 0.0;
   for (int it = 0; it <= iters; it++) { /* iteration 0 warms up */
-    const double t0 = now();
+    const double t0 = scl_now();
     SCL_CALL(vit_trainer_forward_io(t, NULL, images, B, NULL, &io, out));
-    const double t1 = now();
+    const double t1 = scl_now();
     SCL_CALL(vit_trainer_backward_io(t, NULL, dout, B, &io));
-    const double t2 = now();
+    const double t2 = scl_now();
     if (it) tf += t1 - t0, tb += t2 - t1;
   }
   printf(
