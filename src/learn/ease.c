@@ -50,9 +50,19 @@ typedef struct ease {
   int64_t Bc;
 } ease;
 
+/* The pre-trained model is a subspace (the released code forces it with moni_adam). */
+static int ease_ptm(const learn_method_cfg *c) { return c->ease_use_init_ptm || c->ease_moni_adam; }
+
+/* Adapter sets the bank holds for a trial of T sessions (one with moni_adam, j.6). */
+static int64_t ease_slots(const learn_method_cfg *c, int T) { return c->ease_moni_adam ? 1 : T; }
+
 /* Blocks of the features at session t: every set so far (set 0 only with moni_adam), plus the
- * pre-trained model. */
-static int64_t blocks_at(const ease *e, int t) { return (e->moni ? 1 : t + 1) + e->ptm; }
+ * pre-trained model. The one rule for the network, the prototypes, the plan and the sizes. */
+static int64_t ease_blocks(const learn_method_cfg *c, int t) {
+  return (c->ease_moni_adam ? 1 : t + 1) + ease_ptm(c);
+}
+
+static int64_t blocks_at(const ease *e, int t) { return ease_blocks(&e->cfg, t); }
 
 static scl_err check_session(const ease *e, int t) {
   SCL_CHECK(t < e->T, SCL_ERR_ARG,
@@ -270,10 +280,10 @@ static void ease_destroy(learn_method **m) {
 /* j.7: the adapter set's forward and backward, 2.05 F per training image and epoch; every
  * training image (prototypes) and every test image pass through each subspace. */
 static learn_cost ease_cost(const learn_method_cfg *cfg, int t) {
-  const int moni = cfg->ease_moni_adam, ptm = cfg->ease_use_init_ptm || moni;
-  const int64_t epochs = moni && t > 0 ? 0 : (t == 0 ? cfg->epochs_first : cfg->epochs_later);
-  const int nets = (moni ? 1 : t + 1) + ptm;
-  return (learn_cost){.train_passes = 2.05 * (double)epochs, .feature_nets = nets};
+  const int64_t epochs =
+      cfg->ease_moni_adam && t > 0 ? 0 : (t == 0 ? cfg->epochs_first : cfg->epochs_later);
+  return (learn_cost){.train_passes = 2.05 * (double)epochs,
+                      .feature_nets = (int)ease_blocks(cfg, t)};
 }
 
 static scl_err ease_create(const learn_context *ctx, learn_method **out);
@@ -291,10 +301,9 @@ static double ease_state_bytes(const learn_method_cfg *cfg, const vit_config *vc
   }
   const double P = (double)lay.count;
   pet_layout_destroy(&lay);
-  const int moni = cfg->ease_moni_adam, ptm = cfg->ease_use_init_ptm || moni;
   const int T = n_sessions > 0 ? n_sessions : 1;
-  const double slots = moni ? 1.0 : (double)T, blocks = (moni ? 1.0 : (double)T) + ptm;
-  return 4.0 * ((slots + 3.0) * P + (double)n_classes * blocks * (double)vc->width);
+  return 4.0 * ((double)(ease_slots(cfg, T) + 3) * P +
+                (double)n_classes * (double)ease_blocks(cfg, T - 1) * (double)vc->width);
 }
 
 const learn_method_ops learn_ease_ops = {
@@ -366,9 +375,9 @@ static scl_err ease_create(const learn_context *ctx, learn_method **out) {
   e->B = c->batch;
   e->T = ctx->n_sessions > 0 ? ctx->n_sessions : 1;
   e->moni = c->ease_moni_adam;
-  e->ptm = c->ease_use_init_ptm || e->moni; /* the released code forces it with moni_adam */
-  e->slots = e->moni ? 1 : e->T;
-  e->nbw = (e->moni ? 1 : e->T) + e->ptm;
+  e->ptm = ease_ptm(c);
+  e->slots = ease_slots(c, e->T);
+  e->nbw = ease_blocks(c, e->T - 1);
   e->Bc = ctx->backbone->max_batch > 0 ? ctx->backbone->max_batch : 16;
   learn_method *m = &e->base;
   scl_err err = learn_pet_config(c, &e->pc);
