@@ -77,11 +77,15 @@ MSE_FLOOR = 1e-9
 # float32: the Gram product sums n_fit float32 terms, so Ga carries a relative error up to about
 # n_fit * u32, and two float32 searches (safecl's and NumPy's, other kernels and summation
 # orders) agree to about kappa * n_fit * u32; MSE_FLOOR32 covers the products and reductions.
-# Where that bound reaches 1 the float32 score has no correct digit (the regime the diagnostic
-# exists to show), and the two searches' choices are compared only where it is below
-# CHOICE_BOUND32.
+# That first-order bound holds only while kappa * ||dA|| / ||A|| < 1: beyond, the rounded system
+# may be singular or indefinite, the float32 score has no correct digit (the regime the
+# diagnostic exists to show) and its value depends on the BLAS kernel's summation order alone
+# (one lambda scored 9.5e6 with OpenBLAS's Cooperlake kernel, 1.9 with Haswell's, 2.7 in NumPy).
+# So the scores are compared where the bound is below CMP_BOUND32, and the two searches' choices
+# where it is below CHOICE_BOUND32.
 U32 = np.finfo(np.float32).eps / 2
 MSE_FLOOR32 = 1e-4
+CMP_BOUND32 = 1.0
 CHOICE_BOUND32 = 0.1
 
 
@@ -93,10 +97,20 @@ def check_f32(tmp, name, H, y, c, n_fit, lambdas, cond, best64, f32_differs):
     tol = np.maximum(MSE_FLOOR32, 2 * cond * n_fit * U32)
     print("     %s: float32 mse per lambda %s" % (name, " ".join("%.4g" % v for v in mse)))
     print("     %s: NumPy float32 mse         %s" % (name, " ".join("%.4g" % v for v in ref)))
-    worst = int(np.argmax(rel / tol))
-    check(np.all(rel <= tol), "%s: float32 search: every candidate's mse within max(%g, 2 kappa "
-          "n_fit u32) of NumPy float32 (worst %.3g against %.3g at lambda %g)" % (
-              name, MSE_FLOOR32, rel[worst], tol[worst], lambdas[worst]))
+    bounded = 2 * cond * n_fit * U32 < CMP_BOUND32
+    check(bounded.any(), "%s: float32 search: %d of %d candidates have 2 kappa n_fit u32 < %g" % (
+        name, int(bounded.sum()), len(lambdas), CMP_BOUND32))
+    if not bounded.any():
+        return
+    worst = int(np.argmax(np.where(bounded, rel / tol, -np.inf)))
+    check(np.all(rel[bounded] <= tol[bounded]), "%s: float32 search: every candidate's mse with "
+          "2 kappa n_fit u32 < %g within max(%g, 2 kappa n_fit u32) of NumPy float32 (worst %.3g "
+          "against %.3g at lambda %g)" % (name, CMP_BOUND32, MSE_FLOOR32, rel[worst], tol[worst],
+                                           lambdas[worst]))
+    if not bounded.all():
+        print("     %s: float32 scores at lambda <= %g not compared: 2 kappa n_fit u32 >= %g "
+              "(no correct digit)" % (name, max(l for l, b in zip(lambdas, bounded) if not b),
+                                      CMP_BOUND32))
     ref_best = int(np.argmin(ref))
     if tol[ref_best] <= CHOICE_BOUND32:
         check(best == ref_best, "%s: float32 search chooses lambda %g == NumPy float32's %g" % (
@@ -132,10 +146,15 @@ def run_case(driver, tmp, name, n, d, m, c, lo, hi, sessions, seed, noise=0.8, o
     print("     %s: mse per lambda %s" % (name, " ".join("%.4g" % v for v in mse)))
     print("     %s: relative mse error per lambda %s" % (name, " ".join("%.1e" % v for v in rel)))
     print("     %s: bound 2 kappa u per lambda    %s" % (name, " ".join("%.1e" % v for v in tol)))
-    worst = int(np.argmax(rel / tol))
-    check(np.all(rel <= tol), "%s: every candidate's mse within max(%g, 2 kappa u) of NumPy "
-          "(worst %.3g against %.3g at lambda %g)" % (name, MSE_FLOOR, rel[worst], tol[worst],
-                                                      lambdas[worst]))
+    # As for float32 below: the bound holds while it is below 1 (kappa u64 ||A|| below the
+    # smallest singular value); beyond, no digit of either score is determined.
+    bounded = tol < 1.0
+    worst = int(np.argmax(np.where(bounded, rel / tol, -np.inf)))
+    check(bounded.any() and np.all(rel[bounded] <= tol[bounded]),
+          "%s: every candidate's mse with 2 kappa u < 1 (%d of %d) within max(%g, 2 kappa u) of "
+          "NumPy (worst %.3g against %.3g at lambda %g)" % (
+              name, int(bounded.sum()), len(lambdas), MSE_FLOOR, rel[worst], tol[worst],
+              lambdas[worst]))
     check(best == int(np.argmin(ref_mse)), "%s: chosen lambda %g == NumPy's %g" % (
         name, lambdas[best], lambdas[int(np.argmin(ref_mse))]))
     check_f32(tmp, name, H, y, c, n_fit, lambdas, cond, best, f32_differs)
@@ -143,14 +162,22 @@ def run_case(driver, tmp, name, n, d, m, c, lo, hi, sessions, seed, noise=0.8, o
     Q = np.fromfile(os.path.join(tmp, "Q.f64")).reshape(m, c)
     iu = np.triu_indices(m)
     g_err = np.abs(G[iu] - ref_G[iu]).max() / np.abs(ref_G).max()
-    check(g_err <= 1e-12, "%s: G (upper) over %d sessions equals H^T H (rel %.3g)" % (name, sessions, g_err))
+    # Products of float32 values are exact in float64 and H >= 0 (ReLU), so each sum of n
+    # products is within (n - 1) u64 of G's element, on each side: 2 n u64 of max |G|.
+    g_tol = 2 * n * U64
+    check(g_err <= g_tol, "%s: G (upper) over %d sessions equals H^T H (rel %.3g, bound 2 n u64 "
+          "= %.2g)" % (name, sessions, g_err, g_tol))
     check(np.array_equal(Q, ref_Q), "%s: Q equals H^T Y exactly" % name)
     lam = lambdas[best]
     ref_W = np.linalg.solve(ref_G + lam * np.eye(m), ref_Q).T
     W = np.fromfile(os.path.join(tmp, "W.f32"), dtype=np.float32).reshape(c, m)
     w_err = np.abs(W - ref_W).max() / np.abs(ref_W).max()
+    # W is written in float32 (rounding: u32 of the largest weight); the two float64 solves differ
+    # by 2 kappa u64 normwise, at most sqrt(c m) times that in the largest element.
+    w_tol = U32 + 2 * cond[best] * U64 * np.sqrt(c * m)
     print("     %s: ridge solve max error %.3g relative to the largest weight" % (name, w_err))
-    check(w_err <= 1e-6, "%s: Cholesky solve matches numpy.linalg.solve (float32 output)" % name)
+    check(w_err <= w_tol, "%s: Cholesky solve matches numpy.linalg.solve (float32 output; bound "
+          "u32 + 2 kappa u64 sqrt(c m) = %.3g)" % (name, w_tol))
 
 
 def main():
