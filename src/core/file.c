@@ -41,15 +41,16 @@ const char *scl_file_kind(unsigned mode) {
 scl_err scl_open_regular(const char *path, const char *what, int *fd) {
   *fd = -1;
   struct stat st;
-  SCL_CHECK(stat(path, &st) == 0, SCL_ERR_IO, "cannot open %s %s: %s", what, path,
-            strerror(errno));
+  SCL_CHECK(stat(path, &st) == 0, SCL_ERR_IO, "cannot open %s %s: %s", what, path, strerror(errno));
   SCL_CHECK(S_ISREG(st.st_mode), SCL_ERR_IO, "%s %s is %s, not a regular file", what, path,
             scl_file_kind(st.st_mode));
   int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   SCL_CHECK(f >= 0, SCL_ERR_IO, "cannot open %s %s: %s", what, path, strerror(errno));
   if (fstat(f, &st) != 0 || !S_ISREG(st.st_mode)) { /* replaced between stat and open */
-    scl_err err = SCL_ERROR(SCL_ERR_IO, "%s %s changed while being opened and is no longer a "
-                            "regular file", what, path);
+    scl_err err = SCL_ERROR(SCL_ERR_IO,
+                            "%s %s changed while being opened and is no longer a "
+                            "regular file",
+                            what, path);
     close(f);
     return err;
   }

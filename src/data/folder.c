@@ -189,10 +189,10 @@ static scl_err walk_dir(walk *w, const char *class_path, int64_t d) {
                      path, e->d_name, FOLDER_MAX_DEPTH, class_path);
       SCL_CALL_GOTO(err, walk_check_new(w, class_path, path, d, e->d_name, &st), done);
       char sub[PATH_MAX];
-      SCL_CHECK_GOTO(err, done,
-                     snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) <
-                         (int)sizeof sub,
-                     SCL_ERR_IO, "%s/%s: path too long", path, e->d_name);
+      SCL_CHECK_GOTO(
+          err, done,
+          snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) < (int)sizeof sub,
+          SCL_ERR_IO, "%s/%s: path too long", path, e->d_name);
       SCL_CALL_GOTO(err, walk_add_dir(w, sub, d, &st), done);
     } else if (S_ISREG(st.st_mode) && has_image_ext(e->d_name)) {
       SCL_CALL_GOTO(err, walk_add_file(w, d, e->d_name, (uint64_t)st.st_size), done);
