@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---------------------------------------------------------------------------------------- */
 /* Errors                                                                                    */
@@ -253,8 +254,22 @@ scl_hash scl_hasher_digest(const scl_hasher *h);
 void scl_hasher_destroy(scl_hasher **h);
 /* 32 lowercase hex digits plus NUL. */
 void scl_hash_hex(scl_hash h, char out[33]);
-/* Hash of a whole file (streamed). */
-SCL_NODISCARD scl_err scl_hash_file(const char *path, scl_hash *out);
+/* Hash of a whole file (streamed); a regular file only, opened as scl_open_regular does, with
+ * `what` naming it in messages. */
+SCL_NODISCARD scl_err scl_hash_file(const char *path, const char *what, scl_hash *out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Files from user input (docs/architecture.md 7)                                            */
+
+/* Opens path read-only if it is a regular file (symlinks followed); a FIFO, a device, a directory
+ * or a socket is refused without blocking and without being read. `what` names the file in the
+ * message (a key such as "backbone.weights", or "list file"), with the path and what it is
+ * ("backbone.weights /tmp/w is a FIFO, not a regular file"). SCL_ERR_IO, as for a file that
+ * cannot be opened. The caller owns the descriptor (close) or the stream (fclose). */
+SCL_NODISCARD scl_err scl_open_regular(const char *path, const char *what, int *fd);
+SCL_NODISCARD scl_err scl_fopen_regular(const char *path, const char *what, FILE **f);
+/* "a FIFO", "a character device", "a directory", ... for the type bits of a st_mode; static. */
+const char *scl_file_kind(unsigned mode);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers                                                                             */

@@ -89,6 +89,9 @@ typedef struct data_source {
   int image_size;    /* side of the square images, 8 .. 4096 */
   uint64_t seed;
   double difficulty; /* synthetic: [0, 1): how far images blend toward another class */
+  /* folder, packed, domainnet: largest width x height of an image a read decodes (the key
+     dataset.max_image_pixels); 0: IO_IMAGE_DEFAULT_MAX_PIXELS */
+  int64_t max_image_pixels;
 } data_source;
 
 typedef struct data_dataset data_dataset;

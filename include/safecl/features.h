@@ -22,6 +22,7 @@ typedef struct run_features_cfg {
   char *split;
   int64_t resize;
   int64_t crop;
+  int64_t max_image_pixels;
   cfg_floats mean;
   cfg_floats std;
   int64_t limit;

@@ -32,14 +32,22 @@ typedef struct data_image {
   size_t cap;    /* bytes allocated at rgb (grow only) */
   uint8_t *file; /* private to io_image_read: the encoded bytes of the last file read */
   size_t file_cap;
+  /* Largest width x height a decode accepts; 0: IO_IMAGE_DEFAULT_MAX_PIXELS. Set by the dataset
+   * from dataset.max_image_pixels; at most IO_IMAGE_MAX_PIXELS. */
+  int64_t max_pixels;
 } data_image;
 
 typedef enum { IO_IMAGE_UNKNOWN = 0, IO_IMAGE_JPEG, IO_IMAGE_PNG } io_image_format;
 
-/* Largest accepted image: PIL's decompression-bomb limit (2 * 89478485 pixels) and 65535 a side.
- */
+/* Largest image anything accepts: PIL's decompression-bomb error limit (2 * 89478485 pixels, where
+ * PIL raises DecompressionBombError) and 65535 a side. */
 #define IO_IMAGE_MAX_PIXELS 178956970LL
 #define IO_IMAGE_MAX_SIDE 65535
+/* Largest image a decode accepts unless data_image.max_pixels says otherwise: PIL's
+ * Image.MAX_IMAGE_PIXELS (89478485), above which PIL warns of a decompression bomb. The header of
+ * a small file can declare a huge image (a 170 KB PNG of 13000x13000 decodes to 507 MB), so the
+ * size is checked before any pixel buffer is allocated; dataset.max_image_pixels raises it. */
+#define IO_IMAGE_DEFAULT_MAX_PIXELS 89478485LL
 
 /* Sets img->w, img->h and grows img->rgb to hold them (plus a small slack the decoders use for
  * in-place conversions). Pixel contents are unspecified afterwards. */
@@ -51,11 +59,13 @@ void io_image_free(data_image *img);
 io_image_format io_image_sniff(const void *buf, size_t len);
 
 /* Decodes an encoded JPEG or PNG held in memory; `name` (a path) appears in error messages.
- * Errors: SCL_ERR_FORMAT for corrupt, truncated or unsupported data, naming `name`. */
+ * Errors: SCL_ERR_FORMAT for corrupt, truncated or unsupported data, or an image larger than
+ * img->max_pixels (checked from the header, before the pixels are allocated), naming `name`. */
 SCL_NODISCARD scl_err io_image_decode(const void *buf, size_t len, const char *name,
                                       data_image *img);
 
-/* Reads and decodes a file. SCL_ERR_IO if it cannot be read, SCL_ERR_FORMAT as above. */
+/* Reads and decodes a file. SCL_ERR_IO if it cannot be read, SCL_ERR_ARG if it is not a regular
+ * file (a FIFO, a device: refused without blocking), SCL_ERR_FORMAT as above. */
 SCL_NODISCARD scl_err io_image_read(const char *path, data_image *img);
 
 /* Writes img as an 8-bit RGB PNG (fast zlib level; for tests and dumps, not publication:

@@ -31,6 +31,7 @@ typedef struct run_trial_cfg {
   int64_t order_seed; /* -1: the class order follows `seed`; else it is pinned to this */
   int64_t resize;
   int64_t crop;
+  int64_t max_image_pixels;
   int64_t syn_classes;
   int64_t syn_train_per_class;
   int64_t syn_test_per_class;

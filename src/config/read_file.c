@@ -54,8 +54,8 @@ static scl_err slurp(const char *path, char **out) {
   SCL_CHECK(stat(path, &st) == 0, SCL_ERR_IO, "%s: cannot read config file: %s", path,
             strerror(errno));
   SCL_CHECK(!S_ISDIR(st.st_mode), SCL_ERR_ARG, "%s: is a directory, not a config file", path);
-  FILE *f = fopen(path, "rb");
-  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot read config file: %s", path, strerror(errno));
+  FILE *f = NULL;
+  SCL_CALL(scl_fopen_regular(path, "config file", &f));
   text_buf b = {0};
   char chunk[65536];
   size_t got;

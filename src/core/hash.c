@@ -2,7 +2,6 @@
  * version string for provenance. xxHash is used from Debian's libxxhash, not vendored. */
 #include "safecl/core.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,9 +47,9 @@ void scl_hash_hex(scl_hash h, char out[33]) {
   snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.hi, (unsigned long long)h.lo);
 }
 
-scl_err scl_hash_file(const char *path, scl_hash *out) {
-  FILE *f = fopen(path, "rb");
-  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot open for hashing: %s", path, strerror(errno));
+scl_err scl_hash_file(const char *path, const char *what, scl_hash *out) {
+  FILE *f = NULL;
+  SCL_CALL(scl_fopen_regular(path, what, &f));
   scl_hasher *h = NULL;
   scl_err err = scl_hasher_create(&h);
   if (err) {
@@ -64,7 +63,7 @@ scl_err scl_hash_file(const char *path, scl_hash *out) {
   fclose(f);
   *out = scl_hasher_digest(h);
   scl_hasher_destroy(&h);
-  SCL_CHECK(!failed, SCL_ERR_IO, "%s: read error while hashing", path);
+  SCL_CHECK(!failed, SCL_ERR_IO, "%s %s: read error while hashing", what, path);
   return SCL_OK;
 }
 

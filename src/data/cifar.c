@@ -9,7 +9,6 @@
  * A file of any other size than the release's (50000 train, 10000 test records) is refused, so a
  * copy cut short at a record boundary is not taken for a smaller dataset. */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,8 +52,8 @@ static scl_err find_bin(const char *root, const char *split, char *path, char *d
 static scl_err map_file(data_dataset *ds, const char *path, const char *split) {
   long long records = strcmp(split, "test") ? CIFAR_TRAIN_RECORDS : CIFAR_TEST_RECORDS;
   size_t want = (size_t)records * CIFAR_RECORD;
-  int fd = open(path, O_RDONLY);
-  SCL_CHECK(fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  int fd = -1;
+  SCL_CALL(scl_open_regular(path, "CIFAR-100 file", &fd));
   struct stat st;
   scl_err err = SCL_OK;
   SCL_CHECK_GOTO(err, done, fstat(fd, &st) == 0, SCL_ERR_IO, "%s: cannot stat: %s", path,
@@ -78,7 +77,9 @@ done:
 static scl_err load_class_names(data_dataset *ds, const char *dir) {
   char path[PATH_MAX], line[256];
   SCL_CALL(join(path, dir, "/fine_label_names.txt", ""));
-  FILE *f = fopen(path, "r");
+  struct stat st;
+  FILE *f = NULL;
+  if (stat(path, &st) == 0) SCL_CALL(scl_fopen_regular(path, "CIFAR-100 class names", &f));
   if (f) {
     while (ds->classes.n < CIFAR_FINE && fgets(line, sizeof line, f)) {
       size_t n = strcspn(line, "\r\n");

@@ -104,6 +104,7 @@ scl_err data_dataset_open(const data_source *src, data_dataset **out) {
   data_dataset *ds = calloc(1, sizeof *ds);
   SCL_CHECK(ds, SCL_ERR_NOMEM, "cannot allocate a dataset");
   scl_err err = SCL_OK;
+  ds->max_image_pixels = src->max_image_pixels;
   struct stat st;
   int packed = src->root && stat(src->root, &st) == 0 && S_ISREG(st.st_mode);
   if (strcmp(src->format, "folder") == 0 && packed) {
@@ -173,6 +174,7 @@ scl_hash data_dataset_manifest_hash(const data_dataset *ds) { return ds->manifes
 scl_err data_dataset_read(const data_dataset *ds, int64_t i, data_image *img) {
   SCL_CHECK(i >= 0 && i < ds->count, SCL_ERR_ARG, "sample %lld out of range [0, %lld)",
             (long long)i, (long long)ds->count);
+  img->max_pixels = ds->max_image_pixels;
   switch (ds->kind) {
     case DS_FOLDER:
     case DS_LIST:

@@ -45,6 +45,8 @@ struct data_dataset {
   /* packed: offsets into the blob (count + 1), the blob inside map */
   int64_t *pack_offsets;
   const uint8_t *pack_blob;
+  /* decoded images: data_source.max_image_pixels, handed to every data_image read */
+  int64_t max_image_pixels;
 };
 
 /* Manifest records: "safecl-manifest-v1", format, split, then per sample (path, label, size),

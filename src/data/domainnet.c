@@ -55,13 +55,16 @@ static int parse_line(char *line, char **path, long long *label) {
 /* Appends one domain's list to ds. */
 static scl_err read_list(data_dataset *ds, const char *list_path, int domain, scl_hasher *h,
                          int64_t *cap, int64_t *dom_cap, long long *max_label) {
-  FILE *f = fopen(list_path, "r");
-  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot open list file: %s", list_path, strerror(errno));
+  FILE *f = NULL;
+  SCL_CALL(scl_fopen_regular(list_path, "list file", &f));
   char line[8192];
   long long lineno = 0;
   scl_err err = SCL_OK;
   while (fgets(line, sizeof line, f)) {
     lineno++;
+    /* A longer line would be read in pieces, each taken for a line of its own. */
+    SCL_CHECK_GOTO(err, done, strchr(line, '\n') || feof(f), SCL_ERR_FORMAT,
+                   "%s:%lld: line longer than %zu bytes", list_path, lineno, sizeof line - 2);
     scl_hasher_update(h, line, strlen(line));
     if (line[0] == '\n' || line[0] == '\0' || (line[0] == '\r' && line[1] == '\n')) continue;
     char *path;
@@ -77,6 +80,9 @@ static scl_err read_list(data_dataset *ds, const char *list_path, int domain, sc
     SCL_CHECK_GOTO(err, done, stat(file, &st) == 0, SCL_ERR_IO,
                    "%s:%lld: listed file '%s' is missing: %s", list_path, lineno, file,
                    strerror(errno));
+    SCL_CHECK_GOTO(err, done, S_ISREG(st.st_mode), SCL_ERR_IO,
+                   "%s:%lld: listed file '%s' is %s, not a regular file", list_path, lineno, file,
+                   scl_file_kind(st.st_mode));
     if (label > *max_label) *max_label = label;
     SCL_CALL_GOTO(err, ds_labels_reserve(ds, ds->count + 1, cap), done);
     if (ds->count + 1 > *dom_cap) {

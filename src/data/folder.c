@@ -9,7 +9,14 @@
  * and a BMP/TIFF/WebP fails at read with a message saying so. Deliberate difference: hidden
  * entries (name starting with '.') are skipped, directories included, where ImageFolder would
  * take ".ipynb_checkpoints" as a class. Open does one stat per file (sizes go into the
- * manifest) and no image decoding. */
+ * manifest) and no image decoding.
+ *
+ * Symlinks are followed as os.walk(followlinks=True) follows them, but every directory is walked
+ * once: each is known by (st_dev, st_ino), and one reached a second time is refused, naming it,
+ * as a loop when it is an ancestor (a link to "." or ".."), else as a duplicate whose images would
+ * be listed twice. Without that, three links to "." in a class directory make 3^16 directories
+ * before any depth limit stops the walk. Nesting below a class is legal (ImageFolder recurses) up
+ * to FOLDER_MAX_DEPTH levels. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -18,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "dataset_impl.h"
 
@@ -30,11 +38,24 @@ typedef struct file_rec {
   const char *dir_s, *name_s; /* set once the pools stop growing, for sorting */
 } file_rec;
 
+/* A directory of the walk, by identity: the same entry index as in walk.dirs. */
+typedef struct dir_node {
+  dev_t dev;
+  ino_t ino;
+  int64_t parent; /* index of the directory that listed it; -1 for the class directory */
+} dir_node;
+
 typedef struct walk {
   strpool dirs;  /* relative to the class directory; "" is the class directory itself */
   strpool names; /* file names */
   file_rec *files;
   int64_t n_files, cap_files, skipped;
+  dir_node *nodes; /* dirs.n entries */
+  int64_t cap_nodes;
+  int64_t *table; /* open addressing over (dev, ino): node index + 1, 0 = empty */
+  size_t table_cap;
+  dev_t split_dev; /* the split directory, which a class must not reach either */
+  ino_t split_ino;
 } walk;
 
 static int has_image_ext(const char *name) {
@@ -71,6 +92,74 @@ static scl_err walk_add_file(walk *w, int64_t dir, const char *name, uint64_t si
   return SCL_OK;
 }
 
+static size_t node_hash(dev_t dev, ino_t ino, size_t cap) {
+  uint64_t h = ((uint64_t)ino ^ ((uint64_t)dev << 32)) * 0x9E3779B97F4A7C15ull;
+  return (size_t)(h >> 17) & (cap - 1);
+}
+
+/* The walk's index of the directory (dev, ino), or -1 if it has not been reached. */
+static int64_t walk_find(const walk *w, dev_t dev, ino_t ino) {
+  if (!w->table_cap) return -1;
+  for (size_t k = node_hash(dev, ino, w->table_cap);; k = (k + 1) & (w->table_cap - 1)) {
+    const int64_t d = w->table[k] - 1;
+    if (d < 0) return -1;
+    if (w->nodes[d].dev == dev && w->nodes[d].ino == ino) return d;
+  }
+}
+
+static void table_put(walk *w, int64_t d) {
+  size_t k = node_hash(w->nodes[d].dev, w->nodes[d].ino, w->table_cap);
+  while (w->table[k]) k = (k + 1) & (w->table_cap - 1);
+  w->table[k] = d + 1;
+}
+
+/* Adds directory `rel` (found in directory `parent`) to the walk; the caller has checked that
+ * (dev, ino) is new. */
+static scl_err walk_add_dir(walk *w, const char *rel, int64_t parent, const struct stat *st) {
+  if (w->dirs.n == w->cap_nodes) {
+    int64_t cap = w->cap_nodes ? 2 * w->cap_nodes : 64;
+    dir_node *n = realloc(w->nodes, (size_t)cap * sizeof *n);
+    SCL_CHECK(n, SCL_ERR_NOMEM, "cannot list %lld directories", (long long)cap);
+    w->nodes = n;
+    w->cap_nodes = cap;
+  }
+  if (2 * ((size_t)w->dirs.n + 1) > w->table_cap) { /* keep the table at most half full */
+    free(w->table);
+    w->table_cap = w->table_cap ? 2 * w->table_cap : 128;
+    w->table = calloc(w->table_cap, sizeof *w->table);
+    SCL_CHECK(w->table, SCL_ERR_NOMEM, "directory table of %zu slots", w->table_cap);
+    for (int64_t d = 0; d < w->dirs.n; d++) table_put(w, d);
+  }
+  SCL_CALL(strpool_add(&w->dirs, rel, strlen(rel)));
+  const int64_t d = w->dirs.n - 1;
+  w->nodes[d] = (dir_node){st->st_dev, st->st_ino, parent};
+  table_put(w, d);
+  return SCL_OK;
+}
+
+/* Refuses subdirectory `name` of directory d (at `path`) when the walk has reached it before. */
+static scl_err walk_check_new(const walk *w, const char *class_path, const char *path, int64_t d,
+                              const char *name, const struct stat *st) {
+  SCL_CHECK(st->st_dev != w->split_dev || st->st_ino != w->split_ino, SCL_ERR_FORMAT,
+            "%s/%s loops back to the split directory (a symlink to an ancestor): a class "
+            "directory may not contain the classes",
+            path, name);
+  const int64_t seen = walk_find(w, st->st_dev, st->st_ino);
+  if (seen < 0) return SCL_OK;
+  const char *rel = strpool_get(&w->dirs, seen);
+  int ancestor = 0;
+  for (int64_t a = d; a >= 0 && !ancestor; a = w->nodes[a].parent) ancestor = a == seen;
+  if (ancestor)
+    return SCL_ERROR(SCL_ERR_FORMAT,
+                     "%s/%s loops back to %s%s%s (a symlink to an ancestor): the walk of "
+                     "class directory %s would never end",
+                     path, name, class_path, *rel ? "/" : "", rel, class_path);
+  return SCL_ERROR(SCL_ERR_FORMAT,
+                   "%s/%s is the directory %s%s%s again (reached twice through symlinks): its "
+                   "images would be listed twice",
+                   path, name, class_path, *rel ? "/" : "", rel);
+}
+
 static int depth_of(const char *rel) {
   int d = *rel ? 1 : 0;
   for (; *rel; rel++) d += *rel == '/';
@@ -95,9 +184,16 @@ static scl_err walk_dir(walk *w, const char *class_path, int64_t d) {
                    "%s/%s: cannot stat: %s", path, e->d_name, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
       SCL_CHECK_GOTO(err, done, depth_of(rel) < FOLDER_MAX_DEPTH, SCL_ERR_FORMAT,
-                     "%s/%s: nested deeper than %d (symlink loop?)", path, e->d_name,
-                     FOLDER_MAX_DEPTH);
-      SCL_CALL_GOTO(err, strpool_addf(&w->dirs, "%s%s%s", rel, *rel ? "/" : "", e->d_name), done);
+                     "%s/%s: more than %d directories deep below the class directory %s (images "
+                     "are read at most that deep)",
+                     path, e->d_name, FOLDER_MAX_DEPTH, class_path);
+      SCL_CALL_GOTO(err, walk_check_new(w, class_path, path, d, e->d_name, &st), done);
+      char sub[PATH_MAX];
+      SCL_CHECK_GOTO(
+          err, done,
+          snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) < (int)sizeof sub,
+          SCL_ERR_IO, "%s/%s: path too long", path, e->d_name);
+      SCL_CALL_GOTO(err, walk_add_dir(w, sub, d, &st), done);
     } else if (S_ISREG(st.st_mode) && has_image_ext(e->d_name)) {
       SCL_CALL_GOTO(err, walk_add_file(w, d, e->d_name, (uint64_t)st.st_size), done);
     } else {
@@ -123,7 +219,17 @@ static scl_err add_class(data_dataset *ds, folder_ctx *ctx, const char *cls, int
             SCL_ERR_IO, "%s/%s: path too long", split_path, cls);
   walk w = {0};
   scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, strpool_add(&w.dirs, "", 0), done);
+  struct stat st;
+  SCL_CHECK_GOTO(err, done, stat(ctx->split_path, &st) == 0, SCL_ERR_IO, "%s: cannot stat: %s",
+                 ctx->split_path, strerror(errno));
+  w.split_dev = st.st_dev;
+  w.split_ino = st.st_ino;
+  SCL_CHECK_GOTO(err, done, stat(class_path, &st) == 0, SCL_ERR_IO, "%s: cannot stat: %s",
+                 class_path, strerror(errno));
+  SCL_CHECK_GOTO(err, done, st.st_dev != w.split_dev || st.st_ino != w.split_ino, SCL_ERR_FORMAT,
+                 "%s is the split directory itself (a symlink to '.'), not a class directory",
+                 class_path);
+  SCL_CALL_GOTO(err, walk_add_dir(&w, "", -1, &st), done);
   for (int64_t d = 0; d < w.dirs.n; d++) SCL_CALL_GOTO(err, walk_dir(&w, class_path, d), done);
   SCL_CHECK_GOTO(err, done, w.n_files != 0, SCL_ERR_FORMAT,
                  "%s: class directory has no images (.jpg .jpeg .png .ppm .bmp .pgm .tif .webp)",
@@ -148,6 +254,8 @@ done:
   strpool_free(&w.dirs);
   strpool_free(&w.names);
   free(w.files);
+  free(w.nodes);
+  free(w.table);
   return err;
 }
 

@@ -10,7 +10,6 @@
  * the folder or the pack. The reader takes the metadata through HDF5, then maps the file and
  * decodes straight from the blob: no HDF5 call per image, safe from many threads. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +23,8 @@
 #define PACK_SCHEMA_VERSION 1
 
 static scl_err read_file(const char *path, uint8_t **buf, size_t *cap, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  FILE *f = NULL;
+  SCL_CALL(scl_fopen_regular(path, "image", &f));
   struct stat st;
   scl_err err = SCL_OK;
   SCL_CHECK_GOTO(err, done, fstat(fileno(f), &st) == 0, SCL_ERR_IO, "%s: cannot stat", path);
@@ -190,10 +189,11 @@ scl_err ds_packed_open(data_dataset *ds, const data_source *src) {
   for (int64_t i = 0; i < ds->count; i++)
     SCL_CHECK_GOTO(err, done, ds->pack_offsets[i + 1] >= ds->pack_offsets[i], SCL_ERR_FORMAT,
                    "%s: %s offsets decrease at %lld", src->root, src->split, (long long)i);
-  int fd = open(src->root, O_RDONLY);
+  int fd = -1;
+  SCL_CALL_GOTO(err, scl_open_regular(src->root, "packed dataset", &fd), done);
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || blob_off + blob_len > (int64_t)st.st_size) {
-    if (fd >= 0) close(fd);
+  if (fstat(fd, &st) != 0 || blob_off + blob_len > (int64_t)st.st_size) {
+    close(fd);
     SCL_ERROR_GOTO(err, done, SCL_ERR_FORMAT, "%s: truncated packed dataset", src->root);
   }
   void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);

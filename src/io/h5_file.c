@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5_internal.h"
@@ -188,6 +189,11 @@ scl_err h5_file_create_atomic(const char *path, h5_file **out) {
 }
 
 scl_err h5_file_open_read(const char *path, h5_file **out) {
+  /* HDF5 opens without O_NONBLOCK, so a FIFO would block it: refuse what is not a regular file
+   * (a missing file is left to HDF5's own message). */
+  struct stat st;
+  SCL_CHECK(stat(path, &st) != 0 || S_ISREG(st.st_mode), SCL_ERR_IO,
+            "HDF5 file %s is %s, not a regular file", path, scl_file_kind(st.st_mode));
   h5_file *f = NULL;
   SCL_CALL(h5_file_alloc(path, &f));
   scl_err err = SCL_OK;

@@ -44,6 +44,20 @@ static scl_err check_size(long long w, long long h, const char *name) {
   return SCL_OK;
 }
 
+/* The decode limit on w x h (data_image.max_pixels, IO_IMAGE_DEFAULT_MAX_PIXELS when unset),
+ * checked from the header before io_image_reserve allocates. The message names the key that
+ * raises it: the data layer sets max_pixels from dataset.max_image_pixels. */
+static scl_err check_pixels(long long w, long long h, const data_image *img, const char *name) {
+  SCL_CALL(check_size(w, h, name));
+  long long limit = img->max_pixels > 0 ? img->max_pixels : IO_IMAGE_DEFAULT_MAX_PIXELS;
+  SCL_CHECK(w * h <= limit, SCL_ERR_FORMAT,
+            "%s: image of %lldx%lld = %lld pixels is larger than dataset.max_image_pixels = %lld "
+            "(a decompression-bomb guard, PIL's MAX_IMAGE_PIXELS by default); raise that key, up "
+            "to %lld, to read it",
+            name, w, h, w * h, limit, IO_IMAGE_MAX_PIXELS);
+  return SCL_OK;
+}
+
 scl_err io_image_reserve(data_image *img, int w, int h) {
   SCL_CALL(check_size(w, h, "image"));
   /* + 4 w: a CMYK row decoded in place spills w bytes past its RGB row. */
@@ -123,7 +137,7 @@ static scl_err jpeg_decode_body(struct jpeg_decompress_struct *cinfo, const char
     return SCL_ERROR(SCL_ERR_FORMAT, "%s: JPEG with %d components is not supported", name,
                      cinfo->num_components);
   cinfo->out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
-  SCL_CALL(check_size(cinfo->image_width, cinfo->image_height, name));
+  SCL_CALL(check_pixels(cinfo->image_width, cinfo->image_height, img, name));
   SCL_CALL(io_image_reserve(img, (int)cinfo->image_width, (int)cinfo->image_height));
   jpeg_start_decompress(cinfo);
   size_t stride = (size_t)img->w * 3;
@@ -217,7 +231,7 @@ static scl_err png_decode_body(png_structp png, png_infop info, const char *name
   png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, trns, 1);
   png_read_info(png, info);
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-  SCL_CALL(check_size(w, h, name));
+  SCL_CALL(check_pixels(w, h, img, name));
   int gray16 = png_setup_transforms(png, info);
   int passes = png_set_interlace_handling(png);
   png_read_update_info(png, info);
@@ -275,12 +289,12 @@ scl_err io_image_decode(const void *buf, size_t len, const char *name, data_imag
 }
 
 scl_err io_image_read(const char *path, data_image *img) {
-  FILE *f = fopen(path, "rb");
-  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot open image: %s", path, strerror(errno));
+  FILE *f = NULL;
+  SCL_CALL(scl_fopen_regular(path, "image", &f));
   scl_err err = SCL_OK;
   struct stat st;
-  SCL_CHECK_GOTO(err, done, fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode), SCL_ERR_IO,
-                 "%s: not a regular file", path);
+  SCL_CHECK_GOTO(err, done, fstat(fileno(f), &st) == 0, SCL_ERR_IO, "%s: cannot stat: %s", path,
+                 strerror(errno));
   size_t len = (size_t)st.st_size;
   SCL_CALL_GOTO(err, grow(&img->file, &img->file_cap, len ? len : 1, "encoded image"), done);
   SCL_CHECK_GOTO(err, done, fread(img->file, 1, len, f) == len, SCL_ERR_IO,

@@ -18,7 +18,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,16 +61,13 @@ typedef struct st_span {
 /* Opening and mapping                                                                       */
 
 static scl_err st_map(io_safetensors *st) {
-  int fd = open(st->path, O_RDONLY | O_CLOEXEC);
-  SCL_CHECK(fd >= 0, SCL_ERR_IO, "safetensors file '%s': cannot open: %s", st->path,
-            strerror(errno));
+  int fd = -1;
+  SCL_CALL(scl_open_regular(st->path, "safetensors file", &fd));
   struct stat sb;
   scl_err err = SCL_OK;
   if (fstat(fd, &sb) != 0)
     err =
         SCL_ERROR(SCL_ERR_IO, "safetensors file '%s': cannot stat: %s", st->path, strerror(errno));
-  else if (!S_ISREG(sb.st_mode))
-    err = SCL_ERROR(SCL_ERR_IO, "safetensors file '%s': not a regular file", st->path);
   else if (sb.st_size < 8)
     err = SCL_ERROR(SCL_ERR_FORMAT,
                     "safetensors file '%s': only %lld bytes, shorter than the 8-byte header "

@@ -161,8 +161,8 @@ int orch_record_parse(const char *line, size_t len, orch_record *r) {
 static scl_err read_whole(const char *path, char **data, size_t *len) {
   *data = NULL;
   *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  SCL_CHECK(fd >= 0, SCL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  int fd = -1;
+  SCL_CALL(scl_open_regular(path, "ledger", &fd));
   struct stat st;
   scl_err err = SCL_OK;
   SCL_CHECK_GOTO(err, done, fstat(fd, &st) == 0, SCL_ERR_IO, "%s: cannot stat: %s", path,
@@ -315,8 +315,14 @@ typedef struct ledger_file {
 } ledger_file;
 
 static double first_record_time(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return INFINITY;
+  /* Non-blocking and checked again: the name may have become a FIFO since the listing. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  FILE *f = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
+  if (!f) {
+    if (fd >= 0) close(fd);
+    return INFINITY;
+  }
   char line[3 * ORCH_LEDGER_TEXT_MAX + 512];
   orch_record r;
   double t = INFINITY;
@@ -352,6 +358,15 @@ scl_err orch_ledger_list(const char *run_dir, char ***paths, int *n) {
   scl_err err = SCL_OK;
   for (struct dirent *e; !err && (e = readdir(d));) {
     if (!is_ledger_name(e->d_name)) continue;
+    /* A ledger is a regular file: anything else by that name, a FIFO above all, would block a
+     * read or never end it, and safecl never wrote it, so it is skipped with a warning. */
+    struct stat st;
+    const int found = fstatat(dirfd(d), e->d_name, &st, 0) == 0;
+    if (!found || !S_ISREG(st.st_mode)) {
+      SCL_WARN("%s/%s is %s, not a regular file: skipped, not a ledger", run_dir, e->d_name,
+               found ? scl_file_kind(st.st_mode) : "gone");
+      continue;
+    }
     if (count == cap) {
       cap = cap ? 2 * cap : 8;
       ledger_file *grown = realloc(files, (size_t)cap * sizeof *files);

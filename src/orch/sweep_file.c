@@ -425,6 +425,9 @@ static scl_err parse_root(parse_ctx *p, const config_setting_t *root) {
 }
 
 scl_err orch_sweep_parse_file(orch_sweep *s, orch_settings *scalars, const char *path) {
+  int fd = -1; /* libconfig's open would block on a FIFO: regular files only */
+  SCL_CALL(scl_open_regular(path, "sweep file", &fd));
+  close(fd);
   parse_ctx ctx = {.s = s}, *p = &ctx;
   snprintf(p->dir, sizeof p->dir, "%s", path);
   char *slash = strrchr(p->dir, '/');

@@ -161,8 +161,8 @@ static scl_err add_pub(report_data *d, char **fields, int n, const int map[N_COL
 }
 
 scl_err report_published_load(report_data *d, const char *path) {
-  FILE *f = fopen(path, "rb");
-  SCL_CHECK(f, SCL_ERR_IO, "report: cannot open published numbers %s", path);
+  FILE *f = NULL;
+  SCL_CALL(scl_fopen_regular(path, "published numbers", &f));
   size_t cap = 1 << 16, n = 0;
   char *text = malloc(cap);
   scl_err err = text ? SCL_OK : SCL_ERROR(SCL_ERR_NOMEM, "report: %s", path);

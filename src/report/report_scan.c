@@ -53,8 +53,8 @@ static scl_err join(const char *a, const char *b, char **out) {
 /* A whole small text file, NUL-terminated; malloc'ed. */
 static scl_err read_text(const char *path, char **out) {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  SCL_CHECK(f, SCL_ERR_IO, "report: cannot open %s", path);
+  FILE *f = NULL;
+  SCL_CALL(scl_fopen_regular(path, "report input", &f));
   size_t cap = 4096, n = 0;
   char *buf = malloc(cap);
   while (buf) {

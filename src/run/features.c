@@ -36,6 +36,9 @@ static const cfg_key features_keys[] = {
     K("data.resize", CFG_INT, resize, 0, 8192, "224", NULL,
       "Resize(shorter side, bicubic) before the crop; 0 or the image's own short side: none"),
     K("data.crop", CFG_INT, crop, 8, 8192, "224", NULL, "CenterCrop size; must equal the ViT's"),
+    K("dataset.max_image_pixels", CFG_INT, max_image_pixels, 1, 178956970, "89478485", NULL,
+      "largest width x height of an image that is decoded (PIL's MAX_IMAGE_PIXELS); at most "
+      "PIL's error limit"),
     K("data.mean", CFG_FLOATS, mean, -10, 10, "[]", NULL,
       "per-channel mean to subtract after ToTensor; [] = none (the SAFE default)"),
     K("data.std", CFG_FLOATS, std, 1e-6, 100, "[]", NULL, "per-channel std; [] = none"),
@@ -96,7 +99,8 @@ static scl_err open_inputs(const run_features_cfg *cfg, features_job *job) {
                      .per_class = cfg->syn_per_class,
                      .image_size = (int)cfg->syn_size,
                      .seed = (uint64_t)cfg->syn_seed,
-                     .difficulty = cfg->syn_difficulty};
+                     .difficulty = cfg->syn_difficulty,
+                     .max_image_pixels = cfg->max_image_pixels};
   if (strcmp(cfg->format, "synthetic") && !cfg->root[0])
     return SCL_ERROR(SCL_ERR_ARG, "dataset.root is empty; data.format = \"%s\" needs it",
                      cfg->format);
@@ -157,7 +161,7 @@ static scl_err write_output(features_job *job, const char *config_text) {
   scl_hash_hex(data_dataset_manifest_hash(job->ds), manifest);
   if (cfg->weights[0]) {
     scl_hash wh;
-    SCL_CALL_GOTO(err, scl_hash_file(cfg->weights, &wh), done);
+    SCL_CALL_GOTO(err, scl_hash_file(cfg->weights, "backbone.weights", &wh), done);
     scl_hash_hex(wh, weights_hash);
   }
   SCL_CALL_GOTO(err, h5_file_create_atomic(cfg->out, &f), done);

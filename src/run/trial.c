@@ -41,7 +41,8 @@ static scl_err open_split(const run_trial_cfg *cfg, const char *split, data_data
                      .per_class = train ? cfg->syn_train_per_class : cfg->syn_test_per_class,
                      .image_size = (int)cfg->syn_size,
                      .seed = (uint64_t)cfg->syn_seed,
-                     .difficulty = cfg->syn_difficulty};
+                     .difficulty = cfg->syn_difficulty,
+                     .max_image_pixels = cfg->max_image_pixels};
   if (strcmp(cfg->format, "synthetic") && !cfg->root[0])
     return SCL_ERROR(SCL_ERR_ARG, "dataset.root is empty; dataset.format = \"%s\" needs it",
                      cfg->format);

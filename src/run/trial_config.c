@@ -30,6 +30,10 @@ static const cfg_key trial_keys[] = {
     K("dataset.resize", CFG_INT, resize, 0, 8192, "224", NULL,
       "test transform: Resize(shorter side, bicubic); 256 for folder datasets, 224 for CIFAR"),
     K("dataset.crop", CFG_INT, crop, 8, 8192, "224", NULL, "test transform: CenterCrop"),
+    /* Out of the identity: it only decides whether an image is read at all, never its pixels. */
+    KX("dataset.max_image_pixels", CFG_INT, max_image_pixels, 1, 178956970, "89478485", NULL,
+       "largest width x height of an image that is decoded (PIL's MAX_IMAGE_PIXELS); a bigger "
+       "one fails the trial before its pixels are allocated; at most PIL's error limit"),
     K("dataset.synthetic.classes", CFG_INT, syn_classes, 1, 100000, "20", NULL,
       "synthetic: number of classes"),
     K("dataset.synthetic.train_per_class", CFG_INT, syn_train_per_class, 1, 1000000, "20", NULL,

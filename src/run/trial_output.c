@@ -68,7 +68,7 @@ scl_err trial_weights_hash(const char *path, char out[33]) {
       return SCL_OK;
     }
   scl_hash wh;
-  SCL_CALL(scl_hash_file(path, &wh));
+  SCL_CALL(scl_hash_file(path, "backbone.weights", &wh));
   scl_hash_hex(wh, out);
   int slot = weights_cached < WEIGHTS_CACHE ? weights_cached++ : 0;
   snprintf(weights_cache[slot].path, sizeof weights_cache[slot].path, "%s", path);
