@@ -89,6 +89,10 @@ typedef struct data_source {
   int image_size;    /* side of the square images, 8 .. 4096 */
   uint64_t seed;
   double difficulty; /* synthetic: [0, 1): how far images blend toward another class */
+  /* any format: keep at most `limit` samples of each class (of each class and domain for
+     domainnet), the first ones in dataset order; 0 = all. Sample i then names the i-th kept
+     sample, and the manifest hash covers the limit. */
+  int64_t limit;
 } data_source;
 
 typedef struct data_dataset data_dataset;
@@ -125,7 +129,8 @@ int data_dataset_domain(const data_dataset *ds, int64_t i);
  * (path, label, byte size) of every sample. For folders the size is the file size, not a hash of
  * the pixels: hashing 100k images at every open costs minutes, and a replaced file of identical
  * size is the accepted blind spot. CIFAR also hashes the bytes of its .bin file (one sequential
- * read); synthetic hashes its generator parameters. */
+ * read); synthetic hashes its generator parameters. With data_source.limit > 0 it is the hash of
+ * that full-list hash and the limit. */
 scl_hash data_dataset_manifest_hash(const data_dataset *ds);
 
 #endif /* SAFECL_DATA_H */
