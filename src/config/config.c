@@ -73,10 +73,10 @@ static const char *last_part(const char *name) {
   return dot ? dot + 1 : name;
 }
 
-/* " (did you mean 'a' or 'b'?)" for an unknown key: the known keys (and renamed old names) within
- * an edit distance of max(2, length / 5) of it, or with the same last part in another section
- * ("data.crop" -> "dataset.crop"), nearest first, at most three; "" when none is near. A name
- * that is a section of the table ("dataset") says so. */
+/* " (did you mean 'a' or 'b'?)" for an unknown key: the known keys within an edit distance of
+ * max(2, length / 5) of it (or of a renamed key's old name: then the new name), or with the same
+ * last part in another section ("data.crop" -> "dataset.crop"), nearest first, at most three;
+ * "" when none is near. A name that is a section of the table ("dataset") says so. */
 static void did_you_mean(const cfg_schema *s, const char *name, char *buf, size_t cap) {
   buf[0] = '\0';
   size_t len = strlen(name);
@@ -90,8 +90,9 @@ static void did_you_mean(const cfg_schema *s, const char *name, char *buf, size_
   int dist[3] = {0, 0, 0}, n = 0;
   for (int i = 0; i < s->n_keys + s->n_renamed; i++) {
     const char *cand = i < s->n_keys ? s->keys[i].name : s->renamed[i - s->n_keys].name;
-    int d = edit_distance(name, cand);
-    if (d > limit && !(strcmp(last_part(name), last_part(cand)) == 0)) continue;
+    const char *near = i < s->n_keys ? cand : s->renamed[i - s->n_keys].old_name;
+    int d = edit_distance(name, near);
+    if (d > limit && strcmp(last_part(name), last_part(near)) != 0) continue;
     if (d > limit) d = limit + 1; /* same last part: after the near misses */
     int dup = 0;
     for (int k = 0; k < n; k++) dup |= !strcmp(best[k], cand);

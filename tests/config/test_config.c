@@ -236,6 +236,8 @@ static void test_did_you_mean(const char *dir) {
   expect_error(NULL, 1, ov3, "'train' is a section");
   char *ov4[] = {"data.count=3"};
   expect_error(NULL, 1, ov4, "key 'data.count' was renamed to 'data.limit': it counted images");
+  char *ov6[] = {"data.reeder=x"}; /* near the old name data.reader: the new name is offered */
+  expect_error(NULL, 1, ov6, "(did you mean 'data.format'?)");
   char *ov5[] = {"zzzzzz=1"};
   expect_error(NULL, 1, ov5, "unknown key 'zzzzzz' for 'safecl demo'; see");
   unlink(path);
