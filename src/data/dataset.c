@@ -105,12 +105,13 @@ static scl_err apply_limit(data_dataset *ds, int64_t limit) {
   SCL_CHECK(!scl_mul_overflows((size_t)n_dom, (size_t)(ds->n_classes ? ds->n_classes : 1), &cells),
             SCL_ERR_ARG, "dataset.limit: %lld domains x %lld classes", (long long)n_dom,
             (long long)ds->n_classes);
-  int64_t *seen = calloc(cells, sizeof *seen);
-  int64_t *keep = malloc((size_t)(ds->count ? ds->count : 1) * sizeof *keep);
-  if (!seen || !keep) {
-    free(seen);
-    free(keep);
-    return SCL_ERROR(SCL_ERR_NOMEM, "dataset.limit: index of %lld samples", (long long)ds->count);
+  int64_t *seen = NULL, *keep = NULL;
+  SCL_CALL(scl_calloc(cells * sizeof *seen, "dataset.limit: samples per class", (void **)&seen));
+  scl_err err = scl_alloc((size_t)(ds->count ? ds->count : 1) * sizeof *keep,
+                          "dataset.limit: kept samples", (void **)&keep);
+  if (err) {
+    scl_free(seen);
+    return SCL_TRACE(err);
   }
   int64_t n = 0;
   for (int64_t i = 0; i < ds->count; i++) {
@@ -119,7 +120,7 @@ static scl_err apply_limit(data_dataset *ds, int64_t limit) {
     if (*c < limit) keep[n++] = i;
     (*c)++;
   }
-  free(seen);
+  scl_free(seen);
   ds->keep = keep;
   ds->count = n;
   scl_hasher *h = NULL;
@@ -189,7 +190,7 @@ void data_dataset_close(data_dataset **ds) {
   strpool_free(&d->paths);
   strpool_free(&d->classes);
   free(d->labels);
-  free(d->keep);
+  scl_free(d->keep);
   free(d->domain_of);
   free(d->root);
   free(d);
