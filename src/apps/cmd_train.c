@@ -1,8 +1,8 @@
 /* cmd_train.c: `safecl train [CONFIG ...] [key=value ...]` (any order, flags anywhere:
  * config_args.c): argv to run_trial_ex, under run.dir's lock (the one a sweep takes), so one run
- * directory holds one running trial. Under `mpirun -np G`
- * (or srun) the G ranks of the job run the one trial as one data-parallel group
- * (docs/architecture.md section 2); alone it is a group of one. */
+ * directory holds one running trial. Under `mpirun -np G` (or srun) the G ranks of the job run
+ * the one trial as one data-parallel group (docs/architecture.md section 2); alone it is a group
+ * of one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
