@@ -70,7 +70,10 @@ def read_trial(path):
                "status": "finished" if text(a["status"]) == "finished" else "failed",
                "dataset": text(a["dataset"]), "method": text(a["method"]),
                "category": text(a["method_category"]), "seed": int(a["seed"]),
-               "point": config_point(text(a["config"])), "val_acc": float(a["val_acc"])}
+               # identity_config is flat `key = value;` text; config is nested libconfig in
+               # newer files, flat in files older than identity_config
+               "point": config_point(text(a["identity_config"] if "identity_config" in a else a["config"])),
+               "val_acc": float(a["val_acc"])}
         if row["status"] != "finished":
             return row
         primary = text(a["primary_predictor"])

@@ -129,7 +129,8 @@ void scl_log_set_level(
     scl_log_level level); /* default INFO; env SAFECL_LOG=debug|info|warn|error */
 scl_log_level scl_log_get_level(void);
 void scl_log(scl_log_level level, const char *fmt, ...) SCL_PRINTF(2, 3);
-/* Print the current error with its traceback at ERROR level. */
+/* Prints the current error at ERROR level: its message, and the traceback's code locations at
+ * level DEBUG only (SAFECL_LOG=debug). */
 void scl_log_error_traceback(void);
 
 #define SCL_DEBUG(...) scl_log(SCL_LOG_DEBUG, __VA_ARGS__)

@@ -92,6 +92,10 @@ typedef struct data_source {
   /* folder, packed, domainnet: largest width x height of an image a read decodes (the key
      dataset.max_image_pixels); 0: IO_IMAGE_DEFAULT_MAX_PIXELS */
   int64_t max_image_pixels;
+  /* any format: keep at most `limit` samples of each class (of each class and domain for
+     domainnet), the first ones in dataset order; 0 = all. Sample i then names the i-th kept
+     sample, and the manifest hash covers the limit. */
+  int64_t limit;
 } data_source;
 
 typedef struct data_dataset data_dataset;
@@ -128,7 +132,8 @@ int data_dataset_domain(const data_dataset *ds, int64_t i);
  * (path, label, byte size) of every sample. For folders the size is the file size, not a hash of
  * the pixels: hashing 100k images at every open costs minutes, and a replaced file of identical
  * size is the accepted blind spot. CIFAR also hashes the bytes of its .bin file (one sequential
- * read); synthetic hashes its generator parameters. */
+ * read); synthetic hashes its generator parameters. With data_source.limit > 0 it is the hash of
+ * that full-list hash and the limit. */
 scl_hash data_dataset_manifest_hash(const data_dataset *ds);
 
 #endif /* SAFECL_DATA_H */

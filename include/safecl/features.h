@@ -25,9 +25,10 @@ typedef struct run_features_cfg {
   int64_t max_image_pixels;
   cfg_floats mean;
   cfg_floats std;
-  int64_t limit;
+  int64_t limit; /* at most this many images per class; 0 = all */
   int64_t syn_classes;
-  int64_t syn_per_class;
+  int64_t syn_train_per_class;
+  int64_t syn_test_per_class;
   int64_t syn_size;
   int64_t syn_seed;
   double syn_difficulty;

@@ -29,6 +29,7 @@ typedef struct run_trial_cfg {
   int64_t increment;
   int shuffle;
   int64_t order_seed; /* -1: the class order follows `seed`; else it is pinned to this */
+  int64_t limit;      /* at most this many images per class and split; 0 = all */
   int64_t resize;
   int64_t crop;
   int64_t max_image_pixels;
@@ -41,6 +42,7 @@ typedef struct run_trial_cfg {
   char *arch;
   char *weights;
   int64_t backbone_seed;
+  int ignore_unexpected; /* skip unused tensors of the weights file */
   learn_method_cfg method;
   int64_t eval_batch;
   double val_fraction;

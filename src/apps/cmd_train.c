@@ -1,7 +1,8 @@
-/* cmd_train.c: `safecl train CONFIG [key=value ...]`: argv to run_trial_ex, under run.dir's lock
- * (the one a sweep takes), so one run directory holds one running trial. Under `mpirun -np G`
- * (or srun) the G ranks of the job run the one trial as one data-parallel group
- * (docs/architecture.md section 2); alone it is a group of one. */
+/* cmd_train.c: `safecl train [CONFIG ...] [key=value ...]` (any order, flags anywhere:
+ * config_args.c): argv to run_trial_ex, under run.dir's lock (the one a sweep takes), so one run
+ * directory holds one running trial. Under `mpirun -np G` (or srun) the G ranks of the job run
+ * the one trial as one data-parallel group (docs/architecture.md section 2); alone it is a group
+ * of one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,29 +23,55 @@ static scl_err take_run_dir(const run_trial_cfg *cfg, const dist_comm *world, in
   return (scl_err)verdict;
 }
 
-int cmd_train(int argc, char **argv) {
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf(
-          "usage: safecl train [CONFIG.cfg ...] [key=value ...]\n"
-          "  Config files apply in order (later ones override), then the key=value pairs.\n"
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: safecl train [CONFIG.cfg | key=value | --print-config | --print-trial-id] ...\n"
+          "  Config files and key=value overrides apply left to right, in any order: a later one\n"
+          "  wins for the keys it sets, so an override after a file beats the file and a file\n"
+          "  after an override sets that key again (with a warning naming both).\n"
           "  e.g. safecl train configs/datasets/cifar100.cfg configs/methods/simplecil.cfg\n"
-          "  --print-config (first argument): print the effective config and exit.\n\n");
-      cfg_print_help(&run_trial_schema, stdout);
-      return 0;
-    }
-  }
-  int print_only = argc > 1 && !strcmp(argv[1], "--print-config");
-  int first = 1 + print_only;
-  while (first < argc && !cfg_is_override(argv[first])) first++;
-  run_trial_cfg cfg = {0};
-  scl_err err = cfg_load_files(&run_trial_schema, (const char *const *)argv + 1 + print_only,
-                               first - 1 - print_only, argc - first, argv + first, &cfg);
-  if (!err && print_only) {
+          "  --print-config    print the effective config (a config file that reads back to the\n"
+          "                    same trial) and exit\n"
+          "  --print-trial-id  print the trial's id (what trial.h5 records as trial_id) and exit\n"
+          "  Flags may stand anywhere on the line. SAFECL_LOG=debug adds the code locations of a\n"
+          "  failure to its message.\n\n");
+  cfg_print_help(&run_trial_schema, f);
+}
+
+/* --print-config / --print-trial-id: on every rank, as any serial tool under mpirun. */
+static scl_err print_only(const run_trial_cfg *cfg, int config, int trial_id) {
+  if (config) {
     char *text = NULL;
-    err = cfg_dump(&run_trial_schema, &cfg, &text);
-    if (!err) fputs(text, stdout); /* under mpirun: once per rank, as any serial tool */
+    SCL_CALL(cfg_dump(&run_trial_schema, cfg, &text));
+    fputs(text, stdout);
     free(text);
+  }
+  if (trial_id) {
+    char id[33];
+    SCL_CALL(run_trial_identity(cfg, id));
+    printf("%s\n", id);
+  }
+  return SCL_OK;
+}
+
+int cmd_train(int argc, char **argv) {
+  static const char *const flags[] = {"--help", "--print-config", "--print-trial-id"};
+  int found[3], n = 0;
+  char **rest = calloc((size_t)argc + 1, sizeof *rest);
+  if (!rest) {
+    fprintf(stderr, "safecl train: out of memory\n");
+    return 1;
+  }
+  int code = apps_config_args("train", argc, argv, flags, 3, found, rest, &n);
+  if (code || found[0]) {
+    if (!code) usage(stdout);
+    free(rest);
+    return code;
+  }
+  run_trial_cfg cfg = {0};
+  scl_err err = cfg_load_args(&run_trial_schema, n, rest, &cfg);
+  if (!err && (found[1] || found[2])) {
+    err = print_only(&cfg, found[1], found[2]);
   } else if (!err) {
     dist_comm *world = NULL;
     err = dist_comm_create(MPI_COMM_WORLD, &world);
@@ -57,5 +84,6 @@ int cmd_train(int argc, char **argv) {
   }
   if (err) scl_log_error_traceback();
   cfg_free(&run_trial_schema, &cfg);
+  free(rest);
   return err ? 1 : 0;
 }

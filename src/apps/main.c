@@ -38,10 +38,20 @@ static void usage(FILE *f) {
  * which `status`, `report` and friends have no use for. */
 static const char *const mpi_commands[] = {"sweep", "train", "bench"};
 
-static int needs_mpi(const char *name) {
+/* `safecl train` only prints with these flags (anywhere on its line), so it runs without MPI:
+ * 0.05 s instead of 0.7 s, which matters to scripts that print hundreds of configs. */
+static const char *const train_print_flags[] = {"--help", "-h", "--print-config",
+                                                "--print-trial-id"};
+
+static int needs_mpi(int argc, char **argv) {
+  int listed = 0;
   for (size_t i = 0; i < sizeof mpi_commands / sizeof mpi_commands[0]; i++)
-    if (!strcmp(name, mpi_commands[i])) return 1;
-  return 0;
+    listed |= !strcmp(argv[1], mpi_commands[i]);
+  if (!listed || strcmp(argv[1], "train")) return listed;
+  for (int a = 2; a < argc && strcmp(argv[a], "--"); a++)
+    for (size_t f = 0; f < sizeof train_print_flags / sizeof train_print_flags[0]; f++)
+      if (!strcmp(argv[a], train_print_flags[f])) return 0;
+  return 1;
 }
 
 static int run_with_mpi(const subcommand *c, int argc, char **argv) {
@@ -67,7 +77,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (int i = 0; i < n_commands; i++)
-    if (needs_mpi(argv[1]) && !strcmp(argv[1], commands[i].name))
+    if (needs_mpi(argc, argv) && !strcmp(argv[1], commands[i].name))
       return run_with_mpi(&commands[i], argc, argv);
   for (int i = 0; i < n_commands; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);

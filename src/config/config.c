@@ -1,9 +1,12 @@
 /* config.c: parse libconfig files and key=value overrides into a struct described by a key table.
  *
- * A file is walked setting by setting; every leaf must name a key of the table (unknown keys are
- * errors with file:line), and its libconfig type must fit the key's type. Overrides are parsed
- * from text with the same rules. A renamed key's old name is accepted with a warning. What this
- * does not do: merge several schemas or keep lists of groups; commands with richer structure (sweeps) layer those on top of one table each. */
+ * Arguments apply left to right, each file or override over what came before. A file is walked
+ * setting by setting; every leaf must name a key of the table (an unknown key is an error with
+ * file:line and the closest known keys, did_you_mean), and its libconfig type must fit the key's
+ * type. Overrides are parsed from text with the same rules. A renamed key's old name is accepted
+ * with a warning, or refused naming the new one. What this does not do: merge several schemas or
+ * keep lists of groups; commands with richer structure (sweeps) layer those on top of one table
+ * each. */
 #include "safecl/config.h"
 
 #include <errno.h>
@@ -12,15 +15,116 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const cfg_key *find_key(const cfg_schema *s, const char *name) {
+/* The state of one load: which override (if any) last set each key, so that a file applied after
+ * it can say that it sets the key again. */
+typedef struct loader {
+  const cfg_schema *schema;
+  void *cfg;
+  const char **set_by; /* n_keys: the override that last set the key, or NULL */
+} loader;
+
+static scl_err find_key(const cfg_schema *s, const char *name, const char *where,
+                        const cfg_key **out) {
+  *out = NULL;
   for (int i = 0; i < s->n_keys; i++)
-    if (!strcmp(s->keys[i].name, name)) return &s->keys[i];
-  for (int i = 0; i < s->n_renamed; i++)
-    if (!strcmp(s->renamed[i].old_name, name)) {
-      SCL_WARN("%s: key '%s' is deprecated; use '%s'", s->command, name, s->renamed[i].name);
-      return find_key(s, s->renamed[i].name);
+    if (!strcmp(s->keys[i].name, name)) {
+      *out = &s->keys[i];
+      return SCL_OK;
     }
-  return NULL;
+  for (int i = 0; i < s->n_renamed; i++) {
+    const cfg_renamed *r = &s->renamed[i];
+    if (strcmp(r->old_name, name)) continue;
+    SCL_CHECK(!r->refused, SCL_ERR_ARG, "%s: key '%s' was renamed to '%s'%s%s", where, name,
+              r->name, r->note ? ": " : "", r->note ? r->note : "");
+    SCL_WARN("%s: key '%s' is deprecated; use '%s'%s%s%s", where, name, r->name,
+             r->note ? " (" : "", r->note ? r->note : "", r->note ? ")" : "");
+    for (int j = 0; j < s->n_keys; j++)
+      if (!strcmp(s->keys[j].name, r->name)) *out = &s->keys[j];
+    return SCL_OK;
+  }
+  return SCL_OK;
+}
+
+/* Optimal string alignment distance (Damerau-Levenshtein without repeated edits of a substring):
+ * insertions, deletions, substitutions and swaps of two neighbours cost 1. Names are short. */
+static int edit_distance(const char *a, const char *b) {
+  enum { MAXN = 128 };
+  size_t n = strlen(a), m = strlen(b);
+  if (n >= MAXN || m >= MAXN) return MAXN;
+  static _Thread_local int d[MAXN][MAXN];
+  for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+  for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+  for (size_t i = 1; i <= n; i++)
+    for (size_t j = 1; j <= m; j++) {
+      int cost = a[i - 1] != b[j - 1];
+      int best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      if (d[i - 1][j - 1] + cost < best) best = d[i - 1][j - 1] + cost;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          d[i - 2][j - 2] + 1 < best)
+        best = d[i - 2][j - 2] + 1;
+      d[i][j] = best;
+    }
+  return d[n][m];
+}
+
+static const char *last_part(const char *name) {
+  const char *dot = strrchr(name, '.');
+  return dot ? dot + 1 : name;
+}
+
+/* " (did you mean 'a' or 'b'?)" for an unknown key: the known keys within an edit distance of
+ * max(2, length / 5) of it (or of a renamed key's old name: then the new name), or with the same
+ * last part in another section ("data.crop" -> "dataset.crop"), nearest first, at most three;
+ * "" when none is near. A name that is a section of the table ("dataset") says so. */
+static void did_you_mean(const cfg_schema *s, const char *name, char *buf, size_t cap) {
+  buf[0] = '\0';
+  size_t len = strlen(name);
+  for (int i = 0; i < s->n_keys; i++)
+    if (!strncmp(s->keys[i].name, name, len) && s->keys[i].name[len] == '.') {
+      snprintf(buf, cap, " ('%s' is a section: set its keys, e.g. '%s')", name, s->keys[i].name);
+      return;
+    }
+  int limit = len / 5 > 2 ? (int)(len / 5) : 2;
+  const char *best[3] = {NULL, NULL, NULL};
+  int dist[3] = {0, 0, 0}, n = 0;
+  for (int i = 0; i < s->n_keys + s->n_renamed; i++) {
+    const char *cand = i < s->n_keys ? s->keys[i].name : s->renamed[i - s->n_keys].name;
+    const char *near = i < s->n_keys ? cand : s->renamed[i - s->n_keys].old_name;
+    int d = edit_distance(name, near);
+    if (d > limit && strcmp(last_part(name), last_part(near)) != 0) continue;
+    if (d > limit) d = limit + 1; /* same last part: after the near misses */
+    int dup = 0;
+    for (int k = 0; k < n; k++) dup |= !strcmp(best[k], cand);
+    if (dup) continue;
+    int at = n < 3 ? n++ : 3;
+    while (at > 0 && dist[at - 1] > d) {
+      if (at < 3) {
+        best[at] = best[at - 1];
+        dist[at] = dist[at - 1];
+      }
+      at--;
+    }
+    if (at < 3) {
+      best[at] = cand;
+      dist[at] = d;
+    }
+  }
+  size_t o = 0;
+  for (int k = 0; k < n && o < cap; k++)
+    o += (size_t)snprintf(buf + o, cap - o, "%s'%s'",
+                          k == 0       ? " (did you mean "
+                          : k + 1 == n ? " or "
+                                       : ", ",
+                          best[k]);
+  if (n && o < cap) snprintf(buf + o, cap - o, "?)");
+}
+
+static scl_err unknown_key(const cfg_schema *s, const char *name, const char *where) {
+  char hint[512];
+  did_you_mean(s, name, hint, sizeof hint);
+  return SCL_ERROR(SCL_ERR_ARG, "%s: unknown key '%s' for 'safecl %s'%s; see safecl %s --help",
+                   where, name, s->command, hint, s->command);
 }
 
 static void *field(void *cfg, const cfg_key *k) { return (char *)cfg + k->offset; }
@@ -180,9 +284,11 @@ static scl_err set_from_setting(const cfg_key *k, void *cfg, config_setting_t *s
   return SCL_ERROR(SCL_ERR_ARG, "%s: %s must be of type %s", where, k->name, type_name(k->type));
 }
 
+/* The key's index in the table. */
+static int key_index(const cfg_schema *s, const cfg_key *k) { return (int)(k - s->keys); }
+
 /* Walks a group recursively, building dotted names. */
-static scl_err walk_group(const cfg_schema *schema, config_setting_t *group, const char *prefix,
-                          void *cfg) {
+static scl_err walk_group(loader *ld, config_setting_t *group, const char *prefix) {
   int n = config_setting_length(group);
   for (int i = 0; i < n; i++) {
     config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
@@ -192,24 +298,30 @@ static scl_err walk_group(const cfg_schema *schema, config_setting_t *group, con
     snprintf(where, sizeof where, "%s:%d", file ? file : "?", config_setting_source_line(s));
     if (!prefix[0] && !strcmp(name, "include")) continue; /* layered files: see load_file */
     if (config_setting_type(s) == CONFIG_TYPE_GROUP) {
-      SCL_CALL(walk_group(schema, s, name, cfg));
+      SCL_CALL(walk_group(ld, s, name));
       continue;
     }
-    const cfg_key *k = find_key(schema, name);
-    SCL_CHECK(k, SCL_ERR_ARG, "%s: unknown key '%s' for '%s' (see safecl %s --help)", where, name,
-              schema->command, schema->command);
-    SCL_CALL(set_from_setting(k, cfg, s, where));
+    const cfg_key *k = NULL;
+    SCL_CALL(find_key(ld->schema, name, where, &k));
+    if (!k) return unknown_key(ld->schema, name, where);
+    SCL_CALL(set_from_setting(k, ld->cfg, s, where));
+    const char **by = &ld->set_by[key_index(ld->schema, k)];
+    if (*by)
+      SCL_WARN(
+          "%s: sets %s again after the override %s given before it (arguments apply left to "
+          "right; the later one wins)",
+          where, k->name, *by);
+    *by = NULL;
   }
   return SCL_OK;
 }
 
-static scl_err load_file(const cfg_schema *schema, const char *path, void *cfg, int depth);
+static scl_err load_file(loader *ld, const char *path, int depth);
 
 /* `include = "a.cfg";` or `include = ["a.cfg", "b.cfg"];` at top level loads those files first
  * (relative to this file's directory), so that this file's keys override theirs. libconfig's
  * own @include is textual and cannot override, which is why layering is done here. */
-static scl_err load_includes(const cfg_schema *schema, config_t *lc, const char *dir, void *cfg,
-                             int depth) {
+static scl_err load_includes(loader *ld, config_t *lc, const char *dir, int depth) {
   config_setting_t *inc = config_lookup(lc, "include");
   if (!inc) return SCL_OK;
   int is_str = config_setting_type(inc) == CONFIG_TYPE_STRING;
@@ -227,12 +339,12 @@ static scl_err load_includes(const cfg_schema *schema, config_t *lc, const char 
       snprintf(path, sizeof path, "%s", rel);
     else
       snprintf(path, sizeof path, "%s/%s", dir, rel);
-    SCL_CALL(load_file(schema, path, cfg, depth + 1));
+    SCL_CALL(load_file(ld, path, depth + 1));
   }
   return SCL_OK;
 }
 
-static scl_err load_file(const cfg_schema *schema, const char *path, void *cfg, int depth) {
+static scl_err load_file(loader *ld, const char *path, int depth) {
   SCL_CHECK(depth <= 16, SCL_ERR_ARG, "%s: includes nested more than 16 deep (a cycle?)", path);
   config_t lc;
   config_init(&lc);
@@ -246,8 +358,8 @@ static scl_err load_file(const cfg_schema *schema, const char *path, void *cfg, 
     dir[0] = '\0';
   }
   scl_err err = cfg_read_libconfig(&lc, path);
-  if (!err) err = load_includes(schema, &lc, dir, cfg, depth);
-  if (!err) err = walk_group(schema, config_root_setting(&lc), "", cfg);
+  if (!err) err = load_includes(ld, &lc, dir, depth);
+  if (!err) err = walk_group(ld, config_root_setting(&lc), "");
   if (err) SCL_TRACE(err);
   config_destroy(&lc);
   return err;
@@ -259,21 +371,45 @@ int cfg_is_override(const char *arg) {
   return eq && (!sl || eq < sl) && eq != arg;
 }
 
-scl_err cfg_load_files(const cfg_schema *schema, const char *const *paths, int n_paths,
-                       int n_overrides, char *const *overrides, void *out) {
+static scl_err apply_override(loader *ld, const char *arg) {
+  const char *eq = strchr(arg, '=');
+  SCL_CHECK(eq, SCL_ERR_ARG, "override '%s' is not of the form key=value", arg);
+  char name[256];
+  snprintf(name, sizeof name, "%.*s", (int)(eq - arg), arg);
+  const cfg_key *k = NULL;
+  SCL_CALL(find_key(ld->schema, name, "command line", &k));
+  if (!k) return unknown_key(ld->schema, name, "command line");
+  SCL_CALL(set_from_text(k, ld->cfg, eq + 1, "command line"));
+  ld->set_by[key_index(ld->schema, k)] = arg;
+  return SCL_OK;
+}
+
+/* Defaults, then the files, then the overrides, or (files NULL) the mixed `args` in order. */
+static scl_err load(const cfg_schema *schema, const char *const *paths, int n_paths, int n_args,
+                    char *const *args, void *out) {
   for (int i = 0; i < schema->n_keys; i++)
     SCL_CALL(set_from_text(&schema->keys[i], out, schema->keys[i].def, "default"));
-  for (int i = 0; i < n_paths; i++) SCL_CALL(load_file(schema, paths[i], out, 0));
-  for (int i = 0; i < n_overrides; i++) {
-    const char *eq = strchr(overrides[i], '=');
-    SCL_CHECK(eq, SCL_ERR_ARG, "override '%s' is not of the form key=value", overrides[i]);
-    char name[256];
-    snprintf(name, sizeof name, "%.*s", (int)(eq - overrides[i]), overrides[i]);
-    const cfg_key *k = find_key(schema, name);
-    SCL_CHECK(k, SCL_ERR_ARG, "command line: unknown key '%s' (see safecl %s --help)", name,
-              schema->command);
-    SCL_CALL(set_from_text(k, out, eq + 1, "command line"));
-  }
+  loader ld = {schema, out, calloc((size_t)schema->n_keys + 1, sizeof(const char *))};
+  SCL_CHECK(ld.set_by, SCL_ERR_NOMEM, "config: key table of %d keys", schema->n_keys);
+  scl_err err = SCL_OK;
+  for (int i = 0; !err && i < n_paths; i++) err = load_file(&ld, paths[i], 0);
+  for (int i = 0; !err && i < n_args; i++)
+    err = paths || cfg_is_override(args[i]) ? apply_override(&ld, args[i])
+                                            : load_file(&ld, args[i], 0);
+  free(ld.set_by);
+  if (err) return SCL_TRACE(err);
+  return SCL_OK;
+}
+
+scl_err cfg_load_args(const cfg_schema *schema, int n_args, char *const *args, void *out) {
+  SCL_CALL(load(schema, NULL, 0, n_args, args, out));
+  return SCL_OK;
+}
+
+scl_err cfg_load_files(const cfg_schema *schema, const char *const *paths, int n_paths,
+                       int n_overrides, char *const *overrides, void *out) {
+  static const char *const none[1] = {NULL};
+  SCL_CALL(load(schema, paths ? paths : none, n_paths, n_overrides, overrides, out));
   return SCL_OK;
 }
 

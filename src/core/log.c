@@ -2,7 +2,8 @@
  *
  * One line per call, written with a single fprintf so that lines from different ranks sharing
  * a terminal or a SLURM output file interleave whole. The level comes from SAFECL_LOG at first
- * use unless set explicitly. */
+ * use unless set explicitly. A failure is reported as its message; the traceback's code locations
+ * are added at level debug (SAFECL_LOG=debug). */
 #include "safecl/core.h"
 
 #include <stdarg.h>
@@ -60,9 +61,18 @@ void scl_log(scl_log_level level, const char *fmt, ...) {
   fprintf(stderr, "%s] %s: %s\n", prefix, names[level], msg);
 }
 
+/* The message on one line; a failure met while handling it on a line of its own; the code
+ * locations ("  at file:line func") only at level debug, since they are for whoever debugs
+ * safecl, not for a user fixing a config. */
 void scl_log_error_traceback(void) {
   const char *msg = scl_error_message();
   scl_log(SCL_LOG_ERROR, "%s", msg[0] ? msg : "unknown failure");
-  const char *tb = scl_error_traceback();
-  if (tb[0] && scl_log_get_level() <= SCL_LOG_ERROR) fputs(tb, stderr);
+  if (scl_log_get_level() > SCL_LOG_ERROR) return;
+  int frames = scl_log_get_level() <= SCL_LOG_DEBUG;
+  for (const char *line = scl_error_traceback(); *line;) {
+    const char *nl = strchr(line, '\n');
+    size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+    if (frames || strncmp(line, "  at ", 5)) fwrite(line, 1, len, stderr);
+    line += len;
+  }
 }

@@ -4,7 +4,9 @@
  * Every reader materialises its whole sample list at open time (labels, stable names, the
  * manifest hash), so accessors are O(1), never fail and never touch the filesystem; only
  * data_dataset_read does I/O. The price is memory for the names, about 40 bytes a sample (4 MB
- * for 100k images), which is small next to one batch of activations. */
+ * for 100k images), which is small next to one batch of activations. A per-class limit is
+ * applied here, once for every format: the reader's list stays whole and an index table maps the
+ * kept samples onto it. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +97,47 @@ void ds_manifest_record(scl_hasher *h, const char *path, int64_t label, uint64_t
 /* ---------------------------------------------------------------------------------------- */
 /* Interface                                                                                 */
 
+/* Keeps the first `limit` samples of every (domain, class) in the reader's order and folds the
+ * limit into the manifest hash. */
+static scl_err apply_limit(data_dataset *ds, int64_t limit) {
+  int64_t n_dom = ds->domain_of && ds->n_domains > 0 ? ds->n_domains : 1;
+  size_t cells;
+  SCL_CHECK(!scl_mul_overflows((size_t)n_dom, (size_t)(ds->n_classes ? ds->n_classes : 1), &cells),
+            SCL_ERR_ARG, "dataset.limit: %lld domains x %lld classes", (long long)n_dom,
+            (long long)ds->n_classes);
+  int64_t *seen = NULL, *keep = NULL;
+  SCL_CALL(scl_calloc(cells * sizeof *seen, "dataset.limit: samples per class", (void **)&seen));
+  scl_err err = scl_alloc((size_t)(ds->count ? ds->count : 1) * sizeof *keep,
+                          "dataset.limit: kept samples", (void **)&keep);
+  if (err) {
+    scl_free(seen);
+    return SCL_TRACE(err);
+  }
+  int64_t n = 0;
+  for (int64_t i = 0; i < ds->count; i++) {
+    int64_t d = ds->domain_of ? ds->domain_of[i] : 0;
+    int64_t *c = &seen[d * ds->n_classes + ds->labels[i]];
+    if (*c < limit) keep[n++] = i;
+    (*c)++;
+  }
+  scl_free(seen);
+  ds->keep = keep;
+  ds->count = n;
+  scl_hasher *h = NULL;
+  SCL_CALL(scl_hasher_create(&h));
+  static const char tag[] = "safecl-limit-v1";
+  scl_hasher_update(h, tag, sizeof tag);
+  ds_manifest_u64(h, ds->manifest.hi);
+  ds_manifest_u64(h, ds->manifest.lo);
+  ds_manifest_u64(h, (uint64_t)limit);
+  ds->manifest = scl_hasher_digest(h);
+  scl_hasher_destroy(&h);
+  return SCL_OK;
+}
+
+/* The reader's index of sample i. */
+static int64_t base(const data_dataset *ds, int64_t i) { return ds->keep ? ds->keep[i] : i; }
+
 scl_err data_dataset_open(const data_source *src, data_dataset **out) {
   *out = NULL;
   SCL_CHECK(src && src->format && src->split, SCL_ERR_ARG,
@@ -128,6 +171,9 @@ scl_err data_dataset_open(const data_source *src, data_dataset **out) {
                    "\"synthetic\"",
                    src->format);
   }
+  SCL_CHECK_GOTO(err, fail, src->limit >= 0, SCL_ERR_ARG, "dataset.limit = %lld is negative",
+                 (long long)src->limit);
+  if (src->limit > 0) SCL_CALL_GOTO(err, apply_limit(ds, src->limit), fail);
   SCL_DEBUG("dataset %s %s: %lld samples, %lld classes", src->format, src->split,
             (long long)ds->count, (long long)ds->n_classes);
   *out = ds;
@@ -145,6 +191,7 @@ void data_dataset_close(data_dataset **ds) {
   strpool_free(&d->paths);
   strpool_free(&d->classes);
   free(d->labels);
+  scl_free(d->keep);
   free(d->domain_of);
   free(d->root);
   free(d);
@@ -152,17 +199,17 @@ void data_dataset_close(data_dataset **ds) {
 }
 
 int data_dataset_domain(const data_dataset *ds, int64_t i) {
-  return ds->domain_of ? ds->domain_of[i] : 0;
+  return ds->domain_of ? ds->domain_of[base(ds, i)] : 0;
 }
 
 int64_t data_dataset_count(const data_dataset *ds) { return ds->count; }
 
 int64_t data_dataset_num_classes(const data_dataset *ds) { return ds->n_classes; }
 
-int64_t data_dataset_label(const data_dataset *ds, int64_t i) { return ds->labels[i]; }
+int64_t data_dataset_label(const data_dataset *ds, int64_t i) { return ds->labels[base(ds, i)]; }
 
 const char *data_dataset_path(const data_dataset *ds, int64_t i) {
-  return strpool_get(&ds->paths, i);
+  return strpool_get(&ds->paths, base(ds, i));
 }
 
 const char *data_dataset_class_name(const data_dataset *ds, int64_t c) {
@@ -175,6 +222,7 @@ scl_err data_dataset_read(const data_dataset *ds, int64_t i, data_image *img) {
   SCL_CHECK(i >= 0 && i < ds->count, SCL_ERR_ARG, "sample %lld out of range [0, %lld)",
             (long long)i, (long long)ds->count);
   img->max_pixels = ds->max_image_pixels;
+  i = base(ds, i);
   switch (ds->kind) {
     case DS_FOLDER:
     case DS_LIST:

@@ -25,9 +25,12 @@ typedef enum { DS_FOLDER, DS_CIFAR, DS_SYNTHETIC, DS_LIST, DS_PACKED } ds_kind;
 
 struct data_dataset {
   ds_kind kind;
-  int64_t count, n_classes;
-  int32_t *labels; /* count entries */
-  strpool paths;   /* count entries: the stable sample names */
+  int64_t count, n_classes; /* count: samples seen through the interface (after a limit) */
+  /* with data_source.limit: count entries (scl_alloc), the reader's index of each kept sample
+     (the arrays below and the readers use reader indices); NULL: index i is sample i */
+  int64_t *keep;
+  int32_t *labels; /* one per sample of the reader */
+  strpool paths;   /* one per sample of the reader: the stable sample names */
   strpool classes; /* n_classes entries */
   scl_hash manifest;
   char *root; /* folder: ROOT (sample paths are relative to it); cifar: the .bin path */

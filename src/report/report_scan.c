@@ -207,7 +207,11 @@ static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "dataset", &t->dataset), done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "method", &t->method), done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "method_category", &t->category), done);
-  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "config", &config), done);
+  /* identity_config: flat `key = value;` lines whatever the version (`config` is nested
+   * libconfig since the config could be read back); files older than it have a flat config */
+  int flat = 0;
+  SCL_CALL_GOTO(err, h5_attr_exists(f, NULL, "identity_config", &flat), done);
+  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, flat ? "identity_config" : "config", &config), done);
   SCL_CALL_GOTO(err, report_config_point(config, &t->point), done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "protocol", &protocol), done);
   SCL_CALL_GOTO(err, read_order_config(h5_file_path(f), config, protocol, t), done);
@@ -343,7 +347,8 @@ static scl_err read_unfinished(const char *dir, report_trial *t) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Config text: `key = value;` lines as written by cfg_dump (config/config_dump.c).          */
+/* Config text: `key = value;` lines, flat with dotted keys (identity_config, older config) or  */
+/* nested in `group = {` ... `};` as cfg_dump writes it (config/config_dump.c).               */
 
 /* Keys that do not make a different hyperparameter point: the seed, and the keys that
  * run/trial_config.c marks no_identity (KX: paths, threads, batch of a pure inference pass,
@@ -373,12 +378,54 @@ static int split_line(const char *line, size_t len, const char **k, size_t *klen
   return 1;
 }
 
+/* A line that opens (`name = {`) or closes (`};`) a group updates prefix ("a.b." inside b of a)
+ * and returns 1; any other line returns 0. */
+static int group_line(const char *line, size_t len, char *prefix, size_t cap) {
+  const char *p = line, *end = line + len;
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  if (p < end && *p == '}') {
+    size_t n = strlen(prefix);
+    if (n) prefix[n - 1] = '\0';
+    char *dot = strrchr(prefix, '.');
+    if (dot)
+      dot[1] = '\0';
+    else
+      prefix[0] = '\0';
+    return 1;
+  }
+  const char *name = p;
+  while (p < end && *p != ' ' && *p != '\t' && *p != '=' && *p != ':') p++;
+  size_t nlen = (size_t)(p - name);
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  if (!nlen || p >= end || (*p != '=' && *p != ':')) return 0;
+  for (p++; p < end && (*p == ' ' || *p == '\t'); p++) {
+  }
+  if (p >= end || *p != '{') return 0;
+  for (p++; p < end && (*p == ' ' || *p == '\t' || *p == '\r'); p++) {
+  }
+  if (p != end) return 0;
+  size_t n = strlen(prefix);
+  snprintf(prefix + n, cap - n, "%.*s.", (int)nlen, name);
+  return 1;
+}
+
+/* The full name of key [k, k+klen) inside the groups of prefix. */
+static void full_key(const char *prefix, const char *k, size_t klen, char *out, size_t cap) {
+  snprintf(out, cap, "%s%.*s", prefix, (int)klen, k);
+}
+
 char *report_config_value(const char *text, const char *key) {
+  char prefix[256] = "", name[512];
   for (const char *line = text; line && *line;) {
     const char *nl = strchr(line, '\n'), *k, *v;
     size_t len = nl ? (size_t)(nl - line) : strlen(line), klen, vlen;
-    if (split_line(line, len, &k, &klen, &v, &vlen) && klen == strlen(key) &&
-        !strncmp(k, key, klen)) {
+    if (group_line(line, len, prefix, sizeof prefix)) {
+      line = nl ? nl + 1 : NULL;
+      continue;
+    }
+    int is_kv = split_line(line, len, &k, &klen, &v, &vlen);
+    if (is_kv) full_key(prefix, k, klen, name, sizeof name);
+    if (is_kv && !strcmp(name, key)) {
       char *out = malloc(vlen + 1);
       if (!out) return NULL;
       size_t o = 0;
@@ -403,15 +450,27 @@ scl_err report_config_point(const char *text, char **out) {
   size_t cap = strlen(text) + 1, o = 0;
   char *buf = malloc(cap);
   SCL_CHECK(buf, SCL_ERR_NOMEM, "report: config point");
+  char prefix[256] = "", name[512];
   for (const char *line = text; *line;) {
     const char *nl = strchr(line, '\n'), *k, *v;
     size_t len = nl ? (size_t)(nl - line) : strlen(line), klen, vlen;
-    int keep = split_line(line, len, &k, &klen, &v, &vlen);
+    int keep = !group_line(line, len, prefix, sizeof prefix) &&
+               split_line(line, len, &k, &klen, &v, &vlen);
+    if (keep) full_key(prefix, k, klen, name, sizeof name);
     for (size_t i = 0; keep && i < sizeof non_point_keys / sizeof non_point_keys[0]; i++)
-      if (klen == strlen(non_point_keys[i]) && !strncmp(k, non_point_keys[i], klen)) keep = 0;
-    if (keep)
-      o += (size_t)snprintf(buf + o, cap - o, "%s%.*s = %.*s;", o ? "\n" : "", (int)klen, k,
-                            (int)vlen, v);
+      if (!strcmp(name, non_point_keys[i])) keep = 0;
+    if (keep) {
+      if (o + strlen(name) + vlen + 6 > cap) { /* nested names grow longer than their lines */
+        cap = 2 * (o + strlen(name) + vlen + 6);
+        char *grown = realloc(buf, cap);
+        if (!grown) {
+          free(buf);
+          return SCL_ERROR(SCL_ERR_NOMEM, "report: config point");
+        }
+        buf = grown;
+      }
+      o += (size_t)snprintf(buf + o, cap - o, "%s%s = %.*s;", o ? "\n" : "", name, (int)vlen, v);
+    }
     line = nl ? nl + 1 : line + len;
   }
   buf[o] = '\0';

@@ -28,40 +28,63 @@ static const cfg_key features_keys[] = {
       "seed of the random weights when backbone.weights is empty"),
     K("backbone.ignore_unexpected", CFG_BOOL, ignore_unexpected, 0, 1, "false", NULL,
       "skip tensors of the weights file that the model does not use instead of refusing it"),
-    K("data.format", CFG_STRING, format, 0, 0, "synthetic", "folder|cifar100|synthetic",
+    K("dataset.format", CFG_STRING, format, 0, 0, "synthetic", "folder|cifar100|synthetic",
       "dataset reader"),
     K("dataset.root", CFG_STRING, root, 0, 0, "", NULL,
       "folder: ROOT/{train,test}/<class>/<image>; cifar100: folder with cifar-100-binary/"),
-    K("data.split", CFG_STRING, split, 0, 0, "test", "train|test", "which split to extract"),
-    K("data.resize", CFG_INT, resize, 0, 8192, "224", NULL,
+    K("dataset.split", CFG_STRING, split, 0, 0, "test", "train|test", "which split to extract"),
+    K("dataset.resize", CFG_INT, resize, 0, 8192, "224", NULL,
       "Resize(shorter side, bicubic) before the crop; 0 or the image's own short side: none"),
-    K("data.crop", CFG_INT, crop, 8, 8192, "224", NULL, "CenterCrop size; must equal the ViT's"),
+    K("dataset.crop", CFG_INT, crop, 8, 8192, "224", NULL, "CenterCrop size; must equal the ViT's"),
     K("dataset.max_image_pixels", CFG_INT, max_image_pixels, 1, 178956970, "89478485", NULL,
       "largest width x height of an image that is decoded (PIL's MAX_IMAGE_PIXELS); at most "
       "PIL's error limit"),
-    K("data.mean", CFG_FLOATS, mean, -10, 10, "[]", NULL,
+    K("dataset.mean", CFG_FLOATS, mean, -10, 10, "[]", NULL,
       "per-channel mean to subtract after ToTensor; [] = none (the SAFE default)"),
-    K("data.std", CFG_FLOATS, std, 1e-6, 100, "[]", NULL, "per-channel std; [] = none"),
-    K("data.limit", CFG_INT, limit, 0, 1e12, "0", NULL,
-      "extract only the first N samples; 0 = all"),
-    K("data.synthetic.classes", CFG_INT, syn_classes, 1, 100000, "10", NULL,
+    K("dataset.std", CFG_FLOATS, std, 1e-6, 100, "[]", NULL, "per-channel std; [] = none"),
+    K("dataset.limit", CFG_INT, limit, 0, 1e12, "0", NULL,
+      "at most N images of each class (the first N in dataset order); 0 = all"),
+    K("dataset.synthetic.classes", CFG_INT, syn_classes, 1, 100000, "10", NULL,
       "synthetic: number of classes"),
-    K("data.synthetic.per_class", CFG_INT, syn_per_class, 1, 1000000, "8", NULL,
-      "synthetic: images per class in the split"),
-    K("data.synthetic.size", CFG_INT, syn_size, 8, 4096, "224", NULL, "synthetic: image side"),
-    K("data.synthetic.seed", CFG_INT, syn_seed, 0, 4294967295.0, "1993", NULL,
+    K("dataset.synthetic.train_per_class", CFG_INT, syn_train_per_class, 1, 1000000, "8", NULL,
+      "synthetic: training images per class (dataset.split = train)"),
+    K("dataset.synthetic.test_per_class", CFG_INT, syn_test_per_class, 1, 1000000, "8", NULL,
+      "synthetic: test images per class (dataset.split = test)"),
+    K("dataset.synthetic.size", CFG_INT, syn_size, 8, 4096, "224", NULL, "synthetic: image side"),
+    K("dataset.synthetic.seed", CFG_INT, syn_seed, 0, 4294967295.0, "1993", NULL,
       "synthetic: generator seed"),
-    K("data.synthetic.difficulty", CFG_FLOAT, syn_difficulty, 0, 0.99, "0.0", NULL,
+    K("dataset.synthetic.difficulty", CFG_FLOAT, syn_difficulty, 0, 0.99, "0.0", NULL,
       "synthetic: blend of every image toward another class (0 = easy)"),
-    K("batch", CFG_INT, batch, 1, 4096, "16", NULL, "images per forward pass"),
+    K("eval.batch", CFG_INT, batch, 1, 4096, "16", NULL, "images per forward pass"),
     K("threads", CFG_INT, threads, 0, 1024, "0", NULL,
       "compute threads; 0 = OPENBLAS_NUM_THREADS or the core count"),
     K("out", CFG_STRING, out, 0, 0, "features.h5", NULL, "output HDF5 file"),
 };
 #undef K
 
-/* `safecl train` names the dataset root dataset.root; features used to call it data.root. */
-static const cfg_renamed features_renamed[] = {{"data.root", "dataset.root"}};
+/* `safecl train` and `safecl features` name the same things alike (dataset.*, eval.batch); the
+ * names features used before still work with a deprecation line, except two whose meaning
+ * changed. */
+static const cfg_renamed features_renamed[] = {
+    {"data.root", "dataset.root", 0, NULL},
+    {"data.format", "dataset.format", 0, NULL},
+    {"data.split", "dataset.split", 0, NULL},
+    {"data.resize", "dataset.resize", 0, NULL},
+    {"data.crop", "dataset.crop", 0, NULL},
+    {"data.mean", "dataset.mean", 0, NULL},
+    {"data.std", "dataset.std", 0, NULL},
+    {"data.synthetic.classes", "dataset.synthetic.classes", 0, NULL},
+    {"data.synthetic.size", "dataset.synthetic.size", 0, NULL},
+    {"data.synthetic.seed", "dataset.synthetic.seed", 0, NULL},
+    {"data.synthetic.difficulty", "dataset.synthetic.difficulty", 0, NULL},
+    {"batch", "eval.batch", 0, NULL},
+    {"data.limit", "dataset.limit", 1,
+     "dataset.limit keeps the first N images of each class, data.limit kept the first N of the "
+     "split"},
+    {"data.synthetic.per_class", "dataset.synthetic.test_per_class", 1,
+     "set dataset.synthetic.train_per_class or dataset.synthetic.test_per_class, as for safecl "
+     "train; the one of dataset.split is used"},
+};
 
 const cfg_schema run_features_schema = {
     "features", features_keys, (int)(sizeof features_keys / sizeof features_keys[0]),
@@ -82,7 +105,7 @@ typedef struct features_job {
 static scl_err check_norm(const run_features_cfg *cfg, features_job *job) {
   if (cfg->mean.n == 0 && cfg->std.n == 0) return SCL_OK;
   SCL_CHECK(cfg->mean.n == 3 && cfg->std.n == 3, SCL_ERR_ARG,
-            "data.mean and data.std must both hold 3 values (or both be [])");
+            "dataset.mean and dataset.std must both hold 3 values (or both be [])");
   for (int c = 0; c < 3; c++) {
     job->mean[c] = (float)cfg->mean.v[c];
     job->std[c] = (float)cfg->std.v[c];
@@ -92,24 +115,25 @@ static scl_err check_norm(const run_features_cfg *cfg, features_job *job) {
 }
 
 static scl_err open_inputs(const run_features_cfg *cfg, features_job *job) {
-  data_source src = {.format = cfg->format,
-                     .root = cfg->root,
-                     .split = cfg->split,
-                     .n_classes = cfg->syn_classes,
-                     .per_class = cfg->syn_per_class,
-                     .image_size = (int)cfg->syn_size,
-                     .seed = (uint64_t)cfg->syn_seed,
-                     .difficulty = cfg->syn_difficulty,
-                     .max_image_pixels = cfg->max_image_pixels};
+  data_source src = {
+      .format = cfg->format,
+      .root = cfg->root,
+      .split = cfg->split,
+      .n_classes = cfg->syn_classes,
+      .per_class = strcmp(cfg->split, "train") ? cfg->syn_test_per_class : cfg->syn_train_per_class,
+      .limit = cfg->limit,
+      .image_size = (int)cfg->syn_size,
+      .seed = (uint64_t)cfg->syn_seed,
+      .difficulty = cfg->syn_difficulty,
+      .max_image_pixels = cfg->max_image_pixels};
   if (strcmp(cfg->format, "synthetic") && !cfg->root[0])
-    return SCL_ERROR(SCL_ERR_ARG, "dataset.root is empty; data.format = \"%s\" needs it",
+    return SCL_ERROR(SCL_ERR_ARG, "dataset.root is empty; dataset.format = \"%s\" needs it",
                      cfg->format);
   SCL_CALL(data_dataset_open(&src, &job->ds));
   job->n = data_dataset_count(job->ds);
-  if (cfg->limit > 0 && cfg->limit < job->n) job->n = cfg->limit;
 
   int64_t batch = cfg->batch < job->n ? cfg->batch : job->n;
-  SCL_CALL(vit_model_open(cfg->arch, cfg->crop, "data.crop", cfg->weights,
+  SCL_CALL(vit_model_open(cfg->arch, cfg->crop, "dataset.crop", cfg->weights,
                           cfg->ignore_unexpected ? VIT_LOAD_IGNORE_UNEXPECTED : 0u,
                           (uint64_t)cfg->backbone_seed, batch > 0 ? batch : 1, (int)cfg->threads,
                           &job->model));

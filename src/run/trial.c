@@ -42,7 +42,8 @@ static scl_err open_split(const run_trial_cfg *cfg, const char *split, data_data
                      .image_size = (int)cfg->syn_size,
                      .seed = (uint64_t)cfg->syn_seed,
                      .difficulty = cfg->syn_difficulty,
-                     .max_image_pixels = cfg->max_image_pixels};
+                     .max_image_pixels = cfg->max_image_pixels,
+                     .limit = cfg->limit};
   if (strcmp(cfg->format, "synthetic") && !cfg->root[0])
     return SCL_ERROR(SCL_ERR_ARG, "dataset.root is empty; dataset.format = \"%s\" needs it",
                      cfg->format);
@@ -109,7 +110,8 @@ static scl_err test_groups(const trial_state *st, const int64_t *idx, const int3
 }
 
 static scl_err open_backbone(const run_trial_cfg *cfg, trial_state *st) {
-  SCL_CALL(vit_model_open(cfg->arch, cfg->crop, "dataset.crop", cfg->weights, 0,
+  SCL_CALL(vit_model_open(cfg->arch, cfg->crop, "dataset.crop", cfg->weights,
+                          cfg->ignore_unexpected ? VIT_LOAD_IGNORE_UNEXPECTED : 0u,
                           (uint64_t)cfg->backbone_seed, cfg->eval_batch, (int)cfg->threads,
                           &st->backbone));
   return SCL_OK;
@@ -437,10 +439,11 @@ static int manifests_cached;
 
 static scl_err cached_manifest(const run_trial_cfg *cfg, const char *split, char hex[33]) {
   char key[1200];
-  snprintf(key, sizeof key, "%s|%s|%s|%s|%lld|%lld|%lld|%lld|%lld|%lld|%.17g", cfg->format,
+  snprintf(key, sizeof key, "%s|%s|%s|%s|%lld|%lld|%lld|%lld|%lld|%lld|%.17g|%lld", cfg->format,
            cfg->root, split, cfg->domains, (long long)cfg->classes, (long long)cfg->syn_classes,
            (long long)cfg->syn_train_per_class, (long long)cfg->syn_test_per_class,
-           (long long)cfg->syn_size, (long long)cfg->syn_seed, cfg->syn_difficulty);
+           (long long)cfg->syn_size, (long long)cfg->syn_seed, cfg->syn_difficulty,
+           (long long)cfg->limit);
   for (int i = 0; i < manifests_cached; i++)
     if (!strcmp(manifest_cache[i].key, key)) {
       memcpy(hex, manifest_cache[i].hex, 33);

@@ -1,5 +1,6 @@
 /* trial_config.c: the key table of a trial (`safecl train --help`). Dataset files in
- * configs/datasets/ set dataset.*, method files in configs/methods/ set method.* and train.*. */
+ * configs/datasets/ set dataset.*, method files in configs/methods/ set method.* and train.*.
+ * `safecl features` (run/features.c) uses the same names for the keys both have. */
 #include <stddef.h>
 
 #include "safecl/trial.h"
@@ -27,6 +28,10 @@ static const cfg_key trial_keys[] = {
     K("dataset.order_seed", CFG_INT, order_seed, -1, 4294967295.0, "-1", NULL,
       "seed of the class order: -1 = the trial seed, as the toolboxes (each seed its own "
       "order); any other value pins the order whatever the seed (1993 = the iCaRL/PyCIL order)"),
+    CFG_KEY_ADDED(run_trial_cfg, "dataset.limit", CFG_INT, limit, 0, 1e12, "0", NULL,
+                  "at most N images of each class in each split (of each class and domain for "
+                  "domainnet), the first N in dataset order: smoke tests on a real benchmark; "
+                  "0 = all"),
     K("dataset.resize", CFG_INT, resize, 0, 8192, "224", NULL,
       "test transform: Resize(shorter side, bicubic); 256 for folder datasets, 224 for CIFAR"),
     K("dataset.crop", CFG_INT, crop, 8, 8192, "224", NULL, "test transform: CenterCrop"),
@@ -52,6 +57,9 @@ static const cfg_key trial_keys[] = {
       ".safetensors in timm or Hugging Face naming; empty: random weights from backbone.seed"),
     K("backbone.seed", CFG_INT, backbone_seed, 0, 4294967295.0, "1993", NULL,
       "seed of the random weights when backbone.weights is empty"),
+    KX("backbone.ignore_unexpected", CFG_BOOL, ignore_unexpected, 0, 1, "false", NULL,
+       "skip tensors of the weights file that the model does not use instead of refusing it "
+       "(the tensors it loads are the same, so the trial's identity is too)"),
     {.name = "method.name",
      .type = CFG_STRING,
      .offset = offsetof(run_trial_cfg, method.name),

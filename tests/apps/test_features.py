@@ -6,7 +6,10 @@ runs `safecl features` with the SAFE test transform (Resize(256, bicubic) + Cent
 ToTensor), and compares every feature with the reference pipeline: PIL open/convert("RGB"),
 torchvision transforms, the from-scratch PyTorch ViT of tests/model/vit_ref.py. Then checks the
 bad-input paths: each must fail with a message naming the culprit and leave an existing output
-file untouched; the old key data.root still works, with a deprecation line. Exits non-zero on any failure.
+file untouched; the old keys data.* (the names before `safecl features` took `safecl train`'s)
+still work with a deprecation line, or are refused naming the new key where the meaning changed;
+dataset.limit keeps the first N images of each class; --print-config reads back to the same
+text. Exits non-zero on any failure.
 """
 import argparse
 import os
@@ -85,9 +88,9 @@ def test_parity(safecl, tmp):
     weights = os.path.join(tmp, "tiny.safetensors")
     vit_ref.write_safetensors(weights, {k: v.detach().numpy() for k, v in model.state_dict().items()})
     out = os.path.join(tmp, "f.h5")
-    p = run(safecl, ["data.format=folder", "dataset.root=" + root, "data.split=test", "data.resize=256",
-                     "data.crop=224", "backbone.arch=vit_tiny_patch16_224", "backbone.weights=" + weights,
-                     "batch=4", "out=" + out])
+    p = run(safecl, ["dataset.format=folder", "dataset.root=" + root, "dataset.split=test",
+                     "dataset.resize=256", "dataset.crop=224", "backbone.arch=vit_tiny_patch16_224",
+                     "backbone.weights=" + weights, "eval.batch=4", "out=" + out])
     check(p.returncode == 0, "safecl features exits 0 on a folder dataset")
     if p.returncode != 0:
         return
@@ -110,7 +113,38 @@ def test_parity(safecl, tmp):
     for key in ("schema_version", "code_version", "config", "dataset_manifest_xxh3",
                 "backbone_weights_xxh3", "hdf5_version", "created_utc"):
         check(key in attrs, "provenance attribute %s present" % key)
-    check("data.resize = 256;" in str(attrs.get("config", "")), "effective config recorded")
+    config = attrs.get("config", b"")
+    config = config.decode() if isinstance(config, bytes) else str(config)
+    check("dataset = {" in config and "  resize = 256;" in config, "effective config recorded")
+    # the recorded config is a config file: read back, it prints the same text
+    saved = os.path.join(tmp, "recorded.cfg")
+    with open(saved, "w") as f:
+        f.write(config)
+    again = run(safecl, [saved, "--print-config"])
+    check(again.returncode == 0 and again.stdout == config,
+          "the recorded config reads back to the same text")
+    # dataset.limit=1: the first image of each class in dataset order, nothing else
+    lim = os.path.join(tmp, "limit.h5")
+    p = run(safecl, ["--print-config", "dataset.limit=1"])
+    check(p.returncode == 0 and "  limit = 1;" in p.stdout, "--print-config before the keys")
+    p = run(safecl, ["dataset.format=folder", "dataset.root=" + root, "dataset.resize=256",
+                     "backbone.arch=vit_tiny_patch16_224", "backbone.weights=" + weights,
+                     "eval.batch=4", "out=" + lim, "dataset.limit=1"])
+    check(p.returncode == 0, "safecl features with dataset.limit=1 exits 0")
+    if p.returncode == 0:
+        firsts = [i for i in range(len(ref_labels)) if i == 0 or ref_labels[i] != ref_labels[i - 1]]
+        with h5py.File(lim, "r") as f:
+            lim_paths = [s.decode() if isinstance(s, bytes) else s for s in f["paths"][...]]
+            lim_feat = f["features"][...]
+            lim_manifest = f.attrs["dataset_manifest_xxh3"]
+        check(lim_paths == [ref_paths[i] for i in firsts],
+              "dataset.limit=1 keeps the first image of each class (%s)" % lim_paths)
+        # the same images, in batches of another composition (so not bit-identical: a GEMM's
+        # blocking follows its row count): within the reference bound checked above
+        lim_err = float(np.abs(lim_feat - ref[firsts]).max()) if len(firsts) else 0.0
+        check(lim_feat.shape == ref[firsts].shape and lim_err <= 1e-4,
+              "their features match the reference's (max abs error %.3g <= 1e-4)" % lim_err)
+        check(lim_manifest != attrs["dataset_manifest_xxh3"], "the limit changes the manifest hash")
     return root, weights
 
 
@@ -127,20 +161,32 @@ def test_bad_input(safecl, tmp, root, weights):
     with open(out, "wb") as f:
         f.write(b"precious earlier results")
     missing = os.path.join(tmp, "nope")
-    expect_failure(safecl, ["data.format=folder", "dataset.root=" + missing], missing,
+    expect_failure(safecl, ["dataset.format=folder", "dataset.root=" + missing], missing,
                    "missing dataset root", out)
     bad_root = os.path.join(tmp, "bad_ds")
     os.makedirs(os.path.join(bad_root, "test", "a"))
     Image.new("RGB", (40, 30)).save(os.path.join(bad_root, "test", "a", "ok.png"))
     with open(os.path.join(bad_root, "test", "a", "torn.jpg"), "wb") as f:
         f.write(open(os.path.join(root, "test", "n01_ant", "img_2.JPG"), "rb").read()[:300])
-    expect_failure(safecl, ["data.format=folder", "dataset.root=" + bad_root, "data.resize=224"],
+    expect_failure(safecl, ["dataset.format=folder", "dataset.root=" + bad_root, "dataset.resize=224"],
                    "torn.jpg", "truncated JPEG in the dataset", out)
-    expect_failure(safecl, ["data.crop=192"], "data.crop", "crop that does not fit the ViT", out)
-    expect_failure(safecl, ["data.colour=1"], "data.colour", "unknown key", out)
+    expect_failure(safecl, ["dataset.crop=192"], "dataset.crop", "crop that does not fit the ViT", out)
+    expect_failure(safecl, ["dataset.colour=1"], "dataset.colour", "unknown key", out)
+    expect_failure(safecl, ["dataset.cropp=224"], "did you mean 'dataset.crop'", "misspelt key", out)
+    expect_failure(safecl, ["data.limit=3"], "renamed to 'dataset.limit'",
+                   "old data.limit (first N of the split) refused", out)
+    expect_failure(safecl, ["data.synthetic.per_class=3"], "dataset.synthetic.test_per_class",
+                   "old data.synthetic.per_class refused", out)
+    expect_failure(safecl, ["--frobnicate"], "unknown option --frobnicate", "unknown option", out)
+    # a failure is one line naming the culprit; the code locations only with SAFECL_LOG=debug
+    p = run(safecl, ["dataset.crop=192", "out=" + out], expect_ok=False)
+    check(p.returncode != 0 and "  at src/" not in p.stderr, "no traceback frames by default")
+    p = subprocess.run([safecl, "features", "dataset.crop=192", "out=" + out], capture_output=True,
+                       text=True, env=dict(os.environ, SAFECL_LOG="debug"))
+    check(p.returncode != 0 and "  at src/" in p.stderr, "traceback frames with SAFECL_LOG=debug")
     # data.root is the old name of dataset.root (the name `safecl train` uses): still accepted,
     # with exactly one deprecation line.
-    p = run(safecl, ["data.format=folder", "data.root=" + missing, "out=" + out], expect_ok=False)
+    p = run(safecl, ["dataset.format=folder", "data.root=" + missing, "out=" + out], expect_ok=False)
     notes = [l for l in p.stderr.splitlines() if "deprecated" in l]
     check(p.returncode != 0 and missing in p.stderr and len(notes) == 1
           and "'data.root' is deprecated; use 'dataset.root'" in notes[0],

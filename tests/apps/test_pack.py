@@ -31,9 +31,9 @@ def run(safecl, args):
     return subprocess.run([safecl] + args, capture_output=True, text=True)
 
 
-def features(safecl, root, out):
-    p = run(safecl, ["features", "data.format=folder", "dataset.root=" + root, "data.resize=256",
-                     "backbone.arch=vit_tiny_patch16_224", "out=" + out])
+def features(safecl, root, out, extra=()):
+    p = run(safecl, ["features", "dataset.format=folder", "dataset.root=" + root, "dataset.resize=256",
+                     "backbone.arch=vit_tiny_patch16_224", "out=" + out] + list(extra))
     if p.returncode:
         print(p.stderr)
         return None
@@ -74,8 +74,8 @@ def check_damaged_packs(safecl, root, tmp):
         check(p.returncode == 0, "pack for the '%s' case" % what)
         with h5py.File(bad, "r+") as f:
             edit(f)
-        p = run(safecl, ["features", "data.format=folder", "dataset.root=" + bad,
-                         "data.resize=256", "backbone.arch=vit_tiny_patch16_224",
+        p = run(safecl, ["features", "dataset.format=folder", "dataset.root=" + bad,
+                         "dataset.resize=256", "backbone.arch=vit_tiny_patch16_224",
                          "out=" + os.path.join(tmp, "bad_features.h5")])
         msg = [l for l in p.stderr.splitlines() if "error" in l]
         print("     %s -> %s" % (what, msg[0] if msg else p.stderr.strip()[-300:]))
@@ -100,6 +100,14 @@ def main():
             check(np.array_equal(ref[0], got[0]), "features bit-identical from the pack")
             check(np.array_equal(ref[1], got[1]) and ref[2] == got[2], "same labels and paths")
             check(ref[3] == got[3], "same dataset manifest (%s)" % got[3])
+        # dataset.limit=1 reads the same first image of each class from the folder and the pack
+        lim = [features(a.safecl, r, os.path.join(tmp, "lim_%d.h5" % i), ["dataset.limit=1"])
+               for i, r in enumerate((root, pack))]
+        if ref and lim[0] and lim[1]:
+            firsts = [i for i in range(len(ref[1])) if i == 0 or ref[1][i] != ref[1][i - 1]]
+            check(lim[0][2] == [ref[2][i] for i in firsts] and lim[1][2] == lim[0][2]
+                  and np.array_equal(lim[0][0], lim[1][0]) and lim[0][3] == lim[1][3],
+                  "dataset.limit=1: the first image of each class, the same from folder and pack")
         ids = []
         for r in (root, pack):
             out = run(a.safecl, ["train", "dataset.format=folder", "dataset.root=" + r,
@@ -115,7 +123,7 @@ def main():
         with open(pack, "r+b") as fh:  # wreck the second test image's header in place
             fh.seek(blob_off + int(off[1]))
             fh.write(b"\0" * 16)
-        p = run(a.safecl, ["features", "data.format=folder", "dataset.root=" + pack, "data.resize=256",
+        p = run(a.safecl, ["features", "dataset.format=folder", "dataset.root=" + pack, "dataset.resize=256",
                            "backbone.arch=vit_tiny_patch16_224", "out=" + os.path.join(tmp, "x.h5")])
         msg = [l for l in p.stderr.splitlines() if "error" in l]
         print("     damaged image -> %s" % (msg[0] if msg else p.stderr))
@@ -125,7 +133,7 @@ def main():
         notpack = os.path.join(tmp, "plain.h5")
         with h5py.File(notpack, "w") as f:
             f["x"] = np.zeros(3)
-        p = run(a.safecl, ["features", "data.format=folder", "dataset.root=" + notpack, "out=" + os.path.join(tmp, "y.h5")])
+        p = run(a.safecl, ["features", "dataset.format=folder", "dataset.root=" + notpack, "out=" + os.path.join(tmp, "y.h5")])
         check(p.returncode != 0 and "not a safecl file" in p.stderr, "an HDF5 file that is not a pack is refused")
     if failures:
         print("test_pack: %d failure(s)" % len(failures))

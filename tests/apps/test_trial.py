@@ -52,10 +52,11 @@ def run(safecl, args):
 
 def features(safecl, tmp, split, common):
     out = os.path.join(tmp, "feat_%s.h5" % split)
-    p = run(safecl, ["features", "data.format=synthetic", "data.split=" + split,
-                     "data.synthetic.classes=%d" % common["classes"],
-                     "data.synthetic.per_class=%d" % common[split], "data.synthetic.size=224",
-                     "data.synthetic.seed=5", "data.synthetic.difficulty=0.35",
+    p = run(safecl, ["features", "dataset.format=synthetic", "dataset.split=" + split,
+                     "dataset.synthetic.classes=%d" % common["classes"],
+                     "dataset.synthetic.%s_per_class=%d" % (split, common[split]),
+                     "dataset.synthetic.size=224",
+                     "dataset.synthetic.seed=5", "dataset.synthetic.difficulty=0.35",
                      "backbone.arch=vit_tiny_patch16_224",
                      "backbone.seed=11", "out=" + out])
     if p.returncode:

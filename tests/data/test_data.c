@@ -480,6 +480,48 @@ static void test_bad_input(void) {
   io_image_free(&img);
 }
 
+/* data_source.limit: the first N samples of each class in dataset order, read as themselves,
+ * for the folder and CIFAR readers (fixtures of test_folder and test_cifar); the manifest
+ * follows the limit. */
+static void test_limit(void) {
+  char root[1024];
+  snprintf(root, sizeof root, "%s/f", tmpdir);
+  data_source src = {.format = "folder", .root = root, .split = "train", .limit = 1};
+  data_dataset *ds = NULL, *all = NULL;
+  OK(data_dataset_open(&src, &ds));
+  if (!ds) return;
+  const char *want[] = {"train/C/a.png", "train/a/img10.jpg", "train/b/z.png"};
+  CHECK(data_dataset_count(ds) == 3, "folder, limit 1: %lld samples",
+        (long long)data_dataset_count(ds));
+  data_image img = {0};
+  for (int64_t i = 0; i < 3 && i < data_dataset_count(ds); i++)
+    CHECK(!strcmp(data_dataset_path(ds, i), want[i]) && data_dataset_label(ds, i) == i,
+          "limit 1: sample %lld is %s", (long long)i, data_dataset_path(ds, i));
+  OK(data_dataset_read(ds, 1, &img));
+  CHECK(img.w == 9, "kept sample 1 reads img10.jpg (width %d)", img.w);
+  src.limit = 0;
+  OK(data_dataset_open(&src, &all));
+  CHECK(all && data_dataset_manifest_hash(all).lo != data_dataset_manifest_hash(ds).lo,
+        "the limit changes the manifest");
+  data_dataset_close(&ds), data_dataset_close(&all);
+  /* CIFAR: labels 0, 37, 74, 11, 48, then label 0 for the zero records */
+  snprintf(root, sizeof root, "%s/c", tmpdir);
+  data_source cif = {.format = "cifar100", .root = root, .split = "train", .limit = 2};
+  OK(data_dataset_open(&cif, &ds));
+  if (!ds) return;
+  CHECK(data_dataset_count(ds) == 6 && data_dataset_label(ds, 5) == 0 &&
+            !strcmp(data_dataset_path(ds, 5), "cifar100/train/000005") &&
+            data_dataset_label(ds, 1) == 37,
+        "cifar, limit 2: %lld samples", (long long)data_dataset_count(ds));
+  OK(data_dataset_read(ds, 3, &img));
+  CHECK(img.rgb[0] == cifar_px(3, 0, 0), "kept sample 3 reads record 3");
+  expect_error(data_dataset_read(ds, 6, &img), SCL_ERR_ARG, "sample 6 out of range [0, 6)",
+               "a sample past the limit");
+  data_dataset_close(&ds);
+  io_image_free(&img);
+  printf("limit: first N per class, folder and cifar100\n");
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "%s", "data_test_XXXXXX");
   if (!mkdtemp(tmpdir)) {
@@ -492,6 +534,7 @@ int main(void) {
   test_to_chw();
   test_folder();
   test_cifar();
+  test_limit();
   test_synthetic();
   test_bad_input();
   nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

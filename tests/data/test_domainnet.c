@@ -95,6 +95,34 @@ int main(void) {
     io_image_free(&img);
     data_dataset_close(&ds);
   }
+  /* data_source.limit counts per class within each domain: one cat of sketch, and of dup's two
+   * cats the first, and its dog; the kept samples read as themselves */
+  put("dup_test.txt", "real/cat/r1.png 0\nreal/cat/r1.png 0\nreal/dog/r2.png 1\n");
+  data_source lim = {.format = "domainnet",
+                     .root = root,
+                     .split = "test",
+                     .domains = "sketch,dup",
+                     .n_classes = 2,
+                     .limit = 1};
+  CHECK(data_dataset_open(&lim, &ds) == SCL_OK, "open with a limit: %s", scl_error_message());
+  if (ds) {
+    data_image img = {0};
+    CHECK(data_dataset_count(ds) == 3 && data_dataset_domain(ds, 0) == 0 &&
+              data_dataset_domain(ds, 1) == 1 && data_dataset_label(ds, 1) == 0 &&
+              data_dataset_domain(ds, 2) == 1 && data_dataset_label(ds, 2) == 1 &&
+              !strcmp(data_dataset_path(ds, 2), "real/dog/r2.png"),
+          "limit 1 per class and domain: %lld samples", (long long)data_dataset_count(ds));
+    CHECK(data_dataset_read(ds, 2, &img) == SCL_OK && img.w == 12 && img.rgb[0] == 20,
+          "kept sample 2 reads the dog: %s", scl_error_message());
+    scl_hash with = data_dataset_manifest_hash(ds);
+    io_image_free(&img);
+    data_dataset_close(&ds);
+    lim.limit = 0;
+    CHECK(data_dataset_open(&lim, &ds) == SCL_OK && data_dataset_count(ds) == 4 &&
+              data_dataset_manifest_hash(ds).lo != with.lo,
+          "without the limit: 4 samples and another manifest");
+    data_dataset_close(&ds);
+  }
   expect_fail("real,broken", 0, "broken_test.txt:2");
   expect_fail("real,clipart", 0, "clipart_test.txt");
   expect_fail("big", 2, "label 7");

@@ -125,6 +125,23 @@ static void test_config(void) {
       "note = \"say \\\"hi\\\"; ok\";";
   CHECK(point && !strcmp(point, want), "point:\n%s\nwant:\n%s", point ? point : "", want);
   free(point);
+  /* the nested form cfg_dump writes: the same values and the same point */
+  const char *nested =
+      "dataset = {\n  name = \"imagenet-r\";\n  root = \"/d\";\n};\n"
+      "method = {\n  name = \"ranpac\";\n  rp = {\n    dim = 512;\n  };\n};\n"
+      "note = \"say \\\"hi\\\"; ok\";\neval = {\n  batch = 32;\n};\nseed = 1993;\n";
+  v = report_config_value(nested, "method.rp.dim");
+  CHECK(v && !strcmp(v, "512"), "nested method.rp.dim: %s", v ? v : "(null)");
+  free(v);
+  v = report_config_value(nested, "seed");
+  CHECK(v && !strcmp(v, "1993"), "nested seed after the groups close: %s", v ? v : "(null)");
+  free(v);
+  v = report_config_value(nested, "name");
+  CHECK(!v, "a key inside a group is not a top-level key");
+  free(v);
+  CHECK(report_config_point(nested, &point) == SCL_OK, "nested config point");
+  CHECK(point && !strcmp(point, want), "nested point:\n%s\nwant:\n%s", point ? point : "", want);
+  free(point);
 }
 
 int main(void) {
