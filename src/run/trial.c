@@ -49,6 +49,27 @@ static scl_err open_split(const run_trial_cfg *cfg, const char *split, data_data
   return SCL_OK;
 }
 
+/* The sessions of a benchmark of nc classes: one per domain (domain-incremental), or the class
+ * order and increments of the config. */
+static scl_err sessions_layout(const run_trial_cfg *cfg, int64_t nc, data_sessions **plan,
+                               int *n_sessions, int *dil) {
+  *dil = !strcmp(cfg->format, "domainnet");
+  if (*dil) {
+    /* Every session holds every class in the original label order (docs/methods.md a.1). */
+    SCL_CALL(data_sessions_create(nc, nc, nc, 0, 0, plan));
+    *n_sessions = 1;
+    for (const char *c = cfg->domains; *c; c++) *n_sessions += *c == ',';
+  } else {
+    /* The class order follows the trial seed unless dataset.order_seed pins it (docs/methods.md
+     * a.2); both are in the canonical config, so the identity follows the order. */
+    int64_t order_seed = cfg->order_seed >= 0 ? cfg->order_seed : cfg->seed;
+    SCL_CALL(data_sessions_create(nc, cfg->init_cls, cfg->increment, cfg->shuffle,
+                                  (uint32_t)order_seed, plan));
+    *n_sessions = (*plan)->n_sessions;
+  }
+  return SCL_OK;
+}
+
 static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
   SCL_CALL(open_split(cfg, "train", &st->train));
   SCL_CALL(open_split(cfg, "test", &st->test));
@@ -56,20 +77,7 @@ static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
   SCL_CHECK(data_dataset_num_classes(st->test) == nc, SCL_ERR_FORMAT,
             "%s: train split has %lld classes but test split has %lld", cfg->root, (long long)nc,
             (long long)data_dataset_num_classes(st->test));
-  st->dil = !strcmp(cfg->format, "domainnet");
-  if (st->dil) {
-    /* Every session holds every class in the original label order (docs/methods.md a.1). */
-    SCL_CALL(data_sessions_create(nc, nc, nc, 0, 0, &st->plan));
-    st->n_sessions = 1;
-    for (const char *c = cfg->domains; *c; c++) st->n_sessions += *c == ',';
-  } else {
-    /* The class order follows the trial seed unless dataset.order_seed pins it (docs/methods.md
-     * a.2); both are in the canonical config, so the identity follows the order. */
-    int64_t order_seed = cfg->order_seed >= 0 ? cfg->order_seed : cfg->seed;
-    SCL_CALL(data_sessions_create(nc, cfg->init_cls, cfg->increment, cfg->shuffle,
-                                  (uint32_t)order_seed, &st->plan));
-    st->n_sessions = st->plan->n_sessions;
-  }
+  SCL_CALL(sessions_layout(cfg, nc, &st->plan, &st->n_sessions, &st->dil));
   return SCL_OK;
 }
 
@@ -436,10 +444,9 @@ static int manifests_cached;
 
 static scl_err cached_manifest(const run_trial_cfg *cfg, const char *split, char hex[33]) {
   char key[1200];
-  snprintf(key, sizeof key, "%s|%s|%s|%s|%lld|%lld|%lld|%lld|%lld|%lld|%.17g", cfg->format,
-           cfg->root, split, cfg->domains, (long long)cfg->classes, (long long)cfg->syn_classes,
-           (long long)cfg->syn_train_per_class, (long long)cfg->syn_test_per_class,
-           (long long)cfg->syn_size, (long long)cfg->syn_seed, cfg->syn_difficulty);
+  size_t len = strlen(split) + 1;
+  snprintf(key, sizeof key, "%s|", split);
+  run_plan_dataset_key(cfg, key + len, sizeof key - len);
   for (int i = 0; i < manifests_cached; i++)
     if (!strcmp(manifest_cache[i].key, key)) {
       memcpy(hex, manifest_cache[i].hex, 33);
@@ -568,38 +575,119 @@ done:
   return err;
 }
 
-scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, run_plan *plan) {
-  trial_state st = {.cfg = cfg, .resume_epoch = -1, .resume_batch = -1};
+void run_plan_dataset_key(const run_trial_cfg *cfg, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s|%s|%s|%lld|%lld|%lld|%lld|%lld|%lld|%.17g", cfg->format, cfg->root,
+           cfg->domains, (long long)cfg->classes, (long long)cfg->syn_classes,
+           (long long)cfg->syn_train_per_class, (long long)cfg->syn_test_per_class,
+           (long long)cfg->syn_size, (long long)cfg->syn_seed, cfg->syn_difficulty);
+}
+
+void run_plan_facts_free(run_plan_facts *f) {
+  free(f->train_per_class);
+  free(f->test_per_class);
+  free(f->train_per_domain);
+  memset(f, 0, sizeof *f);
+}
+
+/* Images per class of ds into per (nc entries), per domain into dom (nd entries, or NULL). */
+static scl_err count_split(const run_trial_cfg *cfg, const char *split, const data_dataset *ds,
+                           int64_t nc, int64_t *per, int nd, int64_t *dom) {
+  for (int64_t i = 0; i < data_dataset_count(ds); i++) {
+    int64_t y = data_dataset_label(ds, i);
+    SCL_CHECK(y >= 0 && y < nc, SCL_ERR_FORMAT,
+              "%s: %s sample %lld has label %lld, not a class in [0, %lld)",
+              cfg->root[0] ? cfg->root : cfg->format, split, (long long)i, (long long)y,
+              (long long)nc);
+    per[y]++;
+    if (!dom) continue;
+    int d = data_dataset_domain(ds, i);
+    SCL_CHECK(d >= 0 && d < nd, SCL_ERR_FORMAT, "%s: %s sample %lld is of domain %d of %d",
+              cfg->root, split, (long long)i, d, nd);
+    dom[d]++;
+  }
+  return SCL_OK;
+}
+
+scl_err run_plan_facts_read(const run_trial_cfg *cfg, run_plan_facts *f) {
+  memset(f, 0, sizeof *f);
+  data_dataset *train = NULL, *test = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, open_split(cfg, "train", &train), done);
+  SCL_CALL_GOTO(err, open_split(cfg, "test", &test), done);
+  int64_t nc = data_dataset_num_classes(train);
+  SCL_CHECK_GOTO(err, done, data_dataset_num_classes(test) == nc, SCL_ERR_FORMAT,
+                 "%s: train split has %lld classes but test split has %lld", cfg->root,
+                 (long long)nc, (long long)data_dataset_num_classes(test));
+  f->n_classes = nc;
+  if (!strcmp(cfg->format, "domainnet")) {
+    f->n_domains = 1;
+    for (const char *c = cfg->domains; *c; c++) f->n_domains += *c == ',';
+  }
+  f->train_per_class = calloc((size_t)(nc > 0 ? nc : 1), sizeof(int64_t));
+  f->test_per_class = calloc((size_t)(nc > 0 ? nc : 1), sizeof(int64_t));
+  f->train_per_domain = calloc((size_t)f->n_domains + 1, sizeof(int64_t));
+  SCL_CHECK_GOTO(err, done, f->train_per_class && f->test_per_class && f->train_per_domain,
+                 SCL_ERR_NOMEM, "dataset facts of %lld classes", (long long)nc);
+  SCL_CALL_GOTO(err,
+                count_split(cfg, "train", train, nc, f->train_per_class, f->n_domains,
+                            f->n_domains ? f->train_per_domain : NULL),
+                done);
+  SCL_CALL_GOTO(err, count_split(cfg, "test", test, nc, f->test_per_class, 0, NULL), done);
+  f->n_test = data_dataset_count(test);
+done:
+  data_dataset_close(&train);
+  data_dataset_close(&test);
+  if (err) run_plan_facts_free(f);
+  return err;
+}
+
+scl_err run_plan_count(const run_trial_cfg *cfg, const run_plan_facts *f,
+                       const run_plan_rates *rates, run_plan *plan) {
   memset(plan, 0, sizeof *plan);
   plan->rates = *rates;
-  scl_err err = SCL_OK;
   vit_config vc;
+  data_sessions *layout = NULL;
+  int n_sessions = 0, dil = 0;
   const learn_method_ops *ops = learn_method_find(cfg->method.name);
-  SCL_CHECK_GOTO(err, done, ops, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s",
-                 cfg->method.name, learn_method_names());
-  SCL_CALL_GOTO(err, vit_config_preset(cfg->arch, &vc), done);
-  SCL_CALL_GOTO(err, open_benchmark(cfg, &st), done);
-  SCL_CHECK_GOTO(err, done, st.n_sessions <= (int)(sizeof plan->s / sizeof plan->s[0]), SCL_ERR_ARG,
-                 "plan: %d sessions (at most 64)", st.n_sessions);
-  plan->n_sessions = st.n_sessions;
-  for (int t = 0; t < st.n_sessions && !err; t++) {
-    int64_t lo, hi, *idx = NULL, n = 0, nt = 0;
-    int32_t *labels = NULL;
-    session_classes(&st, t, &lo, &hi);
-    err = data_sessions_select(st.plan, st.train, lo, hi, &idx, &labels, &n);
-    if (!err && st.dil) keep_domain(st.train, t, idx, labels, &n);
-    scl_free(idx);
-    scl_free(labels);
-    if (!err) err = data_sessions_select(st.plan, st.test, 0, hi, &idx, &labels, &nt);
-    scl_free(idx);
-    scl_free(labels);
+  SCL_CHECK(ops, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s", cfg->method.name,
+            learn_method_names());
+  SCL_CALL(vit_config_preset(cfg->arch, &vc));
+  SCL_CALL(sessions_layout(cfg, f->n_classes, &layout, &n_sessions, &dil));
+  scl_err err = SCL_OK;
+  SCL_CHECK_GOTO(err, done, n_sessions <= (int)(sizeof plan->s / sizeof plan->s[0]), SCL_ERR_ARG,
+                 "plan: %d sessions (at most 64)", n_sessions);
+  SCL_CHECK_GOTO(err, done, !dil || n_sessions == f->n_domains, SCL_ERR_ARG,
+                 "plan: %d sessions but the dataset facts hold %d domains", n_sessions,
+                 f->n_domains);
+  plan->n_sessions = n_sessions;
+  int64_t n_test = 0;
+  for (int t = 0; t < n_sessions; t++) {
+    int64_t n = 0;
+    if (dil) {
+      n = f->train_per_domain[t];
+      n_test = f->n_test;
+    } else { /* session t trains on mapped labels [start_t, end_t), tests on all below end_t */
+      for (int64_t k = layout->start[t]; k < layout->start[t + 1]; k++) {
+        n += f->train_per_class[layout->order[k]];
+        n_test += f->test_per_class[layout->order[k]];
+      }
+    }
     plan->s[t].n_train = n;
-    plan->s[t].n_test = nt;
+    plan->s[t].n_test = n_test;
     plan->s[t].epochs = t == 0 ? cfg->method.epochs_first : cfg->method.epochs_later;
   }
-  if (err) SCL_TRACE(err);
-  if (!err) run_plan_price(cfg, plan, ops, &vc, st.plan->n_classes);
+  run_plan_price(cfg, plan, ops, &vc, f->n_classes);
 done:
-  close_trial(&st);
+  data_sessions_destroy(&layout);
   return err;
+}
+
+scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, run_plan *plan) {
+  run_plan_facts f;
+  memset(plan, 0, sizeof *plan);
+  SCL_CALL(run_plan_facts_read(cfg, &f));
+  scl_err err = run_plan_count(cfg, &f, rates, plan);
+  run_plan_facts_free(&f);
+  if (err) return SCL_TRACE(err);
+  return SCL_OK;
 }
