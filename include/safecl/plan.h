@@ -46,6 +46,8 @@ typedef struct run_plan_facts {
   int n_domains;                             /* domainnet: the listed domains; else 0 */
   int64_t *train_per_domain;                 /* n_domains (owned) */
   int64_t n_test;                            /* test images in all */
+  int uniform; /* 1: every class has as many train and test images as every other, so the
+                  class order does not change any session's counts */
 } run_plan_facts;
 
 /* The settings that decide which samples a trial's dataset holds (format, root, domains and the
@@ -59,6 +61,13 @@ void run_plan_facts_free(run_plan_facts *facts);
  * the session layout (the class order of the trial's seed), no file opened. */
 SCL_NODISCARD scl_err run_plan_count(const run_trial_cfg *cfg, const run_plan_facts *facts,
                                      const run_plan_rates *rates, run_plan *plan);
+
+/* ids[k] = run_trial_identity of cfg with seed = seeds[k], for k < n, computed as a sweep's
+ * seeds need it: the inputs are hashed once and the canonical text dumped once, only its seed
+ * line rewritten per seed (used once it gave the first two seeds' full identities; otherwise
+ * every seed's identity is computed in full). Errors as run_trial_identity's. */
+SCL_NODISCARD scl_err run_plan_identities(const run_trial_cfg *cfg, int n, const int64_t *seeds,
+                                          char (*ids)[33]);
 
 /* Measures the rates for this config's architecture (about a second for ViT-B). */
 SCL_NODISCARD scl_err run_plan_measure(const run_trial_cfg *cfg, run_plan_rates *rates);

@@ -223,33 +223,29 @@ static scl_err name_failed(orch_trial *t, const orch_sweep *s, const char *why) 
   return SCL_OK;
 }
 
-/* Identifies and prices trial t of config cfg (its seed already set). A trial whose inputs cannot
- * be read (its dataset, from the cached facts, or its weights) keeps the message and is named by
- * the hash of its arguments: it is planned and fails when its turn comes. */
+/* Names and prices trial t of config cfg (its seed already set) with identity `id`; a trial
+ * whose inputs cannot be read (`why`: its dataset, from the cached facts, or its weights) keeps
+ * the message and is named by the hash of its arguments: it is planned and fails when its turn
+ * comes. */
 static scl_err identify(orch_trial *t, const orch_sweep *s, const run_trial_cfg *cfg,
-                        const run_plan_facts *facts, const char *dataset_error) {
+                        const run_plan_facts *facts, const char *id, const char *why) {
   t->dataset_name = strdup(cfg->dataset_name);
   t->method_name = strdup(cfg->method.name);
   t->arch = strdup(cfg->arch);
   SCL_CHECK(t->dataset_name && t->method_name && t->arch, SCL_ERR_NOMEM, "trial names");
-  if (dataset_error) {
-    SCL_CALL(name_failed(t, s, dataset_error));
+  if (why) {
+    SCL_CALL(name_failed(t, s, why));
     return SCL_OK;
   }
-  if (run_trial_identity(cfg, t->id) != SCL_OK) {
-    char msg[SCL_ERROR_MESSAGE_MAX];
-    scl_error_take(msg, sizeof msg);
-    SCL_CALL(name_failed(t, s, msg));
-    return SCL_OK;
-  }
+  memcpy(t->id, id, sizeof t->id);
   t->cost = orch_cost_prior(cfg, facts);
   return SCL_OK;
 }
 
 /* Appends trial p->trials[p->n] unless it names an already planned trial (dropped, warned). */
 static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_sweep *s,
-                        const combo *c, const char *settings, int has_seed, run_trial_cfg *cfg,
-                        const run_plan_facts *facts, const char *dataset_error) {
+                        const combo *c, const char *settings, const run_trial_cfg *cfg,
+                        const run_plan_facts *facts, const char *id, const char *why) {
   if (p->n == *cap) {
     *cap = *cap ? 2 * *cap : 64;
     orch_trial *g = realloc(p->trials, (size_t)*cap * sizeof *g);
@@ -257,10 +253,10 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
     p->trials = g;
   }
   orch_trial *t = &p->trials[p->n];
-  *t = (orch_trial){.dataset = c->d, .method = c->m, .has_seed = has_seed, .seed = cfg->seed};
+  *t = (orch_trial){.dataset = c->d, .method = c->m, .has_seed = s->n_seeds > 0, .seed = cfg->seed};
   t->settings = strdup(settings);
   scl_err err = t->settings ? SCL_OK : SCL_ERROR(SCL_ERR_NOMEM, "trial settings");
-  if (!err) err = identify(t, s, cfg, facts, dataset_error);
+  if (!err) err = identify(t, s, cfg, facts, id, why);
   int64_t dup = -1;
   if (!err) err = id_set_insert(set, p, p->n, &dup);
   if (err || dup >= 0) {
@@ -280,26 +276,35 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
 
 /* The trials of one grid/point combination: its config is loaded once (a config that does not
  * load is an error of the sweep), then each seed of the sweep sets `seed`, the last override,
- * exactly as its `seed=S` argument would (both accept [0, 4294967295]). */
+ * exactly as its `seed=S` argument would (both accept [0, 4294967295]); the seeds' identities
+ * come from one dump (run_plan_identities). */
 static scl_err plan_point(orch_plan *p, int64_t *cap, id_set *set, const orch_sweep *s,
                           const combo *c, const char *settings) {
   orch_trial args = {.dataset = c->d, .method = c->m, .settings = (char *)settings};
-  int argc = 0, n_files = s->n_base + (c->d >= 0) + (c->m >= 0);
-  char **argv = NULL;
+  int argc = 0, n_files = s->n_base + (c->d >= 0) + (c->m >= 0), n = s->n_seeds ? s->n_seeds : 1;
+  char **argv = NULL, msg[SCL_ERROR_MESSAGE_MAX];
+  char(*ids)[33] = calloc((size_t)n, sizeof *ids);
   run_trial_cfg cfg = {0};
   const run_plan_facts *facts = NULL;
-  const char *dataset_error = NULL;
-  scl_err err = orch_plan_args(s, &args, NULL, &argc, &argv);
+  const char *why = NULL;
+  scl_err err = ids ? SCL_OK : SCL_ERROR(SCL_ERR_NOMEM, "identities of %d seeds", n);
+  if (!err) err = orch_plan_args(s, &args, NULL, &argc, &argv);
   if (!err)
     err = cfg_load_files(&run_trial_schema, (const char *const *)argv, n_files, argc - n_files,
                          argv + n_files, &cfg);
-  if (!err) err = orch_cost_facts(&cfg, &facts, &dataset_error);
-  for (int k = 0; k < (s->n_seeds ? s->n_seeds : 1) && !err; k++) {
+  if (!err) err = orch_cost_facts(&cfg, &facts, &why);
+  if (!err && !why &&
+      run_plan_identities(&cfg, n, s->n_seeds ? s->seeds : &cfg.seed, ids) != SCL_OK) {
+    scl_error_take(msg, sizeof msg); /* its weights cannot be read: each seed fails with it */
+    why = msg;
+  }
+  for (int k = 0; k < n && !err; k++) {
     if (s->n_seeds) cfg.seed = s->seeds[k];
-    err = plan_one(p, cap, set, s, c, settings, s->n_seeds > 0, &cfg, facts, dataset_error);
+    err = plan_one(p, cap, set, s, c, settings, &cfg, facts, ids[k], why);
   }
   cfg_free(&run_trial_schema, &cfg);
   orch_args_free(argc, argv);
+  free(ids);
   if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
