@@ -8,6 +8,7 @@
    the sweep itself with a message naming the sweep file, the size and sweep.max_trials, before
    anything is planned; sweep.max_trials=N raises the cap.
 3. A sweep of 10^5 trials (100 seeds x 1000 grid values) plans for --count and --summary.
+4. The ids of a sweep's seeds, identified together, are those each seed gets alone.
 Exits non-zero on any failure.
 """
 import argparse
@@ -130,6 +131,21 @@ def test_large(a, tmp):
           "--summary of 10^5 trials: %s %s" % (out, err[-800:]))
 
 
+def test_identities(a, tmp):
+    """Seeds identified from one rewritten dump (run_plan_identities) have the ids each seed
+    gets alone (a sweep of one seed computes its identity in full)."""
+    path = grid_sweep(tmp, "ids", 1, 2, "  seeds = [1, 2, 3, 4, 5];\n")
+    rc, out, err = safecl(a, ["--list", path])
+    together = sorted(l.split()[1] for l in out.splitlines())
+    alone = []
+    for seed in range(1, 6):
+        rc1, out1, _ = safecl(a, ["--list", path, "sweep.seeds=%d" % seed])
+        rc = rc or rc1
+        alone += [l.split()[1] for l in out1.splitlines()]
+    check(rc == 0 and len(together) == 10 and together == sorted(alone),
+          "5 seeds x 2 grid values: the same 10 ids as each seed alone")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--safecl", required=True)
@@ -140,6 +156,7 @@ def main():
         test_bad_datasets(a, tmp)
         test_cap(a, tmp)
         test_large(a, tmp)
+        test_identities(a, tmp)
     return finish("test_sweep_plan (%d ranks)" % a.ranks)
 
 
