@@ -1,13 +1,17 @@
 /* plan.c: a sweep expanded into identified trials (datasets x methods x grid x points x seeds).
  *
- * Each combination is turned into the exact arguments `safecl train` would get (config files,
- * then key=value overrides), loaded with the trial's key table and named by its content hash
- * (run_trial_identity, which caches dataset manifests and weight hashes per process, so planning
- * 10,000 trials parses small files but hashes each dataset once). Two combinations that name the
- * same trial run once. A combination whose config does not load is an error of the sweep (the
- * author's typo); one whose inputs cannot be read (a missing dataset root) becomes a trial that
- * fails with that message, so the rest of the sweep still runs. The plan keeps only what varies
- * per trial; the shared layering is rebuilt from the sweep when a trial is dispatched. */
+ * The expansion's size is known before anything is loaded (a product of list lengths), so a
+ * sweep beyond sweep.max_trials is refused at once with its size instead of planning for hours.
+ * Each grid/point combination is turned into the exact arguments `safecl train` would get
+ * (config files, then key=value overrides) and loaded once with the trial's key table; each seed
+ * then sets `seed` on that config, and the seeds are named by their content hashes from one
+ * canonical dump (run_plan_identities; dataset manifests and weight hashes are cached per
+ * process). The price of a trial is arithmetic over its dataset's cached facts (cost.c). Two
+ * combinations that name the same trial run once. A combination whose config does not load is
+ * an error of the sweep (the author's typo); one whose inputs cannot be read (a missing dataset
+ * root, a damaged pack, unreadable weights) becomes a trial that fails with that message, so the
+ * rest of the sweep still runs. The plan keeps only what varies per trial; the shared layering
+ * is rebuilt from the sweep when a trial is dispatched. */
 #include <stdlib.h>
 #include <string.h>
 
