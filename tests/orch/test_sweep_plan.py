@@ -3,7 +3,8 @@
    unreadable datasets (a missing directory, a damaged packed file) lists the bad trials as
    failed with the dataset's message (--list, --summary's failed=, --count), then runs: the good
    trials finish, each bad one is FAILED once in the ledger with the message naming its root,
-   `safecl status` counts them, and the exit status is 0 (as for any trial failed for good).
+   `safecl status` counts them with their messages, and the exit status is 0 (as for any trial
+   failed for good).
 2. The cap: a grid of 10^8 trials, and one of 10^20 (beyond int64), are refused by --count and by
    the sweep itself with a message naming the sweep file, the size and sweep.max_trials, before
    anything is planned; sweep.max_trials=N raises the cap.
@@ -80,7 +81,8 @@ def test_bad_datasets(a, tmp):
           "no bad trial is started")
     status = subprocess.run([a.safecl, "status", run_dir], capture_output=True, text=True)
     check(status.returncode == 0 and "6 total: 2 finished, 0 running, 0 pending, 4 failed" in
-          status.stdout, "status counts them: %s" % status.stdout[-1500:])
+          status.stdout and roots[0] in status.stdout and roots[1] in status.stdout,
+          "status counts them and shows their messages: %s" % status.stdout[-1500:])
     if rc != 0 or len(finished) != 2:
         print(out[-3000:])
 
