@@ -7,7 +7,7 @@
  *   sweep = { name; base = [files]; datasets = [entries]; methods = [entries]; seeds = [ints];
  *             grid = ( { key; values = [...]; }, ... ); points = ( ["k=v", ...], ... );
  *             overrides = ["k=v", ...]; group_size; max_retries; max_requeues; max_crashes;
- *             retry_failed; };
+ *             retry_failed; max_trials; };
  *   run = { dir = "..."; };   (or run.dir=DIR on the command line)
  * where an entry is a file name or a group { file; overrides; grid; points; } whose settings
  * apply to trials of that dataset or method only. Trials = datasets x methods x grid points x
@@ -72,6 +72,7 @@ typedef struct orch_sweep {
   char *run_dir;
   int64_t group_size, max_retries, max_requeues, max_crashes;
   int retry_failed, dry_run;
+  int64_t max_trials; /* the most trials the sweep may expand to (checked before expanding) */
   /* lists */
   char **base;
   int n_base;
@@ -118,8 +119,14 @@ typedef struct orch_plan {
   int64_t duplicates; /* expanded combinations that named an already planned trial */
 } orch_plan;
 
-/* Expands the sweep: loads every combination's trial config (config errors are errors of the
- * sweep, naming the trial), identifies it, drops duplicates (same id) with a warning.
+/* The number of trials the sweep expands to before duplicates are dropped (datasets x methods x
+ * grid values x points x seeds), counted without expanding; -1 beyond int64. */
+SCL_NODISCARD scl_err orch_plan_size(const orch_sweep *s, int64_t *n);
+/* Expands the sweep: refuses more than sweep.max_trials trials (orch_plan_size) before anything
+ * is loaded, then loads each grid/point combination's trial config once (config errors are
+ * errors of the sweep, naming the trial), identifies and prices each of its seeds from its
+ * dataset's cached facts, drops duplicates (same id) with a warning. A trial whose dataset or
+ * weights cannot be read is planned with that message (orch_trial.error).
  * *out is owned: orch_plan_destroy. */
 SCL_NODISCARD scl_err orch_plan_create(const orch_sweep *s, orch_plan **out);
 void orch_plan_destroy(orch_plan **p);

@@ -38,9 +38,40 @@ typedef struct run_plan {
   double method_bytes; /* the method's own state over the trial (learn_method_ops.state_bytes) */
 } run_plan;
 
+/* What a trial's cost needs to know about its dataset: class and image counts, read once per
+ * dataset (run_plan_facts_read) and shared by every trial that names it. */
+typedef struct run_plan_facts {
+  int64_t n_classes;
+  int64_t *train_per_class, *test_per_class; /* n_classes each (owned) */
+  int n_domains;                             /* domainnet: the listed domains; else 0 */
+  int64_t *train_per_domain;                 /* n_domains (owned) */
+  int64_t n_test;                            /* test images in all */
+  int uniform; /* 1: every class has as many train and test images as every other, so the
+                  class order does not change any session's counts */
+} run_plan_facts;
+
+/* The settings that decide which samples a trial's dataset holds (format, root, domains and the
+ * synthetic generator's counts), as one line: trials with the same line share their facts. */
+void run_plan_dataset_key(const run_trial_cfg *cfg, char *buf, size_t cap);
+/* Opens the trial's train and test splits and counts images per class (and per domain); a
+ * label outside [0, classes) is SCL_ERR_FORMAT naming the dataset. free: run_plan_facts_free. */
+SCL_NODISCARD scl_err run_plan_facts_read(const run_trial_cfg *cfg, run_plan_facts *facts);
+void run_plan_facts_free(run_plan_facts *facts);
+/* Counts the trial's work from its dataset's facts and prices it with `rates`: arithmetic and
+ * the session layout (the class order of the trial's seed), no file opened. */
+SCL_NODISCARD scl_err run_plan_count(const run_trial_cfg *cfg, const run_plan_facts *facts,
+                                     const run_plan_rates *rates, run_plan *plan);
+
+/* ids[k] = run_trial_identity of cfg with seed = seeds[k], for k < n, computed as a sweep's
+ * seeds need it: the inputs are hashed once and the canonical text dumped once, only its seed
+ * line rewritten per seed (used once it gave the first two seeds' full identities; otherwise
+ * every seed's identity is computed in full). Errors as run_trial_identity's. */
+SCL_NODISCARD scl_err run_plan_identities(const run_trial_cfg *cfg, int n, const int64_t *seeds,
+                                          char (*ids)[33]);
+
 /* Measures the rates for this config's architecture (about a second for ViT-B). */
 SCL_NODISCARD scl_err run_plan_measure(const run_trial_cfg *cfg, run_plan_rates *rates);
-/* Counts the trial's work and prices it with `rates`. */
+/* Counts the trial's work and prices it with `rates` (run_plan_facts_read, then run_plan_count). */
 SCL_NODISCARD scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates,
                                      run_plan *plan);
 void run_plan_print(const run_trial_cfg *cfg, const run_plan *plan, FILE *f);

@@ -2,9 +2,12 @@
  *
  * The prior is the run module's cost model (safecl plan: work per session from the dataset
  * sizes and the method's costs, priced with forward/dgemm/dsyevd rates measured once per
- * backbone on this node). Its inputs do not depend on the trial seed, so plans are cached by the
- * trial's identity text without the seed line, and a sweep over 10,000 seeds prices one trial.
- * Where that model cannot price a trial (its dataset cannot be opened here), a rough
+ * backbone on this node). What it needs of a dataset (classes, images per class and domain) is
+ * read once per dataset and kept for the process, so pricing a trial is arithmetic over its
+ * session layout: planning 10^6 trials opens each dataset once and builds one ViT per
+ * architecture. A dataset that cannot be read is remembered with its message, which becomes
+ * the failure of each of its trials. Where the model cannot price a trial (an architecture
+ * whose rates cannot be measured here), a rough
  * images x GFLOPs x method-factor guess stands in (the factor is the method's cost_factor in the
  * registry, method.h): the prior only has to rank trials. Once
  * trials of the same dataset and method have finished in this run directory, their measured
@@ -30,108 +33,93 @@ static double rough_guess(const run_trial_cfg *c) {
   return 0.015 * images * gflops * factor;
 }
 
-/* Measured rates per backbone architecture, and priced plans per identity-without-seed. */
+/* Measured rates per backbone architecture (a failed measurement is remembered too, so a sweep
+ * prices every trial of that architecture with the rough guess after one attempt). */
 static struct {
   char arch[64];
   run_plan_rates rates;
+  int ok;
 } rates_cache[8];
 static int n_rates;
 
+/* Facts per dataset (run_plan_dataset_key), or the message of a dataset that cannot be read. */
 static struct {
-  scl_hash *key;
-  double *seconds;
-  int64_t n, cap;
-} plans;
+  char **key, **error;
+  run_plan_facts *facts;
+  int n, cap;
+} datasets;
 
-static scl_err rates_for(const run_trial_cfg *cfg, run_plan_rates *out) {
+static const run_plan_rates *rates_for(const run_trial_cfg *cfg) {
   for (int i = 0; i < n_rates; i++)
-    if (!strcmp(rates_cache[i].arch, cfg->arch)) {
-      *out = rates_cache[i].rates;
-      return SCL_OK;
-    }
-  SCL_CALL(run_plan_measure(cfg, out));
+    if (!strcmp(rates_cache[i].arch, cfg->arch))
+      return rates_cache[i].ok ? &rates_cache[i].rates : NULL;
   int slot = n_rates < 8 ? n_rates++ : 0;
   snprintf(rates_cache[slot].arch, sizeof rates_cache[slot].arch, "%s", cfg->arch);
-  rates_cache[slot].rates = *out;
+  rates_cache[slot].ok = run_plan_measure(cfg, &rates_cache[slot].rates) == SCL_OK;
+  if (!rates_cache[slot].ok) {
+    scl_log_error_traceback(); /* a prior only ranks trials: the rough guess stands in */
+    scl_error_take(NULL, 0);
+  }
+  return rates_cache[slot].ok ? &rates_cache[slot].rates : NULL;
+}
+
+static scl_err datasets_grow(void) {
+  if (datasets.n < datasets.cap) return SCL_OK;
+  int cap = datasets.cap ? 2 * datasets.cap : 8;
+  char **key = realloc(datasets.key, (size_t)cap * sizeof *key);
+  if (key) datasets.key = key;
+  char **error = realloc(datasets.error, (size_t)cap * sizeof *error);
+  if (error) datasets.error = error;
+  run_plan_facts *facts = realloc(datasets.facts, (size_t)cap * sizeof *facts);
+  if (facts) datasets.facts = facts;
+  SCL_CHECK(key && error && facts, SCL_ERR_NOMEM, "dataset facts of %d datasets", cap);
+  datasets.cap = cap;
   return SCL_OK;
 }
 
-static scl_hash key_of(const char *ident) {
-  scl_hasher *h = NULL;
-  scl_hash out = {0, 0};
-  if (scl_hasher_create(&h) != SCL_OK) {
-    scl_error_take(NULL, 0);
-    return scl_hash_bytes(ident, strlen(ident));
-  }
-  for (const char *p = ident; *p;) {
-    size_t n = strcspn(p, "\n");
-    if (strncmp(p, "seed = ", 7)) scl_hasher_update(h, p, n);
-    p += n + (p[n] == '\n');
-  }
-  out = scl_hasher_digest(h);
-  scl_hasher_destroy(&h);
-  return out;
-}
-
-static int64_t plans_find(scl_hash k) {
-  for (int64_t j = plans.cap ? (int64_t)(k.lo & (uint64_t)(plans.cap - 1)) : 0; plans.cap;
-       j = (j + 1) & (plans.cap - 1)) {
-    if (plans.key[j].hi == 0 && plans.key[j].lo == 0) return -1 - j;
-    if (plans.key[j].hi == k.hi && plans.key[j].lo == k.lo) return j;
-  }
-  return -1;
-}
-
-static void plans_put(scl_hash k, double seconds) {
-  if (2 * (plans.n + 1) > plans.cap) {
-    int64_t cap = plans.cap ? 2 * plans.cap : 256;
-    scl_hash *key = calloc((size_t)cap, sizeof *key);
-    double *sec = calloc((size_t)cap, sizeof *sec);
-    if (!key || !sec) {
-      free(key);
-      free(sec);
-      return; /* a cache: losing it costs time only */
+scl_err orch_cost_facts(const run_trial_cfg *cfg, const run_plan_facts **facts,
+                        const char **error) {
+  char key[4200];
+  run_plan_dataset_key(cfg, key, sizeof key);
+  *facts = NULL;
+  *error = NULL;
+  int i = 0;
+  while (i < datasets.n && strcmp(datasets.key[i], key)) i++;
+  if (i == datasets.n) {
+    SCL_CALL(datasets_grow());
+    char msg[SCL_ERROR_MESSAGE_MAX];
+    run_plan_facts f;
+    char *k = strdup(key), *e = NULL;
+    SCL_CHECK(k, SCL_ERR_NOMEM, "dataset facts");
+    if (run_plan_facts_read(cfg, &f) != SCL_OK) {
+      scl_error_take(msg, sizeof msg); /* the dataset's trials fail with this message */
+      memset(&f, 0, sizeof f);
+      e = strdup(msg);
+      if (!e) free(k);
+      SCL_CHECK(e, SCL_ERR_NOMEM, "dataset message");
     }
-    scl_hash *old_key = plans.key;
-    double *old_sec = plans.seconds;
-    int64_t old_cap = plans.cap;
-    plans.key = key;
-    plans.seconds = sec;
-    plans.cap = cap;
-    plans.n = 0;
-    for (int64_t i = 0; i < old_cap; i++)
-      if (old_key[i].hi || old_key[i].lo) plans_put(old_key[i], old_sec[i]);
-    free(old_key);
-    free(old_sec);
+    datasets.key[i] = k;
+    datasets.error[i] = e;
+    datasets.facts[i] = f;
+    datasets.n++;
   }
-  int64_t j = plans_find(k);
-  if (j >= 0) return;
-  j = -1 - j;
-  plans.key[j] = k;
-  plans.seconds[j] = seconds;
-  plans.n++;
+  if (datasets.error[i])
+    *error = datasets.error[i];
+  else
+    *facts = &datasets.facts[i];
+  return SCL_OK;
 }
 
-double orch_cost_prior(const run_trial_cfg *cfg) {
-  char *ident = NULL;
-  if (cfg_dump_identity(&run_trial_schema, cfg, &ident) != SCL_OK) {
-    scl_error_take(NULL, 0);
-    return rough_guess(cfg);
-  }
-  scl_hash k = key_of(ident);
-  free(ident);
-  int64_t j = plans_find(k);
-  if (j >= 0) return plans.seconds[j];
-  run_plan_rates rates;
-  run_plan *plan = calloc(1, sizeof *plan);
+double orch_cost_prior(const run_trial_cfg *cfg, const run_plan_facts *facts) {
+  run_plan *plan = malloc(sizeof *plan);
+  const run_plan_rates *rates = rates_for(cfg);
   double seconds = rough_guess(cfg);
-  if (plan && rates_for(cfg, &rates) == SCL_OK && run_trial_plan(cfg, &rates, plan) == SCL_OK &&
+  if (plan && rates && run_plan_count(cfg, facts, rates, plan) == SCL_OK &&
       isfinite(plan->total_seconds) && plan->total_seconds > 0)
     seconds = plan->total_seconds;
   else
     scl_error_take(NULL, 0);
   free(plan);
-  plans_put(k, seconds);
   return seconds;
 }
 

@@ -6,6 +6,7 @@
 
 #include "safecl/ledger.h"
 #include "safecl/orch.h"
+#include "safecl/plan.h"
 #include "safecl/trial.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -26,8 +27,14 @@ SCL_NODISCARD scl_err orch_rewhere(scl_err err, const char *where);
 /* ---------------------------------------------------------------------------------------- */
 /* Cost model (cost.c)                                                                        */
 
-/* Expected seconds of a trial before anything was measured (see cost.c for the model). */
-double orch_cost_prior(const run_trial_cfg *cfg);
+/* The facts of cfg's dataset, read on first use and kept for the process (run_plan_dataset_key
+ * names a dataset): *facts (owned by the cache), or NULL and *error, the message of a dataset
+ * that cannot be read (owned by the cache). Fails only when out of memory. */
+SCL_NODISCARD scl_err orch_cost_facts(const run_trial_cfg *cfg, const run_plan_facts **facts,
+                                      const char **error);
+/* Expected seconds of a trial before anything was measured (see cost.c for the model), from
+ * its dataset's facts. */
+double orch_cost_prior(const run_trial_cfg *cfg, const run_plan_facts *facts);
 /* Measured seconds of finished trials (those a run timed) per dataset/method, and the overall
  * measured/prior ratio that scales the prior of classes nothing was measured for. */
 #define ORCH_COST_CLASSES 64

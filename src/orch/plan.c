@@ -1,13 +1,17 @@
 /* plan.c: a sweep expanded into identified trials (datasets x methods x grid x points x seeds).
  *
- * Each combination is turned into the exact arguments `safecl train` would get (config files,
- * then key=value overrides), loaded with the trial's key table and named by its content hash
- * (run_trial_identity, which caches dataset manifests and weight hashes per process, so planning
- * 10,000 trials parses small files but hashes each dataset once). Two combinations that name the
- * same trial run once. A combination whose config does not load is an error of the sweep (the
- * author's typo); one whose inputs cannot be read (a missing dataset root) becomes a trial that
- * fails with that message, so the rest of the sweep still runs. The plan keeps only what varies
- * per trial; the shared layering is rebuilt from the sweep when a trial is dispatched. */
+ * The expansion's size is known before anything is loaded (a product of list lengths), so a
+ * sweep beyond sweep.max_trials is refused at once with its size instead of planning for hours.
+ * Each grid/point combination is turned into the exact arguments `safecl train` would get
+ * (config files, then key=value overrides) and loaded once with the trial's key table; each seed
+ * then sets `seed` on that config, and the seeds are named by their content hashes from one
+ * canonical dump (run_plan_identities; dataset manifests and weight hashes are cached per
+ * process). The price of a trial is arithmetic over its dataset's cached facts (cost.c). Two
+ * combinations that name the same trial run once. A combination whose config does not load is
+ * an error of the sweep (the author's typo); one whose inputs cannot be read (a missing dataset
+ * root, a damaged pack, unreadable weights) becomes a trial that fails with that message, so the
+ * rest of the sweep still runs. The plan keeps only what varies per trial; the shared layering
+ * is rebuilt from the sweep when a trial is dispatched. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +30,8 @@ static const orch_scope *entry_scope(const orch_entry *e, int n, int i) {
   return i >= 0 && i < n ? &e[i].scope : NULL;
 }
 
+/* Sets up the combinations of dataset d and method m; *count = grid x points of them, or -1
+ * when that overflows int64 (the sweep's cap refuses it before anything is expanded). */
 static scl_err combo_init(const orch_sweep *s, int d, int m, combo *c, int64_t *count) {
   memset(c, 0, sizeof *c);
   c->s = s;
@@ -38,14 +44,13 @@ static scl_err combo_init(const orch_sweep *s, int d, int m, combo *c, int64_t *
   for (int k = 0; k < 3; k++) {
     const orch_scope *sc = c->scope[k];
     c->n_pts[k] = sc && sc->n_points ? sc->n_points : 1;
-    *count *= c->n_pts[k];
+    if (*count >= 0 && __builtin_mul_overflow(*count, (int64_t)c->n_pts[k], count)) *count = -1;
     for (int a = 0; sc && a < sc->n_grid; a++) {
       SCL_CHECK(c->n_axes != 256, SCL_ERR_ARG, "%s: more than 256 grid axes", s->path);
       c->axes[c->n_axes++] = &sc->grid[a];
-      *count *= sc->grid[a].values.n;
+      if (*count >= 0 && __builtin_mul_overflow(*count, (int64_t)sc->grid[a].values.n, count))
+        *count = -1;
     }
-    SCL_CHECK(*count <= 100000000, SCL_ERR_ARG, "%s: more than 10^8 combinations; split the sweep",
-              s->path);
   }
   return SCL_OK;
 }
@@ -205,41 +210,46 @@ static void trial_free(orch_trial *t) {
   memset(t, 0, sizeof *t);
 }
 
-static scl_err describe(orch_trial *t, const run_trial_cfg *cfg) {
-  t->dataset_name = strdup(cfg->dataset_name);
-  t->method_name = strdup(cfg->method.name);
-  t->arch = strdup(cfg->arch);
-  SCL_CHECK(t->dataset_name && t->method_name && t->arch, SCL_ERR_NOMEM, "trial names");
-  t->cost = orch_cost_prior(cfg);
-  return SCL_OK;
-}
-
-/* Loads and identifies trial p->trials[p->n]; a trial whose inputs cannot be read keeps the
- * message and is named by the hash of its arguments. */
-static scl_err identify(orch_trial *t, const orch_sweep *s, int argc, char **argv) {
-  int n_files = s->n_base + (t->dataset >= 0) + (t->method >= 0);
-  run_trial_cfg cfg = {0};
-  scl_err err = cfg_load_files(&run_trial_schema, (const char *const *)argv, n_files,
-                               argc - n_files, argv + n_files, &cfg);
-  if (!err) err = describe(t, &cfg);
-  if (!err && run_trial_identity(&cfg, t->id) != SCL_OK) {
-    char msg[SCL_ERROR_MESSAGE_MAX];
-    scl_error_take(msg, sizeof msg); /* the trial is planned and fails when it runs */
-    t->error = strdup(msg);
-    if (!t->error) err = SCL_ERROR(SCL_ERR_NOMEM, "trial error message");
-    scl_hasher *h = NULL;
-    if (!err) err = scl_hasher_create(&h);
-    for (int i = 0; !err && i < argc; i++) scl_hasher_update(h, argv[i], strlen(argv[i]) + 1);
-    if (!err) scl_hash_hex(scl_hasher_digest(h), t->id);
-    scl_hasher_destroy(&h);
-  }
-  cfg_free(&run_trial_schema, &cfg);
+/* Names a trial that cannot be identified by the hash of its arguments, keeping `why`. */
+static scl_err name_failed(orch_trial *t, const orch_sweep *s, const char *why) {
+  t->error = strdup(why);
+  SCL_CHECK(t->error, SCL_ERR_NOMEM, "trial error message");
+  int argc = 0;
+  char **argv = NULL;
+  scl_hasher *h = NULL;
+  scl_err err = orch_plan_args(s, t, NULL, &argc, &argv);
+  if (!err) err = scl_hasher_create(&h);
+  for (int i = 0; !err && i < argc; i++) scl_hasher_update(h, argv[i], strlen(argv[i]) + 1);
+  if (!err) scl_hash_hex(scl_hasher_digest(h), t->id);
+  scl_hasher_destroy(&h);
+  orch_args_free(argc, argv);
   if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
+/* Names and prices trial t of config cfg (its seed already set) with identity `id`; a trial
+ * whose inputs cannot be read (`why`: its dataset, from the cached facts, or its weights) keeps
+ * the message and is named by the hash of its arguments: it is planned and fails when its turn
+ * comes. */
+static scl_err identify(orch_trial *t, const orch_sweep *s, const run_trial_cfg *cfg,
+                        const run_plan_facts *facts, const char *id, const char *why) {
+  t->dataset_name = strdup(cfg->dataset_name);
+  t->method_name = strdup(cfg->method.name);
+  t->arch = strdup(cfg->arch);
+  SCL_CHECK(t->dataset_name && t->method_name && t->arch, SCL_ERR_NOMEM, "trial names");
+  if (why) {
+    SCL_CALL(name_failed(t, s, why));
+    return SCL_OK;
+  }
+  memcpy(t->id, id, sizeof t->id);
+  t->cost = orch_cost_prior(cfg, facts);
+  return SCL_OK;
+}
+
+/* Appends trial p->trials[p->n] unless it names an already planned trial (dropped, warned). */
 static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_sweep *s,
-                        const combo *c, const char *settings, int has_seed, int64_t seed) {
+                        const combo *c, const char *settings, const run_trial_cfg *cfg,
+                        const run_plan_facts *facts, const char *id, const char *why) {
   if (p->n == *cap) {
     *cap = *cap ? 2 * *cap : 64;
     orch_trial *g = realloc(p->trials, (size_t)*cap * sizeof *g);
@@ -247,14 +257,10 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
     p->trials = g;
   }
   orch_trial *t = &p->trials[p->n];
-  *t = (orch_trial){.dataset = c->d, .method = c->m, .has_seed = has_seed, .seed = seed};
+  *t = (orch_trial){.dataset = c->d, .method = c->m, .has_seed = s->n_seeds > 0, .seed = cfg->seed};
   t->settings = strdup(settings);
-  int argc = 0;
-  char **argv = NULL;
   scl_err err = t->settings ? SCL_OK : SCL_ERROR(SCL_ERR_NOMEM, "trial settings");
-  if (!err) err = orch_plan_args(s, t, NULL, &argc, &argv);
-  if (!err) err = identify(t, s, argc, argv);
-  orch_args_free(argc, argv);
+  if (!err) err = identify(t, s, cfg, facts, id, why);
   int64_t dup = -1;
   if (!err) err = id_set_insert(set, p, p->n, &dup);
   if (err || dup >= 0) {
@@ -272,12 +278,46 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
   return SCL_OK;
 }
 
+/* The trials of one grid/point combination: its config is loaded once (a config that does not
+ * load is an error of the sweep), then each seed of the sweep sets `seed`, the last override,
+ * exactly as its `seed=S` argument would (both accept [0, 4294967295]); the seeds' identities
+ * come from one dump (run_plan_identities). */
+static scl_err plan_point(orch_plan *p, int64_t *cap, id_set *set, const orch_sweep *s,
+                          const combo *c, const char *settings) {
+  orch_trial args = {.dataset = c->d, .method = c->m, .settings = (char *)settings};
+  int argc = 0, n_files = s->n_base + (c->d >= 0) + (c->m >= 0), n = s->n_seeds ? s->n_seeds : 1;
+  char **argv = NULL, msg[SCL_ERROR_MESSAGE_MAX];
+  char(*ids)[33] = calloc((size_t)n, sizeof *ids);
+  run_trial_cfg cfg = {0};
+  const run_plan_facts *facts = NULL;
+  const char *why = NULL;
+  scl_err err = ids ? SCL_OK : SCL_ERROR(SCL_ERR_NOMEM, "identities of %d seeds", n);
+  if (!err) err = orch_plan_args(s, &args, NULL, &argc, &argv);
+  if (!err)
+    err = cfg_load_files(&run_trial_schema, (const char *const *)argv, n_files, argc - n_files,
+                         argv + n_files, &cfg);
+  if (!err) err = orch_cost_facts(&cfg, &facts, &why);
+  if (!err && !why &&
+      run_plan_identities(&cfg, n, s->n_seeds ? s->seeds : &cfg.seed, ids) != SCL_OK) {
+    scl_error_take(msg, sizeof msg); /* its weights cannot be read: each seed fails with it */
+    why = msg;
+  }
+  for (int k = 0; k < n && !err; k++) {
+    if (s->n_seeds) cfg.seed = s->seeds[k];
+    err = plan_one(p, cap, set, s, c, settings, &cfg, facts, ids[k], why);
+  }
+  cfg_free(&run_trial_schema, &cfg);
+  orch_args_free(argc, argv);
+  free(ids);
+  if (err) return SCL_TRACE(err);
+  return SCL_OK;
+}
+
 static scl_err expand(orch_plan *p, const orch_sweep *s) {
   int64_t cap = 0;
   id_set set = {0};
   scl_err err = SCL_OK;
   int nd = s->n_datasets ? s->n_datasets : 1, nm = s->n_methods ? s->n_methods : 1;
-  int ns = s->n_seeds ? s->n_seeds : 1;
   for (int d = 0; d < nd && !err; d++)
     for (int m = 0; m < nm && !err; m++) {
       combo c;
@@ -286,9 +326,7 @@ static scl_err expand(orch_plan *p, const orch_sweep *s) {
       for (int64_t i = 0; i < count && !err; i++) {
         char *settings = NULL;
         err = combo_settings(&c, i, &settings);
-        for (int k = 0; k < ns && !err; k++)
-          err = plan_one(p, &cap, &set, s, &c, settings, s->n_seeds > 0,
-                         s->n_seeds ? s->seeds[k] : 0);
+        if (!err) err = plan_point(p, &cap, &set, s, &c, settings);
         free(settings);
       }
     }
@@ -297,8 +335,38 @@ static scl_err expand(orch_plan *p, const orch_sweep *s) {
   return SCL_OK;
 }
 
+scl_err orch_plan_size(const orch_sweep *s, int64_t *n) {
+  int nd = s->n_datasets ? s->n_datasets : 1, nm = s->n_methods ? s->n_methods : 1;
+  int64_t seeds = s->n_seeds ? s->n_seeds : 1;
+  *n = 0;
+  for (int d = 0; d < nd; d++)
+    for (int m = 0; m < nm; m++) {
+      combo c;
+      int64_t count = 0;
+      SCL_CALL(combo_init(s, s->n_datasets ? d : -1, s->n_methods ? m : -1, &c, &count));
+      if (count < 0 || __builtin_mul_overflow(count, seeds, &count) ||
+          __builtin_add_overflow(*n, count, n)) {
+        *n = -1;
+        return SCL_OK;
+      }
+    }
+  return SCL_OK;
+}
+
 scl_err orch_plan_create(const orch_sweep *s, orch_plan **out) {
   *out = NULL;
+  int64_t size = 0;
+  SCL_CALL(orch_plan_size(s, &size));
+  if (size < 0 || size > s->max_trials) {
+    char n[64];
+    snprintf(n, sizeof n, size < 0 ? "more than 9.2e18" : "%lld", (long long)size);
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "%s: the sweep expands to %s trials (datasets x methods x grid values x "
+                     "points x seeds), more than sweep.max_trials = %lld: split the sweep, or "
+                     "raise sweep.max_trials (in the file or sweep.max_trials=N on the command "
+                     "line) if planning and running that many is meant",
+                     s->path, n, (long long)s->max_trials);
+  }
   orch_plan *p = calloc(1, sizeof *p);
   SCL_CHECK(p, SCL_ERR_NOMEM, "plan");
   scl_err err = expand(p, s);

@@ -144,6 +144,7 @@ scl_err orch_sweep_dump(const orch_sweep *s, char **text) {
       "  max_crashes = %lld;\n  retry_failed = %s;\n",
       (long long)s->group_size, (long long)s->max_retries, (long long)s->max_requeues,
       (long long)s->max_crashes, s->retry_failed ? "true" : "false");
+  put(&b, "  max_trials = %lld;\n", (long long)s->max_trials);
   if (s->dry_run) put(&b, "  dry_run = true;\n");
   char real[PATH_MAX];
   put(&b, "};\nrun = { dir = ");

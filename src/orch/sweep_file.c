@@ -36,6 +36,9 @@ static const cfg_key sweep_keys[] = {
       "run trials that failed for good in an earlier job again"),
     K("sweep.dry_run", CFG_BOOL, dry_run, 0, 1, "false",
       "testing aid: groups answer every trial at once without running it (measures overheads)"),
+    K("sweep.max_trials", CFG_INT, max_trials, 1, 1e12, "100000",
+      "the most trials the sweep may expand to (datasets x methods x grid x points x seeds), "
+      "checked before planning; raise it for a larger sweep"),
     K("run.dir", CFG_STRING, run_dir, 0, 0, "", "run directory (ledger, trials/, index.h5)"),
 };
 #undef K

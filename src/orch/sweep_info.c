@@ -1,6 +1,7 @@
 /* sweep_info.c: what job scripts ask of a sweep without running it (`safecl sweep --list,
  * --count, --summary, --trial I, --plan`): the plan in expansion order, each trial's status in
- * run.dir, expected seconds (orch_sweep_print), the exact `safecl train` arguments of one trial
+ * run.dir, expected seconds (orch_sweep_print; a trial whose dataset or weights cannot be read
+ * is listed as failed with its message, and counted in --summary's failed=), the exact `safecl train` arguments of one trial
  * for array jobs (orch_sweep_print_trial), and the plan recorded in run.dir so that status and
  * reports follow array jobs (orch_sweep_plan_record).
  *
@@ -14,11 +15,11 @@
 #include "orch_internal.h"
 
 static orch_trial_status status_of(const orch_sweep *s, orch_state *st, const orch_trial *t) {
+  if (t->error) return ORCH_TRIAL_FAILED; /* its inputs cannot be read: it never runs */
   if (!s->run_dir[0]) return ORCH_TRIAL_PENDING;
   if (orch_rundir_finished(s->run_dir, t->id)) return ORCH_TRIAL_FINISHED;
   const orch_trial_state *ts = st ? orch_state_find(st, t->id) : NULL;
-  if (t->error || (ts && ts->status == ORCH_TRIAL_FAILED && !s->retry_failed))
-    return ORCH_TRIAL_FAILED;
+  if (ts && ts->status == ORCH_TRIAL_FAILED && !s->retry_failed) return ORCH_TRIAL_FAILED;
   return ORCH_TRIAL_PENDING;
 }
 
@@ -42,22 +43,42 @@ static scl_err load_plan(const char *option, int argc, char **argv, orch_sweep *
   return SCL_OK;
 }
 
+/* --count and --summary name the trials that cannot run on stderr (the first few). */
+static void warn_errors(const orch_plan *p) {
+  int64_t n = 0;
+  char lbl[2048];
+  for (int64_t i = 0; i < p->n; i++) {
+    if (!p->trials[i].error || ++n > 5) continue;
+    orch_trial_label(&p->trials[i], lbl, sizeof lbl);
+    SCL_WARN("trial %lld (%s) fails without running: %s", (long long)i, lbl, p->trials[i].error);
+  }
+  if (n)
+    SCL_WARN("%lld trial(s) of the sweep fail without running (--list names each)", (long long)n);
+}
+
 static void print_view(orch_sweep_view view, const orch_sweep *s, const orch_plan *p,
                        orch_state *st) {
+  if (view != ORCH_SWEEP_LIST) warn_errors(p);
   if (view == ORCH_SWEEP_COUNT) {
     printf("%lld\n", (long long)p->n);
     return;
   }
   double total = 0, longest = 0;
-  int64_t to_run = 0;
+  int64_t to_run = 0, failed = 0;
   char lbl[2048];
   for (int64_t i = 0; i < p->n; i++) {
     const orch_trial *t = &p->trials[i];
     orch_trial_status ts = status_of(s, st, t);
     if (view == ORCH_SWEEP_LIST) {
       orch_trial_label(t, lbl, sizeof lbl);
-      printf("%lld %s %.1f %s %s\n", (long long)i, t->id, t->cost, orch_trial_status_name(ts), lbl);
+      printf("%lld %s %.1f %s %s", (long long)i, t->id, t->cost, orch_trial_status_name(ts), lbl);
+      if (t->error) { /* one line per trial: the message's own newlines become spaces */
+        printf(" error: ");
+        for (const char *c = t->error; *c; c++) putchar(*c == '\n' ? ' ' : *c);
+      }
+      putchar('\n');
     }
+    failed += ts == ORCH_TRIAL_FAILED;
     if (ts != ORCH_TRIAL_PENDING) continue;
     to_run++;
     total += t->cost;
@@ -66,8 +87,9 @@ static void print_view(orch_sweep_view view, const orch_sweep *s, const orch_pla
   if (view == ORCH_SWEEP_SUMMARY)
     printf(
         "trials=%lld\nto_run=%lld\nexpected_seconds=%.0f\nlongest_seconds=%.0f\n"
-        "group_size=%lld\n",
-        (long long)p->n, (long long)to_run, total, longest, (long long)s->group_size);
+        "group_size=%lld\nfailed=%lld\n",
+        (long long)p->n, (long long)to_run, total, longest, (long long)s->group_size,
+        (long long)failed);
 }
 
 scl_err orch_sweep_print(orch_sweep_view view, int argc, char **argv) {

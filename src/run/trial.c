@@ -51,6 +51,27 @@ static scl_err open_split(const run_trial_cfg *cfg, const char *split, data_data
   return SCL_OK;
 }
 
+/* The sessions of a benchmark of nc classes: one per domain (domain-incremental), or the class
+ * order and increments of the config. */
+static scl_err sessions_layout(const run_trial_cfg *cfg, int64_t nc, data_sessions **plan,
+                               int *n_sessions, int *dil) {
+  *dil = !strcmp(cfg->format, "domainnet");
+  if (*dil) {
+    /* Every session holds every class in the original label order (docs/methods.md a.1). */
+    SCL_CALL(data_sessions_create(nc, nc, nc, 0, 0, plan));
+    *n_sessions = 1;
+    for (const char *c = cfg->domains; *c; c++) *n_sessions += *c == ',';
+  } else {
+    /* The class order follows the trial seed unless dataset.order_seed pins it (docs/methods.md
+     * a.2); both are in the canonical config, so the identity follows the order. */
+    int64_t order_seed = cfg->order_seed >= 0 ? cfg->order_seed : cfg->seed;
+    SCL_CALL(data_sessions_create(nc, cfg->init_cls, cfg->increment, cfg->shuffle,
+                                  (uint32_t)order_seed, plan));
+    *n_sessions = (*plan)->n_sessions;
+  }
+  return SCL_OK;
+}
+
 static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
   SCL_CALL(open_split(cfg, "train", &st->train));
   SCL_CALL(open_split(cfg, "test", &st->test));
@@ -58,20 +79,7 @@ static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
   SCL_CHECK(data_dataset_num_classes(st->test) == nc, SCL_ERR_FORMAT,
             "%s: train split has %lld classes but test split has %lld", cfg->root, (long long)nc,
             (long long)data_dataset_num_classes(st->test));
-  st->dil = !strcmp(cfg->format, "domainnet");
-  if (st->dil) {
-    /* Every session holds every class in the original label order (docs/methods.md a.1). */
-    SCL_CALL(data_sessions_create(nc, nc, nc, 0, 0, &st->plan));
-    st->n_sessions = 1;
-    for (const char *c = cfg->domains; *c; c++) st->n_sessions += *c == ',';
-  } else {
-    /* The class order follows the trial seed unless dataset.order_seed pins it (docs/methods.md
-     * a.2); both are in the canonical config, so the identity follows the order. */
-    int64_t order_seed = cfg->order_seed >= 0 ? cfg->order_seed : cfg->seed;
-    SCL_CALL(data_sessions_create(nc, cfg->init_cls, cfg->increment, cfg->shuffle,
-                                  (uint32_t)order_seed, &st->plan));
-    st->n_sessions = st->plan->n_sessions;
-  }
+  SCL_CALL(sessions_layout(cfg, nc, &st->plan, &st->n_sessions, &st->dil));
   return SCL_OK;
 }
 
@@ -439,11 +447,9 @@ static int manifests_cached;
 
 static scl_err cached_manifest(const run_trial_cfg *cfg, const char *split, char hex[33]) {
   char key[1200];
-  snprintf(key, sizeof key, "%s|%s|%s|%s|%lld|%lld|%lld|%lld|%lld|%lld|%.17g|%lld", cfg->format,
-           cfg->root, split, cfg->domains, (long long)cfg->classes, (long long)cfg->syn_classes,
-           (long long)cfg->syn_train_per_class, (long long)cfg->syn_test_per_class,
-           (long long)cfg->syn_size, (long long)cfg->syn_seed, cfg->syn_difficulty,
-           (long long)cfg->limit);
+  size_t len = strlen(split) + 1;
+  snprintf(key, sizeof key, "%s|", split);
+  run_plan_dataset_key(cfg, key + len, sizeof key - len);
   for (int i = 0; i < manifests_cached; i++)
     if (!strcmp(manifest_cache[i].key, key)) {
       memcpy(hex, manifest_cache[i].hex, 33);
@@ -465,6 +471,69 @@ scl_err run_trial_identity(const run_trial_cfg *cfg, char id[33]) {
   SCL_CALL(cached_manifest(cfg, "train", train));
   SCL_CALL(cached_manifest(cfg, "test", test));
   SCL_CALL(trial_identity_of(cfg, weights, train, test, id));
+  return SCL_OK;
+}
+
+/* hex = the identity of `text` with bytes [pre, post) replaced by seed's line, as
+ * trial_identity_of hashes it: the canonical text, then the three input hashes. */
+static scl_err identity_with_seed(const char *text, size_t pre, size_t post, int64_t seed,
+                                  const char *weights, const char *train, const char *test,
+                                  char hex[33]) {
+  char line[64];
+  int n = snprintf(line, sizeof line, "seed = %lld;\n", (long long)seed);
+  scl_hasher *h = NULL;
+  SCL_CALL(scl_hasher_create(&h));
+  scl_hasher_update(h, text, pre);
+  scl_hasher_update(h, line, (size_t)n);
+  scl_hasher_update(h, text + post, strlen(text + post));
+  scl_hasher_update(h, weights, 32);
+  scl_hasher_update(h, train, 32);
+  scl_hasher_update(h, test, 32);
+  scl_hash_hex(scl_hasher_digest(h), hex);
+  scl_hasher_destroy(&h);
+  return SCL_OK;
+}
+
+/* The byte range [*pre, *post) of seed's line in a canonical text, or 0 if it has none. */
+static int seed_line(const char *text, size_t *pre, size_t *post) {
+  const char *p = !strncmp(text, "seed = ", 7) ? text : strstr(text, "\nseed = ");
+  if (!p) return 0;
+  p += p != text;
+  const char *nl = strchr(p, '\n');
+  if (!nl) return 0;
+  *pre = (size_t)(p - text);
+  *post = (size_t)(nl + 1 - text);
+  return 1;
+}
+
+scl_err run_plan_identities(const run_trial_cfg *cfg, int n, const int64_t *seeds,
+                            char (*ids)[33]) {
+  char weights[33], train[33], test[33], check[33];
+  SCL_CALL(trial_weights_hash(cfg->weights, weights));
+  SCL_CALL(cached_manifest(cfg, "train", train));
+  SCL_CALL(cached_manifest(cfg, "test", test));
+  run_trial_cfg c = *cfg; /* a shallow copy, only read: the seed is its own */
+  char *text = NULL;
+  size_t pre = 0, post = 0;
+  int fast = 0;
+  scl_err err = SCL_OK;
+  for (int k = 0; k < n && !err; k++) {
+    c.seed = seeds[k];
+    if (fast) {
+      err = identity_with_seed(text, pre, post, seeds[k], weights, train, test, ids[k]);
+      continue;
+    }
+    err = trial_identity_of(&c, weights, train, test, ids[k]);
+    if (!err && k == 0 && n > 2) err = cfg_dump_identity(&run_trial_schema, &c, &text);
+    if (err || k != 1 || !text || !seed_line(text, &pre, &post)) continue;
+    /* the rewrite is used only if it gives both seeds' full identities */
+    err = identity_with_seed(text, pre, post, seeds[0], weights, train, test, check);
+    fast = !err && !strcmp(check, ids[0]);
+    if (fast) err = identity_with_seed(text, pre, post, seeds[1], weights, train, test, check);
+    fast = fast && !err && !strcmp(check, ids[1]);
+  }
+  free(text);
+  if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
@@ -572,38 +641,127 @@ done:
   return err;
 }
 
-scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, run_plan *plan) {
-  trial_state st = {.cfg = cfg, .resume_epoch = -1, .resume_batch = -1};
+void run_plan_dataset_key(const run_trial_cfg *cfg, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s|%s|%s|%lld|%lld|%lld|%lld|%lld|%lld|%.17g|%lld", cfg->format, cfg->root,
+           cfg->domains, (long long)cfg->classes, (long long)cfg->syn_classes,
+           (long long)cfg->syn_train_per_class, (long long)cfg->syn_test_per_class,
+           (long long)cfg->syn_size, (long long)cfg->syn_seed, cfg->syn_difficulty,
+           (long long)cfg->limit);
+}
+
+void run_plan_facts_free(run_plan_facts *f) {
+  free(f->train_per_class);
+  free(f->test_per_class);
+  free(f->train_per_domain);
+  memset(f, 0, sizeof *f);
+}
+
+/* Images per class of ds into per (nc entries), per domain into dom (nd entries, or NULL). */
+static scl_err count_split(const run_trial_cfg *cfg, const char *split, const data_dataset *ds,
+                           int64_t nc, int64_t *per, int nd, int64_t *dom) {
+  for (int64_t i = 0; i < data_dataset_count(ds); i++) {
+    int64_t y = data_dataset_label(ds, i);
+    SCL_CHECK(y >= 0 && y < nc, SCL_ERR_FORMAT,
+              "%s: %s sample %lld has label %lld, not a class in [0, %lld)",
+              cfg->root[0] ? cfg->root : cfg->format, split, (long long)i, (long long)y,
+              (long long)nc);
+    per[y]++;
+    if (!dom) continue;
+    int d = data_dataset_domain(ds, i);
+    SCL_CHECK(d >= 0 && d < nd, SCL_ERR_FORMAT, "%s: %s sample %lld is of domain %d of %d",
+              cfg->root, split, (long long)i, d, nd);
+    dom[d]++;
+  }
+  return SCL_OK;
+}
+
+scl_err run_plan_facts_read(const run_trial_cfg *cfg, run_plan_facts *f) {
+  memset(f, 0, sizeof *f);
+  data_dataset *train = NULL, *test = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, open_split(cfg, "train", &train), done);
+  SCL_CALL_GOTO(err, open_split(cfg, "test", &test), done);
+  int64_t nc = data_dataset_num_classes(train);
+  SCL_CHECK_GOTO(err, done, data_dataset_num_classes(test) == nc, SCL_ERR_FORMAT,
+                 "%s: train split has %lld classes but test split has %lld", cfg->root,
+                 (long long)nc, (long long)data_dataset_num_classes(test));
+  f->n_classes = nc;
+  if (!strcmp(cfg->format, "domainnet")) {
+    f->n_domains = 1;
+    for (const char *c = cfg->domains; *c; c++) f->n_domains += *c == ',';
+  }
+  f->train_per_class = calloc((size_t)(nc > 0 ? nc : 1), sizeof(int64_t));
+  f->test_per_class = calloc((size_t)(nc > 0 ? nc : 1), sizeof(int64_t));
+  f->train_per_domain = calloc((size_t)f->n_domains + 1, sizeof(int64_t));
+  SCL_CHECK_GOTO(err, done, f->train_per_class && f->test_per_class && f->train_per_domain,
+                 SCL_ERR_NOMEM, "dataset facts of %lld classes", (long long)nc);
+  SCL_CALL_GOTO(err,
+                count_split(cfg, "train", train, nc, f->train_per_class, f->n_domains,
+                            f->n_domains ? f->train_per_domain : NULL),
+                done);
+  SCL_CALL_GOTO(err, count_split(cfg, "test", test, nc, f->test_per_class, 0, NULL), done);
+  f->n_test = data_dataset_count(test);
+  f->uniform = 1;
+  for (int64_t c = 1; c < nc; c++)
+    f->uniform &= f->train_per_class[c] == f->train_per_class[0] &&
+                  f->test_per_class[c] == f->test_per_class[0];
+done:
+  data_dataset_close(&train);
+  data_dataset_close(&test);
+  if (err) run_plan_facts_free(f);
+  return err;
+}
+
+scl_err run_plan_count(const run_trial_cfg *cfg, const run_plan_facts *f,
+                       const run_plan_rates *rates, run_plan *plan) {
   memset(plan, 0, sizeof *plan);
   plan->rates = *rates;
-  scl_err err = SCL_OK;
   vit_config vc;
+  data_sessions *layout = NULL;
+  int n_sessions = 0, dil = 0;
   const learn_method_ops *ops = learn_method_find(cfg->method.name);
-  SCL_CHECK_GOTO(err, done, ops, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s",
-                 cfg->method.name, learn_method_names());
-  SCL_CALL_GOTO(err, vit_config_preset(cfg->arch, &vc), done);
-  SCL_CALL_GOTO(err, open_benchmark(cfg, &st), done);
-  SCL_CHECK_GOTO(err, done, st.n_sessions <= (int)(sizeof plan->s / sizeof plan->s[0]), SCL_ERR_ARG,
-                 "plan: %d sessions (at most 64)", st.n_sessions);
-  plan->n_sessions = st.n_sessions;
-  for (int t = 0; t < st.n_sessions && !err; t++) {
-    int64_t lo, hi, *idx = NULL, n = 0, nt = 0;
-    int32_t *labels = NULL;
-    session_classes(&st, t, &lo, &hi);
-    err = data_sessions_select(st.plan, st.train, lo, hi, &idx, &labels, &n);
-    if (!err && st.dil) keep_domain(st.train, t, idx, labels, &n);
-    scl_free(idx);
-    scl_free(labels);
-    if (!err) err = data_sessions_select(st.plan, st.test, 0, hi, &idx, &labels, &nt);
-    scl_free(idx);
-    scl_free(labels);
+  SCL_CHECK(ops, SCL_ERR_ARG, "method.name = \"%s\" is not one of %s", cfg->method.name,
+            learn_method_names());
+  SCL_CALL(vit_config_preset(cfg->arch, &vc));
+  run_trial_cfg unshuffled = *cfg; /* a shallow copy, only read */
+  unshuffled.shuffle = 0;          /* the order changes no count: skip drawing it */
+  SCL_CALL(
+      sessions_layout(f->uniform ? &unshuffled : cfg, f->n_classes, &layout, &n_sessions, &dil));
+  scl_err err = SCL_OK;
+  SCL_CHECK_GOTO(err, done, n_sessions <= (int)(sizeof plan->s / sizeof plan->s[0]), SCL_ERR_ARG,
+                 "plan: %d sessions (at most 64)", n_sessions);
+  SCL_CHECK_GOTO(err, done, !dil || n_sessions == f->n_domains, SCL_ERR_ARG,
+                 "plan: %d sessions but the dataset facts hold %d domains", n_sessions,
+                 f->n_domains);
+  plan->n_sessions = n_sessions;
+  int64_t n_test = 0;
+  for (int t = 0; t < n_sessions; t++) {
+    int64_t n = 0;
+    if (dil) {
+      n = f->train_per_domain[t];
+      n_test = f->n_test;
+    } else { /* session t trains on mapped labels [start_t, end_t), tests on all below end_t */
+      for (int64_t k = layout->start[t]; k < layout->start[t + 1]; k++) {
+        n += f->train_per_class[layout->order[k]];
+        n_test += f->test_per_class[layout->order[k]];
+      }
+    }
     plan->s[t].n_train = n;
-    plan->s[t].n_test = nt;
+    plan->s[t].n_test = n_test;
     plan->s[t].epochs = t == 0 ? cfg->method.epochs_first : cfg->method.epochs_later;
   }
-  if (err) SCL_TRACE(err);
-  if (!err) run_plan_price(cfg, plan, ops, &vc, st.plan->n_classes);
+  run_plan_price(cfg, plan, ops, &vc, f->n_classes);
 done:
-  close_trial(&st);
+  data_sessions_destroy(&layout);
   return err;
+}
+
+scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, run_plan *plan) {
+  run_plan_facts f;
+  memset(plan, 0, sizeof *plan);
+  SCL_CALL(run_plan_facts_read(cfg, &f));
+  scl_err err = run_plan_count(cfg, &f, rates, plan);
+  run_plan_facts_free(&f);
+  if (err) return SCL_TRACE(err);
+  return SCL_OK;
 }
