@@ -277,5 +277,8 @@ const char *scl_file_kind(unsigned mode);
 
 /* Code version and build information for provenance records; static strings. */
 const char *scl_version(void); /* e.g. "0.1.0 (git abc123)" */
+/* The ISA of src/nn's dispatched kernels in this process: "x86-64-v4" or "x86-64-v3" (portable
+ * build), "native" (-DSAFECL_NATIVE=ON) or "default" (no dispatch on this machine). */
+const char *scl_simd_isa(void);
 
 #endif /* SAFECL_CORE_H */

@@ -101,10 +101,10 @@ static scl_err run_forward(const bench_args *a, vit_model **mp, float **images, 
   printf(
       "bench=forward arch=%s batch=%ld threads=%d iters=%ld full_last_block=%d "
       "s_per_iter=%.4f best_s_per_iter=%.4f img_per_s=%.3f best_img_per_s=%.3f "
-      "gflop_per_s=%.1f exec_gflop_per_s=%.1f peak_rss_mb=%.1f checksum=%.6g\n",
+      "gflop_per_s=%.1f exec_gflop_per_s=%.1f peak_rss_mb=%.1f checksum=%.6g isa=%s\n",
       cfg.name, a->batch, m->threads, a->iters, m->full_last_block, mean, best, ips,
       (double)a->batch / best, ips * vit_config_flops_per_image(&cfg) * 1e-9,
-      ips * executed_flops(m) * 1e-9, (double)ru.ru_maxrss / 1024.0, checksum);
+      ips * executed_flops(m) * 1e-9, (double)ru.ru_maxrss / 1024.0, checksum, scl_simd_isa());
   return SCL_OK;
 }
 

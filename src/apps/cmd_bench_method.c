@@ -229,10 +229,10 @@ static scl_err run(const bench_method_args *a, method_rig *r, const dist_comm *w
       "s_per_iter=%.4f best_s_per_iter=%.4f img_per_s=%.3f best_img_per_s=%.3f "
       "cpu_s_per_iter=%.4f plan_units_per_image=%.2f plan_gflop_per_image=%.2f "
       "gflop_per_s=%.1f loss=%.4f "
-      "session_classes=%ld classes=%ld config=%s peak_rss_mb=%.1f\n",
+      "session_classes=%ld classes=%ld config=%s peak_rss_mb=%.1f isa=%s\n",
       r->backbone->cfg.name, a->method, a->batch, r->g.size, openblas_get_num_threads(), a->iters,
       mean, best, ips, (double)a->batch / best, cpu / (double)a->iters, units, gflop, ips * gflop,
-      losses[0], a->session_classes, a->classes, r->config_path, rss);
+      losses[0], a->session_classes, a->classes, r->config_path, rss, scl_simd_isa());
   return SCL_OK;
 }
 

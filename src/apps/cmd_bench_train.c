@@ -243,11 +243,12 @@ static scl_err run(const train_args *a, rig *r, const dist_comm *world) {
       "bench=train arch=%s pet=%s batch=%ld ranks=%d threads=%d iters=%ld s_per_iter=%.4f "
       "best_s_per_iter=%.4f img_per_s=%.3f best_img_per_s=%.3f fwd_s=%.4f bwd_s=%.4f "
       "allreduce_s=%.5f gflop_per_image=%.2f gflop_per_s=%.1f pet_params=%lld ce=%.4f "
-      "peak_rss_mb=%.1f\n",
+      "peak_rss_mb=%.1f isa=%s\n",
       r->m->cfg.name, a->pet, a->batch, r->g.size, r->m->threads, a->iters, mean, best, ips,
       (double)a->batch / best, tf / (double)a->iters, tb / (double)a->iters,
       times[1] / (double)a->iters, vit_trainer_flops_per_image(r->t) * 1e-9,
-      ips * vit_trainer_flops_per_image(r->t) * 1e-9, (long long)r->p->count, ce, rss);
+      ips * vit_trainer_flops_per_image(r->t) * 1e-9, (long long)r->p->count, ce, rss,
+      scl_simd_isa());
   return SCL_OK;
 }
 

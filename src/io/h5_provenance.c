@@ -44,6 +44,7 @@ scl_err h5_write_provenance(h5_file *f, int64_t schema_version) {
   SCL_CALL(h5_attr_write_str(f, "/", "hdf5_version", hdf5));
   SCL_CALL(h5_attr_write_str(f, "/", "mpi_library_version", mpi));
   SCL_CALL(h5_attr_write_str(f, "/", "openblas_config", blas ? blas : "unknown"));
+  SCL_CALL(h5_attr_write_str(f, "/", "simd_isa", scl_simd_isa()));
   SCL_CALL(h5_attr_write_str(f, "/", "hostname", host));
   SCL_CALL(h5_attr_write_str(f, "/", "created_utc", when));
   SCL_CALL(h5_attr_write_i64(f, "/", "threads", (int64_t)openblas_get_num_threads()));

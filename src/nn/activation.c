@@ -31,7 +31,7 @@ NN_WIDE static inline int32_t float_key(float v) {
   return b ^ ((b >> 31) & 0x7fffffff);
 }
 
-NN_WIDE static float row_max(const float *x, int64_t n) {
+NN_WIDE static inline float row_max(const float *x, int64_t n) {
   int32_t m = INT32_MIN;
   for (int64_t j = 0; j < n; j++) {
     int32_t k = float_key(x[j]);
@@ -44,7 +44,7 @@ NN_WIDE static float row_max(const float *x, int64_t n) {
 }
 
 /* y = exp(x - m); returns the sum. */
-NN_WIDE static float row_exp_sum(float *y, const float *x, float m, int64_t n) {
+NN_WIDE static inline float row_exp_sum(float *y, const float *x, float m, int64_t n) {
   for (int64_t j = 0; j < n; j++) y[j] = exp_poly(x[j] - m);
   float lane[LANES] = {0};
   int64_t j = 0;
@@ -56,7 +56,7 @@ NN_WIDE static float row_exp_sum(float *y, const float *x, float m, int64_t n) {
   return s;
 }
 
-NN_WIDE void nn_softmax_forward(float *y, const float *x, int64_t rows, int64_t cols) {
+NN_KERNEL void nn_softmax_forward(float *y, const float *x, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     float *yr = y + r * cols;
@@ -66,7 +66,7 @@ NN_WIDE void nn_softmax_forward(float *y, const float *x, int64_t rows, int64_t 
   }
 }
 
-NN_WIDE static float row_dot(const float *a, const float *b, int64_t n) {
+NN_WIDE static inline float row_dot(const float *a, const float *b, int64_t n) {
   float lane[LANES] = {0};
   int64_t j = 0;
   for (; j + LANES <= n; j += LANES)
@@ -77,8 +77,8 @@ NN_WIDE static float row_dot(const float *a, const float *b, int64_t n) {
   return s;
 }
 
-NN_WIDE void nn_softmax_backward(float *dx, const float *dy, const float *y, int64_t rows,
-                                 int64_t cols) {
+NN_KERNEL void nn_softmax_backward(float *dx, const float *dy, const float *y, int64_t rows,
+                                   int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *dyr = dy + r * cols, *yr = y + r * cols;
     float *dxr = dx + r * cols;
@@ -111,7 +111,7 @@ void nn_softmax_backward_ref(float *dx, const float *dy, const float *y, int64_t
 /* ---------------------------------------------------------------------------------------- */
 /* GELU                                                                                     */
 
-NN_WIDE void nn_gelu_forward(float *y, const float *x, int64_t n) {
+NN_KERNEL void nn_gelu_forward(float *y, const float *x, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     float v = x[i];
     y[i] = 0.5f * v * (1.0f + erf_poly(v * 0.70710678118654752f));
@@ -125,11 +125,11 @@ NN_WIDE static inline float gelu_grad(float v) {
   return NN_MADD(v, pdf, cdf);
 }
 
-NN_WIDE void nn_gelu_backward(float *dx, const float *dy, const float *x, int64_t n) {
+NN_KERNEL void nn_gelu_backward(float *dx, const float *dy, const float *x, int64_t n) {
   for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * gelu_grad(x[i]);
 }
 
-NN_WIDE void nn_gelu_backward_inplace(float *dy, const float *x, int64_t n) {
+NN_KERNEL void nn_gelu_backward_inplace(float *dy, const float *x, int64_t n) {
   for (int64_t i = 0; i < n; i++) dy[i] *= gelu_grad(x[i]);
 }
 
@@ -157,11 +157,11 @@ void nn_gelu_backward_ref(float *dx, const float *dy, const float *x, int64_t n)
 /* ---------------------------------------------------------------------------------------- */
 /* Residual add                                                                             */
 
-NN_WIDE void nn_residual_forward(float *y, const float *a, const float *b, int64_t n) {
+NN_KERNEL void nn_residual_forward(float *y, const float *a, const float *b, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
-NN_WIDE void nn_residual_backward(float *da, float *db, const float *dy, int64_t n) {
+NN_KERNEL void nn_residual_backward(float *da, float *db, const float *dy, int64_t n) {
   if (da)
     for (int64_t i = 0; i < n; i++) da[i] += dy[i];
   if (db)

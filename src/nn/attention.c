@@ -105,7 +105,7 @@ void nn_attention_forward(float *out, float *probs, const float *qkv, const floa
 }
 
 /* dS = P * (dP - rowsum(dP * P)), in place over dP. */
-NN_WIDE static void softmax_grad_rows(float *dp, const float *p, int64_t rows, int64_t cols) {
+NN_KERNEL static void softmax_grad_rows(float *dp, const float *p, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     float *g = dp + r * cols;
     const float *y = p + r * cols;
@@ -121,7 +121,7 @@ NN_WIDE static void softmax_grad_rows(float *dp, const float *p, int64_t rows, i
 
 /* sum of a[j] g[j] over n entries in 16 lanes (the softmax backward's own summation order), so
  * that the reduction vectorises. */
-NN_WIDE static float dot_lanes(const float *a, const float *g, int64_t n) {
+NN_WIDE static inline float dot_lanes(const float *a, const float *g, int64_t n) {
   float lane[16] = {0}, s = 0.0f;
   int64_t j = 0;
   for (; j + 16 <= n; j += 16)
@@ -141,8 +141,8 @@ NN_WIDE static float dot_lanes(const float *a, const float *g, int64_t n) {
  *   dS_j = A'_j (g_j - r) on token columns, A'_j (g_j - c - lam r) on prefix columns;
  * without compensation lam = 1 and c = 0, the plain softmax backward. *dvs += sum_prefix A' G
  * before the scaling, the value scale's gradient. */
-NN_WIDE static void prefix_grad_rows(float *G, float *P, float *dvs, int64_t nq, int64_t Nk,
-                                     int64_t p, int64_t L, int compensate, float vs) {
+NN_KERNEL static void prefix_grad_rows(float *G, float *P, float *dvs, int64_t nq, int64_t Nk,
+                                       int64_t p, int64_t L, int compensate, float vs) {
   double acc = 0.0;
   for (int64_t r = 0; r < nq; r++) {
     float *g = G + r * Nk, *a = P + r * Nk;

@@ -28,7 +28,7 @@
 
 #define LANES 16
 
-NN_WIDE static double lane_sum(const float *x, int64_t n) {
+NN_WIDE static inline double lane_sum(const float *x, int64_t n) {
   double lane[LANES] = {0};
   int64_t j = 0;
   for (; j + LANES <= n; j += LANES)
@@ -39,7 +39,7 @@ NN_WIDE static double lane_sum(const float *x, int64_t n) {
   return s;
 }
 
-NN_WIDE static double lane_sqdev(const float *x, double mean, int64_t n) {
+NN_WIDE static inline double lane_sqdev(const float *x, double mean, int64_t n) {
   double lane[LANES] = {0};
   int64_t j = 0;
   for (; j + LANES <= n; j += LANES)
@@ -55,7 +55,9 @@ NN_WIDE static double lane_sqdev(const float *x, double mean, int64_t n) {
 
 /* The row's mean in double: the one function every kernel derives the mean from, so that they
  * all see the same value. */
-NN_WIDE static double row_mean(const float *x, int64_t D) { return lane_sum(x, D) / (double)D; }
+NN_WIDE static inline double row_mean(const float *x, int64_t D) {
+  return lane_sum(x, D) / (double)D;
+}
 
 /* lo of the row whose mean is mu and whose stored (rounded) mean is hi. */
 static float mean_lo(double mu, float hi) { return (float)(mu - (double)hi); }
@@ -64,14 +66,14 @@ static float mean_lo(double mu, float hi) { return (float)(mu - (double)hi); }
 #define LN_XHAT(x, hi, lo, rs) ((((x) - (hi)) - (lo)) * (rs))
 
 /* y = xhat * gamma + beta for one row. */
-NN_WIDE static void row_affine(float *y, const float *x, float hi, float lo, float rs,
-                               const float *gamma, const float *beta, int64_t D) {
+NN_WIDE static inline void row_affine(float *y, const float *x, float hi, float lo, float rs,
+                                      const float *gamma, const float *beta, int64_t D) {
   for (int64_t j = 0; j < D; j++) y[j] = LN_XHAT(x[j], hi, lo, rs) * gamma[j] + beta[j];
 }
 
-NN_WIDE void nn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
-                                  const float *gamma, const float *beta, int64_t rows, int64_t D,
-                                  float eps) {
+NN_KERNEL void nn_layernorm_forward(float *y, float *mean, float *rstd, const float *x,
+                                    const float *gamma, const float *beta, int64_t rows, int64_t D,
+                                    float eps) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * D;
     const double mu = row_mean(xr, D);
@@ -83,9 +85,9 @@ NN_WIDE void nn_layernorm_forward(float *y, float *mean, float *rstd, const floa
   }
 }
 
-NN_WIDE void nn_layernorm_recompute(float *y, const float *x, const float *mean, const float *rstd,
-                                    const float *gamma, const float *beta, int64_t rows,
-                                    int64_t D) {
+NN_KERNEL void nn_layernorm_recompute(float *y, const float *x, const float *mean,
+                                      const float *rstd, const float *gamma, const float *beta,
+                                      int64_t rows, int64_t D) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * D;
     row_affine(y + r * D, xr, mean[r], mean_lo(row_mean(xr, D), mean[r]), rstd[r], gamma, beta, D);
@@ -111,8 +113,9 @@ void nn_layernorm_forward_ref(float *y, float *mean, float *rstd, const float *x
 
 /* Sums of g = dy * gamma and of g * xhat over one row: 16 float lanes (D / 16 terms each, 48
  * for ViT-B), combined in double. */
-NN_WIDE static void row_grad_sums(const float *dy, const float *x, const float *gamma, float hi,
-                                  float lo, float rs, int64_t D, double *sum_g, double *sum_gx) {
+NN_WIDE static inline void row_grad_sums(const float *dy, const float *x, const float *gamma,
+                                         float hi, float lo, float rs, int64_t D, double *sum_g,
+                                         double *sum_gx) {
   float a[LANES] = {0}, b[LANES] = {0};
   int64_t j = 0;
   for (; j + LANES <= D; j += LANES)
@@ -132,9 +135,9 @@ NN_WIDE static void row_grad_sums(const float *dy, const float *x, const float *
   *sum_gx = sb;
 }
 
-NN_WIDE void nn_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
-                                   const float *x, const float *gamma, const float *mean,
-                                   const float *rstd, int64_t rows, int64_t D) {
+NN_KERNEL void nn_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
+                                     const float *x, const float *gamma, const float *mean,
+                                     const float *rstd, int64_t rows, int64_t D) {
   for (int64_t r = 0; r < rows; r++) {
     const float *dyr = dy + r * D, *xr = x + r * D;
     const float hi = mean[r], rs = rstd[r];

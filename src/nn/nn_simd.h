@@ -1,19 +1,34 @@
 /* nn_simd.h: the compiler hints the vectorised loops of src/nn rely on, and the polynomial
  * e^x and erf they share (private).
  *
- * NN_WIDE asks GCC for 512-bit vectors in a function: with -march=native on an AVX-512 core GCC
- * prefers 256-bit ones, and the element-wise polynomial loops (exp, erf) run ~20% faster at 512.
+ * NN_KERNEL marks the entry points of the hot element-wise and reduction loops, NN_WIDE the
+ * static helpers they inline. The portable build (SAFECL_DISPATCH, the default; the baseline is
+ * x86-64-v3, README "Build") compiles every NN_KERNEL function twice with GCC's target_clones,
+ * for x86-64-v4 (AVX-512) and for the baseline (AVX2 + FMA); glibc's ifunc picks one clone per
+ * function when the process starts, from the CPU's features, so the choice is fixed for the
+ * life of the process (docs/conventions.md, "Runtime dispatch"). The helpers are always inlined
+ * there, so that each clone compiles them for its own ISA (a helper left out of line would be
+ * compiled once, for the baseline). With -DSAFECL_NATIVE=ON
+ * both macros ask GCC for 512-bit vectors on an AVX-512 build machine: with -march=native on an
+ * AVX-512 core GCC prefers 256-bit ones, and the element-wise polynomial loops (exp, erf) run
+ * ~20% faster at 512 (the x86-64-v4 clone gets 512-bit vectors from generic tuning).
  * NN_MADD is a*b + c with one rounding on FMA hardware: in ISO C mode (-std=c11) GCC does not
- * contract a*b + c by itself, and polynomial evaluation is nothing but that. Both degrade to
- * plain C elsewhere. */
+ * contract a*b + c by itself, and polynomial evaluation is nothing but that. Both clones of the
+ * portable build have FMA, so they evaluate the same roundings in the same order. Everything
+ * degrades to plain C elsewhere. */
 #ifndef SAFECL_NN_SIMD_H
 #define SAFECL_NN_SIMD_H
 
 #include <math.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
-#define NN_WIDE __attribute__((target("prefer-vector-width=512")))
+#if defined(SAFECL_DISPATCH) && defined(__GNUC__) && !defined(__clang__)
+#define NN_KERNEL __attribute__((target_clones("arch=x86-64-v4", "default")))
+#define NN_WIDE __attribute__((always_inline))
+#elif defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__)
+#define NN_KERNEL __attribute__((target("prefer-vector-width=512")))
+#define NN_WIDE NN_KERNEL
 #else
+#define NN_KERNEL
 #define NN_WIDE
 #endif
 

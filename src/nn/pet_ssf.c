@@ -10,8 +10,8 @@
 #include "nn_simd.h"
 #include "safecl/nn.h"
 
-NN_WIDE void nn_ssf_forward(float *y, const float *x, const float *gamma, const float *beta,
-                            int64_t rows, int64_t n) {
+NN_KERNEL void nn_ssf_forward(float *y, const float *x, const float *gamma, const float *beta,
+                              int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; r++)
     for (int64_t j = 0; j < n; j++) y[r * n + j] = x[r * n + j] * gamma[j] + beta[j];
 }
@@ -23,15 +23,15 @@ void nn_ssf_forward_ref(float *y, const float *x, const float *gamma, const floa
       y[r * n + j] = (float)((double)x[r * n + j] * (double)gamma[j] + (double)beta[j]);
 }
 
-NN_WIDE void nn_ssf_add_forward(float *y, const float *x, const float *gamma, const float *beta,
-                                int64_t rows, int64_t n) {
+NN_KERNEL void nn_ssf_add_forward(float *y, const float *x, const float *gamma, const float *beta,
+                                  int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; r++)
     for (int64_t j = 0; j < n; j++) y[r * n + j] += x[r * n + j] * gamma[j] + beta[j];
 }
 
 /* dgamma += colsum(dy * x), dbeta += colsum(dy). */
-NN_WIDE static void param_grads(float *dgamma, float *dbeta, const float *dy, const float *x,
-                                int64_t rows, int64_t n) {
+NN_WIDE static inline void param_grads(float *dgamma, float *dbeta, const float *dy, const float *x,
+                                       int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; r++) {
     const float *g = dy + r * n, *xr = x + r * n;
     if (dgamma)
@@ -41,16 +41,16 @@ NN_WIDE static void param_grads(float *dgamma, float *dbeta, const float *dy, co
   }
 }
 
-NN_WIDE void nn_ssf_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
-                             const float *x, const float *gamma, int64_t rows, int64_t n) {
+NN_KERNEL void nn_ssf_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
+                               const float *x, const float *gamma, int64_t rows, int64_t n) {
   param_grads(dgamma, dbeta, dy, x, rows, n);
   if (dx)
     for (int64_t r = 0; r < rows; r++)
       for (int64_t j = 0; j < n; j++) dx[r * n + j] += dy[r * n + j] * gamma[j];
 }
 
-NN_WIDE void nn_ssf_backward_inplace(float *dy, float *dgamma, float *dbeta, const float *x,
-                                     const float *gamma, int64_t rows, int64_t n) {
+NN_KERNEL void nn_ssf_backward_inplace(float *dy, float *dgamma, float *dbeta, const float *x,
+                                       const float *gamma, int64_t rows, int64_t n) {
   param_grads(dgamma, dbeta, dy, x, rows, n);
   for (int64_t r = 0; r < rows; r++)
     for (int64_t j = 0; j < n; j++) dy[r * n + j] *= gamma[j];

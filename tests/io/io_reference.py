@@ -125,7 +125,7 @@ def h5_check(path):
     with h5py.File(path, "r") as f:
         a = f.attrs
         for key in ("code_version", "hdf5_version", "mpi_library_version", "openblas_config",
-                    "hostname", "created_utc"):
+                    "hostname", "created_utc", "simd_isa"):
             if not isinstance(a.get(key), str) or not a[key]:
                 errors.append(f"attribute {key} = {a.get(key)!r}")
         if int(a.get("schema_version", -1)) != 3 or int(a.get("threads", 0)) < 1:

@@ -53,9 +53,10 @@ static void write_features(h5_file *f) {
 }
 
 static void check_provenance(h5_file *f) {
-  const char *keys[6] = {"code_version",    "hdf5_version", "mpi_library_version",
-                         "openblas_config", "hostname",     "created_utc"};
-  for (int k = 0; k < 6; k++) {
+  const char *keys[7] = {"code_version",    "hdf5_version", "mpi_library_version",
+                         "openblas_config", "hostname",     "created_utc",
+                         "simd_isa"};
+  for (int k = 0; k < 7; k++) {
     char *v = NULL;
     CHECK_OK(h5_attr_read_str(f, "/", keys[k], &v));
     CHECK(v && v[0], "provenance '%s' empty", keys[k]);
@@ -63,6 +64,7 @@ static void check_provenance(h5_file *f) {
     if (v && k == 0) CHECK(strcmp(v, scl_version()) == 0, "code_version '%s'", v);
     if (v && k == 1) CHECK(strncmp(v, "1.", 2) == 0, "hdf5_version '%s'", v);
     if (v && k == 5) CHECK(strlen(v) == 20 && v[10] == 'T' && v[19] == 'Z', "created '%s'", v);
+    if (v && k == 6) CHECK(strcmp(v, scl_simd_isa()) == 0, "simd_isa '%s'", v);
     free(v);
   }
   int64_t threads = 0, schema = 0;
