@@ -117,7 +117,7 @@ static void remove_stale_temporaries(const char *dir) {
   closedir(d);
 }
 
-/* Testing aid: SAFECL_FAULT_TRIAL_ERROR=<io|numeric|arg|nomem>:<attempts>[:<text>] makes the
+/* Testing aid: SAFECL_FAULT_TRIAL_ERROR=<io|numeric|arg|nomem|resource>:<attempts>[:<text>] makes the
  * first <attempts> attempts of every trial whose layering contains <text> fail with that code
  * before running, so tests can check retries and permanent failures without broken inputs. */
 static scl_err fault_injection(const orch_msg *t) {
@@ -129,7 +129,8 @@ static scl_err fault_injection(const orch_msg *t) {
   } codes[] = {{"io", SCL_ERR_IO},
                {"numeric", SCL_ERR_NUMERIC},
                {"arg", SCL_ERR_ARG},
-               {"nomem", SCL_ERR_NOMEM}};
+               {"nomem", SCL_ERR_NOMEM},
+               {"resource", SCL_ERR_RESOURCE}};
   const char *c1 = strchr(env, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
   int attempts = c1 ? atoi(c1 + 1) : 1000000;
   if (c2 && (!t->text || !strstr(t->text, c2 + 1))) return SCL_OK;
