@@ -102,7 +102,7 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
     } else {
       SCL_INFO(
           "trial %s failed on a fault of the machine in an earlier job (%s): running it "
-          "again (job %d of at most sweep.max_retries = %lld)",
+          "again (later job %d of at most sweep.max_retries = %lld)",
           t->id, st->message ? st->message : "?", st->machine_failures,
           (long long)c->sweep->max_retries);
     }
