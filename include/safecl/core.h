@@ -36,8 +36,14 @@ enum {
   SCL_ERR_NUMERIC,  /* NaN/Inf where a finite value is required */
   SCL_ERR_STOP,     /* a stop was requested (signal); not a failure of the work itself */
   SCL_ERR_INTERNAL, /* a broken invariant: a bug in safecl */
+  SCL_ERR_RESOURCE, /* the machine failed a write or read: disk full, quota, I/O error */
   SCL_ERR_COUNT
 };
+
+/* The code for a failed system call with this errno: SCL_ERR_RESOURCE when the machine is at
+ * fault (ENOSPC, EDQUOT, EIO, ENOMEM: a sweep runs such a trial again in its next job, see
+ * docs/architecture.md 7), else SCL_ERR_IO. */
+scl_err scl_errno_code(int errnum);
 
 #if defined(__GNUC__)
 #define SCL_NODISCARD __attribute__((warn_unused_result))

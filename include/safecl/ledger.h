@@ -3,6 +3,8 @@
  * World rank 0 of a sweep is the only writer. Each job writes its own file,
  * RUN_DIR/ledger.<jobid>.log (a requeued SLURM job keeps its id and appends to the same file);
  * readers merge every ledger.*.log of the run directory, ordered by each file's first record.
+ * The one exception to the single writer is a CRASHED record (below), which a dying worker
+ * writes into a file of its own.
  *
  * Record format: one line of text per record,
  *   <crc> <TYPE> <time> <id> <group> <attempt> <sessions> <count> <seconds> <final> <avg>
@@ -40,13 +42,24 @@
  *   FINISHED  seconds, final/avg/val accuracy; text "" when measured by a run, else
  *             "skipped", "reconciled" (read back from trial.h5) or "dry-run"
  *   RETRY     a transient failure, the trial runs again: attempt, text = "<error>: <message>"
- *   FAILED    a permanent failure: attempt, text = "<error>: <message>"
+ *   FAILED    a permanent failure: attempt, text = "<error>: <message>"; count = 1 when the
+ *             machine was at fault (SCL_ERR_RESOURCE, SCL_ERR_NOMEM): the next job of the sweep
+ *             runs the trial again, at most sweep.max_retries such jobs (0 in older ledgers)
  *   STOPPED   the trial checkpointed and stopped on request (it resumes next time)
  *   STOP      the coordinator got a signal: text = "signal <n>"
  *   END       the coordinator is done: count = exit status, text = complete|stopped|error|planned
+ *   CRASHED   a process running the trial died of a fatal signal (SIGSEGV, SIGBUS, SIGFPE,
+ *             SIGILL, SIGABRT), written by that process's signal handler into a file of its own,
+ *             RUN_DIR/ledger.crash.<host>.<pid>.<stamp>.log: group, attempt, sessions =
+ *             boundaries passed in the attempt, count = the signal number, seconds = the
+ *             attempt's stamp (Unix time its group's rank 0 received the trial: the records of
+ *             several ranks of one attempt count once), text = "<signal> in world rank <r> on
+ *             <host> (pid <p>)". Only these count against sweep.max_crashes: a job killed from
+ *             outside (SIGKILL, node loss, the OOM killer) leaves none and is never charged.
  */
 #define ORCH_REC_LIST(X) \
-  X(JOB) X(PLAN) X(START) X(PROGRESS) X(FINISHED) X(RETRY) X(FAILED) X(STOPPED) X(STOP) X(END)
+  X(JOB)                 \
+  X(PLAN) X(START) X(PROGRESS) X(FINISHED) X(RETRY) X(FAILED) X(STOPPED) X(STOP) X(END) X(CRASHED)
 typedef enum {
   ORCH_REC_NONE = 0,
 #define ORCH_REC_ENUM(name) ORCH_REC_##name,
@@ -108,5 +121,24 @@ void orch_ledger_paths_free(char **paths, int n);
 /* Escapes text for a record field ('\\', tab, newline); returns the length written (cut to
  * fit cap including the NUL). The inverse is applied by orch_record_parse. */
 size_t orch_ledger_escape(const char *in, char *out, size_t cap);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Crash records (src/orch/crash.c)                                                           */
+
+/* Installs the fatal-signal handler (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) of a worker
+ * process, on an alternate stack. The handler does nothing but re-raise with the default action
+ * until orch_crash_arm names a trial. */
+void orch_crash_install(void);
+/* From now until orch_crash_disarm, a fatal signal appends a CRASHED record for this attempt
+ * to RUN_DIR/ledger.crash.<host>.<pid>.<stamp>.log (opened in the handler through a directory
+ * descriptor opened here; everything but the time, the signal and the boundary count is
+ * formatted here). *boundaries is read by the handler (shared, not owned: it must live until
+ * disarm). Fails if RUN_DIR cannot be opened. */
+SCL_NODISCARD scl_err orch_crash_arm(const char *run_dir, const char *id, int group, int attempt,
+                                     double stamp, int world_rank, const volatile int *boundaries);
+void orch_crash_disarm(void);
+/* Formats a CRASHED line as the handler does (async-signal-safe: no allocation, no stdio);
+ * returns its length, 0 if it does not fit. For the handler and tests. */
+size_t orch_crash_format(char *buf, size_t cap, double time_s, int sessions, int sig);
 
 #endif /* SAFECL_LEDGER_H */

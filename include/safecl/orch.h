@@ -158,14 +158,18 @@ typedef struct orch_trial_state {
   double cost;
   orch_trial_status status; /* RUNNING only while the latest job has not ended */
   int retries;              /* transient failures (RETRY records) */
-  int crashes;              /* attempts cut off by a dead job before their first boundary */
+  int crashes;              /* attempts that died of a fatal signal (CRASHED records) */
+  double crash_stamp;       /* the attempt of the latest CRASHED record (one count per attempt) */
+  char *crash;              /* the latest CRASHED record's text (owned) */
+  int machine_failures;     /* FAILED records of the machine's faults (count = 1) */
+  int retryable;            /* FAILED by the machine's fault: the next job runs it again */
   int sessions;             /* boundaries (session or step) passed, as last recorded */
   int group;                /* group of the latest START */
   double started;           /* time of the latest START */
   double seconds, final_acc, avg_acc, val_acc; /* FINISHED */
-  int measured;         /* 1: seconds were measured by a run (not skipped, reconciled or dry) */
-  char *message;        /* FAILED: error name and message (owned) */
-  int open, progressed; /* replay bookkeeping: START without outcome yet */
+  int measured;  /* 1: seconds were measured by a run (not skipped, reconciled or dry) */
+  char *message; /* FAILED: error name and message (owned) */
+  int open;      /* replay bookkeeping: START without outcome yet */
 } orch_trial_state;
 
 typedef struct orch_group_state {
@@ -206,7 +210,8 @@ SCL_NODISCARD scl_err orch_state_apply(orch_state *s, const orch_record *r);
 void orch_state_destroy(orch_state **s);
 /* The trial with this id, or NULL. */
 orch_trial_state *orch_state_find(const orch_state *s, const char *id);
-/* Counts every attempt still open as interrupted (its job is known to be dead). */
+/* Settles every attempt still open as interrupted (its job is known to be dead): the trial is
+ * pending again, and nothing is charged to it (only CRASHED records count as crashes). */
 void orch_state_settle(orch_state *s);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -7,6 +7,7 @@
  * size and truncate: reporting an error must never itself fail. */
 #include "safecl/core.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,6 +85,12 @@ void scl_error_clear(void) {
   err_trace_len = 0;
 }
 
+scl_err scl_errno_code(int errnum) {
+  return errnum == ENOSPC || errnum == EDQUOT || errnum == EIO || errnum == ENOMEM
+             ? SCL_ERR_RESOURCE
+             : SCL_ERR_IO;
+}
+
 const char *scl_error_name(scl_err code) {
   static const char *const names[SCL_ERR_COUNT] = {"ok",
                                                    "out of memory",
@@ -95,7 +102,8 @@ const char *scl_error_name(scl_err code) {
                                                    "LAPACK error",
                                                    "non-finite value",
                                                    "stop requested",
-                                                   "internal error"};
+                                                   "internal error",
+                                                   "resource fault"};
   if (code < 0 || code >= SCL_ERR_COUNT) return "unknown error";
   return names[code];
 }

@@ -62,9 +62,14 @@ scl_err h5_fail_at(const h5_file *f, const char *obj, const char *call, const ch
     snprintf(where, sizeof where, "HDF5 file '%s'", path);
   if (!info.found)
     return scl_error_raise(SCL_ERR_HDF5, file, line, func, "%s: %s failed", where, call);
-  return scl_error_raise(SCL_ERR_HDF5, file, line, func, "%s: %s failed: %s%s%s%s (in %s)", where,
-                         call, info.desc, info.minor[0] ? " [" : "", info.minor,
-                         info.minor[0] ? "]" : "", info.func);
+  /* HDF5's file drivers put the system's errno into the message ("errno = 28"): a full disk or
+   * an I/O error is the machine's fault (SCL_ERR_RESOURCE), not the file's. */
+  const char *e = strstr(info.desc, "errno = ");
+  scl_err code =
+      e && scl_errno_code(atoi(e + 8)) == SCL_ERR_RESOURCE ? SCL_ERR_RESOURCE : SCL_ERR_HDF5;
+  return scl_error_raise(code, file, line, func, "%s: %s failed: %s%s%s%s (in %s)", where, call,
+                         info.desc, info.minor[0] ? " [" : "", info.minor, info.minor[0] ? "]" : "",
+                         info.func);
 }
 
 scl_err h5_require_writable(const h5_file *f, const char *obj) {

@@ -44,7 +44,8 @@ static scl_err fsync_path(const char *path, int directory, const char *what) {
   close(fd);
   /* Some filesystems cannot sync a directory and say so with EINVAL; nothing more can be done. */
   if (rc != 0 && !(directory && saved == EINVAL))
-    return SCL_ERROR(SCL_ERR_IO, "cannot fsync %s '%s': %s", what, path, strerror(saved));
+    return SCL_ERROR(scl_errno_code(saved), "cannot fsync %s '%s': %s", what, path,
+                     strerror(saved));
   return SCL_OK;
 }
 
@@ -65,8 +66,8 @@ scl_err io_publish_begin(const char *path, char **tmp_path, int *fd) {
   if (fd) {
     *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (*fd < 0) {
-      scl_err err = SCL_ERROR(SCL_ERR_IO, "cannot create '%s' (to publish '%s'): %s", tmp, path,
-                              strerror(errno));
+      scl_err err = SCL_ERROR(scl_errno_code(errno), "cannot create '%s' (to publish '%s'): %s",
+                              tmp, path, strerror(errno));
       free(tmp);
       return err;
     }
@@ -106,7 +107,7 @@ scl_err io_write_all(int fd, const void *data, size_t len, const char *what) {
     size_t chunk = len < ((size_t)1 << 30) ? len : ((size_t)1 << 30);
     ssize_t n = write(fd, p, chunk);
     if (n < 0 && errno == EINTR) continue;
-    SCL_CHECK(n > 0, SCL_ERR_IO, "cannot write '%s': %s", what,
+    SCL_CHECK(n > 0, n < 0 ? scl_errno_code(errno) : SCL_ERR_IO, "cannot write '%s': %s", what,
               n < 0 ? strerror(errno) : "no progress");
     p += n;
     len -= (size_t)n;
@@ -120,7 +121,7 @@ scl_err io_write_file_atomic(const char *path, const void *data, size_t len) {
   SCL_CALL(io_publish_begin(path, &tmp, &fd));
   scl_err err = io_write_all(fd, data, len, tmp);
   if (close(fd) != 0 && !err)
-    err = SCL_ERROR(SCL_ERR_IO, "cannot close '%s': %s", tmp, strerror(errno));
+    err = SCL_ERROR(scl_errno_code(errno), "cannot close '%s': %s", tmp, strerror(errno));
   if (err) {
     io_publish_abort(tmp);
     free(tmp);
@@ -140,7 +141,8 @@ scl_err io_mkdirs(const char *path) {
     char c = *p;
     *p = '\0';
     if (buf[0] && mkdir(buf, 0777) != 0 && errno != EEXIST)
-      return SCL_ERROR(SCL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+      return SCL_ERROR(scl_errno_code(errno), "%s: cannot create directory: %s", buf,
+                       strerror(errno));
     if (!c) break;
     *p = c;
   }

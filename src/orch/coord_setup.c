@@ -6,8 +6,11 @@
  * trials/<id>/trial.h5 exists (the runner publishes it by rename, so existing means complete).
  * A finished trial the ledger does not know about (its job died before the record) gets a
  * FINISHED record read from the file; a FINISHED record whose file is gone runs again. Attempts
- * left open by a dead job are settled as interrupted, and a trial that keeps dying before its
- * first checkpoint (sweep.max_crashes jobs) is failed rather than allowed to kill every requeue. */
+ * left open by a dead job are settled as interrupted, at no charge to the trial (the job may
+ * have been killed from outside); a trial whose own processes died of a fatal signal
+ * sweep.max_crashes times (CRASHED records, crash.c) is failed rather than allowed to kill every
+ * requeue. A trial failed by a fault of the machine (disk full, I/O error, out of memory: FAILED
+ * with count 1) runs again in the next job, in at most sweep.max_retries jobs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,16 +94,26 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
     return 0;
   }
   if (st->status == ORCH_TRIAL_FAILED) {
-    if (!c->sweep->retry_failed) return 0;
+    if (c->sweep->retry_failed) {
+      st->retries = 0;
+      st->crashes = 0;
+    } else if (!st->retryable || st->machine_failures > c->sweep->max_retries) {
+      return 0;
+    } else {
+      SCL_INFO(
+          "trial %s failed on a fault of the machine in an earlier job (%s): running it "
+          "again (later job %d of at most sweep.max_retries = %lld)",
+          t->id, st->message ? st->message : "?", st->machine_failures,
+          (long long)c->sweep->max_retries);
+    }
     st->status = ORCH_TRIAL_PENDING;
-    st->retries = 0;
   }
   if (st->crashes >= c->sweep->max_crashes) {
-    char why[256];
+    char why[ORCH_LEDGER_TEXT_MAX];
     snprintf(why, sizeof why,
-             "the job died %d times while this trial was before its first "
-             "boundary (a crash in the trial?)",
-             st->crashes);
+             "crashed %d times (sweep.max_crashes = %lld): its process died of a fatal signal; "
+             "the last: %.1500s",
+             st->crashes, (long long)c->sweep->max_crashes, st->crash ? st->crash : "?");
     record_failed(c, t->id, why);
     return 0;
   }

@@ -7,7 +7,9 @@
  * a FINISHED record lost in a crash is reconstructed from trials/<id>/trial.h5 on the next start,
  * a lost START means nothing, and a lost FAILED only costs running that trial again. A transient
  * failure (I/O, memory, HDF5, MPI inside the trial) is retried up to sweep.max_retries times; a
- * NaN (SCL_ERR_NUMERIC), bad input or a bug fails the trial at once, deterministically. A signal
+ * NaN (SCL_ERR_NUMERIC), bad input or a bug fails the trial at once, deterministically. When the
+ * retries are spent on a fault of the machine (SCL_ERR_RESOURCE: disk full, I/O error;
+ * SCL_ERR_NOMEM) the FAILED record says so (count 1) and the next job runs the trial again. A signal
  * turns every later reply into HALT (running trials checkpoint at their next boundary) or EXIT. */
 #include <stdlib.h>
 #include <string.h>
@@ -119,8 +121,10 @@ static void record_start(coord *c, int g, int64_t t) {
   coord_record(c, &r, 0);
 }
 
+static int machine_fault(scl_err e) { return e == SCL_ERR_RESOURCE || e == SCL_ERR_NOMEM; }
+
 static int transient(scl_err e) {
-  return e == SCL_ERR_IO || e == SCL_ERR_NOMEM || e == SCL_ERR_HDF5 || e == SCL_ERR_MPI;
+  return e == SCL_ERR_IO || e == SCL_ERR_HDF5 || e == SCL_ERR_MPI || machine_fault(e);
 }
 
 /* The ledger record for a trial's outcome; requeues a transient failure within its budget. */
@@ -151,9 +155,11 @@ static void outcome(coord *c, const orch_msg *in, orch_record *r) {
     r->type = ORCH_REC_STOPPED; /* not its fault: the job is ending; it runs again next time */
   } else {
     r->type = ORCH_REC_FAILED;
+    r->count = machine_fault(in->status); /* 1: the next job runs it again */
     snprintf(r->text, sizeof r->text, "%s%s: %s", transient(in->status) ? "gave up: " : "",
              scl_error_name(in->status), msg);
-    SCL_WARN("trial %s FAILED (%s): %s", st->id, scl_error_name(in->status), msg);
+    SCL_WARN("trial %s FAILED (%s%s): %s", st->id, scl_error_name(in->status),
+             r->count ? "; the next job of the sweep runs it again" : "", msg);
   }
 }
 

@@ -69,7 +69,8 @@ SCL_NODISCARD scl_err orch_cost_order(const orch_plan *plan, int64_t **order);
  *             final/avg/val accuracy, text = error message              -> TRIAL or EXIT
  * Coordinator -> groups:
  *   TRIAL     run this trial: trial (plan index), id, attempt, flags (dry run), text = its
- *             layering, "F <config file>" and "O <key=value>" lines in order
+ *             layering, "F <config file>" and "O <key=value>" lines in order; seconds is set
+ *             by the group's rank 0 on receipt (the attempt's stamp in crash records)
  *   CONTINUE  go on;  HALT  checkpoint and stop the trial (it returns SCL_ERR_STOP)
  *   EXIT      no more work: exit_code is the sweep's status so far (the final one is
  *             broadcast to every rank at the end)

@@ -5,7 +5,11 @@
  * it appends, so its memory and the ledger cannot disagree), `safecl status`, and the index
  * rebuild. Trials are found through an open-addressing table keyed by the first 64 bits of the
  * id, so replaying 100,000 records is linear. An attempt that was started but has no outcome is
- * "open"; when a later JOB record shows that its job is gone, it is settled as interrupted. */
+ * "open"; when a later JOB record shows that its job is gone, it is settled as interrupted,
+ * which charges the trial nothing: a job killed from outside is not the trial's fault. Crashes
+ * are the CRASHED records a dying worker wrote (crash.c), counted once per attempt; they arrive
+ * in files of their own, merged after the ledger they belong to, so applying one changes
+ * nothing but the count and the last crash's text. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +32,7 @@ void orch_state_destroy(orch_state **s) {
   for (int64_t i = 0; i < (*s)->n; i++) {
     free((*s)->trials[i].plan_text);
     free((*s)->trials[i].message);
+    free((*s)->trials[i].crash);
   }
   free((*s)->trials);
   free((*s)->table);
@@ -98,7 +103,6 @@ void orch_state_settle(orch_state *s) {
     orch_trial_state *t = &s->trials[i];
     if (!t->open) continue;
     t->open = 0;
-    t->crashes += !t->progressed;
     if (t->status == ORCH_TRIAL_RUNNING) t->status = ORCH_TRIAL_PENDING;
   }
   for (int g = 0; g < s->job.groups; g++) s->job.group[g].trial = -1;
@@ -149,7 +153,6 @@ static scl_err apply_trial(orch_state *s, const orch_record *r) {
       break;
     case ORCH_REC_START:
       t->open = 1;
-      t->progressed = 0;
       t->status = ORCH_TRIAL_RUNNING;
       t->group = r->group;
       t->started = r->time;
@@ -158,7 +161,6 @@ static scl_err apply_trial(orch_state *s, const orch_record *r) {
       break;
     case ORCH_REC_PROGRESS:
       t->sessions = r->sessions;
-      t->progressed = 1;
       if (g) g->sessions = r->sessions;
       break;
     case ORCH_REC_FINISHED:
@@ -177,8 +179,15 @@ static scl_err apply_trial(orch_state *s, const orch_record *r) {
       break;
     case ORCH_REC_FAILED:
       SCL_CALL(set_text(&t->message, r->text));
+      t->retryable = r->count == 1;
+      t->machine_failures += t->retryable;
       s->job.failed++;
       close_attempt(s, t, r, ORCH_TRIAL_FAILED);
+      break;
+    case ORCH_REC_CRASHED:
+      if (t->crashes == 0 || r->seconds != t->crash_stamp) t->crashes++;
+      t->crash_stamp = r->seconds;
+      SCL_CALL(set_text(&t->crash, r->text));
       break;
     case ORCH_REC_STOPPED:
       t->sessions = r->sessions;

@@ -27,11 +27,13 @@ static const cfg_key sweep_keys[] = {
     K("sweep.group_size", CFG_INT, group_size, 1, 4096, "1",
       "ranks per worker group: each trial runs data-parallel on its group's ranks"),
     K("sweep.max_retries", CFG_INT, max_retries, 0, 1000, "2",
-      "extra attempts of a trial after a transient failure (I/O, memory, MPI)"),
+      "extra attempts of a trial after a transient failure (I/O, memory, MPI); also the later "
+      "jobs that run a trial failed by a full disk or I/O error again"),
     K("sweep.max_requeues", CFG_INT, max_requeues, 0, 100000, "20",
       "SLURM requeues after a stop; beyond SLURM_RESTART_COUNT = this the job ends with 1"),
     K("sweep.max_crashes", CFG_INT, max_crashes, 1, 100000, "3",
-      "jobs that may die while a trial is before its first boundary before it fails"),
+      "fatal signals (SIGSEGV, SIGBUS, ...) a trial's own processes may die of before it "
+      "fails; a job killed from outside is never counted"),
     K("sweep.retry_failed", CFG_BOOL, retry_failed, 0, 1, "false",
       "run trials that failed for good in an earlier job again"),
     K("sweep.dry_run", CFG_BOOL, dry_run, 0, 1, "false",

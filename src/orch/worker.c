@@ -9,10 +9,12 @@
  * on HALT the runner returns SCL_ERR_STOP with its checkpoint published. A trial's failure is
  * data for the coordinator (RESULT with the error code and message), never a failure of the
  * group; only a failing MPI call ends the loop with an error, and then the job is aborted from
- * main. */
+ * main. A fatal signal while a trial runs is recorded as that trial's crash (crash.c). */
 #include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "orch_internal.h"
@@ -21,12 +23,18 @@ typedef struct worker {
   const dist_comm *world, *group;
   int group_id, leader;
   const orch_msg *trial;
-  int boundaries; /* should_stop calls in this attempt */
+  int boundaries; /* should_stop calls in this attempt (read by the crash handler) */
   int halted;     /* the coordinator said HALT */
   double interval, last_ask;
   double latency; /* last round trip to the coordinator */
   scl_err comm_err;
 } worker;
+
+static double unix_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* Leader only: send `out` to the coordinator and wait for its reply. */
 static scl_err ask(worker *w, const orch_msg *out, orch_msg *in) {
@@ -42,6 +50,9 @@ static scl_err ask(worker *w, const orch_msg *out, orch_msg *in) {
 /* The leader asks; then the whole group shares the reply. */
 static scl_err exchange(worker *w, const orch_msg *out, orch_msg *in) {
   if (w->leader) SCL_CALL(ask(w, out, in));
+  /* The attempt's stamp, the same on every rank of the group: it names the attempt in crash
+   * records, so that several ranks dying of one crash count once. */
+  if (w->leader && in->type == ORCH_MSG_TRIAL) in->seconds = unix_now();
   SCL_CALL(orch_msg_bcast(w->group, 0, in));
   return SCL_OK;
 }
@@ -106,7 +117,7 @@ static void remove_stale_temporaries(const char *dir) {
   closedir(d);
 }
 
-/* Testing aid: SAFECL_FAULT_TRIAL_ERROR=<io|numeric|arg|nomem>:<attempts>[:<text>] makes the
+/* Testing aid: SAFECL_FAULT_TRIAL_ERROR=<io|numeric|arg|nomem|resource>:<attempts>[:<text>] makes the
  * first <attempts> attempts of every trial whose layering contains <text> fail with that code
  * before running, so tests can check retries and permanent failures without broken inputs. */
 static scl_err fault_injection(const orch_msg *t) {
@@ -118,7 +129,8 @@ static scl_err fault_injection(const orch_msg *t) {
   } codes[] = {{"io", SCL_ERR_IO},
                {"numeric", SCL_ERR_NUMERIC},
                {"arg", SCL_ERR_ARG},
-               {"nomem", SCL_ERR_NOMEM}};
+               {"nomem", SCL_ERR_NOMEM},
+               {"resource", SCL_ERR_RESOURCE}};
   const char *c1 = strchr(env, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
   int attempts = c1 ? atoi(c1 + 1) : 1000000;
   if (c2 && (!t->text || !strstr(t->text, c2 + 1))) return SCL_OK;
@@ -128,6 +140,42 @@ static scl_err fault_injection(const orch_msg *t) {
     if (strlen(codes[i].name) == n && !strncmp(env, codes[i].name, n))
       return SCL_ERROR(codes[i].code, "fault injection: %s on attempt %d", codes[i].name,
                        t->attempt);
+  return SCL_OK;
+}
+
+/* Testing aid: SAFECL_FAULT_TRIAL_SIGNAL=<segv|abrt|kill|stop>[:<text>] makes every rank that
+ * runs a trial whose layering contains <text> raise that signal just before the trial starts:
+ * segv and abrt are crashes the trial's process sees (and records), kill is a death it cannot
+ * see, stop freezes it until the test kills the whole job from outside. */
+static void fault_signal(const orch_msg *t) {
+  const char *env = getenv("SAFECL_FAULT_TRIAL_SIGNAL");
+  if (!env || !env[0]) return;
+  const char *c1 = strchr(env, ':');
+  if (c1 && (!t->text || !strstr(t->text, c1 + 1))) return;
+  size_t n = c1 ? (size_t)(c1 - env) : strlen(env);
+  static const struct {
+    const char *name;
+    int sig;
+  } sigs[] = {{"segv", SIGSEGV}, {"abrt", SIGABRT}, {"kill", SIGKILL}, {"stop", SIGSTOP}};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    if (strlen(sigs[i].name) == n && !strncmp(env, sigs[i].name, n)) {
+      SCL_WARN("fault injection: raising %s before trial %s", sigs[i].name, t->id);
+      raise(sigs[i].sig);
+    }
+}
+
+/* From here until the attempt ends, a fatal signal leaves a CRASHED record in RUN_DIR, the
+ * sweep's run directory (the trial's run.dir is RUN_DIR/trials/<id>: orch_plan_args). */
+static scl_err arm_crash_record(worker *w, const char *trial_dir) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", trial_dir);
+  const char *id = w->trial->id;
+  size_t n = strlen(dir), k = strlen(id);
+  SCL_CHECK(n > k + 8 && !strcmp(dir + n - k, id) && !strncmp(dir + n - k - 8, "/trials/", 8),
+            SCL_ERR_INTERNAL, "trial %s: run.dir '%s' is not RUN_DIR/trials/<id>", id, trial_dir);
+  dir[n - k - 8] = '\0';
+  SCL_CALL(orch_crash_arm(dir, id, w->group_id, w->trial->attempt, w->trial->seconds,
+                          dist_comm_rank(w->world), &w->boundaries));
   return SCL_OK;
 }
 
@@ -148,8 +196,11 @@ static scl_err run_trial_of(worker *w, char *layering, orch_msg *res) {
                     "the sweep was planned; rerun the sweep",
                     w->trial->id, id);
   if (!err && w->leader) remove_stale_temporaries(cfg.run_dir);
+  if (!err) err = arm_crash_record(w, cfg.run_dir);
+  if (!err) fault_signal(w->trial);
   if (!err) err = fault_injection(w->trial);
   if (!err) err = run_trial_ex(&cfg, w->group, &hooks, &r);
+  orch_crash_disarm();
   cfg_free(&run_trial_schema, &cfg);
   res->skipped = r.skipped;
   res->seconds = r.seconds;
@@ -198,6 +249,7 @@ scl_err orch_worker_run(const dist_comm *world, const dist_comm *group, int grou
   orch_msg out = {.type = ORCH_MSG_HELLO, .group = group_id}, in = {0};
   scl_err err = SCL_OK;
   *exit_code = 1;
+  orch_crash_install();
   for (;;) {
     out.latency = w.latency;
     SCL_CALL_GOTO(err, exchange(&w, &out, &in), done);

@@ -353,8 +353,14 @@ static scl_err read_unfinished(const char *dir, report_trial *t) {
 /* Keys that do not make a different hyperparameter point: the seed, and the keys that
  * run/trial_config.c marks no_identity (KX: paths, threads, batch of a pure inference pass,
  * checkpoint interval), copied here; `error` is failed.txt's message, not a config key. */
-static const char *const non_point_keys[] = {
-    "seed", "run.dir", "threads", "eval.batch", "dataset.root", "train.ckpt_every", "error"};
+static const char *const non_point_keys[] = {"seed",
+                                             "run.dir",
+                                             "threads",
+                                             "eval.batch",
+                                             "dataset.root",
+                                             "train.ckpt_every",
+                                             "train.ckpt_minutes",
+                                             "error"};
 
 /* Splits one line into key [k, k+klen) and value [v, v+vlen); 0 if it is not `key = value;`. */
 static int split_line(const char *line, size_t len, const char **k, size_t *klen, const char **v,

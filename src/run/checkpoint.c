@@ -245,6 +245,7 @@ done:
 scl_err trial_checkpoint_write(trial_state *st, int sessions_done, int64_t epoch, int64_t batch) {
   SCL_CALL(run_group_agree(&st->group, write_file(st, sessions_done, epoch, batch)));
   st->steps_since_ckpt = 0;
+  st->ckpt_clock = scl_now();
   fault_injection_point(sessions_done, epoch < 0);
   return SCL_OK;
 }
@@ -307,10 +308,21 @@ done:
   return err;
 }
 
+/* train.ckpt_minutes: each rank reads its own clock, and the group checkpoints when any rank's
+ * says it is time (one reduction of one int per step, on groups of more than one rank), so
+ * every rank takes the same decision (docs/conventions.md 3). */
+static scl_err time_due(trial_state *st, int *due) {
+  const double minutes = st->cfg->ckpt_minutes;
+  *due = minutes > 0 && scl_now() - st->ckpt_clock >= 60.0 * minutes;
+  if (minutes > 0 && st->group.size > 1) SCL_CALL(run_group_any(&st->group, due));
+  return SCL_OK;
+}
+
 scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch) {
   st->steps_since_ckpt++;
-  int stop = trial_should_stop(st);
-  int due = st->cfg->ckpt_every > 0 && st->steps_since_ckpt >= st->cfg->ckpt_every;
+  int stop = trial_should_stop(st), on_time = 0;
+  SCL_CALL(time_due(st, &on_time));
+  int due = on_time || (st->cfg->ckpt_every > 0 && st->steps_since_ckpt >= st->cfg->ckpt_every);
   if (stop || due) SCL_CALL(trial_checkpoint_write(st, t, epoch, batch));
   SCL_CHECK(!stop, SCL_ERR_STOP,
             "trial %s stopped in session %d at epoch %lld batch %lld "

@@ -5,7 +5,8 @@
  * batch a sample lands in: the epoch order is data_shuffle(seed, epoch key), the augmentation of
  * sample i is data_train_transform(seed, epoch key, i), and the method keys dropout by global
  * sample index. The epoch key is session * 4096 + epoch, so sessions never share an order. After
- * every step the loop may checkpoint (train.ckpt_every) and polls the stop hook; the position
+ * every step the loop may checkpoint (train.ckpt_every, train.ckpt_minutes: the clock starts
+ * when this process first trains the trial) and polls the stop hook; the position
  * (epoch, next batch) goes into the checkpoint, and a resumed session continues from it with the
  * same numbers as an uninterrupted one.
  *
@@ -162,6 +163,7 @@ scl_err trial_train_session(trial_state *st, const learn_session *s, const int64
           used = steps * plan.batch < n ? steps * plan.batch : n;
   loop_buffers b = {0};
   scl_err err = SCL_OK;
+  if (st->ckpt_clock == 0) st->ckpt_clock = scl_now();
   SCL_CALL_GOTO(err, alloc_loop(&b, plan.batch, n, st->cfg->crop, st->group.size), done);
   if (steps == 0)
     SCL_WARN(

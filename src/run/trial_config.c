@@ -119,6 +119,9 @@ static const cfg_key trial_keys[] = {
       "loss log: 0 = the mean of each epoch; N = the mean of every N steps (1: every step)"),
     KX("train.ckpt_every", CFG_INT, ckpt_every, 0, 1e9, "0", NULL,
        "checkpoint every N training steps (0: at session boundaries only)"),
+    KX("train.ckpt_minutes", CFG_FLOAT, ckpt_minutes, 0, 1e6, "30", NULL,
+       "also checkpoint at the first training step that ends this many minutes of wall time "
+       "after the last checkpoint (0: off); changes no number, so not part of the trial id"),
     K("method.rp.dim", CFG_INT, method.rp_dim, 1, 1000000, "10000", NULL,
       "random-projection width M of RanPAC/SAFE classifiers"),
     K("method.ridge.lo_exp", CFG_INT, method.ridge_lo_exp, -30, 30, "3", NULL,

@@ -36,6 +36,7 @@ typedef struct trial_state {
   trial_cache cache[LEARN_MAX_NETWORKS];
   const run_trial_hooks *hooks;
   int64_t steps_since_ckpt;
+  double ckpt_clock; /* scl_now() of the last checkpoint, or of the first training session */
   /* mid-session position of a loaded checkpoint (-1: at a session boundary) */
   int64_t resume_epoch, resume_batch;
   double epoch_loss[LEARN_MAX_LOSS_TERMS]; /* running sums of the current epoch */
@@ -80,8 +81,9 @@ SCL_NODISCARD scl_err trial_checkpoint_write(trial_state *st, int sessions_done,
  * checkpoint of another trial is an error naming the file. */
 SCL_NODISCARD scl_err trial_checkpoint_load(trial_state *st, int *sessions_done);
 SCL_NODISCARD scl_err trial_checkpoint_load_method(trial_state *st);
-/* After every training step and epoch: checkpoint every train.ckpt_every steps, and honour the
- * stop hook (checkpoint, then SCL_ERR_STOP). Position: session t, epoch, next batch. */
+/* After every training step and epoch: checkpoint every train.ckpt_every steps and at the first
+ * boundary train.ckpt_minutes after the last checkpoint (collective: the group agrees), and
+ * honour the stop hook (checkpoint, then SCL_ERR_STOP). Position: session t, epoch, next batch. */
 SCL_NODISCARD scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch);
 /* The stop hook, decided by the whole group (collective: any rank asking stops every rank). */
 int trial_should_stop(trial_state *st);

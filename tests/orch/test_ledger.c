@@ -5,11 +5,19 @@
  * before appending again, while a damaged record in the middle is skipped and counted, as is a
  * record whose CRC is right but whose integer fields are out of range (count 1e300); ledgers
  * of several jobs merge in the order of their first records; replay gives each trial's status,
- * retries, interrupted attempts (crashes) and the latest job's groups; 20,000 records replay in
+ * retries and the latest job's groups, and charges no crash for an attempt a dead job left open;
+ * a CRASHED record formatted by the signal handler's code parses back, and crash files merge
+ * with one count per attempt however many ranks wrote one; a child process that dies of SIGSEGV
+ * while armed leaves exactly one CRASHED record, one that is SIGKILLed none; a FAILED record
+ * with count 1 marks the trial as retryable by the next job; 20,000 records replay in
  * well under a second; a symlink planted as a job's ledger or as the run directory's lock is
  * refused by name and its target's bytes are left as they were. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../../src/orch/orch_internal.h"
 #include "orch/orch_test.h"
@@ -216,10 +224,11 @@ static void test_replay(const char *dir) {
   CHECK(ta && ta->status == ORCH_TRIAL_FINISHED && ta->measured && ta->seconds == 3.5 &&
             ta->cost == 2.0 && ta->plan_text && !strncmp(ta->plan_text, "synthetic\t", 10),
         "a: finished, measured 3.5 s, prior 2 s");
-  /* b: retried once; its second attempt was cut off by job A's death before any boundary;
-   * job B started it again and is still running (no END record) */
-  CHECK(tb && tb->retries == 1 && tb->crashes == 1 && tb->status == ORCH_TRIAL_RUNNING,
-        "b: 1 retry, 1 crash, running (retries %d crashes %d status %s)", tb ? tb->retries : -1,
+  /* b: retried once; its second attempt was cut off by job A's death before any boundary,
+   * which is not charged (no CRASHED record: the job may have been killed from outside); job B
+   * started it again and is still running (no END record) */
+  CHECK(tb && tb->retries == 1 && tb->crashes == 0 && tb->status == ORCH_TRIAL_RUNNING,
+        "b: 1 retry, no crash, running (retries %d crashes %d status %s)", tb ? tb->retries : -1,
         tb ? tb->crashes : -1, tb ? orch_trial_status_name(tb->status) : "?");
   CHECK(tc && tc->status == ORCH_TRIAL_FAILED && tc->crashes == 0 && tc->message &&
             !strcmp(tc->message, "numeric: NaN loss"),
@@ -228,10 +237,106 @@ static void test_replay(const char *dir) {
             !strcmp(s->trials[s->job.group[0].trial].id, b) && !strcmp(s->job.sweep, "s"),
         "latest job B: group 0 runs b");
   orch_state_settle(s);
-  CHECK(tb->status == ORCH_TRIAL_PENDING && tb->crashes == 2, "settled: b pending, 2 crashes");
+  CHECK(tb->status == ORCH_TRIAL_PENDING && tb->crashes == 0,
+        "settled: b pending, still no crash charged");
   orch_state_destroy(&s);
   CHECK(s == NULL, "destroy sets NULL");
   printf("replay: ok\n");
+}
+
+static void write_line(const char *dir, const char *name, const char *line) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL, "create %s", path);
+  if (f) {
+    fputs(line, f);
+    fclose(f);
+  }
+}
+
+/* Runs `sig` in a child armed for trial `id`; returns the child's wait status. */
+static int crash_child(const char *dir, const char *id, int sig) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    static volatile int boundaries = 5;
+    orch_crash_install();
+    if (orch_crash_arm(dir, id, 1, 2, 4242.5, 7, &boundaries) != SCL_OK) _exit(3);
+    raise(sig);
+    _exit(4);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+static int count_crash_files(const char *dir) {
+  DIR *d = opendir(dir);
+  int n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) n += !strncmp(e->d_name, "ledger.crash.", 13);
+  if (d) closedir(d);
+  return n;
+}
+
+static void test_crash_records(const char *dir) {
+  const char *a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", *b = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+  static volatile int boundaries = 3;
+  char line[1024];
+  orch_record r;
+  CHECK_OK(orch_crash_arm(dir, a, 0, 2, 1700000000.125, 3, &boundaries));
+  size_t n = orch_crash_format(line, sizeof line, 1700000001.5, 3, SIGSEGV);
+  orch_crash_disarm();
+  CHECK(n > 0 && line[n - 1] == '\n' && orch_record_parse(line, n - 1, &r) == 0 &&
+            r.type == ORCH_REC_CRASHED && !strcmp(r.id, a) && r.group == 0 && r.attempt == 2 &&
+            r.sessions == 3 && r.count == SIGSEGV && r.seconds == 1700000000.125 &&
+            fabs(r.time - 1700000001.5) < 1e-6 && strstr(r.text, "SIGSEGV") &&
+            strstr(r.text, "world rank 3"),
+        "the handler's CRASHED line parses back: %.*s", (int)n, line);
+  /* one job: a started, its two ranks crash in one attempt; a later job: a crashes again */
+  orch_record j[] = {rec(ORCH_REC_JOB, 100, NULL, 1), rec(ORCH_REC_START, 101, a, 0),
+                     rec(ORCH_REC_START, 101, b, 0), rec(ORCH_REC_FAILED, 102, b, 0)};
+  snprintf(j[0].text, sizeof j[0].text, "job1 ranks=3 sweep=s");
+  j[3].count = 1;
+  snprintf(j[3].text, sizeof j[3].text, "gave up: resource fault: disk full");
+  write_job(dir, "job1", j, 4);
+  CHECK_OK(orch_crash_arm(dir, a, 0, 1, 101.25, 1, &boundaries));
+  n = orch_crash_format(line, sizeof line, 101.5, 0, SIGSEGV);
+  write_line(dir, "ledger.crash.h.1.1.log", line);
+  n = orch_crash_format(line, sizeof line, 101.6, 0, SIGABRT);
+  write_line(dir, "ledger.crash.h.2.1.log", line);
+  CHECK_OK(orch_crash_arm(dir, a, 0, 1, 205.0, 1, &boundaries));
+  n = orch_crash_format(line, sizeof line, 206, 2, SIGBUS);
+  write_line(dir, "ledger.crash.h.3.2.log", line);
+  orch_crash_disarm();
+  orch_state *s = NULL;
+  CHECK_OK(orch_state_load(dir, &s));
+  const orch_trial_state *ta = s ? orch_state_find(s, a) : NULL,
+                         *tb = s ? orch_state_find(s, b) : NULL;
+  CHECK(ta && ta->crashes == 2 && ta->crash && strstr(ta->crash, "SIGBUS"),
+        "two ranks crashing in one attempt count once, another attempt once more (%d): %s",
+        ta ? ta->crashes : -1, ta && ta->crash ? ta->crash : "");
+  CHECK(tb && tb->status == ORCH_TRIAL_FAILED && tb->retryable && tb->machine_failures == 1 &&
+            tb->crashes == 0,
+        "FAILED with count 1: retryable by the next job");
+  orch_state_destroy(&s);
+  /* the real handler, in a child process */
+  char sub[512];
+  snprintf(sub, sizeof sub, "%s/child", dir);
+  mkdir(sub, 0777);
+  int st = crash_child(sub, b, SIGKILL);
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && count_crash_files(sub) == 0,
+        "a SIGKILLed child leaves no crash record");
+  st = crash_child(sub, b, SIGSEGV);
+  CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+        "the armed child still dies of SIGSEGV (status %x)", st);
+  CHECK_OK(orch_state_load(sub, &s));
+  tb = s ? orch_state_find(s, b) : NULL;
+  CHECK(count_crash_files(sub) == 1 && tb && tb->crashes == 1 && tb->crash &&
+            strstr(tb->crash, "SIGSEGV") && strstr(tb->crash, "world rank 7"),
+        "a SIGSEGV child leaves one CRASHED record: %s", tb && tb->crash ? tb->crash : "");
+  orch_state_destroy(&s);
+  printf("crash records: ok\n");
 }
 
 static void test_replay_speed(const char *dir) {
@@ -298,6 +403,9 @@ int main(void) {
   snprintf(sub, sizeof sub, "%s/replay", dir);
   mkdir(sub, 0777);
   test_replay(sub);
+  snprintf(sub, sizeof sub, "%s/crash", dir);
+  mkdir(sub, 0777);
+  test_crash_records(sub);
   snprintf(sub, sizeof sub, "%s/speed", dir);
   mkdir(sub, 0777);
   test_replay_speed(sub);
