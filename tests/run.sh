@@ -28,3 +28,6 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd "$SAFECL_BUILD_DIR"
 ctest "${ctest_args[@]}" -j 1
+# Fuzzing (docs/conventions.md 23): each parser's libFuzzer target for 20 s (SAFECL_FUZZ_SECONDS)
+# in a clang build of its own (build-fuzz/); a crash fails the run, its input in tests/fuzz/crashes/.
+"$SAFECL_ROOT/tests/fuzz/run.sh" --seconds "${SAFECL_FUZZ_SECONDS:-20}"
