@@ -70,6 +70,7 @@ for t in "${targets[@]}"; do
   bin="$build/tests/fuzz/fuzz_$t"
   log="$build/logs/$t.log"
   art="$build/artifacts/$t/"
+  rm -rf "$art" # artifacts of an earlier run are not this run's findings
   mkdir -p "$build/logs" "$art" "$build/corpus/$t"
   dict=()
   [ -f "$here/dict/$t.dict" ] && dict=(-dict="$here/dict/$t.dict")
