@@ -8,7 +8,8 @@
 # second run with everything present only re-runs the (incremental) build.
 #
 # Environment: SAFECL_BUILD_DIR, SAFECL_CMAKE_ARGS (extra -D options), SAFECL_WITH_TESTS=1 to
-# also require the test-only packages (PyTorch, PIL, NumPy, h5py as the reference peers).
+# also require the test-only packages (PyTorch, PIL, NumPy, h5py as the reference peers; clang
+# and its libFuzzer runtime for tests/fuzz/run.sh; QEMU user mode for the emulated-Haswell test).
 set -euo pipefail
 
 SAFECL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +19,7 @@ safecl_build_packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-d
   libopenblas-dev libscalapack-openmpi-dev libhdf5-openmpi-dev hdf5-tools libconfig-dev
   libjpeg62-turbo-dev libpng-dev libcjson-dev libxxhash-dev)
 safecl_test_packages=(python3 python3-torch python3-torchvision python3-pil python3-numpy
-  python3-h5py)
+  python3-h5py clang libclang-rt-dev qemu-user)
 
 safecl_missing_packages() {
   local p

@@ -5,7 +5,7 @@
 #   tests/run.sh --all        include slow tests
 #   tests/run.sh --sanitize   ASan/UBSan build in build-asan/, same suite
 # Each runs with the OpenBLAS kernel detected on this CPU, then the tests labelled numeric
-# again with a second kernel (below).
+# again with a second kernel (below), then every libFuzzer target for 20 s (tests/fuzz/run.sh).
 # Exits non-zero if setup, the build or any test fails.
 set -euo pipefail
 export SAFECL_WITH_TESTS=1
@@ -50,4 +50,7 @@ ctest "${ctest_args[@]}" -j 1 || status=1
 echo "run.sh: OpenBLAS kernel $(openblas_core OPENBLAS_CORETYPE=$second)" \
      "(OPENBLAS_CORETYPE=$second): the tests labelled numeric"
 OPENBLAS_CORETYPE=$second OPENBLAS_VERBOSE=2 ctest "${ctest_args[@]}" -L numeric -j 1 || status=1
+# Fuzzing (docs/conventions.md 23): each parser's libFuzzer target for 20 s (SAFECL_FUZZ_SECONDS)
+# in a clang build of its own (build-fuzz/); a crash fails the run, its input in tests/fuzz/crashes/.
+"$SAFECL_ROOT/tests/fuzz/run.sh" --seconds "${SAFECL_FUZZ_SECONDS:-20}" || status=1
 exit $status

@@ -18,6 +18,9 @@
 #include "dataset_impl.h"
 
 #define LIST_MAX_DOMAINS 16
+/* Labels index per-class tables sized by the largest label, so a label is refused beyond the
+ * bound the synthetic datasets use (DomainNet has 345 classes). */
+#define LIST_MAX_CLASSES (1 << 20)
 
 /* Whether a list entry names a file under the root: relative, and no ".." component. */
 static int stays_in_root(const char *path) {
@@ -71,6 +74,9 @@ static scl_err read_list(data_dataset *ds, const char *list_path, int domain, sc
     long long label;
     SCL_CHECK_GOTO(err, done, !parse_line(line, &path, &label), SCL_ERR_FORMAT,
                    "%s:%lld: expected \"relative/path label\"", list_path, lineno);
+    SCL_CHECK_GOTO(err, done, label < LIST_MAX_CLASSES, SCL_ERR_FORMAT,
+                   "%s:%lld: label %lld is out of range (0 to %d)", list_path, lineno, label,
+                   LIST_MAX_CLASSES - 1);
     SCL_CHECK_GOTO(err, done, stays_in_root(path), SCL_ERR_FORMAT,
                    "%s:%lld: '%s' leaves the dataset root (an absolute path or a '..' component)",
                    list_path, lineno, path);

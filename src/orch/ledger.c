@@ -7,6 +7,7 @@
  * memory; ledgers hold one line per trial event, so even a 10,000-trial sweep is a few MB. */
 #include "safecl/ledger.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -131,9 +132,11 @@ int orch_record_parse(const char *line, size_t len, orch_record *r) {
   double v[10];
   for (int i = 0; i < 10; i++) {
     if (!(s = field(&p, end, &n))) return -1;
-    if (i == 1) {
+    if (i == 1) { /* 32 hex digits or "-": a NUL or other byte would not format back */
       if (n == 32) memcpy(r->id, s, 32);
       if (n != 32 && !(n == 1 && s[0] == '-')) return -1;
+      for (size_t k = 0; n == 32 && k < n; k++)
+        if (!isxdigit((unsigned char)s[k])) return -1;
       continue;
     }
     if (parse_num(s, n, &v[i])) return -1;

@@ -55,7 +55,7 @@ static scl_err measure_linalg(run_plan_rates *r) {
   dsyevd_("V", "L", &n, c, &n, w, work, &lwork, iwork, &liwork, &info, 1, 1);
   r->eig_seconds_512 = scl_now() - t0;
   if (info) err = SCL_ERROR(SCL_ERR_LAPACK, "plan calibration: dsyevd info=%d", info);
-done:
+done:; /* a declaration follows: C11 needs a statement after a label */
   double *all[] = {a, b, c, w, work};
   for (int i = 0; i < 5; i++) scl_free(all[i]);
   scl_free(iwork);
