@@ -139,6 +139,7 @@ scl_err h5_file_alloc(const char *path, h5_file **out) {
 }
 
 void h5_file_free(h5_file *f) {
+  free(f->prev_path);
   free(f->tmp_path);
   free(f->path);
   free(f);
@@ -199,7 +200,9 @@ scl_err h5_file_open_read(const char *path, h5_file **out) {
     if (f->id < 0) err = H5_FAIL(f, NULL, "H5Fopen (read-only)");
     H5Pclose(fapl);
   }
+  if (!err) err = h5_attrs_verify(f);
   if (err) {
+    if (f->id >= 0 && H5Fclose(f->id) < 0) H5Eclear2(H5E_DEFAULT);
     h5_file_free(f);
     return err;
   }
@@ -216,8 +219,10 @@ scl_err h5_file_commit(h5_file **pf) {
   h5_file *f = *pf;
   *pf = NULL;
   scl_err err = SCL_OK;
-  if (H5Fclose(f->id) < 0) err = H5_FAIL(f, NULL, "H5Fclose");
+  if (f->tmp_path) err = h5_attrs_seal(f);
+  if (H5Fclose(f->id) < 0 && !err) err = H5_FAIL(f, NULL, "H5Fclose");
   if (f->tmp_path) {
+    if (!err) err = h5_keep_previous_now(f);
     if (err)
       io_publish_abort(f->tmp_path);
     else
@@ -261,6 +266,27 @@ scl_err h5_file_close(h5_file **pf) {
 }
 
 const char *h5_file_path(const h5_file *f) { return f->path; }
+
+scl_err h5_file_keep_previous(h5_file *f, const char *prev_path) {
+  SCL_CALL(h5_require_writable(f, NULL));
+  SCL_CHECK(f->tmp_path, SCL_ERR_ARG, "HDF5 file '%s' is not being created", f->path);
+  free(f->prev_path);
+  f->prev_path = prev_path ? strdup(prev_path) : NULL;
+  SCL_CHECK(!prev_path || f->prev_path, SCL_ERR_NOMEM, "previous file name '%s'", prev_path);
+  return SCL_OK;
+}
+
+/* Right before the publishing rename: the file being replaced moves to prev_path, so that a
+ * previous good copy survives (the rename that publishes syncs the directory for both). A
+ * missing file (the first publication) is fine. */
+scl_err h5_keep_previous_now(const h5_file *f) {
+  if (!f->prev_path) return SCL_OK;
+  if (rename(f->path, f->prev_path) != 0 && errno != ENOENT)
+    return SCL_ERROR(SCL_ERR_IO, "cannot keep '%s' as '%s': %s", f->path, f->prev_path,
+                     strerror(errno));
+  errno = 0;
+  return SCL_OK;
+}
 
 int64_t h5_file_hid(const h5_file *f) { return (int64_t)f->id; }
 
