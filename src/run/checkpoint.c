@@ -14,7 +14,16 @@
  * every rank makes the same calls, replicated tensors are written once, and a distributed Gram
  * matrix (LEARN_F64_GRAM) is written by every rank holding a block-cyclic piece, as one plain
  * m x m dataset. Any rank count reads it back: each rank reads the replicated tensors whole and
- * its own piece of G for its own grid, so a checkpoint of 2 ranks resumes on 1 or on 4. */
+ * its own piece of G for its own grid, so a checkpoint of 2 ranks resumes on 1 or on 4.
+ *
+ * Damage (docs/architecture.md, failure model): every dataset and the attributes carry XXH3-64
+ * checksums (h5.h), G's a sum over elements that the writing ranks add up, so it does not depend
+ * on the grid. Publishing a checkpoint keeps the one before as ckpt.prev.h5. On resume a
+ * checkpoint is checked whole before any of it is used (h5_file_verify, the group sharing the
+ * reading), so a damaged one leaves the trial's state untouched: it is moved aside as
+ * ckpt.h5.damaged with a warning and the previous one is used, or, with none left, the trial
+ * starts over; every rank takes the same decision. The cost is reading the checkpoint twice on
+ * resume, once spread over the group. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>

@@ -17,8 +17,9 @@ with other numbers. The offsets: a byte inside the data of every dataset (G twic
 attribute messages of sessions_done, position_epoch, trial_id, losses/records, a dataset checksum
 and the attribute checksum, and `--random N` seeded offsets anywhere in the file. Both ckpt.h5
 and ckpt.prev.h5 damaged: restart from the beginning. With --mpiexec, the same on a group of 2
-ranks, whose G is written block-cyclically by both (linalg.solver = scalapack). Prints the count
-per outcome.
+ranks, whose G is written block-cyclically by both (linalg.solver = scalapack). And flips of the
+finished trial.h5: `safecl report` lists the trial as failed ("damaged trial.h5", naming the
+file) or prints the undamaged report, never other numbers. Prints the count per outcome.
 """
 import argparse
 import collections
@@ -188,6 +189,46 @@ def experiment(safecl, tmp, launch, extra, tag, n_random, quick):
                                 ", ".join("%s %d" % kv for kv in sorted(counts.items()))))
 
 
+def report_damage(safecl, tmp, ref_dir, n_random):
+    """Flips in a finished trial.h5: `safecl report` lists the trial as failed, naming the file and
+    "damaged", or prints exactly the undamaged report; never other numbers."""
+    work = os.path.join(tmp, "report_flip")
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(ref_dir, work)
+    pristine = subprocess.run([safecl, "report", work], capture_output=True, text=True)
+    check(pristine.returncode == 0 and "1 finished" in pristine.stdout,
+          "report of the undamaged trial.h5: 1 finished")
+    path = os.path.join(ref_dir, "trial.h5")
+    todo = []
+    with h5py.File(path, "r") as f:
+        for name in ("predictors/ranpac/acc", "predictors/ranpac/acc_matrix", "class_order"):
+            d = f[name]
+            todo.append(("data of " + name, d.id.get_offset() + 3))
+    raw = open(path, "rb").read()
+    todo.append(("attribute final_acc +56", raw.find(b"final_acc\0") + 56))
+    rng = random.Random(7)
+    todo += [("random offset %d" % o, o) for o in (rng.randrange(len(raw)) for _ in range(n_random))]
+    counts = collections.Counter()
+    for label, off in todo:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(ref_dir, work)
+        flip(os.path.join(work, "trial.h5"), off)
+        p = subprocess.run([safecl, "report", work], capture_output=True, text=True)
+        target = os.path.join(work, "trial.h5")
+        if p.returncode == 0 and p.stdout == pristine.stdout:
+            outcome = "unaffected"
+        elif p.returncode == 0 and "damaged trial.h5" in p.stdout and target in p.stderr:
+            outcome = "skipped as damaged"
+        elif p.returncode != 0 and target in p.stderr:
+            outcome = "error"
+        else:
+            outcome = "OTHER OUTPUT"
+        counts[outcome] += 1
+        check(outcome != "OTHER OUTPUT", "report, trial.h5 flipped at %s -> %s" % (label, outcome))
+    print("report: %d flips of trial.h5: %s" % (sum(counts.values()),
+                                                ", ".join("%s %d" % kv for kv in sorted(counts.items()))))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--safecl", required=True)
@@ -199,6 +240,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="safecl_ckpt_damage_")
     try:
         experiment(args.safecl, tmp, [], [], "1 rank", args.random, not args.all)
+        report_damage(args.safecl, tmp, os.path.join(tmp, "1 rank_ref"), args.random // 2)
         if args.mpiexec:
             launch = [args.mpiexec, "-n", "2", "--oversubscribe"]
             experiment(args.safecl, tmp, launch, ["linalg.solver=scalapack"], "2 ranks",
