@@ -58,6 +58,11 @@ SCL_NODISCARD scl_err h5_file_close(h5_file **f);
  * was there), so the previous version survives next to the new one. Call before commit on a
  * file being created; on a group file every rank calls it with the same path. */
 SCL_NODISCARD scl_err h5_file_keep_previous(h5_file *f, const char *prev_path);
+/* Stores this file's string attributes and string datasets fixed-length (NUL-padded UTF-8)
+ * instead of variable-length, so that the file has no HDF5 global heap: HDF5 1.10 trusts the
+ * object sizes of a global heap, and a damaged one can crash its reader before any checksum is
+ * checked. h5py reads such strings as bytes. Call right after creating the file. */
+SCL_NODISCARD scl_err h5_file_fixed_strings(h5_file *f);
 /* 1 if a file opened for reading carries the attribute checksum (checked at open). */
 int h5_file_checksummed(const h5_file *f);
 /* Checks every dataset's checksum of a file opened for reading, each of the ranks of `readers`

@@ -139,8 +139,9 @@ scl_err h5_write_f64_1d(h5_file *f, const char *name, const double *data, int64_
   return SCL_OK;
 }
 
-/* Group files: parallel HDF5 1.10 cannot write variable-length data, so the strings are stored
- * fixed-length (UTF-8, NUL-padded to the longest), which h5_read_strings reads the same way. */
+/* Group files (parallel HDF5 1.10 cannot write variable-length data) and files made with
+ * h5_file_fixed_strings store strings fixed-length (UTF-8, NUL-padded to the longest), which
+ * h5_read_strings reads the same way. */
 static scl_err h5_write_strings_fixed(h5_file *f, const char *name, const char *const *strs,
                                       int64_t n, const hsize_t *dims) {
   size_t width = 1, total;
@@ -174,7 +175,7 @@ scl_err h5_write_strings(h5_file *f, const char *name, const char *const *strs, 
   for (int64_t i = 0; i < n; i++)
     SCL_CHECK(strs[i], SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': string %lld is NULL", f->path,
               name, (long long)i);
-  if (h5_file_is_group(f)) {
+  if (h5_file_is_group(f) || f->fixed_strings) {
     SCL_CALL(h5_write_strings_fixed(f, name, strs, n, dims));
     return SCL_OK;
   }

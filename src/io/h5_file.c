@@ -83,6 +83,23 @@ hid_t h5_vlen_utf8_type(void) {
   return t;
 }
 
+hid_t h5_fixed_utf8_type(size_t len) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t < 0) return t;
+  if (H5Tset_size(t, len ? len : 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0 ||
+      H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+    H5Tclose(t);
+    return -1;
+  }
+  return t;
+}
+
+scl_err h5_file_fixed_strings(h5_file *f) {
+  SCL_CALL(h5_require_writable(f, NULL));
+  f->fixed_strings = 1;
+  return SCL_OK;
+}
+
 /* 1 if prefix `name` names a group, 0 if it names something else, <0 on failure. */
 static int h5_is_group(hid_t loc, const char *name) {
   hid_t o = H5Oopen(loc, name, H5P_DEFAULT);

@@ -23,10 +23,11 @@ struct h5_file {
   char *path;     /* destination, as given */
   char *tmp_path; /* the file HDF5 writes while an atomic create is uncommitted, else NULL */
   int writable;
-  dist_comm *comm; /* group files (h5_group.c): our duplicate of the group; else NULL */
-  int rank;        /* rank in comm; 0 for serial files */
-  int checksummed; /* read: the root carries the attribute checksum (verified at open) */
-  char *prev_path; /* h5_file_keep_previous: where commit moves the file it replaces; or NULL */
+  dist_comm *comm;   /* group files (h5_group.c): our duplicate of the group; else NULL */
+  int rank;          /* rank in comm; 0 for serial files */
+  int checksummed;   /* read: the root carries the attribute checksum (verified at open) */
+  char *prev_path;   /* h5_file_keep_previous: where commit moves the file it replaces; or NULL */
+  int fixed_strings; /* h5_file_fixed_strings: string attributes and datasets fixed-length */
 };
 
 /* Allocates a handle for `path` (id -1, serial: comm NULL); h5_file_free releases it
@@ -93,6 +94,8 @@ scl_err h5_require_writable(const h5_file *f, const char *obj);
  * into a new NUL-terminated string owned by the caller (free()). NULL src gives "". */
 scl_err h5_str_dup(const char *src, size_t max, int spacepad, char **out);
 
+/* A fixed-length (len bytes, at least 1, NUL-padded) UTF-8 string type; closed by the caller. */
+hid_t h5_fixed_utf8_type(size_t len);
 /* A variable-length UTF-8 string type; the caller closes it with H5Tclose. <0 on failure. */
 hid_t h5_vlen_utf8_type(void);
 

@@ -240,6 +240,7 @@ static scl_err write_file(trial_state *st, int sessions_done, int64_t epoch, int
   else
     SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
   SCL_CALL_GOTO(err, h5_file_keep_previous(f, prev), done);
+  SCL_CALL_GOTO(err, h5_file_fixed_strings(f), done);
   SCL_CALL_GOTO(err, h5_write_provenance(f, CKPT_SCHEMA_VERSION), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "kind", "checkpoint"), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "trial_id", st->id), done);
