@@ -14,7 +14,7 @@
  *
  * The attribute checksum (root attribute "attrs_xxh3_64") is the wrapping sum, over every object
  * of the file (the root and every link, by path) and every attribute but itself, of one XXH3-64
- * of the object path, the attribute name and its value (integers as int64, other numbers as
+ * of the object path and kind (group or dataset), the attribute name and its value (integers as int64, other numbers as
  * double, strings as their bytes, anything else as HDF5 stores it). It is written last, at commit,
  * so it covers the dataset checksums too, and is checked when the file is opened for reading.
  * A file without it was written before checksums (or by another tool) and is read unverified,
@@ -125,6 +125,7 @@ scl_err h5_checksum_check(h5_file *f, const char *name, hid_t dset, uint64_t sum
 
 typedef struct attr_walk {
   const char *path; /* the object's path, "/" for the root */
+  int type;         /* the object's H5I type (group, dataset, datatype) */
   uint64_t sum;
   int failed;
 } attr_walk;
@@ -183,6 +184,7 @@ static herr_t attr_visit(hid_t o, const char *name, const H5A_info_t *info, void
   }
   XXH3_64bits_reset(st);
   XXH3_64bits_update(st, w->path, strlen(w->path) + 1);
+  XXH3_64bits_update(st, &w->type, sizeof w->type);
   XXH3_64bits_update(st, name, strlen(name) + 1);
   int rc = attr_hash_value(a, st);
   H5Aclose(a);
@@ -193,9 +195,10 @@ static herr_t attr_visit(hid_t o, const char *name, const H5A_info_t *info, void
 }
 
 static int attrs_of(hid_t loc, const char *path, uint64_t *sum) {
-  attr_walk w = {path, 0, 0};
+  attr_walk w = {path, 0, 0, 0};
   hid_t o = H5Oopen(loc, strcmp(path, "/") ? path : ".", H5P_DEFAULT);
   if (o < 0) return -1;
+  w.type = (int)H5Iget_type(o);
   hsize_t idx = 0;
   herr_t rc = H5Aiterate2(o, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_visit, &w);
   H5Oclose(o);
