@@ -15,13 +15,22 @@
  * commit leaves any existing file at `path` intact. h5_file_create_atomic_group (the "Group
  * files" section at the end) makes the same kind of file written collectively by the ranks of a
  * group with parallel HDF5; on such a file the writing wrappers below are collective. Reading is
- * never collective. */
+ * never collective.
+ *
+ * Checksums (h5_checksum.c; docs/architecture.md, failure model): every dataset written here
+ * carries an XXH3-64 checksum of its elements (attribute "xxh3_64"), and commit adds one over
+ * every attribute of the file (root attribute "attrs_xxh3_64"). h5_file_open_read checks the
+ * attributes; every h5_read_* checks the dataset it reads, except a block-cyclic read of a piece
+ * (only the whole matrix is checked there: see h5_file_verify). A mismatch is SCL_ERR_FORMAT
+ * naming the file, the dataset and "checksum mismatch". Files written without checksums (before
+ * them, or by other tools) are read unverified. */
 #ifndef SAFECL_H5_H
 #define SAFECL_H5_H
 
 #include <stdint.h>
 
 #include "safecl/core.h"
+#include "safecl/dist.h"
 
 #define H5_MAX_DIMS 8
 
@@ -45,6 +54,22 @@ SCL_NODISCARD scl_err h5_file_open_read(const char *path, h5_file **out);
 /* Closes a file opened for reading. Accepts NULL and *f == NULL; sets *f to NULL. On a file
  * being created it aborts it and returns SCL_ERR_ARG: publishing needs an explicit commit. */
 SCL_NODISCARD scl_err h5_file_close(h5_file **f);
+/* On commit, a file already at the destination is first renamed to prev_path (replacing what
+ * was there), so the previous version survives next to the new one. Call before commit on a
+ * file being created; on a group file every rank calls it with the same path. */
+SCL_NODISCARD scl_err h5_file_keep_previous(h5_file *f, const char *prev_path);
+/* Stores this file's string attributes and string datasets fixed-length (NUL-padded UTF-8)
+ * instead of variable-length, so that the file has no HDF5 global heap: HDF5 1.10 trusts the
+ * object sizes of a global heap, and a damaged one can crash its reader before any checksum is
+ * checked. h5py reads such strings as bytes. Call right after creating the file. */
+SCL_NODISCARD scl_err h5_file_fixed_strings(h5_file *f);
+/* 1 if a file opened for reading carries the attribute checksum (checked at open). */
+int h5_file_checksummed(const h5_file *f);
+/* Checks every dataset's checksum of a file opened for reading, each of the ranks of `readers`
+ * reading an equal share of every dataset's rows and the partial sums added up over them (NULL:
+ * this process reads everything). Collective over readers: the same status on every rank, a
+ * mismatch SCL_ERR_FORMAT naming the first damaged dataset. Datasets without a checksum pass. */
+SCL_NODISCARD scl_err h5_file_verify(h5_file *f, const dist_comm *readers);
 /* The destination path given at open/create; owned by f. */
 const char *h5_file_path(const h5_file *f);
 /* The raw hid_t, for the rare caller that needs HDF5 directly (prefer adding a wrapper here). */
@@ -197,6 +222,8 @@ SCL_NODISCARD scl_err h5_write_f64_cyclic(h5_file *f, const char *name, int64_t 
                                           int mycol, int holds, const double *local, int64_t lld);
 /* Reads this rank's piece of the m x n dataset `name` for the layout given, whatever layout
  * wrote it. Not collective (any file, any rank, any grid position); holds = 0 reads nothing.
+ * The checksum is checked when the piece is the whole matrix (a 1 x 1 grid); a piece of a
+ * larger grid cannot be checked alone: h5_file_verify checks it with the other readers.
  * A dataset of another shape is SCL_ERR_FORMAT naming both. */
 SCL_NODISCARD scl_err h5_read_f64_cyclic(h5_file *f, const char *name, int64_t m, int64_t n,
                                          int64_t mb, int64_t nb, int nprow, int npcol, int myrow,

@@ -2,7 +2,7 @@
  * the string plumbing shared with string datasets.
  *
  * Attributes are written as scalars of a fixed little-endian type (int64, float64) or as one
- * variable-length UTF-8 string, which is what h5py writes for Python ints, floats and strs, so
+ * variable-length UTF-8 string (fixed-length on files made with h5_file_fixed_strings), which is what h5py writes for Python ints, floats and strs, so
  * files read naturally from Python. Readers are more liberal than writers: any integer type reads
  * as int64, any numeric type as double, fixed-length and variable-length strings both read as
  * strings, and a one-element array counts as a scalar. A missing object or attribute is
@@ -70,12 +70,12 @@ scl_err h5_attr_write_str(h5_file *f, const char *obj, const char *key, const ch
   SCL_CHECK(value, SCL_ERR_ARG, "h5: NULL value for attribute '%s'", key);
   char *rank0 = NULL; /* group files: every rank writes rank 0's value */
   SCL_CALL(h5_group_bcast_str(f, &value, &rank0, key));
-  hid_t t = h5_vlen_utf8_type();
+  hid_t t = f->fixed_strings ? h5_fixed_utf8_type(strlen(value)) : h5_vlen_utf8_type();
   if (t < 0) {
     free(rank0);
     return H5_FAIL(f, obj, "H5Tcopy(string type)");
   }
-  scl_err err = h5_attr_write(f, obj, key, t, t, &value);
+  scl_err err = h5_attr_write(f, obj, key, t, t, f->fixed_strings ? (const void *)value : &value);
   H5Tclose(t);
   free(rank0);
   SCL_CALL(err);

@@ -242,8 +242,14 @@ scl_err h5_write_f64_cyclic(h5_file *f, const char *name, int64_t m, int64_t n, 
   err = h5_group_agree(f, cyc_create(f, name, &L, &dset));
   if (!err) err = h5_group_agree(f, cyc_transfer(f, name, dset, &L, packed, 1));
   if (dset >= 0) H5Dclose(dset);
+  uint64_t sum = numel > 0 ? h5_sum_cyclic_piece(packed, L.row.nloc, L.col.nloc, n, mb, nb, myrow,
+                                                 mycol, nprow, npcol)
+                           : 0;
   scl_free(packed);
   SCL_CALL(err);
+  SCL_CALL(h5_group_agree(f, h5_sum_reduce(f, &sum)));
+  const hsize_t dims[2] = {(hsize_t)m, (hsize_t)n};
+  SCL_CALL(h5_checksum_write(f, name, H5_SUM_ATTR, sum + h5_sum_shape(2, dims)));
   return SCL_OK;
 }
 
@@ -297,6 +303,11 @@ scl_err h5_read_f64_cyclic(h5_file *f, const char *name, int64_t m, int64_t n, i
   if (numel > 0)
     err = scl_alloc((size_t)numel * sizeof *packed, "block-cyclic scratch piece", (void **)&packed);
   if (!err) err = cyc_transfer(f, name, dset, &L, packed, 0);
+  if (!err && L.nprow == 1 && L.npcol == 1) { /* the whole matrix: checked here */
+    const hsize_t dims[2] = {(hsize_t)m, (hsize_t)n};
+    uint64_t sum = h5_sum_shape(2, dims) + (numel > 0 ? h5_sum_elems(packed, numel, 8, 0) : 0);
+    err = h5_checksum_check(f, name, dset, sum);
+  }
   if (!err && numel > 0) cyc_unpack(local, packed, L.row.nloc, L.col.nloc, lld);
   H5Dclose(dset);
   scl_free(packed);

@@ -88,7 +88,16 @@ done:
   if (space >= 0) H5Sclose(space);
   if (dcpl >= 0 && dcpl != H5P_DEFAULT) H5Pclose(dcpl);
   if (lcpl >= 0) H5Pclose(lcpl);
-  return h5_group_agree(f, err);
+  SCL_CALL(h5_group_agree(f, err));
+  uint64_t sum = h5_sum_shape(rank, dims);
+  if (H5Tis_variable_str(mem_type) > 0)
+    sum += h5_sum_strings(data, (int64_t)numel, 0);
+  else if (H5Tget_class(mem_type) == H5T_STRING)
+    sum += h5_sum_fixed_strings(data, (int64_t)numel, H5Tget_size(mem_type));
+  else
+    sum += h5_sum_elems(data, (int64_t)numel, H5Tget_size(mem_type), 0);
+  SCL_CALL(h5_checksum_write(f, name, H5_SUM_ATTR, sum));
+  return SCL_OK;
 }
 
 scl_err h5_write_f32_2d(h5_file *f, const char *name, const float *data, int64_t rows, int64_t cols,
@@ -130,8 +139,9 @@ scl_err h5_write_f64_1d(h5_file *f, const char *name, const double *data, int64_
   return SCL_OK;
 }
 
-/* Group files: parallel HDF5 1.10 cannot write variable-length data, so the strings are stored
- * fixed-length (UTF-8, NUL-padded to the longest), which h5_read_strings reads the same way. */
+/* Group files (parallel HDF5 1.10 cannot write variable-length data) and files made with
+ * h5_file_fixed_strings store strings fixed-length (UTF-8, NUL-padded to the longest), which
+ * h5_read_strings reads the same way. */
 static scl_err h5_write_strings_fixed(h5_file *f, const char *name, const char *const *strs,
                                       int64_t n, const hsize_t *dims) {
   size_t width = 1, total;
@@ -165,7 +175,7 @@ scl_err h5_write_strings(h5_file *f, const char *name, const char *const *strs, 
   for (int64_t i = 0; i < n; i++)
     SCL_CHECK(strs[i], SCL_ERR_ARG, "HDF5 file '%s', dataset '%s': string %lld is NULL", f->path,
               name, (long long)i);
-  if (h5_file_is_group(f)) {
+  if (h5_file_is_group(f) || f->fixed_strings) {
     SCL_CALL(h5_write_strings_fixed(f, name, strs, n, dims));
     return SCL_OK;
   }
@@ -224,6 +234,36 @@ scl_err h5_dataset_shape(h5_file *f, const char *name, int *ndim, int64_t dims[H
   return SCL_OK;
 }
 
+/* Checks the checksum of the whole dataset just read into dst (numel elements of mem_type).
+ * When the stored type has another size than mem_type (HDF5 converted the values), the
+ * checksum is over the stored values, so they are read once more in their little-endian form. */
+static scl_err h5_read_verify(h5_file *f, const char *name, hid_t dset, hid_t mem_type, int nd,
+                              const hsize_t *dims, const void *dst, int64_t numel) {
+  hid_t ftype = H5Dget_type(dset), mt = -1;
+  if (ftype < 0) return H5_FAIL(f, name, "H5Dget_type");
+  size_t fsize = H5Tget_size(ftype), msize = H5Tget_size(mem_type);
+  scl_err err = SCL_OK;
+  void *raw = NULL;
+  uint64_t sum = h5_sum_shape(nd, dims);
+  if (fsize == msize) {
+    sum += h5_sum_elems(dst, numel, msize, 0);
+  } else if ((mt = H5Tcopy(ftype)) < 0 || H5Tset_order(mt, H5T_ORDER_LE) < 0) {
+    err = H5_FAIL(f, name, "H5Tcopy (checksum type)");
+  } else if (!(err =
+                   scl_alloc((size_t)numel * fsize + 1, "stored values for the checksum", &raw)) &&
+             numel && H5Dread(dset, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+    err = H5_FAIL(f, name, "H5Dread (stored values)");
+  } else if (!err) {
+    sum += h5_sum_elems(raw, numel, fsize, 0);
+  }
+  scl_free(raw);
+  if (mt >= 0) H5Tclose(mt);
+  H5Tclose(ftype);
+  SCL_CALL(err);
+  SCL_CALL(h5_checksum_check(f, name, dset, sum));
+  return SCL_OK;
+}
+
 /* Checks rank, dimensions and type class, then reads the whole dataset into dst. */
 static scl_err h5_read_dataset(h5_file *f, const char *name, hid_t mem_type, H5T_class_t cls,
                                int rank, const int64_t *want, void *dst) {
@@ -261,8 +301,11 @@ static scl_err h5_read_dataset(h5_file *f, const char *name, hid_t mem_type, H5T
                  : have_cls == H5T_STRING ? "strings"
                                           : "another type",
                  cls == H5T_INTEGER ? "integers" : "floating point");
-  if (numel && H5Dread(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+  if (numel && H5Dread(dset, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
     err = H5_FAIL(f, name, "H5Dread");
+    goto done;
+  }
+  SCL_CALL_GOTO(err, h5_read_verify(f, name, dset, mem_type, nd, dims, dst, (int64_t)numel), done);
 done:
   H5Dclose(dset);
   return err;
@@ -368,6 +411,13 @@ scl_err h5_read_strings(h5_file *f, const char *name, char ***strs, int64_t *n) 
     err = h5_read_vlen_strings(f, name, dset, ftype, count, out);
   else if (count)
     err = h5_read_fixed_strings(f, name, dset, ftype, count, out);
+  if (err) {
+    SCL_TRACE(err);
+    h5_strings_free(out, count);
+    goto done;
+  }
+  uint64_t sum = h5_sum_shape(nd, dims) + h5_sum_strings((const char *const *)out, count, 0);
+  err = h5_checksum_check(f, name, dset, sum);
   if (err) {
     SCL_TRACE(err);
     h5_strings_free(out, count);

@@ -89,6 +89,23 @@ hid_t h5_vlen_utf8_type(void) {
   return t;
 }
 
+hid_t h5_fixed_utf8_type(size_t len) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t < 0) return t;
+  if (H5Tset_size(t, len ? len : 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0 ||
+      H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+    H5Tclose(t);
+    return -1;
+  }
+  return t;
+}
+
+scl_err h5_file_fixed_strings(h5_file *f) {
+  SCL_CALL(h5_require_writable(f, NULL));
+  f->fixed_strings = 1;
+  return SCL_OK;
+}
+
 /* 1 if prefix `name` names a group, 0 if it names something else, <0 on failure. */
 static int h5_is_group(hid_t loc, const char *name) {
   hid_t o = H5Oopen(loc, name, H5P_DEFAULT);
@@ -145,6 +162,7 @@ scl_err h5_file_alloc(const char *path, h5_file **out) {
 }
 
 void h5_file_free(h5_file *f) {
+  free(f->prev_path);
   free(f->tmp_path);
   free(f->path);
   free(f);
@@ -210,7 +228,9 @@ scl_err h5_file_open_read(const char *path, h5_file **out) {
     if (f->id < 0) err = H5_FAIL(f, NULL, "H5Fopen (read-only)");
     H5Pclose(fapl);
   }
+  if (!err) err = h5_attrs_verify(f);
   if (err) {
+    if (f->id >= 0 && H5Fclose(f->id) < 0) H5Eclear2(H5E_DEFAULT);
     h5_file_free(f);
     return err;
   }
@@ -227,8 +247,10 @@ scl_err h5_file_commit(h5_file **pf) {
   h5_file *f = *pf;
   *pf = NULL;
   scl_err err = SCL_OK;
-  if (H5Fclose(f->id) < 0) err = H5_FAIL(f, NULL, "H5Fclose");
+  if (f->tmp_path) err = h5_attrs_seal(f);
+  if (H5Fclose(f->id) < 0 && !err) err = H5_FAIL(f, NULL, "H5Fclose");
   if (f->tmp_path) {
+    if (!err) err = h5_keep_previous_now(f);
     if (err)
       io_publish_abort(f->tmp_path);
     else
@@ -272,6 +294,27 @@ scl_err h5_file_close(h5_file **pf) {
 }
 
 const char *h5_file_path(const h5_file *f) { return f->path; }
+
+scl_err h5_file_keep_previous(h5_file *f, const char *prev_path) {
+  SCL_CALL(h5_require_writable(f, NULL));
+  SCL_CHECK(f->tmp_path, SCL_ERR_ARG, "HDF5 file '%s' is not being created", f->path);
+  free(f->prev_path);
+  f->prev_path = prev_path ? strdup(prev_path) : NULL;
+  SCL_CHECK(!prev_path || f->prev_path, SCL_ERR_NOMEM, "previous file name '%s'", prev_path);
+  return SCL_OK;
+}
+
+/* Right before the publishing rename: the file being replaced moves to prev_path, so that a
+ * previous good copy survives (the rename that publishes syncs the directory for both). A
+ * missing file (the first publication) is fine. */
+scl_err h5_keep_previous_now(const h5_file *f) {
+  if (!f->prev_path) return SCL_OK;
+  if (rename(f->path, f->prev_path) != 0 && errno != ENOENT)
+    return SCL_ERROR(SCL_ERR_IO, "cannot keep '%s' as '%s': %s", f->path, f->prev_path,
+                     strerror(errno));
+  errno = 0;
+  return SCL_OK;
+}
 
 int64_t h5_file_hid(const h5_file *f) { return (int64_t)f->id; }
 

@@ -202,6 +202,7 @@ scl_err h5_group_finish(h5_file **pf, scl_err local, int publish) {
   *pf = NULL;
   int report = publish;
   scl_err err = h5_group_verdict(f, local, report);
+  if (!err && publish) err = h5_attrs_seal(f); /* collective, agreed */
   scl_err mine = SCL_OK;
   if (err || !publish) {
     /* Discarded: rank 0 empties the temporary first, so that the collective close's flush finds
@@ -220,7 +221,7 @@ scl_err h5_group_finish(h5_file **pf, scl_err local, int publish) {
   if (!err) err = closed;
   mine = SCL_OK;
   if (f->rank == 0) {
-    if (!err && publish)
+    if (!err && publish && !(mine = h5_keep_previous_now(f)))
       mine = io_publish_commit(f->tmp_path, f->path);
     else
       io_publish_abort(f->tmp_path);

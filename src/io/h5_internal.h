@@ -23,14 +23,20 @@ struct h5_file {
   char *path;     /* destination, as given */
   char *tmp_path; /* the file HDF5 writes while an atomic create is uncommitted, else NULL */
   int writable;
-  dist_comm *comm; /* group files (h5_group.c): our duplicate of the group; else NULL */
-  int rank;        /* rank in comm; 0 for serial files */
+  dist_comm *comm;   /* group files (h5_group.c): our duplicate of the group; else NULL */
+  int rank;          /* rank in comm; 0 for serial files */
+  int checksummed;   /* read: the root carries the attribute checksum (verified at open) */
+  char *prev_path;   /* h5_file_keep_previous: where commit moves the file it replaces; or NULL */
+  int fixed_strings; /* h5_file_fixed_strings: string attributes and datasets fixed-length */
 };
 
 /* Allocates a handle for `path` (id -1, serial: comm NULL); h5_file_free releases it
  * (not the HDF5 file or the communicator). */
 scl_err h5_file_alloc(const char *path, h5_file **out);
 void h5_file_free(h5_file *f);
+/* Moves the file being replaced to f->prev_path if set (h5_file_keep_previous); rank 0 of a
+ * group file, or the serial writer, calls it right before publishing. */
+scl_err h5_keep_previous_now(const h5_file *f);
 /* The file access list every file uses (strong close, locking where supported); <0 on failure. */
 hid_t h5_fapl(void);
 
@@ -88,7 +94,41 @@ scl_err h5_require_writable(const h5_file *f, const char *obj);
  * into a new NUL-terminated string owned by the caller (free()). NULL src gives "". */
 scl_err h5_str_dup(const char *src, size_t max, int spacepad, char **out);
 
+/* A fixed-length (len bytes, at least 1, NUL-padded) UTF-8 string type; closed by the caller. */
+hid_t h5_fixed_utf8_type(size_t len);
 /* A variable-length UTF-8 string type; the caller closes it with H5Tclose. <0 on failure. */
 hid_t h5_vlen_utf8_type(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Checksums (h5_checksum.c)                                                                 */
+
+#define H5_SUM_ATTR "xxh3_64"             /* on every dataset: the sum of its element hashes */
+#define H5_ATTRS_SUM_ATTR "attrs_xxh3_64" /* on the root: the sum over every attribute */
+
+/* Sum over n elements of esize bytes of XXH3-64(element, seed = first + k), wrapping. */
+uint64_t h5_sum_elems(const void *data, int64_t n, size_t esize, uint64_t first);
+/* The same over n strings (their bytes without the terminator). */
+uint64_t h5_sum_strings(const char *const *strs, int64_t n, uint64_t first);
+/* The same over n fixed-length strings of `width` bytes, each up to its first NUL. */
+uint64_t h5_sum_fixed_strings(const char *buf, int64_t n, size_t width);
+/* The element sum of a block-cyclic piece of an ? x n matrix, packed row-major (nr x nc), of
+ * process (myrow, mycol) of an nprow x npcol grid with mb x nb blocks: global indices as seeds. */
+uint64_t h5_sum_cyclic_piece(const double *packed, int64_t nr, int64_t nc, int64_t n, int64_t mb,
+                             int64_t nb, int myrow, int mycol, int nprow, int npcol);
+/* *sum becomes the wrapping sum of every rank's *sum (group files; unchanged on serial files).
+ * Collective; this rank's status. */
+scl_err h5_sum_reduce(const h5_file *f, uint64_t *sum);
+/* The dimension term every dataset checksum adds once. */
+uint64_t h5_sum_shape(int ndim, const hsize_t *dims);
+/* Writes the uint64 attribute `key` = rank 0's `sum` on `obj` (collective on a group file). */
+scl_err h5_checksum_write(h5_file *f, const char *obj, const char *key, uint64_t sum);
+/* Compares the stored checksum of open dataset `dset` with `sum` (SCL_ERR_FORMAT "checksum
+ * mismatch" naming file and dataset); a dataset without one passes. */
+scl_err h5_checksum_check(h5_file *f, const char *name, hid_t dset, uint64_t sum);
+/* Writes the root attribute checksum over every attribute of the file (collective on a group
+ * file; rank 0's walk). Called by commit, after everything else is written. */
+scl_err h5_attrs_seal(h5_file *f);
+/* Checks the root attribute checksum of a file opened for reading; sets f->checksummed. */
+scl_err h5_attrs_verify(h5_file *f);
 
 #endif /* SAFECL_H5_INTERNAL_H */

@@ -11,7 +11,10 @@
  * failed.txt and trial.cfg hold `key = value;` config lines (the `config` text of trial.h5) so
  * that a trial without results can still be placed in its table cell; failed.txt may add
  * `error = "...";` and free text, both taken as the message. Only trial.h5 is trusted for
- * numbers, and it is checked for its schema version first (1 or 2); a finished trial's
+ * numbers, and it is checked for its schema version first (1 or 2) and for damage: the h5 layer
+ * checks its attribute and dataset checksums (h5.h), and a trial.h5 that fails them or that HDF5
+ * cannot decode is reported as a damaged, failed trial (its numbers unused) instead of stopping
+ * the report; a finished trial's
  * /class_order and its config's dataset.order_seed and dataset.shuffle feed the class-order note.
  * index.h5 and the ledger are never read: the report must work on a directory whose coordinator
  * died. */
@@ -487,12 +490,54 @@ scl_err report_config_point(const char *text, char **out) {
 /* ---------------------------------------------------------------------------------------- */
 /* Directories                                                                               */
 
+/* Forgets what a failed read of trial.h5 left in t (the directory and its identity stay). */
+static void forget_results(report_trial *t) {
+  free(t->id), free(t->message), free(t->dataset), free(t->method), free(t->category);
+  free(t->point);
+  for (int p = 0; p < t->n_pred; p++) free(t->pred[p].name), scl_free(t->pred[p].acc);
+  free(t->pred), free(t->order);
+  t->id = t->message = t->dataset = t->method = t->category = t->point = NULL;
+  t->pred = NULL;
+  t->order = NULL;
+  t->n_pred = 0;
+  t->n_order = 0;
+  t->placed = 0;
+  t->val_acc = NAN;
+}
+
+/* A trial.h5 whose checksums do not match or whose bytes HDF5 cannot decode is damaged: none of
+ * its numbers are used. The trial is
+ * listed as failed with the reason, placed from its trial.cfg when there is one, and the report
+ * goes on. */
+static scl_err damaged_trial(const char *dir, const char *h5, report_trial *t) {
+  char why[SCL_ERROR_MESSAGE_MAX], *cfg = NULL, *text = NULL;
+  scl_error_take(why, sizeof why);
+  forget_results(t);
+  SCL_WARN("report: %s is damaged, its numbers are not used: %s", h5, why);
+  t->status = REPORT_FAILED;
+  size_t n = strlen(why) + 64;
+  t->message = malloc(n);
+  SCL_CHECK(t->message, SCL_ERR_NOMEM, "report: message");
+  snprintf(t->message, n, "damaged trial.h5, not used: %s", why);
+  scl_err err = join(dir, "trial.cfg", &cfg);
+  if (!err && is_file(cfg)) err = read_text(cfg, &text);
+  if (!err && text) err = place_from_config(text, t);
+  free(cfg);
+  free(text);
+  return err;
+}
+
 static scl_err read_trial_dir(const char *dir, report_trial *t) {
   char *h5 = NULL, *failed = NULL;
   scl_err err = join(dir, "trial.h5", &h5);
   if (!err) err = join(dir, "failed.txt", &failed);
   if (!err && is_file(h5)) {
     err = read_trial_h5(h5, t);
+    /* Damage, not a refusal of an intact file (another schema, not a trial): HDF5 cannot decode
+     * the bytes, or a checksum does not match (h5.h's message). */
+    if (err == SCL_ERR_HDF5 ||
+        (err == SCL_ERR_FORMAT && strstr(scl_error_message(), "checksum mismatch")))
+      err = damaged_trial(dir, h5, t);
   } else if (!err && is_file(failed)) {
     t->status = REPORT_FAILED;
     err = read_failed_txt(failed, t);

@@ -14,7 +14,17 @@
  * every rank makes the same calls, replicated tensors are written once, and a distributed Gram
  * matrix (LEARN_F64_GRAM) is written by every rank holding a block-cyclic piece, as one plain
  * m x m dataset. Any rank count reads it back: each rank reads the replicated tensors whole and
- * its own piece of G for its own grid, so a checkpoint of 2 ranks resumes on 1 or on 4. */
+ * its own piece of G for its own grid, so a checkpoint of 2 ranks resumes on 1 or on 4.
+ *
+ * Damage (docs/architecture.md, failure model): every dataset and the attributes carry XXH3-64
+ * checksums (h5.h), G's a sum over elements that the writing ranks add up, so it does not depend
+ * on the grid. Publishing a checkpoint keeps the one before as ckpt.prev.h5. On resume a
+ * checkpoint is checked whole before any of it is used (h5_file_verify, the group sharing the
+ * reading), so a damaged one leaves the trial's state untouched: it is moved aside as
+ * ckpt.h5.damaged with a warning and the previous one is used, or, with none left, the trial
+ * starts over; every rank takes the same decision. The cost is reading the checkpoint twice on
+ * resume, once spread over the group. */
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,10 +36,14 @@
 #include "safecl/linalg_group.h"
 #include "trial_internal.h"
 
-#define CKPT_SCHEMA_VERSION 3
+#define CKPT_SCHEMA_VERSION 4
 
 static void ckpt_path(const trial_state *st, char *buf, size_t cap) {
   snprintf(buf, cap, "%s/ckpt.h5", st->cfg->run_dir);
+}
+
+static void ckpt_prev_path(const trial_state *st, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s/ckpt.prev.h5", st->cfg->run_dir);
 }
 
 /* The HDF5 layout of one state entry: F32 and F64 as 2-D (a 1-D tensor is n x 1) or 1-D F64,
@@ -214,8 +228,9 @@ static void fault_injection_point(int sessions_done, int at_boundary) {
 }
 
 static scl_err write_file(trial_state *st, int sessions_done, int64_t epoch, int64_t batch) {
-  char path[4096];
+  char path[4096], prev[4096];
   ckpt_path(st, path, sizeof path);
+  ckpt_prev_path(st, prev, sizeof prev);
   learn_state_entry entries[LEARN_MAX_STATE];
   int n = st->method->ops->state(st->method, entries);
   h5_file *f = NULL;
@@ -224,6 +239,8 @@ static scl_err write_file(trial_state *st, int sessions_done, int64_t epoch, int
     SCL_CALL_GOTO(err, h5_file_create_atomic_group(path, st->group.comm, &f), done);
   else
     SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
+  SCL_CALL_GOTO(err, h5_file_keep_previous(f, prev), done);
+  SCL_CALL_GOTO(err, h5_file_fixed_strings(f), done);
   SCL_CALL_GOTO(err, h5_write_provenance(f, CKPT_SCHEMA_VERSION), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "kind", "checkpoint"), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "trial_id", st->id), done);
@@ -250,22 +267,129 @@ scl_err trial_checkpoint_write(trial_state *st, int sessions_done, int64_t epoch
   return SCL_OK;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Choosing the checkpoint to resume from                                                    */
+
+/* Checks `path` whole before anything is taken from it: its attributes (at open), every
+ * dataset's checksum, shared out over the group (h5_file_verify), that it has checksums at all,
+ * its schema and its trial. Collective over the group, the same status on every rank. *damaged
+ * = 1 when the failure is in the file's bytes (a checksum, HDF5 unable to read it, checksums or
+ * provenance missing from a current-schema file); 0 for an intact file that is refused (another
+ * trial, an older schema) or a fault of this process. */
+static scl_err ckpt_check(trial_state *st, const char *path, int *damaged) {
+  const dist_comm *readers = st->group.size > 1 ? st->group.comm : NULL;
+  h5_file *f = NULL;
+  char *id = NULL;
+  int64_t version = -1;
+  *damaged = 0;
+  scl_err err = run_group_agree(&st->group, h5_file_open_read(path, &f));
+  if (!err) err = h5_file_verify(f, readers);
+  *damaged = err == SCL_ERR_FORMAT || err == SCL_ERR_HDF5;
+  scl_err local = SCL_OK;
+  if (!err) { /* every rank read the same verified bytes */
+    int exists = 0, refused = 0;
+    local = h5_attr_exists(f, NULL, "schema_version", &exists);
+    if (!local && exists) local = h5_attr_read_i64(f, NULL, "schema_version", &version);
+    if (!local && (!exists || (version == CKPT_SCHEMA_VERSION && !h5_file_checksummed(f))))
+      local = SCL_ERROR(
+          SCL_ERR_FORMAT, "%s: %s", path,
+          exists ? "a current-schema checkpoint without checksums" : "no schema_version attribute");
+    else if (!local && (local = h5_check_schema(f, CKPT_SCHEMA_VERSION, "trial checkpoint")))
+      refused = 1; /* an intact file of another schema */
+    if (!local) local = h5_attr_read_str(f, NULL, "trial_id", &id);
+    if (!local && strcmp(id, st->id)) {
+      refused = 1;
+      local = SCL_ERROR(SCL_ERR_ARG,
+                        "%s is a checkpoint of trial %s, not of this trial (%s): choose another "
+                        "run.dir or remove it",
+                        path, id, st->id);
+    }
+    *damaged = local && !refused;
+    err = run_group_agree(&st->group, local);
+    scl_err any = run_group_any(&st->group, damaged);
+    if (any && !err) err = SCL_TRACE(any);
+  }
+  free(id);
+  scl_err close_err = h5_file_close(&f);
+  if (close_err) scl_error_take(NULL, 0); /* read-only: nothing to lose */
+  return err;
+}
+
+/* Moves a damaged checkpoint aside (path.damaged, or path.damaged.N if that exists): it is
+ * evidence, never deleted. Rank 0 renames; collective over the group. */
+static scl_err set_aside(trial_state *st, const char *path, const char *why) {
+  scl_err err = SCL_OK;
+  if (run_group_root(&st->group)) {
+    char aside[4200];
+    snprintf(aside, sizeof aside, "%s.damaged", path);
+    for (int k = 1; k < 1000 && access(aside, F_OK) == 0; k++)
+      snprintf(aside, sizeof aside, "%s.damaged.%d", path, k);
+    if (rename(path, aside) != 0)
+      err = SCL_ERROR(SCL_ERR_IO, "cannot move the damaged checkpoint %s aside to %s: %s", path,
+                      aside, strerror(errno));
+    else
+      SCL_WARN("checkpoint %s is damaged, not resumed from (%s); kept as %s", path, why, aside);
+  }
+  SCL_CALL(run_group_agree(&st->group, err));
+  return SCL_OK;
+}
+
+/* Decides which checkpoint the trial resumes from, the same on every rank: ckpt.h5 if it passes
+ * ckpt_check, else ckpt.prev.h5 (the one before it, which becomes ckpt.h5), else none (the trial
+ * starts from the beginning). A damaged file is moved aside with a warning naming it and what is
+ * damaged. *found = 1 when ckpt.h5 is now the checkpoint to load. */
+static scl_err ckpt_choose(trial_state *st, int *found) {
+  char cur[4096], prev[4096];
+  ckpt_path(st, cur, sizeof cur);
+  ckpt_prev_path(st, prev, sizeof prev);
+  const char *cands[2] = {cur, prev};
+  int damaged_any = 0;
+  *found = 0;
+  for (int c = 0; c < 2; c++) {
+    int exists = access(cands[c], F_OK) == 0, damaged = 0;
+    SCL_CALL(run_group_any(&st->group, &exists));
+    if (!exists) continue;
+    scl_err err = ckpt_check(st, cands[c], &damaged);
+    if (!err && c == 0) {
+      *found = 1;
+      return SCL_OK;
+    }
+    if (!err) {
+      scl_err moved = SCL_OK;
+      if (run_group_root(&st->group)) {
+        if (rename(prev, cur) != 0)
+          moved = SCL_ERROR(SCL_ERR_IO, "cannot restore %s as %s: %s", prev, cur, strerror(errno));
+        else
+          SCL_WARN("resuming from the previous checkpoint %s (restored as %s)%s", prev, cur,
+                   damaged_any ? " because ckpt.h5 is damaged" : "");
+      }
+      SCL_CALL(run_group_agree(&st->group, moved));
+      *found = 1;
+      return SCL_OK;
+    }
+    if (!damaged) return SCL_TRACE(err);
+    char why[1024];
+    scl_error_take(why, sizeof why);
+    SCL_CALL(set_aside(st, cands[c], why));
+    damaged_any = 1;
+  }
+  if (damaged_any && run_group_root(&st->group))
+    SCL_WARN("no good checkpoint remains in %s: trial %s restarts from the beginning",
+             st->cfg->run_dir, st->id);
+  return SCL_OK;
+}
+
 scl_err trial_checkpoint_load(trial_state *st, int *sessions_done) {
   char path[4096];
   ckpt_path(st, path, sizeof path);
   *sessions_done = 0;
-  if (access(path, F_OK) != 0) return SCL_OK;
+  int found = 0;
+  SCL_CALL(ckpt_choose(st, &found));
+  if (!found) return SCL_OK;
   h5_file *f = NULL;
-  char *id = NULL;
   int64_t done_sessions = 0;
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, h5_file_open_read(path, &f), done);
-  SCL_CALL_GOTO(err, h5_check_schema(f, CKPT_SCHEMA_VERSION, "trial checkpoint"), done);
-  SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "trial_id", &id), done);
-  SCL_CHECK_GOTO(err, done, !strcmp(id, st->id), SCL_ERR_ARG,
-                 "%s is a checkpoint of trial %s, not of this trial (%s): choose another "
-                 "run.dir or remove it",
-                 path, id, st->id);
   SCL_CALL_GOTO(err, h5_attr_read_i64(f, NULL, "sessions_done", &done_sessions), done);
   SCL_CHECK_GOTO(err, done, done_sessions >= 0 && done_sessions <= st->n_sessions, SCL_ERR_FORMAT,
                  "%s: sessions_done = %lld outside [0, %d]", path, (long long)done_sessions,
@@ -283,7 +407,6 @@ scl_err trial_checkpoint_load(trial_state *st, int *sessions_done) {
   st->metrics->sessions_done = (int)done_sessions;
   *sessions_done = (int)done_sessions;
 done:
-  free(id);
   if (f) {
     scl_err close_err = h5_file_close(&f);
     if (!err) err = close_err;

@@ -622,10 +622,13 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group, const run
   st.seconds_total = scl_now() - t0;
   if (run_group_root(&st.group)) {
     err = trial_write_results(&st);
-    char ckpt[4096];
-    snprintf(ckpt, sizeof ckpt, "%s/ckpt.h5", cfg->run_dir);
-    if (!err && unlink(ckpt) != 0 && errno != ENOENT)
-      SCL_WARN("%s: not removed: %s", ckpt, strerror(errno));
+    static const char *const ckpts[] = {"ckpt.h5", "ckpt.prev.h5"}; /* checkpoint.c */
+    for (int k = 0; k < 2 && !err; k++) {
+      char ckpt[4096];
+      snprintf(ckpt, sizeof ckpt, "%s/%s", cfg->run_dir, ckpts[k]);
+      if (unlink(ckpt) != 0 && errno != ENOENT)
+        SCL_WARN("%s: not removed: %s", ckpt, strerror(errno));
+    }
   }
   SCL_CALL_GOTO(err, run_group_agree(&st.group, err), done);
   result->final_acc = run_metrics_final(st.metrics, 0);
