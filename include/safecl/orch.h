@@ -230,6 +230,14 @@ SCL_NODISCARD scl_err orch_sweep_run(const dist_comm *world, int argc, char **ar
 SCL_NODISCARD scl_err orch_run_lock(const char *run_dir, int *fd);
 void orch_run_unlock(int *fd);
 
+/* Stop signals (src/orch/signals.c): after orch_signals_install, SIGUSR1, SIGTERM and SIGINT
+ * only record the first signal (orch_signals_caught: its number, 0 if none), and a second SIGINT
+ * kills the process at once. orch_signal_name: "SIGINT", "SIGTERM", "SIGUSR1" or "a signal"
+ * (static). */
+void orch_signals_install(void);
+int orch_signals_caught(void);
+const char *orch_signal_name(int sig);
+
 /* What `safecl sweep` prints about a planned sweep without running it. */
 typedef enum {
   ORCH_SWEEP_LIST,   /* --list: one line per trial: index, id, expected seconds, status, label */

@@ -2,10 +2,16 @@
  * config_args.c): argv to run_trial_ex, under run.dir's lock (the one a sweep takes), so one run
  * directory holds one running trial. Under `mpirun -np G` (or srun) the G ranks of the job run
  * the one trial as one data-parallel group (docs/architecture.md section 2); alone it is a group
- * of one. */
+ * of one.
+ *
+ * SIGINT, SIGTERM and SIGUSR1 stop the trial gracefully (src/orch/signals.c): the stop hook
+ * reports the flag at every step and session boundary, the group agrees on it there (any rank's
+ * signal stops every rank at the same step), checkpoints and ends with SCL_ERR_STOP, which this
+ * command turns into exit status 75 (EX_TEMPFAIL) and one line naming the command to rerun. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "safecl/apps.h"
 #include "safecl/dist_mpi.h"
@@ -54,6 +60,27 @@ static scl_err print_only(const run_trial_cfg *cfg, int config, int trial_id) {
   return SCL_OK;
 }
 
+static int stop_requested(void *ctx) {
+  (void)ctx;
+  return orch_signals_caught() != 0;
+}
+
+/* The one line a stopped trial leaves on world rank 0: what stopped it, where its checkpoint is
+ * and the command that resumes it (this process's own argv). */
+static void report_stop(const run_trial_cfg *cfg, int argc, char **argv) {
+  char msg[1024];
+  scl_error_take(msg, sizeof msg);
+  fprintf(stderr,
+          "safecl train: stopped by %s: %s in %s/ckpt.h5; rerun the same command to resume:",
+          orch_signal_name(orch_signals_caught()), msg, cfg->run_dir);
+  fprintf(stderr, " safecl train");
+  for (int i = 1; i < argc; i++) {
+    const char *q = strpbrk(argv[i], " \t'\"$*?") ? "'" : "";
+    fprintf(stderr, " %s%s%s", q, argv[i], q);
+  }
+  fprintf(stderr, "\n");
+}
+
 int cmd_train(int argc, char **argv) {
   static const char *const flags[] = {"--help", "--print-config", "--print-trial-id"};
   int found[3], n = 0;
@@ -76,14 +103,22 @@ int cmd_train(int argc, char **argv) {
     dist_comm *world = NULL;
     err = dist_comm_create(MPI_COMM_WORLD, &world);
     if (!err && dist_comm_size(world) > 1) scl_log_set_rank(dist_comm_rank(world));
-    int lock_fd = -1;
+    int lock_fd = -1, rank = world ? dist_comm_rank(world) : 0;
     if (!err) err = take_run_dir(&cfg, world, &lock_fd);
-    if (!err) err = run_trial_ex(&cfg, world, NULL, NULL);
+    run_trial_hooks hooks = {stop_requested, NULL};
+    orch_signals_install();
+    if (!err) err = run_trial_ex(&cfg, world, &hooks, NULL);
+    if (err == SCL_ERR_STOP) {
+      if (rank == 0)
+        report_stop(&cfg, argc, argv);
+      else
+        scl_error_take(NULL, 0);
+    }
     orch_run_unlock(&lock_fd);
     dist_comm_destroy(&world);
   }
-  if (err) scl_log_error_traceback();
+  if (err && err != SCL_ERR_STOP) scl_log_error_traceback();
   cfg_free(&run_trial_schema, &cfg);
   free(rest);
-  return err ? 1 : 0;
+  return err == SCL_ERR_STOP ? EX_TEMPFAIL : err ? 1 : 0;
 }

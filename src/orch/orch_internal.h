@@ -133,8 +133,6 @@ SCL_NODISCARD scl_err orch_rundir_read_result(const char *run_dir, const char *i
 /* ---------------------------------------------------------------------------------------- */
 /* Signals (signals.c): SIGUSR1 and SIGTERM only set a flag.                                 */
 
-void orch_signals_install(void);
-int orch_signals_caught(void); /* the signal number caught first, 0 if none */
 void orch_signals_reset(void);
 
 /* ---------------------------------------------------------------------------------------- */
