@@ -224,10 +224,11 @@ void orch_state_settle(orch_state *s);
 SCL_NODISCARD scl_err orch_sweep_run(const dist_comm *world, int argc, char **argv, int *exit_code);
 
 /* `safecl train`'s run directory lock, the one a sweep takes (src/orch/rundir.c): creates RUN_DIR
- * and locks RUN_DIR/lock for this process's life, recording host and pid in it. Fails
- * (SCL_ERR_ARG) naming the directory and the holder while another process holds it.
- * orch_run_unlock releases it. */
-SCL_NODISCARD scl_err orch_run_lock(const char *run_dir, int *fd);
+ * and locks RUN_DIR/lock for this process's life, recording `what` (e.g. "safe on cifar100"),
+ * host, pid and the heartbeat interval in it, and refreshes its mtime from a thread (the
+ * heartbeat `safecl status` reads). Fails (SCL_ERR_ARG) naming the directory and the holder while
+ * another process holds it. orch_run_unlock stops the heartbeat and releases the lock. */
+SCL_NODISCARD scl_err orch_run_lock(const char *run_dir, const char *what, int *fd);
 void orch_run_unlock(int *fd);
 
 /* Stop signals (src/orch/signals.c): after orch_signals_install, SIGUSR1, SIGTERM and SIGINT

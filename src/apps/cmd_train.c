@@ -22,7 +22,9 @@
  * at once, naming the holder); every rank learns the verdict. */
 static scl_err take_run_dir(const run_trial_cfg *cfg, const dist_comm *world, int *lock_fd) {
   int64_t verdict = SCL_OK;
-  if (dist_comm_rank(world) == 0) verdict = orch_run_lock(cfg->run_dir, lock_fd);
+  char what[512];
+  snprintf(what, sizeof what, "%s on %s", cfg->method.name, cfg->dataset_name);
+  if (dist_comm_rank(world) == 0) verdict = orch_run_lock(cfg->run_dir, what, lock_fd);
   SCL_CALL(dist_bcast(world, 0, &verdict, sizeof verdict));
   if (verdict && dist_comm_rank(world) != 0)
     return SCL_ERROR((scl_err)verdict, "rank 0 could not take %s/lock", cfg->run_dir);
