@@ -142,9 +142,11 @@ scl_err orch_status_train_print(const char *run_dir, const orch_liveness *lv, FI
       fprintf(out, "last checkpoint: %s (%s ago), after session %lld/%lld\n", when, ago,
               (long long)c.sessions_done, (long long)c.n_sessions);
     else
-      fprintf(out, "last checkpoint: %s (%s ago), in session %lld/%lld at epoch %lld, batch %lld\n",
-              when, ago, (long long)c.sessions_done + 1, (long long)c.n_sessions,
-              (long long)c.epoch + 1, (long long)c.batch + 1);
+      fprintf(
+          out,
+          "last checkpoint: %s (%s ago), in session %lld/%lld at epoch %lld after %lld step(s)\n",
+          when, ago, (long long)c.sessions_done + 1, (long long)c.n_sessions,
+          (long long)c.epoch + 1, (long long)c.batch);
     fprintf(out, "sessions: %lld/%lld done\n", (long long)c.sessions_done, (long long)c.n_sessions);
     if (lv->alive && c.sessions_done > 0) {
       double mean = c.seconds / (double)c.sessions_done;
