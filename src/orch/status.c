@@ -52,7 +52,7 @@ static double unix_now(void) {
 
 void orch_liveness_text(const orch_liveness *lv, double now, char *buf, size_t cap) {
   char age[32];
-  orch_duration_text(now - lv->heartbeat, age, sizeof age);
+  orch_duration_text(fmax(0.0, now - lv->heartbeat), age, sizeof age); /* mtime may lead now */
   if (lv->alive)
     snprintf(buf, cap, "running (pid %ld on %s, heartbeat %s ago)", lv->pid,
              lv->host[0] ? lv->host : "?", age);

@@ -96,7 +96,9 @@ static void what_from_lock(const orch_liveness *lv, char *buf, size_t cap) {
 
 scl_err orch_status_train_print(const char *run_dir, const orch_liveness *lv, FILE *out) {
   char path[4200], live[640], what[512], when[64], ago[32];
-  double now = (double)time(NULL);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
   fprintf(out, "run directory %s: safecl train\n", run_dir);
   snprintf(path, sizeof path, "%s/trial.h5", run_dir);
   struct stat st;
