@@ -7,13 +7,14 @@ record), so no check depends on timing.
    forwards it to every task): the coordinator stops the sweep as for SIGUSR1: running trials
    checkpoint at their next boundary and are recorded STOPPED, never FAILED, the ledger ends
    "stopped", mpiexec exits 75; the rerun resumes and finishes every trial.
-2. SIGINT to mpiexec, as Ctrl-C on an interactive `mpirun` delivers it: Open MPI 4 sends SIGTERM
-   to every rank and SIGKILL after odls_base_sigkill_timeout seconds (default 1); with the
-   timeout raised (OMPI_MCA_odls_base_sigkill_timeout=15, as the README says) the SIGTERM stops
-   the sweep the same way (STOPPED, END stopped; mpiexec itself exits non-zero), and the rerun
-   finishes every trial.
+2. SIGINT to mpiexec, as Ctrl-C on an interactive `mpirun` delivers it: Open MPI 4.1 waits
+   odls_base_sigkill_timeout seconds (default 1), sends SIGTERM to every rank, waits as long
+   again and sends SIGKILL. With the timeout at 5 s (OMPI_MCA_odls_base_sigkill_timeout, as the
+   README says to raise it) the SIGTERM stops the sweep the same way (STOPPED, END stopped; the
+   ranks exit 75, mpiexec itself 1), and the rerun finishes every trial. The trials here have
+   15 sessions, so they are still running when the SIGTERM comes.
 3. SIGKILL to the whole job while a trial runs: `safecl status` says the job is dead (its last
-   heartbeat, pid gone), shows no group as running and no ETA.
+   heartbeat; its lock released, or its pid gone), shows no group as running and no ETA.
 Exits non-zero on any failure.
 """
 import argparse
@@ -29,11 +30,11 @@ from orch_util import (Job, all_records, check, descendants, finish, finished_tr
 ENV = {"SAFECL_PROGRESS_INTERVAL": "0"}
 
 
-def sweep(tmp, name):
+def sweep(tmp, name, classes=14):
     path = write_sweep(os.path.join(tmp, name + ".cfg"), name,
                        '  datasets = ["%s"];\n  methods = ["%s"];\n  seeds = [1, 2, 3];\n'
                        % (synthetic(), method("simplecil")),
-                       overrides=tiny_overrides(classes=14, train=3, test=2))
+                       overrides=tiny_overrides(classes=classes, train=3, test=2))
     return path, os.path.join(tmp, name)
 
 
@@ -84,8 +85,8 @@ def test_sigint_ranks(a, tmp):
 
 
 def test_sigint_mpiexec(a, tmp):
-    path, run_dir = sweep(tmp, "mpiexec")
-    env = dict(ENV, OMPI_MCA_odls_base_sigkill_timeout="15")
+    path, run_dir = sweep(tmp, "mpiexec", classes=30)
+    env = dict(ENV, OMPI_MCA_odls_base_sigkill_timeout="5")
     job = Job([path, "run.dir=" + run_dir], a.ranks, a.mpiexec, a.safecl, env=env,
               log=os.path.join(tmp, "mpiexec.log"))
     seen = wait_for(lambda: started(run_dir), 120)
@@ -106,9 +107,8 @@ def test_status_killed(a, tmp):
     out = p.stdout + p.stderr
     check(seen and "running (pid" in live.stdout,
           "status while the sweep runs: running\n" + live.stdout)
-    check(p.returncode == 0 and "dead (last heartbeat" in out and "gone)" in out and
-          "running for" not in out and "ETA" not in out,
-          "status after SIGKILL: dead, pid gone, no running group, no ETA\n" + out)
+    check(p.returncode == 0 and "dead (last heartbeat" in out and "running for" not in out and
+          "ETA" not in out, "status after SIGKILL: dead, no running group, no ETA\n" + out)
 
 
 def main():
