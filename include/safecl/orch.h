@@ -229,6 +229,10 @@ SCL_NODISCARD scl_err orch_sweep_run(const dist_comm *world, int argc, char **ar
  * heartbeat `safecl status` reads). Fails (SCL_ERR_ARG) naming the directory and the holder while
  * another process holds it. orch_run_unlock stops the heartbeat and releases the lock. */
 SCL_NODISCARD scl_err orch_run_lock(const char *run_dir, const char *what, int *fd);
+/* Removes ckpt.h5.tmp.<pid> and trial.h5.tmp.<pid> in a trial's directory `dir` (publishes a
+ * killed process never committed); call it only while holding the trial, so that no live writer
+ * owns them. */
+void orch_rundir_remove_temporaries(const char *dir);
 void orch_run_unlock(int *fd);
 
 /* Stop signals (src/orch/signals.c): after orch_signals_install, SIGUSR1, SIGTERM and SIGINT

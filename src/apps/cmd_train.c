@@ -24,7 +24,10 @@ static scl_err take_run_dir(const run_trial_cfg *cfg, const dist_comm *world, in
   int64_t verdict = SCL_OK;
   char what[512];
   snprintf(what, sizeof what, "%s on %s", cfg->method.name, cfg->dataset_name);
-  if (dist_comm_rank(world) == 0) verdict = orch_run_lock(cfg->run_dir, what, lock_fd);
+  if (dist_comm_rank(world) == 0) {
+    verdict = orch_run_lock(cfg->run_dir, what, lock_fd);
+    if (!verdict) orch_rundir_remove_temporaries(cfg->run_dir); /* a kill mid-write left them */
+  }
   SCL_CALL(dist_bcast(world, 0, &verdict, sizeof verdict));
   if (verdict && dist_comm_rank(world) != 0)
     return SCL_ERROR((scl_err)verdict, "rank 0 could not take %s/lock", cfg->run_dir);

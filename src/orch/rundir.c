@@ -15,6 +15,7 @@
  * live job from a dead one by the file's age; on a filesystem with POSIX locks it asks the kernel
  * whether the lock is still held (F_GETLK, which takes nothing), and on the holder's own host
  * whether its pid still exists (kill(pid, 0)). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -242,6 +243,21 @@ void orch_run_liveness(const char *run_dir, orch_liveness *lv) {
   else
     lv->alive = lv->interval > 0 && age <= 3.0 * lv->interval;
   if (lv->ended[0] && lv->held != 1) lv->alive = 0;
+}
+
+/* Leftovers of a trial's publishes that a killed process never committed (ckpt.h5.tmp.<pid>,
+ * trial.h5.tmp.<pid>): the caller holds the trial's directory, so whoever wrote them is gone.
+ * Only those names: a train's run.dir may be any directory of the user's. */
+void orch_rundir_remove_temporaries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  char path[4400];
+  for (struct dirent *e; (e = readdir(d));) {
+    if (strncmp(e->d_name, "ckpt.h5.tmp.", 12) && strncmp(e->d_name, "trial.h5.tmp.", 13)) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (unlink(path) == 0) SCL_INFO("removed %s, left by a killed process", path);
+  }
+  closedir(d);
 }
 
 void orch_rundir_trial(const char *run_dir, const char *id, char *buf, size_t cap) {

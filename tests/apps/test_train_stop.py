@@ -12,7 +12,7 @@ next step boundary lies inside the training loop; no check depends on how long a
 2. Double SIGINT (two signals back to back, after the session-1 checkpoint exists): the process
    dies of SIGINT at once (status 130 in a shell), ckpt.h5 is still a whole checkpoint of this
    trial, status shows the job dead (pid gone), and the rerun resumes from it and ends
-   bit-identical.
+   bit-identical, removing a killed write's ckpt.h5.tmp.<pid> (and no other file).
 3. A group of 2 ranks under mpiexec: SIGTERM sent to the ranks (as srun/scancel and the batch
    system do) and SIGUSR1 sent to mpiexec (which forwards it) both stop every rank at the same
    step boundary (the collective checkpoint completes), mpiexec exits 75, and each rerun ends
@@ -198,7 +198,13 @@ def test_double_sigint(a, tmp, ref):
     rc_st, st = status(a, d)
     check(rc_st == 0 and "dead (last heartbeat" in st and "pid %d gone" % t.proc.pid in st and
           "ETA" not in st, "status: dead, pid gone, no ETA\n" + st)
+    # What a kill in the middle of a checkpoint write leaves, and a user's file beside it.
+    for name in ("ckpt.h5.tmp.999999", "notes.tmp.txt"):
+        open(os.path.join(d, name), "w").write("x")
     rerun(a, d, os.path.join(tmp, "double_rerun.log"), ref, "double SIGINT")
+    check(not os.path.exists(os.path.join(d, "ckpt.h5.tmp.999999")) and
+          os.path.exists(os.path.join(d, "notes.tmp.txt")),
+          "the rerun removes a killed write's ckpt.h5.tmp.<pid>, and nothing else")
 
 
 def rank_pids(mpiexec_pid, safecl):
