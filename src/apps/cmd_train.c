@@ -45,7 +45,11 @@ static void usage(FILE *f) {
           "                    same trial) and exit\n"
           "  --print-trial-id  print the trial's id (what trial.h5 records as trial_id) and exit\n"
           "  Flags may stand anywhere on the line. SAFECL_LOG=debug adds the code locations of a\n"
-          "  failure to its message.\n\n");
+          "  failure to its message.\n"
+          "  Ctrl-C (SIGINT), SIGTERM or SIGUSR1 checkpoints at the next step boundary and exits\n"
+          "  75; rerun the same command to resume. A second Ctrl-C ends the process at once (the\n"
+          "  last complete checkpoint stays). safecl status RUN_DIR shows where a run stands.\n"
+          "  Exit status: 0 finished, 75 stopped by a signal, 1 error.\n\n");
   cfg_print_help(&run_trial_schema, f);
 }
 
