@@ -135,8 +135,10 @@ static int has_file(const char *dir, const char *name) {
 
 scl_err orch_status_print(const char *run_dir, FILE *out) {
   struct stat dst;
-  SCL_CHECK(stat(run_dir, &dst) == 0 && S_ISDIR(dst.st_mode), SCL_ERR_ARG,
-            "%s: no such directory: give the run.dir of a sweep or of a safecl train", run_dir);
+  int found = stat(run_dir, &dst) == 0;
+  SCL_CHECK(found && S_ISDIR(dst.st_mode), SCL_ERR_ARG,
+            "%s: %s: give the run.dir of a sweep or of a safecl train", run_dir,
+            found ? "not a directory" : "no such directory");
   orch_liveness lv;
   orch_run_liveness(run_dir, &lv);
   orch_state *s = NULL;
