@@ -224,11 +224,24 @@ void orch_state_settle(orch_state *s);
 SCL_NODISCARD scl_err orch_sweep_run(const dist_comm *world, int argc, char **argv, int *exit_code);
 
 /* `safecl train`'s run directory lock, the one a sweep takes (src/orch/rundir.c): creates RUN_DIR
- * and locks RUN_DIR/lock for this process's life, recording host and pid in it. Fails
- * (SCL_ERR_ARG) naming the directory and the holder while another process holds it.
- * orch_run_unlock releases it. */
-SCL_NODISCARD scl_err orch_run_lock(const char *run_dir, int *fd);
+ * and locks RUN_DIR/lock for this process's life, recording `what` (e.g. "safe on cifar100"),
+ * host, pid and the heartbeat interval in it, and refreshes its mtime from a thread (the
+ * heartbeat `safecl status` reads). Fails (SCL_ERR_ARG) naming the directory and the holder while
+ * another process holds it. orch_run_unlock stops the heartbeat and releases the lock. */
+SCL_NODISCARD scl_err orch_run_lock(const char *run_dir, const char *what, int *fd);
+/* Removes ckpt.h5.tmp.<pid> and trial.h5.tmp.<pid> in a trial's directory `dir` (publishes a
+ * killed process never committed); call it only while holding the trial, so that no live writer
+ * owns them. */
+void orch_rundir_remove_temporaries(const char *dir);
 void orch_run_unlock(int *fd);
+
+/* Stop signals (src/orch/signals.c): after orch_signals_install, SIGUSR1, SIGTERM and SIGINT
+ * only record the first signal (orch_signals_caught: its number, 0 if none), and a second SIGINT
+ * kills the process at once. orch_signal_name: "SIGINT", "SIGTERM", "SIGUSR1" or "a signal"
+ * (static). */
+void orch_signals_install(void);
+int orch_signals_caught(void);
+const char *orch_signal_name(int sig);
 
 /* What `safecl sweep` prints about a planned sweep without running it. */
 typedef enum {

@@ -1,5 +1,6 @@
 /* cmd_status.c: `safecl status RUN_DIR [--reindex]`: argv to orch_status_print and
- * orch_index_rebuild. Works while a sweep runs (read-only) and without MPI. */
+ * orch_index_rebuild. Works while a sweep or a train runs (read-only) and without MPI. Exit
+ * status 2 when RUN_DIR holds no run (or is not a directory) or the arguments are wrong. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,9 +14,12 @@ int cmd_status(int argc, char **argv) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
       printf(
           "usage: safecl status RUN_DIR [--reindex]\n"
-          "  Trials by state, what each group of the latest job is doing, throughput and ETA,\n"
-          "  from RUN_DIR's ledgers and trial files (safe while the sweep runs).\n"
-          "  --reindex  also rebuild RUN_DIR/index.h5 from the ledgers and trial files.\n");
+          "  A sweep's RUN_DIR: trials by state, what each group of the latest job is doing,\n"
+          "  throughput and ETA, from its ledgers and trial files (safe while the sweep runs).\n"
+          "  A safecl train run.dir: the trial, session, last checkpoint, ETA, finished or not.\n"
+          "  Either way: running, or dead (its heartbeat old, its pid gone) or ended.\n"
+          "  --reindex  also rebuild RUN_DIR/index.h5 from the ledgers and trial files.\n"
+          "  Exit status: 0 shown, 1 a file could not be read, 2 RUN_DIR holds no run.\n");
       return 0;
     }
     if (!strcmp(argv[i], "--reindex")) {
@@ -32,6 +36,10 @@ int cmd_status(int argc, char **argv) {
     return 2;
   }
   scl_err err = orch_status_print(dir, stdout);
+  if (err == SCL_ERR_ARG) {
+    scl_log_error_traceback();
+    return 2;
+  }
   if (!err && reindex) {
     err = orch_index_rebuild(dir);
     if (!err) printf("index: %s/index.h5 rebuilt\n", dir);

@@ -2,10 +2,16 @@
  * config_args.c): argv to run_trial_ex, under run.dir's lock (the one a sweep takes), so one run
  * directory holds one running trial. Under `mpirun -np G` (or srun) the G ranks of the job run
  * the one trial as one data-parallel group (docs/architecture.md section 2); alone it is a group
- * of one. */
+ * of one.
+ *
+ * SIGINT, SIGTERM and SIGUSR1 stop the trial gracefully (src/orch/signals.c): the stop hook
+ * reports the flag at every step and session boundary, the group agrees on it there (any rank's
+ * signal stops every rank at the same step), checkpoints and ends with SCL_ERR_STOP, which this
+ * command turns into exit status 75 (EX_TEMPFAIL) and one line naming the command to rerun. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "safecl/apps.h"
 #include "safecl/dist_mpi.h"
@@ -16,7 +22,12 @@
  * at once, naming the holder); every rank learns the verdict. */
 static scl_err take_run_dir(const run_trial_cfg *cfg, const dist_comm *world, int *lock_fd) {
   int64_t verdict = SCL_OK;
-  if (dist_comm_rank(world) == 0) verdict = orch_run_lock(cfg->run_dir, lock_fd);
+  char what[512];
+  snprintf(what, sizeof what, "%s on %s", cfg->method.name, cfg->dataset_name);
+  if (dist_comm_rank(world) == 0) {
+    verdict = orch_run_lock(cfg->run_dir, what, lock_fd);
+    if (!verdict) orch_rundir_remove_temporaries(cfg->run_dir); /* a kill mid-write left them */
+  }
   SCL_CALL(dist_bcast(world, 0, &verdict, sizeof verdict));
   if (verdict && dist_comm_rank(world) != 0)
     return SCL_ERROR((scl_err)verdict, "rank 0 could not take %s/lock", cfg->run_dir);
@@ -34,7 +45,11 @@ static void usage(FILE *f) {
           "                    same trial) and exit\n"
           "  --print-trial-id  print the trial's id (what trial.h5 records as trial_id) and exit\n"
           "  Flags may stand anywhere on the line. SAFECL_LOG=debug adds the code locations of a\n"
-          "  failure to its message.\n\n");
+          "  failure to its message.\n"
+          "  Ctrl-C (SIGINT), SIGTERM or SIGUSR1 checkpoints at the next step boundary and exits\n"
+          "  75; rerun the same command to resume. A second Ctrl-C ends the process at once (the\n"
+          "  last complete checkpoint stays). safecl status RUN_DIR shows where a run stands.\n"
+          "  Exit status: 0 finished, 75 stopped by a signal, 1 error.\n\n");
   cfg_print_help(&run_trial_schema, f);
 }
 
@@ -52,6 +67,27 @@ static scl_err print_only(const run_trial_cfg *cfg, int config, int trial_id) {
     printf("%s\n", id);
   }
   return SCL_OK;
+}
+
+static int stop_requested(void *ctx) {
+  (void)ctx;
+  return orch_signals_caught() != 0;
+}
+
+/* The one line a stopped trial leaves on world rank 0: what stopped it, where its checkpoint is
+ * and the command that resumes it (this process's own argv). */
+static void report_stop(const run_trial_cfg *cfg, int argc, char **argv) {
+  char msg[1024];
+  scl_error_take(msg, sizeof msg);
+  fprintf(stderr,
+          "safecl train: stopped by %s: %s in %s/ckpt.h5; rerun the same command to resume:",
+          orch_signal_name(orch_signals_caught()), msg, cfg->run_dir);
+  fprintf(stderr, " safecl train");
+  for (int i = 1; i < argc; i++) {
+    const char *q = strpbrk(argv[i], " \t'\"$*?") ? "'" : "";
+    fprintf(stderr, " %s%s%s", q, argv[i], q);
+  }
+  fprintf(stderr, "\n");
 }
 
 int cmd_train(int argc, char **argv) {
@@ -76,14 +112,22 @@ int cmd_train(int argc, char **argv) {
     dist_comm *world = NULL;
     err = dist_comm_create(MPI_COMM_WORLD, &world);
     if (!err && dist_comm_size(world) > 1) scl_log_set_rank(dist_comm_rank(world));
-    int lock_fd = -1;
+    int lock_fd = -1, rank = world ? dist_comm_rank(world) : 0;
     if (!err) err = take_run_dir(&cfg, world, &lock_fd);
-    if (!err) err = run_trial_ex(&cfg, world, NULL, NULL);
+    run_trial_hooks hooks = {stop_requested, NULL};
+    orch_signals_install();
+    if (!err) err = run_trial_ex(&cfg, world, &hooks, NULL);
+    if (err == SCL_ERR_STOP) {
+      if (rank == 0)
+        report_stop(&cfg, argc, argv);
+      else
+        scl_error_take(NULL, 0);
+    }
     orch_run_unlock(&lock_fd);
     dist_comm_destroy(&world);
   }
-  if (err) scl_log_error_traceback();
+  if (err && err != SCL_ERR_STOP) scl_log_error_traceback();
   cfg_free(&run_trial_schema, &cfg);
   free(rest);
-  return err ? 1 : 0;
+  return err == SCL_ERR_STOP ? EX_TEMPFAIL : err ? 1 : 0;
 }

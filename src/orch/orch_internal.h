@@ -130,11 +130,36 @@ SCL_NODISCARD scl_err orch_rundir_read_result(const char *run_dir, const char *i
                                               double *final_acc, double *avg_acc, double *val_acc,
                                               double *seconds);
 
-/* ---------------------------------------------------------------------------------------- */
-/* Signals (signals.c): SIGUSR1 and SIGTERM only set a flag.                                 */
+/* How often a lock holder refreshes the lock file's mtime (src/orch/rundir.c). */
+#define ORCH_HEARTBEAT_SECONDS 30
 
-void orch_signals_install(void);
-int orch_signals_caught(void); /* the signal number caught first, 0 if none */
+/* Whether the job recorded in RUN_DIR/lock is alive, read-only (src/orch/rundir.c). */
+typedef struct orch_liveness {
+  int present;      /* RUN_DIR/lock exists */
+  char holder[512]; /* its holder line: "train ...", "sweep job ..." */
+  char host[256];   /* the holder's host, "" if not recorded */
+  long pid;         /* the holder's pid, 0 if not recorded */
+  int interval;     /* its heartbeat interval in seconds, 0 if not recorded */
+  double heartbeat; /* the lock file's mtime (Unix seconds): the last heartbeat */
+  char ended[32];   /* when the holder released it ("2026-12-01T20:10:00Z"), "" if it did not */
+  int held;         /* the kernel's answer to F_GETLK: 1 held, 0 free, -1 no locks here */
+  int same_host;    /* the holder ran on this host */
+  int pid_alive;    /* on the same host: kill(pid, 0) found it (1) or not (0); else -1 */
+  int alive;        /* the verdict: held lock (and live pid), else live pid, else fresh heartbeat */
+} orch_liveness;
+void orch_run_liveness(const char *run_dir, orch_liveness *lv);
+/* "running (pid 1234 on host, heartbeat 5 s ago)", "ended 2026-...Z" or "dead (last heartbeat
+ * 12 min ago; pid 1234 gone)" (src/orch/status.c). */
+void orch_liveness_text(const orch_liveness *lv, double now, char *buf, size_t cap);
+/* Seconds as "42 s", "12 min" or "3.5 h"; "?" for a negative or non-finite value. */
+void orch_duration_text(double s, char *buf, size_t cap);
+/* `safecl status` on a `safecl train` run directory (src/orch/status_train.c). */
+SCL_NODISCARD scl_err orch_status_train_print(const char *run_dir, const orch_liveness *lv,
+                                              FILE *out);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Signals (signals.c): SIGUSR1, SIGTERM and SIGINT set a flag.                              */
+
 void orch_signals_reset(void);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -8,9 +8,18 @@
  * safecl does itself. A sweep's workers run their trials in RUN_DIR/trials/<id> under the
  * coordinator's lock; `safecl train` takes the same lock on its own run.dir (orch_run_lock), so a
  * second train of that directory refuses at once, while the trains of an array job
- * (jobs/array.sbatch: each in its own trials/<id>) run side by side. */
+ * (jobs/array.sbatch: each in its own trials/<id>) run side by side.
+ *
+ * Heartbeat: while a process holds the lock, a thread of its own sets the lock file's mtime every
+ * ORCH_HEARTBEAT_SECONDS (recorded in the holder line), so `safecl status` on any host tells a
+ * live job from a dead one by the file's age; on a filesystem with POSIX locks it asks the kernel
+ * whether the lock is still held (F_GETLK, which takes nothing), and on the holder's own host
+ * whether its pid still exists (kill(pid, 0)). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,25 +90,96 @@ static scl_err take_lock(const char *run_dir, const char *holder_text, int *fd) 
   return SCL_OK;
 }
 
+/* The heartbeat of the one lock this process holds (a process holds at most one run directory). */
+static struct {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int fd, on, stop;
+} beat = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1};
+
+static void *beat_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&beat.mu);
+  while (!beat.stop) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ORCH_HEARTBEAT_SECONDS;
+    while (!beat.stop && pthread_cond_timedwait(&beat.cv, &beat.mu, &until) != ETIMEDOUT) {
+    }
+    if (!beat.stop) futimens(beat.fd, NULL); /* now; a failure shows as an old heartbeat */
+  }
+  pthread_mutex_unlock(&beat.mu);
+  return NULL;
+}
+
+/* Starts the heartbeat on `fd`; a thread that cannot start is a warning (status then sees an
+ * old heartbeat but, on the holder's host, a live pid and a held lock). */
+static void beat_start(int fd, const char *path) {
+  pthread_mutex_lock(&beat.mu);
+  beat.fd = fd;
+  beat.stop = 0;
+  pthread_mutex_unlock(&beat.mu);
+  /* The thread must not take the stop signals of signals.c: they are the main thread's. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  int rc = pthread_create(&beat.thread, NULL, beat_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  beat.on = rc == 0;
+  if (rc)
+    SCL_WARN("%s: no heartbeat thread (%s): safecl status may call this job dead", path,
+             strerror(rc));
+}
+
+static void beat_stop(int fd) {
+  if (!beat.on || beat.fd != fd) return;
+  pthread_mutex_lock(&beat.mu);
+  beat.stop = 1;
+  pthread_cond_signal(&beat.cv);
+  pthread_mutex_unlock(&beat.mu);
+  pthread_join(beat.thread, NULL);
+  beat.on = 0;
+  beat.fd = -1;
+}
+
 static void host_name(char *host, size_t cap) {
   snprintf(host, cap, "?");
   gethostname(host, cap);
   host[cap - 1] = '\0';
 }
 
-scl_err orch_run_lock(const char *run_dir, int *fd) {
+scl_err orch_run_lock(const char *run_dir, const char *what, int *fd) {
   *fd = -1;
   SCL_CHECK(run_dir && run_dir[0], SCL_ERR_ARG, "run.dir is not set");
   SCL_CALL(io_mkdirs(run_dir));
   char host[256], text[600];
   host_name(host, sizeof host);
-  snprintf(text, sizeof text, "train, host %s pid %ld", host, (long)getpid());
+  snprintf(text, sizeof text, "train %s, host %s pid %ld heartbeat %d s", what, host,
+           (long)getpid(), ORCH_HEARTBEAT_SECONDS);
   SCL_CALL(take_lock(run_dir, text, fd));
+  beat_start(*fd, run_dir);
   return SCL_OK;
 }
 
+/* The holder line gets " ended <UTC time>", so that status tells a process that ended (finished,
+ * failed or stopped by a signal) from one that was killed. */
 void orch_run_unlock(int *fd) {
-  if (*fd >= 0) close(*fd); /* releases the lock */
+  if (*fd < 0) return;
+  beat_stop(*fd);
+  char line[700] = "", stamp[32];
+  ssize_t n = pread(*fd, line, 512, 0);
+  line[n > 0 ? n : 0] = '\0';
+  line[strcspn(line, "\n")] = '\0';
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  size_t len = strlen(line);
+  int k = snprintf(line + len, sizeof line - len, " ended %s\n", stamp);
+  if (pwrite(*fd, line, len + (size_t)k, 0) != (ssize_t)(len + (size_t)k))
+    SCL_WARN("lock file: cannot record the end of this job: %s", strerror(errno));
+  close(*fd); /* releases the lock */
   *fd = -1;
 }
 
@@ -116,12 +196,69 @@ scl_err orch_rundir_open(const char *path, orch_rundir *rd) {
   job_name(rd);
   char host[256], text[600];
   host_name(host, sizeof host);
-  snprintf(text, sizeof text, "sweep job %s, host %s pid %ld", rd->job_id, host, (long)getpid());
+  snprintf(text, sizeof text, "sweep job %s, host %s pid %ld heartbeat %d s", rd->job_id, host,
+           (long)getpid(), ORCH_HEARTBEAT_SECONDS);
   SCL_CALL(take_lock(rd->path, text, &rd->lock_fd));
+  beat_start(rd->lock_fd, rd->path);
   return SCL_OK;
 }
 
 void orch_rundir_close(orch_rundir *rd) { orch_run_unlock(&rd->lock_fd); }
+
+void orch_run_liveness(const char *run_dir, orch_liveness *lv) {
+  memset(lv, 0, sizeof *lv);
+  lv->held = lv->pid_alive = -1;
+  char path[4200];
+  snprintf(path, sizeof path, "%s/lock", run_dir);
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  lv->present = 1;
+  lv->heartbeat = (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec;
+  ssize_t n = pread(fd, lv->holder, sizeof lv->holder - 1, 0);
+  lv->holder[n > 0 ? n : 0] = '\0';
+  lv->holder[strcspn(lv->holder, "\n")] = '\0';
+  struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+  if (fcntl(fd, F_GETLK, &who) == 0) lv->held = who.l_type != F_UNLCK;
+  close(fd);
+  const char *h = strstr(lv->holder, "host "), *p = strstr(lv->holder, " pid ");
+  const char *b = strstr(lv->holder, " heartbeat ");
+  if (h) sscanf(h + 5, "%255s", lv->host);
+  if (p) lv->pid = atol(p + 5);
+  lv->interval = b ? atoi(b + 11) : 0;
+  const char *e = strstr(lv->holder, " ended ");
+  if (e) snprintf(lv->ended, sizeof lv->ended, "%.31s", e + 7);
+  char here[256];
+  host_name(here, sizeof here);
+  lv->same_host = lv->host[0] && !strcmp(lv->host, here);
+  if (lv->same_host && lv->pid > 0) lv->pid_alive = kill((pid_t)lv->pid, 0) == 0 || errno == EPERM;
+  double now = (double)time(NULL), age = now - lv->heartbeat;
+  if (lv->held >= 0)
+    lv->alive = lv->held && lv->pid_alive != 0;
+  else if (lv->pid_alive >= 0)
+    lv->alive = lv->pid_alive;
+  else
+    lv->alive = lv->interval > 0 && age <= 3.0 * lv->interval;
+  if (lv->ended[0] && lv->held != 1) lv->alive = 0;
+}
+
+/* Leftovers of a trial's publishes that a killed process never committed (ckpt.h5.tmp.<pid>,
+ * trial.h5.tmp.<pid>): the caller holds the trial's directory, so whoever wrote them is gone.
+ * Only those names: a train's run.dir may be any directory of the user's. */
+void orch_rundir_remove_temporaries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  char path[4400];
+  for (struct dirent *e; (e = readdir(d));) {
+    if (strncmp(e->d_name, "ckpt.h5.tmp.", 12) && strncmp(e->d_name, "trial.h5.tmp.", 13)) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (unlink(path) == 0) SCL_INFO("removed %s, left by a killed process", path);
+  }
+  closedir(d);
+}
 
 void orch_rundir_trial(const char *run_dir, const char *id, char *buf, size_t cap) {
   snprintf(buf, cap, "%s/trials/%s", run_dir, id);

@@ -3,13 +3,18 @@
  *
  * Read-only: it never takes the run directory's lock, never truncates a torn tail (a running
  * coordinator may be mid-append) and works while a sweep runs. Whether the latest job is still
- * alive cannot be known from files; without an END record its groups are shown as running with
- * the age of the newest record, which tells a user at a glance whether anything is moving. The
- * ETA is the cost model's expected seconds of what remains, calibrated on the trials this
- * directory has measured, divided over the latest job's groups. */
+ * alive comes from RUN_DIR/lock (orch_run_liveness: the kernel's lock, the holder's pid on its own
+ * host, the heartbeat's age elsewhere): a job without an END record whose holder is gone is shown
+ * dead, with the age of its last heartbeat and no ETA; a live one shows its groups with the age of
+ * the newest record. The ETA is the cost model's expected seconds of what remains, calibrated on
+ * the trials this directory has measured, divided over the latest job's groups. A directory
+ * without ledgers but with a trial's files (trial.h5, ckpt.h5 or a train's lock) is a `safecl
+ * train` directory (status_train.c); one with none of these holds no run and is an error. */
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "orch_internal.h"
 
@@ -28,7 +33,7 @@ static void label(const orch_trial_state *t, char *buf, size_t cap) {
   if (n < 0 && cap) buf[0] = '\0';
 }
 
-static void duration(double s, char *buf, size_t cap) {
+void orch_duration_text(double s, char *buf, size_t cap) {
   if (!isfinite(s) || s < 0)
     snprintf(buf, cap, "?");
   else if (s < 120)
@@ -45,37 +50,56 @@ static double unix_now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void print_job(const orch_state *s, FILE *out, double now) {
+void orch_liveness_text(const orch_liveness *lv, double now, char *buf, size_t cap) {
+  char age[32];
+  orch_duration_text(fmax(0.0, now - lv->heartbeat), age, sizeof age); /* mtime may lead now */
+  if (lv->alive)
+    snprintf(buf, cap, "running (pid %ld on %s, heartbeat %s ago)", lv->pid,
+             lv->host[0] ? lv->host : "?", age);
+  else if (lv->ended[0])
+    snprintf(buf, cap, "not running (ended %s)", lv->ended);
+  else if (lv->pid_alive == 0)
+    snprintf(buf, cap, "dead (last heartbeat %s ago; pid %ld gone)", age, lv->pid);
+  else if (lv->held == 0)
+    snprintf(buf, cap, "dead (last heartbeat %s ago; its lock was released)", age);
+  else
+    snprintf(buf, cap, "dead (last heartbeat %s ago, more than 3 x %d s; pid %ld on %s)", age,
+             lv->interval, lv->pid, lv->host[0] ? lv->host : "?");
+}
+
+static void print_job(const orch_state *s, const orch_liveness *lv, FILE *out, double now) {
   const orch_job_state *j = &s->job;
-  char age[32], since[32], lbl[1024];
-  duration(now - j->start, since, sizeof since);
-  duration(now - j->last, age, sizeof age);
+  char age[32], since[32], lbl[1024], live[640];
+  orch_duration_text(now - j->start, since, sizeof since);
+  orch_duration_text(now - j->last, age, sizeof age);
+  orch_liveness_text(lv, now, live, sizeof live);
   fprintf(out, "job %s (restart %lld): started %s ago, %d group(s) of %d rank(s); %s\n", j->job_id,
           (long long)j->restart, since, j->groups, j->group_size,
-          j->ended    ? j->end
-          : j->end[0] ? j->end
-                      : "running");
+          j->ended      ? j->end
+          : j->end[0]   ? j->end
+          : lv->present ? live
+                        : "running");
   fprintf(out,
           "  this job: %lld dispatched, %lld finished, %lld failed, %lld stopped; last "
           "record %s ago\n",
           (long long)j->dispatched, (long long)j->finished, (long long)j->failed,
           (long long)j->stopped, age);
-  for (int g = 0; g < j->groups && !j->ended; g++) {
+  for (int g = 0; g < j->groups && !j->ended && (lv->alive || !lv->present); g++) {
     const orch_group_state *gs = &j->group[g];
     if (gs->trial < 0) {
-      duration(now - gs->since, since, sizeof since);
+      orch_duration_text(now - gs->since, since, sizeof since);
       fprintf(out, "  group %d: idle for %s\n", g, since);
       continue;
     }
     const orch_trial_state *t = &s->trials[gs->trial];
     label(t, lbl, sizeof lbl);
-    duration(now - gs->since, since, sizeof since);
+    orch_duration_text(now - gs->since, since, sizeof since);
     fprintf(out, "  group %d: %s (%.12s), running for %s, %d boundary report(s)\n", g, lbl, t->id,
             since, gs->sessions);
   }
 }
 
-static void print_eta(const orch_state *s, FILE *out, double now) {
+static void print_eta(const orch_state *s, int alive, FILE *out, double now) {
   orch_cost_model m;
   orch_cost_model_fit(s, &m);
   double remaining = 0;
@@ -92,20 +116,46 @@ static void print_eta(const orch_state *s, FILE *out, double now) {
   int groups = s->job.groups > 0 ? s->job.groups : 1;
   char eta[32], span[32];
   double span_s = (s->job.last > s->job.start ? s->job.last : now) - s->job.start;
-  duration(span_s, span, sizeof span);
+  orch_duration_text(span_s, span, sizeof span);
   if (s->job.finished > 0 && span_s > 0)
     fprintf(out, "throughput: %lld trial(s) finished in %s of the latest job (%.1f per hour)\n",
             (long long)s->job.finished, span, 3600.0 * (double)s->job.finished / span_s);
-  duration(remaining / groups, eta, sizeof eta);
+  orch_duration_text(remaining / groups, eta, sizeof eta);
   fprintf(out, "%s: %s for %lld remaining trial(s) on %d group(s) (cost model %s)\n",
-          s->job.ended || !s->job.groups ? "remaining work" : "ETA", n ? eta : "0 s", (long long)n,
-          groups,
+          s->job.ended || !s->job.groups || !alive ? "remaining work" : "ETA", n ? eta : "0 s",
+          (long long)n, groups,
           measured ? "calibrated on measured trials" : "uncalibrated: nothing measured yet");
 }
 
+static int has_file(const char *dir, const char *name) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return access(path, F_OK) == 0;
+}
+
 scl_err orch_status_print(const char *run_dir, FILE *out) {
+  struct stat dst;
+  int found = stat(run_dir, &dst) == 0;
+  SCL_CHECK(found && S_ISDIR(dst.st_mode), SCL_ERR_ARG,
+            "%s: %s: give the run.dir of a sweep or of a safecl train", run_dir,
+            found ? "not a directory" : "no such directory");
+  orch_liveness lv;
+  orch_run_liveness(run_dir, &lv);
   orch_state *s = NULL;
   SCL_CALL(orch_state_load(run_dir, &s));
+  if (s->n_files == 0 && !has_file(run_dir, "sweep.cfg") &&
+      (has_file(run_dir, "trial.h5") || has_file(run_dir, "ckpt.h5") || lv.present)) {
+    orch_state_destroy(&s);
+    SCL_CALL(orch_status_train_print(run_dir, &lv, out));
+    return SCL_OK;
+  }
+  if (s->n_files == 0 && !has_file(run_dir, "sweep.cfg")) {
+    orch_state_destroy(&s);
+    return SCL_ERROR(SCL_ERR_ARG,
+                     "%s holds no run: no sweep ledger (ledger.*.log), no trial files (trial.h5, "
+                     "ckpt.h5) and no lock: give the run.dir of a sweep or of a safecl train",
+                     run_dir);
+  }
   if (s->job.ended) orch_state_settle(s);
   orch_state_reconcile_files(s, run_dir);
   double now = unix_now();
@@ -125,8 +175,8 @@ scl_err orch_status_print(const char *run_dir, FILE *out) {
   fprintf(out, "trials: %lld total: %lld finished, %lld running, %lld pending, %lld failed\n",
           (long long)s->n, (long long)n[ORCH_TRIAL_FINISHED], (long long)n[ORCH_TRIAL_RUNNING],
           (long long)n[ORCH_TRIAL_PENDING], (long long)n[ORCH_TRIAL_FAILED]);
-  print_job(s, out, now);
-  print_eta(s, out, now);
+  print_job(s, &lv, out, now);
+  print_eta(s, lv.alive || !lv.present, out, now);
   char lbl[1024];
   for (int64_t i = 0, shown = 0; i < s->n; i++) {
     const orch_trial_state *t = &s->trials[i];

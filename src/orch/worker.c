@@ -10,7 +10,6 @@
  * data for the coordinator (RESULT with the error code and message), never a failure of the
  * group; only a failing MPI call ends the loop with an error, and then the job is aborted from
  * main. A fatal signal while a trial runs is recorded as that trial's crash (crash.c). */
-#include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,20 +102,6 @@ static scl_err split_layering(char *text, char **files, int *nf, char **ovr, int
   return SCL_OK;
 }
 
-/* Leftovers of publishes that a killed process never committed (<name>.tmp.<pid>): the trial is
- * ours alone now, so whoever wrote them is gone. */
-static void remove_stale_temporaries(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  char path[4400];
-  for (struct dirent *e; (e = readdir(d));) {
-    if (!strstr(e->d_name, ".tmp.")) continue;
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    if (unlink(path) == 0) SCL_INFO("removed %s, left by a killed process", path);
-  }
-  closedir(d);
-}
-
 /* Testing aid: SAFECL_FAULT_TRIAL_ERROR=<io|numeric|arg|nomem|resource>:<attempts>[:<text>] makes the
  * first <attempts> attempts of every trial whose layering contains <text> fail with that code
  * before running, so tests can check retries and permanent failures without broken inputs. */
@@ -195,7 +180,7 @@ static scl_err run_trial_of(worker *w, char *layering, orch_msg *res) {
                     "trial %s now has identity %s: its config files changed since "
                     "the sweep was planned; rerun the sweep",
                     w->trial->id, id);
-  if (!err && w->leader) remove_stale_temporaries(cfg.run_dir);
+  if (!err && w->leader) orch_rundir_remove_temporaries(cfg.run_dir);
   if (!err) err = arm_crash_record(w, cfg.run_dir);
   if (!err) fault_signal(w->trial);
   if (!err) err = fault_injection(w->trial);

@@ -1,0 +1,315 @@
+"""test_train_stop.py: graceful stops of `safecl train` with real signals, and `safecl status` on
+a train's run.dir.
+
+A tiny SAFE trial (heads only, tiny ViT, synthetic data: 2 sessions of 2 epochs of 8 steps).
+Each stop is sent once the trial's log shows it training (the first "epoch 1/2" line), so the
+next step boundary lies inside the training loop; no check depends on how long anything takes.
+1. One rank, SIGINT: exit 75 and one line "stopped by SIGINT ... rerun the same command to
+   resume: safecl train ..."; the checkpoint is inside a session (position_epoch >= 0); status
+   says "running" while it ran and "not running (ended ...)" with the checkpoint after; the rerun
+   resumes ("resuming session") and ends with numbers bit-identical to an uninterrupted run;
+   status then says "finished".
+2. Double SIGINT (two signals back to back, after the session-1 checkpoint exists): the process
+   dies of SIGINT at once (status 130 in a shell), ckpt.h5 is still a whole checkpoint of this
+   trial, status shows the job dead (pid gone), and the rerun resumes from it and ends
+   bit-identical, removing a killed write's ckpt.h5.tmp.<pid> (and no other file).
+3. A group of 2 ranks under mpiexec: SIGTERM sent to the ranks (as srun/scancel and the batch
+   system do) and SIGUSR1 sent to mpiexec (which forwards it) both stop every rank at the same
+   step boundary (the collective checkpoint completes), mpiexec exits 75, and each rerun ends
+   bit-identical to the group's uninterrupted run. (SIGINT or SIGTERM to mpiexec itself makes
+   Open MPI 4 send SIGTERM to the ranks and SIGKILL one second later; README "Stopping and
+   resuming".)
+4. status on an empty directory and on a missing one: exit 2 with a message naming it; on a
+   train whose lock another host holds (the kernel's lock held by this test) "running"; on one
+   whose lock nobody holds and whose heartbeat is 12 minutes old "dead (last heartbeat 12 min
+   ago".
+Exits non-zero on any failure.
+"""
+import argparse
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+failures = []
+
+TRIAL = ["method.name=safe", "method.pet=none", "dataset.format=synthetic",
+         "dataset.synthetic.classes=4", "dataset.synthetic.train_per_class=8",
+         "dataset.synthetic.test_per_class=2", "dataset.init_cls=2", "dataset.increment=2",
+         "backbone.arch=vit_tiny_patch16_224", "train.epochs_first=2", "train.epochs_later=2",
+         "train.batch=2", "method.rp.dim=256", "method.ridge.lo_exp=-2", "method.ridge.hi_exp=4",
+         "eval.batch=8", "threads=1"]
+
+
+def check(cond, msg):
+    print(("ok   " if cond else "FAIL ") + msg, flush=True)
+    if not cond:
+        failures.append(msg)
+
+
+def numbers(run_dir):
+    with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
+        out = {k: f.attrs[k] for k in ("final_acc", "avg_acc", "trial_id")}
+        out["losses"] = f["losses"][...]
+        for p in f["predictors"]:
+            for k in ("acc_matrix", "correct"):
+                out[p + "/" + k] = f["predictors/%s/%s" % (p, k)][...]
+    return out
+
+
+def identical(a, b):
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        if x.dtype.kind == "f":
+            if x.shape != y.shape or x.tobytes() != y.tobytes():
+                return False
+        elif not np.array_equal(x, y):
+            return False
+    return True
+
+
+def wait_for(pred, proc, timeout=300):
+    t0 = time.time()
+    while time.time() - t0 < timeout and proc.poll() is None:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class Train:
+    """safecl train (or mpiexec -np N safecl train) in its own session, its output in a file."""
+
+    def __init__(self, a, run_dir, log, ranks=0):
+        cmd = [a.safecl, "train"] + TRIAL + ["run.dir=" + run_dir]
+        if ranks:
+            cmd = [a.mpiexec, "-np", str(ranks), "--oversubscribe"] + cmd
+        self.log = log
+        self.proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def training(self):
+        return wait_for(lambda: "epoch 1/2" in read(self.log), self.proc)
+
+    def wait(self):
+        try:
+            return self.proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+
+    def output(self):
+        return read(self.log)
+
+
+def run(cmd):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def status(a, d):
+    p = run([a.safecl, "status", d])
+    return p.returncode, p.stdout + p.stderr
+
+
+def ckpt_position(run_dir):
+    with h5py.File(os.path.join(run_dir, "ckpt.h5"), "r") as f:
+        return (f.attrs["trial_id"], int(f.attrs["sessions_done"]),
+                int(f.attrs["position_epoch"]), int(f.attrs["position_batch"]))
+
+
+def rerun(a, run_dir, log, ref, what, ranks=0):
+    t = Train(a, run_dir, log, ranks)
+    rc = t.wait()
+    out = t.output()
+    check(rc == 0 and "resuming" in out, "%s: the rerun resumes and finishes (rc %s)" % (what, rc))
+    if rc == 0:
+        check(identical(numbers(run_dir), ref),
+              "%s: the resumed trial is bit-identical to the uninterrupted one" % what)
+
+
+def test_sigint(a, tmp, ref):
+    d = os.path.join(tmp, "sigint")
+    t = Train(a, d, os.path.join(tmp, "sigint.log"))
+    seen = t.training()
+    rc_run, st_run = status(a, d)
+    check(seen and rc_run == 0 and "state: running (pid %d" % t.proc.pid in st_run,
+          "status while it trains: running, with its pid\n" + st_run)
+    os.kill(t.proc.pid, signal.SIGINT)
+    rc = t.wait()
+    out = t.output()
+    lines = [x for x in out.splitlines() if "stopped by SIGINT" in x]
+    check(rc == 75, "SIGINT: exit 75 (got %s)" % rc)
+    check(len(lines) == 1 and "rerun the same command to resume: safecl train " in lines[0] and
+          "run.dir=" + d in lines[0], "one line names the stop and the command: %r" % lines)
+    tid, done, epoch, batch = ckpt_position(d)
+    check(done == 0 and epoch >= 0 and batch >= 0,
+          "the checkpoint is at a step boundary inside session 1 (%d, %d, %d)" % (done, epoch,
+                                                                                   batch))
+    rc_st, st = status(a, d)
+    check(rc_st == 0 and "not running (ended" in st and "rerun the same command" in st and
+          "in session 1/2 at epoch %d" % (epoch + 1) in st and tid in st,
+          "status after the stop: ended, where the checkpoint is\n" + st)
+    rerun(a, d, os.path.join(tmp, "sigint_rerun.log"), ref, "SIGINT")
+    rc_st, st = status(a, d)
+    check(rc_st == 0 and "state: finished" in st, "status after the rerun: finished\n" + st)
+
+
+def sigint_pending(pid):
+    """SIGINT pending for the process or any of its threads (/proc: SigPnd, ShdPnd masks)."""
+    bit = 1 << (signal.SIGINT - 1)
+    try:
+        text = open("/proc/%d/status" % pid).read()
+    except OSError:
+        return False
+    return any(int(line.split()[1], 16) & bit for line in text.splitlines()
+               if line.startswith(("SigPnd:", "ShdPnd:")))
+
+
+def test_double_sigint(a, tmp, ref):
+    d = os.path.join(tmp, "double")
+    t = Train(a, d, os.path.join(tmp, "double.log"))
+    wait_for(lambda: os.path.exists(os.path.join(d, "ckpt.h5")) and
+             read(t.log).count("epoch 1/2") >= 3, t.proc)
+    os.kill(t.proc.pid, signal.SIGINT)
+    # Signals do not queue: the second is sent once the first is no longer pending (delivered).
+    wait_for(lambda: not sigint_pending(t.proc.pid), t.proc)
+    os.kill(t.proc.pid, signal.SIGINT)
+    rc = t.wait()
+    check(rc == -signal.SIGINT, "double SIGINT: the process dies of SIGINT (got %s)" % rc)
+    check("stopped by" not in t.output(), "double SIGINT: no graceful-stop line")
+    tid, done, epoch, batch = ckpt_position(d)
+    check(done >= 1, "ckpt.h5 is still a whole checkpoint (sessions_done %d)" % done)
+    rc_st, st = status(a, d)
+    check(rc_st == 0 and "dead (last heartbeat" in st and "pid %d gone" % t.proc.pid in st and
+          "ETA" not in st, "status: dead, pid gone, no ETA\n" + st)
+    # What a kill in the middle of a checkpoint write leaves, and a user's file beside it.
+    for name in ("ckpt.h5.tmp.999999", "notes.tmp.txt"):
+        open(os.path.join(d, name), "w").write("x")
+    rerun(a, d, os.path.join(tmp, "double_rerun.log"), ref, "double SIGINT")
+    check(not os.path.exists(os.path.join(d, "ckpt.h5.tmp.999999")) and
+          os.path.exists(os.path.join(d, "notes.tmp.txt")),
+          "the rerun removes a killed write's ckpt.h5.tmp.<pid>, and nothing else")
+
+
+def rank_pids(mpiexec_pid, safecl):
+    """The safecl processes below mpiexec (its ranks), from /proc."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            ppid = int(open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [mpiexec_pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            todo.append(c)
+            try:
+                if os.readlink("/proc/%d/exe" % c) == os.path.realpath(safecl):
+                    out.append(c)
+            except OSError:
+                pass
+    return out
+
+
+def test_group(a, tmp):
+    ref_dir = os.path.join(tmp, "group_ref")
+    t = Train(a, ref_dir, os.path.join(tmp, "group_ref.log"), ranks=2)
+    rc = t.wait()
+    check(rc == 0, "group of 2, uninterrupted: exit 0 (got %s)" % rc)
+    if rc != 0:
+        return
+    ref = numbers(ref_dir)
+    for how in ("SIGTERM to the ranks", "SIGUSR1 to mpiexec"):
+        d = os.path.join(tmp, "group_" + how.split()[0])
+        t = Train(a, d, os.path.join(tmp, "group_%s.log" % how.split()[0]), ranks=2)
+        t.training()
+        if how.startswith("SIGTERM"):
+            pids = rank_pids(t.proc.pid, a.safecl)
+            check(len(pids) == 2, "found the 2 ranks: %s" % pids)
+            for pid in pids:
+                os.kill(pid, signal.SIGTERM)
+        else:
+            os.kill(t.proc.pid, signal.SIGUSR1)
+        rc = t.wait()
+        out = t.output()
+        check(rc == 75 and out.count("rerun the same command to resume") == 1,
+              "group, %s: mpiexec exits 75, one stop line (rc %s)\n%s" % (how, rc, out[-600:]))
+        if os.path.exists(os.path.join(d, "ckpt.h5")):
+            tid, done, epoch, batch = ckpt_position(d)
+            check(epoch >= 0, "group, %s: checkpoint inside session %d" % (how, done + 1))
+        rerun(a, d, os.path.join(tmp, "group_%s_rerun.log" % how.split()[0]), ref,
+              "group, " + how, ranks=2)
+
+
+def test_status_dirs(a, tmp):
+    empty = os.path.join(tmp, "empty")
+    os.makedirs(empty)
+    rc, out = status(a, empty)
+    check(rc == 2 and empty in out and "holds no run" in out,
+          "status on an empty directory: exit 2, names it\n" + out)
+    missing = os.path.join(tmp, "missing")
+    rc, out = status(a, missing)
+    check(rc == 2 and missing in out and "no such directory" in out,
+          "status on a missing directory: exit 2, names it\n" + out)
+    # A train on another host holds its lock (this process holds it: the kernel says held).
+    other = os.path.join(tmp, "other_host")
+    os.makedirs(other)
+    fd = os.open(os.path.join(other, "lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    os.write(fd, b"train safe on synthetic, host elsewhere-node pid 4242 heartbeat 30 s\n")
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    rc, out = status(a, other)
+    check(rc == 0 and "state: running (pid 4242 on elsewhere-node" in out and
+          "safe on synthetic" in out, "status: a lock held on another host is running\n" + out)
+    os.close(fd)  # releases it: the process "died" without recording its end
+    old = time.time() - 12 * 60
+    os.utime(os.path.join(other, "lock"), (old, old))
+    rc, out = status(a, other)
+    check(rc == 0 and "dead (last heartbeat 12 min ago" in out,
+          "status: a released lock with a 12-minute-old heartbeat is dead\n" + out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--safecl", required=True)
+    ap.add_argument("--mpiexec", default="mpiexec")
+    ap.add_argument("--skip-group", action="store_true")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="train_stop_") as tmp:
+        test_status_dirs(a, tmp)
+        ref_dir = os.path.join(tmp, "ref")
+        p = run([a.safecl, "train"] + TRIAL + ["run.dir=" + ref_dir])
+        check(p.returncode == 0, "uninterrupted run: exit 0\n" + p.stderr[-800:])
+        if p.returncode == 0:
+            ref = numbers(ref_dir)
+            test_sigint(a, tmp, ref)
+            test_double_sigint(a, tmp, ref)
+        if not a.skip_group:
+            test_group(a, tmp)
+    if failures:
+        print("%d failure(s):\n  %s" % (len(failures), "\n  ".join(failures)))
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
