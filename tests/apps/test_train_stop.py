@@ -129,7 +129,9 @@ def status(a, d):
 
 def ckpt_position(run_dir):
     with h5py.File(os.path.join(run_dir, "ckpt.h5"), "r") as f:
-        return (f.attrs["trial_id"], int(f.attrs["sessions_done"]),
+        tid = f.attrs["trial_id"]  # fixed-length in checkpoints: h5py gives bytes
+        tid = tid.decode() if isinstance(tid, bytes) else str(tid)
+        return (tid, int(f.attrs["sessions_done"]),
                 int(f.attrs["position_epoch"]), int(f.attrs["position_batch"]))
 
 
