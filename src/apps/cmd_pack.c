@@ -19,8 +19,8 @@ int cmd_pack(int argc, char **argv) {
         "Same samples, order, labels and manifest as ROOT, so trial identities do not change.\n");
     return argc == 2 ? 0 : 2;
   }
-  scl_err err = data_list_root(argv[1]) ? data_pack_lists(argv[1], argv[2])
-                                        : data_pack(argv[1], argv[2]);
+  scl_err err =
+      data_list_root(argv[1]) ? data_pack_lists(argv[1], argv[2]) : data_pack(argv[1], argv[2]);
   if (err) scl_log_error_traceback();
   return err ? 1 : 0;
 }
