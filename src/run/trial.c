@@ -120,7 +120,7 @@ static scl_err test_groups(const trial_state *st, const int64_t *idx, const int3
 /* Random weights are legitimate for smoke tests but make every accuracy meaningless as a
  * result, so the log says so loudly and trial.h5 records it (backbone_random). */
 static scl_err open_backbone(const run_trial_cfg *cfg, trial_state *st) {
-  if (!cfg->weights[0])
+  if (!cfg->weights[0] && run_group_root(&st->group)) /* once per trial, not once per rank */
     SCL_WARN(
         "RANDOM WEIGHTS: backbone.weights is not set, so the %s backbone is randomly "
         "initialised (seed %lld); this trial's accuracies say nothing about the method. Set "
