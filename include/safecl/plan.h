@@ -94,13 +94,11 @@ SCL_NODISCARD scl_err run_plan_rates_load(const char *path, const run_trial_cfg 
                                           run_plan_rates *rates);
 /* Divides every phase's time by `ranks` (>= 1) and records it in the plan. */
 void run_plan_spread(run_plan *plan, int ranks);
-/* Checks that backbone.weights (when set) is a readable safetensors file and that the dataset's
- * splits open; the error names the key and the path. Empty backbone.weights is a warning (the
- * trial would run on random weights), not an error. */
-SCL_NODISCARD scl_err run_plan_check_inputs(const run_trial_cfg *cfg);
-/* Counts the trial's work and prices it with `rates` (run_plan_facts_read, then run_plan_count). */
-SCL_NODISCARD scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates,
-                                     run_plan *plan);
+/* Checks that backbone.weights (when set) is a readable safetensors file and reads the dataset's
+ * facts (run_plan_facts_read, into *facts: free with run_plan_facts_free); the error names the
+ * key and the path. Empty backbone.weights is a warning (the trial would run on random
+ * weights), not an error. */
+SCL_NODISCARD scl_err run_plan_check_inputs(const run_trial_cfg *cfg, run_plan_facts *facts);
 void run_plan_print(const run_trial_cfg *cfg, const run_plan *plan, FILE *f);
 
 #endif /* SAFECL_PLAN_H */

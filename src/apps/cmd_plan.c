@@ -104,14 +104,18 @@ static scl_err calibrate(const run_trial_cfg *cfg, const char *path) {
 static scl_err price(const run_trial_cfg *cfg, const plan_opts *o, double gflops, int ranks) {
   run_plan_rates rates;
   run_plan plan;
-  SCL_CALL(run_plan_check_inputs(cfg));
+  run_plan_facts facts;
+  SCL_CALL(run_plan_check_inputs(cfg, &facts));
+  scl_err err = SCL_OK;
   if (o->gflops)
     run_plan_rates_nominal(cfg, gflops, &rates);
   else if (o->calibration)
-    SCL_CALL(run_plan_rates_load(o->calibration, cfg, &rates));
+    err = run_plan_rates_load(o->calibration, cfg, &rates);
   else
-    SCL_CALL(run_plan_measure(cfg, &rates));
-  SCL_CALL(run_trial_plan(cfg, &rates, &plan));
+    err = run_plan_measure(cfg, &rates);
+  if (!err) err = run_plan_count(cfg, &facts, &rates, &plan);
+  run_plan_facts_free(&facts);
+  if (err) return SCL_TRACE(err);
   run_plan_spread(&plan, ranks);
   run_plan_print(cfg, &plan, stdout);
   return SCL_OK;

@@ -187,7 +187,7 @@ void run_plan_spread(run_plan *p, int ranks) {
     }
 }
 
-scl_err run_plan_check_inputs(const run_trial_cfg *cfg) {
+scl_err run_plan_check_inputs(const run_trial_cfg *cfg, run_plan_facts *facts) {
   char msg[SCL_ERROR_MESSAGE_MAX];
   if (!cfg->weights[0]) {
     SCL_WARN(
@@ -203,13 +203,11 @@ scl_err run_plan_check_inputs(const run_trial_cfg *cfg) {
     }
     io_safetensors_close(&st);
   }
-  run_plan_facts facts;
-  if (run_plan_facts_read(cfg, &facts) != SCL_OK) {
+  if (run_plan_facts_read(cfg, facts) != SCL_OK) {
     scl_err code = scl_error_take(msg, sizeof msg);
     return SCL_ERROR(code, "dataset.root = \"%s\" (dataset.format = \"%s\") cannot be read: %s",
                      cfg->root, cfg->format, msg);
   }
-  run_plan_facts_free(&facts);
   return SCL_OK;
 }
 

@@ -763,13 +763,3 @@ done:
   data_sessions_destroy(&layout);
   return err;
 }
-
-scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, run_plan *plan) {
-  run_plan_facts f;
-  memset(plan, 0, sizeof *plan);
-  SCL_CALL(run_plan_facts_read(cfg, &f));
-  scl_err err = run_plan_count(cfg, &f, rates, plan);
-  run_plan_facts_free(&f);
-  if (err) return SCL_TRACE(err);
-  return SCL_OK;
-}
