@@ -3,7 +3,6 @@
 #include "safecl/plan.h"
 
 #include <cblas.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +151,7 @@ static int text_value(const char *text, const char *key, char *out, size_t cap) 
 }
 
 scl_err run_plan_rates_load(const char *path, const run_trial_cfg *cfg, run_plan_rates *rates) {
-  char text[4096], value[600], host[256] = "?", stamp[64] = "?";
+  char text[4096], value[600], host[256] = "?", stamp[64] = "?", arch[64] = "";
   FILE *f = NULL;
   memset(rates, 0, sizeof *rates);
   SCL_CALL(scl_fopen_regular(path, "calibration file", &f));
@@ -172,6 +171,12 @@ scl_err run_plan_rates_load(const char *path, const run_trial_cfg *cfg, run_plan
   rates->forward_img_per_s = images_per_s(cfg, rates->forward_gflop_per_s);
   text_value(text, "host", host, sizeof host);
   text_value(text, "measured", stamp, sizeof stamp);
+  if (text_value(text, "arch", arch, sizeof arch) && strcmp(arch, cfg->arch))
+    SCL_WARN(
+        "%s was calibrated with %s, not %s: its forward GFLOP/s is applied to %s as it is "
+        "(small models run at a lower rate); calibrate with backbone.arch=%s for a closer "
+        "estimate",
+        path, arch, cfg->arch, cfg->arch, cfg->arch);
   snprintf(rates->source, sizeof rates->source, "calibration %s (host %s, %s)", path, host, stamp);
   return SCL_OK;
 }

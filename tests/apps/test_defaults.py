@@ -82,6 +82,10 @@ def test_plan(safecl, src, tmp):
     check(p.returncode == 0 and "rates from: calibration " + cal in p.stdout
           and total_seconds(p.stdout) is not None, "plan --calibration prices with the saved rates",
           p.stdout + p.stderr)
+    p = run([safecl, "plan"] + cfgs + ["backbone.arch=vit_small_patch16_224", "--calibration", cal])
+    check(p.returncode == 0 and "calibrated with vit_tiny_patch16_224, not vit_small_patch16_224"
+          in p.stderr, "plan: a calibration of another architecture is used with a warning",
+          p.stdout + p.stderr)
     env = dict(os.environ, XDG_CACHE_HOME=os.path.join(tmp, "xdg"))
     env.pop("SAFECL_CALIBRATION", None)
     p = run([safecl, "plan", "--calibrate"] + cfgs, env=env)
