@@ -69,9 +69,9 @@ static void usage(void) {
       "                       the config's backbone.arch and train.threads) and save them to\n"
       "                       the calibration file; run it once on an idle compute node\n"
       "  --calibration FILE   price with the rates saved in FILE; with --calibrate, where to\n"
-      "                       save them. Default file: $SAFECL_CALIBRATION, else\n"
+      "                       save them (default: $SAFECL_CALIBRATION, else\n"
       "                       $XDG_CACHE_HOME/safecl/calibration, else\n"
-      "                       ~/.cache/safecl/calibration\n"
+      "                       ~/.cache/safecl/calibration)\n"
       "  --print-config       print the effective config and exit\n\n"
       "Without --gflops or --calibration the rates are measured now, on this machine at its\n"
       "current load.\n");
