@@ -32,6 +32,17 @@ fi
 [ "$status" = 0 ] || exit "$status"
 if "$SAFECL_BIN" report --help >/dev/null 2>&1; then
   "$SAFECL_BIN" report "$run_dir" --format md | tee "$run_dir/report.md"
+  # What the synthetic table cannot show (README, The quick start): printed under it, every run.
+  cat <<'NOTE' | tee -a "$run_dir/report.md"
+
+Quickstart note: every trial here ran on a tiny RANDOM-weight ViT ("random weights" in the
+cells), so the numbers show that the pipeline runs, not how good a method is. APER equals
+SimpleCIL here: APER classifies with prototypes of [pre-trained feature, adapted feature], and
+its adapter starts as the identity (zero up-projection) and gets only 2 epochs (four SGD steps
+at lr 0.01 on session 1's 80 images), which moves the adapted feature too little to change any
+nearest-prototype decision; with real weights and its 20 epochs (configs/methods/aper_adapter.cfg)
+the two differ.
+NOTE
 else
   echo "quickstart: safecl report is not available in this build; the results are in" \
        "$run_dir/index.h5 and $run_dir/trials/*/trial.h5"

@@ -9,6 +9,8 @@
 # Exits non-zero if setup, the build or any test fails.
 set -euo pipefail
 export SAFECL_WITH_TESTS=1
+# Its own build directory (build-tests/), so the suite never rebuilds the quickstart's build/.
+SAFECL_BUILD_DIR="${SAFECL_BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build-tests}"
 source "$(dirname "${BASH_SOURCE[0]}")/../jobs/setup.sh"
 cd "$SAFECL_ROOT"
 

@@ -126,6 +126,14 @@ SCL_NODISCARD scl_err data_dataset_read(const data_dataset *ds, int64_t i, data_
  * atomically; a "folder" data_source whose root is that file reads it in place of the folder,
  * with the same samples, order, labels and manifest. */
 SCL_NODISCARD scl_err data_pack(const char *root, const char *out);
+/* Whether root is a list-file dataset (DomainNet): it holds <domain>_train.txt and no train/
+ * folder. */
+int data_list_root(const char *root);
+/* Packs every list file ROOT/<domain>_<split>.txt and every image they name into one HDF5 file
+ * at out, published atomically; a "domainnet" data_source whose root is that file reads it in
+ * place of the folder, with the same samples, order, labels, domains and manifest for any
+ * data_source.domains. A malformed list or a missing image fails naming list file and line. */
+SCL_NODISCARD scl_err data_pack_lists(const char *root, const char *out);
 /* Index (into data_source.domains) of sample i's domain; 0 for datasets without domains. */
 int data_dataset_domain(const data_dataset *ds, int64_t i);
 /* XXH3-128 identity of the dataset, computed at open: format, split and the ordered list of

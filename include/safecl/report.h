@@ -34,6 +34,14 @@ typedef struct report_opts {
  * baseline. */
 SCL_NODISCARD scl_err report_run(const report_opts *opts, FILE *out);
 
+/* The shipped published-numbers file, wherever safecl was started from: $SAFECL_PUBLISHED when
+ * set (a missing file there is not replaced by another), else the first readable of
+ * <exe dir>/../share/safecl/analysis/published.csv (an installed safecl),
+ * <exe dir>/../analysis/published.csv (a build directory inside the checkout), the source
+ * directory baked in at build time, and ./analysis/published.csv. Returns 1 with the path in buf,
+ * or 0 with the places looked at (comma-separated) in buf. */
+int report_published_find(char *buf, size_t cap);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Statistics (report_stats.c), exposed for the tests.                                       */
 

@@ -1,8 +1,9 @@
 /* cmd_report.c: `safecl report DIR [DIR ...] [options]`: argv to report_run.
  *
  * Options take their value as the next argument or after '='. The published numbers default to
- * analysis/published.csv when it exists in the working directory (the repository root), so the
- * common call needs no flag; --no-published turns them off. With --out the report is built in
+ * the shipped analysis/published.csv, found from the executable's path whatever the working
+ * directory (report_published_find), so the common call needs no flag; --no-published turns them
+ * off. With --out the report is built in
  * memory and published atomically, so a failed report never truncates an earlier one. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,6 @@
 #include "safecl/apps.h"
 #include "safecl/publish.h"
 #include "safecl/report.h"
-
-static const char *default_published = "analysis/published.csv";
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -29,11 +28,12 @@ static void usage(FILE *f) {
           "  --baseline M      paired difference of final accuracy vs method M over shared seeds,\n"
           "                    with a 95%% Student-t interval\n"
           "  --published FILE  published numbers to show beside ours, marked as reported\n"
-          "                    (default: %s when it exists here)\n"
+          "                    (default: the shipped analysis/published.csv, found beside the\n"
+          "                    executable, in the install prefix's share/safecl or the source\n"
+          "                    tree; $SAFECL_PUBLISHED overrides)\n"
           "  --no-published    show none\n"
           "  --plots OUTDIR    write OUTDIR/<dataset>.svg: accuracy after each session\n"
-          "  --out FILE        write the report to FILE (atomically) instead of stdout\n",
-          default_published);
+          "  --out FILE        write the report to FILE (atomically) instead of stdout\n");
 }
 
 /* The value of option `name` at argv[*i] ("--name v" or "--name=v"), advancing *i; NULL if
@@ -87,6 +87,7 @@ int cmd_report(int argc, char **argv) {
   report_opts o = {0};
   const char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
   const char *out_path = NULL, *v = NULL;
+  char found[8192];
   int no_published = 0, missing = 0, status = 2;
   if (!dirs) return 1;
   o.dirs = dirs;
@@ -127,8 +128,13 @@ int cmd_report(int argc, char **argv) {
   }
   if (no_published)
     o.published = NULL;
-  else if (!o.published && access(default_published, R_OK) == 0)
-    o.published = default_published;
+  else if (!o.published && report_published_find(found, sizeof found))
+    o.published = found;
+  else if (!o.published)
+    fprintf(stderr,
+            "safecl report: no published numbers shown: analysis/published.csv not found (looked "
+            "at %s); give --published FILE or set SAFECL_PUBLISHED\n",
+            found);
   status = run(&o, out_path);
 done:
   free(dirs);

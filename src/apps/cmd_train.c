@@ -2,16 +2,21 @@
  * config_args.c): argv to run_trial_ex, under run.dir's lock (the one a sweep takes), so one run
  * directory holds one running trial. Under `mpirun -np G` (or srun) the G ranks of the job run
  * the one trial as one data-parallel group (docs/architecture.md section 2); alone it is a group
- * of one.
+ * of one. A trial refused before it writes anything (a bad dataset, weights or setting found at
+ * open) leaves no run directory behind: the directories this command created, holding nothing but
+ * its lock file, are removed again; a directory that existed before is never removed.
  *
  * SIGINT, SIGTERM and SIGUSR1 stop the trial gracefully (src/orch/signals.c): the stop hook
  * reports the flag at every step and session boundary, the group agrees on it there (any rank's
  * signal stops every rank at the same step), checkpoints and ends with SCL_ERR_STOP, which this
  * command turns into exit status 75 (EX_TEMPFAIL) and one line naming the command to rerun. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "safecl/apps.h"
 #include "safecl/dist_mpi.h"
@@ -32,6 +37,48 @@ static scl_err take_run_dir(const run_trial_cfg *cfg, const dist_comm *world, in
   if (verdict && dist_comm_rank(world) != 0)
     return SCL_ERROR((scl_err)verdict, "rank 0 could not take %s/lock", cfg->run_dir);
   return (scl_err)verdict;
+}
+
+/* The shortest prefix of dir that does not exist yet ("" when dir exists): what taking the lock
+ * creates. */
+static void first_missing(const char *dir, char *out, size_t cap) {
+  struct stat st;
+  out[0] = '\0';
+  size_t n = strlen(dir);
+  if (n + 1 > cap || stat(dir, &st) == 0) return;
+  for (size_t i = 1; i <= n; i++) {
+    if (i < n && dir[i] != '/') continue;
+    snprintf(out, cap, "%.*s", (int)i, dir);
+    if (stat(out, &st) != 0) return;
+  }
+  snprintf(out, cap, "%s", dir);
+}
+
+/* Whether the directory holds nothing but the lock file (or nothing). */
+static int only_lock(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int other = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;)
+    other |= strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "lock");
+  closedir(d);
+  return !other;
+}
+
+/* Removes run_dir and its parents up to `top` (first_missing), each only while it is empty but
+ * for the lock: rmdir refuses anything that holds a file. */
+static void remove_created(const char *run_dir, const char *top) {
+  char path[4096], lock[4200];
+  if (!top[0] || strlen(run_dir) >= sizeof path || !only_lock(run_dir)) return;
+  snprintf(path, sizeof path, "%s", run_dir);
+  snprintf(lock, sizeof lock, "%s/lock", path);
+  unlink(lock);
+  while (strlen(path) >= strlen(top) && rmdir(path) == 0) {
+    char *slash = strrchr(path, '/');
+    if (!slash || slash == path) break;
+    *slash = '\0';
+  }
+  SCL_INFO("%s: removed again (created by this command, the trial wrote nothing)", run_dir);
 }
 
 static void usage(FILE *f) {
@@ -113,7 +160,10 @@ int cmd_train(int argc, char **argv) {
     err = dist_comm_create(MPI_COMM_WORLD, &world);
     if (!err && dist_comm_size(world) > 1) scl_log_set_rank(dist_comm_rank(world));
     int lock_fd = -1, rank = world ? dist_comm_rank(world) : 0;
+    char created[4096];
+    first_missing(cfg.run_dir, created, sizeof created);
     if (!err) err = take_run_dir(&cfg, world, &lock_fd);
+    int locked = !err; /* removal under the lock: no other train can be using the directory */
     run_trial_hooks hooks = {stop_requested, NULL};
     orch_signals_install();
     if (!err) err = run_trial_ex(&cfg, world, &hooks, NULL);
@@ -122,6 +172,8 @@ int cmd_train(int argc, char **argv) {
         report_stop(&cfg, argc, argv);
       else
         scl_error_take(NULL, 0);
+    } else if (err && locked && rank == 0) {
+      remove_created(cfg.run_dir, created);
     }
     orch_run_unlock(&lock_fd);
     dist_comm_destroy(&world);

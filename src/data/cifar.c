@@ -5,7 +5,10 @@
  * read: ranks on one node then share one copy in the page cache, and open costs one sequential
  * pass (label scan plus the content hash that goes into the manifest; the whole file is 154 MB
  * for train, so hashing it is cheap where hashing 100k JPEGs would not be). The torchvision
- * "python" pickles are not read here (docs/methods.md a.4 says the two hold the same images).
+ * "python" pickles are not read here (docs/methods.md a.4 says the two hold the same images):
+ * a root holding them (ROOT/cifar-100-python/{train,test,meta}, or those files in ROOT) is
+ * recognised by the pickle's first byte and refused with the command line of the shipped
+ * converter, analysis/cifar_python_to_binary.py.
  * A file of any other size than the release's (50000 train, 10000 test records) is refused, so a
  * copy cut short at a record boundary is not taken for a smaller dataset. */
 #include <errno.h>
@@ -33,6 +36,39 @@ static scl_err join(char *out, const char *a, const char *b, const char *c) {
   return SCL_OK;
 }
 
+/* Whether dir holds CIFAR-100's python version: meta and <split> files, the latter a pickle
+ * (protocol 2 or later starts with the byte 0x80). */
+static int python_version(const char *dir, const char *split) {
+  char path[PATH_MAX];
+  struct stat st;
+  int n = snprintf(path, sizeof path, "%s/meta", dir);
+  if (n < 0 || n >= (int)sizeof path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+  n = snprintf(path, sizeof path, "%s/%s", dir, split);
+  FILE *f = n > 0 && n < (int)sizeof path ? fopen(path, "rb") : NULL;
+  if (!f) return 0;
+  int c = fgetc(f);
+  fclose(f);
+  return c == 0x80;
+}
+
+/* The error for a root that holds the python version instead of the binary one. */
+static scl_err refuse_python(const char *root, const char *split) {
+  char dir[PATH_MAX];
+  SCL_CALL(join(dir, root, "/cifar-100-python", ""));
+  if (!python_version(dir, split)) {
+    if (!python_version(root, split)) return SCL_OK;
+    snprintf(dir, sizeof dir, "%s", root);
+  }
+  return SCL_ERROR(
+      SCL_ERR_FORMAT,
+      "dataset.root = %s: %s holds CIFAR-100's python version (the pickles "
+      "torchvision downloads); safecl reads the binary version. Convert it once "
+      "with the shipped converter (analysis/ of the checkout, or share/safecl/analysis "
+      "of an install): python3 analysis/cifar_python_to_binary.py %s %s-binary "
+      "and set dataset.root = %s-binary",
+      root, dir, dir, root, root);
+}
+
 /* ROOT/cifar-100-binary/<split>.bin, or ROOT/<split>.bin when ROOT is that directory. */
 static scl_err find_bin(const char *root, const char *split, char *path, char *dir) {
   struct stat st;
@@ -44,6 +80,7 @@ static scl_err find_bin(const char *root, const char *split, char *path, char *d
   SCL_CALL(join(dir, root, "", ""));
   SCL_CALL(join(path, root, name, ""));
   if (stat(path, &st) == 0) return SCL_OK;
+  SCL_CALL(refuse_python(root, split));
   SCL_CHECK(stat(root, &st) == 0, SCL_ERR_IO, "%s: CIFAR-100 root not found: %s", root,
             strerror(errno));
   return SCL_ERROR(SCL_ERR_IO, "%s: no %s.bin in it or in %s/cifar-100-binary", root, split, root);

@@ -163,7 +163,7 @@ scl_err data_dataset_open(const data_source *src, data_dataset **out) {
     ds->kind = DS_SYNTHETIC;
     SCL_CALL_GOTO(err, ds_synthetic_open(ds, src), fail);
   } else if (strcmp(src->format, "domainnet") == 0) {
-    ds->kind = DS_LIST;
+    ds->kind = packed ? DS_LIST_PACKED : DS_LIST; /* packed: made by `safecl pack` */
     SCL_CALL_GOTO(err, ds_list_open(ds, src), fail);
   } else {
     SCL_ERROR_GOTO(err, fail, SCL_ERR_ARG,
@@ -187,7 +187,7 @@ void data_dataset_close(data_dataset **ds) {
   if (!ds || !*ds) return;
   data_dataset *d = *ds;
   if (d->kind == DS_CIFAR) ds_cifar_close(d);
-  if (d->kind == DS_PACKED) ds_packed_close(d);
+  if (d->kind == DS_PACKED || d->kind == DS_LIST_PACKED) ds_packed_close(d);
   strpool_free(&d->paths);
   strpool_free(&d->classes);
   free(d->labels);
@@ -236,6 +236,9 @@ scl_err data_dataset_read(const data_dataset *ds, int64_t i, data_image *img) {
       break;
     case DS_PACKED:
       SCL_CALL(ds_packed_read(ds, i, img));
+      break;
+    case DS_LIST_PACKED:
+      SCL_CALL(ds_list_pack_read(ds, i, img));
       break;
   }
   return SCL_OK;

@@ -21,7 +21,7 @@ SCL_NODISCARD scl_err strpool_addf(strpool *p, const char *fmt, ...) SCL_PRINTF(
 const char *strpool_get(const strpool *p, int64_t i);
 void strpool_free(strpool *p);
 
-typedef enum { DS_FOLDER, DS_CIFAR, DS_SYNTHETIC, DS_LIST, DS_PACKED } ds_kind;
+typedef enum { DS_FOLDER, DS_CIFAR, DS_SYNTHETIC, DS_LIST, DS_PACKED, DS_LIST_PACKED } ds_kind;
 
 struct data_dataset {
   ds_kind kind;
@@ -45,7 +45,8 @@ struct data_dataset {
   /* list (DomainNet): domain index of every sample, in the order of data_source.domains */
   int32_t *domain_of;
   int n_domains;
-  /* packed: offsets into the blob (count + 1), the blob inside map */
+  /* packed: offsets into the blob (count + 1), the blob inside map; list pack: 2 x count, the
+     start and end of each sample's bytes in the blob (packed_lists.c) */
   int64_t *pack_offsets;
   const uint8_t *pack_blob;
   /* decoded images: data_source.max_image_pixels, handed to every data_image read */
@@ -60,6 +61,23 @@ void ds_manifest_u64(scl_hasher *h, uint64_t v);
 
 /* Grows ds->labels to at least n entries. */
 SCL_NODISCARD scl_err ds_labels_reserve(data_dataset *ds, int64_t n, int64_t *cap);
+
+/* A DomainNet pack while the list reader opens it (packed_lists.c): sorted image paths with
+ * their byte ranges (n_paths + 1 offsets into ds->pack_blob), and the stored list files
+ * (names "<domain>_<split>", n_lists + 1 offsets into list_blob, inside ds->map). */
+typedef struct ds_list_pack {
+  char **paths, **lists;
+  int64_t n_paths, n_lists;
+  int64_t *offsets, *list_offsets;
+  const uint8_t *list_blob;
+} ds_list_pack;
+/* Reads the pack's tables and maps the file into ds (map, map_len, pack_blob). Free the tables
+ * with ds_list_pack_free; the mapping goes with ds (ds_packed_close). */
+SCL_NODISCARD scl_err ds_list_pack_open(data_dataset *ds, const char *path, ds_list_pack *pk);
+void ds_list_pack_free(ds_list_pack *pk);
+/* Index of `path` in pk->paths, or -1. */
+int64_t ds_list_pack_find(const ds_list_pack *pk, const char *path);
+SCL_NODISCARD scl_err ds_list_pack_read(const data_dataset *ds, int64_t i, data_image *img);
 
 /* Format readers: fill ds (kind already set, zeroed otherwise) or fail naming the path. */
 SCL_NODISCARD scl_err ds_folder_open(data_dataset *ds, const data_source *src);

@@ -8,7 +8,8 @@
  * is refused, and each file is stat()ed so a missing image is named (list file and line) before
  * training rather than mid-trial; on a parallel filesystem that walk over 600k images costs
  * seconds to minutes, once per open. Images are read exactly as folder images (ds_folder_read:
- * ROOT/path). */
+ * ROOT/path). ROOT may instead be a file made by `safecl pack` (packed_lists.c): the stored
+ * list bytes are parsed the same way, and each listed path is looked up in the pack. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +56,31 @@ static int parse_line(char *line, char **path, long long *label) {
   return 0;
 }
 
-/* Appends one domain's list to ds. */
-static scl_err read_list(data_dataset *ds, const char *list_path, int domain, scl_hasher *h,
-                         int64_t *cap, int64_t *dom_cap, long long *max_label) {
-  FILE *f = NULL;
-  SCL_CALL(scl_fopen_regular(list_path, "list file", &f));
+/* Sample ds->count's byte range in a pack: the image `path` of the list at list_path:lineno. */
+static scl_err pack_range(data_dataset *ds, const ds_list_pack *pk, const char *path,
+                          const char *list_path, long long lineno, int64_t *pair_cap) {
+  int64_t j = ds_list_pack_find(pk, path);
+  SCL_CHECK(j >= 0, SCL_ERR_FORMAT, "%s:%lld: listed file '%s' is not in the pack", list_path,
+            lineno, path);
+  if (2 * (ds->count + 1) > *pair_cap) {
+    int64_t nc = *pair_cap ? 2 * *pair_cap : 2048;
+    int64_t *grown = NULL;
+    SCL_CALL(scl_alloc((size_t)nc * 8, "pack sample ranges", (void **)&grown));
+    if (ds->count) memcpy(grown, ds->pack_offsets, (size_t)(2 * ds->count) * 8);
+    scl_free(ds->pack_offsets);
+    ds->pack_offsets = grown;
+    *pair_cap = nc;
+  }
+  ds->pack_offsets[2 * ds->count] = pk->offsets[j];
+  ds->pack_offsets[2 * ds->count + 1] = pk->offsets[j + 1];
+  return SCL_OK;
+}
+
+/* Appends one domain's list, read from f (named list_path), to ds; with a pack, listed images are
+ * looked up in it instead of on disk. */
+static scl_err read_list(data_dataset *ds, FILE *f, const char *list_path, int domain,
+                         scl_hasher *h, int64_t *cap, int64_t *dom_cap, long long *max_label,
+                         const ds_list_pack *pk, int64_t *pair_cap) {
   char line[8192];
   long long lineno = 0;
   scl_err err = SCL_OK;
@@ -80,15 +101,19 @@ static scl_err read_list(data_dataset *ds, const char *list_path, int domain, sc
     SCL_CHECK_GOTO(err, done, stays_in_root(path), SCL_ERR_FORMAT,
                    "%s:%lld: '%s' leaves the dataset root (an absolute path or a '..' component)",
                    list_path, lineno, path);
-    char file[8192 + 4096];
-    struct stat st;
-    snprintf(file, sizeof file, "%s/%s", ds->root, path);
-    SCL_CHECK_GOTO(err, done, stat(file, &st) == 0, SCL_ERR_IO,
-                   "%s:%lld: listed file '%s' is missing: %s", list_path, lineno, file,
-                   strerror(errno));
-    SCL_CHECK_GOTO(err, done, S_ISREG(st.st_mode), SCL_ERR_IO,
-                   "%s:%lld: listed file '%s' is %s, not a regular file", list_path, lineno, file,
-                   scl_file_kind(st.st_mode));
+    if (pk) {
+      SCL_CALL_GOTO(err, pack_range(ds, pk, path, list_path, lineno, pair_cap), done);
+    } else {
+      char file[8192 + 4096];
+      struct stat st;
+      snprintf(file, sizeof file, "%s/%s", ds->root, path);
+      SCL_CHECK_GOTO(err, done, stat(file, &st) == 0, SCL_ERR_IO,
+                     "%s:%lld: listed file '%s' is missing: %s", list_path, lineno, file,
+                     strerror(errno));
+      SCL_CHECK_GOTO(err, done, S_ISREG(st.st_mode), SCL_ERR_IO,
+                     "%s:%lld: listed file '%s' is %s, not a regular file", list_path, lineno, file,
+                     scl_file_kind(st.st_mode));
+    }
     if (label > *max_label) *max_label = label;
     SCL_CALL_GOTO(err, ds_labels_reserve(ds, ds->count + 1, cap), done);
     if (ds->count + 1 > *dom_cap) {
@@ -105,7 +130,6 @@ static scl_err read_list(data_dataset *ds, const char *list_path, int domain, sc
   }
   if (ferror(f)) err = SCL_ERROR(SCL_ERR_IO, "%s: read error", list_path);
 done:
-  fclose(f);
   return err;
 }
 
@@ -128,6 +152,27 @@ static scl_err name_classes(data_dataset *ds) {
   return SCL_OK;
 }
 
+/* The stored list "<domain>_<split>" of a pack, as a stream; list_path becomes its name in
+ * messages, "PACK:<domain>_<split>.txt". */
+static scl_err open_stored_list(const ds_list_pack *pk, const char *root, const char *domain,
+                                const char *split, char *list_path, size_t cap, FILE **f) {
+  char name[1100];
+  snprintf(name, sizeof name, "%s_%s", domain, split);
+  snprintf(list_path, cap, "%s:%s.txt", root, name);
+  int64_t l = 0;
+  while (l < pk->n_lists && strcmp(pk->lists[l], name)) l++;
+  SCL_CHECK(l < pk->n_lists, SCL_ERR_ARG,
+            "%s: the pack holds no %s list for domain '%s' (dataset.domains); it was packed from "
+            "a root without %s.txt",
+            root, split, domain, name);
+  int64_t a = pk->list_offsets[l], b = pk->list_offsets[l + 1];
+  /* an empty list reads as one NUL byte, which the reader skips and hashes as nothing */
+  *f = b > a ? fmemopen((void *)(pk->list_blob + a), (size_t)(b - a), "r")
+             : fmemopen((void *)"", 1, "r");
+  SCL_CHECK(*f, SCL_ERR_NOMEM, "%s: cannot open the stored list: %s", list_path, strerror(errno));
+  return SCL_OK;
+}
+
 scl_err ds_list_open(data_dataset *ds, const data_source *src) {
   SCL_CHECK(src->root && src->root[0] && src->domains && src->domains[0], SCL_ERR_ARG,
             "domainnet datasets need a root and a list of domains");
@@ -136,9 +181,12 @@ scl_err ds_list_open(data_dataset *ds, const data_source *src) {
   scl_hasher *h = NULL;
   SCL_CALL(scl_hasher_create(&h));
   ds_manifest_begin(h, "domainnet", src->split);
-  int64_t cap = 0, dom_cap = 0;
+  int64_t cap = 0, dom_cap = 0, pair_cap = 0;
   long long max_label = -1;
   scl_err err = SCL_OK;
+  ds_list_pack pk = {0};
+  int packed = ds->kind == DS_LIST_PACKED;
+  if (packed) err = ds_list_pack_open(ds, src->root, &pk);
   char domains[1024];
   snprintf(domains, sizeof domains, "%s", src->domains);
   int d = 0;
@@ -147,11 +195,19 @@ scl_err ds_list_open(data_dataset *ds, const data_source *src) {
     while (*tok == ' ') tok++;
     char list_path[4096];
     snprintf(list_path, sizeof list_path, "%s/%s_%s.txt", src->root, tok, src->split);
+    FILE *f = NULL;
     if (d >= LIST_MAX_DOMAINS)
       err = SCL_ERROR(SCL_ERR_ARG, "more than %d domains in '%s'", LIST_MAX_DOMAINS, src->domains);
+    else if (packed)
+      err = open_stored_list(&pk, src->root, tok, src->split, list_path, sizeof list_path, &f);
     else
-      err = read_list(ds, list_path, d, h, &cap, &dom_cap, &max_label);
+      err = scl_fopen_regular(list_path, "list file", &f);
+    if (!err)
+      err = read_list(ds, f, list_path, d, h, &cap, &dom_cap, &max_label, packed ? &pk : NULL,
+                      &pair_cap);
+    if (f) fclose(f);
   }
+  ds_list_pack_free(&pk);
   ds->n_domains = d;
   ds->manifest = scl_hasher_digest(h);
   scl_hasher_destroy(&h);

@@ -108,6 +108,10 @@ static scl_err fill_cell(const report_data *d, const report_row *row, const repo
   }
   if (g->chosen < 0) return SCL_OK;
   const report_point *p = &g->points[g->chosen];
+  for (int i = 0; i < p->n_trials; i++) {
+    const report_trial *t = &d->trials[p->trials[i]];
+    c->n_random += t->status == REPORT_FINISHED && t->random_weights;
+  }
   for (int m = 0; m < REPORT_N_METRICS; m++) {
     int k = 0;
     for (int i = 0; i < p->n_trials; i++) {

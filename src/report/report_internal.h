@@ -47,12 +47,13 @@ typedef struct report_pred {
 } report_pred;
 
 typedef struct report_trial {
-  char *dir;         /* the directory holding the trial's files, as reached from the argument */
-  uint64_t dev, ino; /* the directory's identity, to notice it reached twice */
-  char *id;          /* trial_id, else the directory's name */
-  int status;        /* REPORT_FINISHED / FAILED / UNFINISHED */
-  char *message;     /* failed or unfinished: what is known ("" when nothing) */
-  int placed;        /* dataset, method and seed are known */
+  char *dir;          /* the directory holding the trial's files, as reached from the argument */
+  uint64_t dev, ino;  /* the directory's identity, to notice it reached twice */
+  char *id;           /* trial_id, else the directory's name */
+  int status;         /* REPORT_FINISHED / FAILED / UNFINISHED */
+  char *message;      /* failed or unfinished: what is known ("" when nothing) */
+  int placed;         /* dataset, method and seed are known */
+  int random_weights; /* trial.h5 says the backbone had random weights (backbone_random) */
   char *dataset, *method, *category;
   char *point; /* config lines except seed, run.dir, threads, eval.batch */
   int64_t seed;
@@ -96,6 +97,7 @@ typedef struct report_cell {
   report_stat m[REPORT_N_METRICS];
   int best[REPORT_N_METRICS];
   int n_failed, n_unfinished, n_missing, n_points, refused;
+  int n_random; /* trials of the cell's values that ran on random backbone weights */
   int curve_len;
   double *curve_mean, *curve_std; /* per session; std NaN when n < 2 */
   int *curve_n;

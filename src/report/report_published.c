@@ -7,11 +7,16 @@
  * skipped reference number is worse than none. A published row is one (category, method,
  * source, table); it is shown only when it has a value in a column of the report, and it is
  * placed right after our own rows of the method with the same display name (case-insensitive;
- * a published "APER+Adapter" is a variant of our "APER"), else at the end of its category. Reference numbers [k] follow the order rows appear in. */
+ * a published "APER+Adapter" is a variant of our "APER"), else at the end of its category. Reference numbers [k] follow the order rows appear in.
+ *
+ * The shipped file is found from the executable's own path (report_published_find), so
+ * `safecl report` shows it from any working directory, installed or in the build tree. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "report_internal.h"
 
@@ -299,4 +304,39 @@ scl_err report_published_rows(report_data *d) {
   free(pub_rows);
   free(used);
   return err;
+}
+
+#ifndef SAFECL_SOURCE_DIR
+#define SAFECL_SOURCE_DIR ""
+#endif
+
+int report_published_find(char *buf, size_t cap) {
+  const char *env = getenv("SAFECL_PUBLISHED");
+  if (env && env[0]) {
+    snprintf(buf, cap, "%s", env);
+    return access(env, R_OK) == 0;
+  }
+  char exe[PATH_MAX] = "", where[4][PATH_MAX + 64];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[n > 0 ? n : 0] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (slash) *slash = '\0';
+  int k = 0;
+  if (exe[0]) {
+    snprintf(where[k++], sizeof where[0], "%s/../share/safecl/analysis/published.csv", exe);
+    snprintf(where[k++], sizeof where[0], "%s/../analysis/published.csv", exe);
+  }
+  if (SAFECL_SOURCE_DIR[0])
+    snprintf(where[k++], sizeof where[0], "%s/analysis/published.csv", SAFECL_SOURCE_DIR);
+  snprintf(where[k++], sizeof where[0], "analysis/published.csv");
+  for (int i = 0; i < k; i++)
+    if (access(where[i], R_OK) == 0) {
+      snprintf(buf, cap, "%s", where[i]);
+      return 1;
+    }
+  size_t o = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < k && o < cap; i++)
+    o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? ", " : "", where[i]);
+  return 0;
 }

@@ -198,6 +198,25 @@ static scl_err read_class_order(h5_file *f, report_trial *t) {
   return SCL_OK;
 }
 
+/* backbone_random, or in files older than it a weights hash of "random". */
+static scl_err read_random_weights(h5_file *f, report_trial *t) {
+  int exists = 0;
+  int64_t v = 0;
+  char *hash = NULL;
+  SCL_CALL(h5_attr_exists(f, NULL, "backbone_random", &exists));
+  if (exists) {
+    SCL_CALL(h5_attr_read_i64(f, NULL, "backbone_random", &v));
+    t->random_weights = v != 0;
+    return SCL_OK;
+  }
+  SCL_CALL(h5_attr_exists(f, NULL, "backbone_weights_xxh3", &exists));
+  if (!exists) return SCL_OK;
+  SCL_CALL(h5_attr_read_str(f, NULL, "backbone_weights_xxh3", &hash));
+  t->random_weights = !strcmp(hash, "random");
+  free(hash);
+  return SCL_OK;
+}
+
 static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
   char *kind = NULL, *config = NULL, *protocol = NULL;
   int64_t v = 0;
@@ -224,6 +243,7 @@ static scl_err read_trial_attrs(h5_file *f, report_trial *t, char **status) {
                  h5_file_path(f), (long long)v);
   t->n_sessions = (int)v;
   SCL_CALL_GOTO(err, h5_attr_read_f64(f, NULL, "val_acc", &t->val_acc), done);
+  SCL_CALL_GOTO(err, read_random_weights(f, t), done);
   t->placed = 1;
 done:
   free(kind);

@@ -3,7 +3,8 @@
  *
  * Both formats share one cell text, so they cannot disagree: "mean ± std (n)", with the counts
  * of failed, unfinished and missing trials of the chosen point appended inside the parentheses
- * ("(2; 1 failed; 1 missing)"), "—" for no value, "not chosen (k points)" where several
+ * ("(2; 1 failed; 1 missing)"; "k random weights" counts values from trials whose backbone had
+ * random weights, backbone_random in trial.h5), "—" for no value, "not chosen (k points)" where several
  * hyperparameter points had no validation split. Reported (published) values are printed as
  * written in the CSV, not reformatted, since their precision is the source's. The best mean of
  * this project's runs per column is bold (the mean and std, not the count). Numbers are fixed at
@@ -25,11 +26,12 @@ static const cell_syms tex_syms = {" $\\pm$ ", "--", "\\textbf{", "}"};
 static void count_text(const report_cell *c, int n, char *buf, size_t cap) {
   size_t o = 0;
   buf[0] = '\0';
-  if (!n && !c->n_failed && !c->n_unfinished && !c->n_missing) return;
+  if (!n && !c->n_failed && !c->n_unfinished && !c->n_missing && !c->n_random) return;
   o += (size_t)snprintf(buf + o, cap - o, "(%d", n);
   if (c->n_failed) o += (size_t)snprintf(buf + o, cap - o, "; %d failed", c->n_failed);
   if (c->n_unfinished) o += (size_t)snprintf(buf + o, cap - o, "; %d unfinished", c->n_unfinished);
   if (c->n_missing) o += (size_t)snprintf(buf + o, cap - o, "; %d missing", c->n_missing);
+  if (c->n_random) o += (size_t)snprintf(buf + o, cap - o, "; %d random weights", c->n_random);
   snprintf(buf + o, cap - o, ")");
 }
 

@@ -117,7 +117,15 @@ static scl_err test_groups(const trial_state *st, const int64_t *idx, const int3
   return SCL_OK;
 }
 
+/* Random weights are legitimate for smoke tests but make every accuracy meaningless as a
+ * result, so the log says so loudly and trial.h5 records it (backbone_random). */
 static scl_err open_backbone(const run_trial_cfg *cfg, trial_state *st) {
+  if (!cfg->weights[0] && run_group_root(&st->group)) /* once per trial, not once per rank */
+    SCL_WARN(
+        "RANDOM WEIGHTS: backbone.weights is not set, so the %s backbone is randomly "
+        "initialised (seed %lld); this trial's accuracies say nothing about the method. Set "
+        "backbone.weights to a pre-trained .safetensors file for real results.",
+        cfg->arch, (long long)cfg->backbone_seed);
   SCL_CALL(vit_model_open(cfg->arch, cfg->crop, "dataset.crop", cfg->weights,
                           cfg->ignore_unexpected ? VIT_LOAD_IGNORE_UNEXPECTED : 0u,
                           (uint64_t)cfg->backbone_seed, cfg->eval_batch, (int)cfg->threads,
@@ -757,14 +765,4 @@ scl_err run_plan_count(const run_trial_cfg *cfg, const run_plan_facts *f,
 done:
   data_sessions_destroy(&layout);
   return err;
-}
-
-scl_err run_trial_plan(const run_trial_cfg *cfg, const run_plan_rates *rates, run_plan *plan) {
-  run_plan_facts f;
-  memset(plan, 0, sizeof *plan);
-  SCL_CALL(run_plan_facts_read(cfg, &f));
-  scl_err err = run_plan_count(cfg, &f, rates, plan);
-  run_plan_facts_free(&f);
-  if (err) return SCL_TRACE(err);
-  return SCL_OK;
 }

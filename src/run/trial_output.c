@@ -4,7 +4,7 @@
  *   attributes  provenance (h5_write_provenance), kind = "trial", trial_id, status, config,
  *               identity_config (config without the keys that cannot change results),
  *               method, method_category, dataset, protocol, [domains], n_sessions, n_classes,
- *               seed, final_acc, avg_acc, forgetting, val_acc, seconds_total, input hashes
+ *               seed, backbone_random (1: no backbone.weights), final_acc, avg_acc, forgetting, val_acc, seconds_total, input hashes
  *   /class_order (n_classes int64), /session_start (T+1 int64; class-incremental only),
  *   /n_test (T int64), /n_val (int64 attribute)
  *   /predictors/<name>/{acc_matrix (T x T float64, NaN where undefined), acc (T),
@@ -273,6 +273,7 @@ static scl_err write_attributes(h5_file *f, const trial_state *st) {
       h5_attr_write_str(f, NULL, "protocol", st->dil ? "domain-incremental" : "class-incremental"));
   if (st->dil) SCL_CALL(h5_attr_write_str(f, NULL, "domains", c->domains));
   SCL_CALL(h5_attr_write_str(f, NULL, "backbone_weights_xxh3", st->weights_hash));
+  SCL_CALL(h5_attr_write_i64(f, NULL, "backbone_random", c->weights[0] == '\0'));
   SCL_CALL(h5_attr_write_str(f, NULL, "train_manifest_xxh3", st->train_manifest));
   SCL_CALL(h5_attr_write_str(f, NULL, "test_manifest_xxh3", st->test_manifest));
   SCL_CALL(h5_attr_write_i64(f, NULL, "n_sessions", m->n_sessions));

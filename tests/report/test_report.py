@@ -535,12 +535,17 @@ def test_real(safecl, source):
         p = run([safecl, "train"] + cfgs + small + ["run.dir=real/trials/s%d" % seed,
                                                     "seed=%d" % seed])
         check(p.returncode == 0, "safecl train seed %d" % seed, p.stderr)
+        check("RANDOM WEIGHTS: backbone.weights is not set" in p.stderr,
+              "safecl train seed %d warns that the backbone has random weights" % seed, p.stderr)
     p = run([safecl, "report", "real", "--no-published"])
     final = []
     for seed in (1, 2):
         with h5py.File("real/trials/s%d/trial.h5" % seed, "r") as f:
             final.append(float(f["predictors/simplecil"].attrs["final_acc"]))
-    cell = "%.2f ± %.2f (2)" % (np.mean(final), np.std(final, ddof=1))
+            check(int(f.attrs.get("backbone_random", -1)) == 1,
+                  "trial.h5 of seed %d records backbone_random = 1" % seed)
+    # random weights are counted in the cell (analysis/SCHEMA.md, backbone_random)
+    cell = "%.2f ± %.2f (2; 2 random weights)" % (np.mean(final), np.std(final, ddof=1))
     check(p.returncode == 0 and ("| SimpleCIL | %s |" % cell) in p.stdout,
           "real trial files: SimpleCIL final %s, as h5py reads them" % cell, p.stdout + p.stderr)
     check("docs/methods.md a.2): Synthetic varies with seed." in p.stdout,
