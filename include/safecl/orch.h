@@ -68,6 +68,8 @@ typedef struct orch_entry { /* a dataset or method of the sweep */
   orch_scope scope;
   struct orch_entry *methods; /* a dataset's own methods, replacing the sweep's; NULL: those */
   int n_methods;
+  char **base; /* a dataset's own base files (its backbone), layered after the sweep's */
+  int n_base;
 } orch_entry;
 
 typedef struct orch_sweep {
@@ -141,6 +143,9 @@ void orch_plan_destroy(orch_plan **p);
 SCL_NODISCARD scl_err orch_plan_args(const orch_sweep *s, const orch_trial *t, const char *run_dir,
                                      int *argc, char ***argv);
 void orch_args_free(int argc, char **argv);
+/* How many of those arguments are config files (the sweep's base files, dataset d's own base
+ * files and file, method m's file; d, m < 0: none). */
+int orch_plan_n_files(const orch_sweep *s, int d, int m);
 /* "dataset/method seed=S k=v ..." into buf. */
 void orch_trial_label(const orch_trial *t, char *buf, size_t cap);
 

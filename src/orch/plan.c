@@ -30,6 +30,10 @@ static const orch_scope *entry_scope(const orch_entry *e, int n, int i) {
   return i >= 0 && i < n ? &e[i].scope : NULL;
 }
 
+int orch_plan_n_files(const orch_sweep *s, int d, int m) {
+  return s->n_base + (d >= 0 ? 1 + s->datasets[d].n_base : 0) + (m >= 0);
+}
+
 /* The methods dataset d runs: its own list if it has one, else the sweep's (d < 0: the sweep's). */
 static const orch_entry *methods_of(const orch_sweep *s, int d, int *n) {
   if (d >= 0 && d < s->n_datasets && s->datasets[d].n_methods) {
@@ -124,6 +128,8 @@ static scl_err build_args(const orch_sweep *s, int d, int m, const char *setting
   int cap = 0, nm = 0;
   const orch_entry *methods = methods_of(s, d, &nm);
   for (int i = 0; i < s->n_base; i++) SCL_CALL(push(argv, argc, &cap, s->base[i]));
+  for (int i = 0; d >= 0 && i < s->datasets[d].n_base; i++)
+    SCL_CALL(push(argv, argc, &cap, s->datasets[d].base[i]));
   if (d >= 0) SCL_CALL(push(argv, argc, &cap, s->datasets[d].file));
   if (m >= 0) SCL_CALL(push(argv, argc, &cap, methods[m].file));
   SCL_CALL(push_list(argv, argc, &cap, &s->scope.overrides));
@@ -298,7 +304,7 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
 static scl_err plan_point(orch_plan *p, int64_t *cap, id_set *set, const orch_sweep *s,
                           const combo *c, const char *settings) {
   orch_trial args = {.dataset = c->d, .method = c->m, .settings = (char *)settings};
-  int argc = 0, n_files = s->n_base + (c->d >= 0) + (c->m >= 0), n = s->n_seeds ? s->n_seeds : 1;
+  int argc = 0, n_files = orch_plan_n_files(s, c->d, c->m), n = s->n_seeds ? s->n_seeds : 1;
   char **argv = NULL, msg[SCL_ERROR_MESSAGE_MAX];
   char(*ids)[33] = calloc((size_t)n, sizeof *ids);
   run_trial_cfg cfg = {0};

@@ -106,13 +106,21 @@ static void put_entries(sbuf *b, const char *name, const orch_entry *e, int n, c
   put(b, "%s%s = (\n", ind, name);
   for (int i = 0; i < n; i++) {
     const orch_scope *sc = &e[i].scope;
-    if (!sc->overrides.n && !sc->n_grid && !sc->n_points && !e[i].n_methods) {
+    if (!sc->overrides.n && !sc->n_grid && !sc->n_points && !e[i].n_methods && !e[i].n_base) {
       put(b, "%s  ", ind);
       put_str(b, e[i].file);
     } else {
       put(b, "%s  {\n%sfile = ", ind, in2);
       put_str(b, e[i].file);
       put(b, ";\n");
+      if (e[i].n_base) {
+        put(b, "%sbase = [", in2);
+        for (int k = 0; k < e[i].n_base; k++) {
+          put(b, k ? ", " : "");
+          put_str(b, e[i].base[k]);
+        }
+        put(b, "];\n");
+      }
       put_scope(b, sc, NULL, in2);
       put_entries(b, "methods", e[i].methods, e[i].n_methods, in2);
       put(b, "%s  }", ind);

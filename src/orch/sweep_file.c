@@ -298,8 +298,10 @@ static scl_err resolve_file(const parse_ctx *p, const char *rel, const char *whe
 
 static scl_err parse_entries(const parse_ctx *p, const config_setting_t *c, int nested,
                              orch_entry **out, int *n);
+static scl_err parse_base(const parse_ctx *p, const config_setting_t *c, char ***out, int *n);
 
-/* A dataset or method entry; a dataset entry (nested = 1) may carry its own methods list. */
+/* A dataset or method entry; a dataset entry (nested = 1) may carry its own methods list and
+ * base files. */
 static scl_err parse_entry(const parse_ctx *p, const config_setting_t *e, int nested,
                            orch_entry *out) {
   char where[4200];
@@ -326,9 +328,13 @@ static scl_err parse_entry(const parse_ctx *p, const config_setting_t *e, int ne
       SCL_CHECK(out->n_methods > 0, SCL_ERR_ARG, "%s: a dataset's methods list is empty", w);
       continue;
     }
+    if (nested && !strcmp(config_setting_name(c), "base") && !out->base) {
+      SCL_CALL(parse_base(p, c, &out->base, &out->n_base));
+      continue;
+    }
     SCL_CHECK(!strcmp(config_setting_name(c), "file") && config_setting_get_string(c) && !out->file,
               SCL_ERR_ARG, "%s: unknown key '%s' in an entry (file, overrides, grid, points%s)", w,
-              config_setting_name(c), nested ? ", methods" : "");
+              config_setting_name(c), nested ? ", base, methods" : "");
     SCL_CALL(resolve_file(p, config_setting_get_string(c), w, &out->file));
   }
   SCL_CHECK(out->file, SCL_ERR_ARG, "%s: entry without file = \"...\"", where);
@@ -353,21 +359,21 @@ static scl_err parse_entries(const parse_ctx *p, const config_setting_t *c, int 
   return SCL_OK;
 }
 
-static scl_err parse_base(const parse_ctx *p, const config_setting_t *c) {
+static scl_err parse_base(const parse_ctx *p, const config_setting_t *c, char ***out, int *n) {
   char where[4200];
   where_of(c, "sweep", where, sizeof where);
   int len = config_setting_get_string(c) ? 1 : config_setting_length(c);
   if (!config_setting_get_string(c) && !config_setting_is_array(c))
     return SCL_ERROR(SCL_ERR_ARG, "%s: base must be a file name or a list of file names", where);
-  p->s->base = calloc((size_t)(len ? len : 1), sizeof(char *));
-  SCL_CHECK(p->s->base, SCL_ERR_NOMEM, "base files");
+  *out = calloc((size_t)(len ? len : 1), sizeof(char *));
+  SCL_CHECK(*out, SCL_ERR_NOMEM, "base files");
   for (int i = 0; i < len; i++) {
     const config_setting_t *e =
         config_setting_get_string(c) ? c : config_setting_get_elem(c, (unsigned)i);
     SCL_CHECK(config_setting_get_string(e), SCL_ERR_ARG, "%s: base[%d] is not a file name", where,
               i);
-    p->s->n_base = i + 1;
-    SCL_CALL(resolve_file(p, config_setting_get_string(e), where, &p->s->base[i]));
+    *n = i + 1;
+    SCL_CALL(resolve_file(p, config_setting_get_string(e), where, &(*out)[i]));
   }
   return SCL_OK;
 }
@@ -422,7 +428,7 @@ static scl_err parse_sweep_group(parse_ctx *p, const config_setting_t *g) {
     SCL_CALL(parse_scope_key(c, p->dir, &p->s->scope, &handled));
     if (handled) continue;
     if (!strcmp(name, "base")) {
-      SCL_CALL(parse_base(p, c));
+      SCL_CALL(parse_base(p, c, &p->s->base, &p->s->n_base));
     } else if (!strcmp(name, "datasets")) {
       SCL_CALL(parse_entries(p, c, 1, &p->s->datasets, &p->s->n_datasets));
     } else if (!strcmp(name, "methods")) {

@@ -24,6 +24,8 @@ static void scope_free(orch_scope *sc) {
 static void entries_free(orch_entry *e, int n) {
   for (int i = 0; i < n; i++) {
     entries_free(e[i].methods, e[i].n_methods);
+    for (int b = 0; b < e[i].n_base; b++) free(e[i].base[b]);
+    free(e[i].base);
     free(e[i].file);
     free(e[i].where);
     scope_free(&e[i].scope);

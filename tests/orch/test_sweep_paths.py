@@ -9,8 +9,9 @@ current directory (docs/architecture.md 2):
    the run.dir the file names (relative to it), finishes the trials --list planned under the same
    ids, reads the relative weights and folder dataset (the stored config holds their absolute
    paths), and exits 3 because one trial failed; `safecl status` lists the failure.
-3. A dataset entry with its own methods list runs those methods only (--count), and the sweep.cfg
-   the run directory records reads back to the same plan.
+3. A dataset entry with its own base files and methods list layers those files and runs those
+   methods for its trials only, and the sweep.cfg the run directory records reads back to the
+   same plan.
 4. The identity: a trial whose weights the file names relatively has the id of the same trial
    with the absolute path (the path is made absolute before hashing), so moving the project gives
    it a new id; dataset.root is outside the identity, so the folder trial keeps its id.
@@ -36,6 +37,7 @@ SWEEP = """sweep = {
   base = ["../cfg/tiny.cfg"];
   datasets = ( "../cfg/synthetic.cfg",
                { file = "../cfg/synthetic.cfg";
+                 base = ["../cfg/backbone7.cfg"];
                  overrides = ["dataset.name=shapes", "dataset.format=folder",
                               "dataset.root=../data/shapes", "dataset.init_cls=2"]; },
                { file = "../cfg/synthetic.cfg";
@@ -59,6 +61,8 @@ def make_project(proj):
     os.makedirs(os.path.join(proj, "weights"))
     with open(os.path.join(proj, "cfg", "tiny.cfg"), "w") as f:
         f.write('backbone = { arch = "vit_tiny_patch16_224"; };\n')
+    with open(os.path.join(proj, "cfg", "backbone7.cfg"), "w") as f:  # a dataset's own base file
+        f.write('backbone = { seed = 7; };\n')
     shutil.copy(os.path.join(REPO, "configs/datasets/synthetic.cfg"), os.path.join(proj, "cfg"))
     shutil.copy(os.path.join(REPO, "configs/methods/simplecil.cfg"), os.path.join(proj, "cfg"))
     with open(os.path.join(proj, "cfg", "ncm.cfg"), "w") as f:  # a second method: SimpleCIL at another sigma
@@ -152,7 +156,12 @@ def main():
         check(sum(shapes in c for c in stored) == 2,
               "the folder trials read %s" % shapes)
 
-        # 3. a dataset's own methods; the recorded sweep.cfg reads back to the same plan
+        # 3. a dataset's own base files and methods; the recorded sweep.cfg reads back to the
+        # same plan
+        args = [run([safecl, "sweep", "--trial", str(i), sweep], other).stdout for i in range(4)]
+        own = os.path.join(proj, "cfg", "backbone7.cfg")
+        check([own in x for x in args] == [False, False, True, True],
+              "the shapes entry's own base file is layered into its trials only")
         c1 = run([safecl, "sweep", "--count", sweep], other)
         c2 = run([safecl, "sweep", "--count", os.path.join(run_dir, "sweep.cfg")], other)
         check(c1.stdout.strip() == "5" and c2.stdout.strip() == "5",
