@@ -228,7 +228,7 @@ int coord_finish(coord *c) {
   int64_t n[4];
   count(c, n);
   /* every trial ended, some failed: a job script tells this apart from a complete sweep and
-   * from an error (docs/architecture.md 2) */
+   * from an error (docs/architecture.md 7) */
   if (code == 0 && n[ORCH_TRIAL_FAILED] > 0) code = ORCH_EXIT_TRIALS_FAILED;
   orch_record end = {.type = ORCH_REC_END, .group = -1, .count = code};
   snprintf(end.text, sizeof end.text, "%s",

@@ -1,7 +1,7 @@
 """test_sweep_paths.py: a sweep file in a user's own project directory, away from the checkout.
 
 Every relative path a sweep file holds resolves against the sweep file's directory, whatever the
-current directory (docs/architecture.md 2):
+current directory (docs/architecture.md 6):
 1. --list run from three directories (the project, the sweep's folder with a relative sweep path,
    an unrelated one) prints the same trials, ids and statuses; a relative dataset.root that does
    not exist fails only its own trials, with the absolute path it was resolved to.
