@@ -109,7 +109,7 @@ if [ -n "$modules" ] && ! type module >/dev/null 2>&1; then
   echo "submit: no 'module' command here: the jobs load '$modules', this script does not" >&2
   SAFECL_MODULES=""
 fi
-source "$root/jobs/env.sh"
+source "$root/jobs/env.sh" >&2 # a setup script's output is not the job ids
 [ -x "$SAFECL_BIN" ] || die "no safecl binary at $SAFECL_BIN: build it (cmake -S $root -B" \
   "$root/build && cmake --build $root/build) or set SAFECL_BIN"
 SAFECL_BIN=$(realpath "$SAFECL_BIN")
