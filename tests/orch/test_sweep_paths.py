@@ -172,6 +172,21 @@ def main():
                       if line.split()[3] != "failed")
         check(ids2 == ids, "the recorded sweep.cfg plans the same ids")
 
+        # bad nesting is refused naming the file and line
+        bad = os.path.join(proj, "sweeps", "bad.cfg")
+        for body, needle in [
+                ('methods = ( { file = "../cfg/simplecil.cfg"; methods = ["../cfg/ncm.cfg"]; } );',
+                 "bad.cfg:2: unknown key 'methods' in an entry (file, overrides, grid, points)"),
+                ('datasets = ( { file = "../cfg/synthetic.cfg"; methods = []; } );',
+                 "bad.cfg:2: a dataset's methods list is empty"),
+                ('datasets = ( { file = "../cfg/synthetic.cfg"; base = ["../cfg/none.cfg"]; } );',
+                 "cannot read '../cfg/none.cfg' (%s/sweeps/../cfg/none.cfg)" % proj)]:
+            with open(bad, "w") as f:
+                f.write('sweep = {\n  %s\n};\n' % body)
+            p = run([safecl, "sweep", "--count", bad], other)
+            check(p.returncode == 1 and needle in p.stderr,
+                  "refused: %s (%s)" % (needle, p.stderr.strip()[-300:]))
+
         # 4. identity: relative weights = the absolute path; a moved project
         absw = sweep.replace("paths.cfg", "abs.cfg")
         with open(absw, "w") as f:

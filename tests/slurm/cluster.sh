@@ -33,7 +33,11 @@ cleanup() {
     for _ in $(seq 30); do [ -f "$tmp/$d.pid" ] && kill -0 "$(cat "$tmp/$d.pid" 2>/dev/null)" 2>/dev/null \
       || break; sleep 0.5; done
   done
-  [ "$started_munge" = 1 ] && kill "$(cat "$tmp/munged.pid")" 2>/dev/null
+  if [ "$started_munge" = 1 ]; then # gone before the next test looks for a running one
+    munge_pid=$(cat "$tmp/munged.pid")
+    kill "$munge_pid" 2>/dev/null
+    for _ in $(seq 30); do kill -0 "$munge_pid" 2>/dev/null || break; sleep 0.5; done
+  fi
   if [ "$fails" != 0 ]; then
     echo "--- slurmctld.log (tail)"; tail -n 30 "$tmp/slurmctld.log" 2>/dev/null
     echo "--- slurmd.log (tail)"; tail -n 30 "$tmp/slurmd.log" 2>/dev/null
@@ -43,8 +47,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# munge: one daemon per machine; reuse a running one, else start it as user munge
-if ! pgrep -x munged >/dev/null; then
+# munge: one daemon per machine; reuse a running one that answers (one that another test is
+# stopping may still be listed), else start it as user munge
+for _ in $(seq 20); do
+  ! pgrep -x munged >/dev/null || munge -n </dev/null >/dev/null 2>&1 && break
+  sleep 0.5
+done
+if ! munge -n </dev/null >/dev/null 2>&1; then
   mkdir -p /run/munge /var/log/munge /var/lib/munge && chown munge:munge /run/munge \
     /var/log/munge /var/lib/munge && chmod 0755 /run/munge
   [ -s /etc/munge/munge.key ] || mungekey --create --keyfile=/etc/munge/munge.key
