@@ -88,8 +88,9 @@ fi
 
 groups=${opt[groups]:-4} cpus=${opt[cpus_per_task]:-1} max_minutes=${opt[max_minutes]:-1440}
 array=${opt[array]:-0} print=${opt[print]:-0}
-for v in groups cpus max_minutes; do
-  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "--${v//_/-} ${!v}: expected a positive integer"
+for v in groups:groups cpus:cpus-per-task max_minutes:max-minutes; do
+  name=${v%%:*} && value=${!name}
+  [[ "$value" =~ ^[1-9][0-9]*$ ]] || die "--${v#*:} $value: expected a positive integer"
 done
 [ -f "${pos[0]}" ] || die "sweep file ${pos[0]}: no such file"
 sweep=$(realpath "${pos[0]}")
