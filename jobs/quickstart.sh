@@ -28,8 +28,8 @@ if [ "$status" = 75 ]; then
   echo "quickstart: stopped by a signal; run jobs/quickstart.sh again to resume" >&2
   exit "$status"
 fi
-"$SAFECL_BIN" status "$run_dir"
-[ "$status" = 0 ] || exit "$status"
+"$SAFECL_BIN" status "$run_dir" # lists failed trials, if any (the sweep then exits 3)
+[ "$status" = 0 ] || [ "$status" = 3 ] || exit "$status"
 if "$SAFECL_BIN" report --help >/dev/null 2>&1; then
   "$SAFECL_BIN" report "$run_dir" --format md | tee "$run_dir/report.md"
   # What the synthetic table cannot show (README, The quick start): printed under it, every run.
@@ -47,3 +47,4 @@ else
   echo "quickstart: safecl report is not available in this build; the results are in" \
        "$run_dir/index.h5 and $run_dir/trials/*/trial.h5"
 fi
+exit "$status"

@@ -30,8 +30,11 @@
 #include "safecl/ledger.h"
 
 /* Exit status of `safecl sweep` when it stopped on a signal and the job should be requeued
- * (EX_TEMPFAIL from sysexits.h). 0 = every trial finished or failed for good; 1 = error. */
+ * (EX_TEMPFAIL from sysexits.h). 0 = every trial finished; 1 = error. */
 #define ORCH_EXIT_REQUEUE 75
+/* Exit status of `safecl sweep` when every trial ended and some of them failed (`safecl status`
+ * lists them with their messages); distinct from 1, a sweep that could not run. */
+#define ORCH_EXIT_TRIALS_FAILED 3
 
 /* ---------------------------------------------------------------------------------------- */
 /* Sweep files                                                                                */
@@ -63,6 +66,10 @@ typedef struct orch_entry { /* a dataset or method of the sweep */
   char *file;               /* path as resolved against the sweep file's directory */
   char *where;
   orch_scope scope;
+  struct orch_entry *methods; /* a dataset's own methods, replacing the sweep's; NULL: those */
+  int n_methods;
+  char **base; /* a dataset's own base files (its backbone), layered after the sweep's */
+  int n_base;
 } orch_entry;
 
 typedef struct orch_sweep {
@@ -136,6 +143,9 @@ void orch_plan_destroy(orch_plan **p);
 SCL_NODISCARD scl_err orch_plan_args(const orch_sweep *s, const orch_trial *t, const char *run_dir,
                                      int *argc, char ***argv);
 void orch_args_free(int argc, char **argv);
+/* How many of those arguments are config files (the sweep's base files, dataset d's own base
+ * files and file, method m's file; d, m < 0: none). */
+int orch_plan_n_files(const orch_sweep *s, int d, int m);
 /* "dataset/method seed=S k=v ..." into buf. */
 void orch_trial_label(const orch_trial *t, char *buf, size_t cap);
 
@@ -219,7 +229,8 @@ void orch_state_settle(orch_state *s);
 
 /* `safecl sweep`: collective over world (every rank of the job). World rank 0 loads the sweep
  * file (argv: SWEEP.cfg [key=value ...]) and coordinates; the other ranks form groups and run
- * trials. On return every rank holds the same *exit_code (0, 1 or ORCH_EXIT_REQUEUE). A
+ * trials. On return every rank holds the same *exit_code (0, 1, ORCH_EXIT_TRIALS_FAILED or
+ * ORCH_EXIT_REQUEUE). A
  * returned error means the ranks could not agree (an MPI failure): the caller aborts the job. */
 SCL_NODISCARD scl_err orch_sweep_run(const dist_comm *world, int argc, char **argv, int *exit_code);
 

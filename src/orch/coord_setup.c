@@ -201,9 +201,9 @@ static void report(const coord *c, int code) {
   count(c, n);
   const coord_stats *st = &c->stats;
   SCL_INFO("sweep %s %s: %lld finished, %lld failed, %lld pending; exit %d", c->sweep->name,
-           code == 0                   ? "complete"
-           : code == ORCH_EXIT_REQUEUE ? "stopped"
-                                       : "ended",
+           code == 0 || code == ORCH_EXIT_TRIALS_FAILED ? "complete"
+           : code == ORCH_EXIT_REQUEUE                  ? "stopped"
+                                                        : "ended",
            (long long)n[ORCH_TRIAL_FINISHED], (long long)n[ORCH_TRIAL_FAILED],
            (long long)(n[ORCH_TRIAL_PENDING] + n[ORCH_TRIAL_RUNNING]), code);
   SCL_INFO(
@@ -225,11 +225,16 @@ int coord_finish(coord *c) {
         (long long)c->rd.restart);
     code = 1;
   }
+  int64_t n[4];
+  count(c, n);
+  /* every trial ended, some failed: a job script tells this apart from a complete sweep and
+   * from an error (docs/architecture.md 7) */
+  if (code == 0 && n[ORCH_TRIAL_FAILED] > 0) code = ORCH_EXIT_TRIALS_FAILED;
   orch_record end = {.type = ORCH_REC_END, .group = -1, .count = code};
   snprintf(end.text, sizeof end.text, "%s",
-           code == 0                    ? "complete"
-           : c->stopping && !c->failure ? "stopped"
-                                        : "error");
+           code == 0 || code == ORCH_EXIT_TRIALS_FAILED ? "complete"
+           : c->stopping && !c->failure                 ? "stopped"
+                                                        : "error");
   coord_record(c, &end, 1);
   if (orch_index_write(c->rd.path, c->sweep->name, c->state) != SCL_OK) {
     scl_log_error_traceback(); /* the index is derived: `safecl status DIR --reindex` rebuilds */

@@ -79,7 +79,7 @@ static scl_err layering_text(coord *c, int64_t t, char **text) {
   int argc = 0;
   char **argv = NULL;
   SCL_CALL(orch_plan_args(c->sweep, tr, c->rd.path, &argc, &argv));
-  int n_files = c->sweep->n_base + (tr->dataset >= 0) + (tr->method >= 0);
+  int n_files = orch_plan_n_files(c->sweep, tr->dataset, tr->method);
   size_t len = 1;
   for (int i = 0; i < argc; i++) len += strlen(argv[i]) + 3;
   *text = malloc(len);

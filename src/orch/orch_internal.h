@@ -171,7 +171,8 @@ typedef struct orch_coord_opts {
 } orch_coord_opts;
 
 /* The coordinator on world rank 0: plan, reconcile, dispatch until every group has exited.
- * *exit_code = 0 (complete), ORCH_EXIT_REQUEUE (stopped) or 1. Errors are MPI failures (the
+ * *exit_code = 0 (complete), ORCH_EXIT_TRIALS_FAILED (complete, some trials failed),
+ * ORCH_EXIT_REQUEUE (stopped) or 1. Errors are MPI failures (the
  * groups may be waiting): the caller aborts. */
 SCL_NODISCARD scl_err orch_coordinator_run(const dist_comm *world, const orch_coord_opts *o,
                                            int *exit_code);

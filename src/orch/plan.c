@@ -30,6 +30,20 @@ static const orch_scope *entry_scope(const orch_entry *e, int n, int i) {
   return i >= 0 && i < n ? &e[i].scope : NULL;
 }
 
+int orch_plan_n_files(const orch_sweep *s, int d, int m) {
+  return s->n_base + (d >= 0 ? 1 + s->datasets[d].n_base : 0) + (m >= 0);
+}
+
+/* The methods dataset d runs: its own list if it has one, else the sweep's (d < 0: the sweep's). */
+static const orch_entry *methods_of(const orch_sweep *s, int d, int *n) {
+  if (d >= 0 && d < s->n_datasets && s->datasets[d].n_methods) {
+    *n = s->datasets[d].n_methods;
+    return s->datasets[d].methods;
+  }
+  *n = s->n_methods;
+  return s->methods;
+}
+
 /* Sets up the combinations of dataset d and method m; *count = grid x points of them, or -1
  * when that overflows int64 (the sweep's cap refuses it before anything is expanded). */
 static scl_err combo_init(const orch_sweep *s, int d, int m, combo *c, int64_t *count) {
@@ -39,7 +53,9 @@ static scl_err combo_init(const orch_sweep *s, int d, int m, combo *c, int64_t *
   c->m = m;
   c->scope[0] = &s->scope;
   c->scope[1] = entry_scope(s->datasets, s->n_datasets, d);
-  c->scope[2] = entry_scope(s->methods, s->n_methods, m);
+  int nm = 0;
+  const orch_entry *methods = methods_of(s, d, &nm);
+  c->scope[2] = entry_scope(methods, nm, m);
   *count = 1;
   for (int k = 0; k < 3; k++) {
     const orch_scope *sc = c->scope[k];
@@ -109,14 +125,17 @@ static scl_err push_list(char ***v, int *n, int *cap, const orch_settings *l) {
 static scl_err build_args(const orch_sweep *s, int d, int m, const char *settings, int has_seed,
                           int64_t seed, const char *run_dir, const char *id, char ***argv,
                           int *argc) {
-  int cap = 0;
+  int cap = 0, nm = 0;
+  const orch_entry *methods = methods_of(s, d, &nm);
   for (int i = 0; i < s->n_base; i++) SCL_CALL(push(argv, argc, &cap, s->base[i]));
+  for (int i = 0; d >= 0 && i < s->datasets[d].n_base; i++)
+    SCL_CALL(push(argv, argc, &cap, s->datasets[d].base[i]));
   if (d >= 0) SCL_CALL(push(argv, argc, &cap, s->datasets[d].file));
-  if (m >= 0) SCL_CALL(push(argv, argc, &cap, s->methods[m].file));
+  if (m >= 0) SCL_CALL(push(argv, argc, &cap, methods[m].file));
   SCL_CALL(push_list(argv, argc, &cap, &s->scope.overrides));
   SCL_CALL(push_list(argv, argc, &cap, &s->cmdline));
   if (d >= 0) SCL_CALL(push_list(argv, argc, &cap, &s->datasets[d].scope.overrides));
-  if (m >= 0) SCL_CALL(push_list(argv, argc, &cap, &s->methods[m].scope.overrides));
+  if (m >= 0) SCL_CALL(push_list(argv, argc, &cap, &methods[m].scope.overrides));
   char buf[8192];
   for (const char *p = settings; p && *p;) {
     const char *nl = strchr(p, '\n');
@@ -285,7 +304,7 @@ static scl_err plan_one(orch_plan *p, int64_t *cap, id_set *set, const orch_swee
 static scl_err plan_point(orch_plan *p, int64_t *cap, id_set *set, const orch_sweep *s,
                           const combo *c, const char *settings) {
   orch_trial args = {.dataset = c->d, .method = c->m, .settings = (char *)settings};
-  int argc = 0, n_files = s->n_base + (c->d >= 0) + (c->m >= 0), n = s->n_seeds ? s->n_seeds : 1;
+  int argc = 0, n_files = orch_plan_n_files(s, c->d, c->m), n = s->n_seeds ? s->n_seeds : 1;
   char **argv = NULL, msg[SCL_ERROR_MESSAGE_MAX];
   char(*ids)[33] = calloc((size_t)n, sizeof *ids);
   run_trial_cfg cfg = {0};
@@ -317,12 +336,14 @@ static scl_err expand(orch_plan *p, const orch_sweep *s) {
   int64_t cap = 0;
   id_set set = {0};
   scl_err err = SCL_OK;
-  int nd = s->n_datasets ? s->n_datasets : 1, nm = s->n_methods ? s->n_methods : 1;
-  for (int d = 0; d < nd && !err; d++)
-    for (int m = 0; m < nm && !err; m++) {
+  int nd = s->n_datasets ? s->n_datasets : 1;
+  for (int d = 0; d < nd && !err; d++) {
+    int dd = s->n_datasets ? d : -1, n_methods = 0;
+    methods_of(s, dd, &n_methods);
+    for (int m = 0; m < (n_methods ? n_methods : 1) && !err; m++) {
       combo c;
       int64_t count = 0;
-      err = combo_init(s, s->n_datasets ? d : -1, s->n_methods ? m : -1, &c, &count);
+      err = combo_init(s, dd, n_methods ? m : -1, &c, &count);
       for (int64_t i = 0; i < count && !err; i++) {
         char *settings = NULL;
         err = combo_settings(&c, i, &settings);
@@ -330,26 +351,30 @@ static scl_err expand(orch_plan *p, const orch_sweep *s) {
         free(settings);
       }
     }
+  }
   free(set.slot);
   if (err) return SCL_TRACE(err);
   return SCL_OK;
 }
 
 scl_err orch_plan_size(const orch_sweep *s, int64_t *n) {
-  int nd = s->n_datasets ? s->n_datasets : 1, nm = s->n_methods ? s->n_methods : 1;
+  int nd = s->n_datasets ? s->n_datasets : 1;
   int64_t seeds = s->n_seeds ? s->n_seeds : 1;
   *n = 0;
-  for (int d = 0; d < nd; d++)
-    for (int m = 0; m < nm; m++) {
+  for (int d = 0; d < nd; d++) {
+    int dd = s->n_datasets ? d : -1, n_methods = 0;
+    methods_of(s, dd, &n_methods);
+    for (int m = 0; m < (n_methods ? n_methods : 1); m++) {
       combo c;
       int64_t count = 0;
-      SCL_CALL(combo_init(s, s->n_datasets ? d : -1, s->n_methods ? m : -1, &c, &count));
+      SCL_CALL(combo_init(s, dd, n_methods ? m : -1, &c, &count));
       if (count < 0 || __builtin_mul_overflow(count, seeds, &count) ||
           __builtin_add_overflow(*n, count, n)) {
         *n = -1;
         return SCL_OK;
       }
     }
+  }
   return SCL_OK;
 }
 

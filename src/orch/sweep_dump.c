@@ -98,24 +98,36 @@ static void put_scope(sbuf *b, const orch_scope *sc, const orch_settings *more, 
   }
 }
 
-static void put_entries(sbuf *b, const char *name, const orch_entry *e, int n) {
+/* ind: the indentation of the list's name; a dataset's own methods nest one level deeper. */
+static void put_entries(sbuf *b, const char *name, const orch_entry *e, int n, const char *ind) {
   if (!n) return;
-  put(b, "  %s = (\n", name);
+  char in2[64];
+  snprintf(in2, sizeof in2, "%s    ", ind);
+  put(b, "%s%s = (\n", ind, name);
   for (int i = 0; i < n; i++) {
     const orch_scope *sc = &e[i].scope;
-    if (!sc->overrides.n && !sc->n_grid && !sc->n_points) {
-      put(b, "    ");
+    if (!sc->overrides.n && !sc->n_grid && !sc->n_points && !e[i].n_methods && !e[i].n_base) {
+      put(b, "%s  ", ind);
       put_str(b, e[i].file);
     } else {
-      put(b, "    {\n      file = ");
+      put(b, "%s  {\n%sfile = ", ind, in2);
       put_str(b, e[i].file);
       put(b, ";\n");
-      put_scope(b, sc, NULL, "      ");
-      put(b, "    }");
+      if (e[i].n_base) {
+        put(b, "%sbase = [", in2);
+        for (int k = 0; k < e[i].n_base; k++) {
+          put(b, k ? ", " : "");
+          put_str(b, e[i].base[k]);
+        }
+        put(b, "];\n");
+      }
+      put_scope(b, sc, NULL, in2);
+      put_entries(b, "methods", e[i].methods, e[i].n_methods, in2);
+      put(b, "%s  }", ind);
     }
     put(b, "%s\n", i + 1 < n ? "," : "");
   }
-  put(b, "  );\n");
+  put(b, "%s);\n", ind);
 }
 
 scl_err orch_sweep_dump(const orch_sweep *s, char **text) {
@@ -131,8 +143,8 @@ scl_err orch_sweep_dump(const orch_sweep *s, char **text) {
     }
     put(&b, "];\n");
   }
-  put_entries(&b, "datasets", s->datasets, s->n_datasets);
-  put_entries(&b, "methods", s->methods, s->n_methods);
+  put_entries(&b, "datasets", s->datasets, s->n_datasets, "  ");
+  put_entries(&b, "methods", s->methods, s->n_methods, "  ");
   if (s->n_seeds) {
     put(&b, "  seeds = [");
     for (int i = 0; i < s->n_seeds; i++) put(&b, "%s%lld", i ? ", " : "", (long long)s->seeds[i]);

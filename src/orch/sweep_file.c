@@ -7,7 +7,15 @@
  * key table at once, so a misspelt key or a bad value is reported with its file:line before a
  * single trial is planned. This file reads libconfig directly because the config module
  * deliberately keeps no lists of groups (see src/config/config.c). Command-line overrides and
- * the final validation are in sweep_load.c. */
+ * the final validation are in sweep_load.c.
+ *
+ * Every path a sweep file holds is relative to the sweep file's directory: the config files it
+ * names, run.dir, and the values of dataset.root and backbone.weights in its settings, which are
+ * made absolute here, before anything is hashed. A trial's identity holds backbone.weights as
+ * text, so a project moved elsewhere gives new ids to trials whose weights the sweep names
+ * relatively; dataset.root is outside the identity (the dataset's manifest hash stands for it).
+ * Paths inside the config files keep `safecl train`'s meaning (relative to the current
+ * directory), so one config file means the same in a sweep and alone. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <libconfig.h>
@@ -153,8 +161,27 @@ static scl_err scalar_text(const config_setting_t *c, const char *where, char *b
   return SCL_ERROR(SCL_ERR_ARG, "%s: expected a number, boolean or string", where);
 }
 
-/* ["key=value", ...] into out, each checked. */
-static scl_err parse_settings(const config_setting_t *c, const char *what, orch_settings *out) {
+/* The keys of a trial that name a file or folder: a relative value written in a sweep file is
+ * relative to the sweep file's directory (on the command line, to the current directory). */
+static int path_key(const char *text) {
+  return !strncmp(text, "dataset.root=", 13) || !strncmp(text, "backbone.weights=", 17);
+}
+
+/* text, or for a path key with a relative value, the same setting with the value made absolute
+ * against dir (the sweep file's absolute directory) into buf. The path is joined, not resolved:
+ * a dataset that does not exist yet fails its own trials when planned (sweep --list). */
+static const char *resolved_setting(const char *dir, const char *text, char *buf, size_t cap) {
+  const char *eq = strchr(text, '=');
+  if (!eq || !path_key(text) || !eq[1] || eq[1] == '/' || !dir[0]) return text;
+  const char *v = eq + 1;
+  while (v[0] == '.' && v[1] == '/') v += 2; /* ./x: the sweep file's x */
+  int n = snprintf(buf, cap, "%.*s%s/%s", (int)(eq + 1 - text), text, dir, v);
+  return n > 0 && (size_t)n < cap ? buf : text;
+}
+
+/* ["key=value", ...] into out, each checked; dir: see resolved_setting. */
+static scl_err parse_settings(const config_setting_t *c, const char *what, const char *dir,
+                              orch_settings *out) {
   char where[4200];
   where_of(c, "sweep", where, sizeof where);
   if (!config_setting_is_array(c) && !config_setting_is_list(c))
@@ -163,14 +190,16 @@ static scl_err parse_settings(const config_setting_t *c, const char *what, orch_
     const config_setting_t *e = config_setting_get_elem(c, (unsigned)i);
     const char *text = config_setting_get_string(e);
     SCL_CHECK(text, SCL_ERR_ARG, "%s: %s[%d] is not a \"key=value\" string", where, what, i);
+    char buf[8192];
+    text = resolved_setting(dir, text, buf, sizeof buf);
     SCL_CALL(orch_check_trial_setting(text, where));
     SCL_CALL(orch_settings_add(out, text, where));
   }
   return SCL_OK;
 }
 
-static scl_err parse_axis(const config_setting_t *g, orch_axis *axis) {
-  char where[4200], buf[4096], text[8192];
+static scl_err parse_axis(const config_setting_t *g, const char *dir, orch_axis *axis) {
+  char where[4200], buf[4096], text[8192], full[8192];
   where_of(g, "sweep", where, sizeof where);
   SCL_CHECK(config_setting_is_group(g), SCL_ERR_ARG,
             "%s: a grid axis is a group { key = \"...\"; values = [...]; }", where);
@@ -197,13 +226,14 @@ static scl_err parse_axis(const config_setting_t *g, orch_axis *axis) {
   for (int i = 0; i < config_setting_length(vals); i++) {
     SCL_CALL(scalar_text(config_setting_get_elem(vals, (unsigned)i), where, buf, sizeof buf));
     snprintf(text, sizeof text, "%s=%s", axis->key, buf);
-    SCL_CALL(orch_check_trial_setting(text, where));
-    SCL_CALL(orch_settings_add(&axis->values, text, where));
+    const char *t = resolved_setting(dir, text, full, sizeof full);
+    SCL_CALL(orch_check_trial_setting(t, where));
+    SCL_CALL(orch_settings_add(&axis->values, t, where));
   }
   return SCL_OK;
 }
 
-static scl_err parse_grid(const config_setting_t *c, orch_scope *scope) {
+static scl_err parse_grid(const config_setting_t *c, const char *dir, orch_scope *scope) {
   char where[4200];
   where_of(c, "sweep", where, sizeof where);
   SCL_CHECK(config_setting_is_list(c), SCL_ERR_ARG,
@@ -215,12 +245,12 @@ static scl_err parse_grid(const config_setting_t *c, orch_scope *scope) {
   SCL_CHECK(scope->grid, SCL_ERR_NOMEM, "grid");
   for (int i = 0; i < n; i++) {
     scope->n_grid = i + 1;
-    SCL_CALL(parse_axis(config_setting_get_elem(c, (unsigned)i), &scope->grid[i]));
+    SCL_CALL(parse_axis(config_setting_get_elem(c, (unsigned)i), dir, &scope->grid[i]));
   }
   return SCL_OK;
 }
 
-static scl_err parse_points(const config_setting_t *c, orch_scope *scope) {
+static scl_err parse_points(const config_setting_t *c, const char *dir, orch_scope *scope) {
   char where[4200];
   where_of(c, "sweep", where, sizeof where);
   SCL_CHECK(config_setting_is_list(c), SCL_ERR_ARG,
@@ -230,21 +260,23 @@ static scl_err parse_points(const config_setting_t *c, orch_scope *scope) {
   SCL_CHECK(scope->points, SCL_ERR_NOMEM, "points");
   for (int i = 0; i < n; i++) {
     scope->n_points = i + 1;
-    SCL_CALL(parse_settings(config_setting_get_elem(c, (unsigned)i), "a point", &scope->points[i]));
+    SCL_CALL(
+        parse_settings(config_setting_get_elem(c, (unsigned)i), "a point", dir, &scope->points[i]));
   }
   return SCL_OK;
 }
 
 /* overrides / grid / points of any scope; *handled = 0 for other names. */
-static scl_err parse_scope_key(const config_setting_t *c, orch_scope *scope, int *handled) {
+static scl_err parse_scope_key(const config_setting_t *c, const char *dir, orch_scope *scope,
+                               int *handled) {
   const char *name = config_setting_name(c);
   *handled = 1;
   if (!strcmp(name, "overrides"))
-    SCL_CALL(parse_settings(c, "overrides", &scope->overrides));
+    SCL_CALL(parse_settings(c, "overrides", dir, &scope->overrides));
   else if (!strcmp(name, "grid") && !scope->grid)
-    SCL_CALL(parse_grid(c, scope));
+    SCL_CALL(parse_grid(c, dir, scope));
   else if (!strcmp(name, "points") && !scope->points)
-    SCL_CALL(parse_points(c, scope));
+    SCL_CALL(parse_points(c, dir, scope));
   else
     *handled = 0;
   return SCL_OK;
@@ -264,7 +296,14 @@ static scl_err resolve_file(const parse_ctx *p, const char *rel, const char *whe
   return SCL_OK;
 }
 
-static scl_err parse_entry(const parse_ctx *p, const config_setting_t *e, orch_entry *out) {
+static scl_err parse_entries(const parse_ctx *p, const config_setting_t *c, int nested,
+                             orch_entry **out, int *n);
+static scl_err parse_base(const parse_ctx *p, const config_setting_t *c, char ***out, int *n);
+
+/* A dataset or method entry; a dataset entry (nested = 1) may carry its own methods list and
+ * base files. */
+static scl_err parse_entry(const parse_ctx *p, const config_setting_t *e, int nested,
+                           orch_entry *out) {
   char where[4200];
   where_of(e, "sweep", where, sizeof where);
   out->where = strdup(where);
@@ -280,23 +319,30 @@ static scl_err parse_entry(const parse_ctx *p, const config_setting_t *e, orch_e
   for (int i = 0; i < config_setting_length(e); i++) {
     const config_setting_t *c = config_setting_get_elem(e, (unsigned)i);
     int handled = 0;
-    SCL_CALL(parse_scope_key(c, &out->scope, &handled));
+    SCL_CALL(parse_scope_key(c, p->dir, &out->scope, &handled));
     if (handled) continue;
     char w[4200];
     where_of(c, "sweep", w, sizeof w);
+    if (nested && !strcmp(config_setting_name(c), "methods")) {
+      SCL_CALL(parse_entries(p, c, 0, &out->methods, &out->n_methods));
+      SCL_CHECK(out->n_methods > 0, SCL_ERR_ARG, "%s: a dataset's methods list is empty", w);
+      continue;
+    }
+    if (nested && !strcmp(config_setting_name(c), "base") && !out->base) {
+      SCL_CALL(parse_base(p, c, &out->base, &out->n_base));
+      continue;
+    }
     SCL_CHECK(!strcmp(config_setting_name(c), "file") && config_setting_get_string(c) && !out->file,
-              SCL_ERR_ARG,
-              "%s: unknown key '%s' in an entry (file, overrides, grid, "
-              "points)",
-              w, config_setting_name(c));
+              SCL_ERR_ARG, "%s: unknown key '%s' in an entry (file, overrides, grid, points%s)", w,
+              config_setting_name(c), nested ? ", base, methods" : "");
     SCL_CALL(resolve_file(p, config_setting_get_string(c), w, &out->file));
   }
   SCL_CHECK(out->file, SCL_ERR_ARG, "%s: entry without file = \"...\"", where);
   return SCL_OK;
 }
 
-static scl_err parse_entries(const parse_ctx *p, const config_setting_t *c, orch_entry **out,
-                             int *n) {
+static scl_err parse_entries(const parse_ctx *p, const config_setting_t *c, int nested,
+                             orch_entry **out, int *n) {
   char where[4200];
   where_of(c, "sweep", where, sizeof where);
   if (!config_setting_is_array(c) && !config_setting_is_list(c))
@@ -308,26 +354,26 @@ static scl_err parse_entries(const parse_ctx *p, const config_setting_t *c, orch
   SCL_CHECK(*out, SCL_ERR_NOMEM, "sweep entries");
   for (int i = 0; i < len; i++) {
     *n = i + 1;
-    SCL_CALL(parse_entry(p, config_setting_get_elem(c, (unsigned)i), &(*out)[i]));
+    SCL_CALL(parse_entry(p, config_setting_get_elem(c, (unsigned)i), nested, &(*out)[i]));
   }
   return SCL_OK;
 }
 
-static scl_err parse_base(const parse_ctx *p, const config_setting_t *c) {
+static scl_err parse_base(const parse_ctx *p, const config_setting_t *c, char ***out, int *n) {
   char where[4200];
   where_of(c, "sweep", where, sizeof where);
   int len = config_setting_get_string(c) ? 1 : config_setting_length(c);
   if (!config_setting_get_string(c) && !config_setting_is_array(c))
     return SCL_ERROR(SCL_ERR_ARG, "%s: base must be a file name or a list of file names", where);
-  p->s->base = calloc((size_t)(len ? len : 1), sizeof(char *));
-  SCL_CHECK(p->s->base, SCL_ERR_NOMEM, "base files");
+  *out = calloc((size_t)(len ? len : 1), sizeof(char *));
+  SCL_CHECK(*out, SCL_ERR_NOMEM, "base files");
   for (int i = 0; i < len; i++) {
     const config_setting_t *e =
         config_setting_get_string(c) ? c : config_setting_get_elem(c, (unsigned)i);
     SCL_CHECK(config_setting_get_string(e), SCL_ERR_ARG, "%s: base[%d] is not a file name", where,
               i);
-    p->s->n_base = i + 1;
-    SCL_CALL(resolve_file(p, config_setting_get_string(e), where, &p->s->base[i]));
+    *n = i + 1;
+    SCL_CALL(resolve_file(p, config_setting_get_string(e), where, &(*out)[i]));
   }
   return SCL_OK;
 }
@@ -379,14 +425,14 @@ static scl_err parse_sweep_group(parse_ctx *p, const config_setting_t *g) {
     const char *name = config_setting_name(c);
     int handled = 0;
     where_of(c, "sweep", where, sizeof where);
-    SCL_CALL(parse_scope_key(c, &p->s->scope, &handled));
+    SCL_CALL(parse_scope_key(c, p->dir, &p->s->scope, &handled));
     if (handled) continue;
     if (!strcmp(name, "base")) {
-      SCL_CALL(parse_base(p, c));
+      SCL_CALL(parse_base(p, c, &p->s->base, &p->s->n_base));
     } else if (!strcmp(name, "datasets")) {
-      SCL_CALL(parse_entries(p, c, &p->s->datasets, &p->s->n_datasets));
+      SCL_CALL(parse_entries(p, c, 1, &p->s->datasets, &p->s->n_datasets));
     } else if (!strcmp(name, "methods")) {
-      SCL_CALL(parse_entries(p, c, &p->s->methods, &p->s->n_methods));
+      SCL_CALL(parse_entries(p, c, 0, &p->s->methods, &p->s->n_methods));
     } else if (!strcmp(name, "seeds")) {
       SCL_CALL(parse_seeds(p->s, c));
     } else {
@@ -405,7 +451,7 @@ static scl_err parse_sweep_group(parse_ctx *p, const config_setting_t *g) {
 }
 
 static scl_err parse_root(parse_ctx *p, const config_setting_t *root) {
-  char where[4200], buf[4096], text[4400];
+  char where[4200], buf[4096], text[8300];
   for (int i = 0; i < config_setting_length(root); i++) {
     const config_setting_t *c = config_setting_get_elem(root, (unsigned)i);
     const char *name = config_setting_name(c);
@@ -423,7 +469,10 @@ static scl_err parse_root(parse_ctx *p, const config_setting_t *root) {
         where, name);
     where_of(dir, "sweep", where, sizeof where);
     SCL_CALL(scalar_text(dir, where, buf, sizeof buf));
-    snprintf(text, sizeof text, "run.dir=%s", buf);
+    if (buf[0] && buf[0] != '/' && p->dir[0]) /* relative to the sweep file, as every path in it */
+      snprintf(text, sizeof text, "run.dir=%s/%s", p->dir, buf);
+    else
+      snprintf(text, sizeof text, "run.dir=%s", buf);
     SCL_CALL(orch_settings_add(&p->scalars, text, where));
   }
   return SCL_OK;
@@ -435,11 +484,13 @@ scl_err orch_sweep_parse_file(orch_sweep *s, orch_settings *scalars, const char 
   close(fd);
   parse_ctx ctx = {.s = s}, *p = &ctx;
   snprintf(p->dir, sizeof p->dir, "%s", path);
-  char *slash = strrchr(p->dir, '/');
+  char *slash = strrchr(p->dir, '/'), real[PATH_MAX];
   if (slash)
     *slash = '\0';
   else
-    p->dir[0] = '\0';
+    snprintf(p->dir, sizeof p->dir, ".");
+  /* absolute, so that the paths made from it mean the same from any directory (a job's) */
+  if (realpath(p->dir, real)) snprintf(p->dir, sizeof p->dir, "%s", real);
   config_t lc;
   config_init(&lc);
   if (p->dir[0]) config_set_include_dir(&lc, p->dir);

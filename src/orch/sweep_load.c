@@ -23,6 +23,9 @@ static void scope_free(orch_scope *sc) {
 
 static void entries_free(orch_entry *e, int n) {
   for (int i = 0; i < n; i++) {
+    entries_free(e[i].methods, e[i].n_methods);
+    for (int b = 0; b < e[i].n_base; b++) free(e[i].base[b]);
+    free(e[i].base);
     free(e[i].file);
     free(e[i].where);
     scope_free(&e[i].scope);
@@ -126,7 +129,11 @@ static scl_err check_seed_conflict(const orch_sweep *s) {
   if (s->n_seeds == 0) return SCL_OK;
   SCL_CALL(scope_sets_seed(&s->scope));
   SCL_CALL(settings_set_seed(&s->cmdline));
-  for (int d = 0; d < s->n_datasets; d++) SCL_CALL(scope_sets_seed(&s->datasets[d].scope));
+  for (int d = 0; d < s->n_datasets; d++) {
+    SCL_CALL(scope_sets_seed(&s->datasets[d].scope));
+    for (int m = 0; m < s->datasets[d].n_methods; m++)
+      SCL_CALL(scope_sets_seed(&s->datasets[d].methods[m].scope));
+  }
   for (int m = 0; m < s->n_methods; m++) SCL_CALL(scope_sets_seed(&s->methods[m].scope));
   return SCL_OK;
 }

@@ -8,7 +8,7 @@
    (SAFECL_FAULT_TRIAL_SIGNAL=segv:seed=1); each such job dies and leaves CRASHED records of one
    attempt (one count however many ranks wrote one), the second job runs the trial again
    (sweep.max_crashes = 2), and the third job fails it with a message naming SIGSEGV while the
-   seed-2 trial finishes, exit 0.
+   seed-2 trial finishes, exit 3 (a trial failed).
 3. Faults of the machine are retried by the next job: trials/ on a 256 KiB tmpfs (a RanPAC
    checkpoint's 512 KiB Gram matrix does not fit): the trial fails with "No space left on device" as a resource fault, retryable (FAILED
    count 1); with the tmpfs gone the next job runs it again and it finishes, without
@@ -90,7 +90,7 @@ def test_real_crash(a, tmp):
     rc, out = run_sweep([path, "run.dir=" + run_dir], 3, a.mpiexec, a.safecl,
                         log=os.path.join(tmp, "segv_rerun.log"))
     failed = of_type(run_dir, "FAILED", ids.get("1"))
-    check(rc == 0 and len(failed) == 1 and "crashed 2 times" in failed[0]["text"] and
+    check(rc == 3 and len(failed) == 1 and "crashed 2 times" in failed[0]["text"] and
           "SIGSEGV" in failed[0]["text"],
           "the third job fails it naming the signal (exit %s): %s"
           % (rc, [r["text"][:160] for r in failed]))
@@ -118,7 +118,7 @@ def test_full_disk(a, tmp):
     finally:
         subprocess.run(["umount", trials])
     failed = of_type(run_dir, "FAILED")
-    check(rc == 0 and len(failed) == 1 and failed[0]["count"] == 1 and
+    check(rc == 3 and len(failed) == 1 and failed[0]["count"] == 1 and
           "resource fault" in failed[0]["text"] and "No space left" in failed[0]["text"],
           "a full disk fails the trial as a resource fault, retryable (exit %s): %s"
           % (rc, [(r["count"], r["text"][:200]) for r in failed]))
@@ -139,7 +139,7 @@ def test_bounded(a, tmp):
     for k in range(3):
         rc, out = run_sweep([path, "run.dir=" + run_dir], 2, a.mpiexec, a.safecl, env=env,
                             log=os.path.join(tmp, "bound%d.log" % k))
-        check(rc == 0, "bounded: job %d exits 0 (got %s)" % (k + 1, rc))
+        check(rc == 3, "bounded: job %d exits 3, its trial failed (got %s)" % (k + 1, rc))
         starts.append(len(of_type(run_dir, "START")))
     check(starts == [2, 3, 3], "job 1: 2 attempts, job 2: 1 more, job 3: none (starts %s)"
           % starts)

@@ -4,7 +4,7 @@
    ViT refuses), with an injected transient I/O failure on the first attempt of every seed-2
    trial. Every good trial finishes exactly once; the broken ones are FAILED with the runner's
    message and never retried; the seed-2 trials are retried once; trials start longest expected
-   first; the exit status is 0; status and index.h5 agree with the ledger.
+   first; the exit status is 3 (trials failed); status and index.h5 agree with the ledger.
 2. A rerun of the same command repeats nothing: no trial starts, trial.h5 files are untouched.
    With sweep.retry_failed=true only the failed trials run again.
 3. (N = 3 only) A NaN (injected SCL_ERR_NUMERIC) fails its trial at once, without a retry.
@@ -47,8 +47,8 @@ def test_schedule(a, tmp):
     rc, out = run_sweep(sweep_args(path, run_dir), a.ranks, a.mpiexec, a.safecl,
                         env={"SAFECL_FAULT_TRIAL_ERROR": "io:1:seed=2"},
                         log=os.path.join(tmp, "schedule.log"))
-    check(rc == 0, "sweep with failing trials exits 0 (got %s)" % rc)
-    if rc != 0:
+    check(rc == 3, "sweep with failing trials exits 3 (got %s)" % rc)
+    if rc != 3:
         print(out[-3000:])
     recs = all_records(run_dir)
     plan = {r["id"]: r for r in recs if r["type"] == "PLAN"}
@@ -100,7 +100,7 @@ def test_rerun(a, tmp, path, run_dir, good, broken):
                         log=os.path.join(tmp, "rerun.log"))
     new = sorted(set(ledgers(run_dir)) - old)
     recs = ledgers(run_dir)[new[0]] if new else []
-    check(rc == 0 and len(new) == 1, "rerun exits 0 with its own ledger file")
+    check(rc == 3 and len(new) == 1, "rerun exits 3 (failed trials) with its own ledger file")
     check(not [r for r in recs if r["type"] in ("START", "FINISHED", "FAILED")],
           "rerun starts nothing: %s" % sorted(set(r["type"] for r in recs)))
     after = {t: os.stat(os.path.join(run_dir, "trials", t, "trial.h5")).st_ino for t in good}
@@ -111,7 +111,7 @@ def test_rerun(a, tmp, path, run_dir, good, broken):
     new = sorted(set(ledgers(run_dir)) - old)
     recs = ledgers(run_dir)[new[0]] if new else []
     started = sorted(set(r["id"] for r in recs if r["type"] == "START"))
-    check(rc == 0 and started == sorted(broken), "retry_failed runs only the failed trials")
+    check(rc == 3 and started == sorted(broken), "retry_failed runs only the failed trials")
 
 
 def test_numeric(a, tmp):
@@ -124,7 +124,7 @@ def test_numeric(a, tmp):
                         log=os.path.join(tmp, "nan.log"))
     recs = all_records(run_dir)
     failed = [r for r in recs if r["type"] == "FAILED"]
-    check(rc == 0 and len(failed) == 1 and "non-finite" in failed[0]["text"] and
+    check(rc == 3 and len(failed) == 1 and "non-finite" in failed[0]["text"] and
           not [r for r in recs if r["type"] == "RETRY"] and
           len([r for r in recs if r["type"] == "START" and r["id"] == failed[0]["id"]]) == 1,
           "NaN fails the trial once, no retry: %s" % [r["text"] for r in failed])
@@ -191,8 +191,9 @@ def test_groups(a, tmp, path, run_dir, good):
     rc, out = run_sweep(sweep_args(path, g_dir, "sweep.group_size=2"), a.ranks, a.mpiexec,
                         a.safecl, env={"SAFECL_FAULT_TRIAL_ERROR": "io:1:seed=2"},
                         log=os.path.join(tmp, "groups.log"))
-    check(rc == 0, "sweep with sweep.group_size = 2 on %d ranks exits 0 (got %s)" % (a.ranks, rc))
-    if rc:
+    check(rc == 3, "sweep with sweep.group_size = 2 on %d ranks exits 3, its broken trials "
+          "failed (got %s)" % (a.ranks, rc))
+    if rc != 3:
         print(out[-3000:])
     recs = all_records(g_dir)
     starts = [r for r in recs if r["type"] == "START"]

@@ -3,7 +3,7 @@
    unreadable datasets (a missing directory, a damaged packed file) lists the bad trials as
    failed with the dataset's message (--list, --summary's failed=, --count), then runs: the good
    trials finish, each bad one is FAILED once in the ledger with the message naming its root,
-   `safecl status` counts them with their messages, and the exit status is 0 (as for any trial
+   `safecl status` counts them with their messages, and the exit status is 3 (as for any trial
    failed for good).
 2. The cap: a grid of 10^8 trials, and one of 10^20 (beyond int64), are refused by --count and by
    the sweep itself with a message naming the sweep file, the size and sweep.max_trials, before
@@ -69,7 +69,7 @@ def test_bad_datasets(a, tmp):
     recs = all_records(run_dir)
     finished = [r for r in recs if r["type"] == "FINISHED"]
     failed = [r for r in recs if r["type"] == "FAILED"]
-    check(rc == 0, "the sweep exits 0 with trials failed for good (got %s)" % rc)
+    check(rc == 3, "the sweep exits 3 with trials failed for good (got %s)" % rc)
     check(len(finished) == 2 and len({r["id"] for r in finished}) == 2,
           "both good trials finish: %d FINISHED" % len(finished))
     check(len(failed) == 4 and len({r["id"] for r in failed}) == 4 and
