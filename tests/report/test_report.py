@@ -542,6 +542,16 @@ def test_load_results(analysis):
           and "imagenet-r ranpac #1: method.rp.dim = 512;" in out,
           "load_results.py prints trials and grouped means (duplicate counted once)",
           p.stdout + p.stderr)
+    lines = out.splitlines()
+    check(lines and lines[0].split()[:6] == ["status", "dataset", "method", "predictor", "seed",
+                                            "method.rp.dim"] and
+          any(l.split()[:6] == ["finished", "imagenet-r", "ranpac", "ranpac", "3", "512"]
+              for l in lines) and
+          any(l.split()[:5] == ["failed", "imagenet-r", "ranpac", "2", "1024"] for l in lines) and
+          "#1 method.rp.dim=512 final_acc 72.00 +- 2.65" in out,
+          "load_results.py: the grid key as a column of every trial and in the means", out)
+    check(any(l.startswith("failed") and l.endswith(": NaN loss at session 2, epoch 3")
+              for l in lines), "load_results.py: a failed trial placed, with its message", out)
 
 
 def test_real(safecl, source):
