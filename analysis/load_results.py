@@ -222,7 +222,8 @@ def print_summary(records):
         pd = None
     if pd is not None:
         df = pd.DataFrame(records)
-        g = df.groupby(["dataset", "method", "predictor", "point", "grid"])[["final_acc", "avg_acc"]]
+        keys = ["dataset", "method", "predictor", "point", "grid"]
+        g = df.groupby(keys)[["final_acc", "avg_acc"]]
         print(g.agg(["mean", "std", "count"]).round(2).to_string())
         return
     groups = {}

@@ -10,8 +10,8 @@ files (analysis/SCHEMA.md):
 2. RUN_DIR/trials.tsv has one row per trial: the grid key as a column, status, the message of
    the failed ones, finished accuracies that read back to trial.h5's doubles exactly, the path.
 3. Every file name in the run directory and in a finished and a failed trial directory is one
-   SCHEMA.md's tables list (parsed from its "Files of a run directory" and "Files of a trial
-   directory" tables), and the ones a finished and a failed trial must hold are there.
+   analysis/SCHEMA.md's tables list (parsed from its "Files of a run directory" and "Files of
+   a trial directory" tables), and the ones a finished and a failed trial must hold are there.
 4. Rerunning with sweep.retry_failed=true and no fault removes failed.txt: the trials finish and
    trials.tsv says so.
 """
@@ -31,8 +31,8 @@ from orch_util import REPO, check, finish, method, run_sweep, synthetic, tiny_ov
 
 
 def schema_names(section):
-    """The file-name patterns of one SCHEMA.md table, as regular expressions."""
-    text = open(os.path.join(REPO, "analysis", "SCHEMA.md")).read()
+    """The file-name patterns of one analysis/SCHEMA.md table, as regular expressions."""
+    text = open(os.path.join(REPO, "analysis/SCHEMA.md")).read()
     start = text.index("### " + section)
     body = text[start:].split("\n\n", 2)[1]  # the table after the heading line
     names = []
@@ -149,19 +149,21 @@ def main():
                       "trials.tsv %s: finished, accuracies exactly trial.h5's %s" % (tid[:8],
                                                                                      want))
 
-        # 3. file names against SCHEMA.md
+        # 3. file names against analysis/SCHEMA.md
         run_names, trial_names = (schema_names("Files of a run directory"),
                                   schema_names("Files of a trial directory"))
-        check(len(run_names) >= 6 and len(trial_names) >= 6, "SCHEMA.md: both tables parsed")
+        check(len(run_names) >= 6 and len(trial_names) >= 6,
+              "analysis/SCHEMA.md: both tables parsed")
         for name in os.listdir(run):
-            check(listed(name, run_names), "run dir: %s is in SCHEMA.md's table" % name)
+            check(listed(name, run_names), "run dir: %s is in analysis/SCHEMA.md's table" % name)
         for tid, must in ((finished[0], {"trial.h5", "trial.cfg"}),
                           (failed[0], {"failed.txt", "trial.cfg"})):
             have = set(os.listdir(os.path.join(run, "trials", tid)))
             for name in sorted(have):
-                check(listed(name, trial_names), "trial dir: %s is in SCHEMA.md's table" % name)
+                check(listed(name, trial_names),
+                      "trial dir: %s is in analysis/SCHEMA.md's table" % name)
             check(must <= have and all(listed(n, trial_names) for n in must),
-                  "trial dir %s holds and SCHEMA.md lists %s" % (tid[:8], sorted(must)))
+                  "trial dir %s holds and analysis/SCHEMA.md lists %s" % (tid[:8], sorted(must)))
 
         # 4. retry: failed.txt goes, the trials finish
         rc, out = run_sweep([sweep, "run.dir=" + run, "sweep.retry_failed=true"], 2, a.mpiexec,
