@@ -3,7 +3,8 @@
  *
  * Replies go out before the ledger records that describe them (the in-memory state is updated
  * first, since it decides the reply), so a group waits for the coordinator's decision only, never
- * for an fsync. This is safe because the ledger is history:
+ * for a ledger fsync (the one file written before a TRIAL reply is the trial's trial.cfg, once
+ * per trial: trial_notes.c). This is safe because the ledger is history:
  * a FINISHED record lost in a crash is reconstructed from trials/<id>/trial.h5 on the next start,
  * a lost START means nothing, and a lost FAILED only costs running that trial again. A transient
  * failure (I/O, memory, HDF5, MPI inside the trial) is retried up to sweep.max_retries times; a
@@ -117,6 +118,9 @@ static scl_err reply_next(coord *c, int g, int from, int64_t *t) {
     return SCL_OK;
   }
   orch_trial_state *st = coord_state(c, *t);
+  /* before the reply: from then on the trial's directory is its group's (stale temporaries in
+   * it are removed) */
+  if (!c->sweep->dry_run) orch_trial_note_started(c->sweep, &c->plan->trials[*t], c->rd.path);
   memcpy(out.id, st->id, sizeof out.id);
   out.attempt = st->retries + 1;
   out.flags = c->sweep->dry_run ? ORCH_FLAG_DRY_RUN : 0;
@@ -133,7 +137,6 @@ static void record_start(coord *c, int g, int64_t t) {
   orch_record r = {.type = ORCH_REC_START, .group = g, .attempt = st->retries + 1};
   memcpy(r.id, st->id, sizeof r.id);
   coord_record(c, &r, 0);
-  if (!c->sweep->dry_run) orch_trial_note_started(c->sweep, &c->plan->trials[t], c->rd.path);
   c->tsv_dirty = 1;
 }
 
