@@ -6,7 +6,8 @@ files (analysis/SCHEMA.md):
    and 2) in which the seed-2 trials fail (SAFECL_FAULT_TRIAL_ERROR, a NaN): each failed trial
    directory holds failed.txt with the FAILED record's message and the identity config, every
    trial directory trial.cfg, and `safecl report` lists the failed trials as failed, placed in
-   their configuration with seed and message, in Markdown, LaTeX and CSV.
+   their configuration with seed and message, in Markdown, LaTeX and CSV; a trial without
+   results or failed.txt is listed as unfinished, placed by its trial.cfg.
 2. RUN_DIR/trials.tsv has one row per trial: the grid key as a column, status, the message of
    the failed ones, finished accuracies that read back to trial.h5's doubles exactly, the path.
 3. Every file name in the run directory and in a finished and a failed trial directory is one
@@ -20,6 +21,7 @@ import csv
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -119,6 +121,17 @@ def main():
             "fault injection" in r["note"] and r["config"].startswith("eval.val_fraction = ")
             for r in frows), "csv: two failed rows with dataset, method, seed, config, message")
         check(not [r for r in rows if r["kind"] == "unfinished"], "csv: no unfinished rows")
+
+        # a trial that has not finished (its trial.h5 gone in a copy of the run) is listed as
+        # unfinished, placed in its configuration by trial.cfg
+        copy = os.path.join(tmp, "copy")
+        shutil.copytree(run, copy)
+        os.remove(os.path.join(copy, "trials", finished[0], "trial.h5"))
+        md = report(a.safecl, [copy])
+        unf = [ln for ln in md.splitlines() if ln.startswith("- Unfinished:")]
+        check(len(unf) == 1 and "Synthetic / SimpleCIL seed 1 `eval.val_fraction = " in unf[0] and
+              "not placed" not in unf[0] and "Trials: 1 finished, 2 failed, 1 unfinished" in md,
+              "md: a trial without results and failed.txt is unfinished, placed: %s" % unf)
 
         # 2. trials.tsv
         tsv = os.path.join(run, "trials.tsv")
