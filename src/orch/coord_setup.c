@@ -270,7 +270,6 @@ scl_err orch_sweep_record_plan(const orch_sweep *s) {
     if (c.failure) err = c.failure;
   }
   if (!err) err = orch_index_write(c.rd.path, s->name, c.state);
-  if (!err) err = orch_trials_tsv_write(c.rd.path, c.state);
   if (!err)
     printf("planned %lld trial(s) in %s (%lld to run)\n", (long long)c.plan->n, c.rd.path,
            (long long)c.n_queue);
