@@ -4,10 +4,13 @@
     python3 analysis/load_results.py RUN_DIR [RUN_DIR ...] [--curves]
 
 Finds trials the way `safecl report` does (DIR/trial.h5, and DIR/trials/<id>/ for a sweep),
-prints one line per trial (status, dataset, method, seed, final and average incremental
-accuracy, forgetting, validation accuracy, every predictor), then mean +- sample std over
-seeds per (dataset, method, configuration): with pandas when it is installed, else with numpy.
---curves adds the accuracy after each session. The file layout is analysis/SCHEMA.md.
+prints one line per trial (status, dataset, method, seed, the grid values, final and average
+incremental accuracy, forgetting, validation accuracy, every predictor; a failed trial's
+message), then mean +- sample std over seeds per (dataset, method, configuration): with pandas
+when it is installed, else with numpy. The grid values are the config keys whose values differ
+between trials of one (dataset, method) (seed and paths left out), one column each, so that a
+sweep's grid reads as columns. --curves adds the accuracy after each session. The file layout
+is analysis/SCHEMA.md.
 
 This is a starting point for your own analyses, not the report: it prints the test accuracy
 of every configuration, so do not pick hyperparameters from it (`safecl report` picks them on
@@ -16,6 +19,7 @@ the validation split).
 import argparse
 import math
 import os
+import re
 import sys
 
 import h5py
@@ -53,13 +57,56 @@ def config_point(config):
     return "\n".join(keep)
 
 
+def config_values(config):
+    """{key: value text} of flat `key = value;` lines (nested groups are read as dotted keys)."""
+    out, prefix = {}, []
+    for line in config.splitlines():
+        line = line.strip()
+        if line.endswith("= {") or line.endswith("={"):
+            prefix.append(line.split("=", 1)[0].strip())
+        elif line.startswith("}"):
+            prefix = prefix[:-1]
+        elif "=" in line and line.endswith(";"):
+            key, value = (x.strip() for x in line[:-1].split("=", 1))
+            out[".".join(prefix + [key])] = value
+    return out
+
+
+def unquote(value):
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def read_without_results(path):
+    """A trial without trial.h5: failed (failed.txt) or unfinished (trial.cfg, or nothing), placed
+    from the config lines of those files when they have dataset.name, method.name and seed."""
+    row = {"path": path, "status": "unfinished"}
+    name = None
+    for f, status in (("failed.txt", "failed"), ("trial.cfg", "unfinished")):
+        if os.path.exists(os.path.join(path, f)):
+            row["status"], name = status, f
+            break
+    if name is None:
+        return row
+    with open(os.path.join(path, name)) as f:
+        text = f.read()
+    values = config_values(text)
+    if "error" in values:
+        row["message"] = unquote(values.pop("error"))
+    if {"dataset.name", "method.name", "seed"} <= values.keys():
+        row.update(dataset=unquote(values["dataset.name"]), method=unquote(values["method.name"]),
+                   seed=int(values["seed"]),
+                   point=config_point("\n".join(l for l in text.splitlines()
+                                                if not l.startswith("error"))))
+    return row
+
+
 def read_trial(path):
     """A dict for one trial directory; status is finished, failed or unfinished."""
     h5 = os.path.join(path, "trial.h5")
     if not os.path.exists(h5):
-        failed = os.path.join(path, "failed.txt")
-        status = "failed" if os.path.exists(failed) else "unfinished"
-        return {"path": path, "status": status}
+        return read_without_results(path)
     with h5py.File(h5, "r") as f:
         a = f.attrs
         version = int(a.get("schema_version", -1))
@@ -91,21 +138,43 @@ def fmt(x):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else "%.2f" % x
 
 
-def print_trials(rows, curves):
-    print("%-10s %-14s %-10s %-16s %6s %7s %7s %7s %7s" % (
-        "status", "dataset", "method", "predictor", "seed", "final", "avg", "forget", "val"))
+def grid_keys(rows):
+    """The config keys whose values differ between placed trials of one (dataset, method), in
+    order of first appearance; each row gets row["grid"] = {key: value} for them."""
+    groups = {}
+    for r in rows:
+        if "point" in r:
+            groups.setdefault((r["dataset"], r["method"]), []).append(config_values(r["point"]))
+    keys = []
+    for points in groups.values():
+        for p in points:
+            for k in p:
+                if k not in keys and len({q.get(k) for q in points}) > 1:
+                    keys.append(k)
+    for r in rows:
+        values = config_values(r.get("point", ""))
+        r["grid"] = {k: unquote(values[k]) for k in keys if k in values}
+    return keys
+
+
+def print_trials(rows, curves, keys):
+    width = [max([len(k)] + [len(r["grid"].get(k, "")) for r in rows]) for k in keys]
+    grid = lambda r: "".join(" %*s" % (w, r["grid"].get(k, "")) for k, w in zip(keys, width))
+    print("%-10s %-14s %-10s %-16s %6s%s %7s %7s %7s %7s" % (
+        "status", "dataset", "method", "predictor", "seed",
+        "".join(" %*s" % (w, k) for k, w in zip(keys, width)), "final", "avg", "forget", "val"))
     for r in rows:
         if r["status"] != "finished":
-            print("%-10s %-14s %-10s %-16s %6s  %s" % (
+            print("%-10s %-14s %-10s %-16s %6s%s  %s%s" % (
                 r["status"], r.get("dataset", "?"), r.get("method", "?"), "", r.get("seed", "?"),
-                r["path"]))
+                grid(r), r["path"], ": " + r["message"] if r.get("message") else ""))
             continue
         names = [r["primary"]] + sorted(n for n in r["predictors"] if n != r["primary"])
         for name in names:
             p = r["predictors"][name]
-            print("%-10s %-14s %-10s %-16s %6d %7s %7s %7s %7s" % (
-                r["status"], r["dataset"], r["method"], name, r["seed"], fmt(p["final_acc"]),
-                fmt(p["avg_acc"]), fmt(p["forgetting"]),
+            print("%-10s %-14s %-10s %-16s %6d%s %7s %7s %7s %7s" % (
+                r["status"], r["dataset"], r["method"], name, r["seed"], grid(r),
+                fmt(p["final_acc"]), fmt(p["avg_acc"]), fmt(p["forgetting"]),
                 fmt(r["val_acc"]) if name == r["primary"] else ""))
             if curves:
                 print("%55s%s" % ("", " ".join("%.2f" % v for v in p["acc"])))
@@ -128,6 +197,7 @@ def summary_records(rows):
         for name, p in r["predictors"].items():
             out.append({"dataset": r["dataset"], "method": r["method"], "predictor": name,
                         "point": labels.index(r["point"]), "seed": r["seed"],
+                        "grid": " ".join("%s=%s" % kv for kv in r["grid"].items()),
                         "final_acc": p["final_acc"], "avg_acc": p["avg_acc"]})
     return out, points
 
@@ -144,27 +214,29 @@ def print_points(points):
 
 
 def print_summary(records):
-    print("\nmean +- std over seeds per (dataset, method, predictor, configuration #):")
+    print("\nmean +- std over seeds per (dataset, method, predictor, configuration # and its grid "
+          "values):")
     try:
         import pandas as pd
     except ImportError:
         pd = None
     if pd is not None:
         df = pd.DataFrame(records)
-        g = df.groupby(["dataset", "method", "predictor", "point"])[["final_acc", "avg_acc"]]
+        keys = ["dataset", "method", "predictor", "point", "grid"]
+        g = df.groupby(keys)[["final_acc", "avg_acc"]]
         print(g.agg(["mean", "std", "count"]).round(2).to_string())
         return
     groups = {}
     for rec in records:
-        groups.setdefault((rec["dataset"], rec["method"], rec["predictor"], rec["point"]),
-                          []).append(rec)
+        groups.setdefault((rec["dataset"], rec["method"], rec["predictor"], rec["point"],
+                           rec["grid"]), []).append(rec)
     for key in sorted(groups):
         cells = []
         for metric in ("final_acc", "avg_acc"):
             x = np.array([rec[metric] for rec in groups[key]])
             std = x.std(ddof=1) if len(x) > 1 else float("nan")
             cells.append("%s %s +- %s" % (metric, fmt(x.mean()), fmt(std)))
-        print("%-14s %-10s %-16s #%d  %s  (n=%d)" % (key + ("  ".join(cells), len(groups[key]))))
+        print("%-14s %-10s %-16s #%d %s %s  (n=%d)" % (key + ("  ".join(cells), len(groups[key]))))
 
 
 def main():
@@ -175,7 +247,7 @@ def main():
     rows = [read_trial(p) for d in args.dirs for p in trial_dirs(d)]
     if not rows:
         sys.exit("no trials under " + ", ".join(args.dirs))
-    print_trials(rows, args.curves)
+    print_trials(rows, args.curves, grid_keys(rows))
     records, points = summary_records(rows)
     print_summary(records)
     print_points(points)

@@ -274,7 +274,8 @@ SCL_NODISCARD scl_err orch_sweep_plan_record(int argc, char **argv);
 
 /* `safecl status RUN_DIR`: trials by state, what each group is doing, throughput and ETA. */
 SCL_NODISCARD scl_err orch_status_print(const char *run_dir, FILE *out);
-/* Rebuilds RUN_DIR/index.h5 from the ledgers and the trial files (atomically replaced). */
+/* Rebuilds RUN_DIR/index.h5 and RUN_DIR/trials.tsv from the ledgers and the trial files
+ * (atomically replaced). */
 SCL_NODISCARD scl_err orch_index_rebuild(const char *run_dir);
 
 #endif /* SAFECL_ORCH_H */

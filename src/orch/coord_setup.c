@@ -58,11 +58,12 @@ static scl_err add_plan(coord *c) {
   return SCL_OK;
 }
 
-static void record_failed(coord *c, const char *id, const char *why) {
+static void record_failed(coord *c, const orch_trial *t, const char *why) {
   orch_record r = {.type = ORCH_REC_FAILED, .group = -1};
-  memcpy(r.id, id, sizeof r.id);
+  memcpy(r.id, t->id, sizeof r.id);
   snprintf(r.text, sizeof r.text, "%s", why);
   coord_record(c, &r, 0);
+  orch_trial_note_failed(c->sweep, t, c->rd.path, r.text);
 }
 
 /* Decides whether plan trial i runs in this job; 1 = queue it. */
@@ -90,7 +91,7 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
   if (t->error) {
     char why[ORCH_LEDGER_TEXT_MAX];
     snprintf(why, sizeof why, "cannot identify the trial: %s", t->error);
-    if (st->status != ORCH_TRIAL_FAILED || c->sweep->retry_failed) record_failed(c, t->id, why);
+    if (st->status != ORCH_TRIAL_FAILED || c->sweep->retry_failed) record_failed(c, t, why);
     return 0;
   }
   if (st->status == ORCH_TRIAL_FAILED) {
@@ -98,6 +99,8 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
       st->retries = 0;
       st->crashes = 0;
     } else if (!st->retryable || st->machine_failures > c->sweep->max_retries) {
+      if (!orch_trial_note_has_failed(c->rd.path, t->id)) /* the job died before writing it */
+        orch_trial_note_failed(c->sweep, t, c->rd.path, st->message);
       return 0;
     } else {
       SCL_INFO(
@@ -114,7 +117,7 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
              "crashed %d times (sweep.max_crashes = %lld): its process died of a fatal signal; "
              "the last: %.1500s",
              st->crashes, (long long)c->sweep->max_crashes, st->crash ? st->crash : "?");
-    record_failed(c, t->id, why);
+    record_failed(c, t, why);
     return 0;
   }
   return 1;
@@ -173,6 +176,7 @@ scl_err coord_setup(coord *c) {
       s->name, (long long)c->plan->n, (long long)n[ORCH_TRIAL_FINISHED],
       (long long)n[ORCH_TRIAL_FAILED], (long long)c->n_queue, t_plan, c->groups, c->group_size,
       c->rd.path, orch_ledger_path(c->ledger));
+  coord_trials_tsv(c, 1);
   if (replayed > 0)
     SCL_INFO("replayed %lld ledger records from %d file(s) in %.3f s", (long long)replayed,
              c->state->n_files, c->state->replay_seconds);
@@ -240,6 +244,7 @@ int coord_finish(coord *c) {
     scl_log_error_traceback(); /* the index is derived: `safecl status DIR --reindex` rebuilds */
     scl_error_take(NULL, 0);
   }
+  coord_trials_tsv(c, 1);
   report(c, code);
   return c->failure ? 1 : code;
 }

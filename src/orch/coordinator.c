@@ -3,7 +3,8 @@
  *
  * Replies go out before the ledger records that describe them (the in-memory state is updated
  * first, since it decides the reply), so a group waits for the coordinator's decision only, never
- * for an fsync. This is safe because the ledger is history:
+ * for a ledger fsync (the one file written before a TRIAL reply is the trial's trial.cfg, once
+ * per trial: trial_notes.c). This is safe because the ledger is history:
  * a FINISHED record lost in a crash is reconstructed from trials/<id>/trial.h5 on the next start,
  * a lost START means nothing, and a lost FAILED only costs running that trial again. A transient
  * failure (I/O, memory, HDF5, MPI inside the trial) is retried up to sweep.max_retries times; a
@@ -48,6 +49,20 @@ void coord_record(coord *c, const orch_record *r, int sync) {
   orch_record copy = *r;
   coord_apply(c, &copy);
   coord_append(c, &copy, sync);
+}
+
+/* trials.tsv is rewritten whole (O(trials)), so not at every record: status changes come at
+ * most a few per trial, and the table may lag them by this much. */
+#define ORCH_TSV_INTERVAL_S 2.0
+
+void coord_trials_tsv(coord *c, int force) {
+  double now = scl_now();
+  if (!force && (!c->tsv_dirty || now - c->tsv_written < ORCH_TSV_INTERVAL_S)) return;
+  c->tsv_dirty = 0;
+  c->tsv_written = now;
+  if (orch_trials_tsv_write(c->rd.path, c->state) == SCL_OK) return;
+  scl_log_error_traceback(); /* derived: the next write, or `safecl status DIR --reindex` */
+  scl_error_take(NULL, 0);
 }
 
 static void check_signals(coord *c) {
@@ -103,6 +118,9 @@ static scl_err reply_next(coord *c, int g, int from, int64_t *t) {
     return SCL_OK;
   }
   orch_trial_state *st = coord_state(c, *t);
+  /* before the reply: from then on the trial's directory is its group's (stale temporaries in
+   * it are removed) */
+  if (!c->sweep->dry_run) orch_trial_note_started(c->sweep, &c->plan->trials[*t], c->rd.path);
   memcpy(out.id, st->id, sizeof out.id);
   out.attempt = st->retries + 1;
   out.flags = c->sweep->dry_run ? ORCH_FLAG_DRY_RUN : 0;
@@ -119,6 +137,7 @@ static void record_start(coord *c, int g, int64_t t) {
   orch_record r = {.type = ORCH_REC_START, .group = g, .attempt = st->retries + 1};
   memcpy(r.id, st->id, sizeof r.id);
   coord_record(c, &r, 0);
+  c->tsv_dirty = 1;
 }
 
 static int machine_fault(scl_err e) { return e == SCL_ERR_RESOURCE || e == SCL_ERR_NOMEM; }
@@ -173,6 +192,9 @@ static scl_err on_result(coord *c, const orch_msg *in, int from) {
   coord_apply(c, &r); /* the state decides the reply (a retry's attempt number) */
   SCL_CALL(reply_next(c, in->group, from, &next));
   coord_append(c, &r, 1);
+  if (r.type == ORCH_REC_FAILED)
+    orch_trial_note_failed(c->sweep, &c->plan->trials[in->trial], c->rd.path, r.text);
+  c->tsv_dirty = 1;
   record_start(c, in->group, next);
   return SCL_OK;
 }
@@ -266,6 +288,7 @@ scl_err orch_coordinator_run(const dist_comm *world, const orch_coord_opts *o, i
     double t0 = scl_now();
     check_signals(&c);
     SCL_CALL_GOTO(err, handle(&c, &in, from), done);
+    coord_trials_tsv(&c, 0);
     double dt = scl_now() - t0;
     c.stats.requests++;
     c.stats.handle_sum += dt;

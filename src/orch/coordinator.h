@@ -31,6 +31,8 @@ typedef struct coord {
   scl_err failure;        /* the ledger could not be written: stop, exit 1 */
   coord_stats stats;
   double t_start;
+  int tsv_dirty;      /* a trial's status changed since trials.tsv was written */
+  double tsv_written; /* when trials.tsv was last written */
 } coord;
 
 /* The trial's state entry. */
@@ -41,6 +43,9 @@ void coord_apply(coord *c, orch_record *r);
 void coord_append(coord *c, const orch_record *r, int sync);
 /* Both. */
 void coord_record(coord *c, const orch_record *r, int sync);
+/* Rewrites RUN_DIR/trials.tsv when a status changed, at most once per ORCH_TSV_INTERVAL_S
+ * (force: now, changed or not). A failure is a warning: the table is derived. */
+void coord_trials_tsv(coord *c, int force);
 /* Plans, opens the run directory and ledger, reconciles with trials/ and fills the queue. */
 SCL_NODISCARD scl_err coord_setup(coord *c);
 /* Ends the job: END record, index.h5, summary; returns the exit code. */

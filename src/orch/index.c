@@ -142,6 +142,7 @@ scl_err orch_index_rebuild(const char *run_dir) {
   if (s->job.ended) orch_state_settle(s);
   orch_state_reconcile_files(s, run_dir);
   scl_err err = orch_index_write(run_dir, s->job.sweep[0] ? s->job.sweep : "sweep", s);
+  if (!err) err = orch_trials_tsv_write(run_dir, s);
   orch_state_destroy(&s);
   if (err) return SCL_TRACE(err);
   return SCL_OK;

@@ -190,4 +190,15 @@ void orch_state_reconcile_files(orch_state *s, const char *run_dir);
 SCL_NODISCARD scl_err orch_index_write(const char *run_dir, const char *name,
                                        const orch_state *state);
 
+/* Trial notes (trial_notes.c): RUN_DIR/trials/<id>/trial.cfg when an attempt starts (and an
+ * earlier failed.txt removed), failed.txt with the message when the trial fails for good. Best
+ * effort: a file that cannot be written is a warning. */
+void orch_trial_note_started(const orch_sweep *s, const orch_trial *t, const char *run_dir);
+void orch_trial_note_failed(const orch_sweep *s, const orch_trial *t, const char *run_dir,
+                            const char *message);
+/* 1 if RUN_DIR/trials/<id>/failed.txt exists. */
+int orch_trial_note_has_failed(const char *run_dir, const char *id);
+/* RUN_DIR/trials.tsv rebuilt from the state (trials_tsv.c), published by write-then-rename. */
+SCL_NODISCARD scl_err orch_trials_tsv_write(const char *run_dir, const orch_state *state);
+
 #endif /* SAFECL_ORCH_INTERNAL_H */

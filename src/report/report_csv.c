@@ -4,14 +4,17 @@
  * row x dataset x metric), `reported` (a published value), `paired` (the difference against the
  * baseline) and `failed` / `unfinished` / `missing` (one trial each), so that nothing the
  * Markdown notes say is lost, and a reader filters rather than parses layout. Columns that do
- * not apply to a kind are empty; so are undefined numbers (a std of one seed). Numbers have 2
- * decimals like the other formats; the trial files keep full precision. Row order is the
- * table's: rows, then datasets, then metrics; then paired; then trials in scan order. */
+ * not apply to a kind are empty; so are undefined numbers (a std of one seed). Numbers are the
+ * shortest decimal that reads back to the same double (cfg_format_double), not the 2 decimals
+ * of the other formats, so that a script recomputes from them what the files hold; published
+ * values keep their printed text. Row order is the table's: rows, then datasets, then metrics;
+ * then paired; then trials in scan order. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "report_internal.h"
+#include "safecl/config.h"
 
 enum {
   C_KIND,
@@ -59,7 +62,7 @@ static void emit(FILE *f, const csv_line *l) {
 }
 
 static void set_num(csv_line *l, int c, double v) {
-  if (isfinite(v)) report_fmt2(l->num[c], sizeof l->num[c], v);
+  if (isfinite(v)) cfg_format_double(v == 0.0 ? 0.0 : v, l->num[c], sizeof l->num[c]);
 }
 
 static void set_int(csv_line *l, int c, long long v) {

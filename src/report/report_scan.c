@@ -8,13 +8,14 @@
  *               retry succeeded);
  *   failed      failed.txt, or a trial.h5 whose status is not "finished";
  *   unfinished  anything else (a checkpoint, or nothing yet).
- * failed.txt and trial.cfg hold `key = value;` config lines (the `config` text of trial.h5) so
- * that a trial without results can still be placed in its table cell; failed.txt may add
- * `error = "...";` and free text, both taken as the message. Only trial.h5 is trusted for
- * numbers, and it is checked for its schema version first (1 or 2) and for damage: the h5 layer
- * checks its attribute and dataset checksums (h5.h), and a trial.h5 that fails them or that HDF5
- * cannot decode is reported as a damaged, failed trial (its numbers unused) instead of stopping
- * the report; a finished trial's
+ * failed.txt and trial.cfg hold `key = value;` config lines (the sweep coordinator writes the
+ * identity config, src/orch/trial_notes.c; nested `config` text is read too) so that a trial
+ * without results can still be placed in its table cell; failed.txt may add `error = "...";` and
+ * free text, both taken as the message. Only trial.h5 is trusted for numbers, and it is checked
+ * for its schema version first (1 or 2) and for damage: the h5 layer checks its attribute and
+ * dataset checksums (h5.h), and a trial.h5 that fails them or that HDF5 cannot decode is
+ * reported as a damaged, failed trial (its numbers unused) instead of stopping the report; a
+ * finished trial's
  * /class_order and its config's dataset.order_seed and dataset.shuffle feed the class-order note.
  * index.h5 and the ledger are never read: the report must work on a directory whose coordinator
  * died. */

@@ -2,8 +2,11 @@
  *
  * Each of this project's rows on the dataset (diagnostic predictors excluded) is a line of the
  * mean accuracy over the chosen configuration's seeds with a band of +- one sample std (no band
- * where only one seed has the session), in a fixed colour-blind-safe palette (Okabe-Ito) with
- * dashes once the palette wraps. The y range is the data's rounded out to tens within [0, 100],
+ * where only one seed has the session), in a fixed colour-blind-safe palette (Okabe-Ito). Each
+ * line also has its own dash pattern and hollow marker shape (the k-th row the k-th of each list,
+ * the lists' lengths coprime, so 20 rows in a row differ in both), so that two equal curves stay
+ * visible as one line with both patterns and both markers, also in grey-scale print; the legend
+ * shows the same line and marker. The y range is the data's rounded out to tens within [0, 100],
  * so curves of a hard and an easy dataset are each readable. The file is built in memory and
  * published atomically, so a plot is whole or absent. No library: SVG 1.1 is a few elements,
  * and the text is deterministic (coordinates with 2 decimals, rows in table order). */
@@ -20,6 +23,11 @@ enum { W = 720, H = 420, X0 = 60, X1 = 500, Y0 = 360, Y1 = 50, LEGEND_X = 520 };
 static const char *const palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
                                       "#E69F00", "#56B4E9", "#000000", "#F0E442"};
 enum { N_COLORS = (int)(sizeof palette / sizeof palette[0]) };
+/* Dash patterns (stroke-dasharray) and marker shapes: 5 and 4 entries. */
+static const char *const dashes[] = {"none", "8 4", "2 3", "10 3 2 3", "4 2"};
+enum { N_DASHES = (int)(sizeof dashes / sizeof dashes[0]) };
+enum { MARK_CIRCLE, MARK_SQUARE, MARK_TRIANGLE, MARK_DIAMOND, N_MARKS };
+static const char *const mark_names[N_MARKS] = {"circle", "square", "triangle", "diamond"};
 
 typedef struct axes {
   int T;
@@ -95,9 +103,36 @@ static void frame(FILE *f, const report_data *d, int ds, const axes *a) {
           X0, Y0, X1, Y0, X0, Y0, X0, Y1, (X0 + X1) / 2, Y0 + 38, (Y0 + Y1) / 2, (Y0 + Y1) / 2);
 }
 
+/* A hollow marker of shape `mark` centred at (x, y), 4.5 px from centre to edge or corner. */
+static void marker(FILE *f, int mark, double x, double y, const char *color) {
+  const double r = 4.5;
+  fprintf(f,
+          "<path class=\"marker-%s\" fill=\"#ffffff\" fill-opacity=\"0.6\" stroke=\"%s\" "
+          "stroke-width=\"1.5\" d=\"",
+          mark_names[mark], color);
+  switch (mark) {
+    case MARK_CIRCLE:
+      fprintf(f, "M%.2f,%.2f a%.2f,%.2f 0 1,0 %.2f,0 a%.2f,%.2f 0 1,0 %.2f,0 Z", x - r, y, r, r,
+              2 * r, r, r, -2 * r);
+      break;
+    case MARK_SQUARE:
+      fprintf(f, "M%.2f,%.2f h%.2f v%.2f h%.2f Z", x - 0.8 * r, y - 0.8 * r, 1.6 * r, 1.6 * r,
+              -1.6 * r);
+      break;
+    case MARK_TRIANGLE:
+      fprintf(f, "M%.2f,%.2f L%.2f,%.2f L%.2f,%.2f Z", x, y - r, x + r, y + 0.8 * r, x - r,
+              y + 0.8 * r);
+      break;
+    default:
+      fprintf(f, "M%.2f,%.2f L%.2f,%.2f L%.2f,%.2f L%.2f,%.2f Z", x, y - r, x + r, y, x, y + r,
+              x - r, y);
+  }
+  fputs("\"/>\n", f);
+}
+
 static void series(FILE *f, const report_cell *c, const axes *a, int k, const char *label) {
-  const char *color = palette[k % N_COLORS];
-  const char *dash = k >= N_COLORS ? " stroke-dasharray=\"6 3\"" : "";
+  const char *color = palette[k % N_COLORS], *dash = dashes[k % N_DASHES];
+  const int mark = k % N_MARKS;
   int band = 0;
   for (int s = 0; s < c->curve_len; s++) band |= isfinite(c->curve_std[s]);
   if (band) {
@@ -112,17 +147,21 @@ static void series(FILE *f, const report_cell *c, const axes *a, int k, const ch
                 py(a, c->curve_mean[s] - (isfinite(c->curve_std[s]) ? c->curve_std[s] : 0.0)));
     fputs("\"/>\n", f);
   }
-  fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"", color, dash);
+  fprintf(f,
+          "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"%s\" "
+          "points=\"",
+          color, dash);
   for (int s = 0; s < c->curve_len; s++)
     if (isfinite(c->curve_mean[s])) fprintf(f, "%.2f,%.2f ", px(a, s), py(a, c->curve_mean[s]));
   fputs("\"/>\n", f);
   for (int s = 0; s < c->curve_len; s++)
-    if (isfinite(c->curve_mean[s]))
-      fprintf(f, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" fill=\"%s\"/>\n", px(a, s),
-              py(a, c->curve_mean[s]), color);
+    if (isfinite(c->curve_mean[s])) marker(f, mark, px(a, s), py(a, c->curve_mean[s]), color);
   int y = Y1 + 18 * k;
-  fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"%s/>\n",
+  fprintf(f,
+          "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\" "
+          "stroke-dasharray=\"%s\"/>\n",
           LEGEND_X, y, LEGEND_X + 24, y, color, dash);
+  marker(f, mark, LEGEND_X + 12, y, color);
   fprintf(f, "<text x=\"%d\" y=\"%d\">", LEGEND_X + 30, y + 4);
   report_put_xml(f, label);
   fprintf(f, " (n=%d)</text>\n", c->m[REPORT_FINAL].n);

@@ -72,6 +72,49 @@ static scl_err sessions_layout(const run_trial_cfg *cfg, int64_t nc, data_sessio
   return SCL_OK;
 }
 
+/* Domain t of the comma-separated list (DomainNet's session order), into buf. */
+static const char *domain_name(const char *domains, int t, char *buf, size_t cap) {
+  const char *p = domains;
+  for (int i = 0; i < t && p; i++) {
+    p = strchr(p, ',');
+    if (p) p++;
+  }
+  size_t n = p ? strcspn(p, ",") : 0;
+  snprintf(buf, cap, "%.*s", (int)n, p ? p : "");
+  return buf;
+}
+
+/* The session layout in words, with PILOT's B<base> Inc<increment> name (B0: the first session
+ * is as large as the others): "10 sessions of 10 classes each (B0 Inc10), 100 classes in all",
+ * "6 sessions of 20 classes after a first of 50 (B50 Inc20), ...", "6 sessions, one per domain
+ * (real, ...), each with all 345 classes". */
+static const char *sessions_text(const trial_state *st, char *buf, size_t cap) {
+  const int T = st->n_sessions;
+  const int64_t *b = st->plan->start, nc = st->plan->n_classes;
+  if (st->dil) {
+    snprintf(buf, cap, "%d session%s, one per domain (%s), each with all %lld classes", T,
+             T == 1 ? "" : "s", st->cfg->domains, (long long)nc);
+    return buf;
+  }
+  if (T == 1) {
+    snprintf(buf, cap, "1 session of all %lld classes", (long long)nc);
+    return buf;
+  }
+  int64_t first = b[1] - b[0], inc = b[2] - b[1], last = b[T] - b[T - 1];
+  int o = first == inc
+              ? snprintf(buf, cap, "%d sessions of %lld classes each (B0 Inc%lld)", T,
+                         (long long)inc, (long long)inc)
+              : snprintf(buf, cap,
+                         "%d sessions: a first of %lld classes, then %lld per session "
+                         "(B%lld Inc%lld)",
+                         T, (long long)first, (long long)inc, (long long)first, (long long)inc);
+  if (last != inc && o >= 0 && (size_t)o < cap)
+    o += snprintf(buf + o, cap - (size_t)o, ", %lld in the last", (long long)last);
+  if (o >= 0 && (size_t)o < cap)
+    snprintf(buf + o, cap - (size_t)o, ", %lld classes in all", (long long)nc);
+  return buf;
+}
+
 static scl_err open_benchmark(const run_trial_cfg *cfg, trial_state *st) {
   SCL_CALL(open_split(cfg, "train", &st->train));
   SCL_CALL(open_split(cfg, "test", &st->test));
@@ -411,9 +454,15 @@ static scl_err run_session(trial_state *st, int t) {
   run_metrics_record(st->metrics, t, pred, tlabels, group, nt);
   SCL_CALL_GOTO(err, evaluate_validation(st, &s), done);
   sec[RUN_PHASE_EVAL] = scl_now() - t0;
-  SCL_INFO("session %d/%d: classes [%lld, %lld), %lld train / %lld test images, accuracy %.2f%%",
-           t + 1, st->n_sessions, (long long)s.class_lo, (long long)s.class_hi, (long long)n,
-           (long long)nt, st->metrics->acc_total[t]);
+  char domain[128];
+  if (st->dil)
+    SCL_INFO("session %d/%d (domain: %s): %lld train / %lld test images, accuracy %.2f%%", t + 1,
+             st->n_sessions, domain_name(st->cfg->domains, t, domain, sizeof domain), (long long)n,
+             (long long)nt, st->metrics->acc_total[t]);
+  else
+    SCL_INFO("session %d/%d: classes [%lld, %lld), %lld train / %lld test images, accuracy %.2f%%",
+             t + 1, st->n_sessions, (long long)s.class_lo, (long long)s.class_hi, (long long)n,
+             (long long)nt, st->metrics->acc_total[t]);
 done:
   scl_free(idx);
   scl_free(labels);
@@ -610,10 +659,10 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group, const run
     goto done;
   }
   SCL_CALL_GOTO(err, run_group_agree(&st.group, open_learning(cfg, &st)), done);
-  SCL_INFO("trial %s: %s on %s, %d sessions of %lld classes, %d rank%s (ridge solver %s)", st.id,
-           cfg->method.name, cfg->dataset_name, st.n_sessions, (long long)st.plan->n_classes,
-           st.group.size, st.group.size == 1 ? "" : "s",
-           linalg_group_solver_name(st.linalg, cfg->method.rp_dim));
+  char layout[512];
+  SCL_INFO("trial %s: %s on %s, %s, %d rank%s (ridge solver %s)", st.id, cfg->method.name,
+           cfg->dataset_name, sessions_text(&st, layout, sizeof layout), st.group.size,
+           st.group.size == 1 ? "" : "s", linalg_group_solver_name(st.linalg, cfg->method.rp_dim));
   int first = 0;
   SCL_CALL_GOTO(err, run_group_agree(&st.group, trial_checkpoint_load(&st, &first)), done);
   if (first > 0) SCL_INFO("resuming after session %d from %s/ckpt.h5", first, cfg->run_dir);
