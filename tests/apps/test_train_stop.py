@@ -35,7 +35,9 @@ import tempfile
 import time
 
 import h5py
-import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "orch"))
+from orch_util import bitwise_equal, train_numbers  # noqa: E402
 
 failures = []
 
@@ -52,28 +54,6 @@ def check(cond, msg):
     if not cond:
         failures.append(msg)
 
-
-def numbers(run_dir):
-    with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
-        out = {k: f.attrs[k] for k in ("final_acc", "avg_acc", "trial_id")}
-        out["losses"] = f["losses"][...]
-        for p in f["predictors"]:
-            for k in ("acc_matrix", "correct"):
-                out[p + "/" + k] = f["predictors/%s/%s" % (p, k)][...]
-    return out
-
-
-def identical(a, b):
-    if a.keys() != b.keys():
-        return False
-    for k in a:
-        x, y = np.asarray(a[k]), np.asarray(b[k])
-        if x.dtype.kind == "f":
-            if x.shape != y.shape or x.tobytes() != y.tobytes():
-                return False
-        elif not np.array_equal(x, y):
-            return False
-    return True
 
 
 def wait_for(pred, proc, timeout=300):
@@ -141,7 +121,7 @@ def rerun(a, run_dir, log, ref, what, ranks=0):
     out = t.output()
     check(rc == 0 and "resuming" in out, "%s: the rerun resumes and finishes (rc %s)" % (what, rc))
     if rc == 0:
-        check(identical(numbers(run_dir), ref),
+        check(bitwise_equal(train_numbers(run_dir), ref),
               "%s: the resumed trial is bit-identical to the uninterrupted one" % what)
 
 
@@ -239,7 +219,7 @@ def test_group(a, tmp):
     check(rc == 0, "group of 2, uninterrupted: exit 0 (got %s)" % rc)
     if rc != 0:
         return
-    ref = numbers(ref_dir)
+    ref = train_numbers(ref_dir)
     for how in ("SIGTERM to the ranks", "SIGUSR1 to mpiexec"):
         d = os.path.join(tmp, "group_" + how.split()[0])
         t = Train(a, d, os.path.join(tmp, "group_%s.log" % how.split()[0]), ranks=2)
@@ -301,7 +281,7 @@ def main():
         p = run([a.safecl, "train"] + TRIAL + ["run.dir=" + ref_dir])
         check(p.returncode == 0, "uninterrupted run: exit 0\n" + p.stderr[-800:])
         if p.returncode == 0:
-            ref = numbers(ref_dir)
+            ref = train_numbers(ref_dir)
             test_sigint(a, tmp, ref)
             test_double_sigint(a, tmp, ref)
         if not a.skip_group:

@@ -183,6 +183,32 @@ def trial_numbers(run_dir, tid):
     return out
 
 
+def train_numbers(run_dir):
+    """What a `safecl train` run directory's trial.h5 holds that a resume must reproduce bit for
+    bit: accuracies, the loss curve, every predictor's accuracy matrix and correct counts."""
+    with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
+        out = {k: f.attrs[k] for k in ("final_acc", "avg_acc", "trial_id")}
+        out["losses"] = f["losses"][...]
+        for p in f["predictors"]:
+            for k in ("acc_matrix", "correct"):
+                out[p + "/" + k] = f["predictors/%s/%s" % (p, k)][...]
+    return out
+
+
+def bitwise_equal(a, b):
+    """Same keys and the same bytes: NaN where NaN, every other value equal."""
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        if x.dtype.kind == "f":
+            if x.shape != y.shape or x.tobytes() != y.tobytes():
+                return False
+        elif not np.array_equal(x, y):
+            return False
+    return True
+
+
 def same_numbers(a, b):
     if a.keys() != b.keys():
         return False

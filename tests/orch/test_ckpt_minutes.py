@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 
-import h5py
-import numpy as np
+
+from orch_util import bitwise_equal, train_numbers  # noqa: E402
 
 failures = []
 
@@ -44,29 +44,6 @@ def run(cmd, env=None):
     return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=600)
 
 
-def numbers(run_dir):
-    with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
-        out = {k: f.attrs[k] for k in ("final_acc", "avg_acc", "trial_id")}
-        out["losses"] = f["losses"][...]
-        for p in f["predictors"]:
-            for k in ("acc_matrix", "correct"):
-                out[p + "/" + k] = f["predictors/%s/%s" % (p, k)][...]
-    return out
-
-
-def identical(a, b):
-    """Bitwise: NaN where NaN, every other value equal."""
-    if a.keys() != b.keys():
-        return False
-    for k in a:
-        x, y = np.asarray(a[k]), np.asarray(b[k])
-        if x.dtype.kind == "f":
-            if x.shape != y.shape or x.tobytes() != y.tobytes():
-                return False
-        elif not np.array_equal(x, y):
-            return False
-    return True
-
 
 def main():
     ap = argparse.ArgumentParser()
@@ -83,10 +60,10 @@ def main():
             if p.returncode:
                 print(p.stderr[-3000:])
                 return 1
-            res[name] = numbers(d)
+            res[name] = train_numbers(d)
         check(res["sessions"]["trial_id"] == res["every_step"]["trial_id"],
               "the same trial id with and without time checkpoints")
-        check(identical(res["sessions"], res["every_step"]),
+        check(bitwise_equal(res["sessions"], res["every_step"]),
               "a checkpoint at every step: bit-identical metrics and loss curve")
 
         d = os.path.join(tmp, "killed")
@@ -97,7 +74,7 @@ def main():
         p = run(args)
         check(p.returncode == 0 and "resuming session 1 at epoch 1, batch 3" in p.stderr,
               "checkpoint 2 was a time checkpoint inside session 1: the rerun resumes there")
-        check(p.returncode == 0 and identical(numbers(d), res["sessions"]),
+        check(p.returncode == 0 and bitwise_equal(train_numbers(d), res["sessions"]),
               "killed at a time checkpoint and resumed: bit-identical")
 
         group = {}
@@ -110,8 +87,8 @@ def main():
             if p.returncode:
                 print(p.stderr[-3000:])
                 return 1
-            group[name] = numbers(d)
-        check(identical(group["g_sessions"], group["g_every_step"]),
+            group[name] = train_numbers(d)
+        check(bitwise_equal(group["g_sessions"], group["g_every_step"]),
               "2 ranks: a checkpoint at every step, agreed by both: bit-identical")
     if failures:
         print("test_ckpt_minutes: %d failure(s)" % len(failures))
