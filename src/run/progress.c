@@ -106,7 +106,8 @@ void run_progress_session(run_progress *p, int t, int64_t epochs, int64_t steps,
   p->images = images;
   p->batch = batch;
   p->t_session = scl_now();
-  p->last_line = p->last_bar = p->t_session;
+  p->last_line = p->t_session;
+  p->last_bar = -1e30; /* the status line appears at the session's first step */
 }
 
 void run_progress_epoch(run_progress *p, int64_t e, int64_t k0) {
