@@ -646,7 +646,8 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group, const run
   SCL_INFO("trial %s finished in %.1f s: final %.2f%%, average incremental %.2f%%", st.id,
            st.seconds_total, result->final_acc, result->avg_acc);
 done:
-  if (err) scl_log_file(SCL_LOG_ERROR, "%s", scl_error_message()); /* the caller logs it too */
+  if (err) /* the caller logs it too; here it reaches the trial's own log */
+    scl_log_file(err == SCL_ERR_STOP ? SCL_LOG_INFO : SCL_LOG_ERROR, "%s", scl_error_message());
   run_progress_destroy(&st.progress);
   scl_log_close_file();
   close_trial(&st);

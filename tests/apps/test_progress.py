@@ -13,7 +13,7 @@
 4. trial.log beside trial.h5 for `safecl train` holds the trial's lines (every one timestamped
    and tagged with its id) and never the status line; a trial killed after its first session's
    checkpoint and rerun appends: the first run's file is a prefix of the final one, which holds
-   the "resuming" line.
+   the "resuming" line; a trial that fails after its log is open has its error message there.
 5. A sweep of two trials on two workers (mpiexec -np 3): each trials/<id>/trial.log holds lines
    of that trial only (its own id in every line), while the job output interleaves both.
 Exits non-zero on any failure.
@@ -162,6 +162,15 @@ def test_train(a, tmp):
           "terminal: trial.log holds no control characters")
     check(len(check_progress(progress_lines(text), "terminal trial.log")) == sum(EPOCHS) *
           (STEPS - 1), "terminal: the periodic lines go to trial.log")
+
+    # 4: a trial that fails once its log is open (a crop the ViT refuses) logs why
+    d = os.path.join(tmp, "broken")
+    p = run([a.safecl] + TRIAL + ["dataset.crop=200", "run.dir=" + d])
+    errs = [l.split("] error: ", 1)[1] for l in p.stderr.splitlines() if "] error: " in l]
+    text = open(os.path.join(d, "trial.log")).read() if os.path.isfile(
+        os.path.join(d, "trial.log")) else ""
+    check(p.returncode != 0 and errs and ("] error: " + errs[0]) in text,
+          "a failed trial's trial.log ends with its error message")
 
     # 4: kill after session 1's checkpoint, rerun: trial.log is appended
     d = os.path.join(tmp, "resume")
