@@ -1,5 +1,5 @@
-/* progress.c: where a trial's training is and how long it will take, for a person watching it
- * (docs/architecture.md section 3).
+/* progress.c: where a trial's training is and the time it still needs, for a person watching it
+ * (docs/architecture.md section 6, "Log lines and progress").
  *
  * The training loop reports sessions, epochs and steps here; group rank 0 logs a progress line
  * every train.progress_seconds and at every epoch end: session s/T, epoch e/E, batch b/N, the
