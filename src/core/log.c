@@ -81,9 +81,8 @@ static void file_line(const char *line) {
   if (fputs(line, log_file) < 0 || fflush(log_file) != 0) {
     int e = errno;
     fclose(log_file);
-    log_file = NULL;
-    fprintf(stderr,
-            "[safecl] warning: %s: write failed (%s); the rest of this log is on stderr only\n",
+    log_file = NULL; /* before the warning, which would otherwise come back here */
+    scl_log(SCL_LOG_WARN, "%s: write failed (%s); the rest of this log is on stderr only",
             log_file_path, strerror(e));
   }
 }
@@ -157,9 +156,9 @@ scl_err scl_log_open_file(const char *path) {
 
 void scl_log_close_file(void) {
   if (!log_file) return;
-  if (fclose(log_file) != 0)
-    fprintf(stderr, "[safecl] warning: %s: close failed (%s)\n", log_file_path, strerror(errno));
+  FILE *f = log_file;
   log_file = NULL;
+  if (fclose(f) != 0) SCL_WARN("%s: close failed (%s)", log_file_path, strerror(errno));
 }
 
 /* The message on one line; a failure met while handling it on a line of its own; the code
