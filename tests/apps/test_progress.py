@@ -6,7 +6,8 @@
    but an epoch's last logs one) on a tiny trial of 2 sessions (2 + 1 epochs of 4 steps): one
    periodic line per step that does not end an epoch, one "done" line per epoch, each with
    session s/T, epoch e/E, batch b/N, img/s, three elapsed and three ETA times and the ETA's
-   source; train.progress_seconds=0 logs the epoch-end lines only.
+   source; train.progress_seconds=0 logs the epoch-end lines only; the key is not part of the
+   trial id.
 3. Terminal vs pipe: under a pseudo-terminal (stderr a TTY) the periodic lines become one
    status line redrawn with "\\r" and erase-to-end-of-line, and go to trial.log only; with
    stderr a pipe neither stdout nor stderr holds a control character.
@@ -140,6 +141,10 @@ def test_train(a, tmp):
     check(p.returncode != 0 and "train.progress_seconds" in p.stderr and
           all(re.match(STAMP, l) for l in p.stderr.splitlines() if l.strip()),
           "train.progress_seconds=-1 refused naming the key, in a timestamped line")
+
+    ids = [run([a.safecl] + TRIAL + extra + ["--print-trial-id"]).stdout.strip()
+           for extra in ([], ["train.progress_seconds=5"])]
+    check(len(ids[0]) == 32 and ids[0] == ids[1], "train.progress_seconds is not in the trial id")
 
     # 3: under a terminal
     d = os.path.join(tmp, "tty")
