@@ -119,7 +119,8 @@ int scl_mul_overflows(size_t a, size_t b, size_t *out);
 int scl_add_overflows(size_t a, size_t b, size_t *out);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Logging: "[safecl r<rank> <trial>] level: message" on stderr.                            */
+/* Logging: "<UTC time> [safecl r<rank> <trial>] level: message" on stderr, the time as ISO  */
+/* 8601 with milliseconds and a trailing Z ("2026-12-01T20:06:44.123Z").                      */
 
 typedef enum {
   SCL_LOG_DEBUG = 0,
@@ -138,6 +139,21 @@ void scl_log(scl_log_level level, const char *fmt, ...) SCL_PRINTF(2, 3);
 /* Prints the current error at ERROR level: its message, and the traceback's code locations at
  * level DEBUG only (SAFECL_LOG=debug). */
 void scl_log_error_traceback(void);
+/* Appends every later log line to `path` as well (created if missing; a trial's trial.log)
+ * until scl_log_close_file; one file at a time (opening another closes the first). A write
+ * that fails closes the file with a warning on stderr. SCL_ERR_IO naming the path if it cannot
+ * be opened. */
+SCL_NODISCARD scl_err scl_log_open_file(const char *path);
+void scl_log_close_file(void);
+/* A log line written to the open log file only (nothing without one), e.g. the periodic
+ * progress lines that a terminal shows as a status line instead. */
+void scl_log_file(scl_log_level level, const char *fmt, ...) SCL_PRINTF(2, 3);
+/* 1 if stderr is a terminal. */
+int scl_log_tty(void);
+/* On a terminal at level INFO or below: shows `text` as one line redrawn in place under the
+ * log ("\r" and erase-to-end-of-line), cut to the terminal's width; log lines clear it and draw
+ * it again. Does nothing when stderr is not a terminal. NULL removes it. Never in the log file. */
+void scl_log_status(const char *text);
 
 #define SCL_DEBUG(...) scl_log(SCL_LOG_DEBUG, __VA_ARGS__)
 #define SCL_INFO(...) scl_log(SCL_LOG_INFO, __VA_ARGS__)

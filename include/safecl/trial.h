@@ -49,6 +49,7 @@ typedef struct run_trial_cfg {
   int64_t ckpt_every;
   double ckpt_minutes; /* checkpoint at the first step boundary this long after the last; 0: off */
   int64_t log_every;   /* loss log: 0 = epoch means, N = means of N steps */
+  double progress_seconds; /* a progress line this often while training (0: epoch ends only) */
   int64_t threads;
   char *solver; /* ridge solver of a group: "auto", "lapack", "scalapack" */
   int64_t seed;

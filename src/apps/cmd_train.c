@@ -60,19 +60,23 @@ static int only_lock(const char *dir) {
   if (!d) return 0;
   int other = 0;
   for (struct dirent *e; (e = readdir(d)) != NULL;)
-    other |= strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "lock");
+    other |= strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "lock") &&
+             strcmp(e->d_name, "trial.log");
   closedir(d);
   return !other;
 }
 
 /* Removes run_dir and its parents up to `top` (first_missing), each only while it is empty but
- * for the lock: rmdir refuses anything that holds a file. */
+ * for the lock and the refused trial's log (whose lines the terminal has shown): rmdir refuses
+ * anything that holds a file. */
 static void remove_created(const char *run_dir, const char *top) {
-  char path[4096], lock[4200];
+  char path[4096], file[4200];
   if (!top[0] || strlen(run_dir) >= sizeof path || !only_lock(run_dir)) return;
   snprintf(path, sizeof path, "%s", run_dir);
-  snprintf(lock, sizeof lock, "%s/lock", path);
-  unlink(lock);
+  snprintf(file, sizeof file, "%s/trial.log", path);
+  unlink(file);
+  snprintf(file, sizeof file, "%s/lock", path);
+  unlink(file);
   while (strlen(path) >= strlen(top) && rmdir(path) == 0) {
     char *slash = strrchr(path, '/');
     if (!slash || slash == path) break;

@@ -8,7 +8,8 @@
  * every step the loop may checkpoint (train.ckpt_every, train.ckpt_minutes: the clock starts
  * when this process first trains the trial) and polls the stop hook; the position
  * (epoch, next batch) goes into the checkpoint, and a resumed session continues from it with the
- * same numbers as an uninterrupted one.
+ * same numbers as an uninterrupted one. Sessions, epochs and steps are reported to progress.c,
+ * which logs the progress lines (train.progress_seconds) and draws the terminal's status line.
  *
  * With train.drop_last an epoch ends before its last batch when that batch is incomplete
  * (floor(n / B) steps instead of ceil(n / B), as a DataLoader with drop_last=True), so every step
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "progress.h"
 #include "safecl/augment.h"
 #include "trial_internal.h"
 
@@ -147,6 +149,7 @@ static scl_err run_epoch(trial_state *st, const learn_session *s, loop_buffers *
                  (long long)k + 1);
       memset(sums, 0, LEARN_MAX_LOSS_TERMS * sizeof(double));
     }
+    run_progress_step(st->progress, k + 1);
     SCL_CALL(trial_step_boundary(st, s->t, e, k + 1));
   }
   return SCL_OK;
@@ -171,22 +174,23 @@ scl_err trial_train_session(trial_state *st, const learn_session *s, const int64
         "train.drop_last: its epochs take no step",
         s->t + 1, (long long)n, (long long)plan.batch);
   SCL_CALL_GOTO(err, ops->train_begin(st->method, s, steps), done);
+  run_progress_session(st->progress, s->t, plan.epochs, steps, used, plan.batch);
   if (resume_epoch >= 0)
     SCL_CALL_GOTO(err, run_group_agree(&st->group, trial_checkpoint_load_method(st)), done);
   for (int64_t e = resume_epoch >= 0 ? resume_epoch : 0; e < plan.epochs; e++) {
-    double *sums = st->epoch_loss, t0 = scl_now();
+    double *sums = st->epoch_loss;
     int64_t k0 = e == resume_epoch ? resume_batch : 0;
+    run_progress_epoch(st->progress, e, k0);
     if (k0 == 0) memset(st->epoch_loss, 0, sizeof st->epoch_loss);
     if (k0 < steps)
       SCL_CALL_GOTO(err, run_epoch(st, s, &b, idx, labels, n, &plan, e, k0, sums), done);
     SCL_CALL_GOTO(err, ops->train_epoch_end(st->method, s, e), done);
-    SCL_INFO("session %d epoch %lld/%lld: %.1f s, %.2f img/s", s->t + 1, (long long)e + 1,
-             (long long)plan.epochs, scl_now() - t0,
-             (double)(k0 < steps ? used - k0 * plan.batch : 0) / (scl_now() - t0));
+    run_progress_epoch_end(st->progress);
     SCL_CALL_GOTO(err, trial_step_boundary(st, s->t, e + 1, 0), done);
   }
   SCL_CALL_GOTO(err, ops->train_end(st->method, s), done);
 done:
+  run_progress_session_end(st->progress);
   free_loop(&b);
   return err;
 }

@@ -28,6 +28,7 @@
 #include "safecl/metrics.h"
 #include "safecl/plan.h"
 #include "safecl/publish.h"
+#include "progress.h"
 #include "safecl/sessions.h"
 #include "trial_internal.h"
 
@@ -606,6 +607,15 @@ static scl_err open_trial(const run_trial_cfg *cfg, trial_state *st, run_trial_r
   scl_log_set_trial(st->id);
   SCL_CALL(io_mkdirs(cfg->run_dir));
   SCL_CALL(trial_check_existing(st, finished, result));
+  if (run_group_root(&st->group)) { /* the trial's own log beside trial.h5, appended */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/trial.log", cfg->run_dir);
+    if (scl_log_open_file(path)) {
+      char msg[512];
+      scl_error_take(msg, sizeof msg);
+      SCL_WARN("%s; this trial logs to stderr only", msg);
+    }
+  }
   return SCL_OK;
 }
 
@@ -659,6 +669,7 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group, const run
     goto done;
   }
   SCL_CALL_GOTO(err, run_group_agree(&st.group, open_learning(cfg, &st)), done);
+  SCL_CALL_GOTO(err, run_progress_create(&st, &st.progress), done);
   char layout[512];
   SCL_INFO("trial %s: %s on %s, %s, %d rank%s (ridge solver %s)", st.id, cfg->method.name,
            cfg->dataset_name, sessions_text(&st, layout, sizeof layout), st.group.size,
@@ -695,6 +706,10 @@ scl_err run_trial_ex(const run_trial_cfg *cfg, const dist_comm *group, const run
   SCL_INFO("trial %s finished in %.1f s: final %.2f%%, average incremental %.2f%%", st.id,
            st.seconds_total, result->final_acc, result->avg_acc);
 done:
+  if (err) /* the caller logs it too; here it reaches the trial's own log */
+    scl_log_file(err == SCL_ERR_STOP ? SCL_LOG_INFO : SCL_LOG_ERROR, "%s", scl_error_message());
+  run_progress_destroy(&st.progress);
+  scl_log_close_file();
   close_trial(&st);
   scl_log_set_trial(NULL);
   scl_log_set_level(level);

@@ -117,6 +117,10 @@ static const cfg_key trial_keys[] = {
       "0 = constant learning rate"),
     K("train.log_every", CFG_INT, log_every, 0, 1e9, "0", NULL,
       "loss log: 0 = the mean of each epoch; N = the mean of every N steps (1: every step)"),
+    KX("train.progress_seconds", CFG_FLOAT, progress_seconds, 0, 1e6, "60", NULL,
+       "log a progress line (session, epoch, batch, img/s, elapsed and ETA) this often while "
+       "training, and at every epoch end (0: epoch ends only); a live bar instead on a "
+       "terminal; changes no number, so not part of the trial id"),
     KX("train.ckpt_every", CFG_INT, ckpt_every, 0, 1e9, "0", NULL,
        "checkpoint every N training steps (0: at session boundaries only)"),
     KX("train.ckpt_minutes", CFG_FLOAT, ckpt_minutes, 0, 1e6, "30", NULL,

@@ -52,6 +52,7 @@ typedef struct trial_state {
   int32_t *val_labels;
   int64_t n_val;
   double seconds_total;
+  struct run_progress *progress; /* progress.h; group rank 0 only, else NULL */
 } trial_state;
 
 /* Prices the counted sessions of a plan (plan.c). */

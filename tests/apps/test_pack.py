@@ -8,6 +8,7 @@ paths than labels or another kind are refused at open. Exits non-zero on any fai
 """
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -132,7 +133,7 @@ def main():
                                  "dataset.init_cls=2", "dataset.increment=1",
                                  "backbone.arch=vit_tiny_patch16_224", "dataset.resize=256",
                                  "run.dir=" + os.path.join(tmp, "t_%d" % len(ids))])
-            ids.append([l for l in out.stderr.splitlines() if "trial " in l][:1])
+            ids.append(re.findall(r"trial ([0-9a-f]{32})", out.stderr)[:1])  # lines are timestamped
         check(ids[0] and ids[0] == ids[1], "a trial has the same identity on folder and pack")
         with h5py.File(pack, "r") as f:
             off = f["test/offsets"][...]

@@ -61,7 +61,8 @@ def main():
                            if w in out]
                 check(not crashed, "%s: no crash at exit %s" % (name, crashed))
                 left = sorted(os.listdir(run_dir))
-                check(left == ["lock"], "%s: no temporary file left: %s" % (name, left))
+                check(left == ["lock", "trial.log"], "%s: no temporary file left: %s"
+                      % (name, left))
                 if failures:
                     print(out[-3000:])
                 shutil.rmtree(run_dir)
