@@ -54,7 +54,7 @@ static void first_missing(const char *dir, char *out, size_t cap) {
   snprintf(out, cap, "%s", dir);
 }
 
-/* Whether the directory holds nothing but the lock file (or nothing). */
+/* Whether the directory holds nothing but the lock file and the trial log (or nothing). */
 static int only_lock(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) return 0;

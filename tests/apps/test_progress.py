@@ -168,8 +168,10 @@ def test_train(a, tmp):
     check(len(check_progress(progress_lines(text), "terminal trial.log")) == sum(EPOCHS) *
           (STEPS - 1), "terminal: the periodic lines go to trial.log")
 
-    # 4: a trial that fails once its log is open (a crop the ViT refuses) logs why
+    # 4: a trial that fails once its log is open (a crop the ViT refuses) logs why; the run
+    # directory exists beforehand, as train removes one it created for a refused trial
     d = os.path.join(tmp, "broken")
+    os.makedirs(d)
     p = run([a.safecl] + TRIAL + ["dataset.crop=200", "run.dir=" + d])
     errs = [l.split("] error: ", 1)[1] for l in p.stderr.splitlines() if "] error: " in l]
     text = open(os.path.join(d, "trial.log")).read() if os.path.isfile(
