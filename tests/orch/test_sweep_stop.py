@@ -9,10 +9,10 @@ record), so no check depends on timing.
    "stopped", mpiexec exits 75; the rerun resumes and finishes every trial.
 2. SIGINT to mpiexec, as Ctrl-C on an interactive `mpirun` delivers it: Open MPI 4.1 waits
    odls_base_sigkill_timeout seconds (default 1), sends SIGTERM to every rank, waits as long
-   again and sends SIGKILL. With the timeout at 5 s (OMPI_MCA_odls_base_sigkill_timeout, as the
+   again and sends SIGKILL. With the timeout at 3 s (OMPI_MCA_odls_base_sigkill_timeout, as the
    README says to raise it) the SIGTERM stops the sweep the same way (STOPPED, END stopped; the
    ranks exit 75, mpiexec itself 1), and the rerun finishes every trial. The trials here have
-   15 sessions, so they are still running when the SIGTERM comes.
+   15 sessions of 60 training images, so they are still running when the SIGTERM comes.
 3. SIGKILL to the whole job while a trial runs: `safecl status` says the job is dead (its last
    heartbeat; its lock released, or its pid gone), shows no group as running and no ETA.
 Exits non-zero on any failure.
@@ -30,11 +30,11 @@ from orch_util import (Job, all_records, check, descendants, finish, finished_tr
 ENV = {"SAFECL_PROGRESS_INTERVAL": "0"}
 
 
-def sweep(tmp, name, classes=14):
+def sweep(tmp, name, classes=14, train=3):
     path = write_sweep(os.path.join(tmp, name + ".cfg"), name,
                        '  datasets = ["%s"];\n  methods = ["%s"];\n  seeds = [1, 2, 3];\n'
                        % (synthetic(), method("simplecil")),
-                       overrides=tiny_overrides(classes=classes, train=3, test=2))
+                       overrides=tiny_overrides(classes=classes, train=train, test=2))
     return path, os.path.join(tmp, name)
 
 
@@ -85,8 +85,10 @@ def test_sigint_ranks(a, tmp):
 
 
 def test_sigint_mpiexec(a, tmp):
-    path, run_dir = sweep(tmp, "mpiexec", classes=30)
-    env = dict(ENV, OMPI_MCA_odls_base_sigkill_timeout="5")
+    # Each trial must outlast the signal's way to the ranks (SIGINT, the timeout, SIGTERM) on an
+    # idle machine too: 15 sessions of 2 x 30 training images take several seconds, the timeout 3.
+    path, run_dir = sweep(tmp, "mpiexec", classes=30, train=30)
+    env = dict(ENV, OMPI_MCA_odls_base_sigkill_timeout="3")
     job = Job([path, "run.dir=" + run_dir], a.ranks, a.mpiexec, a.safecl, env=env,
               log=os.path.join(tmp, "mpiexec.log"))
     seen = wait_for(lambda: started(run_dir), 120)
