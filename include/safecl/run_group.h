@@ -19,6 +19,8 @@ void run_group_init(run_group *g, const dist_comm *comm);
 SCL_NODISCARD scl_err run_group_agree(const run_group *g, scl_err local);
 /* *flag = max over the group (a collective yes/no, e.g. "stop"). */
 SCL_NODISCARD scl_err run_group_any(const run_group *g, int *flag);
+/* run_group_any of n flags in one reduction: flags[k] becomes 1 on every rank if any rank's is. */
+SCL_NODISCARD scl_err run_group_any_n(const run_group *g, int64_t *flags, int n);
 static inline int run_group_root(const run_group *g) { return g->rank == 0; }
 
 #endif /* SAFECL_RUN_GROUP_H */

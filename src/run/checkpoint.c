@@ -431,21 +431,21 @@ done:
   return err;
 }
 
-/* train.ckpt_minutes: each rank reads its own clock, and the group checkpoints when any rank's
- * says it is time (one reduction of one int per step, on groups of more than one rank), so
- * every rank takes the same decision (docs/conventions.md 3). */
-static scl_err time_due(trial_state *st, int *due) {
-  const double minutes = st->cfg->ckpt_minutes;
-  *due = minutes > 0 && scl_now() - st->ckpt_clock >= 60.0 * minutes;
-  if (minutes > 0 && st->group.size > 1) SCL_CALL(run_group_any(&st->group, due));
-  return SCL_OK;
-}
-
+/* A step boundary decides two things for the whole group: stop (any rank's stop request, the
+ * hooks' should_stop) and checkpoint on time (train.ckpt_minutes: each rank reads its own clock,
+ * and any rank's saying it is time counts). Both flags go in one reduction of two ints per step,
+ * on groups of more than one rank, so every rank takes the same decisions (docs/conventions.md
+ * 3). Every rank has the same hooks and config, so whether to reduce at all is the same on all. */
 scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch) {
   st->steps_since_ckpt++;
-  int stop = trial_should_stop(st), on_time = 0;
-  SCL_CALL(time_due(st, &on_time));
-  int due = on_time || (st->cfg->ckpt_every > 0 && st->steps_since_ckpt >= st->cfg->ckpt_every);
+  const run_trial_hooks *h = st->hooks;
+  const double minutes = st->cfg->ckpt_minutes;
+  int has_hook = h && h->should_stop;
+  int64_t flags[2] = {has_hook && h->should_stop(h->ctx),
+                      minutes > 0 && scl_now() - st->ckpt_clock >= 60.0 * minutes};
+  if (has_hook || minutes > 0) SCL_CALL(run_group_any_n(&st->group, flags, 2));
+  int stop = flags[0] != 0;
+  int due = flags[1] || (st->cfg->ckpt_every > 0 && st->steps_since_ckpt >= st->cfg->ckpt_every);
   if (stop || due) SCL_CALL(trial_checkpoint_write(st, t, epoch, batch));
   SCL_CHECK(!stop, SCL_ERR_STOP,
             "trial %s stopped in session %d at epoch %lld batch %lld "

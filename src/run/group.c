@@ -18,10 +18,15 @@ scl_err run_group_agree(const run_group *g, scl_err local) {
   return SCL_OK;
 }
 
-scl_err run_group_any(const run_group *g, int *flag) {
+scl_err run_group_any_n(const run_group *g, int64_t *flags, int n) {
   if (g->size == 1) return SCL_OK;
+  SCL_CALL(dist_allreduce_i64(g->comm, flags, n, DIST_MAX));
+  return SCL_OK;
+}
+
+scl_err run_group_any(const run_group *g, int *flag) {
   int64_t v = *flag;
-  SCL_CALL(dist_allreduce_i64(g->comm, &v, 1, DIST_MAX));
+  SCL_CALL(run_group_any_n(g, &v, 1));
   *flag = (int)v;
   return SCL_OK;
 }

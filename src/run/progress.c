@@ -32,28 +32,9 @@ struct run_progress {
 
 /* The plan's work of every session, from the trial's open datasets (no file is read). */
 static scl_err count_work(const trial_state *st, run_progress *p) {
-  run_plan_facts f = {0};
-  int64_t nc = st->plan->n_classes;
-  f.n_classes = nc;
-  f.n_domains = st->dil ? st->n_sessions : 0;
-  f.train_per_class = calloc((size_t)(nc > 0 ? nc : 1), sizeof(int64_t));
-  f.test_per_class = calloc((size_t)(nc > 0 ? nc : 1), sizeof(int64_t));
-  f.train_per_domain = calloc((size_t)f.n_domains + 1, sizeof(int64_t));
-  scl_err err = SCL_OK;
-  SCL_CHECK_GOTO(err, done, f.train_per_class && f.test_per_class && f.train_per_domain,
-                 SCL_ERR_NOMEM, "progress: dataset counts of %lld classes", (long long)nc);
-  for (int64_t i = 0; i < data_dataset_count(st->train); i++) {
-    int64_t y = data_dataset_label(st->train, i);
-    int d = st->dil ? data_dataset_domain(st->train, i) : 0;
-    if (y >= 0 && y < nc) f.train_per_class[y]++;
-    if (st->dil && d >= 0 && d < f.n_domains) f.train_per_domain[d]++;
-  }
-  for (int64_t i = 0; i < data_dataset_count(st->test); i++) {
-    int64_t y = data_dataset_label(st->test, i);
-    if (y >= 0 && y < nc) f.test_per_class[y]++;
-  }
-  f.n_test = data_dataset_count(st->test);
-  f.uniform = 0; /* the trial's own class order */
+  run_plan_facts f;
+  scl_err err = run_plan_facts_count(st->cfg, st->train, st->test, &f);
+  if (err) return err;
   /* unit rates: the plan's forward seconds are then its gflop */
   run_plan_rates unit = {1.0, 1.0, 1.0, 0.0, ""};
   run_plan *plan = calloc(1, sizeof *plan);

@@ -750,12 +750,10 @@ static scl_err count_split(const run_trial_cfg *cfg, const char *split, const da
   return SCL_OK;
 }
 
-scl_err run_plan_facts_read(const run_trial_cfg *cfg, run_plan_facts *f) {
+scl_err run_plan_facts_count(const run_trial_cfg *cfg, const data_dataset *train,
+                             const data_dataset *test, run_plan_facts *f) {
   memset(f, 0, sizeof *f);
-  data_dataset *train = NULL, *test = NULL;
   scl_err err = SCL_OK;
-  SCL_CALL_GOTO(err, open_split(cfg, "train", &train), done);
-  SCL_CALL_GOTO(err, open_split(cfg, "test", &test), done);
   int64_t nc = data_dataset_num_classes(train);
   SCL_CHECK_GOTO(err, done, data_dataset_num_classes(test) == nc, SCL_ERR_FORMAT,
                  "%s: train split has %lld classes but test split has %lld", cfg->root,
@@ -781,9 +779,20 @@ scl_err run_plan_facts_read(const run_trial_cfg *cfg, run_plan_facts *f) {
     f->uniform &= f->train_per_class[c] == f->train_per_class[0] &&
                   f->test_per_class[c] == f->test_per_class[0];
 done:
+  if (err) run_plan_facts_free(f);
+  return err;
+}
+
+scl_err run_plan_facts_read(const run_trial_cfg *cfg, run_plan_facts *f) {
+  memset(f, 0, sizeof *f);
+  data_dataset *train = NULL, *test = NULL;
+  scl_err err = SCL_OK;
+  SCL_CALL_GOTO(err, open_split(cfg, "train", &train), done);
+  SCL_CALL_GOTO(err, open_split(cfg, "test", &test), done);
+  SCL_CALL_GOTO(err, run_plan_facts_count(cfg, train, test, f), done);
+done:
   data_dataset_close(&train);
   data_dataset_close(&test);
-  if (err) run_plan_facts_free(f);
   return err;
 }
 

@@ -88,6 +88,10 @@ SCL_NODISCARD scl_err trial_checkpoint_load_method(trial_state *st);
 SCL_NODISCARD scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch);
 /* The stop hook, decided by the whole group (collective: any rank asking stops every rank). */
 int trial_should_stop(trial_state *st);
+/* The plan's facts (class and domain counts) of two open splits: run_plan_facts_read without
+ * opening the files; free with run_plan_facts_free. */
+SCL_NODISCARD scl_err run_plan_facts_count(const run_trial_cfg *cfg, const data_dataset *train,
+                                           const data_dataset *test, run_plan_facts *f);
 /* Appends one record to the loss curve: the mean loss terms of session t's steps that end at
  * step `step` (1-based within the epoch), and names session t's terms. */
 SCL_NODISCARD scl_err trial_log_losses(trial_state *st, int t, int64_t epoch, int64_t step,
