@@ -100,10 +100,14 @@ def test_domainnet_refused(safecl, tmp):
 def test_plan(safecl, root):
     """`safecl plan` prices EASE's classifier list and evaluation at (t + 1) forwards per image in
     session t (one per subspace), so those columns grow with the session count; training is
-    2.05 forwards per image and epoch every session."""
+    2.05 forwards per image and epoch every session.
+
+    Every column comes from one measured forward rate, so in exact arithmetic features_s of session
+    t is (t + 1) times session 1's and train_s is the same in every session. The only error is the
+    plan's printing to 0.1 s (at most 0.05 per printed number), which bounds the tolerances below.
+    ViT-B/16 (the default arch) keeps the printed seconds far above that rounding on any CPU."""
     p = run(safecl, ["plan", os.path.join(root, "configs/datasets/synthetic.cfg"),
                      os.path.join(root, "configs/methods/ease.cfg"),
-                     os.path.join(root, "configs/backbones/vit_tiny_random.cfg"),
                      "train.epochs_first=1", "train.epochs_later=1"])
     rows = [line.split() for line in p.stdout.splitlines() + p.stderr.splitlines()
             if len(line.split()) == 9 and line.split()[0].isdigit()]
@@ -111,15 +115,15 @@ def test_plan(safecl, root):
     if ok:  # 80 training images every session: features_s of session t = (t + 1) x session 1's
         feat = [float(r[5]) for r in rows]
         train = [float(r[4]) for r in rows]
-        ok = all(abs(feat[t] / feat[0] - (t + 1)) <= 0.1 * (t + 1) for t in range(4)) and \
-            max(train) - min(train) <= 0.1 * max(train)
-    check(ok, "safecl plan: EASE's feature cost grows as t + 1, its training cost stays flat")
-    # The plan's method state on ViT-B/16 (the default arch), r = 64, 20 classes in 4 sessions:
+        half = 0.05 + 1e-9  # half of the printed unit
+        ok = feat[0] >= 1.0 and \
+            all(abs(feat[t] - (t + 1) * feat[0]) <= half * (t + 2) for t in range(4)) and \
+            max(train) - min(train) <= 2 * half
+    check(ok, "safecl plan: EASE's feature cost grows as t + 1, its training cost stays flat (%s)"
+          % (" ".join("%s/%s" % (r[4], r[5]) for r in rows) if rows else "no rows"))
+    # The plan's method state on ViT-B/16, r = 64, 20 classes in 4 sessions:
     # the bank of 4 sets plus the set in training, its gradient and momentum, 1,189,632 floats
     # each (docs/methods.md j.7), and prototypes of 4 blocks of 768 per class.
-    p = run(safecl, ["plan", os.path.join(root, "configs/datasets/synthetic.cfg"),
-                     os.path.join(root, "configs/methods/ease.cfg"),
-                     "train.epochs_first=1", "train.epochs_later=1"])
     m = re.search(r"method state ([0-9.]+) GB", p.stdout + p.stderr)
     want = 4.0 * ((4 + 3) * 1189632 + 20 * 4 * 768) / 1e9
     check(p.returncode == 0 and m is not None and abs(float(m.group(1)) - want) <= 0.0005,
