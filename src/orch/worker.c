@@ -128,16 +128,24 @@ static scl_err fault_injection(const orch_msg *t) {
   return SCL_OK;
 }
 
-/* Testing aid: SAFECL_FAULT_TRIAL_SIGNAL=<segv|abrt|kill|stop>[:<text>] makes every rank that
- * runs a trial whose layering contains <text> raise that signal just before the trial starts:
+/* Testing aid: SAFECL_FAULT_TRIAL_SIGNAL=<segv|abrt|kill|stop|hold>[:<text>] makes every rank
+ * that runs a trial whose layering contains <text> raise that signal just before the trial starts:
  * segv and abrt are crashes the trial's process sees (and records), kill is a death it cannot
- * see, stop freezes it until the test kills the whole job from outside. */
+ * see, stop freezes it until the test kills the whole job from outside. hold raises nothing: the
+ * rank waits until it has caught a stop signal (signals.c), which SIGCONT does not end, so a test
+ * signals a sweep whose trials are certainly still to run, on a machine of any speed. */
 static void fault_signal(const orch_msg *t) {
   const char *env = getenv("SAFECL_FAULT_TRIAL_SIGNAL");
   if (!env || !env[0]) return;
   const char *c1 = strchr(env, ':');
   if (c1 && (!t->text || !strstr(t->text, c1 + 1))) return;
   size_t n = c1 ? (size_t)(c1 - env) : strlen(env);
+  if (n == 4 && !strncmp(env, "hold", 4)) {
+    SCL_WARN("fault injection: holding trial %s until a signal", t->id);
+    const struct timespec tick = {0, 10000000};
+    while (!orch_signals_caught()) nanosleep(&tick, NULL);
+    return;
+  }
   static const struct {
     const char *name;
     int sig;
