@@ -131,16 +131,20 @@ static scl_err fault_injection(const orch_msg *t) {
 /* Testing aid: SAFECL_FAULT_TRIAL_SIGNAL=<segv|abrt|kill|stop|hold>[:<text>] makes every rank
  * that runs a trial whose layering contains <text> raise that signal just before the trial starts:
  * segv and abrt are crashes the trial's process sees (and records), kill is a death it cannot
- * see, stop freezes it until the test kills the whole job from outside. hold raises nothing: the
- * rank waits until it has caught a stop signal (signals.c), which SIGCONT does not end, so a test
- * signals a sweep whose trials are certainly still to run, on a machine of any speed. */
-static void fault_signal(const orch_msg *t) {
+ * see, stop freezes it until the test kills the whole job from outside. hold raises nothing: a
+ * trial without a checkpoint in `trial_dir` waits until the rank has caught a stop signal
+ * (signals.c), which SIGCONT does not end, so a test signals a sweep whose trials are certainly
+ * still to run, on a machine of any speed; the resumed trial, in the requeued job, runs. */
+static void fault_signal(const orch_msg *t, const char *trial_dir) {
   const char *env = getenv("SAFECL_FAULT_TRIAL_SIGNAL");
   if (!env || !env[0]) return;
   const char *c1 = strchr(env, ':');
   if (c1 && (!t->text || !strstr(t->text, c1 + 1))) return;
   size_t n = c1 ? (size_t)(c1 - env) : strlen(env);
   if (n == 4 && !strncmp(env, "hold", 4)) {
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt.h5", trial_dir);
+    if (access(ckpt, F_OK) == 0) return;
     SCL_WARN("fault injection: holding trial %s until a signal", t->id);
     const struct timespec tick = {0, 10000000};
     while (!orch_signals_caught()) nanosleep(&tick, NULL);
@@ -190,7 +194,7 @@ static scl_err run_trial_of(worker *w, char *layering, orch_msg *res) {
                     w->trial->id, id);
   if (!err && w->leader) orch_rundir_remove_temporaries(cfg.run_dir);
   if (!err) err = arm_crash_record(w, cfg.run_dir);
-  if (!err) fault_signal(w->trial);
+  if (!err) fault_signal(w->trial, cfg.run_dir);
   if (!err) err = fault_injection(w->trial);
   if (!err) err = run_trial_ex(&cfg, w->group, &hooks, &r);
   orch_crash_disarm();

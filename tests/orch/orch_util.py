@@ -230,3 +230,14 @@ def wait_for(pred, timeout, step=0.05):
             return True
         time.sleep(step)
     return False
+
+
+def held(job, run_dir, groups):
+    """With SAFECL_FAULT_TRIAL_SIGNAL=hold (src/orch/worker.c), each group waits before its trial
+    until its ranks catch a stop signal: waits until `groups` groups have got a trial (START
+    records); False if the job ended first."""
+    def ready():
+        return job.proc.poll() is not None or \
+            sum(r["type"] == "START" for r in all_records(run_dir)) >= groups
+    return wait_for(ready, 120) and job.proc.poll() is None
+

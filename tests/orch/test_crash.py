@@ -23,10 +23,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
-from orch_util import (Job, all_records, check, finish, finished_trials, method, run_sweep,
-                       synthetic, wait_for, write_sweep)
+from orch_util import (Job, all_records, check, descendants, finish, finished_trials, method,
+                       run_sweep, synthetic, wait_for, write_sweep)
 
 
 def sweep(tmp, name, body):
@@ -40,6 +39,14 @@ def plan_ids(run_dir):
     return {r["text"].split("\t")[2]: r["id"] for r in all_records(run_dir) if r["type"] == "PLAN"}
 
 
+def stopped(pid):
+    """The process is stopped by a signal (state T in /proc/PID/stat)."""
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False
+
+
 def of_type(run_dir, kind, tid=None):
     return [r for r in all_records(run_dir) if r["type"] == kind and (tid is None or r["id"] == tid)]
 
@@ -51,11 +58,12 @@ def test_external_kills(a, tmp):
         job = Job([path, "run.dir=" + run_dir], 2, a.mpiexec, a.safecl,
                   env={"SAFECL_FAULT_TRIAL_SIGNAL": "stop"},
                   log=os.path.join(tmp, "kill%d.log" % k))
-        started = wait_for(lambda: os.path.isdir(run_dir) and len(of_type(run_dir, "START")) > k,
-                           120)
-        time.sleep(0.5)  # the worker freezes before the trial's first boundary
+        # the worker freezes (SIGSTOP) once its trial started, before the trial's first boundary
+        started = wait_for(lambda: os.path.isdir(run_dir) and len(of_type(run_dir, "START")) > k
+                           and any(stopped(pid) for pid in descendants(job.proc.pid)), 120)
         job.kill_all()
-        check(started, "kill %d: SIGKILL of the whole job after its trial started" % (k + 1))
+        check(started, "kill %d: SIGKILL of the whole job while its trial's worker is frozen"
+              % (k + 1))
     check(not of_type(run_dir, "PROGRESS"), "no attempt reached a boundary")
     rc, out = run_sweep([path, "run.dir=" + run_dir], 2, a.mpiexec, a.safecl,
                         log=os.path.join(tmp, "kills_rerun.log"))

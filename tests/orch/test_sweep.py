@@ -8,9 +8,9 @@
 2. A rerun of the same command repeats nothing: no trial starts, trial.h5 files are untouched.
    With sweep.retry_failed=true only the failed trials run again.
 3. (N = 3 only) A NaN (injected SCL_ERR_NUMERIC) fails its trial at once, without a retry.
-4. (N = 3 only) SIGUSR1 to mpiexec (forwarded to the ranks, as srun does): running trials
-   checkpoint at their next boundary, the sweep exits 75 with STOPPED records; a rerun resumes
-   and completes.
+4. (N = 3 only) SIGUSR1 to mpiexec (forwarded to the ranks, as srun does) while both groups hold
+   a trial (SAFECL_FAULT_TRIAL_SIGNAL=hold): both trials checkpoint at their next boundary, the
+   sweep exits 75 with 2 STOPPED records; a rerun resumes and completes.
 5. (N = 2 only) refusals: one rank, 2 worker ranks in groups of 3; --count, --list and --trial.
 6. (N = 5 only) groups of 2 ranks (sweep.group_size = 2: two data-parallel groups): the sweep of
    1. finishes the same trials with the same numbers as groups of one; SIGUSR1 stops both
@@ -27,8 +27,8 @@ import tempfile
 import h5py
 import numpy as np
 
-from orch_util import (Job, all_records, check, finish, finished_trials, ledgers, method,
-                       run_sweep, same_numbers, synthetic, tiny_overrides, trial_numbers, wait_for,
+from orch_util import (Job, all_records, check, finish, finished_trials, held, ledgers, method,
+                       run_sweep, same_numbers, synthetic, tiny_overrides, trial_numbers,
                        write_sweep)
 
 
@@ -132,23 +132,26 @@ def test_numeric(a, tmp):
 
 
 def test_signal(a, tmp, extra=()):
+    # Each group holds its first trial until its ranks have the signal (SAFECL_FAULT_TRIAL_SIGNAL=
+    # hold), so both trials are certainly still running when it comes, on a machine of any speed.
     path = write_sweep(os.path.join(tmp, "long.cfg"), "long",
                        '  datasets = ["%s"];\n  methods = ["%s"];\n  seeds = [1, 2, 3];\n'
                        % (synthetic(), method("simplecil")),
-                       overrides=tiny_overrides(classes=14, train=3, test=2))
+                       overrides=tiny_overrides(classes=6, train=3, test=2))
     run_dir = os.path.join(tmp, "long" + "_".join(extra).replace("=", "-"))
     env = {"SAFECL_PROGRESS_INTERVAL": "0"}
-    job = Job(sweep_args(path, run_dir, *extra), a.ranks, a.mpiexec, a.safecl, env=env,
-              log=os.path.join(tmp, "signal.log"))
-    seen = wait_for(lambda: any(r["type"] == "PROGRESS" for r in all_records(run_dir)), 120)
+    job = Job(sweep_args(path, run_dir, *extra), a.ranks, a.mpiexec, a.safecl,
+              env=dict(env, SAFECL_FAULT_TRIAL_SIGNAL="hold"), log=os.path.join(tmp, "signal.log"))
+    seen = held(job, run_dir, 2)
     job.signal(signal.SIGUSR1)
     rc = job.wait(120)
     recs = all_records(run_dir)
     stopped = [r for r in recs if r["type"] == "STOPPED"]
     check(seen and rc == 75, "SIGUSR1: the sweep exits 75 (got %s)" % rc)
-    check(len(stopped) >= 1 and any(r["type"] == "STOP" for r in recs) and
+    check(len(stopped) == 2 and any(r["type"] == "STOP" for r in recs) and
+          not any(r["type"] == "FINISHED" for r in recs) and
           recs[-1]["type"] == "END" and recs[-1]["text"] == "stopped",
-          "running trials stopped and checkpointed (%d STOPPED), END stopped" % len(stopped))
+          "both groups' trials stopped and checkpointed (%d STOPPED), END stopped" % len(stopped))
     ckpts = [r["id"] for r in stopped
              if os.path.exists(os.path.join(run_dir, "trials", r["id"], "ckpt.h5"))]
     check(len(ckpts) == len(stopped), "each stopped trial has its ckpt.h5")

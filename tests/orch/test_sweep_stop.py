@@ -29,8 +29,8 @@ import subprocess
 import sys
 import tempfile
 
-from orch_util import (Job, all_records, check, descendants, finish, finished_trials, method,
-                       run_sweep, synthetic, tiny_overrides, wait_for, write_sweep)
+from orch_util import (Job, all_records, check, descendants, finish, finished_trials, held,
+                       method, run_sweep, synthetic, tiny_overrides, write_sweep)
 
 ENV = {"SAFECL_PROGRESS_INTERVAL": "0"}
 HOLD = dict(ENV, SAFECL_FAULT_TRIAL_SIGNAL="hold")
@@ -46,14 +46,6 @@ def sweep(tmp, name):
                        % (synthetic(), method("simplecil")),
                        overrides=tiny_overrides(classes=6, train=3, test=2))
     return path, os.path.join(tmp, name)
-
-
-def held(job, run_dir, groups=2):
-    """Waits until each group has got a trial (its START record), which it holds; False if the
-    job ended first."""
-    return wait_for(lambda: job.proc.poll() is not None or
-                    sum(r["type"] == "START" for r in all_records(run_dir)) >= groups, 120) \
-        and job.proc.poll() is None
 
 
 def world_rank(pid):
@@ -102,7 +94,7 @@ def test_sigint_ranks(a, tmp):
     path, run_dir = sweep(tmp, "ranks")
     job = Job([path, "run.dir=" + run_dir], a.ranks, a.mpiexec, a.safecl, env=HOLD,
               log=os.path.join(tmp, "ranks.log"))
-    seen = held(job, run_dir)
+    seen = held(job, run_dir, 2)
     pids = safecl_pids(job, a.safecl)
     check(seen and len(pids) == a.ranks and world_rank(pids[0]) == 0,
           "SIGINT to the ranks: both groups hold a trial, %d ranks found" % len(pids))
@@ -117,7 +109,7 @@ def test_sigint_mpiexec(a, tmp):
     env = dict(HOLD, OMPI_MCA_odls_base_sigkill_timeout=SIGKILL_TIMEOUT)
     job = Job([path, "run.dir=" + run_dir], a.ranks, a.mpiexec, a.safecl, env=env,
               log=os.path.join(tmp, "mpiexec.log"))
-    check(held(job, run_dir), "SIGINT to mpiexec: both groups hold a trial")
+    check(held(job, run_dir, 2), "SIGINT to mpiexec: both groups hold a trial")
     job.signal(signal.SIGINT)
     rc = job.wait(120)
     check_stopped(a, tmp, path, run_dir, "SIGINT to mpiexec", rc, None)
@@ -127,7 +119,7 @@ def test_status_killed(a, tmp):
     path, run_dir = sweep(tmp, "killed")
     job = Job([path, "run.dir=" + run_dir], a.ranks, a.mpiexec, a.safecl, env=HOLD,
               log=os.path.join(tmp, "killed.log"))
-    seen = held(job, run_dir)
+    seen = held(job, run_dir, 2)
     live = subprocess.run([a.safecl, "status", run_dir], capture_output=True, text=True)
     job.kill_all()
     p = subprocess.run([a.safecl, "status", run_dir], capture_output=True, text=True)
