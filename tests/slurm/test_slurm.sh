@@ -4,10 +4,13 @@
 #
 #   tests/slurm/test_slurm.sh [path/to/safecl]
 #
-# 1. jobs/sweep.sbatch on a small sweep (a coordinator and one group): once a trial is running,
+# 1. jobs/sweep.sbatch on a small sweep (a coordinator and one group) whose seed-1 trial waits
+#    for a signal before it starts (SAFECL_FAULT_TRIAL_SIGNAL=hold:seed=1, src/orch/worker.c),
+#    so that it is certainly still running then on a machine of any speed: once it has started,
 #    `scancel --signal=USR1 --batch` reaches the batch script, which forwards it to the ranks;
-#    the running trial checkpoints, safecl exits 75, the job requeues itself (Restarts=1),
-#    resumes from the checkpoint and completes; the numbers equal an uninterrupted local run.
+#    the trial checkpoints, safecl exits 75, the job requeues itself (Restarts=1), resumes from
+#    the checkpoint (a trial with one is not held) and completes; the numbers equal an
+#    uninterrupted local run.
 #    jobs/report.sbatch, submitted with --dependency=afterok on it, runs after the requeue.
 # 2. jobs/submit.sh sized from the plan: one MPI job (a coordinator and one group) and, with
 #    --array, the plan recorded and one `safecl train` per array task; each followed by its report
@@ -40,24 +43,24 @@ sweep = {
   datasets = ["$root/configs/datasets/synthetic.cfg"];
   methods = ["$root/configs/methods/simplecil.cfg"];
   seeds = [1, 2];
-  overrides = ["dataset.synthetic.classes=16", "dataset.synthetic.train_per_class=3",
+  overrides = ["dataset.synthetic.classes=6", "dataset.synthetic.train_per_class=3",
                "dataset.synthetic.test_per_class=2", "dataset.init_cls=2", "dataset.increment=2",
                "eval.batch=8", "threads=1"];
 };
 CFG
 run=$tmp/run
 export SAFECL_PROGRESS_INTERVAL=0 SAFECL_THREADS=1
-jid=$(sbatch --parsable --ntasks=2 --cpus-per-task=1 --time=10 --chdir="$root" \
+jid=$(SAFECL_FAULT_TRIAL_SIGNAL=hold:seed=1 sbatch --parsable --ntasks=2 --cpus-per-task=1 --time=10 --chdir="$root" \
         --output="$tmp/sweep-%j.out" "$root/jobs/sweep.sbatch" "$sweep" "run.dir=$run")
 rid=$(sbatch --parsable --dependency="afterok:$jid" --chdir="$root" \
         --output="$tmp/report-%j.out" "$root/jobs/report.sbatch" "$run")
 ledger=$run/ledger.$jid.log
-for _ in $(seq 120); do grep -q " PROGRESS " "$ledger" 2>/dev/null && break; sleep 0.5; done
-if grep -q " PROGRESS " "$ledger" 2>/dev/null; then
+for _ in $(seq 240); do grep -q " START " "$ledger" 2>/dev/null && break; sleep 0.5; done
+if grep -q " START " "$ledger" 2>/dev/null; then
   scancel --signal=USR1 --batch "$jid"
-  ok "job $jid running a trial: USR1 sent to its batch script"
+  ok "job $jid holding its first trial: USR1 sent to its batch script"
 else
-  fail "job $jid never reported progress"; cat "$tmp"/sweep-*.out 2>/dev/null | tail -20
+  fail "job $jid never started a trial"; cat "$tmp"/sweep-*.out 2>/dev/null | tail -20
 fi
 wait_job "$jid" 300 || fail "sweep job $jid did not end"
 out=$(cat "$tmp/sweep-$jid.out" 2>/dev/null || true)
