@@ -10,6 +10,8 @@
 # never written). Prints the executions per target from libFuzzer's "Done N runs in S second(s)".
 # A crash, leak, timeout or out-of-memory input is copied to tests/fuzz/crashes/T/ for a human to
 # fix and then move into tests/fuzz/corpus/T/ as a regression input; the script then exits 1.
+# Targets run SAFECL_FUZZ_JOBS at a time (default: the number of cores), each on its own core for
+# its N seconds, so the phase takes N x targets / jobs seconds of wall time.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,7 +26,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="${2:?--seconds needs a number}"; shift 2 ;;
     --regression) regression=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     -*) echo "fuzz/run.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -64,15 +66,12 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 rm -rf "$FUZZ_TMPDIR"
 mkdir -p "$FUZZ_TMPDIR"
 
-failed=0
-summary=()
-for t in "${targets[@]}"; do
-  bin="$build/tests/fuzz/fuzz_$t"
-  log="$build/logs/$t.log"
-  art="$build/artifacts/$t/"
-  rm -rf "$art" # artifacts of an earlier run are not this run's findings
-  mkdir -p "$build/logs" "$art" "$build/corpus/$t"
-  dict=()
+# One target: its log, its findings copied to tests/fuzz/crashes/T/, one summary line in
+# logs/T.result whose first word is ok or FAILED.
+fuzz_target() {
+  local t="$1"
+  local bin="$build/tests/fuzz/fuzz_$t" log="$build/logs/$t.log" art="$build/artifacts/$t/"
+  local dict=() args=() status=0 runs crashes c
   [ -f "$here/dict/$t.dict" ] && dict=(-dict="$here/dict/$t.dict")
   if [ "$regression" = 1 ]; then
     args=(-runs=0 "$here/corpus/$t")
@@ -80,20 +79,39 @@ for t in "${targets[@]}"; do
     args=(-max_total_time="$seconds" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2560
           -print_final_stats=1 "${dict[@]}" "$build/corpus/$t" "$here/corpus/$t")
   fi
-  status=0
   "$bin" -artifact_prefix="$art" "${args[@]}" >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 runs in \2 s/p' "$log" | tail -1)
   crashes=$(find "$art" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
             -o -name 'oom-*' -o -name 'slow-unit-*' \) 2>/dev/null | grep -v slow-unit || true)
   if [ "$status" != 0 ] || [ -n "$crashes" ]; then
-    failed=1
     mkdir -p "$here/crashes/$t"
     for c in $crashes; do cp "$c" "$here/crashes/$t/"; done
-    summary+=("$(printf '%-12s FAILED (exit %s) %s; log %s' "$t" "$status" "${runs:-}" "$log")")
+    printf '%-12s FAILED (exit %s) %s; log %s\n' "$t" "$status" "${runs:-}" "$log" \
+      >"$build/logs/$t.result"
     grep -m1 -E "ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error" "$log" >&2 || true
   else
-    summary+=("$(printf '%-12s ok    %s' "$t" "${runs:-?}")")
+    printf '%-12s ok    %s\n' "$t" "${runs:-?}" >"$build/logs/$t.result"
   fi
+}
+
+parallel="${SAFECL_FUZZ_JOBS:-$(nproc)}"
+mkdir -p "$build/logs"
+for t in "${targets[@]}"; do
+  rm -rf "$build/artifacts/$t/" "$build/logs/$t.result" # an earlier run's are not this run's
+  mkdir -p "$build/artifacts/$t/" "$build/corpus/$t"
+done
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || true; done
+  fuzz_target "$t" &
+done
+wait
+failed=0
+summary=()
+for t in "${targets[@]}"; do
+  line=$(cat "$build/logs/$t.result" 2>/dev/null || printf '%-12s FAILED (no result)' "$t")
+  read -r _ verdict _ <<<"$line"
+  [ "$verdict" = ok ] || failed=1
+  summary+=("$line")
 done
 echo "fuzz: executions per target$([ "$regression" = 1 ] && echo ' (regression)' || echo " ($seconds s each)"):"
 printf '  %s\n' "${summary[@]}"
