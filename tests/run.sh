@@ -7,6 +7,11 @@
 # Each runs with the OpenBLAS kernel detected on this CPU, then the tests labelled numeric
 # again with a second kernel (below), then every libFuzzer target for 20 s (tests/fuzz/run.sh).
 # Exits non-zero if setup, the build or any test fails.
+#
+# Wall time on 2 cores: the tests that are not `numeric` run one at a time (many start several
+# MPI ranks); the `numeric` ones, single-threaded parity tests, two at a time (ctest -j 2); the
+# clang build of the fuzz targets runs at nice 19 alongside the tests, on the cycles they leave
+# idle; the fuzz targets run one per core (tests/fuzz/run.sh).
 set -euo pipefail
 export SAFECL_WITH_TESTS=1
 # Its own build directory (build-tests/), so the suite never rebuilds the quickstart's build/.
@@ -14,10 +19,13 @@ SAFECL_BUILD_DIR="${SAFECL_BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." &
 source "$(dirname "${BASH_SOURCE[0]}")/../jobs/setup.sh"
 cd "$SAFECL_ROOT"
 
-ctest_args=(--output-on-failure -LE slow)
+# ctest takes one -LE regex: the first run leaves out "slow|numeric", the numeric runs "slow".
+ctest_args=(--output-on-failure)
+suite_args=(-LE "slow|numeric")
+numeric_args=(-L numeric -LE slow)
 for arg in "$@"; do
   case "$arg" in
-    --all) ctest_args=(--output-on-failure) ;;
+    --all) suite_args=(-LE numeric); numeric_args=(-L numeric) ;;
     --sanitize) SAFECL_BUILD_DIR="$SAFECL_ROOT/build-asan"
                 SAFECL_CMAKE_ARGS="${SAFECL_CMAKE_ARGS:-} -DSAFECL_SANITIZE=ON" ;;
     *) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
@@ -47,12 +55,23 @@ detected=$(openblas_core)
 second=Haswell
 if [ "$detected" = Haswell ]; then second=Sandybridge; fi
 status=0
+# Fuzzing (docs/conventions.md 23) needs a clang build of its own (build-fuzz/): built meanwhile.
+fuzz_log="$SAFECL_BUILD_DIR/fuzz_build.log"
+nice -n 19 "$SAFECL_ROOT/tests/fuzz/run.sh" --build >"$fuzz_log" 2>&1 &
+fuzz_build=$!
 echo "run.sh: OpenBLAS kernel ${detected:-unknown} (detected): the suite"
-ctest "${ctest_args[@]}" -j 1 || status=1
+ctest "${ctest_args[@]}" "${suite_args[@]}" -j 1 || status=1
+ctest "${ctest_args[@]}" "${numeric_args[@]}" -j 2 || status=1
 echo "run.sh: OpenBLAS kernel $(openblas_core OPENBLAS_CORETYPE=$second)" \
      "(OPENBLAS_CORETYPE=$second): the tests labelled numeric"
-OPENBLAS_CORETYPE=$second OPENBLAS_VERBOSE=2 ctest "${ctest_args[@]}" -L numeric -j 1 || status=1
-# Fuzzing (docs/conventions.md 23): each parser's libFuzzer target for 20 s (SAFECL_FUZZ_SECONDS)
-# in a clang build of its own (build-fuzz/); a crash fails the run, its input in tests/fuzz/crashes/.
+OPENBLAS_CORETYPE=$second OPENBLAS_VERBOSE=2 ctest "${ctest_args[@]}" "${numeric_args[@]}" -j 2 \
+  || status=1
+# Each parser's libFuzzer target for 20 s (SAFECL_FUZZ_SECONDS); a crash fails the run, its input
+# in tests/fuzz/crashes/.
+if ! wait "$fuzz_build"; then
+  echo "run.sh: the fuzz build failed ($fuzz_log):" >&2
+  tail -50 "$fuzz_log" >&2
+  status=1
+fi
 "$SAFECL_ROOT/tests/fuzz/run.sh" --seconds "${SAFECL_FUZZ_SECONDS:-20}" || status=1
 exit $status

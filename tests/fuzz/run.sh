@@ -3,6 +3,7 @@
 #
 #   tests/fuzz/run.sh --seconds N [TARGET...]   fuzz each target (default: all) for N seconds
 #   tests/fuzz/run.sh --regression [TARGET...]  run every corpus input once through its target
+#   tests/fuzz/run.sh --build                   only build them (tests/run.sh, during its tests)
 #
 # The build lives in build-fuzz/ (SAFECL_FUZZ_BUILD_DIR), configured with clang, ASan, UBSan and
 # -DSAFECL_FUZZ=ON. Each target starts from its checked-in seed corpus (tests/fuzz/corpus/T) plus
@@ -21,18 +22,20 @@ all_targets=(safetensors image config sweep ledger domainnet packed published tr
 
 seconds=""
 regression=0
+build_only=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="${2:?--seconds needs a number}"; shift 2 ;;
     --regression) regression=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --build) build_only=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     -*) echo "fuzz/run.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
-if [ -z "$seconds" ] && [ "$regression" = 0 ]; then
-  echo "fuzz/run.sh: give --seconds N or --regression" >&2
+if [ -z "$seconds" ] && [ "$regression" = 0 ] && [ "$build_only" = 0 ]; then
+  echo "fuzz/run.sh: give --seconds N, --regression or --build" >&2
   exit 2
 fi
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
@@ -55,6 +58,7 @@ cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=Release
   -DSAFECL_FUZZ=ON >"$build/cmake.log" 2>&1 || { cat "$build/cmake.log" >&2; exit 1; }
 cmake --build "$build" -j "$(nproc)" --target fuzz_targets >"$build/build.log" 2>&1 \
   || { tail -50 "$build/build.log" >&2; exit 1; }
+[ "$build_only" = 0 ] || exit 0
 
 # Leaks are detected (libFuzzer checks every input that allocates more than it frees); the one
 # suppression is libconfig's own scanner leak (lsan.supp). The targets never initialise MPI.
