@@ -240,4 +240,3 @@ def held(job, run_dir, groups):
         return job.proc.poll() is not None or \
             sum(r["type"] == "START" for r in all_records(run_dir)) >= groups
     return wait_for(ready, 120) and job.proc.poll() is None
-
