@@ -179,6 +179,10 @@ SCL_NODISCARD scl_err scl_alloc(size_t bytes, const char *what, void **out);
 /* Same, zero-filled. */
 SCL_NODISCARD scl_err scl_calloc(size_t bytes, const char *what, void **out);
 void scl_free(void *p);
+/* A scratch buffer of scl_alloc's family that grows on demand: *buf (NULL and *bytes = 0 at
+ * first) is kept when *bytes >= need, else freed and allocated again at exactly need bytes; its
+ * contents are not kept. On failure *buf is NULL and *bytes 0. */
+SCL_NODISCARD scl_err scl_alloc_grow(void **buf, size_t *bytes, size_t need, const char *what);
 
 /* n floats rounded up to whole 64-byte lines (a multiple of 16), so that buffers carved one after
  * another from an aligned block each stay aligned. */

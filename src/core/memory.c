@@ -1,4 +1,4 @@
-/* memory.c: aligned allocation (scl_alloc, scl_calloc, scl_free).
+/* memory.c: aligned allocation (scl_alloc, scl_calloc, scl_free, scl_alloc_grow).
  *
  * Every block is 64-byte aligned, so SIMD loads and BLAS calls never meet a split cache line, and
  * a failure names the buffer and its size. What this deliberately is not: a pool or an arena.
@@ -27,3 +27,13 @@ scl_err scl_calloc(size_t bytes, const char *what, void **out) {
 }
 
 void scl_free(void *p) { free(p); }
+
+scl_err scl_alloc_grow(void **buf, size_t *bytes, size_t need, const char *what) {
+  if (need <= *bytes) return SCL_OK;
+  scl_free(*buf);
+  *buf = NULL;
+  *bytes = 0;
+  SCL_CALL(scl_alloc(need, what, buf));
+  *bytes = need;
+  return SCL_OK;
+}

@@ -14,12 +14,7 @@ typedef struct extract_buffers {
 
 static scl_err ensure_scratch(extract_buffers *b, const run_extract_opts *o) {
   size_t need = data_test_transform_scratch_bytes(b->img.w, b->img.h, o->resize, o->crop);
-  if (need <= b->scratch_bytes) return SCL_OK;
-  scl_free(b->scratch);
-  b->scratch = NULL;
-  b->scratch_bytes = 0;
-  SCL_CALL(scl_alloc(need, "transform scratch", &b->scratch));
-  b->scratch_bytes = need;
+  SCL_CALL(scl_alloc_grow(&b->scratch, &b->scratch_bytes, need, "transform scratch"));
   return SCL_OK;
 }
 

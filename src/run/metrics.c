@@ -82,23 +82,21 @@ void run_metrics_record_val(run_metrics *m, int t, const int32_t *pred, const in
   }
 }
 
-double run_metrics_val(const run_metrics *m, int p) {
+/* The mean of predictor p's row of a per-session table over the sessions done (NaN before any). */
+static double mean_done(const run_metrics *m, const double *table, int p) {
   if (!m->sessions_done) return NAN;
   double sum = 0.0;
-  for (int t = 0; t < m->sessions_done; t++) sum += m->val_acc[p * m->n_sessions + t];
+  for (int t = 0; t < m->sessions_done; t++) sum += table[p * m->n_sessions + t];
   return sum / m->sessions_done;
 }
+
+double run_metrics_val(const run_metrics *m, int p) { return mean_done(m, m->val_acc, p); }
 
 double run_metrics_final(const run_metrics *m, int p) {
   return m->sessions_done ? m->acc_total[p * m->n_sessions + m->sessions_done - 1] : NAN;
 }
 
-double run_metrics_average(const run_metrics *m, int p) {
-  if (!m->sessions_done) return NAN;
-  double sum = 0.0;
-  for (int t = 0; t < m->sessions_done; t++) sum += m->acc_total[p * m->n_sessions + t];
-  return sum / m->sessions_done;
-}
+double run_metrics_average(const run_metrics *m, int p) { return mean_done(m, m->acc_total, p); }
 
 double run_metrics_forgetting(const run_metrics *m, int p) {
   const int T = m->n_sessions, last = m->sessions_done - 1;

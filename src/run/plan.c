@@ -1,15 +1,15 @@
-/* plan.c: the cost model of a trial (plan.h): counts, rates (measured, nominal or from a saved
- * calibration), the inputs' check, and the printed plan. */
+/* plan.c: the cost model of a trial (plan.h): rates (measured here and by linalg_calibrate,
+ * nominal, or from a saved calibration), the price of the counts plan_count.c makes, the inputs'
+ * check, and the printed plan. */
 #include "safecl/plan.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "../linalg/lapack.h"
+#include "safecl/linalg_calibrate.h"
 #include "safecl/publish.h"
 #include "safecl/safetensors.h"
 #include "safecl/vit.h"
@@ -41,32 +41,13 @@ done:
   return err;
 }
 
+/* dgemm's rate and a 512 x 512 dsyevd's seconds, the classifier fit's kernels (linalg/). */
 static scl_err measure_linalg(run_plan_rates *r) {
-  const int n = 512;
-  double *a = NULL, *b = NULL, *c = NULL, *w = NULL, *work = NULL;
-  int *iwork = NULL, info = 0, lwork = 1 + 6 * n + 2 * n * n, liwork = 3 + 5 * n;
-  scl_err err = SCL_OK;
-  size_t nn = (size_t)n * n * sizeof(double);
-  SCL_CALL_GOTO(err, scl_alloc(nn, "plan a", (void **)&a), done);
-  SCL_CALL_GOTO(err, scl_alloc(nn, "plan b", (void **)&b), done);
-  SCL_CALL_GOTO(err, scl_alloc(nn, "plan c", (void **)&c), done);
-  SCL_CALL_GOTO(err, scl_alloc((size_t)n * sizeof(double), "plan w", (void **)&w), done);
-  SCL_CALL_GOTO(err, scl_alloc((size_t)lwork * sizeof(double), "plan work", (void **)&work), done);
-  SCL_CALL_GOTO(err, scl_alloc((size_t)liwork * sizeof(int), "plan iwork", (void **)&iwork), done);
-  for (int i = 0; i < n * n; i++) a[i] = b[i] = (double)((i * 7919) % 1000) / 1000.0;
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, a, n, b, n, 0.0, c, n);
-  double t0 = scl_now();
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, a, n, b, n, 0.0, c, n);
-  r->dgemm_gflop_per_s = 2.0 * n * (double)n * n / (scl_now() - t0) / 1e9;
-  t0 = scl_now();
-  dsyevd_("V", "L", &n, c, &n, w, work, &lwork, iwork, &liwork, &info, 1, 1);
-  r->eig_seconds_512 = scl_now() - t0;
-  if (info) err = SCL_ERROR(SCL_ERR_LAPACK, "plan calibration: dsyevd info=%d", info);
-done:; /* a declaration follows: C11 needs a statement after a label */
-  double *all[] = {a, b, c, w, work};
-  for (int i = 0; i < 5; i++) scl_free(all[i]);
-  scl_free(iwork);
-  return err;
+  linalg_rates lr;
+  SCL_CALL(linalg_calibrate(512, &lr));
+  r->dgemm_gflop_per_s = lr.dgemm_gflop_per_s;
+  r->eig_seconds_512 = lr.eig_seconds;
+  return SCL_OK;
 }
 
 scl_err run_plan_measure(const run_trial_cfg *cfg, run_plan_rates *rates) {

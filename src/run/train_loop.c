@@ -47,12 +47,7 @@ static int64_t epoch_steps(const trial_state *st, int64_t n, int64_t B) {
 
 static scl_err ensure_scratch(loop_buffers *b, const data_train_params *p) {
   size_t need = data_train_transform_scratch_bytes(b->img.w, b->img.h, p);
-  if (need <= b->scratch_bytes) return SCL_OK;
-  scl_free(b->scratch);
-  b->scratch = NULL;
-  b->scratch_bytes = 0;
-  SCL_CALL(scl_alloc(need, "augmentation scratch", &b->scratch));
-  b->scratch_bytes = need;
+  SCL_CALL(scl_alloc_grow(&b->scratch, &b->scratch_bytes, need, "augmentation scratch"));
   return SCL_OK;
 }
 

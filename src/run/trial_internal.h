@@ -1,5 +1,5 @@
-/* trial_internal.h: the state of a running trial, shared by trial.c (the session loop) and
- * trial_output.c (identity and trial.h5). Private to src/run/. */
+/* trial_internal.h: the state of a running trial, shared by trial.c and its phases
+ * (trial_phases.h), trial_output.c (identity and trial.h5) and checkpoint.c. Private to src/run/. */
 #ifndef SAFECL_RUN_TRIAL_INTERNAL_H
 #define SAFECL_RUN_TRIAL_INTERNAL_H
 
