@@ -1,13 +1,14 @@
 /* prompt_variant_driver.c: runs a variant of DualPrompt (method.dualprompt_variant, G- and
- * E-prompts of different lengths) through the method interface on a small ViT, for
+ * E-prompts of different lengths) or of L2P (method.l2p_variant) through the method interface on
+ * a small ViT, for
  * prompt_variant_ref.py to compare with its PyTorch re-implementation, and checks the test
  * network's invariance to the order and batching of the test images.
  *
- * usage: prompt_variant_driver --method dualprompt --variant pilot|coda --width D --depth L
+ * usage: prompt_variant_driver --method dualprompt|l2p --variant V --width D --depth L
  *        --heads H --img S --patch P --mlp F --weights w.safetensors --images img.bin
  *        --labels lab.bin --batches idx.bin --test-images timg.bin --n-test NT --sessions T
  *        --classes C --batch B --steps K --pool M --length L --g-length Lg --g-layers G
- *        --e-layers E --lr lr --pull w --out DIR
+ *        --e-layers E --topk k --lr lr --pull w --out DIR
  * img.bin: N images (3, S, S) float32, lab.bin N int64 labels, idx.bin the int64 image indices
  * of every batch (T x K x B); every step is one epoch (epochs = K, so a schedule over epochs
  * moves at every step). Session t holds classes [t C / T, (t + 1) C / T). Writes to DIR (raw
@@ -35,7 +36,7 @@
 typedef struct args {
   vit_config vc;
   const char *method, *variant, *weights, *images, *labels, *batches, *test_images, *out;
-  int64_t NT, T, C, B, K, M, L, Lg, G, E;
+  int64_t NT, T, C, B, K, M, L, Lg, G, E, k;
   double lr, pull;
 } args;
 
@@ -46,9 +47,9 @@ static int parse(int argc, char **argv, args *a) {
                       "--labels", "--batches", "--test-images", "--out"};
   const char **sv[] = {&a->method, &a->variant, &a->weights,     &a->images,
                        &a->labels, &a->batches, &a->test_images, &a->out};
-  const char *ik[] = {"--n-test", "--sessions", "--classes",  "--batch",    "--steps",
-                      "--pool",   "--length",   "--g-length", "--g-layers", "--e-layers"};
-  int64_t *iv[] = {&a->NT, &a->T, &a->C, &a->B, &a->K, &a->M, &a->L, &a->Lg, &a->G, &a->E};
+  const char *ik[] = {"--n-test", "--sessions", "--classes",  "--batch",    "--steps", "--pool",
+                      "--length", "--g-length", "--g-layers", "--e-layers", "--topk"};
+  int64_t *iv[] = {&a->NT, &a->T, &a->C, &a->B, &a->K, &a->M, &a->L, &a->Lg, &a->G, &a->E, &a->k};
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *key = argv[i], *v = argv[i + 1];
     int done = driver_vit_option(&a->vc, key, v);
@@ -128,13 +129,14 @@ static scl_err run(const args *a) {
                           .prompt_protocol = "honest",
                           .prompt_pool = a->M,
                           .prompt_length = a->L,
-                          .prompt_top_k = 1,
+                          .prompt_top_k = a->k > 0 ? a->k : 1,
                           .prompt_g_length = a->Lg,
                           .prompt_g_layers = a->G,
                           .prompt_e_layers = a->E,
                           .prompt_pull = a->pull,
                           .prompt_vote_train = 1,
-                          .dp_variant = (char *)a->variant};
+                          .dp_variant = (char *)a->variant,
+                          .l2p_variant = (char *)a->variant};
   vit_model *m = NULL;
   learn_method *lm = NULL;
   FILE *fp = NULL, *fl = NULL, *fg = NULL;

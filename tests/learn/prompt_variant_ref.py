@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""prompt_variant_ref.py: DualPrompt's variants, safecl against a PyTorch re-implementation written
-here from docs/methods.md h, on a small random ViT over three sessions of three steps each.
+"""prompt_variant_ref.py: DualPrompt's and L2P's variants, safecl against a PyTorch
+re-implementation written here from docs/methods.md g.1 and h.1, on a small random ViT over three
+sessions of three steps each.
 
-Two cases. "coda": method.dualprompt_variant = coda, the re-implementation in CODA-Prompt's code
+Three cases. "coda": method.dualprompt_variant = coda, the re-implementation in CODA-Prompt's code
 (GT-RIPL/CODA-Prompt models/zoo.py:206-312, learners/prompt.py:31-50) written as that code does:
 G-prompts of 3 prefix tokens at block 0, E-prompts of 4 at blocks 1-2, a key set per E-block;
 the query and the keys normalised by F.normalize; training uses slot t of every E-block and adds
@@ -13,6 +14,11 @@ session; a batch of 18 images, so the method's chunks of 16 rows are exercised. 
 the PILOT variant with G-prompts (3 tokens) shorter than the E-prompts (4), which ride the
 trainer's shared prefixes: slot t copied from t - 1 at the session start, CE minus 0.1 x the
 mean query-key similarity, constant learning rate, a key set shared by the E-blocks.
+"plusplus": method.l2p_variant = plusplus, CODA's L2P++ (zoo.py:244-282, 321-339): a pool of 5
+prompts of 4 tokens, each image's own top-2 (no vote) as prefixes at block 0 (first 2 tokens of
+each selected prompt keys, last 2 values), the class token's feature, and the key loss written
+literally as CODA's code has it, (1 - cos_sim[:, k_idx]).sum() with k_idx (B, 2), i.e. a
+(B, B, 2) block, added to the mean CE; CODA's schedule.
 
 Checks: every loss term (relative 1e-5: fp32 sums over a few hundred terms through three blocks
 against float64); every trainable tensor after every session (|d| <= steps x lr x 1e-3 + 1e-6 of
@@ -21,7 +27,9 @@ times the gradient's relative error, ~1e-4 in fp32); the test logits (1e-4 of th
 old head rows and the E-slots of other sessions are bit-identical across each session; that the
 test logits do not depend on the order and batch size (1, 7, 64) of the test images (argmaxes
 identical, logits within 1e-5 of the largest); and that the coda variant refuses more sessions
-than slots with a message naming method.prompt.pool. Exits 1 on any failure."""
+than slots with a message naming method.prompt.pool, L2P++ an odd prompt length naming
+method.prompt.length. For L2P++ the old head rows only are checked as frozen (which pool entries
+a session trains depends on the selection). Exits 1 on any failure."""
 import argparse
 import math
 import os
@@ -41,8 +49,10 @@ import vit_ref  # noqa: E402
 D, DEPTH, HEADS, S, P, MLP = 32, 3, 2, 32, 16, 64
 T, C, B, K, NT, LR = 3, 6, 18, 3, 10, 0.01
 CASES = {
-    "coda": dict(variant="coda", M=3, L=4, Lg=3, G=1, E=2, pull=0.1),
-    "pilot_lg": dict(variant="pilot", M=3, L=4, Lg=3, G=1, E=2, pull=0.1),
+    "coda": dict(method="dualprompt", variant="coda", M=3, L=4, Lg=3, G=1, E=2, k=1, pull=0.1),
+    "pilot_lg": dict(method="dualprompt", variant="pilot", M=3, L=4, Lg=3, G=1, E=2, k=1,
+                     pull=0.1),
+    "plusplus": dict(method="l2p", variant="plusplus", M=5, L=4, Lg=0, G=0, E=0, k=2, pull=0.1),
 }
 FAILURES = []
 
@@ -73,7 +83,7 @@ def setup(tmp):
 
 
 def driver_cmd(args, tmp, h, out, sessions=T):
-    return [args.driver, "--method", "dualprompt", "--variant", h["variant"],
+    return [args.driver, "--method", h["method"], "--variant", h["variant"], "--topk", str(h["k"]),
             "--width", str(D), "--depth", str(DEPTH), "--heads", str(HEADS), "--img", str(S),
             "--patch", str(P), "--mlp", str(MLP), "--weights", os.path.join(tmp, "w.safetensors"),
             "--images", os.path.join(tmp, "img.bin"), "--labels", os.path.join(tmp, "lab.bin"),
@@ -184,12 +194,55 @@ class DualPrompt:
             return (self.features(x, self.ids(self.query(x), None)) @ self.W.T + self.b).numpy()
 
 
+class L2PPlus:
+    """Flat layout: W (C, D), b (C), pool (M, L, D), keys (M, D)."""
+
+    def __init__(self, h, init, vit):
+        self.h, self.vit, self.coda = h, vit, True
+        self.shapes = [(h["M"], h["L"], D), (h["M"], D)]
+        self.head_b, self.offs, self.count = layout([int(np.prod(s)) for s in self.shapes])
+        t = lambda o, s: torch.from_numpy(  # noqa: E731
+            init[o:o + int(np.prod(s))].astype(np.float64).reshape(s).copy()).requires_grad_(True)
+        self.W = t(0, (C, D))
+        self.b = t(self.head_b, (C,))
+        self.tensors = [t(o, s) for o, s in zip(self.offs, self.shapes)]
+
+    flat = DualPrompt.flat
+
+    def select(self, x):
+        with torch.no_grad():
+            q = F.normalize(self.vit(x), dim=1)
+        cos_sim = q @ F.normalize(self.tensors[1], dim=1).T
+        return cos_sim, prompt_ref.topk(cos_sim, self.h["k"])
+
+    def features(self, x, k_idx):
+        P_ = self.tensors[0][torch.from_numpy(k_idx)]  # (B, k, L, D)
+        i, n = self.h["L"] // 2, x.shape[0]
+        pre = {0: (P_[:, :, :i, :].reshape(n, -1, D), P_[:, :, i:, :].reshape(n, -1, D))}
+        return prompt_ref.cls_features(self.vit, x, pre)
+
+    def step(self, opt, x, y, t, k_old, k_seen):
+        cos_sim, k_idx = self.select(x)
+        ce = prompt_ref.masked_ce(self.features(x, k_idx) @ self.W.T + self.b, y, k_old, k_seen)
+        key = (1.0 - cos_sim[:, torch.from_numpy(k_idx)]).sum()  # (B, B, k), zoo.py:267
+        loss = ce + key
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return [loss.item(), ce.item(), key.item()]
+
+    def logits(self, x):
+        with torch.no_grad():
+            return (self.features(x, self.select(x)[1]) @ self.W.T + self.b).numpy()
+
+
 def case(args, tmp, name, h, vit, images, test, labels, idx):
     print(name)
     params, losses, logits, inv = run_driver(args, tmp, h)
     count = params.size // (1 + 2 * T)
     params = params.reshape(1 + 2 * T, count)
-    ref = DualPrompt(h, params[0], vit)
+    l2p = h["method"] == "l2p"
+    ref = (L2PPlus if l2p else DualPrompt)(h, params[0], vit)
     if ref.count != count:
         fail("%s: flat array of %d floats, the layout rule gives %d" % (name, count, ref.count))
         return
@@ -204,7 +257,7 @@ def case(args, tmp, name, h, vit, images, test, labels, idx):
         # the session start: nothing moves but (pilot) slot t, a bit-exact copy of slot t - 1
         o, shp = ref.offs[1], ref.shapes[1]
         prev = params[2 * t].copy()
-        if not ref.coda and t >= 1:
+        if not ref.coda and t >= 1 and not l2p:
             pe = prev[o:o + int(np.prod(shp))].reshape(shp)
             pe[:, :, t] = pe[:, :, t - 1]
         if not np.array_equal(begin, prev):
@@ -226,17 +279,19 @@ def case(args, tmp, name, h, vit, images, test, labels, idx):
         same = (np.array_equal(begin[:k_old * D], end[:k_old * D])
                 and np.array_equal(begin[ref.head_b:ref.head_b + k_old],
                                    end[ref.head_b:ref.head_b + k_old])
-                and np.array_equal(eb[:, :, others], ee[:, :, others]))
-        print("  session %d: old head rows and other E-slots bit-identical: %s" % (t + 1, same))
+                and (l2p or np.array_equal(eb[:, :, others], ee[:, :, others])))
+        print("  session %d: old head rows%s bit-identical: %s" % (
+            t + 1, "" if l2p else " and other E-slots", same))
         if not same:
             fail("%s session %d moved frozen parameters" % (name, t + 1))
         compare("session %d test logits" % (t + 1), logits[t], ref.logits(tx), 0.0, 1e-4)
-        picks = ref.ids(ref.query(tx), None)
-        mixed = int((picks != picks[:1]).any(axis=0).sum())
-        print("  session %d: test images whose E-blocks pick different slots: %d of %d" % (
-            t + 1, mixed, NT))
-        mixed_total += mixed
-    if ref.coda and mixed_total == 0:  # the per-block selection must be exercised
+        if not l2p:
+            picks = ref.ids(ref.query(tx), None)
+            mixed = int((picks != picks[:1]).any(axis=0).sum())
+            print("  session %d: test images whose E-blocks pick different slots: %d of %d" % (
+                t + 1, mixed, NT))
+            mixed_total += mixed
+    if ref.coda and not l2p and mixed_total == 0:  # the per-block selection must be exercised
         fail("coda: no test image picked different slots in different E-blocks")
     rows = np.asarray(rows)
     rel = np.abs(losses - rows) / np.maximum(np.abs(rows), np.abs(rows[:, :1]))
@@ -262,17 +317,14 @@ def compare(name, got, ref, atol, rtol):
         fail("%s: max |d| %.3e > %.1e" % (name, err.max(), bound))
 
 
-def refusal(args, tmp):
-    """The coda variant trains slot t in session t: more sessions than slots is refused."""
-    h = CASES["coda"]
+def refusal(args, tmp, what, h, key, sessions=T):
     out = tempfile.mkdtemp(dir=tmp)
-    r = subprocess.run(driver_cmd(args, tmp, h, out, sessions=h["M"] + 1), capture_output=True,
+    r = subprocess.run(driver_cmd(args, tmp, h, out, sessions=sessions), capture_output=True,
                        text=True)
-    ok = r.returncode == 3 and "method.prompt.pool" in r.stderr
-    print("coda variant with %d sessions and %d slots: exit %d, %s" % (
-        h["M"] + 1, h["M"], r.returncode, r.stderr.strip().splitlines()[-1:]))
+    ok = r.returncode == 3 and key in r.stderr
+    print("%s: exit %d, %s" % (what, r.returncode, r.stderr.strip().splitlines()[-1:]))
     if not ok:
-        fail("coda variant with more sessions than slots was not refused by name")
+        fail("%s: not refused with a message naming %s" % (what, key))
 
 
 def main():
@@ -284,7 +336,11 @@ def main():
         vit, images, test, labels, idx = setup(tmp)
         for name, h in CASES.items():
             case(args, tmp, name, h, vit, images, test, labels, idx)
-        refusal(args, tmp)
+        # the coda variant trains slot t in session t; L2P++ halves a prompt into keys and values
+        refusal(args, tmp, "coda variant, 4 sessions and 3 slots", CASES["coda"],
+                "method.prompt.pool", sessions=CASES["coda"]["M"] + 1)
+        refusal(args, tmp, "L2P++ with prompts of 3 tokens", dict(CASES["plusplus"], L=3),
+                "method.prompt.length")
     print(("FAILED: %d" % len(FAILURES)) if FAILURES else "all checks passed")
     return 1 if FAILURES else 0
 
