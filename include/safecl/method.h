@@ -133,6 +133,8 @@ typedef struct learn_method_cfg {
   int prompt_vote_train;   /* L2P: batch-wise vote of the selection during training */
   double coda_ortho;       /* CODA-Prompt orthogonality penalty mu (released 0) */
   char *coda_init;         /* "gs" (per-session Gram-Schmidt, released) or "ortho" (paper) */
+  char *dp_variant;        /* DualPrompt: "pilot" (PILOT), "coda" (CODA's code, h.1) */
+  char *l2p_variant;       /* L2P: "pilot" (PILOT), "plusplus" (CODA's L2P++, g.1) */
   /* EASE (docs/methods.md j) */
   double ease_alpha;     /* weight alpha of the other subspaces' cosines, as alpha / t (j.5) */
   double ease_beta;      /* weight of the pre-trained model's subspace with use_init_ptm */

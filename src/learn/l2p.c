@@ -8,16 +8,26 @@
  * batch-wise selection; the training batch is shuffled, so the vote carries no label). Testing
  * selects per image (docs/methods.md f.6): an image's prediction does not depend on the other
  * images of its batch. PILOT's batch-wise test vote is only the diagnostic network "pilot_diag"
- * (method.prompt.protocol = pilot_diag), which never touches the primary predictor. */
+ * (method.prompt.protocol = pilot_diag), which never touches the primary predictor.
+ *
+ * method.l2p_variant = "plusplus" is CODA-Prompt's L2P++ (docs/methods.md g.1): pool and keys
+ * U(0, 1), nn.Linear's head on the class token, each image's own top-k prompts (no vote) as key
+ * and value prefixes at block 0 (the first half of a prompt's tokens keys, the second half
+ * values), and the key loss of CODA's code, sum over b, b' and j of 1 - cos(q_b, K[idx_b'j]):
+ * every query pulled toward every image's selected keys (its (B, B, k) indexing), added with
+ * weight 1 to the mean CE; the CODA training recipe, a step in chunks of L2P_CHUNK images. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "safecl/prompt.h"
 #include "safecl/tuning.h"
 
+#include "coda_prompt_internal.h"
+
 #define TAG_L2P_HEAD 1301u
 #define TAG_L2P_POOL 1302u
 #define TAG_L2P_KEYS 1303u
+#define L2P_CHUNK 16 /* plusplus: images per trainer call */
 
 typedef struct l2p {
   learn_method base;
@@ -25,13 +35,16 @@ typedef struct l2p {
   vit_model *backbone; /* shared, not owned */
   const dist_comm *comm;
   int64_t C, D, M, Lp, k, Bbuf; /* Bbuf: rows of the step and network buffers */
-  int diag;
+  int64_t chunk;                /* rows per trainer call */
+  int diag, pp;                 /* pp: L2P++ */
+  int64_t epochs;               /* pp: epochs of the session being trained (the schedule's E) */
   learn_prompt_params p;
   int64_t off_pool, off_keys; /* pool (M, Lp, D), keys (M, D) */
   vit_trainer *trainer;
   learn_prompt_io io;
   float *q, *qn, *qsq, *kn, *ksq, *sim, *dkn, *feat, *dfeat, *scratch;
   int64_t *idx, *counts;
+  double *qsum; /* pp: (D) the sum of the rank's normalised queries */
 } l2p;
 
 /* Per-image selection of the first B rows of images: queries, their similarity to the keys and
@@ -57,17 +70,103 @@ static void l2p_tokens(l2p *l, int64_t B) {
              (size_t)entry * sizeof(float));
 }
 
+/* pp: io prefixes of the first B rows at block 0: image b's keys are the first Lp / 2 tokens of
+ * its k prompts in order, its values their last Lp / 2 tokens. */
+static void pp_prefixes(l2p *l, int64_t B) {
+  const int64_t half = l->Lp / 2 * l->D, entry = l->Lp * l->D;
+  const float *pool = l->p.param + l->off_pool;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t j = 0; j < l->k; j++) {
+      const float *src = pool + l->idx[b * l->k + j] * entry;
+      memcpy(l->io.pk[0] + (b * l->k + j) * half, src, (size_t)half * sizeof(float));
+      memcpy(l->io.pv[0] + (b * l->k + j) * half, src + half, (size_t)half * sizeof(float));
+    }
+}
+
+/* pp: the prefix gradients of the last backward of B rows onto the pool entries they came from. */
+static void pp_scatter(l2p *l, int64_t B) {
+  const int64_t half = l->Lp / 2 * l->D, entry = l->Lp * l->D;
+  float *gpool = l->p.grad + l->off_pool;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t j = 0; j < l->k; j++) {
+      float *g = gpool + l->idx[b * l->k + j] * entry;
+      const float *dk = l->io.dpk[0] + (b * l->k + j) * half;
+      const float *dv = l->io.dpv[0] + (b * l->k + j) * half;
+      for (int64_t i = 0; i < half; i++) g[i] += dk[i];
+      for (int64_t i = 0; i < half; i++) g[half + i] += dv[i];
+    }
+}
+
 static learn_train_plan l2p_train_plan(learn_method *m, const learn_session *s) {
   l2p *l = (l2p *)m;
   return (learn_train_plan){.epochs = s->t == 0 ? l->cfg.epochs_first : l->cfg.epochs_later,
                             .batch = l->cfg.batch,
                             .n_terms = 3,
-                            .term_names = {"total", "ce", "key_similarity"}};
+                            .term_names = {"total", "ce", l->pp ? "key_loss" : "key_similarity"}};
 }
 
 static scl_err l2p_train_begin(learn_method *m, const learn_session *s, int64_t steps) {
-  (void)s, (void)steps;
-  learn_prompt_adam_reset(&((l2p *)m)->p); /* a fresh optimizer every session (f.8) */
+  (void)steps;
+  l2p *l = (l2p *)m;
+  learn_prompt_adam_reset(&l->p); /* a fresh optimizer every session (f.8) */
+  l->epochs = l2p_train_plan(m, s).epochs;
+  return SCL_OK;
+}
+
+/* The L2P++ step (docs/methods.md g.1): the rank's rows in chunks of l->chunk (query, own top-k,
+ * prefixes at block 0, CE as a share n / B_global of the batch mean, backward), then the key
+ * loss sum_b sum_(b', j) (1 - qn_b . kn_idx(b', j)) over the global batch: with c_m the times key
+ * m is selected in the global batch and Q the sum of the queries, its gradient by kn_m is
+ * -c_m Q, computed by each rank with its own Q and the global c (the group's sum is then the
+ * whole), and its value B_global^2 k - Q . sum_m c_m kn_m, summed the same way. */
+static scl_err pp_train_step(l2p *l, const learn_session *s, const learn_batch *b, double *losses) {
+  const int64_t D = l->D, M = l->M, k = l->k;
+  const int64_t per = 3 * l->backbone->cfg.img_size * l->backbone->cfg.img_size;
+  learn_prompt_zero_grad(&l->p);
+  memset(l->counts, 0, (size_t)M * sizeof(int64_t));
+  memset(l->qsum, 0, (size_t)D * sizeof(double));
+  double ce = 0.0;
+  for (int64_t r = 0; r < b->B; r += l->chunk) {
+    const int64_t n = b->B - r < l->chunk ? b->B - r : l->chunk;
+    const float *img = b->images + r * per;
+    SCL_CALL(l2p_select(l, img, n, 0));
+    learn_prompt_count(l->counts, l->idx, n * k, M);
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < D; j++) l->qsum[j] += l->qn[i * D + j];
+    pp_prefixes(l, n);
+    vit_prompt_io io = learn_prompt_io_view(&l->io, 0, 1);
+    SCL_CALL(vit_trainer_forward_io(l->trainer, NULL, img, n, NULL, &io, l->feat));
+    memset(l->dfeat, 0, (size_t)(n * D) * sizeof(float));
+    ce += (double)n * learn_prompt_ce(&l->p, l->dfeat, l->scratch, l->feat, b->labels + r, n,
+                                      s->class_lo, s->class_hi, (double)n / (double)b->B_global);
+    learn_prompt_io_zero_grad(&l->io, n);
+    SCL_CALL(vit_trainer_backward_io(l->trainer, NULL, l->dfeat, n, &io));
+    pp_scatter(l, n);
+  }
+  if (dist_comm_size(l->comm) > 1) SCL_CALL(dist_allreduce_i64(l->comm, l->counts, M, DIST_SUM));
+  if (b->B == 0) learn_prompt_l2norm_forward(l->kn, l->ksq, l->p.param + l->off_keys, M, D);
+  double key = (double)b->B * (double)b->B_global * (double)k;
+  memset(l->dkn, 0, (size_t)(M * D) * sizeof(float));
+  for (int64_t m = 0; m < M; m++) {
+    if (!l->counts[m]) continue;
+    const double c = (double)l->counts[m];
+    double dot = 0.0;
+    for (int64_t j = 0; j < D; j++) {
+      dot += l->qsum[j] * l->kn[m * D + j];
+      l->dkn[m * D + j] = (float)(-c * l->qsum[j]);
+    }
+    key -= c * dot;
+  }
+  learn_prompt_l2norm_backward(l->p.grad + l->off_keys, l->dkn, l->kn, l->ksq, M, D);
+  double sums[2] = {ce, key};
+  if (dist_comm_size(l->comm) > 1) {
+    SCL_CALL(dist_allreduce_f64(l->comm, sums, 2, DIST_SUM));
+    SCL_CALL(dist_allreduce_f32(l->comm, l->p.grad, l->p.count, DIST_SUM));
+  }
+  learn_prompt_adam_step(&l->p, learn_coda_lr(l->cfg.lr, l->epochs, b->epoch), l->cfg.weight_decay);
+  losses[1] = sums[0] / (double)b->B_global;
+  losses[2] = sums[1];
+  losses[0] = losses[1] + losses[2];
   return SCL_OK;
 }
 
@@ -75,6 +174,7 @@ static scl_err l2p_train_step(learn_method *m, const learn_session *s, const lea
                               double *losses) {
   l2p *l = (l2p *)m;
   const int64_t B = b->B, D = l->D, k = l->k, entry = l->Lp * D;
+  if (l->pp) return pp_train_step(l, s, b, losses);
   SCL_CHECK(b->B_global <= l->Bbuf, SCL_ERR_INTERNAL, "L2P step of %lld images (buffers for %lld)",
             (long long)b->B_global, (long long)l->Bbuf);
   learn_prompt_zero_grad(&l->p);
@@ -132,10 +232,13 @@ static scl_err l2p_logits(void *ctx, const float *images, int64_t B, int vote, f
   SCL_CHECK(!vote || B <= l->Bbuf, SCL_ERR_INTERNAL,
             "pilot_diag call of %lld images (the vote spans at most %lld)", (long long)B,
             (long long)l->Bbuf);
-  for (int64_t i = 0; i < B; i += l->Bbuf) {
-    const int64_t n = B - i < l->Bbuf ? B - i : l->Bbuf;
+  for (int64_t i = 0; i < B; i += l->chunk) {
+    const int64_t n = B - i < l->chunk ? B - i : l->chunk;
     SCL_CALL(l2p_select(l, images + i * per, n, vote));
-    l2p_tokens(l, n);
+    if (l->pp)
+      pp_prefixes(l, n);
+    else
+      l2p_tokens(l, n);
     vit_prompt_io io = learn_prompt_io_view(&l->io, 0, 0);
     SCL_CALL(vit_trainer_infer_io(l->trainer, NULL, images + i * per, n, &io, l->feat));
     learn_prompt_logits(out + i * l->C, &l->p, l->feat, n, 0, l->C);
@@ -186,17 +289,20 @@ static void l2p_destroy(learn_method **m) {
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) scl_free(f[i]);
   scl_free(l->idx);
   scl_free(l->counts);
+  scl_free(l->qsum);
   free(l);
   *m = NULL;
 }
 
 /* g.6: query 1 F + prompted forward 1.13 F + backward to the input prompts 1.17 F per training
  * image and epoch; a test image costs the query and the prompted forward (2 F), twice with the
- * diagnostic network. */
+ * diagnostic network. L2P++ (prefixes, 197 tokens): 1 F + 1 F + 1.05 F, as DualPrompt. */
 static learn_cost l2p_cost(const learn_method_cfg *cfg, int t) {
   const int64_t epochs = t == 0 ? cfg->epochs_first : cfg->epochs_later;
   const int diag = cfg->prompt_protocol && !strcmp(cfg->prompt_protocol, "pilot_diag");
-  return (learn_cost){.train_passes = 3.3 * (double)epochs, .test_nets = diag ? 4 : 2};
+  const int pp = cfg->l2p_variant && !strcmp(cfg->l2p_variant, "plusplus");
+  return (learn_cost){.train_passes = (pp ? 3.05 : 3.3) * (double)epochs,
+                      .test_nets = diag ? 4 : 2};
 }
 
 static scl_err l2p_create(const learn_context *ctx, learn_method **out);
@@ -223,6 +329,8 @@ const learn_method_ops learn_l2p_ops = {
 
 static scl_err l2p_alloc(l2p *l, int ranks) {
   const int64_t B = l->Bbuf, D = l->D, M = l->M, K = l->C;
+  const int64_t shard = (l->cfg.batch + ranks - 1) / ranks; /* the most rows a rank trains */
+  l->chunk = !l->pp ? B : shard < L2P_CHUNK ? shard : L2P_CHUNK;
   struct {
     float **p;
     int64_t n;
@@ -241,10 +349,17 @@ static scl_err l2p_alloc(l2p *l, int ranks) {
     SCL_CALL(scl_calloc((size_t)f[i].n * sizeof(float), f[i].what, (void **)f[i].p));
   SCL_CALL(scl_calloc((size_t)(B * l->k) * sizeof(int64_t), "L2P selection", (void **)&l->idx));
   SCL_CALL(scl_calloc((size_t)M * sizeof(int64_t), "L2P vote counts", (void **)&l->counts));
-  SCL_CALL(learn_prompt_io_create(&l->io, B, D, l->k * l->Lp, 0, 0));
   pet_config pc = {.kinds = PET_INPUT_PROMPT, .input_tokens = l->k * l->Lp, .pool_input_tokens = 1};
-  const int64_t shard = (l->cfg.batch + ranks - 1) / ranks; /* the most rows a rank trains */
-  SCL_CALL(vit_trainer_create_lending(l->backbone, &pc, shard, 0,
+  if (l->pp) { /* k prompts of Lp / 2 keys and Lp / 2 values per image at block 0 */
+    SCL_CALL(scl_calloc((size_t)D * sizeof(double), "L2P++ query sum", (void **)&l->qsum));
+    SCL_CALL(learn_prompt_io_create(&l->io, l->chunk, D, 0, l->k * l->Lp / 2, 1u));
+    pc = (pet_config){.kinds = PET_SAMPLE_PREFIX,
+                      .sample_prefix_len = l->k * l->Lp / 2,
+                      .sample_prefix_layers = 1u};
+  } else {
+    SCL_CALL(learn_prompt_io_create(&l->io, B, D, l->k * l->Lp, 0, 0));
+  }
+  SCL_CALL(vit_trainer_create_lending(l->backbone, &pc, l->pp ? l->chunk : shard, 0,
                                       &l->trainer)); /* the query runs in its working set (pet.h) */
   return SCL_OK;
 }
@@ -256,6 +371,15 @@ static scl_err l2p_create(const learn_context *ctx, learn_method **out) {
   SCL_CHECK(c->prompt_top_k <= c->prompt_pool, SCL_ERR_ARG,
             "method l2p: method.prompt.top_k = %lld exceeds method.prompt.pool = %lld",
             (long long)c->prompt_top_k, (long long)c->prompt_pool);
+  const int pp = c->l2p_variant && !strcmp(c->l2p_variant, "plusplus");
+  SCL_CHECK(!pp || c->prompt_length % 2 == 0, SCL_ERR_ARG,
+            "method l2p (l2p_variant = plusplus): method.prompt.length = %lld must be even (the "
+            "first half of a prompt's tokens are prefix keys, the second half values)",
+            (long long)c->prompt_length);
+  SCL_CHECK(!pp || strcmp(c->prompt_protocol, "pilot_diag"), SCL_ERR_ARG,
+            "method l2p: method.prompt.protocol = \"pilot_diag\" with method.l2p_variant = "
+            "\"plusplus\" (L2P++ selects per image in CODA's code; PILOT's protocol belongs to "
+            "the pilot variant)");
   l2p *l = calloc(1, sizeof *l);
   SCL_CHECK(l, SCL_ERR_NOMEM, "l2p");
   l->base.ops = &learn_l2p_ops;
@@ -269,6 +393,7 @@ static scl_err l2p_create(const learn_context *ctx, learn_method **out) {
   l->k = c->prompt_top_k;
   l->Bbuf = c->batch;
   l->diag = !strcmp(c->prompt_protocol, "pilot_diag");
+  l->pp = pp;
   learn_method *m = &l->base;
   const int64_t numel[2] = {l->M * l->Lp * l->D, l->M * l->D};
   int64_t off[2];
@@ -280,11 +405,14 @@ static scl_err l2p_create(const learn_context *ctx, learn_method **out) {
   }
   l->off_pool = off[0];
   l->off_keys = off[1];
-  /* g.1: pool and keys U(-1, 1), head timm trunc-normal(0.02) with zero bias */
-  learn_prompt_uniform(l->p.param + l->off_pool, l->M, l->Lp * l->D, -1.0f, 1.0f, ctx->seed,
+  /* g.1: pool and keys U(-1, 1), head timm trunc-normal(0.02) with zero bias; L2P++: U(0, 1)
+   * (nn.init.uniform_) and nn.Linear's head */
+  const float lo = pp ? 0.0f : -1.0f;
+  learn_prompt_uniform(l->p.param + l->off_pool, l->M, l->Lp * l->D, lo, 1.0f, ctx->seed,
                        TAG_L2P_POOL);
-  learn_prompt_uniform(l->p.param + l->off_keys, l->M, l->D, -1.0f, 1.0f, ctx->seed, TAG_L2P_KEYS);
-  learn_prompt_head_init_rows(&l->p, LEARN_PROMPT_HEAD_TIMM, ctx->seed, TAG_L2P_HEAD);
+  learn_prompt_uniform(l->p.param + l->off_keys, l->M, l->D, lo, 1.0f, ctx->seed, TAG_L2P_KEYS);
+  learn_prompt_head_init_rows(&l->p, pp ? LEARN_PROMPT_HEAD_TORCH : LEARN_PROMPT_HEAD_TIMM,
+                              ctx->seed, TAG_L2P_HEAD);
   *out = m;
   return SCL_OK;
 }

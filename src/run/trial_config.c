@@ -168,6 +168,15 @@ static const cfg_key trial_keys[] = {
     K("method.coda.init", CFG_STRING, method.coda_init, 0, 0, "gs", "gs|ortho",
       "CODA-Prompt components: gs = Gram-Schmidt re-initialisation of each session's new "
       "components (released), ortho = orthogonal init of all at start (paper-time code)"),
+    CFG_KEY_ADDED(run_trial_cfg, "method.l2p_variant", CFG_STRING, method.l2p_variant, 0, 0,
+                  "pilot", "pilot|plusplus",
+                  "L2P: pilot = PILOT's L2P; plusplus = CODA-Prompt's L2P++ (prefixes at block 0 "
+                  "from the top-k prompts per image, no vote, CLS feature, key loss 1 - cos)"),
+    CFG_KEY_ADDED(run_trial_cfg, "method.dualprompt_variant", CFG_STRING, method.dp_variant, 0, 0,
+                  "pilot", "pilot|coda",
+                  "DualPrompt: pilot = PILOT's DualPrompt; coda = the re-implementation in "
+                  "CODA-Prompt's code (a key set per E-block, U(0, 1) init, per-block top-1 at "
+                  "test, key loss 1 - cos summed over batch and blocks, no slot copy)"),
     K("method.ease.alpha", CFG_FLOAT, method.ease_alpha, 0, 1e6, "0.1", NULL,
       "EASE: weight alpha of the other subspaces' cosines, used as alpha / t (released 0.1; "
       "CUB 0.005 or 0.05, OmniBenchmark 1)"),
