@@ -13,8 +13,8 @@ long anything takes.
    resumes ("resuming session") and ends with numbers bit-identical to an uninterrupted run;
    status then says "finished".
 2. Double SIGINT (paused at boundaries 20 and 21, in session 2: the first SIGINT at 20, the
-   second at 21, where the first one's stop has been decided and its checkpoint is not yet
-   written; both go to the main thread, which runs the handler before the paused code goes on):
+   second at 21, where the first one's stop has been decided and its checkpoint is still
+   unwritten; both go to the main thread, which runs the handler before the paused code goes on):
    the process dies of SIGINT at once (status 130 in a shell), ckpt.h5 is still a whole checkpoint of this
    trial, status shows the job dead (pid gone), and the rerun resumes from it and ends
    bit-identical, removing a killed write's ckpt.h5.tmp.<pid> (and no other file).
@@ -214,7 +214,7 @@ def test_double_sigint(a, tmp, ref):
     resume([t.proc.pid])  # the handler runs now; boundary 21 decides the stop and pauses
     second = t.paused([t.proc.pid], 2)
     check(second and "stopped by" not in t.output(),
-          "double SIGINT: paused again at boundary 21, the stop decided and not yet written")
+          "double SIGINT: paused again at boundary 21, the stop decided, its checkpoint unwritten")
     signal_main_thread(t.proc.pid, signal.SIGINT)
     resume([t.proc.pid])
     rc = t.wait()
