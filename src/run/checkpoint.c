@@ -227,6 +227,25 @@ static void fault_injection_point(int sessions_done, int at_boundary) {
   }
 }
 
+/* Testing aid at a step boundary, after the group's stop decision and before its checkpoint:
+ * SAFECL_FAULT_PAUSE_AT_STEP=n[,n...] stops the process (SIGSTOP) at the n-th step boundary this
+ * process reaches (every step and every epoch end count, from 1 in each process). A test
+ * signals the paused process, so the signal lands at a known step whatever the machine's speed,
+ * and resumes it with SIGCONT; a pause once a stop is decided lets a second signal arrive before
+ * the stop's checkpoint (tests/apps/test_train_stop.py). */
+static void fault_pause_point(void) {
+  static int reached;
+  reached++;
+  const char *list = getenv("SAFECL_FAULT_PAUSE_AT_STEP");
+  for (const char *p = list; p && *p; p += strcspn(p, ","), p += *p == ',') {
+    if (atoi(p) == reached) {
+      SCL_WARN("fault injection: pausing the process (SIGSTOP) at step boundary %d", reached);
+      raise(SIGSTOP);
+      return;
+    }
+  }
+}
+
 static scl_err write_file(trial_state *st, int sessions_done, int64_t epoch, int64_t batch) {
   char path[4096], prev[4096];
   ckpt_path(st, path, sizeof path);
@@ -446,6 +465,7 @@ scl_err trial_step_boundary(trial_state *st, int t, int64_t epoch, int64_t batch
   if (has_hook || minutes > 0) SCL_CALL(run_group_any_n(&st->group, flags, 2));
   int stop = flags[0] != 0;
   int due = flags[1] || (st->cfg->ckpt_every > 0 && st->steps_since_ckpt >= st->cfg->ckpt_every);
+  fault_pause_point();
   if (stop || due) SCL_CALL(trial_checkpoint_write(st, t, epoch, batch));
   SCL_CHECK(!stop, SCL_ERR_STOP,
             "trial %s stopped in session %d at epoch %lld batch %lld "

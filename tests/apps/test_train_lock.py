@@ -1,7 +1,8 @@
 """test_train_lock.py: `safecl train` takes its run.dir's lock, the one a sweep takes.
 
-1. A first train (SAFE heads only, tiny ViT, synthetic data) holds RUN_DIR/lock; it is paused
-   with SIGSTOP once the lock records it, so the check does not depend on timing. A second train
+1. A first train (SAFE heads only, tiny ViT, synthetic data) holds RUN_DIR/lock; it pauses
+   itself with SIGSTOP at its first step boundary (SAFECL_FAULT_PAUSE_AT_STEP=1), so it is
+   still running whatever the machine's speed and the check does not depend on timing. A second train
    on the same run.dir exits 1 at once, naming the directory and the holder (host and the first
    train's pid) and writing nothing; the first one, resumed, finishes normally with its trial.h5.
 2. A run.dir whose lock another process holds (as a sweep's coordinator does) is refused the
@@ -42,30 +43,39 @@ def lock_text(run_dir):
         return ""
 
 
+def stopped(pid):
+    """The process is stopped (state T in /proc/PID/stat)."""
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
+
+
 def test_two_trains(safecl, tmp):
     run_dir = os.path.join(tmp, "run")
+    log = os.path.join(tmp, "first.log")
     first = subprocess.Popen([safecl, "train"] + TRIAL + ["run.dir=" + run_dir],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    t0 = time.time()
-    while first.poll() is None and "pid %d" % first.pid not in lock_text(run_dir) and \
-            time.time() - t0 < 120:
+                             stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                             env=dict(os.environ, SAFECL_FAULT_PAUSE_AT_STEP="1"))
+    t0 = time.time()  # the limit only ends a hang as a failure
+    while first.poll() is None and not stopped(first.pid) and time.time() - t0 < 600:
         time.sleep(0.02)
-    held = "pid %d" % first.pid in lock_text(run_dir)
-    check(held, "the first train records itself in %s/lock: %r" % (run_dir, lock_text(run_dir)))
-    if held:
-        os.kill(first.pid, signal.SIGSTOP)
+    held = stopped(first.pid) and "pid %d" % first.pid in lock_text(run_dir)
+    check(held, "the first train, paused at its first step, records itself in %s/lock: %r"
+          % (run_dir, lock_text(run_dir)))
     try:
         second = subprocess.run([safecl, "train"] + TRIAL + ["run.dir=" + run_dir],
                                 capture_output=True, text=True, timeout=300)
     finally:
-        if held:
+        if first.poll() is None:
             os.kill(first.pid, signal.SIGCONT)
     check(second.returncode == 1, "the second train exits 1 (got %d)" % second.returncode)
     check("%s is in use" % run_dir in second.stderr and "pid %d" % first.pid in second.stderr,
           "the second train names the directory and the holder: %s" % second.stderr.strip()[-300:])
     check("trial " not in second.stderr.replace("%s is in use" % run_dir, ""),
           "the second train starts no trial")
-    out, _ = first.communicate(timeout=600)
+    first.wait(timeout=600)
+    out = open(log).read()
     check(first.returncode == 0, "the first train finishes normally (exit %d)" % first.returncode)
     if first.returncode:
         print(out[-3000:])

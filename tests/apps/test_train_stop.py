@@ -1,19 +1,24 @@
 """test_train_stop.py: graceful stops of `safecl train` with real signals, and `safecl status` on
 a train's run.dir.
 
-A tiny SAFE trial (heads only, tiny ViT, synthetic data: 2 sessions of 2 epochs of 8 steps).
-Each stop is sent once the trial's log shows it training (the first "epoch 1/2" line), so the
-next step boundary lies inside the training loop; no check depends on how long anything takes.
-1. One rank, SIGINT: exit 75 and one line "stopped by SIGINT ... rerun the same command to
+A tiny SAFE trial (heads only, tiny ViT, synthetic data: 2 sessions of 2 epochs of 8 steps, so
+18 step boundaries per session: 8 steps and an epoch end per epoch). Every signal is sent while
+the trial is paused at a known step boundary (SAFECL_FAULT_PAUSE_AT_STEP: the process stops
+itself with SIGSTOP after the boundary's stop decision), then the trial is resumed with SIGCONT,
+so where the signal lands does not depend on how fast the machine is; no check depends on how
+long anything takes.
+1. One rank, SIGINT while paused at boundary 3 (of 18 in session 1): exit 75 and one line "stopped by SIGINT ... rerun the same command to
    resume: safecl train ..."; the checkpoint is inside a session (position_epoch >= 0); status
    says "running" while it ran and "not running (ended ...)" with the checkpoint after; the rerun
    resumes ("resuming session") and ends with numbers bit-identical to an uninterrupted run;
    status then says "finished".
-2. Double SIGINT (two signals back to back, after the session-1 checkpoint exists): the process
-   dies of SIGINT at once (status 130 in a shell), ckpt.h5 is still a whole checkpoint of this
+2. Double SIGINT (paused at boundaries 20 and 21, in session 2: the first SIGINT at 20, the
+   second at 21, where the first one's stop has been decided and its checkpoint is still
+   unwritten; both go to the main thread, which runs the handler before the paused code goes on):
+   the process dies of SIGINT at once (status 130 in a shell), ckpt.h5 is still a whole checkpoint of this
    trial, status shows the job dead (pid gone), and the rerun resumes from it and ends
    bit-identical, removing a killed write's ckpt.h5.tmp.<pid> (and no other file).
-3. A group of 2 ranks under mpiexec: SIGTERM sent to the ranks (as srun/scancel and the batch
+3. A group of 2 ranks under mpiexec, both paused at boundary 3: SIGTERM sent to the ranks (as srun/scancel and the batch
    system do) and SIGUSR1 sent to mpiexec (which forwards it) both stop every rank at the same
    step boundary (the collective checkpoint completes), mpiexec exits 75, and each rerun ends
    bit-identical to the group's uninterrupted run. (SIGINT or SIGTERM to mpiexec itself makes
@@ -26,8 +31,10 @@ next step boundary lies inside the training loop; no check depends on how long a
 Exits non-zero on any failure.
 """
 import argparse
+import ctypes
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,13 +63,39 @@ def check(cond, msg):
 
 
 
-def wait_for(pred, proc, timeout=300):
+PAUSED = "fault injection: pausing the process (SIGSTOP)"
+LIBC = ctypes.CDLL(None, use_errno=True)
+SYS_TGKILL = 234  # x86-64
+
+
+def wait_for(pred, proc, timeout=600):
+    """Polls pred until it holds or proc ends; the timeout only ends a hang as a failure."""
     t0 = time.time()
     while time.time() - t0 < timeout and proc.poll() is None:
         if pred():
             return True
-        time.sleep(0.05)
+        time.sleep(0.02)
     return pred()
+
+
+def stopped(pid):
+    """The process is stopped (state T in /proc/PID/stat)."""
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
+
+
+def signal_main_thread(pid, sig):
+    """sig to the main thread of pid (tgkill): a paused process handles it when SIGCONT wakes it,
+    before its main thread runs on (a signal to the process may go to any of its threads)."""
+    if LIBC.syscall(SYS_TGKILL, pid, pid, sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill %d" % pid)
+
+
+def resume(pids):
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
 
 
 def read(path):
@@ -76,20 +109,25 @@ def read(path):
 class Train:
     """safecl train (or mpiexec -np N safecl train) in its own session, its output in a file."""
 
-    def __init__(self, a, run_dir, log, ranks=0):
+    def __init__(self, a, run_dir, log, ranks=0, pause=""):
         cmd = [a.safecl, "train"] + TRIAL + ["run.dir=" + run_dir]
         if ranks:
             cmd = [a.mpiexec, "-np", str(ranks), "--oversubscribe"] + cmd
+        env = dict(os.environ)
+        if pause:
+            env["SAFECL_FAULT_PAUSE_AT_STEP"] = pause
         self.log = log
         self.proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
 
-    def training(self):
-        return wait_for(lambda: "epoch 1/2" in read(self.log), self.proc)
+    def paused(self, pids, count):
+        """Every pid stopped at its count-th pause (each logs one line per pause)."""
+        return wait_for(lambda: read(self.log).count(PAUSED) >= count * len(pids) and
+                        all(stopped(p) for p in pids), self.proc)
 
     def wait(self):
         try:
-            return self.proc.wait(timeout=300)
+            return self.proc.wait(timeout=600)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return None
@@ -127,12 +165,15 @@ def rerun(a, run_dir, log, ref, what, ranks=0):
 
 def test_sigint(a, tmp, ref):
     d = os.path.join(tmp, "sigint")
-    t = Train(a, d, os.path.join(tmp, "sigint.log"))
-    seen = t.training()
+    t = Train(a, d, os.path.join(tmp, "sigint.log"), pause="3")
+    seen = t.paused([t.proc.pid], 1)
     rc_run, st_run = status(a, d)
     check(seen and rc_run == 0 and "state: running (pid %d" % t.proc.pid in st_run,
-          "status while it trains: running, with its pid\n" + st_run)
+          "status while it trains (paused at step boundary 3): running, with its pid\n" + st_run)
+    # What Ctrl-C sends: to the process, so any thread may run the handler; the trial stops at
+    # the next boundary whose decision sees the flag, one of the 15 left in session 1.
     os.kill(t.proc.pid, signal.SIGINT)
+    resume([t.proc.pid])
     rc = t.wait()
     out = t.output()
     lines = [x for x in out.splitlines() if "stopped by SIGINT" in x]
@@ -152,9 +193,9 @@ def test_sigint(a, tmp, ref):
     check(rc_st == 0 and "state: finished" in st, "status after the rerun: finished\n" + st)
 
 
-def sigint_pending(pid):
-    """SIGINT pending for the process or any of its threads (/proc: SigPnd, ShdPnd masks)."""
-    bit = 1 << (signal.SIGINT - 1)
+def pending(pid, sig):
+    """sig pending for the process or its main thread (/proc: SigPnd, ShdPnd masks)."""
+    bit = 1 << (sig - 1)
     try:
         text = open("/proc/%d/status" % pid).read()
     except OSError:
@@ -165,13 +206,17 @@ def sigint_pending(pid):
 
 def test_double_sigint(a, tmp, ref):
     d = os.path.join(tmp, "double")
-    t = Train(a, d, os.path.join(tmp, "double.log"))
-    wait_for(lambda: os.path.exists(os.path.join(d, "ckpt.h5")) and
-             read(t.log).count("epoch 1/2") >= 3, t.proc)
-    os.kill(t.proc.pid, signal.SIGINT)
-    # Signals do not queue: the second is sent once the first is no longer pending (delivered).
-    wait_for(lambda: not sigint_pending(t.proc.pid), t.proc)
-    os.kill(t.proc.pid, signal.SIGINT)
+    t = Train(a, d, os.path.join(tmp, "double.log"), pause="20,21")
+    first = t.paused([t.proc.pid], 1)
+    check(first and os.path.exists(os.path.join(d, "ckpt.h5")),
+          "double SIGINT: paused at step boundary 20 (session 2), session 1's checkpoint written")
+    signal_main_thread(t.proc.pid, signal.SIGINT)
+    resume([t.proc.pid])  # the handler runs now; boundary 21 decides the stop and pauses
+    second = t.paused([t.proc.pid], 2)
+    check(second and "stopped by" not in t.output(),
+          "double SIGINT: paused again at boundary 21, the stop decided, its checkpoint unwritten")
+    signal_main_thread(t.proc.pid, signal.SIGINT)
+    resume([t.proc.pid])
     rc = t.wait()
     check(rc == -signal.SIGINT, "double SIGINT: the process dies of SIGINT (got %s)" % rc)
     check("stopped by" not in t.output(), "double SIGINT: no graceful-stop line")
@@ -222,22 +267,28 @@ def test_group(a, tmp):
     ref = train_numbers(ref_dir)
     for how in ("SIGTERM to the ranks", "SIGUSR1 to mpiexec"):
         d = os.path.join(tmp, "group_" + how.split()[0])
-        t = Train(a, d, os.path.join(tmp, "group_%s.log" % how.split()[0]), ranks=2)
-        t.training()
+        t = Train(a, d, os.path.join(tmp, "group_%s.log" % how.split()[0]), ranks=2, pause="3")
+        pids = []
+        wait_for(lambda: len(rank_pids(t.proc.pid, a.safecl)) == 2, t.proc)
+        pids = rank_pids(t.proc.pid, a.safecl)
+        check(len(pids) == 2 and t.paused(pids, 1),
+              "group, %s: found the 2 ranks, both paused at step boundary 3: %s" % (how, pids))
         if how.startswith("SIGTERM"):
-            pids = rank_pids(t.proc.pid, a.safecl)
-            check(len(pids) == 2, "found the 2 ranks: %s" % pids)
             for pid in pids:
                 os.kill(pid, signal.SIGTERM)
         else:
+            # mpiexec forwards it to the ranks; they are resumed once it is pending at both.
             os.kill(t.proc.pid, signal.SIGUSR1)
+            check(wait_for(lambda: all(pending(p, signal.SIGUSR1) for p in pids), t.proc),
+                  "group, SIGUSR1 to mpiexec: forwarded to both paused ranks")
+        resume(pids)
         rc = t.wait()
         out = t.output()
         check(rc == 75 and out.count("rerun the same command to resume") == 1,
               "group, %s: mpiexec exits 75, one stop line (rc %s)\n%s" % (how, rc, out[-600:]))
-        if os.path.exists(os.path.join(d, "ckpt.h5")):
-            tid, done, epoch, batch = ckpt_position(d)
-            check(epoch >= 0, "group, %s: checkpoint inside session %d" % (how, done + 1))
+        where = ckpt_position(d) if os.path.exists(os.path.join(d, "ckpt.h5")) else None
+        check(where is not None and where[2] >= 0,
+              "group, %s: checkpoint inside a session: %s" % (how, where))
         rerun(a, d, os.path.join(tmp, "group_%s_rerun.log" % how.split()[0]), ref,
               "group, " + how, ranks=2)
 
@@ -265,7 +316,10 @@ def test_status_dirs(a, tmp):
     old = time.time() - 12 * 60
     os.utime(os.path.join(other, "lock"), (old, old))
     rc, out = status(a, other)
-    check(rc == 0 and "dead (last heartbeat 12 min ago" in out,
+    # The age it reads is 12 minutes plus however long this call took to get there.
+    late = (time.time() - old) / 60
+    m = re.search(r"dead \(last heartbeat (\d+) min ago", out)
+    check(rc == 0 and m is not None and 12 <= int(m.group(1)) <= late + 1,
           "status: a released lock with a 12-minute-old heartbeat is dead\n" + out)
 
 
