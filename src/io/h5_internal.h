@@ -23,12 +23,22 @@ struct h5_file {
   char *path;     /* destination, as given */
   char *tmp_path; /* the file HDF5 writes while an atomic create is uncommitted, else NULL */
   int writable;
-  dist_comm *comm;   /* group files (h5_group.c): our duplicate of the group; else NULL */
-  int rank;          /* rank in comm; 0 for serial files */
-  int checksummed;   /* read: the root carries the attribute checksum (verified at open) */
-  char *prev_path;   /* h5_file_keep_previous: where commit moves the file it replaces; or NULL */
-  int fixed_strings; /* h5_file_fixed_strings: string attributes and datasets fixed-length */
+  dist_comm *comm;    /* group files (h5_group.c): our duplicate of the group; else NULL */
+  int rank;           /* rank in comm; 0 for serial files */
+  int checksummed;    /* read: the root carries the attribute checksum (verified at open) */
+  char *prev_path;    /* h5_file_keep_previous: where commit moves the file it replaces; or NULL */
+  int fixed_strings;  /* h5_file_fixed_strings: string attributes and datasets fixed-length */
+  char *reserve_path; /* serial create: H5_CLOSE_RESERVE bytes held beside tmp_path, or NULL */
 };
+
+/* The room a serial file being created holds on its disk (a sibling file of this many bytes,
+ * grown at commit to the metadata HDF5 caches plus its sieve buffer) while its datasets are
+ * written, and gives back right before the flush at commit, so that the flush, which writes
+ * what HDF5 buffered, finds room: HDF5 1.10 cannot close a file whose flush failed without
+ * leaving its id registered over freed state, which its cleanup at MPI_Finalize then
+ * dereferences (h5_file.c). */
+#define H5_CLOSE_RESERVE (128 * 1024)
+#define H5_SIEVE_BYTES (64 * 1024) /* HDF5's default sieve buffer (H5Pset_sieve_buf_size) */
 
 /* Allocates a handle for `path` (id -1, serial: comm NULL); h5_file_free releases it
  * (not the HDF5 file or the communicator). */
