@@ -195,11 +195,17 @@ static scl_err reserve_take(h5_file *f) {
   snprintf(f->reserve_path, n, "%s.reserve", f->tmp_path);
   if (unlink(f->reserve_path) != 0) errno = 0;
   int fd = open(f->reserve_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  int rc = fd < 0 ? errno : posix_fallocate(fd, 0, H5_CLOSE_RESERVE);
-  if (fd >= 0) close(fd);
+  if (fd < 0) { /* the directory is missing or closed to us: H5Fcreate says so, naming the file */
+    free(f->reserve_path);
+    f->reserve_path = NULL;
+    errno = 0;
+    return SCL_OK;
+  }
+  int rc = posix_fallocate(fd, 0, H5_CLOSE_RESERVE);
+  close(fd);
   if (rc == EOPNOTSUPP || rc == EINVAL) rc = 0; /* no way to hold room here: go without */
   if (rc == 0) return SCL_OK;
-  if (fd >= 0) unlink(f->reserve_path);
+  unlink(f->reserve_path);
   free(f->reserve_path);
   f->reserve_path = NULL;
   errno = 0;
