@@ -7,8 +7,8 @@
  *
  * Objects are named by paths inside the file ("features", "meta/classes"); for attributes the
  * object NULL, "" or "/" means the root group. Datasets are written whole, in one call, row-major.
- * Strings are stored as variable-length UTF-8 (what h5py writes for `str`); readers also accept
- * fixed-length strings.
+ * Strings are stored as variable-length UTF-8 (what h5py writes for `str`), or fixed-length in
+ * files made with h5_file_fixed_strings; readers accept both.
  *
  * Files: h5_file_create_atomic writes a serial file under a temporary name beside `path` and
  * h5_file_commit publishes it with write-then-rename (publish.h), so a process that dies before
@@ -82,6 +82,11 @@ int64_t h5_file_hid(const h5_file *f);
 SCL_NODISCARD scl_err h5_group_create(h5_file *f, const char *name);
 /* *exists = 1 if a link `name` (group or dataset; every intermediate group too) exists. */
 SCL_NODISCARD scl_err h5_exists(h5_file *f, const char *name, int *exists);
+/* The names of the links of group `group` (NULL or "" the root), in name order: *names holds *n
+ * strings owned by the caller (release with h5_strings_free(*names, *n)). A group of more than
+ * `max` links is SCL_ERR_FORMAT (a bound on what a damaged file can make the reader allocate). */
+SCL_NODISCARD scl_err h5_list_links(h5_file *f, const char *group, int64_t max, char ***names,
+                                    int64_t *n);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Writing datasets (missing intermediate groups are created)                                */
@@ -162,6 +167,10 @@ SCL_NODISCARD scl_err h5_write_provenance(h5_file *f, int64_t schema_version);
  * in the message ("trial results"). A missing attribute is "not a safecl file"; a newer version
  * asks to upgrade safecl; an older one asks to regenerate the file. Errors are SCL_ERR_FORMAT. */
 SCL_NODISCARD scl_err h5_check_schema(h5_file *f, int64_t expected_version, const char *what);
+/* The same for a reader of every version from oldest to newest (a newer one asks to upgrade, an
+ * older one to regenerate the file). */
+SCL_NODISCARD scl_err h5_check_schema_range(h5_file *f, int64_t oldest, int64_t newest,
+                                            const char *what);
 
 /* ======================================================================================== */
 /* Group files: one HDF5 file written collectively by the G ranks of a trial's group with

@@ -163,6 +163,8 @@ scl_err h5_file_alloc(const char *path, h5_file **out) {
 }
 
 void h5_file_free(h5_file *f) {
+  for (int i = 0; i < f->n_blobs; i++) free(f->blobs[i]);
+  free(f->blobs);
   free(f->reserve_path);
   free(f->prev_path);
   free(f->tmp_path);
@@ -307,7 +309,8 @@ scl_err h5_file_commit(h5_file **pf) {
   h5_file *f = *pf;
   *pf = NULL;
   scl_err err = SCL_OK;
-  if (f->tmp_path) err = h5_attrs_seal(f);
+  if (f->tmp_path) err = h5_blobs_seal(f);
+  if (!err && f->tmp_path) err = h5_attrs_seal(f);
   /* What HDF5 still buffers reaches the disk here, where a full disk shows, and HDF5 1.10 cannot
    * come back from a failed flush: the close fails too and leaves the id registered over a
    * half-destroyed file, which HDF5's cleanup at MPI_Finalize dereferences (SIGSEGV). So the
@@ -420,5 +423,38 @@ scl_err h5_exists(h5_file *f, const char *name, int *exists) {
   int e = h5_link_exists(f->id, name);
   if (e < 0) return H5_FAIL(f, name, "H5Lexists");
   *exists = e;
+  return SCL_OK;
+}
+
+scl_err h5_list_links(h5_file *f, const char *group, int64_t max, char ***names, int64_t *n) {
+  *names = NULL;
+  *n = 0;
+  const char *g = h5_obj_name(group);
+  H5G_info_t info;
+  if (H5Gget_info_by_name(f->id, g, &info, H5P_DEFAULT) < 0)
+    return H5_FAIL(f, g, "H5Gget_info_by_name");
+  SCL_CHECK(info.nlinks <= (hsize_t)max, SCL_ERR_FORMAT,
+            "HDF5 file '%s', group '%s': %llu links, more than the %lld expected", f->path, g,
+            (unsigned long long)info.nlinks, (long long)max);
+  char **out = calloc(info.nlinks ? info.nlinks : 1, sizeof *out);
+  SCL_CHECK(out, SCL_ERR_NOMEM, "HDF5 file '%s': names of '%s'", f->path, g);
+  scl_err err = SCL_OK;
+  for (hsize_t i = 0; !err && i < info.nlinks; i++) {
+    ssize_t len = H5Lget_name_by_idx(f->id, g, H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0, H5P_DEFAULT);
+    if (len < 0) {
+      err = H5_FAIL(f, g, "H5Lget_name_by_idx");
+    } else if (!(out[i] = malloc((size_t)len + 1))) {
+      err = SCL_ERROR(SCL_ERR_NOMEM, "HDF5 file '%s': a name in '%s'", f->path, g);
+    } else if (H5Lget_name_by_idx(f->id, g, H5_INDEX_NAME, H5_ITER_INC, i, out[i], (size_t)len + 1,
+                                  H5P_DEFAULT) != len) {
+      err = H5_FAIL(f, g, "H5Lget_name_by_idx");
+    }
+  }
+  if (err) {
+    h5_strings_free(out, (int64_t)info.nlinks);
+    return err;
+  }
+  *names = out;
+  *n = (int64_t)info.nlinks;
   return SCL_OK;
 }

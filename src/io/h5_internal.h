@@ -29,6 +29,8 @@ struct h5_file {
   char *prev_path;    /* h5_file_keep_previous: where commit moves the file it replaces; or NULL */
   int fixed_strings;  /* h5_file_fixed_strings: string attributes and datasets fixed-length */
   char *reserve_path; /* serial create: H5_CLOSE_RESERVE bytes held beside tmp_path, or NULL */
+  char **blobs;       /* h5_blob_create: the blobs of this file, summed at commit (h5_blob.c) */
+  int n_blobs;
 };
 
 /* The room a serial file being created holds on its disk (a sibling file of this many bytes,
@@ -140,5 +142,18 @@ scl_err h5_checksum_check(h5_file *f, const char *name, hid_t dset, uint64_t sum
 scl_err h5_attrs_seal(h5_file *f);
 /* Checks the root attribute checksum of a file opened for reading; sets f->checksummed. */
 scl_err h5_attrs_verify(h5_file *f);
+
+/* Blobs (h5_blob.c): attribute "xxh3_64_blocks" of a blob, uint64, is the wrapping sum over its
+ * blocks of H5_BLOB_BLOCK bytes (the last one shorter) of XXH3-64(block, seed = block index), plus
+ * the dimension term: the same kind of order-free sum as a dataset's, over blocks instead of
+ * bytes so that hashing keeps up with reading. */
+#define H5_BLOB_SUM_ATTR "xxh3_64_blocks"
+#define H5_BLOB_BLOCK (64 * 1024)
+/* Writes the checksum of every blob created in f, read back from the file (commit, before the
+ * attribute checksum). */
+scl_err h5_blobs_seal(h5_file *f);
+/* Checks blob `name` against its stored checksum (SCL_ERR_FORMAT "checksum mismatch"); a blob
+ * without one (written before blob checksums) passes. */
+scl_err h5_blob_verify(h5_file *f, const char *name);
 
 #endif /* SAFECL_H5_INTERNAL_H */
