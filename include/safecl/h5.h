@@ -130,11 +130,15 @@ void h5_strings_free(char **strs, int64_t n);
 /* Byte blobs readable without HDF5 (h5_blob.c)                                              */
 
 /* A contiguous uint8 dataset of nbytes, allocated now, so that its bytes have a fixed offset in
- * the file. Write it in pieces with h5_blob_write. */
+ * the file. Write it in pieces with h5_blob_write, in any order; its checksum is taken from the
+ * file at commit. */
 SCL_NODISCARD scl_err h5_blob_create(h5_file *f, const char *name, int64_t nbytes);
 SCL_NODISCARD scl_err h5_blob_write(h5_file *f, const char *name, int64_t offset, const void *data,
                                     int64_t len);
-/* Where the blob's bytes are in the file, for mmap/pread by readers that bypass HDF5. */
+/* Where the blob's bytes are in the file, for mmap/pread by readers that bypass HDF5. Commit
+ * stores the blob's checksum (xxh3_64_blocks, h5_blob.c), and this reads the whole blob once to
+ * check it: a mismatch is SCL_ERR_FORMAT "checksum mismatch" naming the file and the blob. A
+ * blob without a checksum (written before them) is not checked. */
 SCL_NODISCARD scl_err h5_blob_locate(h5_file *f, const char *name, int64_t *file_offset,
                                      int64_t *nbytes);
 
