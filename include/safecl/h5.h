@@ -72,8 +72,6 @@ int h5_file_checksummed(const h5_file *f);
 SCL_NODISCARD scl_err h5_file_verify(h5_file *f, const dist_comm *readers);
 /* The destination path given at open/create; owned by f. */
 const char *h5_file_path(const h5_file *f);
-/* The raw hid_t, for the rare caller that needs HDF5 directly (prefer adding a wrapper here). */
-int64_t h5_file_hid(const h5_file *f);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Groups and existence                                                                      */

@@ -390,8 +390,6 @@ scl_err h5_keep_previous_now(const h5_file *f) {
   return SCL_OK;
 }
 
-int64_t h5_file_hid(const h5_file *f) { return (int64_t)f->id; }
-
 static scl_err h5_group_create_local(h5_file *f, const char *name) {
   SCL_CALL(h5_require_writable(f, name));
   int e = h5_link_exists(f->id, name);

@@ -16,8 +16,6 @@
 #define H5_VLEN_RECLAIM(type, space, buf) H5Dvlen_reclaim((type), (space), H5P_DEFAULT, (buf))
 #endif
 
-_Static_assert(sizeof(hid_t) == sizeof(int64_t), "h5_file_hid assumes a 64-bit hid_t");
-
 struct h5_file {
   hid_t id;
   char *path;     /* destination, as given */

@@ -7,6 +7,8 @@ damaged or of an older schema.
    load_results.py decodes its strings (h5py returns fixed-length strings as bytes).
 2. A schema 2 file (the same trial rewritten by h5py with variable-length strings and no
    checksums, as safecl wrote it before) still reports, with the same table.
+   src/report calls no HDF5 function itself (only io's h5.h, which checks checksums and that
+   the file is a regular file).
 3. Damage the report must list as "damaged trial.h5, not used" and go on (exit 0): a flipped
    byte in a dataset (checksum), a flipped byte in an attribute value (attribute checksum), a
    truncated file (HDF5 cannot decode it); load_results.py lists the truncated one as damaged.
@@ -22,6 +24,7 @@ Exits non-zero on any failure.
 import argparse
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +72,12 @@ def main():
     small = ["dataset.synthetic.classes=6", "dataset.synthetic.train_per_class=3",
              "dataset.synthetic.test_per_class=2", "dataset.init_cls=2", "dataset.increment=2"]
     loader = os.path.join(a.source, "analysis", "load_results.py")
+    report_src = os.path.join(a.source, "src", "report")
+    raw = [n for n in sorted(os.listdir(report_src)) if n.endswith((".c", ".h")) and
+           re.search(r"#include <hdf5\.h>|\bH5[A-Z][a-z_]*\(|h5_file_hid",
+                     open(os.path.join(report_src, n)).read())]
+    check(not raw, "src/report reads HDF5 only through io's h5.h (checksums, regular files): "
+          "raw HDF5 in %s" % raw)
     with tempfile.TemporaryDirectory(prefix="report_damage_") as tmp:
         trial = os.path.join(tmp, "run", "trials", "t")
         p = subprocess.run([a.safecl, "train"] + cfgs + small + ["run.dir=" + trial, "seed=1"],
