@@ -12,7 +12,9 @@
  *
  * Files: h5_file_create_atomic writes a serial file under a temporary name beside `path` and
  * h5_file_commit publishes it with write-then-rename (publish.h), so a process that dies before
- * commit leaves any existing file at `path` intact. h5_file_create_atomic_group (the "Group
+ * commit leaves any existing file at `path` intact. Until commit or abort a serial file also holds
+ * 128 KiB or more of its disk in `path`.tmp.<pid>.reserve, which it gives back for the flush at
+ * commit, so that a full disk fails a write, not the close (h5_file.c). h5_file_create_atomic_group (the "Group
  * files" section at the end) makes the same kind of file written collectively by the ranks of a
  * group with parallel HDF5; on such a file the writing wrappers below are collective. Reading is
  * never collective.

@@ -9,7 +9,9 @@
  * filesystem does not support it (Lustre and NFS mounts often do not), since a failed lock would
  * otherwise make every open fail. The parallel create (MPI-IO, collective) lives in h5_group.c and
  * fills in the same struct h5_file; commit, abort and group creation here hand group files to it
- * and leave the serial path as it was. */
+ * and leave the serial path as it was. A serial file being created holds room on its disk (a
+ * sibling `.reserve` file, h5_internal.h) that it gives back right before the flush at commit,
+ * because HDF5 1.10 cannot close a file whose flush failed without leaving a dangling id. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -223,8 +225,8 @@ static void reserve_release(h5_file *f) {
   f->reserve_path = NULL;
 }
 
-/* Grows the reserve to what a flush of f can write: the metadata HDF5 caches and its sieve
- * buffer (H5_SIEVE_BYTES, HDF5's default size), with the space the file does not use yet. */
+/* Grows the reserve to what a flush of f can write at most: the metadata HDF5 caches and its
+ * sieve buffer (H5_SIEVE_BYTES, HDF5's default size). */
 static scl_err reserve_for_flush(h5_file *f) {
   size_t max = 0, min = 0, cur = 0;
   int n = 0;
