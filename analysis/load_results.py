@@ -25,8 +25,9 @@ import sys
 import h5py
 import numpy as np
 
-# RUN_TRIAL_SCHEMA_VERSION in include/safecl/trial.h; 1 differs only in what this script does not read
-SCHEMA_VERSIONS = (1, 2)
+# RUN_TRIAL_SCHEMA_VERSION in include/safecl/trial.h; 1 differs only in what this script does not
+# read, 3 only in storing strings fixed-length (h5py gives bytes: text() decodes them)
+SCHEMA_VERSIONS = (1, 2, 3)
 # Keys that do not make another configuration (run/trial_config.c marks them no_identity).
 NOT_A_POINT = {"seed", "run.dir", "threads", "eval.batch", "dataset.root", "train.ckpt_every"}
 
@@ -44,6 +45,8 @@ def trial_dirs(run_dir):
 
 
 def text(value):
+    """A string attribute or element: schema 3 stores strings fixed-length, which h5py returns as
+    bytes (numpy.bytes_); older schemas variable-length, which it returns as str."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -103,10 +106,21 @@ def read_without_results(path):
 
 
 def read_trial(path):
-    """A dict for one trial directory; status is finished, failed or unfinished."""
+    """A dict for one trial directory; status is finished, failed or unfinished. A trial.h5 that
+    h5py cannot read whole (damaged bytes) makes the trial failed, with the reason, as in
+    `safecl report`; this script does not check the files' checksums (the report does)."""
     h5 = os.path.join(path, "trial.h5")
     if not os.path.exists(h5):
         return read_without_results(path)
+    try:
+        return read_trial_h5(path, h5)
+    except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError) as e:
+        row = read_without_results(path)
+        row.update(status="failed", message="damaged trial.h5, not used: %s" % e)
+        return row
+
+
+def read_trial_h5(path, h5):
     with h5py.File(h5, "r") as f:
         a = f.attrs
         version = int(a.get("schema_version", -1))

@@ -7,12 +7,14 @@
  *
  * Objects are named by paths inside the file ("features", "meta/classes"); for attributes the
  * object NULL, "" or "/" means the root group. Datasets are written whole, in one call, row-major.
- * Strings are stored as variable-length UTF-8 (what h5py writes for `str`); readers also accept
- * fixed-length strings.
+ * Strings are stored as variable-length UTF-8 (what h5py writes for `str`), or fixed-length in
+ * files made with h5_file_fixed_strings; readers accept both.
  *
  * Files: h5_file_create_atomic writes a serial file under a temporary name beside `path` and
  * h5_file_commit publishes it with write-then-rename (publish.h), so a process that dies before
- * commit leaves any existing file at `path` intact. h5_file_create_atomic_group (the "Group
+ * commit leaves any existing file at `path` intact. Until commit or abort a serial file also holds
+ * 128 KiB or more of its disk in `path`.tmp.<pid>.reserve, which it gives back for the flush at
+ * commit, so that a full disk fails a write, not the close (h5_file.c). h5_file_create_atomic_group (the "Group
  * files" section at the end) makes the same kind of file written collectively by the ranks of a
  * group with parallel HDF5; on such a file the writing wrappers below are collective. Reading is
  * never collective.
@@ -72,8 +74,6 @@ int h5_file_checksummed(const h5_file *f);
 SCL_NODISCARD scl_err h5_file_verify(h5_file *f, const dist_comm *readers);
 /* The destination path given at open/create; owned by f. */
 const char *h5_file_path(const h5_file *f);
-/* The raw hid_t, for the rare caller that needs HDF5 directly (prefer adding a wrapper here). */
-int64_t h5_file_hid(const h5_file *f);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Groups and existence                                                                      */
@@ -82,6 +82,11 @@ int64_t h5_file_hid(const h5_file *f);
 SCL_NODISCARD scl_err h5_group_create(h5_file *f, const char *name);
 /* *exists = 1 if a link `name` (group or dataset; every intermediate group too) exists. */
 SCL_NODISCARD scl_err h5_exists(h5_file *f, const char *name, int *exists);
+/* The names of the links of group `group` (NULL or "" the root), in name order: *names holds *n
+ * strings owned by the caller (release with h5_strings_free(*names, *n)). A group of more than
+ * `max` links is SCL_ERR_FORMAT (a bound on what a damaged file can make the reader allocate). */
+SCL_NODISCARD scl_err h5_list_links(h5_file *f, const char *group, int64_t max, char ***names,
+                                    int64_t *n);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Writing datasets (missing intermediate groups are created)                                */
@@ -125,11 +130,15 @@ void h5_strings_free(char **strs, int64_t n);
 /* Byte blobs readable without HDF5 (h5_blob.c)                                              */
 
 /* A contiguous uint8 dataset of nbytes, allocated now, so that its bytes have a fixed offset in
- * the file. Write it in pieces with h5_blob_write. */
+ * the file. Write it in pieces with h5_blob_write, in any order; its checksum is taken from the
+ * file at commit. */
 SCL_NODISCARD scl_err h5_blob_create(h5_file *f, const char *name, int64_t nbytes);
 SCL_NODISCARD scl_err h5_blob_write(h5_file *f, const char *name, int64_t offset, const void *data,
                                     int64_t len);
-/* Where the blob's bytes are in the file, for mmap/pread by readers that bypass HDF5. */
+/* Where the blob's bytes are in the file, for mmap/pread by readers that bypass HDF5. Commit
+ * stores the blob's checksum (xxh3_64_blocks, h5_blob.c), and this reads the whole blob once to
+ * check it: a mismatch is SCL_ERR_FORMAT "checksum mismatch" naming the file and the blob. A
+ * blob without a checksum (written before them) is not checked. */
 SCL_NODISCARD scl_err h5_blob_locate(h5_file *f, const char *name, int64_t *file_offset,
                                      int64_t *nbytes);
 
@@ -162,6 +171,10 @@ SCL_NODISCARD scl_err h5_write_provenance(h5_file *f, int64_t schema_version);
  * in the message ("trial results"). A missing attribute is "not a safecl file"; a newer version
  * asks to upgrade safecl; an older one asks to regenerate the file. Errors are SCL_ERR_FORMAT. */
 SCL_NODISCARD scl_err h5_check_schema(h5_file *f, int64_t expected_version, const char *what);
+/* The same for a reader of every version from oldest to newest (a newer one asks to upgrade, an
+ * older one to regenerate the file). */
+SCL_NODISCARD scl_err h5_check_schema_range(h5_file *f, int64_t oldest, int64_t newest,
+                                            const char *what);
 
 /* ======================================================================================== */
 /* Group files: one HDF5 file written collectively by the G ranks of a trial's group with

@@ -16,8 +16,10 @@
 #include "safecl/method.h"
 
 /* trial.h5's layout (analysis/SCHEMA.md). 2: /losses has a step column and per-session term
- * names (/loss_terms), /ridge_search added; version 1 files differ only there. */
-#define RUN_TRIAL_SCHEMA_VERSION 2
+ * names (/loss_terms), /ridge_search added; version 1 files differ only there. 3: every string
+ * fixed-length (no HDF5 global heap); safecl reads version 2 alike (RUN_TRIAL_SCHEMA_OLDEST). */
+#define RUN_TRIAL_SCHEMA_VERSION 3
+#define RUN_TRIAL_SCHEMA_OLDEST 2
 
 typedef struct run_trial_cfg {
   char *dataset_name;

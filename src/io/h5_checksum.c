@@ -19,7 +19,8 @@
  * so it covers the dataset checksums too, and is checked when the file is opened for reading.
  * A file without it was written before checksums (or by another tool) and is read unverified,
  * except that a root attribute one byte away from its name is taken for a damaged one.
- * Blobs (h5_blob.c), written in pieces and read without HDF5, carry no checksum. */
+ * Blobs (h5_blob.c), written in pieces and read without HDF5, carry a checksum of their own
+ * over 64 KiB blocks (H5_BLOB_SUM_ATTR), computed at commit and checked by h5_blob_locate. */
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -325,6 +326,13 @@ static scl_err verify_share(h5_file *f, const char *name, int share, int shares,
                                        f->path, name, nd)
                            : H5_FAIL(f, name, "H5Dget_space/H5Dget_type");
     goto done;
+  }
+  if (*has == 0) { /* a blob's checksum is over blocks: checked whole by share 0 */
+    htri_t blob = H5Aexists(dset, H5_BLOB_SUM_ATTR);
+    if (blob < 0)
+      err = H5_FAIL(f, name, "H5Aexists (blob checksum)");
+    else if (blob > 0 && share == 0)
+      err = h5_blob_verify(f, name);
   }
   if (*has <= 0) goto done;
   *shape = h5_sum_shape(nd, dims);

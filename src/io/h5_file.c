@@ -9,8 +9,11 @@
  * filesystem does not support it (Lustre and NFS mounts often do not), since a failed lock would
  * otherwise make every open fail. The parallel create (MPI-IO, collective) lives in h5_group.c and
  * fills in the same struct h5_file; commit, abort and group creation here hand group files to it
- * and leave the serial path as it was. */
+ * and leave the serial path as it was. A serial file being created holds room on its disk (a
+ * sibling `.reserve` file, h5_internal.h) that it gives back right before the flush at commit,
+ * because HDF5 1.10 cannot close a file whose flush failed without leaving a dangling id. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +165,9 @@ scl_err h5_file_alloc(const char *path, h5_file **out) {
 }
 
 void h5_file_free(h5_file *f) {
+  for (int i = 0; i < f->n_blobs; i++) free(f->blobs[i]);
+  free(f->blobs);
+  free(f->reserve_path);
   free(f->prev_path);
   free(f->tmp_path);
   free(f->path);
@@ -185,10 +191,67 @@ hid_t h5_fapl(void) {
   return fapl;
 }
 
+/* Takes H5_CLOSE_RESERVE bytes of the disk in `tmp_path`.reserve (see h5_internal.h). A disk
+ * without that room is full: the file is refused now rather than at a close that cannot end. */
+static scl_err reserve_take(h5_file *f) {
+  size_t n = strlen(f->tmp_path) + 16;
+  SCL_CHECK(f->reserve_path = malloc(n), SCL_ERR_NOMEM, "reserve name for '%s'", f->path);
+  snprintf(f->reserve_path, n, "%s.reserve", f->tmp_path);
+  if (unlink(f->reserve_path) != 0) errno = 0;
+  int fd = open(f->reserve_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) { /* the directory is missing or closed to us: H5Fcreate says so, naming the file */
+    free(f->reserve_path);
+    f->reserve_path = NULL;
+    errno = 0;
+    return SCL_OK;
+  }
+  int rc = posix_fallocate(fd, 0, H5_CLOSE_RESERVE);
+  close(fd);
+  if (rc == EOPNOTSUPP || rc == EINVAL) rc = 0; /* no way to hold room here: go without */
+  if (rc == 0) return SCL_OK;
+  unlink(f->reserve_path);
+  free(f->reserve_path);
+  f->reserve_path = NULL;
+  errno = 0;
+  return SCL_ERROR(scl_errno_code(rc),
+                   "HDF5 file '%s': cannot hold %d KiB of the disk for its close: %s", f->path,
+                   H5_CLOSE_RESERVE / 1024, strerror(rc));
+}
+
+/* Gives the reserve back (before a close that must find room, and when the file is done). */
+static void reserve_release(h5_file *f) {
+  if (f->reserve_path && unlink(f->reserve_path) != 0) errno = 0;
+  free(f->reserve_path);
+  f->reserve_path = NULL;
+}
+
+/* Grows the reserve to what a flush of f can write at most: the metadata HDF5 caches and its
+ * sieve buffer (H5_SIEVE_BYTES, HDF5's default size). */
+static scl_err reserve_for_flush(h5_file *f) {
+  size_t max = 0, min = 0, cur = 0;
+  int n = 0;
+  if (!f->reserve_path) return SCL_OK;
+  if (H5Fget_mdc_size(f->id, &max, &min, &cur, &n) < 0) return H5_FAIL(f, NULL, "H5Fget_mdc_size");
+  off_t need = (off_t)cur + H5_SIEVE_BYTES;
+  if (need <= H5_CLOSE_RESERVE) return SCL_OK;
+  int fd = open(f->reserve_path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  int rc = fd < 0 ? errno : posix_fallocate(fd, 0, need);
+  if (fd >= 0) close(fd);
+  errno = 0;
+  if (rc == 0 || rc == EOPNOTSUPP || rc == EINVAL) return SCL_OK;
+  return SCL_ERROR(scl_errno_code(rc),
+                   "HDF5 file '%s': no room on the disk to write out its last %lld KiB: %s",
+                   f->path, (long long)(need / 1024), strerror(rc));
+}
+
 scl_err h5_file_create_atomic(const char *path, h5_file **out) {
   h5_file *f = NULL;
   SCL_CALL(h5_file_alloc(path, &f));
   scl_err err = io_publish_begin(path, &f->tmp_path, NULL);
+  if (!err) {
+    err = reserve_take(f);
+    if (err) io_publish_abort(f->tmp_path);
+  }
   if (err) {
     h5_file_free(f);
     return SCL_TRACE(err);
@@ -202,6 +265,7 @@ scl_err h5_file_create_atomic(const char *path, h5_file **out) {
     H5Pclose(fapl);
   }
   if (err) {
+    reserve_release(f);
     io_publish_abort(f->tmp_path);
     h5_file_free(f);
     return err;
@@ -247,7 +311,18 @@ scl_err h5_file_commit(h5_file **pf) {
   h5_file *f = *pf;
   *pf = NULL;
   scl_err err = SCL_OK;
-  if (f->tmp_path) err = h5_attrs_seal(f);
+  if (f->tmp_path) err = h5_blobs_seal(f);
+  if (!err && f->tmp_path) err = h5_attrs_seal(f);
+  /* What HDF5 still buffers reaches the disk here, where a full disk shows, and HDF5 1.10 cannot
+   * come back from a failed flush: the close fails too and leaves the id registered over a
+   * half-destroyed file, which HDF5's cleanup at MPI_Finalize dereferences (SIGSEGV). So the
+   * reserve grows to what the flush can write, and is given back right before it; a disk without
+   * that room refuses the file while it can still be discarded (emptied, then closed). */
+  if (!err && f->tmp_path) err = reserve_for_flush(f);
+  reserve_release(f);
+  if (err && f->tmp_path && truncate(f->tmp_path, 0) != 0) errno = 0;
+  if (!err && f->tmp_path && H5Fflush(f->id, H5F_SCOPE_LOCAL) < 0)
+    err = H5_FAIL(f, NULL, "H5Fflush");
   if (H5Fclose(f->id) < 0 && !err) err = H5_FAIL(f, NULL, "H5Fclose");
   if (f->tmp_path) {
     if (!err) err = h5_keep_previous_now(f);
@@ -273,6 +348,7 @@ void h5_file_abort(h5_file **pf) {
   /* The contents are discarded: emptying the temporary first frees its space, so that the close
    * (which flushes) succeeds on a full disk. A failed H5Fclose leaves the id registered over a
    * half-destroyed file, which HDF5's own cleanup at MPI_Finalize then dereferences. */
+  reserve_release(f);
   if (f->tmp_path && truncate(f->tmp_path, 0) != 0) errno = 0;
   if (f->id >= 0 && H5Fclose(f->id) < 0) H5Eclear2(H5E_DEFAULT);
   io_publish_abort(f->tmp_path);
@@ -316,8 +392,6 @@ scl_err h5_keep_previous_now(const h5_file *f) {
   return SCL_OK;
 }
 
-int64_t h5_file_hid(const h5_file *f) { return (int64_t)f->id; }
-
 static scl_err h5_group_create_local(h5_file *f, const char *name) {
   SCL_CALL(h5_require_writable(f, name));
   int e = h5_link_exists(f->id, name);
@@ -349,5 +423,38 @@ scl_err h5_exists(h5_file *f, const char *name, int *exists) {
   int e = h5_link_exists(f->id, name);
   if (e < 0) return H5_FAIL(f, name, "H5Lexists");
   *exists = e;
+  return SCL_OK;
+}
+
+scl_err h5_list_links(h5_file *f, const char *group, int64_t max, char ***names, int64_t *n) {
+  *names = NULL;
+  *n = 0;
+  const char *g = h5_obj_name(group);
+  H5G_info_t info;
+  if (H5Gget_info_by_name(f->id, g, &info, H5P_DEFAULT) < 0)
+    return H5_FAIL(f, g, "H5Gget_info_by_name");
+  SCL_CHECK(info.nlinks <= (hsize_t)max, SCL_ERR_FORMAT,
+            "HDF5 file '%s', group '%s': %llu links, more than the %lld expected", f->path, g,
+            (unsigned long long)info.nlinks, (long long)max);
+  char **out = calloc(info.nlinks ? info.nlinks : 1, sizeof *out);
+  SCL_CHECK(out, SCL_ERR_NOMEM, "HDF5 file '%s': names of '%s'", f->path, g);
+  scl_err err = SCL_OK;
+  for (hsize_t i = 0; !err && i < info.nlinks; i++) {
+    ssize_t len = H5Lget_name_by_idx(f->id, g, H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0, H5P_DEFAULT);
+    if (len < 0) {
+      err = H5_FAIL(f, g, "H5Lget_name_by_idx");
+    } else if (!(out[i] = malloc((size_t)len + 1))) {
+      err = SCL_ERROR(SCL_ERR_NOMEM, "HDF5 file '%s': a name in '%s'", f->path, g);
+    } else if (H5Lget_name_by_idx(f->id, g, H5_INDEX_NAME, H5_ITER_INC, i, out[i], (size_t)len + 1,
+                                  H5P_DEFAULT) != len) {
+      err = H5_FAIL(f, g, "H5Lget_name_by_idx");
+    }
+  }
+  if (err) {
+    h5_strings_free(out, (int64_t)info.nlinks);
+    return err;
+  }
+  *names = out;
+  *n = (int64_t)info.nlinks;
   return SCL_OK;
 }

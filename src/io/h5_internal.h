@@ -16,19 +16,29 @@
 #define H5_VLEN_RECLAIM(type, space, buf) H5Dvlen_reclaim((type), (space), H5P_DEFAULT, (buf))
 #endif
 
-_Static_assert(sizeof(hid_t) == sizeof(int64_t), "h5_file_hid assumes a 64-bit hid_t");
-
 struct h5_file {
   hid_t id;
   char *path;     /* destination, as given */
   char *tmp_path; /* the file HDF5 writes while an atomic create is uncommitted, else NULL */
   int writable;
-  dist_comm *comm;   /* group files (h5_group.c): our duplicate of the group; else NULL */
-  int rank;          /* rank in comm; 0 for serial files */
-  int checksummed;   /* read: the root carries the attribute checksum (verified at open) */
-  char *prev_path;   /* h5_file_keep_previous: where commit moves the file it replaces; or NULL */
-  int fixed_strings; /* h5_file_fixed_strings: string attributes and datasets fixed-length */
+  dist_comm *comm;    /* group files (h5_group.c): our duplicate of the group; else NULL */
+  int rank;           /* rank in comm; 0 for serial files */
+  int checksummed;    /* read: the root carries the attribute checksum (verified at open) */
+  char *prev_path;    /* h5_file_keep_previous: where commit moves the file it replaces; or NULL */
+  int fixed_strings;  /* h5_file_fixed_strings: string attributes and datasets fixed-length */
+  char *reserve_path; /* serial create: H5_CLOSE_RESERVE bytes held beside tmp_path, or NULL */
+  char **blobs;       /* h5_blob_create: the blobs of this file, summed at commit (h5_blob.c) */
+  int n_blobs;
 };
+
+/* The room a serial file being created holds on its disk (a sibling file of this many bytes,
+ * grown at commit to the metadata HDF5 caches plus its sieve buffer) while its datasets are
+ * written, and gives back right before the flush at commit, so that the flush, which writes
+ * what HDF5 buffered, finds room: HDF5 1.10 cannot close a file whose flush failed without
+ * leaving its id registered over freed state, which its cleanup at MPI_Finalize then
+ * dereferences (h5_file.c). */
+#define H5_CLOSE_RESERVE (128 * 1024)
+#define H5_SIEVE_BYTES (64 * 1024) /* HDF5's default sieve buffer (H5Pset_sieve_buf_size) */
 
 /* Allocates a handle for `path` (id -1, serial: comm NULL); h5_file_free releases it
  * (not the HDF5 file or the communicator). */
@@ -130,5 +140,18 @@ scl_err h5_checksum_check(h5_file *f, const char *name, hid_t dset, uint64_t sum
 scl_err h5_attrs_seal(h5_file *f);
 /* Checks the root attribute checksum of a file opened for reading; sets f->checksummed. */
 scl_err h5_attrs_verify(h5_file *f);
+
+/* Blobs (h5_blob.c): attribute "xxh3_64_blocks" of a blob, uint64, is the wrapping sum over its
+ * blocks of H5_BLOB_BLOCK bytes (the last one shorter) of XXH3-64(block, seed = block index), plus
+ * the dimension term: the same kind of order-free sum as a dataset's, over blocks instead of
+ * bytes so that hashing keeps up with reading. */
+#define H5_BLOB_SUM_ATTR "xxh3_64_blocks"
+#define H5_BLOB_BLOCK (64 * 1024)
+/* Writes the checksum of every blob created in f, read back from the file (commit, before the
+ * attribute checksum). */
+scl_err h5_blobs_seal(h5_file *f);
+/* Checks blob `name` against its stored checksum (SCL_ERR_FORMAT "checksum mismatch"); a blob
+ * without one (written before blob checksums) passes. */
+scl_err h5_blob_verify(h5_file *f, const char *name);
 
 #endif /* SAFECL_H5_INTERNAL_H */

@@ -51,7 +51,7 @@ scl_err h5_write_provenance(h5_file *f, int64_t schema_version) {
   return SCL_OK;
 }
 
-scl_err h5_check_schema(h5_file *f, int64_t expected_version, const char *what) {
+scl_err h5_check_schema_range(h5_file *f, int64_t oldest, int64_t newest, const char *what) {
   SCL_CHECK(f, SCL_ERR_ARG, "h5_check_schema: NULL file");
   if (!what) what = "safecl";
   int exists = 0;
@@ -59,16 +59,21 @@ scl_err h5_check_schema(h5_file *f, int64_t expected_version, const char *what) 
   SCL_CHECK(exists, SCL_ERR_FORMAT,
             "HDF5 file '%s' has no schema_version attribute: not a safecl file (or not "
             "a %s file; expected %s schema version %lld)",
-            f->path, what, what, (long long)expected_version);
+            f->path, what, what, (long long)newest);
   int64_t v = 0;
   SCL_CALL(h5_attr_read_i64(f, "/", "schema_version", &v));
-  SCL_CHECK(v <= expected_version, SCL_ERR_FORMAT,
+  SCL_CHECK(v <= newest, SCL_ERR_FORMAT,
             "HDF5 file '%s' is %s schema version %lld, newer than this safecl reads "
             "(%lld): written by a newer safecl? upgrade",
-            f->path, what, (long long)v, (long long)expected_version);
-  SCL_CHECK(v >= expected_version, SCL_ERR_FORMAT,
+            f->path, what, (long long)v, (long long)newest);
+  SCL_CHECK(v >= oldest, SCL_ERR_FORMAT,
             "HDF5 file '%s' is %s schema version %lld, older than this safecl reads "
             "(%lld): written by an older safecl; regenerate the file",
-            f->path, what, (long long)v, (long long)expected_version);
+            f->path, what, (long long)v, (long long)oldest);
+  return SCL_OK;
+}
+
+scl_err h5_check_schema(h5_file *f, int64_t expected_version, const char *what) {
+  SCL_CALL(h5_check_schema_range(f, expected_version, expected_version, what));
   return SCL_OK;
 }

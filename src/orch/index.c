@@ -11,7 +11,9 @@
  *   trial_id, dataset, method, settings, status ("pending"|"running"|"finished"|"failed"),
  *   message (strings); seed (int64, -1 = from the config files); retries (int64);
  *   final_acc, avg_acc, val_acc, seconds (float64, NaN unless finished); expected_seconds.
- *   Root attributes: provenance, kind = "sweep index", sweep, n_trials. */
+ *   Root attributes: provenance, kind = "sweep index", sweep, n_trials.
+ * Schema 2 stores every string fixed-length (h5_file_fixed_strings: no HDF5 global heap; h5py
+ * reads them as bytes); version 1 stored them variable-length. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@
 #include "orch_internal.h"
 #include "safecl/h5.h"
 
-#define ORCH_INDEX_SCHEMA_VERSION 1
+#define ORCH_INDEX_SCHEMA_VERSION 2
 
 void orch_state_reconcile_files(orch_state *s, const char *run_dir) {
   for (int64_t i = 0; i < s->n; i++) {
@@ -124,6 +126,7 @@ scl_err orch_index_write(const char *run_dir, const char *name, const orch_state
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, fill(state, &c), done);
   SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
+  SCL_CALL_GOTO(err, h5_file_fixed_strings(f), done); /* no global heap: h5.h */
   SCL_CALL_GOTO(err, h5_write_provenance(f, ORCH_INDEX_SCHEMA_VERSION), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "kind", "sweep index"), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "sweep", name), done);

@@ -277,7 +277,8 @@ scl_err orch_rundir_read_result(const char *run_dir, const char *id, double *fin
   h5_file *f = NULL;
   char *got = NULL;
   SCL_CALL(h5_file_open_read(path, &f));
-  scl_err err = h5_check_schema(f, RUN_TRIAL_SCHEMA_VERSION, "trial results");
+  scl_err err =
+      h5_check_schema_range(f, RUN_TRIAL_SCHEMA_OLDEST, RUN_TRIAL_SCHEMA_VERSION, "trial results");
   if (!err) err = h5_attr_read_str(f, NULL, "trial_id", &got);
   if (!err && strcmp(got, id))
     err = SCL_ERROR(SCL_ERR_FORMAT, "%s holds trial %s, not %s", path, got, id);

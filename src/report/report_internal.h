@@ -15,9 +15,9 @@
 
 /* The trial results schema this reader understands: RUN_TRIAL_SCHEMA_VERSION in
  * include/safecl/trial.h (report/ may not include run/ headers, so it is copied here). */
-#define REPORT_TRIAL_SCHEMA_VERSION 2
+#define REPORT_TRIAL_SCHEMA_VERSION 3
 /* The oldest one it reads: version 1 differs only in /losses and /ridge_search, which the report
- * does not read. */
+ * does not read, and version 2 only in storing strings variable-length. */
 #define REPORT_TRIAL_SCHEMA_OLDEST 1
 
 enum { REPORT_FINAL = 0, REPORT_AVG, REPORT_FORGET, REPORT_N_METRICS };

@@ -12,7 +12,7 @@
  * identity config, src/orch/trial_notes.c; nested `config` text is read too) so that a trial
  * without results can still be placed in its table cell; failed.txt may add `error = "...";` and
  * free text, both taken as the message. Only trial.h5 is trusted for numbers, and it is checked
- * for its schema version first (1 or 2) and for damage: the h5 layer checks its attribute and
+ * for its schema version first (1 to 3) and for damage: the h5 layer checks its attribute and
  * dataset checksums (h5.h), and a trial.h5 that fails them or that HDF5 cannot decode is
  * reported as a damaged, failed trial (its numbers unused) instead of stopping the report; a
  * finished trial's
@@ -21,7 +21,6 @@
  * died. */
 #include <ctype.h>
 #include <dirent.h>
-#include <hdf5.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,13 +91,14 @@ static int plain_name(const char *s) {
   return 1;
 }
 
-/* Fills t->pred from /predictors, the primary first, the others in name order. HDF5 is called
- * directly because h5.h has no group listing; H5Lget_name_by_idx exists in 1.10 and 1.12+.
- * The primary must be a plain name that is one of the group's links, so every slot written is
- * one of the info.nlinks allocated. */
+/* Fills t->pred from /predictors, the primary first, the others in name order. The primary
+ * must be a plain name that is one of the group's links, so every slot written is one of the
+ * links listed. */
 static scl_err read_predictor_names(h5_file *f, const char *primary, report_trial *t) {
-  char obj[320];
+  char obj[320], **names = NULL;
   int exists = 0;
+  int64_t n = 0;
+  scl_err err = SCL_OK;
   SCL_CHECK(plain_name(primary), SCL_ERR_FORMAT,
             "%s: primary_predictor '%.80s' is not a plain predictor name (1 to 63 letters, "
             "digits, '_', '-', '.'): the file is damaged",
@@ -107,29 +107,25 @@ static scl_err read_predictor_names(h5_file *f, const char *primary, report_tria
   SCL_CALL(h5_exists(f, obj, &exists));
   SCL_CHECK(exists, SCL_ERR_FORMAT, "%s: primary_predictor '%s' has no /%s", h5_file_path(f),
             primary, obj);
-  hid_t hid = (hid_t)h5_file_hid(f);
-  H5G_info_t info;
-  SCL_CHECK(H5Gget_info_by_name(hid, "predictors", &info, H5P_DEFAULT) >= 0 && info.nlinks >= 1 &&
-                info.nlinks <= 64,
-            SCL_ERR_FORMAT, "%s: unreadable /predictors group", h5_file_path(f));
-  t->pred = calloc(info.nlinks, sizeof *t->pred);
-  SCL_CHECK(t->pred, SCL_ERR_NOMEM, "report: predictors");
+  SCL_CALL(h5_list_links(f, "predictors", 64, &names, &n));
+  SCL_CHECK_GOTO(err, done, n >= 1, SCL_ERR_FORMAT, "%s: empty /predictors group", h5_file_path(f));
+  SCL_CHECK_GOTO(err, done, t->pred = calloc((size_t)n, sizeof *t->pred), SCL_ERR_NOMEM,
+                 "report: predictors");
   t->n_pred = 1; /* slot 0 is kept for the primary */
   int found = 0;
-  for (hsize_t i = 0; i < info.nlinks; i++) {
-    char name[256];
-    ssize_t len = H5Lget_name_by_idx(hid, "predictors", H5_INDEX_NAME, H5_ITER_INC, i, name,
-                                     sizeof name, H5P_DEFAULT);
-    SCL_CHECK(len >= 0 && len < (ssize_t)sizeof name, SCL_ERR_FORMAT,
-              "%s: unreadable predictor name", h5_file_path(f));
-    const int is_primary = !found && strcmp(name, primary) == 0;
-    SCL_CHECK(is_primary || t->n_pred < (int)info.nlinks, SCL_ERR_FORMAT,
-              "%s: primary_predictor '%s' is not one of the links of /predictors", h5_file_path(f),
-              primary);
+  for (int64_t i = 0; i < n; i++) {
+    SCL_CHECK_GOTO(err, done, strlen(names[i]) < 256, SCL_ERR_FORMAT,
+                   "%s: unreadable predictor name", h5_file_path(f));
+    const int is_primary = !found && strcmp(names[i], primary) == 0;
+    SCL_CHECK_GOTO(err, done, is_primary || t->n_pred < (int)n, SCL_ERR_FORMAT,
+                   "%s: primary_predictor '%s' is not one of the links of /predictors",
+                   h5_file_path(f), primary);
     found |= is_primary;
-    SCL_CALL(dup_str(name, &t->pred[is_primary ? 0 : t->n_pred++].name));
+    SCL_CALL_GOTO(err, dup_str(names[i], &t->pred[is_primary ? 0 : t->n_pred++].name), done);
   }
-  return SCL_OK;
+done:
+  h5_strings_free(names, n);
+  return err;
 }
 
 static scl_err read_predictor(h5_file *f, int n_sessions, report_pred *p) {
@@ -253,27 +249,16 @@ done:
   return err;
 }
 
-/* Accepts trial results of schema REPORT_TRIAL_SCHEMA_OLDEST to REPORT_TRIAL_SCHEMA_VERSION; any
- * other version (or none) is refused by h5_check_schema with its hint (newer: upgrade; older:
- * regenerate). */
-static scl_err check_trial_schema(h5_file *f) {
-  int exists = 0;
-  int64_t v = REPORT_TRIAL_SCHEMA_VERSION;
-  SCL_CALL(h5_attr_exists(f, "/", "schema_version", &exists));
-  if (exists) SCL_CALL(h5_attr_read_i64(f, "/", "schema_version", &v));
-  if (v < REPORT_TRIAL_SCHEMA_OLDEST || v > REPORT_TRIAL_SCHEMA_VERSION)
-    v = REPORT_TRIAL_SCHEMA_VERSION;
-  SCL_CALL(h5_check_schema(f, v, "trial results"));
-  return SCL_OK;
-}
-
 /* Reads DIR/trial.h5 into t; a status other than "finished" makes t failed. */
 static scl_err read_trial_h5(const char *path, report_trial *t) {
   h5_file *f = NULL;
   char *status = NULL, *primary = NULL;
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, h5_file_open_read(path, &f), done);
-  SCL_CALL_GOTO(err, check_trial_schema(f), done);
+  SCL_CALL_GOTO(err,
+                h5_check_schema_range(f, REPORT_TRIAL_SCHEMA_OLDEST, REPORT_TRIAL_SCHEMA_VERSION,
+                                      "trial results"),
+                done);
   SCL_CALL_GOTO(err, read_trial_attrs(f, t, &status), done);
   if (strcmp(status, "finished")) {
     t->status = REPORT_FAILED;

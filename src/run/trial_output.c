@@ -19,7 +19,10 @@
  *            search's candidates), chosen (R float64), best (R int64)}: one entry per ridge
  *            search of each session's classifier fit (search: its index in the session, in the
  *            order the method ran them); absent for methods that never search
- * It is written whole and published by rename: a reader never sees a partial file. */
+ * Every string is fixed-length (h5_file_fixed_strings, schema 3), so that the file has no HDF5
+ * global heap, whose damage can crash HDF5 1.10's reader before any checksum is checked; h5py
+ * reads them as bytes. It is written whole and published by rename: a reader never sees a
+ * partial file. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +109,10 @@ scl_err trial_check_existing(trial_state *st, int *finished, run_trial_result *r
   char *id = NULL, *status = NULL;
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, h5_file_open_read(path, &f), done);
-  SCL_CALL_GOTO(err, h5_check_schema(f, RUN_TRIAL_SCHEMA_VERSION, "trial results"), done);
+  SCL_CALL_GOTO(
+      err,
+      h5_check_schema_range(f, RUN_TRIAL_SCHEMA_OLDEST, RUN_TRIAL_SCHEMA_VERSION, "trial results"),
+      done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "trial_id", &id), done);
   SCL_CALL_GOTO(err, h5_attr_read_str(f, NULL, "status", &status), done);
   SCL_CHECK_GOTO(err, done, !strcmp(id, st->id), SCL_ERR_ARG,
@@ -300,6 +306,7 @@ scl_err trial_write_results(trial_state *st) {
   scl_err err = SCL_OK;
   const run_metrics *m = st->metrics;
   SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
+  SCL_CALL_GOTO(err, h5_file_fixed_strings(f), done); /* no global heap: h5.h */
   SCL_CALL_GOTO(err, write_attributes(f, st), done);
   SCL_CALL_GOTO(err, h5_write_i64_1d(f, "class_order", st->plan->order, st->plan->n_classes), done);
   if (!st->dil)

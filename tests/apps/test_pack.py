@@ -65,8 +65,9 @@ def strip_checksums(f):
     """A pack as a writer without checksums (an older safecl, a hand-made file) leaves it: no
     xxh3_64 on any dataset, no attrs_xxh3_64 at the root; such a file is read unverified."""
     def visit(name, obj):
-        if "xxh3_64" in obj.attrs:
-            del obj.attrs["xxh3_64"]
+        for k in ("xxh3_64", "xxh3_64_blocks"):  # xxh3_64_blocks: a blob's
+            if k in obj.attrs:
+                del obj.attrs[k]
     f.visititems(visit)
     if "attrs_xxh3_64" in f.attrs:
         del f.attrs["attrs_xxh3_64"]
@@ -142,8 +143,14 @@ def main():
         with open(pack, "r+b") as fh:  # wreck the second test image's header in place
             fh.seek(blob_off + int(off[1]))
             fh.write(b"\0" * 16)
-        p = run(a.safecl, ["features", "dataset.format=folder", "dataset.root=" + pack, "dataset.resize=256",
-                           "backbone.arch=vit_tiny_patch16_224", "out=" + os.path.join(tmp, "x.h5")])
+        feats = ["features", "dataset.format=folder", "dataset.root=" + pack, "dataset.resize=256",
+                 "backbone.arch=vit_tiny_patch16_224", "out=" + os.path.join(tmp, "x.h5")]
+        p = run(a.safecl, feats)
+        check(p.returncode != 0 and "test/blob" in p.stderr and "checksum mismatch" in p.stderr,
+              "a damaged image in the pack fails the blob's checksum at open")
+        with h5py.File(pack, "r+") as f:  # without checksums the decoder meets the damage
+            strip_checksums(f)
+        p = run(a.safecl, feats)
         msg = [l for l in p.stderr.splitlines() if "error" in l]
         print("     damaged image -> %s" % (msg[0] if msg else p.stderr))
         check(p.returncode != 0 and (pack + ":" + bad_path) in p.stderr,

@@ -37,6 +37,11 @@ from PIL import Image
 failures = []
 
 
+def text(v):
+    """trial.h5 schema 3 stores strings fixed-length, which h5py returns as bytes."""
+    return v.decode() if isinstance(v, bytes) else v
+
+
 def check(cond, msg):
     print(("ok   " if cond else "FAIL ") + msg)
     if not cond:
@@ -142,7 +147,7 @@ def test_class_incremental(safecl, tmp):
     with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
         got = f["predictors/simplecil/acc_matrix"][...]
         acc = f["predictors/simplecil/acc"][...]
-        attrs = dict(f.attrs)
+        attrs = {k: text(v) for k, v in f.attrs.items()}
         class_order = f["class_order"][...]
         n_test = f["n_test"][...]
     check(list(class_order) == list(order),
@@ -208,7 +213,7 @@ def test_class_order_seed(safecl, args, tmp, feats, starts, got_1993, attrs_1993
             return None
         with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
             return (list(f["class_order"][...]), f["predictors/simplecil/acc_matrix"][...],
-                    f.attrs["trial_id"], f.attrs["identity_config"])
+                    text(f.attrs["trial_id"]), text(f.attrs["identity_config"]))
 
     def same(a, b):
         return np.array_equal(np.isnan(a), np.isnan(b)) and np.allclose(a[~np.isnan(b)], b[~np.isnan(b)], atol=1e-9)
@@ -494,7 +499,7 @@ def test_domain_incremental(safecl, tmp):
     with h5py.File(os.path.join(run_dir, "trial.h5"), "r") as f:
         m = f["predictors/simplecil/acc_matrix"][...]
         n_test = f["n_test"][...]
-        attrs = dict(f.attrs)
+        attrs = {k: text(v) for k, v in f.attrs.items()}
     check(m.shape == (3, 3) and not np.isnan(m).any(),
           "every session is evaluated on every domain (no NaN in the 3x3 matrix)")
     check(list(n_test) == [24, 24, 24], "the test set is all domains in every session: %s" % list(n_test))

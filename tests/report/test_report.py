@@ -354,7 +354,7 @@ def test_plots():
 
 
 def test_rejections(safecl):
-    for version, hints in ((3, ["schema version 3", "newer", "upgrade"]),
+    for version, hints in ((4, ["schema version 4", "newer", "upgrade"]),
                            (0, ["schema version 0", "older", "regenerate"]),
                            (None, ["no schema_version attribute", "not a safecl file"])):
         d = "schema_%s" % version
@@ -364,7 +364,9 @@ def test_rejections(safecl):
         check(p.returncode == 1 and p.stdout == "" and all(h in p.stderr for h in hints),
               "schema_version %s rejected with a hint: %s" % (version, ", ".join(hints)),
               p.stderr)
-    for version in (1, 2):  # 2 adds /ridge_search and changes /losses, which the report does not read
+    # 2 adds /ridge_search and changes /losses, which the report does not read; 3 stores strings
+    # fixed-length
+    for version in (1, 2, 3):
         d = "schema_ok_%s" % version
         report_fixtures.write_trial(d, "vtab", "simplecil", "representation", 1,
                                     [("simplecil", 50, 60, 5)], schema=version)
