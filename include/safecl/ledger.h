@@ -100,6 +100,12 @@ typedef struct orch_ledger orch_ledger;
 SCL_NODISCARD scl_err orch_ledger_open(const char *run_dir, const char *job_id, orch_ledger **out);
 /* Appends one record (time is filled in when 0); sync = 1 fsyncs the file afterwards. */
 SCL_NODISCARD scl_err orch_ledger_append(orch_ledger *l, const orch_record *r, int sync);
+/* From now until orch_ledger_flush, appends are gathered in memory and written 1 MiB at a time
+ * instead of one write() each: for a burst of records that may be lost together if the process
+ * dies, as PLAN records may (the next job writes them again). */
+void orch_ledger_gather(orch_ledger *l);
+/* Writes what was gathered and ends gathering (sync and close flush too). */
+SCL_NODISCARD scl_err orch_ledger_flush(orch_ledger *l);
 SCL_NODISCARD scl_err orch_ledger_sync(orch_ledger *l);
 /* Syncs and closes. Accepts NULL and *l == NULL; sets *l to NULL. */
 SCL_NODISCARD scl_err orch_ledger_close(orch_ledger **l);

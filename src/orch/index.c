@@ -21,10 +21,12 @@
 
 #define ORCH_INDEX_SCHEMA_VERSION 1
 
-void orch_state_reconcile_files(orch_state *s, const char *run_dir) {
+scl_err orch_state_reconcile_files(orch_state *s, const char *run_dir) {
+  orch_trial_dirs dirs;
+  SCL_CALL(orch_trial_dirs_list(run_dir, &dirs));
   for (int64_t i = 0; i < s->n; i++) {
     orch_trial_state *t = &s->trials[i];
-    int have = orch_rundir_finished(run_dir, t->id);
+    int have = orch_trial_dirs_finished(&dirs, run_dir, t->id);
     if (have && t->status != ORCH_TRIAL_FINISHED) {
       if (orch_rundir_read_result(run_dir, t->id, &t->final_acc, &t->avg_acc, &t->val_acc,
                                   &t->seconds) != SCL_OK) {
@@ -38,6 +40,8 @@ void orch_state_reconcile_files(orch_state *s, const char *run_dir) {
       t->status = ORCH_TRIAL_PENDING;
     }
   }
+  orch_trial_dirs_free(&dirs);
+  return SCL_OK;
 }
 
 /* Field k (0 dataset, 1 method, 2 seed, 3 settings) of a PLAN text, into buf. */
@@ -140,8 +144,8 @@ scl_err orch_index_rebuild(const char *run_dir) {
   orch_state *s = NULL;
   SCL_CALL(orch_state_load(run_dir, &s));
   if (s->job.ended) orch_state_settle(s);
-  orch_state_reconcile_files(s, run_dir);
-  scl_err err = orch_index_write(run_dir, s->job.sweep[0] ? s->job.sweep : "sweep", s);
+  scl_err err = orch_state_reconcile_files(s, run_dir);
+  if (!err) err = orch_index_write(run_dir, s->job.sweep[0] ? s->job.sweep : "sweep", s);
   if (!err) err = orch_trials_tsv_write(run_dir, s);
   orch_state_destroy(&s);
   if (err) return SCL_TRACE(err);

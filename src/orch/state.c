@@ -222,6 +222,16 @@ scl_err orch_state_apply(orch_state *s, const orch_record *r) {
   }
 }
 
+orch_next orch_state_next(const orch_trial_state *ts, const orch_sweep *s) {
+  if (!ts) return ORCH_NEXT_RUN;
+  if (ts->status == ORCH_TRIAL_FAILED) {
+    if (s->retry_failed) return ORCH_NEXT_RUN; /* its retries and crashes start again from 0 */
+    if (!ts->retryable || ts->machine_failures > s->max_retries) return ORCH_NEXT_FAILED;
+  }
+  if (ts->crashes >= s->max_crashes) return ORCH_NEXT_CRASHED;
+  return ts->status == ORCH_TRIAL_FAILED ? ORCH_NEXT_RETRY : ORCH_NEXT_RUN;
+}
+
 static scl_err apply_cb(void *ctx, const orch_record *r, const char *path) {
   (void)path;
   SCL_CALL(orch_state_apply(ctx, r));
