@@ -45,9 +45,11 @@ static scl_err add_plan(coord *c) {
   for (int64_t i = 0; i < c->plan->n; i++) {
     const orch_trial *t = &c->plan->trials[i];
     orch_trial_state *st = orch_state_find(c->state, t->id);
-    if (!st || !st->plan_text) {
+    /* again for a trial planned by an older safecl, which did not record backbone_random */
+    if (!st || !st->plan_text || st->backbone_random < 0) {
       memcpy(r.id, t->id, sizeof r.id);
       r.count = i;
+      r.attempt = t->backbone_random ? 1 : 2;
       r.seconds = t->cost; /* the prior: calibration compares measured seconds with it */
       plan_text(t, r.text, sizeof r.text);
       coord_record(c, &r, 0);

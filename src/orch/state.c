@@ -84,7 +84,7 @@ static scl_err find_or_add(orch_state *s, const char *id, orch_trial_state **out
   if (*out) return SCL_OK;
   if (2 * (s->n + 1) > s->table_cap || s->n == s->cap) SCL_CALL(grow(s));
   orch_trial_state *t = &s->trials[s->n];
-  *t = (orch_trial_state){.plan_index = -1, .group = -1};
+  *t = (orch_trial_state){.plan_index = -1, .group = -1, .backbone_random = -1};
   memcpy(t->id, id, 33);
   *slot_of(s, id) = ++s->n;
   *out = t;
@@ -149,6 +149,7 @@ static scl_err apply_trial(orch_state *s, const orch_record *r) {
     case ORCH_REC_PLAN:
       t->plan_index = r->count;
       t->cost = r->seconds;
+      t->backbone_random = r->attempt == 1 ? 1 : r->attempt == 2 ? 0 : -1;
       SCL_CALL(set_text(&t->plan_text, r->text));
       break;
     case ORCH_REC_START:
