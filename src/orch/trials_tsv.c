@@ -165,7 +165,9 @@ scl_err orch_trials_tsv_write(const char *run_dir, const orch_state *s) {
   if (f) {
     fputs("trial_id\tdataset\tmethod\tseed", f);
     for (int j = 0; j < k.n; j++) put_str(f, k.v[j]);
-    fputs("\tbackbone_random\tstatus\tretries\tfinal_acc\tavg_acc\tval_acc\tseconds\tmessage\tpath\n", f);
+    fputs(
+        "\tbackbone_random\tstatus\tretries\tfinal_acc\tavg_acc\tval_acc\tseconds\tmessage\tpath\n",
+        f);
     for (int64_t i = 0; i < s->n; i++)
       if (s->trials[i].plan_text) put_row(f, &s->trials[i], &k, value, value_len);
     if (fclose(f) != 0) err = SCL_ERROR(SCL_ERR_NOMEM, "trials.tsv: text buffer");

@@ -45,12 +45,30 @@ enum {
   C_NOTE,
   C_COUNT
 };
-static const char *const header[C_COUNT] = {
-    "kind",      "category",     "method",    "predictor",       "dataset", "metric",
-    "mean",      "std",          "n",         "n_failed",        "n_unfinished",
-    "n_missing", "n_backbone_random", "best", "ci95_lo",         "ci95_hi", "baseline",
-    "selection", "config",       "seed",      "path",            "source",  "table",
-    "note"};
+static const char *const header[C_COUNT] = {"kind",
+                                            "category",
+                                            "method",
+                                            "predictor",
+                                            "dataset",
+                                            "metric",
+                                            "mean",
+                                            "std",
+                                            "n",
+                                            "n_failed",
+                                            "n_unfinished",
+                                            "n_missing",
+                                            "n_backbone_random",
+                                            "best",
+                                            "ci95_lo",
+                                            "ci95_hi",
+                                            "baseline",
+                                            "selection",
+                                            "config",
+                                            "seed",
+                                            "path",
+                                            "source",
+                                            "table",
+                                            "note"};
 
 typedef struct csv_line {
   char num[C_COUNT][64]; /* numeric fields, formatted here */
