@@ -11,7 +11,10 @@
  *   trial_id, dataset, method, settings, status ("pending"|"running"|"finished"|"failed"),
  *   message (strings); seed (int64, -1 = from the config files); retries (int64);
  *   final_acc, avg_acc, val_acc, seconds (float64, NaN unless finished); expected_seconds.
- *   Root attributes: provenance, kind = "sweep index", sweep, n_trials. */
+ *   Root attributes: provenance, kind = "sweep index", sweep, n_trials.
+ * Strings are stored fixed-length (NUL-padded to each column's longest) when that takes fewer
+ * bytes than variable-length (fixed_is_smaller), else variable-length; h5py reads both as bytes,
+ * h5_read_strings both as strings. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +114,24 @@ static scl_err fill(const orch_state *s, columns *c) {
   return SCL_OK;
 }
 
+/* 1 if the string columns take fewer bytes fixed-length (each padded to its longest) than
+ * variable-length: a 16-byte reference per string plus a global heap object of a 16-byte header
+ * and the text padded to 8 bytes. Fixed wins for a sweep's short names and ids; one long failure
+ * message in a large sweep makes variable-length the smaller. */
+static int fixed_is_smaller(const columns *c, int64_t n) {
+  double fixed = 0, vlen = 0;
+  for (int k = 0; k < 6; k++) {
+    size_t longest = 1;
+    for (int64_t i = 0; i < n; i++) {
+      size_t len = strlen(c->str[k][i]);
+      if (len > longest) longest = len;
+      vlen += 32.0 + (double)((len + 7) / 8 * 8);
+    }
+    fixed += (double)longest * (double)n;
+  }
+  return fixed <= vlen;
+}
+
 static scl_err write_columns(h5_file *f, const columns *c, int64_t n) {
   for (int k = 0; k < 6; k++)
     SCL_CALL(h5_write_strings(f, str_names[k], (const char *const *)c->str[k], n));
@@ -128,6 +149,7 @@ scl_err orch_index_write(const char *run_dir, const char *name, const orch_state
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, fill(state, &c), done);
   SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
+  if (fixed_is_smaller(&c, state->n)) SCL_CALL_GOTO(err, h5_file_fixed_strings(f), done);
   SCL_CALL_GOTO(err, h5_write_provenance(f, ORCH_INDEX_SCHEMA_VERSION), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "kind", "sweep index"), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "sweep", name), done);
