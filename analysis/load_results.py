@@ -6,7 +6,8 @@
 Finds trials the way `safecl report` does (DIR/trial.h5, and DIR/trials/<id>/ for a sweep),
 prints one line per trial (status, dataset, method, seed, the grid values, final and average
 incremental accuracy, forgetting, validation accuracy, every predictor; a failed trial's
-message), then mean +- sample std over seeds per (dataset, method, configuration): with pandas
+message; "random weights" for a trial whose backbone had random weights, row["backbone_random"]),
+then mean +- sample std over seeds per (dataset, method, configuration): with pandas
 when it is installed, else with numpy. The grid values are the config keys whose values differ
 between trials of one (dataset, method) (seed and paths left out), one column each, so that a
 sweep's grid reads as columns. --curves adds the accuracy after each session. The file layout
@@ -135,6 +136,9 @@ def read_trial_h5(path, h5):
                # newer files, flat in files older than identity_config
                "point": config_point(text(a["identity_config"] if "identity_config" in a else a["config"])),
                "val_acc": float(a["val_acc"])}
+        # trial.h5's backbone_random; in files older than it, a weights hash of "random"
+        row["backbone_random"] = (int(a["backbone_random"]) if "backbone_random" in a else
+                                  int(text(a.get("backbone_weights_xxh3", "")) == "random"))
         if row["status"] != "finished":
             return row
         primary = text(a["primary_predictor"])
@@ -189,7 +193,8 @@ def print_trials(rows, curves, keys):
             print("%-10s %-14s %-10s %-16s %6d%s %7s %7s %7s %7s" % (
                 r["status"], r["dataset"], r["method"], name, r["seed"], grid(r),
                 fmt(p["final_acc"]), fmt(p["avg_acc"]), fmt(p["forgetting"]),
-                fmt(r["val_acc"]) if name == r["primary"] else ""))
+                fmt(r["val_acc"]) if name == r["primary"] else "") +
+                  ("  random weights" if r["backbone_random"] and name == r["primary"] else ""))
             if curves:
                 print("%55s%s" % ("", " ".join("%.2f" % v for v in p["acc"])))
 
@@ -212,7 +217,8 @@ def summary_records(rows):
             out.append({"dataset": r["dataset"], "method": r["method"], "predictor": name,
                         "point": labels.index(r["point"]), "seed": r["seed"],
                         "grid": " ".join("%s=%s" % kv for kv in r["grid"].items()),
-                        "final_acc": p["final_acc"], "avg_acc": p["avg_acc"]})
+                        "final_acc": p["final_acc"], "avg_acc": p["avg_acc"],
+                        "backbone_random": r["backbone_random"]})
     return out, points
 
 

@@ -32,6 +32,11 @@ unset threads
 export OMPI_MCA_mpi_yield_when_idle=1
 # The safecl binary the job scripts run (override to use another build). This file is read from
 # the checkout (SAFECL_ROOT), never from SLURM's copy of a batch script, so its own location
-# names the checkout.
+# names the checkout: its build/safecl, or in an installed tree (`cmake --install --prefix P`:
+# this file in P/share/safecl/jobs, no CMakeLists.txt beside it) P/bin/safecl.
 export SAFECL_ROOT="${SAFECL_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+if [ -z "${SAFECL_BIN:-}" ] && [ -z "${SAFECL_BUILD_DIR:-}" ] &&
+  [ ! -f "$SAFECL_ROOT/CMakeLists.txt" ] && [ -x "$SAFECL_ROOT/../../bin/safecl" ]; then
+  SAFECL_BIN="$(cd "$SAFECL_ROOT/../../bin" && pwd)/safecl"
+fi
 export SAFECL_BIN="${SAFECL_BIN:-${SAFECL_BUILD_DIR:-$SAFECL_ROOT/build}/safecl}"

@@ -159,6 +159,10 @@ if [ "$failed" -gt 0 ]; then
   echo "submit: $failed trial(s) failed (for good, or in planning here: data or weights that" \
        "cannot be read); safecl sweep --list $sweep names each" >&2
 fi
+if [ "${plan[retried]:-0}" -gt 0 ]; then
+  echo "submit: ${plan[retried]} of the trials to run failed on a fault of the machine (disk" \
+       "full, I/O error) in an earlier job: this job runs them again" >&2
+fi
 
 # In --print mode a sweep whose data is not here yet is shown as it would be submitted.
 plannable=$to_run

@@ -18,7 +18,8 @@
  * with a warning. Unknown record types are skipped, so newer writers stay readable.
  *
  * Durability: every record is one write(2) to an O_APPEND descriptor (a killed process loses
- * nothing it wrote); records whose loss would cost work (outcomes, job starts and stops) are
+ * nothing it wrote), except the PLAN records of a job's start, written 1 MiB at a time
+ * (orch_ledger_gather: the next job writes lost ones again); records whose loss would cost work (outcomes, job starts and stops) are
  * followed by fsync. The ledger is history, not truth: a finished trial is one whose
  * trials/<id>/trial.h5 exists, and replay reconciles the two. */
 #ifndef SAFECL_LEDGER_H
@@ -35,6 +36,8 @@
  *   JOB       a job (or a restart of it) begins: group = groups, attempt = group size,
  *             count = SLURM restart count, text = "<job id> ranks=<P> sweep=<name>"
  *   PLAN      a trial of the sweep: count = plan index, seconds = prior expected cost,
+ *             attempt = 1 if its backbone has random weights (no backbone.weights), 2 if not
+ *             (0 in older ledgers: the next job writes the trial's PLAN record again),
  *             text = dataset \t method \t seed ("-" if none) \t settings ('\n'-separated)
  *   START     a group starts (or resumes) a trial: group, attempt
  *   PROGRESS  a group passed a boundary (session or training step): sessions = boundaries
@@ -100,6 +103,12 @@ typedef struct orch_ledger orch_ledger;
 SCL_NODISCARD scl_err orch_ledger_open(const char *run_dir, const char *job_id, orch_ledger **out);
 /* Appends one record (time is filled in when 0); sync = 1 fsyncs the file afterwards. */
 SCL_NODISCARD scl_err orch_ledger_append(orch_ledger *l, const orch_record *r, int sync);
+/* From now until orch_ledger_flush, appends are gathered in memory and written 1 MiB at a time
+ * instead of one write() each: for a burst of records that may be lost together if the process
+ * dies, as PLAN records may (the next job writes them again). */
+void orch_ledger_gather(orch_ledger *l);
+/* Writes what was gathered and ends gathering (sync and close flush too). */
+SCL_NODISCARD scl_err orch_ledger_flush(orch_ledger *l);
 SCL_NODISCARD scl_err orch_ledger_sync(orch_ledger *l);
 /* Syncs and closes. Accepts NULL and *l == NULL; sets *l to NULL. */
 SCL_NODISCARD scl_err orch_ledger_close(orch_ledger **l);

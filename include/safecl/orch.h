@@ -116,7 +116,8 @@ typedef struct orch_trial {
   char *settings;                          /* grid and point settings, '\n'-separated (owned) */
   char *dataset_name, *method_name, *arch; /* from the trial's effective config (owned) */
   double cost;                             /* expected seconds (cost.c) */
-  char *error; /* not NULL: the trial could not be identified (its inputs are unreadable);
+  int backbone_random; /* 1: no backbone.weights, the backbone has random weights */
+  char *error;         /* not NULL: the trial could not be identified (its inputs are unreadable);
                        it fails with this message and never runs (owned) */
 } orch_trial;
 
@@ -166,6 +167,7 @@ typedef struct orch_trial_state {
   int64_t plan_index; /* -1 without a PLAN record */
   char *plan_text;    /* PLAN text: dataset \t method \t seed \t settings (owned) */
   double cost;
+  int backbone_random;      /* PLAN: 1 random backbone weights, 0 given, -1 not recorded (older) */
   orch_trial_status status; /* RUNNING only while the latest job has not ended */
   int retries;              /* transient failures (RETRY records) */
   int crashes;              /* attempts that died of a fatal signal (CRASHED records) */

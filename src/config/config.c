@@ -4,7 +4,8 @@
  * setting by setting; every leaf must name a key of the table (an unknown key is an error with
  * file:line and the closest known keys, did_you_mean), and its libconfig type must fit the key's
  * type. Overrides are parsed from text with the same rules. A renamed key's old name is accepted
- * with a warning, or refused naming the new one. What this does not do: merge several schemas or
+ * with a warning, or refused naming the new one. A file in the flat `dotted.name = value;` form
+ * that older trial.h5 files hold as `config` is read line by line (load_flat). What this does not do: merge several schemas or
  * keep lists of groups; commands with richer structure (sweeps) layer those on top of one table
  * each. */
 #include "safecl/config.h"
@@ -12,8 +13,11 @@
 #include <errno.h>
 #include <libconfig.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The state of one load: which override (if any) last set each key, so that a file applied after
  * it can say that it sets the key again. */
@@ -344,8 +348,81 @@ static scl_err load_includes(loader *ld, config_t *lc, const char *dir, int dept
   return SCL_OK;
 }
 
+/* 0 if line [p, p + n) is not `name = value;`, else 1 + the dots in the name. */
+static int is_flat_line(const char *p, size_t n) {
+  size_t i = 0, dots = 0;
+  for (; i < n; i++) {
+    const char c = p[i];
+    const int letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (!letter && !(i && ((c >= '0' && c <= '9') || c == '.'))) break;
+    dots += c == '.';
+  }
+  return i && i + 3 < n && !strncmp(p + i, " = ", 3) && p[n - 1] == ';' ? 1 + (int)dots : 0;
+}
+
+/* The flat form safecl wrote into trial.h5's `config` attribute before printed configs read
+ * back as libconfig (the form `identity_config` still has): one `dotted.name = value;` per line,
+ * strings quoted with \" and \\ escaped. Read here line by line, each as the override
+ * `dotted.name=value` would be, with file:line in messages; *flat = 0 (nothing read) for any
+ * other text, which libconfig then reads. */
+static scl_err load_flat(loader *ld, const char *path, int *flat) {
+  *flat = 0;
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return SCL_OK; /* cfg_read_libconfig says */
+  int fd = -1;
+  SCL_CALL(scl_open_regular(path, "config file", &fd));
+  FILE *f = fdopen(fd, "r");
+  if (!f) close(fd);
+  SCL_CHECK(f, SCL_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+  char *line = NULL, where[4200];
+  size_t cap = 0;
+  scl_err err = SCL_OK;
+  int other = 0, dotted = 0; /* a line of another form; lines with dotted names (which
+                                libconfig refuses: a file without one is libconfig's) */
+  for (int pass = 0; !err && !other && pass < 2; pass++) {
+    rewind(f);
+    ssize_t n;
+    for (int no = 1; !err && !other && (n = getline(&line, &cap, f)) >= 0; no++) {
+      while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) n--;
+      line[n] = '\0';
+      if (!n || line[0] == '#' || !strncmp(line, "//", 2)) continue;
+      if (pass == 0) {
+        const int form = is_flat_line(line, (size_t)n);
+        other = !form;
+        dotted += form > 1;
+        continue;
+      }
+      char *eq = strstr(line, " = "), *v = eq + 3, *o = v;
+      *eq = '\0';
+      line[n - 1] = '\0';                                               /* the ';' */
+      for (char *c = v; *c; c++) *o++ = *c == '\\' && c[1] ? *++c : *c; /* \" and \\ */
+      *o = '\0';
+      snprintf(where, sizeof where, "%s:%d", path, no);
+      const cfg_key *k = NULL;
+      err = find_key(ld->schema, line, where, &k);
+      if (!err && !k) err = unknown_key(ld->schema, line, where);
+      if (!err) err = set_from_text(k, ld->cfg, v, where);
+      if (!err) ld->set_by[key_index(ld->schema, k)] = NULL;
+    }
+    if (!dotted) other = 1;
+  }
+  free(line);
+  fclose(f);
+  if (err) return SCL_TRACE(err);
+  *flat = !other;
+  if (*flat)
+    SCL_INFO(
+        "%s: read as the flat `name = value;` form of trial.h5 files from before configs "
+        "were printed as libconfig",
+        path);
+  return SCL_OK;
+}
+
 static scl_err load_file(loader *ld, const char *path, int depth) {
   SCL_CHECK(depth <= 16, SCL_ERR_ARG, "%s: includes nested more than 16 deep (a cycle?)", path);
+  int flat = 0;
+  SCL_CALL(load_flat(ld, path, &flat));
+  if (flat) return SCL_OK;
   config_t lc;
   config_init(&lc);
   char dir[4096];

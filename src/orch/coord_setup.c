@@ -41,12 +41,15 @@ static scl_err add_plan(coord *c) {
   c->state_of = malloc((size_t)(c->plan->n + 1) * sizeof *c->state_of);
   SCL_CHECK(c->state_of, SCL_ERR_NOMEM, "plan map");
   orch_record r = {.type = ORCH_REC_PLAN, .group = -1};
+  orch_ledger_gather(c->ledger); /* a PLAN record lost with the process is written again */
   for (int64_t i = 0; i < c->plan->n; i++) {
     const orch_trial *t = &c->plan->trials[i];
     orch_trial_state *st = orch_state_find(c->state, t->id);
-    if (!st || !st->plan_text) {
+    /* again for a trial planned by an older safecl, which did not record backbone_random */
+    if (!st || !st->plan_text || st->backbone_random < 0) {
       memcpy(r.id, t->id, sizeof r.id);
       r.count = i;
+      r.attempt = t->backbone_random ? 1 : 2;
       r.seconds = t->cost; /* the prior: calibration compares measured seconds with it */
       plan_text(t, r.text, sizeof r.text);
       coord_record(c, &r, 0);
@@ -55,6 +58,7 @@ static scl_err add_plan(coord *c) {
     SCL_CHECK(st, SCL_ERR_NOMEM, "run state");
     c->state_of[i] = st - c->state->trials;
   }
+  SCL_CALL(orch_ledger_flush(c->ledger));
   return SCL_OK;
 }
 
@@ -67,10 +71,10 @@ static void record_failed(coord *c, const orch_trial *t, const char *why) {
 }
 
 /* Decides whether plan trial i runs in this job; 1 = queue it. */
-static int reconcile(coord *c, int64_t i, int64_t *missing) {
+static int reconcile(coord *c, const orch_trial_dirs *dirs, int64_t i, int64_t *missing) {
   const orch_trial *t = &c->plan->trials[i];
   orch_trial_state *st = coord_state(c, i);
-  if (!t->error && orch_rundir_finished(c->rd.path, t->id)) {
+  if (!t->error && orch_trial_dirs_finished(dirs, c->rd.path, t->id)) {
     if (st->status == ORCH_TRIAL_FINISHED) return 0;
     orch_record r = {.type = ORCH_REC_FINISHED, .group = -1};
     memcpy(r.id, t->id, sizeof r.id);
@@ -94,14 +98,16 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
     if (st->status != ORCH_TRIAL_FAILED || c->sweep->retry_failed) record_failed(c, t, why);
     return 0;
   }
+  const orch_next next = orch_state_next(st, c->sweep);
+  if (next == ORCH_NEXT_FAILED) {
+    if (!orch_trial_note_has_failed(c->rd.path, t->id)) /* the job died before writing it */
+      orch_trial_note_failed(c->sweep, t, c->rd.path, st->message);
+    return 0;
+  }
   if (st->status == ORCH_TRIAL_FAILED) {
     if (c->sweep->retry_failed) {
       st->retries = 0;
       st->crashes = 0;
-    } else if (!st->retryable || st->machine_failures > c->sweep->max_retries) {
-      if (!orch_trial_note_has_failed(c->rd.path, t->id)) /* the job died before writing it */
-        orch_trial_note_failed(c->sweep, t, c->rd.path, st->message);
-      return 0;
     } else {
       SCL_INFO(
           "trial %s failed on a fault of the machine in an earlier job (%s): running it "
@@ -111,7 +117,7 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
     }
     st->status = ORCH_TRIAL_PENDING;
   }
-  if (st->crashes >= c->sweep->max_crashes) {
+  if (next == ORCH_NEXT_CRASHED) {
     char why[ORCH_LEDGER_TEXT_MAX];
     snprintf(why, sizeof why,
              "crashed %d times (sweep.max_crashes = %lld): its process died of a fatal signal; "
@@ -125,11 +131,14 @@ static int reconcile(coord *c, int64_t i, int64_t *missing) {
 
 static scl_err fill_queue(coord *c) {
   int64_t *order = NULL, missing = 0;
+  orch_trial_dirs dirs;
   orch_cost_calibrate(c->plan, c->state);
   SCL_CALL(orch_cost_order(c->plan, &order));
   c->queue = order;
+  SCL_CALL(orch_trial_dirs_list(c->rd.path, &dirs));
   for (int64_t k = 0; k < c->plan->n; k++)
-    if (reconcile(c, order[k], &missing)) c->queue[c->n_queue++] = order[k];
+    if (reconcile(c, &dirs, order[k], &missing)) c->queue[c->n_queue++] = order[k];
+  orch_trial_dirs_free(&dirs);
   if (missing)
     SCL_WARN("%lld trial(s) finished in the ledger have no trials/<id>/trial.h5: they run again",
              (long long)missing);

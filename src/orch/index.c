@@ -12,8 +12,9 @@
  *   message (strings); seed (int64, -1 = from the config files); retries (int64);
  *   final_acc, avg_acc, val_acc, seconds (float64, NaN unless finished); expected_seconds.
  *   Root attributes: provenance, kind = "sweep index", sweep, n_trials.
- * Schema 2 stores every string fixed-length (h5_file_fixed_strings: no HDF5 global heap; h5py
- * reads them as bytes); version 1 stored them variable-length. */
+ * Schema 2 stores strings fixed-length (NUL-padded to each column's longest: no HDF5 global heap)
+ * when that takes fewer bytes than variable-length (fixed_is_smaller), else variable-length, as
+ * schema 1 always did; h5py reads both as bytes, h5_read_strings both as strings. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,12 @@
 
 #define ORCH_INDEX_SCHEMA_VERSION 2
 
-void orch_state_reconcile_files(orch_state *s, const char *run_dir) {
+scl_err orch_state_reconcile_files(orch_state *s, const char *run_dir) {
+  orch_trial_dirs dirs;
+  SCL_CALL(orch_trial_dirs_list(run_dir, &dirs));
   for (int64_t i = 0; i < s->n; i++) {
     orch_trial_state *t = &s->trials[i];
-    int have = orch_rundir_finished(run_dir, t->id);
+    int have = orch_trial_dirs_finished(&dirs, run_dir, t->id);
     if (have && t->status != ORCH_TRIAL_FINISHED) {
       if (orch_rundir_read_result(run_dir, t->id, &t->final_acc, &t->avg_acc, &t->val_acc,
                                   &t->seconds) != SCL_OK) {
@@ -40,6 +43,8 @@ void orch_state_reconcile_files(orch_state *s, const char *run_dir) {
       t->status = ORCH_TRIAL_PENDING;
     }
   }
+  orch_trial_dirs_free(&dirs);
+  return SCL_OK;
 }
 
 /* Field k (0 dataset, 1 method, 2 seed, 3 settings) of a PLAN text, into buf. */
@@ -109,6 +114,24 @@ static scl_err fill(const orch_state *s, columns *c) {
   return SCL_OK;
 }
 
+/* 1 if the string columns take fewer bytes fixed-length (each padded to its longest) than
+ * variable-length: a 16-byte reference per string plus a global heap object of a 16-byte header
+ * and the text padded to 8 bytes. Fixed wins for a sweep's short names and ids; one long failure
+ * message in a large sweep makes variable-length the smaller. */
+static int fixed_is_smaller(const columns *c, int64_t n) {
+  double fixed = 0, vlen = 0;
+  for (int k = 0; k < 6; k++) {
+    size_t longest = 1;
+    for (int64_t i = 0; i < n; i++) {
+      size_t len = strlen(c->str[k][i]);
+      if (len > longest) longest = len;
+      vlen += 32.0 + (double)((len + 7) / 8 * 8);
+    }
+    fixed += (double)longest * (double)n;
+  }
+  return fixed <= vlen;
+}
+
 static scl_err write_columns(h5_file *f, const columns *c, int64_t n) {
   for (int k = 0; k < 6; k++)
     SCL_CALL(h5_write_strings(f, str_names[k], (const char *const *)c->str[k], n));
@@ -126,7 +149,7 @@ scl_err orch_index_write(const char *run_dir, const char *name, const orch_state
   scl_err err = SCL_OK;
   SCL_CALL_GOTO(err, fill(state, &c), done);
   SCL_CALL_GOTO(err, h5_file_create_atomic(path, &f), done);
-  SCL_CALL_GOTO(err, h5_file_fixed_strings(f), done); /* no global heap: h5.h */
+  if (fixed_is_smaller(&c, state->n)) SCL_CALL_GOTO(err, h5_file_fixed_strings(f), done);
   SCL_CALL_GOTO(err, h5_write_provenance(f, ORCH_INDEX_SCHEMA_VERSION), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "kind", "sweep index"), done);
   SCL_CALL_GOTO(err, h5_attr_write_str(f, NULL, "sweep", name), done);
@@ -143,8 +166,8 @@ scl_err orch_index_rebuild(const char *run_dir) {
   orch_state *s = NULL;
   SCL_CALL(orch_state_load(run_dir, &s));
   if (s->job.ended) orch_state_settle(s);
-  orch_state_reconcile_files(s, run_dir);
-  scl_err err = orch_index_write(run_dir, s->job.sweep[0] ? s->job.sweep : "sweep", s);
+  scl_err err = orch_state_reconcile_files(s, run_dir);
+  if (!err) err = orch_index_write(run_dir, s->job.sweep[0] ? s->job.sweep : "sweep", s);
   if (!err) err = orch_trials_tsv_write(run_dir, s);
   orch_state_destroy(&s);
   if (err) return SCL_TRACE(err);

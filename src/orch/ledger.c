@@ -4,7 +4,9 @@
  * Text rather than binary records: a user can `cat` or `grep` a ledger during a run, and a test
  * or a Python tool can write one with zlib.crc32. The price is a few dozen bytes per record and
  * strtod on replay, which stays far below a second for 100,000 records. A file is read whole into
- * memory; ledgers hold one line per trial event, so even a 10,000-trial sweep is a few MB. */
+ * memory; ledgers hold one line per trial event, so even a 10,000-trial sweep is a few MB.
+ * Records are written one write() each, except a burst the caller gathers (orch_ledger_gather:
+ * the PLAN records of a sweep's setup), written 1 MiB at a time. */
 #include "safecl/ledger.h"
 
 #include <ctype.h>
@@ -234,10 +236,14 @@ scl_err orch_ledger_read_file(const char *path, orch_record_fn fn, void *ctx, in
 
 /* ---------------------------------------------------------------------------------------- */
 
+#define ORCH_LEDGER_GATHER_BYTES (1u << 20)
+
 struct orch_ledger {
   int fd;
   char path[4096];
   char line[3 * ORCH_LEDGER_TEXT_MAX + 512];
+  char *gathered; /* while gathering: the records gathered and unwritten (malloc) */
+  size_t n_gathered;
 };
 
 scl_err orch_ledger_open(const char *run_dir, const char *job_id, orch_ledger **out) {
@@ -288,12 +294,38 @@ scl_err orch_ledger_append(orch_ledger *l, const orch_record *r, int sync) {
   if (copy.time == 0) copy.time = unix_now();
   size_t n = orch_record_format(&copy, l->line, sizeof l->line);
   SCL_CHECK(n != 0, SCL_ERR_INTERNAL, "%s: record does not fit a line", l->path);
-  SCL_CALL(io_write_all(l->fd, l->line, n, l->path));
+  if (l->gathered && l->n_gathered + n > ORCH_LEDGER_GATHER_BYTES) {
+    SCL_CALL(io_write_all(l->fd, l->gathered, l->n_gathered, l->path));
+    l->n_gathered = 0;
+  }
+  if (l->gathered && n <= ORCH_LEDGER_GATHER_BYTES) {
+    memcpy(l->gathered + l->n_gathered, l->line, n);
+    l->n_gathered += n;
+  } else {
+    SCL_CALL(io_write_all(l->fd, l->line, n, l->path));
+  }
   if (sync) SCL_CALL(orch_ledger_sync(l));
   return SCL_OK;
 }
 
+void orch_ledger_gather(orch_ledger *l) {
+  if (!l->gathered) l->gathered = malloc(ORCH_LEDGER_GATHER_BYTES);
+  l->n_gathered = 0; /* out of memory: records are written one at a time, as without this */
+}
+
+scl_err orch_ledger_flush(orch_ledger *l) {
+  char *buf = l->gathered;
+  size_t n = l->n_gathered;
+  l->gathered = NULL;
+  l->n_gathered = 0;
+  scl_err err = n ? io_write_all(l->fd, buf, n, l->path) : SCL_OK;
+  free(buf);
+  if (err) return SCL_TRACE(err);
+  return SCL_OK;
+}
+
 scl_err orch_ledger_sync(orch_ledger *l) {
+  SCL_CALL(orch_ledger_flush(l));
   SCL_CHECK(fsync(l->fd) == 0, SCL_ERR_IO, "%s: fsync failed: %s", l->path, strerror(errno));
   return SCL_OK;
 }
@@ -302,6 +334,7 @@ scl_err orch_ledger_close(orch_ledger **l) {
   if (!l || !*l) return SCL_OK;
   scl_err err = orch_ledger_sync(*l);
   close((*l)->fd);
+  free((*l)->gathered);
   free(*l);
   *l = NULL;
   if (err) return SCL_TRACE(err);

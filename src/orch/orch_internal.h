@@ -125,6 +125,17 @@ void orch_rundir_close(orch_rundir *rd);
 void orch_rundir_trial(const char *run_dir, const char *id, char *buf, size_t cap);
 /* 1 if RUN_DIR/trials/<id>/trial.h5 exists (it is published by rename: existing = complete). */
 int orch_rundir_finished(const char *run_dir, const char *id);
+/* The trial directories under RUN_DIR/trials (names of 32 characters, sorted), read with one
+ * readdir so that checking 10^6 planned trials stats only the directories that exist. */
+typedef struct orch_trial_dirs {
+  char (*id)[33];
+  int64_t n;
+} orch_trial_dirs;
+/* Lists RUN_DIR/trials into *d (empty when it does not exist); free with orch_trial_dirs_free. */
+SCL_NODISCARD scl_err orch_trial_dirs_list(const char *run_dir, orch_trial_dirs *d);
+void orch_trial_dirs_free(orch_trial_dirs *d);
+/* orch_rundir_finished, answered 0 without a stat when the trial has no listed directory. */
+int orch_trial_dirs_finished(const orch_trial_dirs *d, const char *run_dir, const char *id);
 /* Reads final/avg/val accuracy and seconds from a finished trial's trial.h5. */
 SCL_NODISCARD scl_err orch_rundir_read_result(const char *run_dir, const char *id,
                                               double *final_acc, double *avg_acc, double *val_acc,
@@ -183,9 +194,20 @@ SCL_NODISCARD scl_err orch_sweep_record_plan(const orch_sweep *s);
 SCL_NODISCARD scl_err orch_worker_run(const dist_comm *world, const dist_comm *group, int group_id,
                                       int *exit_code);
 
+/* What the next job of sweep s does with a trial that is not finished, given its state in the
+ * run directory (NULL: never seen) (state.c); coord_setup.c acts on it and `sweep --list,
+ * --summary` print it, so that both agree. */
+typedef enum {
+  ORCH_NEXT_RUN,     /* runs it */
+  ORCH_NEXT_RETRY,   /* failed on a fault of the machine within sweep.max_retries jobs: runs it */
+  ORCH_NEXT_FAILED,  /* failed for good (without sweep.retry_failed): leaves it */
+  ORCH_NEXT_CRASHED, /* its processes crashed sweep.max_crashes times: fails it without running */
+} orch_next;
+orch_next orch_state_next(const orch_trial_state *ts, const orch_sweep *s);
+
 /* Files over records, in memory only: a trial is finished iff trials/<id>/trial.h5 exists;
  * numbers the ledger lacks are read from that file (index.c). */
-void orch_state_reconcile_files(orch_state *s, const char *run_dir);
+SCL_NODISCARD scl_err orch_state_reconcile_files(orch_state *s, const char *run_dir);
 /* The index of a run (index.c): rebuilt from the plan or the ledgers and the trial files. */
 SCL_NODISCARD scl_err orch_index_write(const char *run_dir, const char *name,
                                        const orch_state *state);

@@ -256,6 +256,7 @@ static scl_err identify(orch_trial *t, const orch_sweep *s, const run_trial_cfg 
   t->method_name = strdup(cfg->method.name);
   t->arch = strdup(cfg->arch);
   SCL_CHECK(t->dataset_name && t->method_name && t->arch, SCL_ERR_NOMEM, "trial names");
+  t->backbone_random = !cfg->weights || !cfg->weights[0];
   if (why) {
     SCL_CALL(name_failed(t, s, why));
     return SCL_OK;

@@ -84,7 +84,7 @@ static scl_err find_or_add(orch_state *s, const char *id, orch_trial_state **out
   if (*out) return SCL_OK;
   if (2 * (s->n + 1) > s->table_cap || s->n == s->cap) SCL_CALL(grow(s));
   orch_trial_state *t = &s->trials[s->n];
-  *t = (orch_trial_state){.plan_index = -1, .group = -1};
+  *t = (orch_trial_state){.plan_index = -1, .group = -1, .backbone_random = -1};
   memcpy(t->id, id, 33);
   *slot_of(s, id) = ++s->n;
   *out = t;
@@ -149,6 +149,7 @@ static scl_err apply_trial(orch_state *s, const orch_record *r) {
     case ORCH_REC_PLAN:
       t->plan_index = r->count;
       t->cost = r->seconds;
+      t->backbone_random = r->attempt == 1 ? 1 : r->attempt == 2 ? 0 : -1;
       SCL_CALL(set_text(&t->plan_text, r->text));
       break;
     case ORCH_REC_START:
@@ -220,6 +221,16 @@ scl_err orch_state_apply(orch_state *s, const orch_record *r) {
       SCL_CALL(apply_trial(s, r));
       return SCL_OK;
   }
+}
+
+orch_next orch_state_next(const orch_trial_state *ts, const orch_sweep *s) {
+  if (!ts) return ORCH_NEXT_RUN;
+  if (ts->status == ORCH_TRIAL_FAILED) {
+    if (s->retry_failed) return ORCH_NEXT_RUN; /* its retries and crashes start again from 0 */
+    if (!ts->retryable || ts->machine_failures > s->max_retries) return ORCH_NEXT_FAILED;
+  }
+  if (ts->crashes >= s->max_crashes) return ORCH_NEXT_CRASHED;
+  return ts->status == ORCH_TRIAL_FAILED ? ORCH_NEXT_RETRY : ORCH_NEXT_RUN;
 }
 
 static scl_err apply_cb(void *ctx, const orch_record *r, const char *path) {

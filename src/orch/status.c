@@ -157,7 +157,11 @@ scl_err orch_status_print(const char *run_dir, FILE *out) {
                      run_dir);
   }
   if (s->job.ended) orch_state_settle(s);
-  orch_state_reconcile_files(s, run_dir);
+  scl_err err = orch_state_reconcile_files(s, run_dir);
+  if (err) {
+    orch_state_destroy(&s);
+    return SCL_TRACE(err);
+  }
   double now = unix_now();
   fprintf(out, "run directory %s%s%s\n", run_dir, s->job.sweep[0] ? ": sweep " : "", s->job.sweep);
   fprintf(out, "ledgers: %d file(s), %lld record(s), replayed in %.3f s", s->n_files,

@@ -1,7 +1,10 @@
 /* sweep_info.c: what job scripts ask of a sweep without running it (`safecl sweep --list,
  * --count, --summary, --trial I, --plan`): the plan in expansion order, each trial's status in
- * run.dir, expected seconds (orch_sweep_print; a trial whose dataset or weights cannot be read
- * is listed as failed with its message, and counted in --summary's failed=), the exact `safecl train` arguments of one trial
+ * run.dir as the next job sees it (orch_state_next: a trial failed on a fault of the machine
+ * within sweep.max_retries is pending, counted in to_run= and retried=; one whose processes
+ * crashed sweep.max_crashes times is failed), expected seconds (orch_sweep_print; a trial whose
+ * dataset or weights cannot be read is listed as failed with its message, and counted in
+ * --summary's failed=), the exact `safecl train` arguments of one trial
  * for array jobs (orch_sweep_print_trial), and the plan recorded in run.dir so that status and
  * reports follow array jobs (orch_sweep_plan_record).
  *
@@ -14,13 +17,28 @@
 
 #include "orch_internal.h"
 
-static orch_trial_status status_of(const orch_sweep *s, orch_state *st, const orch_trial *t) {
+/* A trial's status as the next job sees it: `note` says why a trial that failed runs again
+ * (pending) or why a pending one fails without running (NULL otherwise); the same decision as
+ * the coordinator's (orch_state_next), so that the counts are what the job does. */
+static orch_trial_status status_of(const orch_sweep *s, orch_state *st, const orch_trial_dirs *dirs,
+                                   const orch_trial *t, const char **note) {
+  *note = NULL;
   if (t->error) return ORCH_TRIAL_FAILED; /* its inputs cannot be read: it never runs */
   if (!s->run_dir[0]) return ORCH_TRIAL_PENDING;
-  if (orch_rundir_finished(s->run_dir, t->id)) return ORCH_TRIAL_FINISHED;
+  if (orch_trial_dirs_finished(dirs, s->run_dir, t->id)) return ORCH_TRIAL_FINISHED;
   const orch_trial_state *ts = st ? orch_state_find(st, t->id) : NULL;
-  if (ts && ts->status == ORCH_TRIAL_FAILED && !s->retry_failed) return ORCH_TRIAL_FAILED;
-  return ORCH_TRIAL_PENDING;
+  switch (orch_state_next(ts, s)) {
+    case ORCH_NEXT_RETRY:
+      *note = "retried: failed on a fault of the machine (resource), the next job runs it again";
+      return ORCH_TRIAL_PENDING;
+    case ORCH_NEXT_FAILED:
+      return ORCH_TRIAL_FAILED;
+    case ORCH_NEXT_CRASHED:
+      *note = "failed: its processes crashed sweep.max_crashes times, the next job fails it";
+      return ORCH_TRIAL_FAILED;
+    default:
+      return ORCH_TRIAL_PENDING;
+  }
 }
 
 /* The sweep of argv (argv[1] the sweep file, argv[2..] overrides); `option` names the command
@@ -57,29 +75,38 @@ static void warn_errors(const orch_plan *p) {
 }
 
 static void print_view(orch_sweep_view view, const orch_sweep *s, const orch_plan *p,
-                       orch_state *st) {
+                       orch_state *st, const orch_trial_dirs *dirs) {
   if (view != ORCH_SWEEP_LIST) warn_errors(p);
   if (view == ORCH_SWEEP_COUNT) {
     printf("%lld\n", (long long)p->n);
     return;
   }
   double total = 0, longest = 0;
-  int64_t to_run = 0, failed = 0;
+  int64_t to_run = 0, failed = 0, retried = 0;
   char lbl[2048];
+  const char *note = NULL;
   for (int64_t i = 0; i < p->n; i++) {
     const orch_trial *t = &p->trials[i];
-    orch_trial_status ts = status_of(s, st, t);
+    orch_trial_status ts = status_of(s, st, dirs, t, &note);
     if (view == ORCH_SWEEP_LIST) {
       orch_trial_label(t, lbl, sizeof lbl);
       printf("%lld %s %.1f %s %s", (long long)i, t->id, t->cost, orch_trial_status_name(ts), lbl);
-      if (t->error) { /* one line per trial: the message's own newlines become spaces */
+      const orch_trial_state *rec =
+          st && (note || ts == ORCH_TRIAL_FAILED) ? orch_state_find(st, t->id) : NULL;
+      const char *why = t->error                          ? t->error
+                        : !rec                            ? NULL
+                        : ts == ORCH_TRIAL_FAILED && note ? rec->crash /* crashed */
+                                                          : rec->message;
+      if (note) printf(" %s", note);
+      if (why) { /* one line per trial: the message's own newlines become spaces */
         printf(" error: ");
-        for (const char *c = t->error; *c; c++) putchar(*c == '\n' ? ' ' : *c);
+        for (const char *c = why; *c; c++) putchar(*c == '\n' ? ' ' : *c);
       }
       putchar('\n');
     }
     failed += ts == ORCH_TRIAL_FAILED;
     if (ts != ORCH_TRIAL_PENDING) continue;
+    retried += note != NULL;
     to_run++;
     total += t->cost;
     if (t->cost > longest) longest = t->cost;
@@ -87,9 +114,9 @@ static void print_view(orch_sweep_view view, const orch_sweep *s, const orch_pla
   if (view == ORCH_SWEEP_SUMMARY)
     printf(
         "trials=%lld\nto_run=%lld\nexpected_seconds=%.0f\nlongest_seconds=%.0f\n"
-        "group_size=%lld\nfailed=%lld\n",
+        "group_size=%lld\nfailed=%lld\nretried=%lld\n",
         (long long)p->n, (long long)to_run, total, longest, (long long)s->group_size,
-        (long long)failed);
+        (long long)failed, (long long)retried);
 }
 
 scl_err orch_sweep_print(orch_sweep_view view, int argc, char **argv) {
@@ -98,9 +125,12 @@ scl_err orch_sweep_print(orch_sweep_view view, int argc, char **argv) {
   orch_plan *p = NULL;
   orch_state *st = NULL;
   scl_err err = SCL_OK;
+  orch_trial_dirs dirs = {0};
   SCL_CALL_GOTO(err, load_plan(options[view], argc, argv, &s, &p, &st), done);
-  print_view(view, s, p, st);
+  if (s->run_dir[0]) SCL_CALL_GOTO(err, orch_trial_dirs_list(s->run_dir, &dirs), done);
+  print_view(view, s, p, st, &dirs);
 done:
+  orch_trial_dirs_free(&dirs);
   orch_state_destroy(&st);
   orch_plan_destroy(&p);
   orch_sweep_destroy(&s);

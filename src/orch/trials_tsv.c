@@ -4,7 +4,8 @@
  * One header line and one row per trial of the run directory's state, in the state's order (plan
  * order of the first job that planned it): trial_id, dataset, method, seed, then one column per
  * setting key any trial's grid or point settings name (first seen first; empty where a trial
- * does not set it), then status (pending, running, finished, failed), retries, final_acc,
+ * does not set it), then backbone_random (1 random backbone weights, 0 given, empty if the PLAN
+ * record of an older safecl did not say), status (pending, running, finished, failed), retries, final_acc,
  * avg_acc, val_acc, seconds (empty unless finished; the shortest decimal that reads back to the
  * same double), message (why a failed trial failed) and path (trials/<id>, relative to RUN_DIR).
  * A tab, line break or backslash inside a field is written as \t, \n, \r or \\. Derived like
@@ -134,6 +135,7 @@ static void put_row(FILE *f, const orch_trial_state *t, const keys *k, const cha
     if (value[j]) put_field(f, value[j], value_len[j]);
   }
   const int done = t->status == ORCH_TRIAL_FINISHED;
+  put_str(f, t->backbone_random < 0 ? "" : t->backbone_random ? "1" : "0");
   put_str(f, orch_trial_status_name(t->status));
   fprintf(f, "\t%d", t->retries);
   put_num(f, t->final_acc, done);
@@ -163,7 +165,9 @@ scl_err orch_trials_tsv_write(const char *run_dir, const orch_state *s) {
   if (f) {
     fputs("trial_id\tdataset\tmethod\tseed", f);
     for (int j = 0; j < k.n; j++) put_str(f, k.v[j]);
-    fputs("\tstatus\tretries\tfinal_acc\tavg_acc\tval_acc\tseconds\tmessage\tpath\n", f);
+    fputs(
+        "\tbackbone_random\tstatus\tretries\tfinal_acc\tavg_acc\tval_acc\tseconds\tmessage\tpath\n",
+        f);
     for (int64_t i = 0; i < s->n; i++)
       if (s->trials[i].plan_text) put_row(f, &s->trials[i], &k, value, value_len);
     if (fclose(f) != 0) err = SCL_ERROR(SCL_ERR_NOMEM, "trials.tsv: text buffer");

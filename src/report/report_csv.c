@@ -7,7 +7,9 @@
  * not apply to a kind are empty; so are undefined numbers (a std of one seed). Numbers are the
  * shortest decimal that reads back to the same double (cfg_format_double), not the 2 decimals
  * of the other formats, so that a script recomputes from them what the files hold; published
- * values keep their printed text. Row order is the table's: rows, then datasets, then metrics;
+ * values keep their printed text. On `run` lines, n_backbone_random counts the n values that come
+ * from trials on random backbone weights (backbone_random in trial.h5: no backbone.weights), the
+ * "k random weights" of the table's cell. Row order is the table's: rows, then datasets, then metrics;
  * then paired; then trials in scan order. */
 #include <math.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@ enum {
   C_FAILED,
   C_UNFIN,
   C_MISSING,
+  C_RANDOM,
   C_BEST,
   C_LO,
   C_HI,
@@ -42,11 +45,30 @@ enum {
   C_NOTE,
   C_COUNT
 };
-static const char *const header[C_COUNT] = {
-    "kind", "category", "method",  "predictor", "dataset",      "metric",
-    "mean", "std",      "n",       "n_failed",  "n_unfinished", "n_missing",
-    "best", "ci95_lo",  "ci95_hi", "baseline",  "selection",    "config",
-    "seed", "path",     "source",  "table",     "note"};
+static const char *const header[C_COUNT] = {"kind",
+                                            "category",
+                                            "method",
+                                            "predictor",
+                                            "dataset",
+                                            "metric",
+                                            "mean",
+                                            "std",
+                                            "n",
+                                            "n_failed",
+                                            "n_unfinished",
+                                            "n_missing",
+                                            "n_backbone_random",
+                                            "best",
+                                            "ci95_lo",
+                                            "ci95_hi",
+                                            "baseline",
+                                            "selection",
+                                            "config",
+                                            "seed",
+                                            "path",
+                                            "source",
+                                            "table",
+                                            "note"};
 
 typedef struct csv_line {
   char num[C_COUNT][64]; /* numeric fields, formatted here */
@@ -110,6 +132,7 @@ static void run_lines(FILE *f, const report_data *d, int r, int ds, int nm) {
     set_int(&l, C_FAILED, c->n_failed);
     set_int(&l, C_UNFIN, c->n_unfinished);
     set_int(&l, C_MISSING, c->n_missing);
+    set_int(&l, C_RANDOM, c->n_random);
     set_int(&l, C_BEST, c->best[m]);
     emit(f, &l);
   }

@@ -212,6 +212,9 @@ def main():
     put("config", "overrides.cfg",
         'seed = 4294967296;\n@include "input.cfg"\n\0dataset.init_cls=10\nseed=7\n')
     put("config", "include.cfg", 'dataset = { name = "x"; };\n@include "missing.cfg"\n')
+    # the flat `name = value;` form older trial.h5 files hold as config (config.c, load_flat)
+    put("config", "flat.cfg", 'dataset.name = "synthetic";\nseed = 7;\ntrain.lr = 0.01;\n'
+        'backbone.ignore_unexpected = false;\nrun.dir = "a\\"b";\n')
     put("sweep", "tiny.cfg", """sweep = {
   name = "tiny";
   base = ["b.cfg"];

@@ -207,66 +207,66 @@ SAFE: authors' protocol & -- & +21.00 [21.00, 21.00] (2) & -- & -- \\
 
 """
 
-EXPECTED_CSV = r'''kind,category,method,predictor,dataset,metric,mean,std,n,n_failed,n_unfinished,n_missing,best,ci95_lo,ci95_hi,baseline,selection,config,seed,path,source,table,note
-run,prompt,l2p,l2p,cifar100,final_acc,70.0,1.0,3,0,0,0,1,,,,single,,,,,,
-run,prompt,l2p,l2p,cifar100,avg_acc,77.0,1.0,3,0,0,0,1,,,,single,,,,,,
-run,prompt,l2p,l2p,cifar100,forgetting,10.0,1.0,3,0,0,0,0,,,,single,,,,,,
-run,prompt,l2p,l2p,imagenet-r,final_acc,51.0,1.4142135623730951,2,1,0,0,0,,,,single,,,,,,
-run,prompt,l2p,l2p,imagenet-r,avg_acc,56.0,1.4142135623730951,2,1,0,0,0,,,,single,,,,,,
-run,prompt,l2p,l2p,imagenet-r,forgetting,21.0,1.4142135623730951,2,1,0,0,0,,,,single,,,,,,
-run,prompt,l2p,l2p,vtab,final_acc,,,0,2,0,0,0,,,,none,,,,,,
-run,prompt,l2p,l2p,vtab,avg_acc,,,0,2,0,0,0,,,,none,,,,,,
-run,prompt,l2p,l2p,vtab,forgetting,,,0,2,0,0,0,,,,none,,,,,,
-reported,prompt,L2P,,cifar100,final_acc,83.83,,,,,,,,,,,,,,Source B,Table 1,10 sessions
-reported,prompt,L2P,,cifar100,avg_acc,88.48,,,,,,,,,,,,,,Source B,Table 1,10 sessions
-run,representation,simplecil,simplecil,cifar100,final_acc,70.0,0.0,3,0,0,0,1,,,,single,,,,,,
-run,representation,simplecil,simplecil,cifar100,avg_acc,75.0,0.0,3,0,0,0,0,,,,single,,,,,,
-run,representation,simplecil,simplecil,cifar100,forgetting,8.0,0.0,3,0,0,0,1,,,,single,,,,,,
-run,representation,simplecil,simplecil,imagenet-r,final_acc,62.0,2.0,3,0,0,0,0,,,,single,,,,,,
-run,representation,simplecil,simplecil,imagenet-r,avg_acc,71.0,1.0,3,0,0,0,0,,,,single,,,,,,
-run,representation,simplecil,simplecil,imagenet-r,forgetting,12.0,2.0,3,0,0,0,0,,,,single,,,,,,
-run,representation,simplecil,simplecil,cub200,final_acc,40.0,,1,0,1,0,0,,,,single,,,,,,
-run,representation,simplecil,simplecil,cub200,avg_acc,45.0,,1,0,1,0,0,,,,single,,,,,,
-run,representation,simplecil,simplecil,cub200,forgetting,3.0,,1,0,1,0,0,,,,single,,,,,,
-run,representation,simplecil,simplecil,vtab,final_acc,50.0,,1,0,0,0,0,,,,single,,,,,,
-run,representation,simplecil,simplecil,vtab,avg_acc,60.0,,1,0,0,0,0,,,,single,,,,,,
-run,representation,simplecil,simplecil,vtab,forgetting,5.0,,1,0,0,0,0,,,,single,,,,,,
-run,representation,ranpac,ranpac,imagenet-r,final_acc,72.0,2.6457513110645907,3,0,0,0,0,,,,validation,method.rp.dim = 512,,,,,
-run,representation,ranpac,ranpac,imagenet-r,avg_acc,80.0,0.0,3,0,0,0,1,,,,validation,method.rp.dim = 512,,,,,
-run,representation,ranpac,ranpac,imagenet-r,forgetting,5.0,0.0,3,0,0,0,0,,,,validation,method.rp.dim = 512,,,,,
-run,representation,ranpac,ranpac,vtab,final_acc,,,0,0,0,0,0,,,,refused,,,,,,
-run,representation,ranpac,ranpac,vtab,avg_acc,,,0,0,0,0,0,,,,refused,,,,,,
-run,representation,ranpac,ranpac,vtab,forgetting,,,0,0,0,0,0,,,,refused,,,,,,
-reported,representation,RanPAC,,imagenet-r,final_acc,77.9,,,,,,,,,,,,,,"Source A, 2023",Table 2,"mean of per-task accuracies, not ""overall"" accuracy; 100% of sessions_used"
-reported,representation,NCM with Phase 1,,imagenet-r,final_acc,70.1,,,,,,,,,,,,,,"Source A, 2023",Table 2,prototypes after first-session tuning
-run,safe,safe,safe,imagenet-r,final_acc,81.5,2.1213203435596424,2,0,0,1,1,,,,single,,,,,,
-run,safe,safe,safe,imagenet-r,avg_acc,79.0,0.0,2,0,0,1,0,,,,single,,,,,,
-run,safe,safe,safe,imagenet-r,forgetting,4.0,0.0,2,0,0,1,0,,,,single,,,,,,
-run,safe,safe,slow,imagenet-r,final_acc,75.0,0.0,2,0,0,1,0,,,,single,,,,,,
-run,safe,safe,slow,imagenet-r,avg_acc,77.0,0.0,2,0,0,1,0,,,,single,,,,,,
-run,safe,safe,slow,imagenet-r,forgetting,2.0,0.0,2,0,0,1,1,,,,single,,,,,,
-run,safe,safe,fast,imagenet-r,final_acc,79.0,1.4142135623730951,2,0,0,1,0,,,,single,,,,,,
-run,safe,safe,fast,imagenet-r,avg_acc,78.0,0.0,2,0,0,1,0,,,,single,,,,,,
-run,safe,safe,fast,imagenet-r,forgetting,6.0,0.0,2,0,0,1,0,,,,single,,,,,,
-run,safe,safe,authors_protocol,imagenet-r,final_acc,82.0,1.4142135623730951,2,0,0,1,0,,,,single,,,,,,
-run,safe,safe,authors_protocol,imagenet-r,avg_acc,81.0,0.0,2,0,0,1,0,,,,single,,,,,,
-run,safe,safe,authors_protocol,imagenet-r,forgetting,,,0,0,0,1,0,,,,single,,,,,,
-paired,prompt,l2p,l2p,cifar100,final_acc_diff,0.0,1.0,3,,,,,-2.4841377117504977,2.4841377117504977,simplecil,single,,,,,,
-paired,prompt,l2p,l2p,imagenet-r,final_acc_diff,-10.0,0.0,2,,,,,-10.0,-10.0,simplecil,single,,,,,,
-paired,representation,ranpac,ranpac,imagenet-r,final_acc_diff,10.0,1.0,3,,,,,7.515862288249503,12.484137711750497,simplecil,validation,method.rp.dim = 512,,,,,
-paired,safe,safe,safe,imagenet-r,final_acc_diff,20.5,0.7071067811865476,2,,,,,14.146897631913816,26.853102368086184,simplecil,single,,,,,,
-paired,safe,safe,slow,imagenet-r,final_acc_diff,14.0,1.4142135623730951,2,,,,,1.293795263827631,26.706204736172367,simplecil,single,,,,,,
-paired,safe,safe,fast,imagenet-r,final_acc_diff,18.0,0.0,2,,,,,18.0,18.0,simplecil,single,,,,,,
-paired,safe,safe,authors_protocol,imagenet-r,final_acc_diff,21.0,0.0,2,,,,,21.0,21.0,simplecil,single,,,,,,
-unfinished,representation,simplecil,,cub200,,,,,,,,,,,,,,2,runA/trials/cub_simplecil_2,,,checkpoint after session 2
-failed,prompt,l2p,,imagenet-r,,,,,,,,,,,,,,3,runA/trials/inr_l2p_3,,,"NaN loss at session 2, epoch 3"
-failed,representation,ranpac,,imagenet-r,,,,,,,,,,,,,method.rp.dim = 1024,2,runA/trials/inr_ranpac1024_2,,,"trial.h5 status ""stopped"""
-failed,,,,,,,,,,,,,,,,,,,runA/trials/zz_broken,,,out of memory
-unfinished,,,,,,,,,,,,,,,,,,,runA/trials/zzz_empty,,,no results yet
-failed,prompt,l2p,,vtab,,,,,,,,,,,,,method.l2p.pool = 10,1,runB/trials/vtab_l2p10,,,out of GPU memory
-failed,prompt,l2p,,vtab,,,,,,,,,,,,,method.l2p.pool = 20,1,runB/trials/vtab_l2p20,,,out of GPU memory
-missing,representation,ranpac,,imagenet-r,,,,,,,,,,,,,method.rp.dim = 1024,3,,,,
-missing,safe,safe,,imagenet-r,,,,,,,,,,,,,,3,,,,
+EXPECTED_CSV = r'''kind,category,method,predictor,dataset,metric,mean,std,n,n_failed,n_unfinished,n_missing,n_backbone_random,best,ci95_lo,ci95_hi,baseline,selection,config,seed,path,source,table,note
+run,prompt,l2p,l2p,cifar100,final_acc,70.0,1.0,3,0,0,0,0,1,,,,single,,,,,,
+run,prompt,l2p,l2p,cifar100,avg_acc,77.0,1.0,3,0,0,0,0,1,,,,single,,,,,,
+run,prompt,l2p,l2p,cifar100,forgetting,10.0,1.0,3,0,0,0,0,0,,,,single,,,,,,
+run,prompt,l2p,l2p,imagenet-r,final_acc,51.0,1.4142135623730951,2,1,0,0,0,0,,,,single,,,,,,
+run,prompt,l2p,l2p,imagenet-r,avg_acc,56.0,1.4142135623730951,2,1,0,0,0,0,,,,single,,,,,,
+run,prompt,l2p,l2p,imagenet-r,forgetting,21.0,1.4142135623730951,2,1,0,0,0,0,,,,single,,,,,,
+run,prompt,l2p,l2p,vtab,final_acc,,,0,2,0,0,0,0,,,,none,,,,,,
+run,prompt,l2p,l2p,vtab,avg_acc,,,0,2,0,0,0,0,,,,none,,,,,,
+run,prompt,l2p,l2p,vtab,forgetting,,,0,2,0,0,0,0,,,,none,,,,,,
+reported,prompt,L2P,,cifar100,final_acc,83.83,,,,,,,,,,,,,,,Source B,Table 1,10 sessions
+reported,prompt,L2P,,cifar100,avg_acc,88.48,,,,,,,,,,,,,,,Source B,Table 1,10 sessions
+run,representation,simplecil,simplecil,cifar100,final_acc,70.0,0.0,3,0,0,0,0,1,,,,single,,,,,,
+run,representation,simplecil,simplecil,cifar100,avg_acc,75.0,0.0,3,0,0,0,0,0,,,,single,,,,,,
+run,representation,simplecil,simplecil,cifar100,forgetting,8.0,0.0,3,0,0,0,0,1,,,,single,,,,,,
+run,representation,simplecil,simplecil,imagenet-r,final_acc,62.0,2.0,3,0,0,0,0,0,,,,single,,,,,,
+run,representation,simplecil,simplecil,imagenet-r,avg_acc,71.0,1.0,3,0,0,0,0,0,,,,single,,,,,,
+run,representation,simplecil,simplecil,imagenet-r,forgetting,12.0,2.0,3,0,0,0,0,0,,,,single,,,,,,
+run,representation,simplecil,simplecil,cub200,final_acc,40.0,,1,0,1,0,0,0,,,,single,,,,,,
+run,representation,simplecil,simplecil,cub200,avg_acc,45.0,,1,0,1,0,0,0,,,,single,,,,,,
+run,representation,simplecil,simplecil,cub200,forgetting,3.0,,1,0,1,0,0,0,,,,single,,,,,,
+run,representation,simplecil,simplecil,vtab,final_acc,50.0,,1,0,0,0,0,0,,,,single,,,,,,
+run,representation,simplecil,simplecil,vtab,avg_acc,60.0,,1,0,0,0,0,0,,,,single,,,,,,
+run,representation,simplecil,simplecil,vtab,forgetting,5.0,,1,0,0,0,0,0,,,,single,,,,,,
+run,representation,ranpac,ranpac,imagenet-r,final_acc,72.0,2.6457513110645907,3,0,0,0,0,0,,,,validation,method.rp.dim = 512,,,,,
+run,representation,ranpac,ranpac,imagenet-r,avg_acc,80.0,0.0,3,0,0,0,0,1,,,,validation,method.rp.dim = 512,,,,,
+run,representation,ranpac,ranpac,imagenet-r,forgetting,5.0,0.0,3,0,0,0,0,0,,,,validation,method.rp.dim = 512,,,,,
+run,representation,ranpac,ranpac,vtab,final_acc,,,0,0,0,0,0,0,,,,refused,,,,,,
+run,representation,ranpac,ranpac,vtab,avg_acc,,,0,0,0,0,0,0,,,,refused,,,,,,
+run,representation,ranpac,ranpac,vtab,forgetting,,,0,0,0,0,0,0,,,,refused,,,,,,
+reported,representation,RanPAC,,imagenet-r,final_acc,77.9,,,,,,,,,,,,,,,"Source A, 2023",Table 2,"mean of per-task accuracies, not ""overall"" accuracy; 100% of sessions_used"
+reported,representation,NCM with Phase 1,,imagenet-r,final_acc,70.1,,,,,,,,,,,,,,,"Source A, 2023",Table 2,prototypes after first-session tuning
+run,safe,safe,safe,imagenet-r,final_acc,81.5,2.1213203435596424,2,0,0,1,0,1,,,,single,,,,,,
+run,safe,safe,safe,imagenet-r,avg_acc,79.0,0.0,2,0,0,1,0,0,,,,single,,,,,,
+run,safe,safe,safe,imagenet-r,forgetting,4.0,0.0,2,0,0,1,0,0,,,,single,,,,,,
+run,safe,safe,slow,imagenet-r,final_acc,75.0,0.0,2,0,0,1,0,0,,,,single,,,,,,
+run,safe,safe,slow,imagenet-r,avg_acc,77.0,0.0,2,0,0,1,0,0,,,,single,,,,,,
+run,safe,safe,slow,imagenet-r,forgetting,2.0,0.0,2,0,0,1,0,1,,,,single,,,,,,
+run,safe,safe,fast,imagenet-r,final_acc,79.0,1.4142135623730951,2,0,0,1,0,0,,,,single,,,,,,
+run,safe,safe,fast,imagenet-r,avg_acc,78.0,0.0,2,0,0,1,0,0,,,,single,,,,,,
+run,safe,safe,fast,imagenet-r,forgetting,6.0,0.0,2,0,0,1,0,0,,,,single,,,,,,
+run,safe,safe,authors_protocol,imagenet-r,final_acc,82.0,1.4142135623730951,2,0,0,1,0,0,,,,single,,,,,,
+run,safe,safe,authors_protocol,imagenet-r,avg_acc,81.0,0.0,2,0,0,1,0,0,,,,single,,,,,,
+run,safe,safe,authors_protocol,imagenet-r,forgetting,,,0,0,0,1,0,0,,,,single,,,,,,
+paired,prompt,l2p,l2p,cifar100,final_acc_diff,0.0,1.0,3,,,,,,-2.4841377117504977,2.4841377117504977,simplecil,single,,,,,,
+paired,prompt,l2p,l2p,imagenet-r,final_acc_diff,-10.0,0.0,2,,,,,,-10.0,-10.0,simplecil,single,,,,,,
+paired,representation,ranpac,ranpac,imagenet-r,final_acc_diff,10.0,1.0,3,,,,,,7.515862288249503,12.484137711750497,simplecil,validation,method.rp.dim = 512,,,,,
+paired,safe,safe,safe,imagenet-r,final_acc_diff,20.5,0.7071067811865476,2,,,,,,14.146897631913816,26.853102368086184,simplecil,single,,,,,,
+paired,safe,safe,slow,imagenet-r,final_acc_diff,14.0,1.4142135623730951,2,,,,,,1.293795263827631,26.706204736172367,simplecil,single,,,,,,
+paired,safe,safe,fast,imagenet-r,final_acc_diff,18.0,0.0,2,,,,,,18.0,18.0,simplecil,single,,,,,,
+paired,safe,safe,authors_protocol,imagenet-r,final_acc_diff,21.0,0.0,2,,,,,,21.0,21.0,simplecil,single,,,,,,
+unfinished,representation,simplecil,,cub200,,,,,,,,,,,,,,,2,runA/trials/cub_simplecil_2,,,checkpoint after session 2
+failed,prompt,l2p,,imagenet-r,,,,,,,,,,,,,,,3,runA/trials/inr_l2p_3,,,"NaN loss at session 2, epoch 3"
+failed,representation,ranpac,,imagenet-r,,,,,,,,,,,,,,method.rp.dim = 1024,2,runA/trials/inr_ranpac1024_2,,,"trial.h5 status ""stopped"""
+failed,,,,,,,,,,,,,,,,,,,,runA/trials/zz_broken,,,out of memory
+unfinished,,,,,,,,,,,,,,,,,,,,runA/trials/zzz_empty,,,no results yet
+failed,prompt,l2p,,vtab,,,,,,,,,,,,,,method.l2p.pool = 10,1,runB/trials/vtab_l2p10,,,out of GPU memory
+failed,prompt,l2p,,vtab,,,,,,,,,,,,,,method.l2p.pool = 20,1,runB/trials/vtab_l2p20,,,out of GPU memory
+missing,representation,ranpac,,imagenet-r,,,,,,,,,,,,,,method.rp.dim = 1024,3,,,,
+missing,safe,safe,,imagenet-r,,,,,,,,,,,,,,,3,,,,
 '''
 
 
@@ -286,11 +286,11 @@ def test_formats(safecl):
     got = run(base + ["--format=csv", "--forgetting"]).stdout
     same_text("csv", got, EXPECTED_CSV)
     rows = list(csv.reader(io.StringIO(got)))
-    check(len({len(r) for r in rows}) == 1 and len(rows[0]) == 23, "csv: 23 fields on every line")
+    check(len({len(r) for r in rows}) == 1 and len(rows[0]) == 24, "csv: 24 fields on every line")
     stds = [r[7] for r in rows if r[:6] == ["run", "prompt", "l2p", "l2p", "imagenet-r", "final_acc"]]
     check(stds and float(stds[0]) == math.sqrt(2.0),
           "csv: full precision, the std of 50 and 52 reads back as sqrt(2) exactly %s" % stds)
-    notes = [r[22] for r in rows if r[0] == "reported" and r[2] == "RanPAC"]
+    notes = [r[23] for r in rows if r[0] == "reported" and r[2] == "RanPAC"]
     check(notes == ['mean of per-task accuracies, not "overall" accuracy; 100% of sessions_used'],
           "csv: quoted field with commas and quotes reads back")
     md = run(base + ["--forgetting"]).stdout
