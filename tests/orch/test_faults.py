@@ -21,8 +21,9 @@ import sys
 import tempfile
 import time
 
-from orch_util import (Job, all_records, check, finish, finished_trials, method, run_sweep,
-                       same_numbers, synthetic, tiny_overrides, trial_numbers, write_sweep)
+from orch_util import (Job, all_records, check, failures, finish, finished_trials, method,
+                       run_sweep, same_numbers, synthetic, tiny_overrides, trial_numbers,
+                       write_sweep)
 
 
 def make_sweep(tmp):
@@ -100,6 +101,11 @@ def main():
         resumed = sum(open(p).read().count("resuming") for p in
                       glob.glob(os.path.join(tmp, "run*.log")))
         print("trials resumed from a checkpoint: %d times" % resumed)
+        if failures:  # the runs' own words, before the temporary directory goes
+            for log in sorted(glob.glob(os.path.join(tmp, "*.log"))):
+                lines = open(log, errors="replace").read().splitlines()
+                print("---- %s (last 25 of %d lines)" % (os.path.basename(log), len(lines)))
+                print("\n".join(lines[-25:]))
     return finish("test_faults")
 
 
