@@ -18,6 +18,8 @@ of every configuration, so do not pick hyperparameters from it (`safecl report` 
 the validation split).
 """
 import argparse
+import ctypes
+import ctypes.util
 import math
 import os
 import re
@@ -106,14 +108,49 @@ def read_without_results(path):
     return row
 
 
+WHOLE_MAGIC = b"SAFECLWF"  # the whole-file checksum record in the user block (analysis/SCHEMA.md)
+
+
+def xxh3_64(data):
+    """XXH3-64 of bytes through libxxhash (safecl links it); None where it is missing."""
+    name = ctypes.util.find_library("xxhash")
+    if not name:
+        return None
+    lib = ctypes.CDLL(name)
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
+    return lib.XXH3_64bits(data, len(data))
+
+
+def check_whole_file(h5):
+    """Raises OSError when the file's whole-file checksum record does not match its bytes, before
+    h5py (HDF5 1.10, which a damaged file can crash) parses it. Files without the record, or
+    without libxxhash to check it, pass."""
+    with open(h5, "rb") as f:
+        data = f.read()
+    if len(data) < 512 or WHOLE_MAGIC not in (data[:8], data[504:512]):
+        return
+    block = bytearray(data[:512])
+    block[32:40] = bytes(8)
+    le = lambda at, n: int.from_bytes(data[at:at + n], "little")
+    own = xxh3_64(bytes(block))
+    if own is None:
+        return
+    if (own != le(32, 8) or le(8, 4) != 1 or le(12, 4) != 512 or le(16, 8) != len(data)
+            or xxh3_64(data[512:]) != le(24, 8)):
+        raise OSError("%s: whole-file checksum mismatch: damaged" % h5)
+
+
 def read_trial(path):
     """A dict for one trial directory; status is finished, failed or unfinished. A trial.h5 that
     h5py cannot read whole (damaged bytes) makes the trial failed, with the reason, as in
-    `safecl report`; this script does not check the files' checksums (the report does)."""
+    `safecl report`. The whole-file checksum is checked before h5py opens the file; the
+    per-dataset checksums are not (the report checks them)."""
     h5 = os.path.join(path, "trial.h5")
     if not os.path.exists(h5):
         return read_without_results(path)
     try:
+        check_whole_file(h5)
         return read_trial_h5(path, h5)
     except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError) as e:
         row = read_without_results(path)

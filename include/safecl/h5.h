@@ -25,7 +25,10 @@
  * attributes; every h5_read_* checks the dataset it reads, except a block-cyclic read of a piece
  * (only the whole matrix is checked there: see h5_file_verify). A mismatch is SCL_ERR_FORMAT
  * naming the file, the dataset and "checksum mismatch". Files written without checksums (before
- * them, or by other tools) are read unverified. */
+ * them, or by other tools) are read unverified. Before any of that, h5_file_open_read checks the
+ * whole-file checksum that commit writes into the file's 512-byte user block (h5_whole.c), with
+ * plain reads and before HDF5 parses the file: a mismatch is SCL_ERR_FORMAT naming the file and
+ * "whole-file checksum mismatch: damaged". */
 #ifndef SAFECL_H5_H
 #define SAFECL_H5_H
 

@@ -11,7 +11,9 @@
  * fills in the same struct h5_file; commit, abort and group creation here hand group files to it
  * and leave the serial path as it was. A serial file being created holds room on its disk (a
  * sibling `.reserve` file, h5_internal.h) that it gives back right before the flush at commit,
- * because HDF5 1.10 cannot close a file whose flush failed without leaving a dangling id. */
+ * because HDF5 1.10 cannot close a file whose flush failed without leaving a dangling id.
+ * Published files carry a whole-file checksum in their user block, written after the close and
+ * checked at open before H5Fopen (h5_whole.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -256,14 +258,15 @@ scl_err h5_file_create_atomic(const char *path, h5_file **out) {
     h5_file_free(f);
     return SCL_TRACE(err);
   }
-  hid_t fapl = h5_fapl();
-  if (fapl < 0) {
-    err = H5_FAIL(f, NULL, "H5Pcreate(file access)");
+  hid_t fapl = h5_fapl(), fcpl = h5_whole_fcpl();
+  if (fapl < 0 || fcpl < 0) {
+    err = H5_FAIL(f, NULL, "H5Pcreate(file access/creation)");
   } else {
-    f->id = H5Fcreate(f->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    f->id = H5Fcreate(f->tmp_path, H5F_ACC_TRUNC, fcpl, fapl);
     if (f->id < 0) err = H5_FAIL(f, NULL, "H5Fcreate (temporary file)");
-    H5Pclose(fapl);
   }
+  if (fapl >= 0) H5Pclose(fapl);
+  if (fcpl >= 0) H5Pclose(fcpl);
   if (err) {
     reserve_release(f);
     io_publish_abort(f->tmp_path);
@@ -281,6 +284,8 @@ scl_err h5_file_open_read(const char *path, h5_file **out) {
   struct stat st;
   SCL_CHECK(stat(path, &st) != 0 || S_ISREG(st.st_mode), SCL_ERR_IO,
             "HDF5 file %s is %s, not a regular file", path, scl_file_kind(st.st_mode));
+  /* The whole-file checksum first: HDF5 1.10 can crash on a damaged file (h5_whole.c). */
+  SCL_CALL(h5_whole_check(path));
   h5_file *f = NULL;
   SCL_CALL(h5_file_alloc(path, &f));
   scl_err err = SCL_OK;
@@ -325,6 +330,7 @@ scl_err h5_file_commit(h5_file **pf) {
     err = H5_FAIL(f, NULL, "H5Fflush");
   if (H5Fclose(f->id) < 0 && !err) err = H5_FAIL(f, NULL, "H5Fclose");
   if (f->tmp_path) {
+    if (!err) err = h5_whole_seal(f->tmp_path, f->path);
     if (!err) err = h5_keep_previous_now(f);
     if (err)
       io_publish_abort(f->tmp_path);

@@ -132,16 +132,17 @@ static scl_err h5_group_tmp_name(h5_file *f) {
 /* Creates f->tmp_path with the MPI-IO driver on f->comm (collective). */
 static scl_err h5_group_create_file(h5_file *f) {
   scl_err err = SCL_OK;
-  hid_t fapl = h5_fapl();
-  if (fapl < 0) {
-    err = H5_FAIL(f, NULL, "H5Pcreate(file access)");
+  hid_t fapl = h5_fapl(), fcpl = h5_whole_fcpl();
+  if (fapl < 0 || fcpl < 0) {
+    err = H5_FAIL(f, NULL, "H5Pcreate(file access/creation)");
   } else if (H5Pset_fapl_mpio(fapl, dist_comm_mpi(f->comm), MPI_INFO_NULL) < 0 ||
              H5Pset_coll_metadata_write(fapl, 1) < 0) {
     err = H5_FAIL(f, NULL, "H5Pset_fapl_mpio");
-  } else if ((f->id = H5Fcreate(f->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
+  } else if ((f->id = H5Fcreate(f->tmp_path, H5F_ACC_TRUNC, fcpl, fapl)) < 0) {
     err = H5_FAIL(f, NULL, "H5Fcreate (temporary file, MPI-IO)");
   }
   if (fapl >= 0) H5Pclose(fapl);
+  if (fcpl >= 0) H5Pclose(fcpl);
   return err;
 }
 
@@ -196,7 +197,8 @@ static scl_err h5_group_verdict(const h5_file *f, scl_err local, int report) {
  * on `local`; a flush when publishing (MPI_File_sync on every rank, so that each rank's own
  * writes are durable, not only what rank 0's fsync can reach); the collective close; the
  * verdict on the close; then rank 0 alone renames or removes the temporary (every handle is
- * closed by then) and a last verdict hands its result to every rank. */
+ * closed by then; it first writes the whole-file checksum, h5_whole.c) and a last verdict hands
+ * its result to every rank. */
 scl_err h5_group_finish(h5_file **pf, scl_err local, int publish) {
   h5_file *f = *pf;
   *pf = NULL;
@@ -221,7 +223,8 @@ scl_err h5_group_finish(h5_file **pf, scl_err local, int publish) {
   if (!err) err = closed;
   mine = SCL_OK;
   if (f->rank == 0) {
-    if (!err && publish && !(mine = h5_keep_previous_now(f)))
+    if (!err && publish && !(mine = h5_whole_seal(f->tmp_path, f->path)) &&
+        !(mine = h5_keep_previous_now(f)))
       mine = io_publish_commit(f->tmp_path, f->path);
     else
       io_publish_abort(f->tmp_path);

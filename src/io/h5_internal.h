@@ -40,6 +40,18 @@ struct h5_file {
 #define H5_CLOSE_RESERVE (128 * 1024)
 #define H5_SIEVE_BYTES (64 * 1024) /* HDF5's default sieve buffer (H5Pset_sieve_buf_size) */
 
+/* The whole-file checksum (h5_whole.c): the user block every published file is created with,
+ * its record written at commit and checked at open before HDF5 reads the file. */
+#define H5_WHOLE_BLOCK 512
+/* A file creation list with the user block; <0 on failure. */
+hid_t h5_whole_fcpl(void);
+/* Writes the record into the closed file tmp_path (published later as path): its length and the
+ * XXH3-64 of its bytes after the user block. The publishing rename's fsync makes it durable. */
+scl_err h5_whole_seal(const char *tmp_path, const char *path);
+/* Refuses (SCL_ERR_FORMAT, "whole-file checksum mismatch: damaged") a file whose record does not
+ * match its bytes; a file without the record, or one that cannot be opened, passes unread. */
+scl_err h5_whole_check(const char *path);
+
 /* Allocates a handle for `path` (id -1, serial: comm NULL); h5_file_free releases it
  * (not the HDF5 file or the communicator). */
 scl_err h5_file_alloc(const char *path, h5_file **out);

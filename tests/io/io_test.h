@@ -1,6 +1,7 @@
 /* io_test.h: small helpers shared by the io tests: a CHECK that counts failures, a scratch
- * directory under the test's working directory, raw file writing, and an expectation that a
- * call failed with a given code and a message naming given strings (which it prints). */
+ * directory under the test's working directory, raw file writing, the removal of an HDF5 file's
+ * whole-file checksum record, and an expectation that a call failed with a given code and a
+ * message naming given strings (which it prints). */
 #ifndef SAFECL_TESTS_IO_TEST_H
 #define SAFECL_TESTS_IO_TEST_H
 
@@ -70,6 +71,17 @@ static inline int write_raw(const char *path, const void *data, size_t len) {
   if (!fp) return -1;
   size_t n = fwrite(data, 1, len, fp);
   return (fclose(fp) == 0 && n == len) ? 0 : -1;
+}
+
+/* Zeroes the 512-byte user block of an HDF5 file safecl published, which removes its whole-file
+ * checksum record (src/io/h5_whole.c): the file then reads like one written before the record,
+ * so that a test can damage it past that check and reach the per-dataset checksums. */
+static inline int strip_whole_record(const char *path) {
+  static const char zeros[512];
+  FILE *fp = fopen(path, "r+b");
+  if (!fp) return -1;
+  size_t n = fwrite(zeros, 1, sizeof zeros, fp);
+  return (fclose(fp) == 0 && n == sizeof zeros) ? 0 : -1;
 }
 
 /* Reads a whole small file into a malloc'd buffer (NUL-terminated); NULL on failure. */

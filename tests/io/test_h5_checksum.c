@@ -10,7 +10,9 @@
  *    blocks of 4 x 3) carries the same checksum as rank 0's serial copy of it, and passes
  *    h5_file_verify read by 1 rank (alone) and by all ranks; a byte of it flipped fails the
  *    verification with the same message on every rank, whatever the number of readers, and fails
- *    the whole-matrix (1x1) read. */
+ *    the whole-matrix (1x1) read.
+ * Each damaged copy has its whole-file checksum record removed (io_test.h), which would refuse
+ * it at open (tests/io/test_h5_whole.c), so that these checks reach the per-dataset checksums. */
 #include <hdf5.h>
 #include <mpi.h>
 
@@ -37,6 +39,7 @@ static void flip_data(const char *path, const char *name, int64_t offset) {
   fseek(fp, (long)at + offset, SEEK_SET);
   fputc(~c & 0xff, fp);
   fclose(fp);
+  CHECK(strip_whole_record(path) == 0, "%s: whole-file record removed", path);
 }
 
 /* Flips the byte `skip` bytes after the first occurrence of `needle` in the file. */
@@ -55,6 +58,7 @@ static void flip_after(const char *path, const char *needle, long skip) {
     fputc(~buf[at + skip] & 0xff, fp);
   }
   fclose(fp);
+  CHECK(strip_whole_record(path) == 0, "%s: whole-file record removed", path);
 }
 
 static void write_serial(const char *path) {
@@ -147,6 +151,7 @@ static void test_serial(void) {
     fputc(0x16, fp);
   }
   if (fp) fclose(fp);
+  CHECK(strip_whole_record(copy) == 0, "%s: whole-file record removed", copy);
   const char *needles[] = {"attribute checksum mismatch", copy, NULL};
   expect_error("attribute value", h5_file_open_read(copy, &f), SCL_ERR_FORMAT, needles);
   /* The name of the attribute checksum itself. */
