@@ -246,15 +246,26 @@ void orch_run_liveness(const char *run_dir, orch_liveness *lv) {
   if (lv->ended[0] && lv->held != 1) lv->alive = 0;
 }
 
-/* Leftovers of a trial's publishes that a killed process never committed (ckpt.h5.tmp.<pid>,
- * trial.h5.tmp.<pid>): the caller holds the trial's directory, so whoever wrote them is gone.
- * Only those names: a train's run.dir may be any directory of the user's. */
+/* Leftovers of a trial's publishes that a killed process never committed (ckpt.h5.tmp.<pid>
+ * and its .reserve, trial.h5.tmp.<pid>, and the coordinator's trial.cfg.tmp.<pid> and
+ * failed.txt.tmp.<pid>): the caller holds the trial's directory, and the coordinator writes its
+ * notes there only before it hands the trial out or after the trial's group is done with it, so
+ * whoever wrote them is gone. Only those names: a train's run.dir may be any directory of the
+ * user's. */
+static int is_temporary(const char *name) {
+  static const char *const prefix[] = {"ckpt.h5.tmp.", "trial.h5.tmp.", "trial.cfg.tmp.",
+                                       "failed.txt.tmp."};
+  for (size_t i = 0; i < sizeof prefix / sizeof prefix[0]; i++)
+    if (!strncmp(name, prefix[i], strlen(prefix[i]))) return 1;
+  return 0;
+}
+
 void orch_rundir_remove_temporaries(const char *dir) {
   DIR *d = opendir(dir);
   if (!d) return;
   char path[4400];
   for (struct dirent *e; (e = readdir(d));) {
-    if (strncmp(e->d_name, "ckpt.h5.tmp.", 12) && strncmp(e->d_name, "trial.h5.tmp.", 13)) continue;
+    if (!is_temporary(e->d_name)) continue;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     if (unlink(path) == 0) SCL_INFO("removed %s, left by a killed process", path);
   }

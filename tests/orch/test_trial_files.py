@@ -180,7 +180,13 @@ def main():
             check(must <= have and all(listed(n, trial_names) for n in must),
                   "trial dir %s holds and analysis/SCHEMA.md lists %s" % (tid[:8], sorted(must)))
 
-        # 4. retry: failed.txt goes, the trials finish
+        # 4. retry: failed.txt goes, the trials finish, and what killed writers left in a
+        # retried trial's directory (publish temporaries of the coordinator and of the trial)
+        # is removed when its group takes it
+        stale = ["trial.cfg.tmp.999999", "failed.txt.tmp.999999", "ckpt.h5.tmp.999999.reserve",
+                 "trial.h5.tmp.999999"]
+        for name in stale:
+            open(os.path.join(run, "trials", failed[0], name), "w").close()
         rc, out = run_sweep([sweep, "run.dir=" + run, "sweep.retry_failed=true"], 2, a.mpiexec,
                             a.safecl, {}, log=os.path.join(tmp, "sweep2.log"))
         check(rc == 0, "the retry sweep exits 0 (rc %s)" % rc)
@@ -189,6 +195,9 @@ def main():
             check(not os.path.exists(os.path.join(d, "failed.txt")) and
                   os.path.exists(os.path.join(d, "trial.h5")),
                   "%s: retried: trial.h5, no failed.txt" % tid[:8])
+        left = [n for n in stale if os.path.exists(os.path.join(run, "trials", failed[0], n))]
+        check(not left, "a killed writer's temporaries are removed when the trial is taken: %s"
+              % left)
         table = read_tsv(tsv)
         check([r["status"] for r in table] == ["finished"] * 4 and
               all(r["message"] == "" for r in table), "trials.tsv: all finished after the retry")
