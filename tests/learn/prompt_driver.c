@@ -30,6 +30,7 @@
 #include "safecl/prompt.h"
 #include "safecl/vit.h"
 #include "../common/driver_io.h"
+#include "prompt_logits.h"
 
 typedef struct args {
   vit_config vc;
@@ -94,52 +95,6 @@ static scl_err batch_ids(const args *a, vit_model *m, const float *keys, const f
     SCL_CALL_GOTO(err, learn_prompt_vote_group(dist_comm_self(), ids, B, k, M, counts), done);
 done:
   free(q), free(qn), free(kn), free(sq), free(s), free(counts);
-  return err;
-}
-
-/* Logits of the test images through network `net`, called on consecutive chunks of `chunk`
- * images of the list order[0..n). */
-static scl_err net_logits(const args *a, const learn_network *net, const float *timg,
-                          const int64_t *order, int64_t n, int64_t chunk, float *out) {
-  const int64_t per = 3 * a->vc.img_size * a->vc.img_size;
-  float *buf = malloc((size_t)(chunk * per) * sizeof(float));
-  SCL_CHECK(buf, SCL_ERR_NOMEM, "chunk images");
-  scl_err err = SCL_OK;
-  for (int64_t i = 0; i < n && !err; i += chunk) {
-    int64_t c = n - i < chunk ? n - i : chunk;
-    for (int64_t j = 0; j < c; j++)
-      memcpy(buf + j * per, timg + order[i + j] * per, (size_t)per * sizeof(float));
-    err = net->forward(net->ctx, buf, c, out + i * net->dim);
-  }
-  free(buf);
-  return err;
-}
-
-static scl_err invariance(const args *a, const learn_network *net, const float *timg,
-                          const float *ref, FILE *f) {
-  const int64_t n = a->NT, C = net->dim;
-  int64_t *order = malloc((size_t)n * 8);
-  float *got = malloc((size_t)(n * C) * sizeof(float));
-  scl_err err = SCL_OK;
-  if (!order || !got) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "invariance buffers");
-  for (int64_t i = 0; i < n; i++) order[i] = n - 1 - i;
-  const int64_t chunks[3] = {1, 7, 64};
-  for (int c = 0; c < 3; c++) {
-    SCL_CALL_GOTO(err, net_logits(a, net, timg, order, n, chunks[c], got), done);
-    double worst = 0.0, changed = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-      const float *g = got + i * C, *r = ref + order[i] * C;
-      int32_t pg, pr;
-      learn_prompt_argmax(&pg, g, 1, C, C);
-      learn_prompt_argmax(&pr, r, 1, C, C);
-      changed += pg != pr;
-      for (int64_t j = 0; j < C; j++) worst = fmax(worst, fabs((double)g[j] - r[j]));
-    }
-    double rec[2] = {worst, changed};
-    fwrite(rec, sizeof rec, 1, f);
-  }
-done:
-  free(order), free(got);
   return err;
 }
 
@@ -225,16 +180,18 @@ static scl_err run(const args *a) {
     fwrite(params, 4, (size_t)count, o.params);
     learn_network nets[LEARN_MAX_NETWORKS];
     SCL_CHECK_GOTO(err, done, lm->ops->networks(lm, &s, nets) == 2, SCL_ERR_INTERNAL, "networks");
-    SCL_CALL_GOTO(err, net_logits(a, &nets[0], timg, order, a->NT, a->NT, logits), done);
+    SCL_CALL_GOTO(err, net_logits(a->vc.img_size, &nets[0], timg, order, a->NT, a->NT, logits),
+                  done);
     fwrite(logits, 4, (size_t)(a->NT * a->C), o.logits);
     if (t == a->T - 1) {
       FILE *f = NULL;
       SCL_CALL_GOTO(err, open_out(a, "invariance.bin", &f), done);
-      err = invariance(a, &nets[0], timg, logits, f);
+      err = invariance(a->vc.img_size, a->NT, &nets[0], timg, logits, f);
       fclose(f);
       if (err) goto done;
     }
-    SCL_CALL_GOTO(err, net_logits(a, &nets[1], timg, order, a->NT, a->B, logits), done);
+    SCL_CALL_GOTO(err, net_logits(a->vc.img_size, &nets[1], timg, order, a->NT, a->B, logits),
+                  done);
     fwrite(logits, 4, (size_t)(a->NT * a->C), o.logits);
   }
 done:

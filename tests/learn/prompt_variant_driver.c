@@ -32,6 +32,7 @@
 #include "safecl/prompt.h"
 #include "safecl/vit.h"
 #include "../common/driver_io.h"
+#include "prompt_logits.h"
 
 typedef struct args {
   vit_config vc;
@@ -64,52 +65,6 @@ static int parse(int argc, char **argv, args *a) {
   return argc % 2 == 1 && a->method && a->variant && a->weights && a->images && a->labels &&
          a->batches && a->test_images && a->out && a->T > 0 && a->C >= a->T && a->B > 0 &&
          a->K > 0 && a->NT > 0;
-}
-
-/* Logits of the test images through `net`, called on consecutive chunks of `chunk` images of
- * the list order[0..n). */
-static scl_err net_logits(const args *a, const learn_network *net, const float *timg,
-                          const int64_t *order, int64_t n, int64_t chunk, float *out) {
-  const int64_t per = 3 * a->vc.img_size * a->vc.img_size;
-  float *buf = malloc((size_t)(chunk * per) * sizeof(float));
-  SCL_CHECK(buf, SCL_ERR_NOMEM, "chunk images");
-  scl_err err = SCL_OK;
-  for (int64_t i = 0; i < n && !err; i += chunk) {
-    int64_t c = n - i < chunk ? n - i : chunk;
-    for (int64_t j = 0; j < c; j++)
-      memcpy(buf + j * per, timg + order[i + j] * per, (size_t)per * sizeof(float));
-    err = net->forward(net->ctx, buf, c, out + i * net->dim);
-  }
-  free(buf);
-  return err;
-}
-
-static scl_err invariance(const args *a, const learn_network *net, const float *timg,
-                          const float *ref, FILE *f) {
-  const int64_t n = a->NT, C = net->dim;
-  int64_t *order = malloc((size_t)n * 8);
-  float *got = malloc((size_t)(n * C) * sizeof(float));
-  scl_err err = SCL_OK;
-  if (!order || !got) SCL_ERROR_GOTO(err, done, SCL_ERR_NOMEM, "invariance buffers");
-  for (int64_t i = 0; i < n; i++) order[i] = n - 1 - i;
-  const int64_t chunks[3] = {1, 7, 64};
-  for (int c = 0; c < 3; c++) {
-    SCL_CALL_GOTO(err, net_logits(a, net, timg, order, n, chunks[c], got), done);
-    double worst = 0.0, changed = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-      const float *g = got + i * C, *r = ref + order[i] * C;
-      int32_t pg, pr;
-      learn_prompt_argmax(&pg, g, 1, C, C);
-      learn_prompt_argmax(&pr, r, 1, C, C);
-      changed += pg != pr;
-      for (int64_t j = 0; j < C; j++) worst = fmax(worst, fabs((double)g[j] - r[j]));
-    }
-    double rec[2] = {worst, changed};
-    fwrite(rec, sizeof rec, 1, f);
-  }
-done:
-  free(order), free(got);
-  return err;
 }
 
 static scl_err write_array(FILE *f, const void *p, size_t size, size_t n) {
@@ -190,13 +145,14 @@ static scl_err run(const args *a) {
     learn_network nets[LEARN_MAX_NETWORKS];
     SCL_CHECK_GOTO(err, done, lm->ops->networks(lm, &s, nets) == 1, SCL_ERR_INTERNAL,
                    "one network expected");
-    SCL_CALL_GOTO(err, net_logits(a, &nets[0], timg, order, a->NT, a->NT, logits), done);
+    SCL_CALL_GOTO(err, net_logits(a->vc.img_size, &nets[0], timg, order, a->NT, a->NT, logits),
+                  done);
     SCL_CALL_GOTO(err, write_array(fg, logits, 4, (size_t)(a->NT * a->C)), done);
     if (t == a->T - 1) {
       snprintf(path, sizeof path, "%s/invariance.bin", a->out);
       FILE *f = fopen(path, "wb");
       SCL_CHECK_GOTO(err, done, f, SCL_ERR_IO, "%s: cannot create", path);
-      err = invariance(a, &nets[0], timg, logits, f);
+      err = invariance(a->vc.img_size, a->NT, &nets[0], timg, logits, f);
       fclose(f);
       if (err) goto done;
     }
