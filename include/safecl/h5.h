@@ -70,6 +70,10 @@ SCL_NODISCARD scl_err h5_file_keep_previous(h5_file *f, const char *prev_path);
 SCL_NODISCARD scl_err h5_file_fixed_strings(h5_file *f);
 /* 1 if a file opened for reading carries the attribute checksum (checked at open). */
 int h5_file_checksummed(const h5_file *f);
+/* 1 if a file opened for reading carried the whole-file checksum and its bytes matched it at
+ * open: they are the bytes sealed at commit, so h5_file_verify would read them again for
+ * nothing (every h5_read_* still checks the dataset it reads). */
+int h5_file_sealed(const h5_file *f);
 /* Checks every dataset's checksum of a file opened for reading, each of the ranks of `readers`
  * reading an equal share of every dataset's rows and the partial sums added up over them (NULL:
  * this process reads everything). Collective over readers: the same status on every rank, a

@@ -271,6 +271,8 @@ scl_err h5_attrs_verify(h5_file *f) {
 
 int h5_file_checksummed(const h5_file *f) { return f && f->checksummed; }
 
+int h5_file_sealed(const h5_file *f) { return f && f->sealed; }
+
 /* ---------------------------------------------------------------------------------------- */
 /* Verifying a whole file                                                                    */
 

@@ -285,9 +285,11 @@ scl_err h5_file_open_read(const char *path, h5_file **out) {
   SCL_CHECK(stat(path, &st) != 0 || S_ISREG(st.st_mode), SCL_ERR_IO,
             "HDF5 file %s is %s, not a regular file", path, scl_file_kind(st.st_mode));
   /* The whole-file checksum first: HDF5 1.10 can crash on a damaged file (h5_whole.c). */
-  SCL_CALL(h5_whole_check(path));
+  int sealed = 0;
+  SCL_CALL(h5_whole_check(path, &sealed));
   h5_file *f = NULL;
   SCL_CALL(h5_file_alloc(path, &f));
+  f->sealed = sealed;
   scl_err err = SCL_OK;
   hid_t fapl = h5_fapl();
   if (fapl < 0) {

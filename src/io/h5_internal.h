@@ -24,6 +24,7 @@ struct h5_file {
   dist_comm *comm;    /* group files (h5_group.c): our duplicate of the group; else NULL */
   int rank;           /* rank in comm; 0 for serial files */
   int checksummed;    /* read: the root carries the attribute checksum (verified at open) */
+  int sealed;         /* read: the whole-file checksum was there and matched at open */
   char *prev_path;    /* h5_file_keep_previous: where commit moves the file it replaces; or NULL */
   int fixed_strings;  /* h5_file_fixed_strings: string attributes and datasets fixed-length */
   char *reserve_path; /* serial create: H5_CLOSE_RESERVE bytes held beside tmp_path, or NULL */
@@ -49,8 +50,9 @@ hid_t h5_whole_fcpl(void);
  * XXH3-64 of its bytes after the user block. The publishing rename's fsync makes it durable. */
 scl_err h5_whole_seal(const char *tmp_path, const char *path);
 /* Refuses (SCL_ERR_FORMAT, "whole-file checksum mismatch: damaged") a file whose record does not
- * match its bytes; a file without the record, or one that cannot be opened, passes unread. */
-scl_err h5_whole_check(const char *path);
+ * match its bytes; a file without the record, or one that cannot be opened, passes unread.
+ * *sealed = 1 when the record was there and matched. */
+scl_err h5_whole_check(const char *path, int *sealed);
 
 /* Allocates a handle for `path` (id -1, serial: comm NULL); h5_file_free releases it
  * (not the HDF5 file or the communicator). */

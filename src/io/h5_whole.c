@@ -144,7 +144,8 @@ scl_err h5_whole_seal(const char *tmp_path, const char *path) {
   return err;
 }
 
-scl_err h5_whole_check(const char *path) {
+scl_err h5_whole_check(const char *path, int *sealed) {
+  *sealed = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) { /* a missing or closed file is left to HDF5's own message */
     errno = 0;
@@ -191,5 +192,6 @@ scl_err h5_whole_check(const char *path) {
                     path, H5_WHOLE_BLOCK, (unsigned long long)body,
                     (unsigned long long)get_u64(block + 24));
   close(fd);
+  *sealed = !err;
   return err;
 }

@@ -235,8 +235,8 @@ static void fault_injection_point(int sessions_done, int at_boundary) {
  * the stop's checkpoint (tests/apps/test_train_stop.py). */
 static void fault_pause_point(void) {
   static int reached;
-  reached++;
-  const char *list = getenv("SAFECL_FAULT_PAUSE_AT_STEP");
+  static const char *list;
+  if (!reached++) list = getenv("SAFECL_FAULT_PAUSE_AT_STEP"); /* once: this runs every step */
   for (const char *p = list; p && *p; p += strcspn(p, ","), p += *p == ',') {
     if (atoi(p) == reached) {
       SCL_WARN("fault injection: pausing the process (SIGSTOP) at step boundary %d", reached);
@@ -289,8 +289,9 @@ scl_err trial_checkpoint_write(trial_state *st, int sessions_done, int64_t epoch
 /* ---------------------------------------------------------------------------------------- */
 /* Choosing the checkpoint to resume from                                                    */
 
-/* Checks `path` whole before anything is taken from it: its attributes (at open), every
- * dataset's checksum, shared out over the group (h5_file_verify), that it has checksums at all,
+/* Checks `path` whole before anything is taken from it: its attributes (at open), its bytes
+ * (the whole-file checksum at open) or, in a file without that, every dataset's checksum shared
+ * out over the group (h5_file_verify), that it has checksums at all,
  * its schema and its trial. Collective over the group, the same status on every rank. *damaged
  * = 1 when the failure is in the file's bytes (a checksum, HDF5 unable to read it, checksums or
  * provenance missing from a current-schema file); 0 for an intact file that is refused (another
@@ -302,7 +303,8 @@ static scl_err ckpt_check(trial_state *st, const char *path, int *damaged) {
   int64_t version = -1;
   *damaged = 0;
   scl_err err = run_group_agree(&st->group, h5_file_open_read(path, &f));
-  if (!err) err = h5_file_verify(f, readers);
+  /* a sealed file's bytes were checked whole at open, on every rank */
+  if (!err && !h5_file_sealed(f)) err = h5_file_verify(f, readers);
   *damaged = err == SCL_ERR_FORMAT || err == SCL_ERR_HDF5;
   scl_err local = SCL_OK;
   if (!err) { /* every rank read the same verified bytes */
