@@ -7,8 +7,9 @@
  *
  * Checksum: a blob is written in pieces at any offsets, so its checksum (H5_BLOB_SUM_ATTR,
  * h5_internal.h) is computed at commit from the bytes read back from the file, and checked by
- * h5_blob_locate before it hands the bytes out (and by h5_file_verify): one read of the blob
- * when a reader opens it, hashed in 64 KiB blocks. A blob without a checksum was written before
+ * h5_blob_locate before it hands the bytes out in a file without the whole-file checksum (a
+ * sealed file's bytes were all checked at open, h5_whole.c) and by h5_file_verify: one read of
+ * the blob, hashed in 64 KiB blocks. A blob without a checksum was written before
  * blob checksums and is read unverified, as other files without checksums are. */
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +153,7 @@ scl_err h5_blob_verify(h5_file *f, const char *name) {
 scl_err h5_blob_locate(h5_file *f, const char *name, int64_t *file_offset, int64_t *nbytes) {
   hid_t dset = -1, space = -1;
   scl_err err = SCL_OK;
-  SCL_CALL(h5_blob_verify(f, name));
+  if (!h5_file_sealed(f)) SCL_CALL(h5_blob_verify(f, name)); /* sealed: checked whole at open */
   SCL_CALL(blob_open(f, name, &dset));
   haddr_t off = H5Dget_offset(dset);
   hssize_t n = -1;

@@ -18,7 +18,8 @@
  * byte cannot turn a checked file into an unchecked one; it is then read once, and a length or
  * hash that does not match refuses it, naming the file. Files with neither copy (written before
  * this record, or by h5py) are left to HDF5 and the per-dataset checksums. The cost is one
- * sequential read of the file at commit and one at every open for reading. */
+ * sequential read of the file at commit and one at its first open for reading in a process
+ * (later opens of a settled file this process found intact read nothing: whole_seen below). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -144,6 +146,49 @@ scl_err h5_whole_seal(const char *tmp_path, const char *path) {
   return err;
 }
 
+/* Files this process has found sealed and intact, known by what stat says of them. A file is
+ * remembered only when it was last changed over WHOLE_SETTLED seconds before its check, so that
+ * any later write gives it another mtime or ctime even where the kernel's file clock is coarse:
+ * a pack that every trial of a sweep worker opens (twice, one split each) is read whole once. */
+#define WHOLE_SEEN 32
+#define WHOLE_SETTLED 2
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime, ctime;
+} whole_identity;
+static whole_identity whole_seen[WHOLE_SEEN];
+static int whole_n_seen, whole_next;
+
+static whole_identity identity_of(const struct stat *st) {
+  return (whole_identity){st->st_dev, st->st_ino, st->st_size, st->st_mtim, st->st_ctim};
+}
+
+static int same_identity(const whole_identity *a, const whole_identity *b) {
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static int seen_sealed(const struct stat *st) {
+  whole_identity id = identity_of(st);
+  for (int i = 0; i < whole_n_seen; i++)
+    if (same_identity(&whole_seen[i], &id)) return 1;
+  return 0;
+}
+
+static void remember_sealed(const struct stat *st) {
+  struct timespec now;
+  if (clock_gettime(CLOCK_REALTIME, &now) != 0) return;
+  time_t changed =
+      st->st_mtim.tv_sec > st->st_ctim.tv_sec ? st->st_mtim.tv_sec : st->st_ctim.tv_sec;
+  if (now.tv_sec - changed <= WHOLE_SETTLED) return;
+  whole_seen[whole_next] = identity_of(st);
+  whole_next = (whole_next + 1) % WHOLE_SEEN;
+  if (whole_n_seen < WHOLE_SEEN) whole_n_seen++;
+}
+
 scl_err h5_whole_check(const char *path, int *sealed) {
   *sealed = 0;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -158,6 +203,11 @@ scl_err h5_whole_check(const char *path, int *sealed) {
     close(fd);
     errno = 0;
     return SCL_OK; /* too short to carry the record: HDF5 says what it is */
+  }
+  if (seen_sealed(&st)) {
+    close(fd);
+    *sealed = 1;
+    return SCL_OK;
   }
   err = read_full(fd, block, sizeof block, 0, path);
   if (err) {
@@ -193,5 +243,6 @@ scl_err h5_whole_check(const char *path, int *sealed) {
                     (unsigned long long)get_u64(block + 24));
   close(fd);
   *sealed = !err;
+  if (*sealed) remember_sealed(&st);
   return err;
 }

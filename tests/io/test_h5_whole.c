@@ -11,7 +11,12 @@
  *    own hash covers the block; either copy of the magic marks the file as one of ours).
  * 4. The file cut by one byte, or grown by one, is refused (its length is in the record).
  * 5. The same file with its user block zeroed (as a file written before the record) and a file
- *    of plain HDF5 without a user block both open as before. */
+ *    of plain HDF5 without a user block both open as before.
+ * 6. A settled file (last changed over 2 s ago), which the process remembers once it has found
+ *    it intact so that it is not read whole at every open, is still refused once a byte of it is
+ *    changed in place: the write gives it a new mtime and ctime. */
+#include <fcntl.h>
+#include <unistd.h>
 #include <hdf5.h>
 
 #include "io/io_test.h"
@@ -145,6 +150,20 @@ int main(void) {
   H5Sclose(space);
   H5Fclose(fid);
   expect_reads(copy, "a plain HDF5 file without a user block");
+
+  /* 6. Remembered, then damaged in place. */
+  snprintf(copy, sizeof copy, "%s/settled.h5", dir);
+  write_file(copy);
+  sleep(3); /* past the settling time, so that the check below is remembered */
+  expect_reads(copy, "a settled file, first open");
+  expect_reads(copy, "a settled file, second open (remembered)");
+  int fd = open(copy, O_RDWR);
+  unsigned char byte = 0;
+  CHECK(fd >= 0 && pread(fd, &byte, 1, (off_t)(len / 2)) == 1, "read a byte of %s", copy);
+  byte ^= 0xff;
+  CHECK(fd >= 0 && pwrite(fd, &byte, 1, (off_t)(len / 2)) == 1, "flip a byte of %s in place", copy);
+  if (fd >= 0) close(fd);
+  expect_refused(copy, "a remembered file damaged in place");
 
   free(good);
   scratch_remove(dir);
